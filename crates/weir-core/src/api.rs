@@ -1,0 +1,609 @@
+//! Wire types of the HTTP API (`/api/v1`), shared by the server, the client, the SDK's
+//! transport, the agent and the CLI. Plain serde structs; the server derives its OpenAPI
+//! document from the same shapes.
+//!
+//! Every request type rejects unknown fields, so a typo is an error instead of a silent no-op.
+
+use crate::{StateKind, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// JSON object of parameter values keyed by parameter name.
+pub type Parameters = Map<String, Value>;
+
+/// The one error shape every endpoint returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable kind, e.g. `invalid_request`, `not_found`, `conflict`, `unauthorized`.
+    pub error: String,
+    /// Human-readable message naming what is wrong and what to do.
+    pub message: String,
+    /// The request field at fault, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For `conflict` on a state proposal: the run as it is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<Box<FlowRun>>,
+}
+
+/// A page of results and the cursor for the next page, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items, newest first unless the endpoint says otherwise.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A namespace for deployments and runs, such as `dev` or `main`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    /// Unique name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Body of `POST /api/v1/projects`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    /// Name: lowercase letters, digits, `-` and `_`, at most 63 characters.
+    pub name: String,
+}
+
+/// One schedule of a deployment: exactly one of `cron` or `interval`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// A cron expression (5 or 6 fields; `L`, `#`, `W`, ranges and steps allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// A fixed interval such as `30s`, `15m` or `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// IANA time zone the cron fields are read in (default `UTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// For intervals: a time the schedule fires at; others are whole periods away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Timestamp>,
+}
+
+/// What a deployment is: everything `weir deploy` registers. Two equal specs are the same
+/// version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSpec {
+    /// Name of the flow this deployment runs (as the flows binary's `describe` names it).
+    pub flow: String,
+    /// Free text shown in the UI.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Program and arguments the process launcher runs, e.g. `["example-flows"]`. For a flows
+    /// binary the agent appends `run FLOW`; for any other program the parameters arrive as
+    /// JSON in `WEIR_PARAMETERS`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Whether `command` is a Weir flows binary (`describe`/`run`) or any other program.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub plain_command: bool,
+    /// Container image, for container launchers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Work queue runs are put on (default `default`).
+    #[serde(default = "default_queue")]
+    pub work_queue: String,
+    /// When to run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleSpec>,
+    /// Default parameter values.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub parameters: Parameters,
+    /// JSON Schema of the flow's parameters, when known (from `describe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_schema: Option<Value>,
+    /// Environment variable name → secret reference (`env:`, `file:`, `ssm:`, `secretsmanager:`).
+    /// Only references are stored; values are resolved by the agent at launch.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+    /// Plain (non-secret) environment variables for the run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Automatic retries of a failed or crashed flow run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// Seconds to wait before each flow-run retry.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub retry_delay_s: u64,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+fn default_queue() -> String {
+    "default".to_string()
+}
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Body of `PUT /api/v1/projects/{project}/deployments/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertDeployment {
+    /// The deployment's content.
+    pub spec: DeploymentSpec,
+    /// Only report what would change; write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What an upsert did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpsertOutcome {
+    /// No deployment of that name existed.
+    Created,
+    /// The spec differed: a new version.
+    Updated,
+    /// Same spec as the current version: nothing written.
+    Unchanged,
+}
+
+/// A deployment as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Stable id.
+    pub id: Uuid,
+    /// Project it lives in.
+    pub project: String,
+    /// Name, unique within the project.
+    pub name: String,
+    /// Incremented whenever the spec changes.
+    pub version: u32,
+    /// The current spec.
+    pub spec: DeploymentSpec,
+    /// Whether its schedules are paused.
+    pub paused: bool,
+    /// When first created.
+    pub created_at: Timestamp,
+    /// When the spec or pause state last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Response of a deployment upsert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpsertResult {
+    /// What happened.
+    pub outcome: UpsertOutcome,
+    /// The deployment after the upsert (before it, for a dry run that would change it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<Deployment>,
+    /// The spec stored before, for a diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<DeploymentSpec>,
+}
+
+/// Body of `POST /api/v1/flow_runs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFlowRun {
+    /// Project; required unless `deployment_id` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Run a deployment (by id)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<Uuid>,
+    /// ...or a deployment by name within `project`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// For an ad-hoc run (no deployment): the flow's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// Parameter values, merged over the deployment's defaults.
+    #[serde(default)]
+    pub parameters: Parameters,
+    /// A retried request with the same key returns the run created the first time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Start no earlier than this (default: now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<Timestamp>,
+    /// Create directly in this state: `Scheduled` (default, for agents) or `Running` (an
+    /// ad-hoc run its own process executes and reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateKind>,
+    /// For a subflow: the flow run that called it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_flow_run_id: Option<Uuid>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// One execution of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRun {
+    /// Id.
+    pub id: Uuid,
+    /// Project.
+    pub project: String,
+    /// Deployment it was created from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<Uuid>,
+    /// Deployment name, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// Flow name.
+    pub flow: String,
+    /// A readable name such as `etl-7f3a`.
+    pub name: String,
+    /// Current state.
+    pub state: StateKind,
+    /// Message of the current state (error text for Failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_message: Option<String>,
+    /// When the current state was entered.
+    pub state_at: Timestamp,
+    /// Claim counter: bumped on every claim; every report must carry the current value.
+    pub attempt: u32,
+    /// Automatic retries (and crash restarts) used so far.
+    pub retries_used: u32,
+    /// Retries allowed.
+    pub retries: u32,
+    /// Parameters.
+    pub parameters: Parameters,
+    /// Work queue.
+    pub work_queue: String,
+    /// When it is due.
+    pub scheduled_at: Timestamp,
+    /// Created.
+    pub created_at: Timestamp,
+    /// First entered Running in this attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// Entered a terminal state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// Agent holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Uuid>,
+    /// Lease expiry while Pending/Running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<Timestamp>,
+    /// Calling flow run, for subflows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_flow_run_id: Option<Uuid>,
+    /// The flow's result (a small JSON value or a location), when Completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// An entry of a run's state history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// Transition id (client-supplied for idempotency, else generated).
+    pub id: Uuid,
+    /// State entered.
+    pub state: StateKind,
+    /// Its message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Attempt it belongs to.
+    pub attempt: u32,
+    /// When (server clock).
+    pub at: Timestamp,
+}
+
+/// Body of `POST /api/v1/flow_runs/{id}/state`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeState {
+    /// Proposed state.
+    pub state: StateKind,
+    /// Message (error text for Failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The attempt the proposer belongs to; a stale attempt gets 409.
+    pub attempt: u32,
+    /// Idempotency: the same id proposed twice returns the first outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition_id: Option<Uuid>,
+    /// Result of the flow, with `Completed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+/// Body of `POST /api/v1/flow_runs/{id}/retry`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFlowRun {
+    /// Reuse persisted results of task runs that completed in earlier attempts.
+    #[serde(default)]
+    pub from_failed: bool,
+}
+
+/// A flow run with its state history and task-run counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRunDetail {
+    /// The run.
+    pub run: FlowRun,
+    /// Its states, oldest first.
+    pub history: Vec<StateChange>,
+    /// Task runs by current state.
+    pub task_runs_by_state: BTreeMap<StateKind, u64>,
+}
+
+/// A task run's state report, as the SDK sends it in batches. The first report of a task run
+/// creates it; later ones move it. Reports are applied in order of `at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRunReport {
+    /// Task run id (generated by the SDK).
+    pub id: Uuid,
+    /// Flow run it belongs to.
+    pub flow_run_id: Uuid,
+    /// Task name.
+    pub task: String,
+    /// State entered.
+    pub state: StateKind,
+    /// When (the SDK's clock; used for ordering and durations only).
+    pub at: Timestamp,
+    /// Message (error text for Failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Task attempt (1-based; retries increase it).
+    #[serde(default = "one")]
+    pub attempt: u32,
+    /// Fingerprint of the inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_fingerprint: Option<String>,
+    /// Cache key, when the task is cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
+    /// Where the result was persisted, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_location: Option<String>,
+    /// Index within a `map`, for mapped task runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_index: Option<u32>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A task run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRun {
+    /// Id.
+    pub id: Uuid,
+    /// Flow run.
+    pub flow_run_id: Uuid,
+    /// Task name.
+    pub task: String,
+    /// Current state.
+    pub state: StateKind,
+    /// Message of the current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Task attempt.
+    pub attempt: u32,
+    /// First report.
+    pub created_at: Timestamp,
+    /// Entered Running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// Entered a terminal state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// Inputs fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_fingerprint: Option<String>,
+    /// Cache key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
+    /// Persisted result location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_location: Option<String>,
+    /// Map index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_index: Option<u32>,
+}
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Very detailed.
+    Trace,
+    /// Detailed.
+    Debug,
+    /// Normal.
+    Info,
+    /// Something unusual.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// A log line to ingest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLogLine {
+    /// Flow run.
+    pub flow_run_id: Uuid,
+    /// Task run, when the line was emitted inside a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_run_id: Option<Uuid>,
+    /// When it was emitted.
+    pub at: Timestamp,
+    /// Severity.
+    pub level: LogLevel,
+    /// The text.
+    pub message: String,
+}
+
+/// A stored log line; `seq` orders lines of one flow run and is the follow cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Position in the run's log (increasing).
+    pub seq: i64,
+    /// Flow run.
+    pub flow_run_id: Uuid,
+    /// Task run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_run_id: Option<Uuid>,
+    /// When emitted.
+    pub at: Timestamp,
+    /// Severity.
+    pub level: LogLevel,
+    /// Text.
+    pub message: String,
+}
+
+/// Body of `POST /api/v1/task_runs/batch`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRunBatch {
+    /// Reports, in order.
+    pub reports: Vec<TaskRunReport>,
+}
+
+/// Body of `POST /api/v1/logs/batch`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogBatch {
+    /// Lines, in order.
+    pub lines: Vec<NewLogLine>,
+}
+
+/// Answer to a batch ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchAccepted {
+    /// How many items were stored.
+    pub accepted: u64,
+}
+
+/// Body of `POST /api/v1/agents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAgent {
+    /// A readable name (host name by default).
+    pub name: String,
+    /// Queues it takes runs from.
+    pub queues: Vec<String>,
+    /// Most runs it will have at once.
+    pub limit: u32,
+}
+
+/// An agent as the server knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Queues.
+    pub queues: Vec<String>,
+    /// Concurrency limit.
+    pub limit: u32,
+    /// Registered.
+    pub created_at: Timestamp,
+    /// Last heartbeat.
+    pub last_heartbeat_at: Timestamp,
+    /// Runs it currently holds.
+    pub running: u32,
+}
+
+/// Body of `POST /api/v1/agents/{id}/heartbeat`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// Runs the agent holds, with their attempts; their leases are extended.
+    pub runs: Vec<HeldRun>,
+}
+
+/// A run an agent holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldRun {
+    /// Flow run.
+    pub id: Uuid,
+    /// Attempt.
+    pub attempt: u32,
+}
+
+/// Answer to a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// Runs whose cancellation was requested: stop them.
+    pub cancel: Vec<Uuid>,
+    /// Runs the agent listed that it no longer holds (ended, or claimed by a newer attempt):
+    /// stop tracking them.
+    pub lost: Vec<Uuid>,
+    /// Lease length the server applies, in seconds.
+    pub lease_s: u64,
+}
+
+/// Body of `POST /api/v1/agents/{id}/claim`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// Most runs to claim.
+    pub limit: u32,
+    /// Long-poll: wait up to this long for a run to become due (max 30000).
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// A run handed to an agent, with what it needs to launch it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimedRun {
+    /// The run, now Pending with a bumped attempt.
+    pub run: FlowRun,
+    /// The deployment's spec at claim time (absent for ad-hoc runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<DeploymentSpec>,
+    /// A token valid only for this run and attempt, for the flow process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_token: Option<String>,
+}
+
+/// A work queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkQueue {
+    /// Name.
+    pub name: String,
+    /// Runs waiting (claimable and due).
+    pub ready: u64,
+    /// Runs in Pending/Running.
+    pub running: u64,
+}
+
+/// `GET /readyz` and `/healthz` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// Server version.
+    pub version: String,
+    /// `sqlite` or `postgres`.
+    pub database: String,
+}

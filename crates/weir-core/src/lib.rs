@@ -1,0 +1,17 @@
+//! Weir's domain model, shared by every other crate.
+//!
+//! This crate owns the words of the product — run states and which transitions between them
+//! are legal, retry policy, schedules — and the wire types of the HTTP API. It does no IO:
+//! no clock reads outside explicit `now` arguments, no network, no files.
+
+pub mod api;
+pub mod retry;
+pub mod schedule;
+pub mod state;
+
+pub use retry::RetryPolicy;
+pub use schedule::{Schedule, ScheduleError};
+pub use state::{StateKind, TransitionError};
+
+/// Timestamps everywhere in Weir: UTC with microsecond precision.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
