@@ -1,1 +1,311 @@
-//! placeholder
+//! A typed client of Weir's HTTP API (`/api/v1`).
+//!
+//! One method per endpoint, taking and returning `weir_core::api` types. Errors keep the
+//! server's [`ErrorBody`] so callers can show its message and act on its kind.
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use uuid::Uuid;
+use weir_core::api::*;
+
+/// What can go wrong calling the API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error.
+    #[error("{} ({status})", body.message)]
+    Api {
+        /// HTTP status.
+        status: StatusCode,
+        /// The server's error body.
+        body: Box<ErrorBody>,
+    },
+    /// The server could not be reached, or the connection broke.
+    #[error("cannot reach the Weir server at {url}: {source}")]
+    Transport {
+        /// The base URL.
+        url: String,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+impl Error {
+    /// The HTTP status, for API errors.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same request later may succeed (network trouble, 5xx).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport { .. } => true,
+            Error::Api { status, .. } => status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS,
+            Error::Decode(_) => false,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A client of one Weir server; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+/// Filters of [`Client::list_flow_runs`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunQuery {
+    /// Project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Deployment name (needs project).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// Flow name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// Comma-separated states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Page cursor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+impl Client {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:4200`), authenticating with
+    /// `token` when given.
+    pub fn new(base: &str, token: Option<String>) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|source| Error::Transport {
+                url: base.to_string(),
+                source,
+            })?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
+        let resp = rb.send().await.map_err(|source| Error::Transport {
+            url: self.base.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|source| Error::Transport {
+            url: self.base.clone(),
+            source,
+        })?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))
+        } else {
+            let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
+                error: "http".into(),
+                message: format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>()
+                ),
+                field: None,
+                current: None,
+            });
+            Err(Error::Api {
+                status,
+                body: Box::new(body),
+            })
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.req(Method::GET, path)).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.send(self.req(Method::POST, path).json(body)).await
+    }
+
+    /// `GET /readyz`.
+    pub async fn ready(&self) -> Result<Health> {
+        self.get("/readyz").await
+    }
+
+    /// `GET /api/v1/projects`.
+    pub async fn projects(&self) -> Result<Vec<Project>> {
+        self.get("/api/v1/projects").await
+    }
+
+    /// `PUT /api/v1/projects/{project}/deployments/{name}`.
+    pub async fn upsert_deployment(
+        &self,
+        project: &str,
+        name: &str,
+        spec: &DeploymentSpec,
+        dry_run: bool,
+    ) -> Result<UpsertResult> {
+        let body = UpsertDeployment {
+            spec: spec.clone(),
+            dry_run,
+        };
+        self.send(
+            self.req(Method::PUT, &format!("/api/v1/projects/{project}/deployments/{name}"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/projects/{project}/deployments/{name}`.
+    pub async fn deployment(&self, project: &str, name: &str) -> Result<Deployment> {
+        self.get(&format!("/api/v1/projects/{project}/deployments/{name}")).await
+    }
+
+    /// `GET /api/v1/deployments`.
+    pub async fn deployments(&self, project: Option<&str>) -> Result<Vec<Deployment>> {
+        let rb = self.req(Method::GET, "/api/v1/deployments");
+        let rb = match project {
+            Some(p) => rb.query(&[("project", p)]),
+            None => rb,
+        };
+        self.send(rb).await
+    }
+
+    /// Pauses (`true`) or resumes a deployment's schedules.
+    pub async fn set_paused(&self, project: &str, name: &str, paused: bool) -> Result<Deployment> {
+        let verb = if paused { "pause" } else { "resume" };
+        self.post(&format!("/api/v1/projects/{project}/deployments/{name}/{verb}"), &())
+            .await
+    }
+
+    /// `POST /api/v1/flow_runs`.
+    pub async fn create_flow_run(&self, req: &CreateFlowRun) -> Result<FlowRun> {
+        self.post("/api/v1/flow_runs", req).await
+    }
+
+    /// `GET /api/v1/flow_runs/{id}`.
+    pub async fn flow_run(&self, id: Uuid) -> Result<FlowRunDetail> {
+        self.get(&format!("/api/v1/flow_runs/{id}")).await
+    }
+
+    /// `GET /api/v1/flow_runs`.
+    pub async fn list_flow_runs(&self, q: &RunQuery) -> Result<Page<FlowRun>> {
+        self.send(self.req(Method::GET, "/api/v1/flow_runs").query(q)).await
+    }
+
+    /// `POST /api/v1/flow_runs/{id}/state`.
+    pub async fn propose_state(&self, id: Uuid, p: &ProposeState) -> Result<FlowRun> {
+        self.post(&format!("/api/v1/flow_runs/{id}/state"), p).await
+    }
+
+    /// `POST /api/v1/flow_runs/{id}/cancel`.
+    pub async fn cancel(&self, id: Uuid) -> Result<FlowRun> {
+        self.post(&format!("/api/v1/flow_runs/{id}/cancel"), &()).await
+    }
+
+    /// `POST /api/v1/flow_runs/{id}/retry`.
+    pub async fn retry(&self, id: Uuid, from_failed: bool) -> Result<FlowRun> {
+        self.post(&format!("/api/v1/flow_runs/{id}/retry"), &RetryFlowRun { from_failed })
+            .await
+    }
+
+    /// `POST /api/v1/flow_runs/{id}/heartbeat`.
+    pub async fn run_heartbeat(&self, id: Uuid, attempt: u32) -> Result<RunHeartbeatReply> {
+        self.post(&format!("/api/v1/flow_runs/{id}/heartbeat"), &RunHeartbeat { attempt })
+            .await
+    }
+
+    /// `GET /api/v1/flow_runs/{id}/task_runs`.
+    pub async fn task_runs(&self, id: Uuid, cursor: Option<&str>, limit: u32) -> Result<Page<TaskRun>> {
+        let mut rb = self
+            .req(Method::GET, &format!("/api/v1/flow_runs/{id}/task_runs"))
+            .query(&[("limit", limit.to_string())]);
+        if let Some(c) = cursor {
+            rb = rb.query(&[("cursor", c)]);
+        }
+        self.send(rb).await
+    }
+
+    /// `GET /api/v1/flow_runs/{id}/logs` after sequence number `after`.
+    pub async fn logs(&self, id: Uuid, after: i64, limit: u32) -> Result<Page<LogLine>> {
+        self.send(
+            self.req(Method::GET, &format!("/api/v1/flow_runs/{id}/logs"))
+                .query(&[("after", after.to_string()), ("limit", limit.to_string())]),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/task_runs/batch`.
+    pub async fn ingest_task_runs(&self, batch: &TaskRunBatch) -> Result<BatchAccepted> {
+        self.post("/api/v1/task_runs/batch", batch).await
+    }
+
+    /// `POST /api/v1/logs/batch`.
+    pub async fn ingest_logs(&self, batch: &LogBatch) -> Result<BatchAccepted> {
+        self.post("/api/v1/logs/batch", batch).await
+    }
+
+    /// `POST /api/v1/agents`.
+    pub async fn register_agent(&self, req: &RegisterAgent) -> Result<Agent> {
+        self.post("/api/v1/agents", req).await
+    }
+
+    /// `GET /api/v1/agents`.
+    pub async fn agents(&self) -> Result<Vec<Agent>> {
+        self.get("/api/v1/agents").await
+    }
+
+    /// `GET /api/v1/work_queues`.
+    pub async fn work_queues(&self) -> Result<Vec<WorkQueue>> {
+        self.get("/api/v1/work_queues").await
+    }
+
+    /// `POST /api/v1/agents/{id}/heartbeat`.
+    pub async fn agent_heartbeat(&self, id: Uuid, hb: &Heartbeat) -> Result<HeartbeatReply> {
+        self.post(&format!("/api/v1/agents/{id}/heartbeat"), hb).await
+    }
+
+    /// `POST /api/v1/agents/{id}/claim`, long-polling up to `wait`.
+    pub async fn claim(&self, id: Uuid, limit: u32, wait: Duration) -> Result<Vec<ClaimedRun>> {
+        let body = ClaimRequest {
+            limit,
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(30_000),
+        };
+        self.send(
+            self.req(Method::POST, &format!("/api/v1/agents/{id}/claim"))
+                .timeout(wait + Duration::from_secs(30))
+                .json(&body),
+        )
+        .await
+    }
+}

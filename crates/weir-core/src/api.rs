@@ -5,6 +5,7 @@
 //! Every request type rejects unknown fields, so a typo is an error instead of a silent no-op.
 
 use crate::{StateKind, Timestamp};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 pub type Parameters = Map<String, Value>;
 
 /// The one error shape every endpoint returns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     /// Machine-readable kind, e.g. `invalid_request`, `not_found`, `conflict`, `unauthorized`.
     pub error: String,
@@ -29,7 +30,7 @@ pub struct ErrorBody {
 }
 
 /// A page of results and the cursor for the next page, if any.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Page<T> {
     /// The items, newest first unless the endpoint says otherwise.
     pub items: Vec<T>,
@@ -39,7 +40,7 @@ pub struct Page<T> {
 }
 
 /// A namespace for deployments and runs, such as `dev` or `main`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Project {
     /// Unique name.
     pub name: String,
@@ -48,7 +49,7 @@ pub struct Project {
 }
 
 /// Body of `POST /api/v1/projects`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     /// Name: lowercase letters, digits, `-` and `_`, at most 63 characters.
@@ -56,7 +57,7 @@ pub struct CreateProject {
 }
 
 /// One schedule of a deployment: exactly one of `cron` or `interval`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// A cron expression (5 or 6 fields; `L`, `#`, `W`, ranges and steps allowed).
@@ -75,7 +76,7 @@ pub struct ScheduleSpec {
 
 /// What a deployment is: everything `weir deploy` registers. Two equal specs are the same
 /// version.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
     /// Name of the flow this deployment runs (as the flows binary's `describe` names it).
@@ -138,7 +139,7 @@ fn is_zero_u64(n: &u64) -> bool {
 }
 
 /// Body of `PUT /api/v1/projects/{project}/deployments/{name}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpsertDeployment {
     /// The deployment's content.
@@ -149,7 +150,7 @@ pub struct UpsertDeployment {
 }
 
 /// What an upsert did (or, with `dry_run`, would do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UpsertOutcome {
     /// No deployment of that name existed.
@@ -161,7 +162,7 @@ pub enum UpsertOutcome {
 }
 
 /// A deployment as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Deployment {
     /// Stable id.
     pub id: Uuid,
@@ -182,7 +183,7 @@ pub struct Deployment {
 }
 
 /// Response of a deployment upsert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UpsertResult {
     /// What happened.
     pub outcome: UpsertOutcome,
@@ -195,7 +196,7 @@ pub struct UpsertResult {
 }
 
 /// Body of `POST /api/v1/flow_runs`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateFlowRun {
     /// Project; required unless `deployment_id` is given.
@@ -232,7 +233,7 @@ pub struct CreateFlowRun {
 }
 
 /// One execution of a flow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FlowRun {
     /// Id.
     pub id: Uuid,
@@ -293,7 +294,7 @@ pub struct FlowRun {
 }
 
 /// An entry of a run's state history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StateChange {
     /// Transition id (client-supplied for idempotency, else generated).
     pub id: Uuid,
@@ -309,7 +310,7 @@ pub struct StateChange {
 }
 
 /// Body of `POST /api/v1/flow_runs/{id}/state`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeState {
     /// Proposed state.
@@ -328,7 +329,7 @@ pub struct ProposeState {
 }
 
 /// Body of `POST /api/v1/flow_runs/{id}/retry`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryFlowRun {
     /// Reuse persisted results of task runs that completed in earlier attempts.
@@ -337,7 +338,7 @@ pub struct RetryFlowRun {
 }
 
 /// A flow run with its state history and task-run counts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FlowRunDetail {
     /// The run.
     pub run: FlowRun,
@@ -349,7 +350,7 @@ pub struct FlowRunDetail {
 
 /// A task run's state report, as the SDK sends it in batches. The first report of a task run
 /// creates it; later ones move it. Reports are applied in order of `at`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRunReport {
     /// Task run id (generated by the SDK).
@@ -390,7 +391,7 @@ fn one() -> u32 {
 }
 
 /// A task run as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskRun {
     /// Id.
     pub id: Uuid,
@@ -428,7 +429,7 @@ pub struct TaskRun {
 }
 
 /// Severity of a log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Very detailed.
@@ -444,7 +445,7 @@ pub enum LogLevel {
 }
 
 /// A log line to ingest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLogLine {
     /// Flow run.
@@ -461,7 +462,7 @@ pub struct NewLogLine {
 }
 
 /// A stored log line; `seq` orders lines of one flow run and is the follow cursor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LogLine {
     /// Position in the run's log (increasing).
     pub seq: i64,
@@ -479,7 +480,7 @@ pub struct LogLine {
 }
 
 /// Body of `POST /api/v1/task_runs/batch`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRunBatch {
     /// Reports, in order.
@@ -487,7 +488,7 @@ pub struct TaskRunBatch {
 }
 
 /// Body of `POST /api/v1/logs/batch`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogBatch {
     /// Lines, in order.
@@ -495,14 +496,14 @@ pub struct LogBatch {
 }
 
 /// Answer to a batch ingest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchAccepted {
     /// How many items were stored.
     pub accepted: u64,
 }
 
 /// Body of `POST /api/v1/agents`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgent {
     /// A readable name (host name by default).
@@ -514,7 +515,7 @@ pub struct RegisterAgent {
 }
 
 /// An agent as the server knows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Agent {
     /// Id.
     pub id: Uuid,
@@ -533,7 +534,7 @@ pub struct Agent {
 }
 
 /// Body of `POST /api/v1/agents/{id}/heartbeat`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Runs the agent holds, with their attempts; their leases are extended.
@@ -541,7 +542,7 @@ pub struct Heartbeat {
 }
 
 /// A run an agent holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeldRun {
     /// Flow run.
@@ -551,7 +552,7 @@ pub struct HeldRun {
 }
 
 /// Answer to a heartbeat.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HeartbeatReply {
     /// Runs whose cancellation was requested: stop them.
     pub cancel: Vec<Uuid>,
@@ -563,7 +564,7 @@ pub struct HeartbeatReply {
 }
 
 /// Body of `POST /api/v1/agents/{id}/claim`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     /// Most runs to claim.
@@ -574,7 +575,7 @@ pub struct ClaimRequest {
 }
 
 /// A run handed to an agent, with what it needs to launch it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClaimedRun {
     /// The run, now Pending with a bumped attempt.
     pub run: FlowRun,
@@ -584,10 +585,31 @@ pub struct ClaimedRun {
     /// A token valid only for this run and attempt, for the flow process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_token: Option<String>,
+    /// Reuse persisted results of tasks that completed in earlier attempts.
+    #[serde(default)]
+    pub resume: bool,
+}
+
+/// Body of `POST /api/v1/flow_runs/{id}/heartbeat`, sent by a flow process that runs
+/// without an agent (or beside one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunHeartbeat {
+    /// The attempt the process belongs to.
+    pub attempt: u32,
+}
+
+/// Answer to a run heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RunHeartbeatReply {
+    /// Cancellation was requested: stop and report Cancelled.
+    pub cancel: bool,
+    /// The process no longer holds the run (it ended or a newer attempt took over): stop.
+    pub lost: bool,
 }
 
 /// A work queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkQueue {
     /// Name.
     pub name: String,
@@ -598,7 +620,7 @@ pub struct WorkQueue {
 }
 
 /// `GET /readyz` and `/healthz` body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
     /// `ok`.
     pub status: String,

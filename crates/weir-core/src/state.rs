@@ -3,10 +3,11 @@
 //! Flow runs and task runs share the same states. The server enforces [`StateKind::can_become`]
 //! for flow runs; the SDK follows it for the task runs it drives.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The state of a flow run or task run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub enum StateKind {
     /// Waiting for its scheduled time (or already due and waiting for an agent).
     Scheduled,

@@ -1,1 +1,98 @@
-//! placeholder
+//! Weir's server: the single source of truth for what should run, when, and what happened.
+//!
+//! [`app`] builds the whole HTTP surface (`/api/v1`, `/api/openapi.json`, `/metrics`,
+//! `/healthz`, `/readyz`) as one axum `Router`; [`Server::start`] binds it and starts the
+//! background loops (scheduler, crash detector). Only this crate and weir-store touch the
+//! database; agents, flow processes and the CLI speak HTTP.
+
+mod background;
+mod error;
+mod extract;
+mod metrics;
+mod openapi;
+mod routes;
+mod state;
+
+pub use error::ApiError;
+pub use state::{AppState, Options};
+
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The router for `state`: every endpoint, with its error handling, limits and metrics.
+pub fn app(state: AppState) -> axum::Router {
+    routes::router(state)
+}
+
+/// A running server: its address, and a way to stop it.
+pub struct Server {
+    /// Address it listens on.
+    pub addr: SocketAddr,
+    /// Shared state (the store, options, notifications).
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] weir_store::Error),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address asked for.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Server {
+    /// Opens the database, binds `options.bind`, and starts serving and the background loops.
+    pub async fn start(options: Options) -> Result<Server, StartError> {
+        let store = weir_store::Store::connect(&options.database_url).await?;
+        let listener = TcpListener::bind(&options.bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: options.bind.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: options.bind.clone(),
+            source,
+        })?;
+        let state = AppState::new(store, options);
+        let (shutdown, mut stop) = watch::channel(false);
+        let mut tasks = background::spawn(state.clone(), shutdown.subscribe());
+        let router = app(state.clone());
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(error) = serve.await {
+                tracing::error!(message = "server stopped", %error);
+            }
+        }));
+        tracing::info!(message = "weir server listening", %addr, database = state.store.dialect().as_str());
+        Ok(Server {
+            addr,
+            state,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting requests, finishes those in flight, and stops the background loops.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.state.store.close().await;
+    }
+}

@@ -1,1 +1,170 @@
-//! placeholder
+//! Weir's storage: the single source of truth for projects, deployments, runs, task runs,
+//! logs and agents.
+//!
+//! One [`Store`] type speaks to either backend through sqlx's `Any` driver: SQLite (the
+//! default: a file, WAL mode, one writer connection so "database is locked" cannot happen)
+//! or PostgreSQL (several server replicas). The SQL is shared; where the dialects differ
+//! (claiming with `FOR UPDATE SKIP LOCKED`, the migrations) the [`Dialect`] picks the text.
+//!
+//! Orchestration decisions come from `weir_core::orchestration`; this crate applies them
+//! atomically with a compare-and-set on `(state, attempt)`, so a decision is written once
+//! even when replicas race.
+
+mod agents;
+mod codec;
+mod deployments;
+mod logs;
+mod migrate;
+mod runs;
+mod scheduling;
+mod task_runs;
+
+pub use runs::{NewFlowRun, RunFilter};
+pub use scheduling::DueSchedule;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use std::time::Duration;
+
+/// Which database a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Dialect {
+    /// `sqlite` or `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database URL is not `sqlite:` or `postgres:`.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A proposal was refused by the orchestration rules.
+    #[error("{reason}")]
+    Rejected {
+        /// Why.
+        reason: String,
+        /// The run as it is now.
+        current: Box<weir_core::api::FlowRun>,
+    },
+    /// The request conflicts with stored data (e.g. a deployment that does not exist).
+    #[error("{0}")]
+    Invalid(String),
+    /// Stored data could not be decoded (a bug or a hand-edited database).
+    #[error("corrupt stored value in {column}: {reason}")]
+    Corrupt {
+        /// Where.
+        column: &'static str,
+        /// What.
+        reason: String,
+    },
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// Pool for writes. On SQLite it has exactly one connection, so writers queue in-process
+    /// instead of failing with "database is locked".
+    write: AnyPool,
+    /// Pool for reads (the same pool on PostgreSQL).
+    read: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`), creating an SQLite file if
+    /// needed, and applies migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        install_default_drivers();
+        let store = if url.starts_with("sqlite:") {
+            let url = if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            let write = sqlite_pool(&url, 1).await?;
+            // Set WAL once before the readers open: it is a property of the file.
+            write.execute("PRAGMA journal_mode=WAL").await?;
+            let read = sqlite_pool(&url, 4).await?;
+            Store {
+                write,
+                read,
+                dialect: Dialect::Sqlite,
+            }
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Store {
+                write: pool.clone(),
+                read: pool,
+                dialect: Dialect::Postgres,
+            }
+        } else {
+            return Err(Error::UnsupportedUrl(url.to_string()));
+        };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// The backend in use.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Closes all connections.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA busy_timeout=10000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
+}

@@ -1,0 +1,292 @@
+//! Launchers: the kinds of infrastructure an agent starts flow runs on.
+//!
+//! A [`Launcher`] turns a [`LaunchSpec`] (one attempt of one flow run) into a [`Launched`]
+//! run: a stream of redacted [`OutputLine`]s, an [`ExitStatus`] to wait for, and a
+//! [`Canceller`] to stop it. The agent loop only sees this interface; [`ProcessLauncher`]
+//! runs a local child process, container launchers implement the same traits.
+//!
+//! # Using a launched run
+//!
+//! Read [`Launched::output`] until it yields `None`, then call [`Launched::wait`]; or read it
+//! from another task. Output is a bounded channel: a run whose output nobody reads is paused
+//! (its pipes fill up) and `wait` does not resolve, because `wait` also means "all output
+//! has been delivered". Dropping the receiver is fine: output is then discarded.
+//!
+//! Cancel from anywhere with a [`Canceller`]; `wait` then reports how the run ended.
+//!
+//! # Implementing a launcher
+//!
+//! Implement [`LaunchHandle`] (and [`Cancel`]) for the running thing, feed its output
+//! through a [`LineSplitter`] so lines are cut and redacted like everywhere else, and build
+//! the result with [`Launched::new`].
+
+mod output;
+mod process;
+
+pub use output::{LineSplitter, MAX_LINE_BYTES, REDACTED, Redactor};
+pub use process::{ProcessLauncher, is_alive};
+
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// What to launch: one attempt of one flow run.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LaunchSpec {
+    /// The flow run this attempt belongs to.
+    pub flow_run_id: Uuid,
+    /// The attempt number, starting at 1.
+    pub attempt: u32,
+    /// Program and arguments. The process launcher runs `argv[0]` (looked up on `PATH` when
+    /// it has no `/`); container launchers use it as the container's command, if non-empty.
+    pub argv: Vec<String>,
+    /// Image for container launchers; ignored by the process launcher.
+    pub image: Option<String>,
+    /// Environment added for the run (run context, secrets). Wins over anything inherited.
+    pub env: BTreeMap<String, String>,
+    /// Working directory; the agent's own when `None`.
+    pub workdir: Option<PathBuf>,
+    /// Secret values: every occurrence in captured output is replaced by `***`
+    /// (see [`Redactor`] for the exact rules).
+    pub redact: Vec<String>,
+}
+
+impl fmt::Debug for LaunchSpec {
+    /// Shows environment names but never values, and only how many redacted values there are.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LaunchSpec")
+            .field("flow_run_id", &self.flow_run_id)
+            .field("attempt", &self.attempt)
+            .field("argv", &self.argv)
+            .field("image", &self.image)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("workdir", &self.workdir)
+            .field("redact", &self.redact.len())
+            .finish()
+    }
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// `"stdout"` or `"stderr"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of a run's output, without its line ending, already redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    /// The stream it was written to.
+    pub stream: Stream,
+    /// The text: at most [`MAX_LINE_BYTES`] bytes, invalid UTF-8 replaced by U+FFFD.
+    pub text: String,
+}
+
+/// How a launched run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ExitStatus {
+    /// The program exited with this code.
+    Code(i32),
+    /// The program was killed by this signal number.
+    Signal(i32),
+    /// The launcher could not tell how the run ended (for example, the task monitoring it
+    /// stopped, or the container runtime lost it); the reason says why.
+    Unknown(String),
+}
+
+impl ExitStatus {
+    /// Whether the run exited with code 0.
+    pub fn success(&self) -> bool {
+        matches!(self, ExitStatus::Code(0))
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    /// `exit code 3`, `killed by signal 9 (SIGKILL)` or `unknown exit status (reason)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(code) => write!(f, "exit code {code}"),
+            ExitStatus::Signal(sig) => match nix::sys::signal::Signal::try_from(*sig) {
+                Ok(name) => write!(f, "killed by signal {sig} ({})", name.as_str()),
+                Err(_) => write!(f, "killed by signal {sig}"),
+            },
+            ExitStatus::Unknown(reason) => write!(f, "unknown exit status ({reason})"),
+        }
+    }
+}
+
+/// Why a run could not be launched. Nothing was started when this is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// The spec cannot be launched as it is.
+    #[error("invalid launch spec: {0}")]
+    InvalidSpec(String),
+    /// The program does not exist.
+    #[error(
+        "program `{program}` not found: check the deployment's command, and that the program \
+         is installed on the agent's machine and on its PATH (or give an absolute path)"
+    )]
+    ProgramNotFound {
+        /// `argv[0]` as given.
+        program: String,
+    },
+    /// The program exists but may not be executed.
+    #[error(
+        "permission denied running `{program}`: make it executable (`chmod +x`) and readable \
+         by the agent's user, and check that it is not a directory"
+    )]
+    PermissionDenied {
+        /// `argv[0]` as given.
+        program: String,
+    },
+    /// The working directory does not exist or is not a directory.
+    #[error(
+        "working directory `{}` does not exist or is not a directory: create it on the agent's \
+         machine or fix the deployment's workdir",
+        path.display()
+    )]
+    WorkdirNotFound {
+        /// The directory asked for.
+        path: PathBuf,
+    },
+    /// Starting the program failed for another reason.
+    #[error("could not start `{program}`: {source}")]
+    Io {
+        /// `argv[0]` as given.
+        program: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The launcher's infrastructure (container engine, cloud API) refused or failed.
+    #[error("{launcher} launcher: {message}")]
+    Infrastructure {
+        /// The launcher's [`Launcher::name`].
+        launcher: &'static str,
+        /// What went wrong and what to do.
+        message: String,
+    },
+}
+
+/// One kind of infrastructure runs are launched on.
+pub trait Launcher: Send + Sync + 'static {
+    /// Short name used in configuration and logs, such as `"process"`.
+    fn name(&self) -> &'static str;
+
+    /// Starts one attempt. Resolves once the run has started (not when it ends).
+    fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>>;
+}
+
+/// The launcher-specific side of a [`Launched`] run.
+pub trait LaunchHandle: Send + Sync + 'static {
+    /// Identifier of the running thing on its infrastructure (pid, container id, task ARN).
+    fn id(&self) -> String;
+
+    /// Resolves when the run has ended and all its output has been sent. May be called again
+    /// after it resolved, and then returns the same status.
+    fn wait(&mut self) -> BoxFuture<'_, ExitStatus>;
+
+    /// A canceller for this run.
+    fn canceller(&self) -> Canceller;
+}
+
+/// Stops a run: the launcher-specific side of a [`Canceller`].
+pub trait Cancel: Send + Sync + 'static {
+    /// Asks the run to stop, then forces it after `grace`. Must return at once; the
+    /// escalation happens in the background whether or not anyone waits.
+    fn cancel(&self, grace: Duration);
+}
+
+/// Cancels a launched run. Cheap to clone and usable from any task, before or after the run
+/// ended (cancelling an ended run does nothing).
+#[derive(Clone)]
+pub struct Canceller(Arc<dyn Cancel>);
+
+impl Canceller {
+    /// Wraps a launcher's [`Cancel`] implementation.
+    pub fn new(cancel: impl Cancel) -> Self {
+        Self(Arc::new(cancel))
+    }
+
+    /// Asks the run to stop gracefully (SIGTERM to its whole process group, for processes),
+    /// and forces it (SIGKILL to the group) if it is still running after `grace`. Returns at
+    /// once; [`Launched::wait`] reports the outcome. Calling it again with a shorter grace
+    /// brings the forced stop forward.
+    pub fn cancel(&self, grace: Duration) {
+        self.0.cancel(grace);
+    }
+}
+
+impl fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Canceller")
+    }
+}
+
+/// A running launch.
+pub struct Launched {
+    /// Output lines in the order written, per stream (the order between stdout and stderr
+    /// is only approximate). Closes once the run ended and its output was drained.
+    pub output: mpsc::Receiver<OutputLine>,
+    handle: Box<dyn LaunchHandle>,
+}
+
+impl Launched {
+    /// Assembles a launched run from its output channel and handle (for launcher
+    /// implementations).
+    pub fn new(output: mpsc::Receiver<OutputLine>, handle: impl LaunchHandle) -> Self {
+        Self {
+            output,
+            handle: Box::new(handle),
+        }
+    }
+
+    /// Resolves when the run has ended and all its output has been sent to
+    /// [`output`](Self::output); see the [module docs](crate::launcher) about reading output first.
+    /// Calling it again returns the same status.
+    pub async fn wait(&mut self) -> ExitStatus {
+        self.handle.wait().await
+    }
+
+    /// A canceller for this run.
+    pub fn canceller(&self) -> Canceller {
+        self.handle.canceller()
+    }
+
+    /// Identifier of the run on its infrastructure: the pid for processes.
+    pub fn id(&self) -> String {
+        self.handle.id()
+    }
+}
+
+impl fmt::Debug for Launched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Launched")
+            .field("id", &self.handle.id())
+            .finish_non_exhaustive()
+    }
+}

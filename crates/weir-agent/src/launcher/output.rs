@@ -1,0 +1,270 @@
+//! Turning a launched run's raw output bytes into [`OutputLine`]s: splitting into lines of
+//! bounded length, lossy UTF-8 decoding and secret redaction.
+//!
+//! Shared by every launcher, so a container's log stream is cut and redacted exactly like a
+//! local process's pipes.
+
+use super::{OutputLine, Stream};
+use std::borrow::Cow;
+
+/// Longest line, in bytes, a launcher emits. A longer line (or output that never ends a
+/// line, such as a progress bar redrawn with `\r`) is split into pieces of at most this
+/// many bytes, so a run cannot make the agent buffer unbounded memory.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// What a redacted secret is replaced with.
+pub const REDACTED: &str = "***";
+
+/// Replaces secret values in output lines with [`REDACTED`].
+///
+/// Every non-empty value is redacted, however short: a one-character secret would turn every
+/// occurrence of that character into `***`, which is ugly but never leaks; choosing secrets
+/// worth the name is the user's business. A value spanning several lines (a PEM key) is
+/// redacted line by line, since output is matched one line at a time. Longer values are
+/// replaced first, so a secret that contains another is redacted whole.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// Distinct non-empty values, longest first.
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
+}
+
+impl Redactor {
+    /// A redactor for these secret values.
+    pub fn new<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Self {
+        let mut secrets: Vec<String> = values
+            .into_iter()
+            .flat_map(|v| {
+                v.as_ref()
+                    .lines()
+                    .map(|l| l.trim_end_matches('\r').to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|v| !v.is_empty())
+            .collect();
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    /// Whether there is nothing to redact.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// `line` with every occurrence of every secret replaced by [`REDACTED`].
+    pub fn redact<'a>(&self, line: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(line);
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+            }
+        }
+        out
+    }
+
+    /// Length of the longest tail of `bytes` that is the start (not the whole) of a secret:
+    /// cutting there would leave half a secret on each side, unredacted.
+    fn partial_tail(&self, bytes: &[u8]) -> usize {
+        self.secrets
+            .iter()
+            .filter_map(|s| {
+                let s = s.as_bytes();
+                let longest = (s.len() - 1).min(bytes.len());
+                (1..=longest).rev().find(|&k| bytes.ends_with(&s[..k]))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Splits one output stream's bytes into redacted [`OutputLine`]s.
+///
+/// Lines end at `\n` (a `\r` before it is dropped); a line longer than [`MAX_LINE_BYTES`] is
+/// emitted in pieces, cut on a UTF-8 character boundary and never inside a secret (when the
+/// secret is shorter than the piece). Invalid UTF-8 becomes U+FFFD.
+#[derive(Debug)]
+pub struct LineSplitter {
+    stream: Stream,
+    redactor: std::sync::Arc<Redactor>,
+    buf: Vec<u8>,
+    /// How much of `buf` is known to hold no `\n`.
+    scanned: usize,
+}
+
+impl LineSplitter {
+    /// A splitter for `stream`, redacting with `redactor`.
+    pub fn new(stream: Stream, redactor: std::sync::Arc<Redactor>) -> Self {
+        Self {
+            stream,
+            redactor,
+            buf: Vec::new(),
+            scanned: 0,
+        }
+    }
+
+    /// Feeds `bytes` and appends every line they complete to `out`.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<OutputLine>) {
+        self.buf.extend_from_slice(bytes);
+        let mut start = 0;
+        loop {
+            // A `\n` at `start + MAX_LINE_BYTES` still ends a line of the maximum length.
+            let limit = (start + MAX_LINE_BYTES + 1).min(self.buf.len());
+            let from = start.max(self.scanned).min(limit);
+            if let Some(pos) = self.buf[from..limit].iter().position(|&b| b == b'\n') {
+                let end = from + pos;
+                let line = &self.buf[start..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                out.push(self.line(line));
+                start = end + 1;
+            } else if self.buf.len() - start > MAX_LINE_BYTES {
+                let cut = self.cut_point(&self.buf[start..]);
+                out.push(self.line(&self.buf[start..start + cut]));
+                start += cut;
+            } else {
+                break;
+            }
+        }
+        self.buf.drain(..start);
+        self.scanned = self.buf.len();
+    }
+
+    /// The unfinished last line, if any: call when the stream has ended.
+    pub fn finish(&mut self) -> Option<OutputLine> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let rest = std::mem::take(&mut self.buf);
+        self.scanned = 0;
+        Some(self.line(&rest))
+    }
+
+    /// Where to cut `rest`, longer than [`MAX_LINE_BYTES`] and holding no `\n` in reach: at most [`MAX_LINE_BYTES`], on a character boundary,
+    /// before any partial secret.
+    fn cut_point(&self, rest: &[u8]) -> usize {
+        let is_continuation = |b: u8| b & 0b1100_0000 == 0b1000_0000;
+        let mut cut = MAX_LINE_BYTES;
+        // A UTF-8 character is at most 4 bytes: back off at most 3 continuation bytes.
+        let mut back = 0;
+        while back < 3 && cut > 0 && is_continuation(rest[cut]) {
+            cut -= 1;
+            back += 1;
+        }
+        if is_continuation(rest[cut]) {
+            // Not valid UTF-8 here anyway: cut anywhere.
+            cut = MAX_LINE_BYTES;
+        }
+        let partial = self.redactor.partial_tail(&rest[..cut]);
+        if partial > 0 && partial < cut {
+            cut -= partial;
+        }
+        cut
+    }
+
+    fn line(&self, bytes: &[u8]) -> OutputLine {
+        let text = String::from_utf8_lossy(bytes);
+        let text = match self.redactor.redact(&text) {
+            Cow::Borrowed(_) => text.into_owned(),
+            Cow::Owned(s) => s,
+        };
+        OutputLine {
+            stream: self.stream,
+            text,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn split(redact: &[&str], chunks: &[&[u8]]) -> Vec<String> {
+        let mut s = LineSplitter::new(Stream::Stdout, Arc::new(Redactor::new(redact)));
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, &mut out);
+        }
+        out.extend(s.finish());
+        out.into_iter().map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn lines_across_chunks() {
+        assert_eq!(
+            split(&[], &[b"a\nb", b"c\r\n", b"\n", b"tail"]),
+            vec!["a", "bc", "", "tail"]
+        );
+    }
+
+    #[test]
+    fn long_line_is_split_on_char_boundary() {
+        let mut line = "x".repeat(MAX_LINE_BYTES - 1).into_bytes();
+        line.extend_from_slice("é".repeat(10).as_bytes());
+        line.push(b'\n');
+        let out = split(&[], &[&line]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), MAX_LINE_BYTES - 1);
+        assert_eq!(out[1], "é".repeat(10));
+        assert!(out.iter().all(|l| !l.contains('\u{FFFD}')));
+    }
+
+    #[test]
+    fn long_complete_lines_and_short_ones_in_one_chunk() {
+        let mut data = Vec::new();
+        data.extend_from_slice(b"short\n");
+        data.extend(std::iter::repeat_n(b'y', MAX_LINE_BYTES * 2 + 5));
+        data.extend_from_slice(b"\nnext\nlast");
+        let out = split(&[], &[&data]);
+        assert_eq!(out[0], "short");
+        assert_eq!(out[1].len(), MAX_LINE_BYTES);
+        assert_eq!(out[2].len(), MAX_LINE_BYTES);
+        assert_eq!(out[3], "yyyyy");
+        assert_eq!(&out[4..], ["next", "last"]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        assert_eq!(split(&[], &[b"a\xffb\n"]), vec!["a\u{FFFD}b"]);
+    }
+
+    #[test]
+    fn redacts_all_occurrences_longest_first() {
+        assert_eq!(
+            split(
+                &["hunter2", "hunter2-long"],
+                &[b"x hunter2 hunter2-long y\n"]
+            ),
+            vec!["x *** *** y"]
+        );
+        assert_eq!(split(&["", "a"], &[b"banana\n"]), vec!["b***n***n***"]);
+    }
+
+    #[test]
+    fn multi_line_secret_is_redacted_per_line() {
+        assert_eq!(
+            split(&["-----BEGIN-----\r\nAAAABBBB\n"], &[b"k=AAAABBBB\n"]),
+            vec!["k=***"]
+        );
+    }
+
+    #[test]
+    fn split_never_cuts_a_secret() {
+        let secret = "s3cr3t-value";
+        let mut data = "z".repeat(MAX_LINE_BYTES - 4).into_bytes();
+        data.extend_from_slice(secret.as_bytes());
+        data.extend_from_slice(b"end\n");
+        let out = split(&[secret], &[&data]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), MAX_LINE_BYTES - 4);
+        assert_eq!(out[1], "***end");
+    }
+}

@@ -1,0 +1,417 @@
+//! The process launcher: runs a flow run as a child process of the agent. See
+//! [`ProcessLauncher`].
+
+use super::{
+    Cancel, Canceller, ExitStatus, LaunchError, LaunchHandle, LaunchSpec, Launched, Launcher,
+    LineSplitter, OutputLine, Redactor, Stream,
+};
+use futures::future::BoxFuture;
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use std::future::Future;
+use std::io::ErrorKind;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+/// Environment variable name prefixes never passed on to a run.
+const WITHHELD_ENV_PREFIXES: [&str; 2] = ["WEIR_API_KEY", "WEIR_AGENT_"];
+
+/// Launches runs as local child processes of the agent.
+///
+/// - The child leads its own process group, so cancelling signals the whole group: a shell
+///   pipeline or a script's children die with it.
+/// - Environment: the agent's own, minus every variable whose name starts with
+///   `WEIR_API_KEY` or `WEIR_AGENT_` (the run must never see the agent's credentials), plus
+///   [`LaunchSpec::env`], which wins (so the agent may hand the run a key of its own).
+/// - stdin is `/dev/null`; stdout and stderr are read concurrently, split into lines and
+///   redacted (see [`LineSplitter`]).
+/// - When the child exits, its output is drained. If a background process it left behind
+///   still holds the output open after the launcher's drain timeout, the rest of the
+///   process group is killed with SIGKILL; if the output is still open after another drain
+///   timeout (held by a process that left the group, e.g. with `setsid`), reading stops.
+/// - Runs are not tied to the agent's lifetime: dropping a [`Launched`] or shutting the
+///   agent's runtime down does not kill the child (the same as when the agent itself is
+///   killed). Stop a run explicitly with its [`Canceller`].
+#[derive(Debug, Clone)]
+pub struct ProcessLauncher {
+    drain_timeout: Duration,
+    output_capacity: usize,
+}
+
+impl Default for ProcessLauncher {
+    fn default() -> Self {
+        Self {
+            drain_timeout: Duration::from_secs(2),
+            output_capacity: 1024,
+        }
+    }
+}
+
+impl ProcessLauncher {
+    /// A launcher with a 2 s drain timeout and room for 1024 unread output lines.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long, after the child exited, output left open by processes it started may keep
+    /// the run from finishing before they are killed.
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// How many output lines may wait unread before the child is paused (at least 1).
+    pub fn with_output_capacity(mut self, lines: usize) -> Self {
+        self.output_capacity = lines.max(1);
+        self
+    }
+
+    async fn start(&self, spec: LaunchSpec) -> Result<Launched, LaunchError> {
+        let program = match spec.argv.first() {
+            Some(p) if !p.is_empty() => p.clone(),
+            _ => {
+                return Err(LaunchError::InvalidSpec(
+                    "argv is empty: give the program to run and its arguments".into(),
+                ));
+            }
+        };
+        if let Some(dir) = &spec.workdir {
+            let is_dir = tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir());
+            if !is_dir {
+                return Err(LaunchError::WorkdirNotFound { path: dir.clone() });
+            }
+        }
+
+        let mut cmd = Command::new(&program);
+        cmd.args(&spec.argv[1..]);
+        for (name, _) in std::env::vars_os() {
+            let bytes = name.as_encoded_bytes();
+            if WITHHELD_ENV_PREFIXES
+                .iter()
+                .any(|p| bytes.starts_with(p.as_bytes()))
+            {
+                cmd.env_remove(&name);
+            }
+        }
+        cmd.envs(&spec.env);
+        if let Some(dir) = &spec.workdir {
+            cmd.current_dir(dir);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            // The monitor task owns the child; if the runtime drops it, the run keeps going
+            // (see the type's docs).
+            .kill_on_drop(false);
+
+        let mut child = cmd.spawn().map_err(|source| match source.kind() {
+            ErrorKind::NotFound => LaunchError::ProgramNotFound {
+                program: program.clone(),
+            },
+            ErrorKind::PermissionDenied => LaunchError::PermissionDenied {
+                program: program.clone(),
+            },
+            _ => LaunchError::Io {
+                program: program.clone(),
+                source,
+            },
+        })?;
+        let (Some(pid), Some(stdout), Some(stderr)) =
+            (child.id(), child.stdout.take(), child.stderr.take())
+        else {
+            // Unreachable: a freshly spawned child has a pid and the pipes we asked for.
+            return Err(LaunchError::Io {
+                program,
+                source: std::io::Error::other("child started without pid or output pipes"),
+            });
+        };
+        tracing::debug!(
+            flow_run_id = %spec.flow_run_id,
+            attempt = spec.attempt,
+            pid,
+            program,
+            "launched process"
+        );
+
+        let redactor = Arc::new(Redactor::new(&spec.redact));
+        let (line_tx, line_rx) = mpsc::channel(self.output_capacity);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let out = tokio::spawn(pump(
+            stdout,
+            LineSplitter::new(Stream::Stdout, redactor.clone()),
+            line_tx.clone(),
+            stop_rx.clone(),
+        ));
+        let err = tokio::spawn(pump(
+            stderr,
+            LineSplitter::new(Stream::Stderr, redactor),
+            line_tx,
+            stop_rx,
+        ));
+        let readers = async move {
+            // A reader only ends early by panicking, which leaves nothing more to drain.
+            let _ = out.await;
+            let _ = err.await;
+        };
+
+        let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
+        let (status_tx, status_rx) = watch::channel(None);
+        // pid fits: Linux pids are at most 2^22.
+        let pgid = Pid::from_raw(i32::try_from(pid).unwrap_or(0));
+        tokio::spawn(monitor(Monitor {
+            child,
+            pgid,
+            drain_timeout: self.drain_timeout,
+            cancel_rx,
+            stop_tx,
+            status_tx,
+            readers,
+        }));
+
+        Ok(Launched::new(
+            line_rx,
+            ProcessHandle {
+                pid,
+                status: status_rx,
+                cancel: ProcessCancel { tx: cancel_tx },
+            },
+        ))
+    }
+}
+
+impl Launcher for ProcessLauncher {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>> {
+        Box::pin(self.start(spec))
+    }
+}
+
+/// Whether a process with this pid exists and has not yet exited. A zombie (exited, not yet
+/// reaped by its parent) counts as gone on Linux, where `/proc` tells them apart.
+pub fn is_alive(pid: u32) -> bool {
+    let raw = match i32::try_from(pid) {
+        Ok(raw) if raw > 0 => raw,
+        _ => return false,
+    };
+    match kill(Pid::from_raw(raw), None) {
+        Ok(()) | Err(Errno::EPERM) => {}
+        Err(_) => return false,
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Format: `pid (comm) state ...`; comm may itself contain `)`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_none_or(|state| state != 'Z' && state != 'X'),
+        Err(e)
+            if e.kind() == ErrorKind::NotFound && std::path::Path::new("/proc/self").exists() =>
+        {
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Sends `signal` to process group `pgid`; a group that no longer exists is not an error.
+fn signal_group(pgid: Pid, signal: Signal) {
+    // Never 0 or 1: that would signal the agent's own group, or everything.
+    if pgid.as_raw() <= 1 {
+        return;
+    }
+    match killpg(pgid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => {
+            tracing::warn!(pgid = pgid.as_raw(), %signal, error = %e, "could not signal process group")
+        }
+    }
+}
+
+fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitStatus::Code(code),
+        (None, Some(signal)) => ExitStatus::Signal(signal),
+        (None, None) => ExitStatus::Unknown(status.to_string()),
+    }
+}
+
+/// Reads one pipe to its end (or until told to stop), sending redacted lines. Once the
+/// receiver is gone it keeps reading and discards, so the child never blocks on a full pipe.
+async fn pump<R: AsyncRead + Unpin>(
+    mut reader: R,
+    mut splitter: LineSplitter,
+    tx: mpsc::Sender<OutputLine>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut chunk = vec![0u8; 8192];
+    let mut lines = Vec::new();
+    let mut deliver = true;
+    loop {
+        let read = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break,
+            read = reader.read(&mut chunk) => read,
+        };
+        match read {
+            Ok(0) => break,
+            Ok(n) => splitter.push(&chunk[..n], &mut lines),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a launched process's output failed");
+                break;
+            }
+        }
+        for line in lines.drain(..) {
+            if deliver && tx.send(line).await.is_err() {
+                deliver = false;
+            }
+        }
+    }
+    if let Some(line) = splitter.finish()
+        && deliver
+    {
+        let _ = tx.send(line).await;
+    }
+}
+
+/// Resolves once `stop` is set; never if its sender is gone without setting it.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+struct Monitor<F> {
+    child: Child,
+    pgid: Pid,
+    drain_timeout: Duration,
+    cancel_rx: mpsc::UnboundedReceiver<Duration>,
+    stop_tx: watch::Sender<bool>,
+    status_tx: watch::Sender<Option<ExitStatus>>,
+    readers: F,
+}
+
+/// Owns the child: reaps it, carries out cancellations, drains output, then publishes the
+/// exit status.
+async fn monitor<F: Future<Output = ()>>(m: Monitor<F>) {
+    let Monitor {
+        mut child,
+        pgid,
+        drain_timeout,
+        mut cancel_rx,
+        stop_tx,
+        status_tx,
+        readers,
+    } = m;
+    let mut readers = std::pin::pin!(readers);
+    let mut exit: Option<ExitStatus> = None;
+    let mut readers_done = false;
+    let mut cancel_open = true;
+    // When to SIGKILL the group after a cancel.
+    let mut kill_at: Option<Instant> = None;
+    // When, after the child exited, to act on output still open.
+    let mut drain_at: Option<Instant> = None;
+    let mut drain_killed = false;
+
+    while exit.is_none() || !readers_done {
+        let now = Instant::now();
+        tokio::select! {
+            waited = child.wait(), if exit.is_none() => {
+                exit = Some(match waited {
+                    Ok(status) => exit_status(status),
+                    Err(e) => ExitStatus::Unknown(format!("waiting for the process failed: {e}")),
+                });
+                drain_at = Some(Instant::now() + drain_timeout);
+            }
+            () = &mut readers, if !readers_done => readers_done = true,
+            grace = cancel_rx.recv(), if cancel_open => match grace {
+                Some(grace) => {
+                    tracing::debug!(pgid = pgid.as_raw(), ?grace, "cancelling process group");
+                    signal_group(pgid, Signal::SIGTERM);
+                    let at = Instant::now() + grace;
+                    kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
+                }
+                None => cancel_open = false,
+            },
+            () = sleep_until(kill_at.unwrap_or(now)), if kill_at.is_some() => {
+                tracing::debug!(pgid = pgid.as_raw(), "grace period over: killing process group");
+                signal_group(pgid, Signal::SIGKILL);
+                kill_at = None;
+            }
+            () = sleep_until(drain_at.unwrap_or(now)), if drain_at.is_some() && !readers_done => {
+                if drain_killed {
+                    tracing::warn!(
+                        pgid = pgid.as_raw(),
+                        "output still open after the process group was killed; not reading it further"
+                    );
+                    let _ = stop_tx.send(true);
+                    drain_at = None;
+                } else {
+                    tracing::debug!(
+                        pgid = pgid.as_raw(),
+                        "process exited but processes it started hold its output open; killing them"
+                    );
+                    signal_group(pgid, Signal::SIGKILL);
+                    drain_killed = true;
+                    drain_at = Some(Instant::now() + drain_timeout);
+                }
+            }
+        }
+    }
+    let _ = status_tx.send(exit);
+}
+
+/// [`LaunchHandle`] of a child process.
+struct ProcessHandle {
+    pid: u32,
+    status: watch::Receiver<Option<ExitStatus>>,
+    cancel: ProcessCancel,
+}
+
+impl LaunchHandle for ProcessHandle {
+    fn id(&self) -> String {
+        self.pid.to_string()
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, ExitStatus> {
+        Box::pin(async move {
+            let status = match self.status.wait_for(Option::is_some).await {
+                Ok(status) => status.clone(),
+                Err(_) => None,
+            };
+            status.unwrap_or_else(|| {
+                ExitStatus::Unknown(format!(
+                    "the task monitoring process {} stopped (agent shutting down?)",
+                    self.pid
+                ))
+            })
+        })
+    }
+
+    fn canceller(&self) -> Canceller {
+        Canceller::new(self.cancel.clone())
+    }
+}
+
+/// [`Cancel`] of a child process: hands the request to its monitor task.
+#[derive(Clone)]
+struct ProcessCancel {
+    tx: mpsc::UnboundedSender<Duration>,
+}
+
+impl Cancel for ProcessCancel {
+    fn cancel(&self, grace: Duration) {
+        // Fails only when the monitor is done: the run has ended, nothing to cancel.
+        let _ = self.tx.send(grace);
+    }
+}

@@ -1,0 +1,223 @@
+//! The orchestration rules the server applies to flow runs, as pure functions.
+//!
+//! The store loads a run, asks [`decide`] what the proposal turns it into, and writes the
+//! result with a compare-and-set on `(state, attempt)`, so a decision is applied once even
+//! when several server replicas race.
+
+use crate::api::{FlowRun, ProposeState};
+use crate::{StateKind, Timestamp, TransitionError};
+use chrono::Duration;
+
+/// Why a proposal was refused. Both map to HTTP 409 with the run's current state.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    /// The proposer belongs to an older attempt of the run: it is a straggler.
+    #[error("stale attempt {proposed}: the run is on attempt {current}")]
+    StaleAttempt {
+        /// Attempt named by the proposal.
+        proposed: u32,
+        /// The run's attempt.
+        current: u32,
+    },
+    /// The transition is not legal from the current state.
+    #[error(transparent)]
+    Illegal(#[from] TransitionError),
+}
+
+/// Applies a state proposal to `run` at server time `now`, returning the run as it must be
+/// stored. `lease` is how long a run in Pending/Running is held without a heartbeat.
+///
+/// Rules beyond [`StateKind::can_become`]:
+/// - the proposal must name the run's current attempt;
+/// - Failed or Crashed with retries left becomes AwaitingRetry, due after the retry delay;
+/// - entering Running stamps `started_at` and renews the lease;
+/// - a terminal state stamps `ended_at` and releases the agent and lease.
+pub fn decide(
+    run: &FlowRun,
+    proposal: &ProposeState,
+    retry_delay: Duration,
+    lease: Duration,
+    now: Timestamp,
+) -> Result<FlowRun, Rejection> {
+    if proposal.attempt != run.attempt {
+        return Err(Rejection::StaleAttempt {
+            proposed: proposal.attempt,
+            current: run.attempt,
+        });
+    }
+    let mut target = proposal.state;
+    // A run whose cancellation was requested ends Cancelled, whatever killed it.
+    if run.state == StateKind::Cancelling && target == StateKind::Crashed {
+        target = StateKind::Cancelled;
+    }
+    run.state.check_transition(target)?;
+    let mut next = run.clone();
+    next.state_message = proposal.message.clone();
+    next.state_at = now;
+    if matches!(target, StateKind::Failed | StateKind::Crashed) && run.retries_used < run.retries
+    {
+        next.state = StateKind::AwaitingRetry;
+        next.retries_used += 1;
+        next.scheduled_at = now + retry_delay;
+        next.agent_id = None;
+        next.lease_expires_at = None;
+        next.state_message = Some(format!(
+            "{target}: {} (retry {} of {} at {})",
+            proposal.message.as_deref().unwrap_or("no message"),
+            next.retries_used,
+            run.retries,
+            next.scheduled_at.format("%H:%M:%S UTC")
+        ));
+        return Ok(next);
+    }
+    next.state = target;
+    match target {
+        StateKind::Running => {
+            next.started_at.get_or_insert(now);
+            next.lease_expires_at = Some(now + lease);
+        }
+        StateKind::Pending | StateKind::Cancelling | StateKind::Paused => {
+            next.lease_expires_at = Some(now + lease);
+        }
+        StateKind::Scheduled | StateKind::Late | StateKind::AwaitingRetry => {
+            next.agent_id = None;
+            next.lease_expires_at = None;
+        }
+        StateKind::Completed | StateKind::Failed | StateKind::Crashed | StateKind::Cancelled => {
+            next.ended_at = Some(now);
+            next.lease_expires_at = None;
+            if target == StateKind::Completed {
+                next.result = proposal.result.clone();
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// An explicit retry of a terminal run: it goes back to Scheduled, due now; the next claim
+/// starts a new attempt.
+pub fn retry(run: &FlowRun, now: Timestamp) -> Result<FlowRun, TransitionError> {
+    if !run.state.is_terminal() {
+        return Err(TransitionError {
+            from: run.state,
+            to: StateKind::Scheduled,
+        });
+    }
+    let mut next = run.clone();
+    next.state = StateKind::Scheduled;
+    next.state_message = Some(format!("retry requested after {}", run.state));
+    next.state_at = now;
+    next.scheduled_at = now;
+    next.ended_at = None;
+    next.started_at = None;
+    next.agent_id = None;
+    next.lease_expires_at = None;
+    next.result = None;
+    Ok(next)
+}
+
+/// What a cancellation request does: runs not yet launched end Cancelled at once; launched
+/// ones go to Cancelling and their agent stops them.
+pub fn cancel_target(state: StateKind) -> Option<StateKind> {
+    match state {
+        StateKind::Scheduled | StateKind::Late | StateKind::AwaitingRetry => {
+            Some(StateKind::Cancelled)
+        }
+        StateKind::Pending | StateKind::Running | StateKind::Paused => Some(StateKind::Cancelling),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::Map;
+    use uuid::Uuid;
+
+    fn run(state: StateKind, attempt: u32, retries: u32) -> FlowRun {
+        let now = Utc::now();
+        FlowRun {
+            id: Uuid::now_v7(),
+            project: "dev".into(),
+            deployment_id: None,
+            deployment: None,
+            flow: "etl".into(),
+            name: "etl-1".into(),
+            state,
+            state_message: None,
+            state_at: now,
+            attempt,
+            retries_used: 0,
+            retries,
+            parameters: Map::new(),
+            work_queue: "default".into(),
+            scheduled_at: now,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+            agent_id: Some(Uuid::now_v7()),
+            lease_expires_at: None,
+            parent_flow_run_id: None,
+            result: None,
+            tags: vec![],
+        }
+    }
+
+    fn propose(state: StateKind, attempt: u32) -> ProposeState {
+        ProposeState {
+            state,
+            message: Some("boom".into()),
+            attempt,
+            transition_id: None,
+            result: None,
+        }
+    }
+
+    const D: Duration = Duration::seconds(10);
+
+    #[test]
+    fn stale_attempts_are_refused() {
+        let r = run(StateKind::Running, 2, 0);
+        let e = decide(&r, &propose(StateKind::Completed, 1), D, D, Utc::now()).unwrap_err();
+        assert_eq!(
+            e,
+            Rejection::StaleAttempt {
+                proposed: 1,
+                current: 2
+            }
+        );
+    }
+
+    #[test]
+    fn failure_with_retries_left_awaits_retry() {
+        let now = Utc::now();
+        let r = run(StateKind::Running, 1, 2);
+        let next = decide(&r, &propose(StateKind::Failed, 1), D, D, now).expect("legal");
+        assert_eq!(next.state, StateKind::AwaitingRetry);
+        assert_eq!(next.retries_used, 1);
+        assert_eq!(next.scheduled_at, now + D);
+        assert!(next.agent_id.is_none());
+        let mut spent = r.clone();
+        spent.retries_used = 2;
+        let next = decide(&spent, &propose(StateKind::Crashed, 1), D, D, now).expect("legal");
+        assert_eq!(next.state, StateKind::Crashed);
+        assert_eq!(next.ended_at, Some(now));
+    }
+
+    #[test]
+    fn terminal_runs_only_move_by_retry() {
+        let r = run(StateKind::Completed, 1, 0);
+        assert!(decide(&r, &propose(StateKind::Running, 1), D, D, Utc::now()).is_err());
+        let again = retry(&r, Utc::now()).expect("terminal runs can be retried");
+        assert_eq!(again.state, StateKind::Scheduled);
+        assert!(retry(&run(StateKind::Running, 1, 0), Utc::now()).is_err());
+    }
+
+    #[test]
+    fn crash_while_cancelling_is_cancelled() {
+        let r = run(StateKind::Cancelling, 1, 3);
+        let next = decide(&r, &propose(StateKind::Crashed, 1), D, D, Utc::now()).expect("legal");
+        assert_eq!(next.state, StateKind::Cancelled);
+    }
+}

@@ -1,0 +1,193 @@
+//! The deployment file, `weir.toml`: what CI registers with `weir deploy`.
+//!
+//! A flows repository describes its deployments in one TOML file. [`parse`] reads it into
+//! [`DeploymentSpec`]s (the API's wire type), checking everything that can be checked without a
+//! server: key names (with a "did you mean" for typos), types, names, cron expressions, time
+//! zones, intervals, durations and secret references. Every problem is reported, each with
+//! the file, line and column it is at:
+//!
+//! ```text
+//! weir.toml:7:1: unknown key "shedule" in deployment "etl" (did you mean "schedules"?)
+//! weir.toml:9:13: invalid schedule in deployment "etl": unknown time zone "Europe/Amsterdan": …
+//! ```
+//!
+//! [`validate_parameters`] checks a deployment's parameters against its flow's schema once the
+//! CLI has it, and [`diff`] renders what an upsert would change.
+//!
+//! # Format
+//!
+//! ```toml
+//! project = "dev"                 # default project; `weir deploy --project` overrides
+//!
+//! [defaults]                      # optional: applies to every deployment that does not set the key
+//! command = ["./target/release/example-flows"]
+//! work_queue = "default"
+//! env = { LOG_LEVEL = "info" }    # tables (env, secrets) merge key by key
+//!
+//! [deployments.etl]               # deployment name
+//! flow = "etl"                    # flow name (default: the deployment name)
+//! description = "Nightly ETL"
+//! command = ["example-flows"]     # program + args; for a flows binary the agent runs `<command> run <flow>`
+//! plain = false                   # true: any program (script, shell); parameters as JSON in WEIR_PARAMETERS
+//! image = "example-flows:latest"  # for container launchers
+//! work_queue = "default"          # default "default"
+//! parameters = { rows = 100 }     # default parameter values (any TOML; dates become strings)
+//! schedules = [
+//!   { cron = "0 3 * * *", timezone = "Europe/Amsterdam" },
+//!   { interval = "15m", anchor = 2026-01-01T00:05:00Z },   # anchor: TOML date-time or RFC 3339 string
+//! ]
+//! secrets = { DB_PASSWORD = "ssm:/DataFlows/Dev/DB_PASSWORD" }
+//! env = { LOG_LEVEL = "debug" }   # strings; integers and booleans are written as text
+//! retries = 2
+//! retry_delay = "30s"             # duration (500ms is refused: whole seconds) or a number of seconds
+//! tags = ["nightly"]
+//! ```
+//!
+//! Rules:
+//! - Top-level keys: `project`, `defaults`, `deployments`. At least one deployment.
+//! - Project, deployment and work queue names: 1–63 lowercase letters, digits, `-` and `_`,
+//!   starting with a letter or digit (`weir_core::names`, the server's rule).
+//! - `[defaults]` takes every deployment key except `flow`, `description` and `parameters`
+//!   (those belong to one flow). A deployment's own value replaces the default, except for
+//!   `env` and `secrets`, which are merged (the deployment's entries win).
+//! - Every deployment needs a non-empty `command`, its own or from `[defaults]`.
+//! - A schedule has exactly one of `cron` or `interval`; `timezone` (IANA name, default UTC)
+//!   and `anchor` are optional.
+//! - Secret references start with `env:`, `file:`, `ssm:` or `secretsmanager:`. Environment
+//!   variable names (keys of `env` and `secrets`) match `[A-Z_][A-Z0-9_]*`, do not start with
+//!   `WEIR_` (reserved for what the agent passes to runs), and a name is not in both tables.
+//! - Schedules may also be written as `[[deployments.etl.schedules]]` tables.
+
+mod diff;
+mod parse;
+mod suggest;
+
+pub use diff::diff;
+pub use weir_core::params::ParamError;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use weir_core::api::DeploymentSpec;
+
+/// A parsed, checked deployment file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployFile {
+    /// The file's `project`, if it sets one (`weir deploy --project` overrides it).
+    pub project: Option<String>,
+    /// The deployments, in the order the file lists them.
+    pub deployments: Vec<DeploymentEntry>,
+}
+
+/// One deployment of a [`DeployFile`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentEntry {
+    /// The deployment's name (its key under `[deployments]`).
+    pub name: String,
+    /// What to register, with `[defaults]` applied. `parameter_schema` is `None`: the CLI
+    /// fills it from the flows binary's `describe`.
+    pub spec: DeploymentSpec,
+    /// Where the deployment's name is written, for messages about it.
+    pub location: Location,
+}
+
+/// A position in a file, both 1-based; the column counts characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    /// Line number.
+    pub line: usize,
+    /// Column number.
+    pub column: usize,
+}
+
+impl Location {
+    /// The location of byte `offset` in `text` (clamped to the text).
+    pub fn of_offset(text: &str, offset: usize) -> Location {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Location {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+}
+
+/// One problem found in a deployment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file, as given to [`parse`].
+    pub file: PathBuf,
+    /// Where the problem is.
+    pub location: Location,
+    /// What is wrong, and usually what to write instead.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.location.line,
+            self.location.column,
+            self.message
+        )
+    }
+}
+
+/// Why a deployment file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file has problems: every one found, in file order, one per line when displayed.
+    #[error("{}", lines(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn lines(diagnostics: &[Diagnostic]) -> String {
+    let all: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    all.join("\n")
+}
+
+/// Parses and checks the text of a deployment file. `path_for_messages` is only used to name
+/// the file in diagnostics.
+pub fn parse(path_for_messages: &Path, text: &str) -> Result<DeployFile, Error> {
+    parse::parse(path_for_messages, text)
+}
+
+/// Reads and parses the deployment file at `path`.
+pub fn load(path: &Path) -> Result<DeployFile, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Checks a deployment's parameters against `spec.parameter_schema`, when it is known
+/// (nothing to check otherwise): unknown parameters, types and ranges always; missing required
+/// parameters only when the deployment has schedules, since scheduled runs get no parameters
+/// but the deployment's (a manual run may still supply them for an unscheduled deployment).
+pub fn validate_parameters(spec: &DeploymentSpec) -> Result<(), Vec<ParamError>> {
+    match &spec.parameter_schema {
+        None => Ok(()),
+        Some(schema) if spec.schedules.is_empty() => {
+            weir_core::params::validate_present(schema, &spec.parameters)
+        }
+        Some(schema) => weir_core::params::validate(schema, &spec.parameters),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! Background loops: the scheduler (materialises future runs of scheduled deployments) and
+//! the crash detector (expired leases → Crashed or a retry; overdue runs → Late).
+//!
+//! Both are safe to run in every replica at once: runs are created with idempotency keys
+//! derived from deployment and time, and every transition is a compare-and-set.
+
+use crate::state::AppState;
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use weir_core::api::ProposeState;
+use weir_core::{Schedule, StateKind};
+
+/// Starts the loops; they stop when `stop` turns true.
+pub(crate) fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    crate::metrics::init();
+    vec![
+        tokio::spawn(every_tick(state.clone(), stop.clone(), "scheduler", schedule)),
+        tokio::spawn(every_tick(state, stop, "crash detector", reap)),
+    ]
+}
+
+async fn every_tick<F, Fut>(state: AppState, mut stop: watch::Receiver<bool>, name: &'static str, f: F)
+where
+    F: Fn(AppState) -> Fut,
+    Fut: std::future::Future<Output = Result<(), weir_store::Error>>,
+{
+    let mut interval = tokio::time::interval(state.options.tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(error) = f(state.clone()).await {
+            tracing::warn!(message = "background loop failed; will retry", loop_name = name, %error);
+        }
+    }
+}
+
+/// One scheduler pass: for each scheduled deployment, create its next runs.
+pub(crate) async fn schedule(state: AppState) -> Result<(), weir_store::Error> {
+    let now = Utc::now();
+    let horizon = now
+        + chrono::Duration::from_std(state.options.schedule_horizon)
+            .unwrap_or(chrono::Duration::days(7));
+    let max = state.options.schedule_max_runs;
+    let mut created = 0;
+    for due in state.store.scheduled_deployments().await? {
+        let mut times = Vec::new();
+        for spec in &due.deployment.spec.schedules {
+            match Schedule::parse(spec) {
+                Ok(s) => times.extend(s.fire_times(now, horizon, max)),
+                Err(error) => tracing::warn!(
+                    message = "skipping invalid schedule",
+                    deployment = %due.deployment.name, %error
+                ),
+            }
+        }
+        times.sort();
+        times.dedup();
+        times.truncate(max);
+        created += state.store.materialise_runs(&due.deployment, &times, now).await?;
+    }
+    if created > 0 {
+        tracing::debug!(message = "scheduled runs", created);
+        state.work_available();
+    }
+    Ok(())
+}
+
+/// One crash-detector pass.
+pub(crate) async fn reap(state: AppState) -> Result<(), weir_store::Error> {
+    let now = Utc::now();
+    for run in state.store.expired_leases(now, 200).await? {
+        let since = run
+            .lease_expires_at
+            .map(|t| t - state.lease())
+            .map(|t| t.format("%H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "launch".into());
+        let proposal = ProposeState {
+            state: StateKind::Crashed,
+            message: Some(format!(
+                "no heartbeat since {since}: the process or its agent died (lease expired)"
+            )),
+            attempt: run.attempt,
+            transition_id: None,
+            result: None,
+        };
+        match state.store.propose_state(run.id, &proposal, state.lease(), now).await {
+            Ok(next) => {
+                tracing::warn!(message = "run crashed", run = %run.id, state = %next.state);
+                if next.state.is_claimable() {
+                    state.work_available();
+                }
+            }
+            Err(weir_store::Error::Rejected { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let late_before = now
+        - chrono::Duration::from_std(state.options.late_after).unwrap_or(chrono::Duration::seconds(30));
+    for run in state.store.overdue_runs(late_before, 200).await? {
+        let proposal = ProposeState {
+            state: StateKind::Late,
+            message: Some(format!(
+                "due at {} and not started",
+                run.scheduled_at.format("%H:%M:%S UTC")
+            )),
+            attempt: run.attempt,
+            transition_id: None,
+            result: None,
+        };
+        match state.store.propose_state(run.id, &proposal, state.lease(), now).await {
+            Ok(_) | Err(weir_store::Error::Rejected { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if let Ok(Some(oldest)) = state.store.overdue_runs(now, 1).await.map(|v| v.into_iter().next()) {
+        let lag = (now - oldest.scheduled_at).num_milliseconds() as f64 / 1000.0;
+        metrics::gauge!("weir_scheduler_lag_seconds").set(lag);
+    } else {
+        metrics::gauge!("weir_scheduler_lag_seconds").set(0.0);
+    }
+    state.touched();
+    Ok(())
+}

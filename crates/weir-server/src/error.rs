@@ -1,0 +1,117 @@
+//! The one error type of the API and its JSON shape ([`weir_core::api::ErrorBody`]).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use weir_core::api::{ErrorBody, FlowRun};
+
+/// An API error: a status and a body naming what is wrong.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed or invalid.
+    BadRequest {
+        /// What is wrong and what to do.
+        message: String,
+        /// The field at fault.
+        field: Option<String>,
+    },
+    /// 401: no valid credentials.
+    Unauthorized,
+    /// 403: the caller may not do this.
+    Forbidden(String),
+    /// 404: no such thing (or not visible to the caller).
+    NotFound(String),
+    /// 409: refused by the orchestration rules; carries the run as it is now.
+    Conflict {
+        /// Why.
+        message: String,
+        /// The run now.
+        current: Option<Box<FlowRun>>,
+    },
+    /// 413: the body is larger than allowed.
+    PayloadTooLarge(usize),
+    /// 503: the database is unavailable.
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// A 400 about a named field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    /// A 400 without a field.
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            message: message.into(),
+            field: None,
+        }
+    }
+}
+
+impl From<weir_store::Error> for ApiError {
+    fn from(e: weir_store::Error) -> Self {
+        use weir_store::Error as E;
+        match e {
+            E::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            E::Rejected { reason, current } => ApiError::Conflict {
+                message: reason,
+                current: Some(current),
+            },
+            E::Invalid(message) => ApiError::Conflict {
+                message,
+                current: None,
+            },
+            other => {
+                tracing::error!(message = "storage failure", error = %other);
+                ApiError::Unavailable("the database is unavailable; retry shortly".into())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, message, field, current) = match self {
+            ApiError::BadRequest { message, field } => {
+                (StatusCode::BAD_REQUEST, "invalid_request", message, field, None)
+            }
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing, invalid, revoked or expired API key: pass a valid key as `Authorization: Bearer <key>`".into(),
+                None,
+                None,
+            ),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None, None),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None, None),
+            ApiError::Conflict { message, current } => {
+                (StatusCode::CONFLICT, "conflict", message, None, current)
+            }
+            ApiError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is larger than {limit} bytes; send smaller batches"),
+                None,
+                None,
+            ),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None, None),
+        };
+        (
+            status,
+            Json(ErrorBody {
+                error: kind.into(),
+                message,
+                field,
+                current,
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

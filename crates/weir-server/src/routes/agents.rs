@@ -1,0 +1,119 @@
+//! Agents: registration, heartbeats, claiming runs (with long-poll), and work queues.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use weir_core::api::{
+    Agent, ClaimRequest, ClaimedRun, Heartbeat, HeartbeatReply, RegisterAgent, WorkQueue,
+};
+use weir_core::names;
+
+/// Agents silent for longer than this are not listed.
+const AGENT_LISTED_FOR: chrono::Duration = chrono::Duration::hours(24);
+/// Longest long-poll.
+const MAX_WAIT_MS: u64 = 30_000;
+/// Most runs one claim hands out.
+const MAX_CLAIM: u32 = 100;
+
+/// `POST /api/v1/agents`.
+pub(crate) async fn register(
+    State(st): State<AppState>,
+    Json(req): Json<RegisterAgent>,
+) -> ApiResult<(StatusCode, axum::Json<Agent>)> {
+    if req.queues.is_empty() {
+        return Err(ApiError::field("queues", "an agent needs at least one queue"));
+    }
+    for (i, q) in req.queues.iter().enumerate() {
+        names::check("work queue", q).map_err(|m| ApiError::field(format!("queues[{i}]"), m))?;
+    }
+    if req.name.trim().is_empty() || req.name.len() > 200 {
+        return Err(ApiError::field("name", "agent name must be 1-200 characters"));
+    }
+    if req.limit == 0 {
+        return Err(ApiError::field("limit", "limit must be at least 1"));
+    }
+    let agent = st.store.register_agent(&req, Utc::now()).await?;
+    Ok((StatusCode::CREATED, axum::Json(agent)))
+}
+
+/// `GET /api/v1/agents`: agents seen in the last 24 hours.
+pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<Agent>>> {
+    Ok(axum::Json(st.store.agents(Utc::now() - AGENT_LISTED_FOR).await?))
+}
+
+/// `GET /api/v1/work_queues`.
+pub(crate) async fn queues(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<WorkQueue>>> {
+    let now = Utc::now();
+    Ok(axum::Json(st.store.work_queues(now, now - AGENT_LISTED_FOR).await?))
+}
+
+/// `POST /api/v1/agents/{id}/heartbeat`: renews the leases of the runs the agent holds and
+/// tells it which to cancel and which it lost.
+pub(crate) async fn heartbeat(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(hb): Json<Heartbeat>,
+) -> ApiResult<axum::Json<HeartbeatReply>> {
+    let now = Utc::now();
+    st.store.touch_agent(id, now).await?;
+    let (cancel, lost) = st.store.renew_leases(Some(id), &hb.runs, st.lease(), now).await?;
+    Ok(axum::Json(HeartbeatReply {
+        cancel,
+        lost,
+        lease_s: st.options.lease.as_secs(),
+    }))
+}
+
+/// `POST /api/v1/agents/{id}/claim`: claims due runs from the agent's queues, waiting up to
+/// `wait_ms` for one to appear.
+pub(crate) async fn claim(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(req): Json<ClaimRequest>,
+) -> ApiResult<axum::Json<Vec<ClaimedRun>>> {
+    if req.wait_ms > MAX_WAIT_MS {
+        return Err(ApiError::field("wait_ms", format!("wait_ms must be at most {MAX_WAIT_MS}")));
+    }
+    let limit = req.limit.min(MAX_CLAIM);
+    let now = Utc::now();
+    st.store.touch_agent(id, now).await?;
+    let agent = st.store.agent(id).await?;
+    let deadline = Instant::now() + Duration::from_millis(req.wait_ms);
+    loop {
+        let notified = st.work.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let started = Instant::now();
+        let claimed = st.store.claim(id, &agent.queues, limit, st.lease(), Utc::now()).await?;
+        metrics::histogram!("weir_claim_seconds").record(started.elapsed().as_secs_f64());
+        if !claimed.is_empty() {
+            st.touched();
+            let mut out = Vec::with_capacity(claimed.len());
+            for (run, resume) in claimed {
+                let spec = match run.deployment_id {
+                    Some(d) => st.store.deployment_by_id(d).await.ok().map(|d| d.spec),
+                    None => None,
+                };
+                out.push(ClaimedRun {
+                    run,
+                    spec,
+                    run_token: None,
+                    resume,
+                });
+            }
+            return Ok(axum::Json(out));
+        }
+        let now = Instant::now();
+        if now >= deadline || limit == 0 {
+            return Ok(axum::Json(vec![]));
+        }
+        // Wake on new work, or poll again soon for runs that become due by time.
+        let nap = (deadline - now).min(Duration::from_millis(250));
+        let _ = tokio::time::timeout(nap, notified).await;
+    }
+}

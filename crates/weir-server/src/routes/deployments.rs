@@ -1,0 +1,170 @@
+//! Projects, deployments and flows.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use weir_core::api::{CreateProject, Deployment, Project, UpsertDeployment, UpsertResult};
+use weir_core::{Schedule, names};
+
+/// `GET /api/v1/projects`.
+pub(crate) async fn list_projects(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<Project>>> {
+    Ok(axum::Json(st.store.projects().await?))
+}
+
+/// `POST /api/v1/projects`.
+pub(crate) async fn create_project(
+    State(st): State<AppState>,
+    Json(req): Json<CreateProject>,
+) -> ApiResult<(StatusCode, axum::Json<Project>)> {
+    names::check("project", &req.name).map_err(|m| ApiError::field("name", m))?;
+    let created = st.store.ensure_project(&req.name, Utc::now()).await?;
+    let project = find_project(&st, &req.name).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(project)))
+}
+
+async fn find_project(st: &AppState, name: &str) -> ApiResult<Project> {
+    st.store
+        .projects()
+        .await?
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("project {name:?} not found")))
+}
+
+/// `GET /api/v1/projects/{project}`.
+pub(crate) async fn get_project(
+    State(st): State<AppState>,
+    Path(project): Path<String>,
+) -> ApiResult<axum::Json<Project>> {
+    Ok(axum::Json(find_project(&st, &project).await?))
+}
+
+/// Filter of deployment lists.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProjectFilter {
+    project: Option<String>,
+}
+
+/// `GET /api/v1/deployments?project=`.
+pub(crate) async fn list_deployments(
+    State(st): State<AppState>,
+    Query(f): Query<ProjectFilter>,
+) -> ApiResult<axum::Json<Vec<Deployment>>> {
+    let projects = f.project.map(|p| vec![p]);
+    Ok(axum::Json(st.store.deployments(projects.as_deref()).await?))
+}
+
+/// A flow as known from deployments.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct FlowInfo {
+    /// Flow name.
+    name: String,
+    /// Its parameter schema, from the newest deployment that has one.
+    parameter_schema: Option<serde_json::Value>,
+    /// Deployments running it, as `project/name`.
+    deployments: Vec<String>,
+}
+
+/// `GET /api/v1/flows?project=`.
+pub(crate) async fn list_flows(
+    State(st): State<AppState>,
+    Query(f): Query<ProjectFilter>,
+) -> ApiResult<axum::Json<Vec<FlowInfo>>> {
+    let projects = f.project.map(|p| vec![p]);
+    let mut flows: std::collections::BTreeMap<String, FlowInfo> = Default::default();
+    for d in st.store.deployments(projects.as_deref()).await? {
+        let info = flows.entry(d.spec.flow.clone()).or_insert_with(|| FlowInfo {
+            name: d.spec.flow.clone(),
+            parameter_schema: None,
+            deployments: vec![],
+        });
+        if d.spec.parameter_schema.is_some() {
+            info.parameter_schema = d.spec.parameter_schema.clone();
+        }
+        info.deployments.push(format!("{}/{}", d.project, d.name));
+    }
+    Ok(axum::Json(flows.into_values().collect()))
+}
+
+/// `PUT /api/v1/projects/{project}/deployments/{name}`: idempotent upsert.
+pub(crate) async fn upsert(
+    State(st): State<AppState>,
+    Path((project, name)): Path<(String, String)>,
+    Json(req): Json<UpsertDeployment>,
+) -> ApiResult<axum::Json<UpsertResult>> {
+    names::check("project", &project).map_err(|m| ApiError::field("project", m))?;
+    names::check("deployment", &name).map_err(|m| ApiError::field("name", m))?;
+    validate_spec(&req.spec)?;
+    let result = st
+        .store
+        .upsert_deployment(&project, &name, &req.spec, req.dry_run, Utc::now())
+        .await?;
+    Ok(axum::Json(result))
+}
+
+fn validate_spec(spec: &weir_core::api::DeploymentSpec) -> ApiResult<()> {
+    if spec.flow.trim().is_empty() {
+        return Err(ApiError::field("spec.flow", "the flow name must not be empty"));
+    }
+    names::check("work queue", &spec.work_queue)
+        .map_err(|m| ApiError::field("spec.work_queue", m))?;
+    for (i, s) in spec.schedules.iter().enumerate() {
+        Schedule::parse(s).map_err(|e| ApiError::field(format!("spec.schedules[{i}]"), e.to_string()))?;
+    }
+    for (var, reference) in &spec.secrets {
+        let known = ["env:", "file:", "ssm:", "secretsmanager:"];
+        if !known.iter().any(|k| reference.starts_with(k)) {
+            return Err(ApiError::field(
+                format!("spec.secrets.{var}"),
+                format!("secret reference for {var} must start with env:, file:, ssm: or secretsmanager: (a reference, never a value)"),
+            ));
+        }
+    }
+    if let Some(schema) = &spec.parameter_schema
+        && let Err(errors) = weir_core::params::validate(schema, &spec.parameters)
+        && let Some(first) = errors.first()
+    {
+        return Err(ApiError::field(format!("spec.parameters.{}", first.param), first.to_string()));
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/projects/{project}/deployments/{name}`.
+pub(crate) async fn get_deployment(
+    State(st): State<AppState>,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Deployment>> {
+    Ok(axum::Json(st.store.deployment(&project, &name).await?))
+}
+
+/// `POST …/pause`.
+pub(crate) async fn pause(
+    st: State<AppState>,
+    path: Path<(String, String)>,
+) -> ApiResult<axum::Json<Deployment>> {
+    set_paused(st, path, true).await
+}
+
+/// `POST …/resume`.
+pub(crate) async fn resume(
+    st: State<AppState>,
+    path: Path<(String, String)>,
+) -> ApiResult<axum::Json<Deployment>> {
+    set_paused(st, path, false).await
+}
+
+async fn set_paused(
+    State(st): State<AppState>,
+    Path((project, name)): Path<(String, String)>,
+    paused: bool,
+) -> ApiResult<axum::Json<Deployment>> {
+    let d = st.store.deployment(&project, &name).await?;
+    st.store.set_paused(d.id, paused, Utc::now()).await?;
+    Ok(axum::Json(st.store.deployment(&project, &name).await?))
+}

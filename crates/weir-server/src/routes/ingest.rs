@@ -1,0 +1,71 @@
+//! Batched ingest of task-run reports and log lines from flow processes and agents.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::state::AppState;
+use axum::extract::State;
+use std::collections::BTreeSet;
+use uuid::Uuid;
+use weir_core::api::{BatchAccepted, LogBatch, TaskRunBatch};
+
+/// Most items in one batch.
+const MAX_BATCH: usize = 50_000;
+/// Longest stored log line; longer ones are cut with a marker.
+const MAX_LINE: usize = 32 * 1024;
+
+async fn check_runs(st: &AppState, ids: BTreeSet<Uuid>) -> ApiResult<()> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    let known = st.store.flow_run_owners(&ids).await?;
+    if let Some(missing) = ids.iter().find(|id| !known.contains_key(id)) {
+        return Err(ApiError::NotFound(format!(
+            "flow run {missing} not found: create the run before reporting its task runs or logs"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/task_runs/batch`.
+pub(crate) async fn task_runs(
+    State(st): State<AppState>,
+    Json(batch): Json<TaskRunBatch>,
+) -> ApiResult<axum::Json<BatchAccepted>> {
+    if batch.reports.len() > MAX_BATCH {
+        return Err(ApiError::field(
+            "reports",
+            format!("{} reports in one batch; send at most {MAX_BATCH}", batch.reports.len()),
+        ));
+    }
+    check_runs(&st, batch.reports.iter().map(|r| r.flow_run_id).collect()).await?;
+    let accepted = st.store.ingest_task_runs(&batch.reports).await?;
+    metrics::counter!("weir_task_run_reports_total").increment(accepted);
+    st.touched();
+    Ok(axum::Json(BatchAccepted { accepted }))
+}
+
+/// `POST /api/v1/logs/batch`.
+pub(crate) async fn logs(
+    State(st): State<AppState>,
+    Json(mut batch): Json<LogBatch>,
+) -> ApiResult<axum::Json<BatchAccepted>> {
+    if batch.lines.len() > MAX_BATCH {
+        return Err(ApiError::field(
+            "lines",
+            format!("{} lines in one batch; send at most {MAX_BATCH}", batch.lines.len()),
+        ));
+    }
+    check_runs(&st, batch.lines.iter().map(|l| l.flow_run_id).collect()).await?;
+    for line in &mut batch.lines {
+        if line.message.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !line.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.message.truncate(cut);
+            line.message.push_str(" … [truncated]");
+        }
+    }
+    let accepted = st.store.ingest_logs(&batch.lines).await?;
+    metrics::counter!("weir_log_lines_total").increment(accepted);
+    st.touched();
+    Ok(axum::Json(BatchAccepted { accepted }))
+}

@@ -1,0 +1,392 @@
+//! Flow runs: create, read, list, propose states, cancel, retry, heartbeat, task runs, logs,
+//! and a live stream of states and logs.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::Utc;
+use futures::Stream;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use uuid::Uuid;
+use weir_core::api::{
+    CreateFlowRun, FlowRun, FlowRunDetail, LogLine, Page, ProposeState, RetryFlowRun,
+    RunHeartbeat, RunHeartbeatReply, TaskRun,
+};
+use weir_core::{StateKind, Timestamp, names};
+use weir_store::{NewFlowRun, RunFilter};
+
+/// `POST /api/v1/flow_runs`: from a deployment (an agent launches it) or ad hoc (created
+/// Running by the process that executes it). 201 when created, 200 when the idempotency key
+/// matched an existing run.
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    Json(req): Json<CreateFlowRun>,
+) -> ApiResult<(StatusCode, axum::Json<FlowRun>)> {
+    let now = Utc::now();
+    let deployment = match (&req.deployment_id, &req.deployment, &req.project) {
+        (Some(id), _, _) => Some(st.store.deployment_by_id(*id).await?),
+        (None, Some(name), Some(project)) => Some(st.store.deployment(project, name).await?),
+        (None, Some(_), None) => {
+            return Err(ApiError::field("project", "`deployment` by name needs `project`"));
+        }
+        (None, None, _) => None,
+    };
+    let new = match deployment {
+        Some(d) => {
+            if let Some(state) = req.state
+                && state != StateKind::Scheduled
+            {
+                return Err(ApiError::field(
+                    "state",
+                    format!("a deployment's run starts Scheduled (an agent launches it), not {state}"),
+                ));
+            }
+            let mut parameters = d.spec.parameters.clone();
+            parameters.extend(req.parameters.clone());
+            if let Some(schema) = &d.spec.parameter_schema
+                && let Err(errors) = weir_core::params::validate(schema, &parameters)
+                && let Some(first) = errors.first()
+            {
+                let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                return Err(ApiError::field(format!("parameters.{}", first.param), message));
+            }
+            NewFlowRun {
+                project: d.project.clone(),
+                deployment: Some((d.id, d.name.clone())),
+                flow: d.spec.flow.clone(),
+                parameters,
+                work_queue: d.spec.work_queue.clone(),
+                scheduled_at: req.scheduled_at.unwrap_or(now),
+                state: StateKind::Scheduled,
+                retries: d.spec.retries,
+                retry_delay_s: d.spec.retry_delay_s,
+                idempotency_key: req.idempotency_key.clone(),
+                parent_flow_run_id: req.parent_flow_run_id,
+                tags: if req.tags.is_empty() { d.spec.tags.clone() } else { req.tags.clone() },
+                auto_scheduled: false,
+            }
+        }
+        None => {
+            let project = req.project.clone().ok_or_else(|| {
+                ApiError::field("project", "give `project` (with `flow` for an ad-hoc run, or with `deployment`)")
+            })?;
+            names::check("project", &project).map_err(|m| ApiError::field("project", m))?;
+            let flow = req.flow.clone().filter(|f| !f.trim().is_empty()).ok_or_else(|| {
+                ApiError::field("flow", "an ad-hoc run needs `flow`; or give `deployment` to run a deployment")
+            })?;
+            if req.state != Some(StateKind::Running) {
+                return Err(ApiError::field(
+                    "state",
+                    "an ad-hoc run (no deployment) is created Running by the process that executes it; to have an agent launch a run, deploy the flow and pass `deployment`",
+                ));
+            }
+            st.store.ensure_project(&project, now).await?;
+            NewFlowRun {
+                project,
+                deployment: None,
+                flow,
+                parameters: req.parameters.clone(),
+                work_queue: "default".into(),
+                scheduled_at: now,
+                state: StateKind::Running,
+                retries: 0,
+                retry_delay_s: 0,
+                idempotency_key: req.idempotency_key.clone(),
+                parent_flow_run_id: req.parent_flow_run_id,
+                tags: req.tags.clone(),
+                auto_scheduled: false,
+            }
+        }
+    };
+    let (run, created) = st.store.create_flow_run(new, st.lease(), now).await?;
+    if created && run.state == StateKind::Scheduled {
+        st.work_available();
+    }
+    st.touched();
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(run)))
+}
+
+/// Filters of `GET /api/v1/flow_runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    project: Option<String>,
+    deployment: Option<String>,
+    flow: Option<String>,
+    /// Comma-separated states.
+    state: Option<String>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    cursor: Option<Uuid>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/flow_runs`: newest first, with cursor pagination.
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<FlowRun>>> {
+    let limit = super::page_size(q.limit, 50)?;
+    let states = match &q.state {
+        None => vec![],
+        Some(s) => s
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.trim().parse::<StateKind>().map_err(|e| ApiError::field("state", e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let deployment_id = match (&q.deployment, &q.project) {
+        (Some(d), Some(p)) => Some(st.store.deployment(p, d).await?.id),
+        (Some(_), None) => {
+            return Err(ApiError::field("deployment", "filtering by deployment needs `project` too"));
+        }
+        _ => None,
+    };
+    let filter = RunFilter {
+        projects: q.project.map(|p| vec![p]),
+        deployment_id,
+        flow: q.flow,
+        states,
+        since: q.since,
+        until: q.until,
+        before: q.cursor,
+        limit,
+    };
+    Ok(axum::Json(st.store.list_flow_runs(&filter).await?))
+}
+
+/// `GET /api/v1/flow_runs/{id}`: the run, its state history and task-run counts.
+pub(crate) async fn detail(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<FlowRunDetail>> {
+    let run = st.store.flow_run(id).await?;
+    let history = st.store.flow_run_history(id).await?;
+    let task_runs_by_state = st.store.task_run_counts(id).await?;
+    Ok(axum::Json(FlowRunDetail {
+        run,
+        history,
+        task_runs_by_state,
+    }))
+}
+
+/// `POST /api/v1/flow_runs/{id}/state`: 200 with the run when accepted, 409 with the
+/// current run when refused.
+pub(crate) async fn propose(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(p): Json<ProposeState>,
+) -> ApiResult<axum::Json<FlowRun>> {
+    if let Some(m) = &p.message
+        && m.len() > 64 * 1024
+    {
+        return Err(ApiError::field("message", "message is longer than 64 KiB"));
+    }
+    let run = st.store.propose_state(id, &p, st.lease(), Utc::now()).await?;
+    after_change(&st, &run);
+    Ok(axum::Json(run))
+}
+
+fn after_change(st: &AppState, run: &FlowRun) {
+    if run.state.is_claimable() {
+        st.work_available();
+    }
+    st.touched();
+}
+
+/// `POST /api/v1/flow_runs/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<FlowRun>> {
+    let run = st.store.cancel_flow_run(id, Utc::now()).await?;
+    after_change(&st, &run);
+    Ok(axum::Json(run))
+}
+
+/// `POST /api/v1/flow_runs/{id}/retry`: a terminal run goes back to Scheduled.
+pub(crate) async fn retry(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    body: bytes::Bytes,
+) -> ApiResult<axum::Json<FlowRun>> {
+    let from_failed = if body.is_empty() {
+        false
+    } else {
+        crate::extract::parse_json::<RetryFlowRun>(&body)?.from_failed
+    };
+    let run = st.store.flow_run(id).await?;
+    if run.deployment_id.is_none() {
+        return Err(ApiError::Conflict {
+            message: "an ad-hoc run has no deployment for an agent to launch again; rerun it the way it was started".into(),
+            current: Some(Box::new(run)),
+        });
+    }
+    let run = st.store.retry_flow_run(id, from_failed, Utc::now()).await?;
+    after_change(&st, &run);
+    Ok(axum::Json(run))
+}
+
+/// `POST /api/v1/flow_runs/{id}/heartbeat`: a flow process renews its run's lease and
+/// learns whether to stop.
+pub(crate) async fn heartbeat(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(hb): Json<RunHeartbeat>,
+) -> ApiResult<axum::Json<RunHeartbeatReply>> {
+    let held = [weir_core::api::HeldRun { id, attempt: hb.attempt }];
+    let (cancel, lost) = st.store.renew_leases(None, &held, st.lease(), Utc::now()).await?;
+    Ok(axum::Json(RunHeartbeatReply {
+        cancel: !cancel.is_empty(),
+        lost: !lost.is_empty(),
+    }))
+}
+
+/// Pagination of task runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TaskRunsQuery {
+    cursor: Option<Uuid>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/flow_runs/{id}/task_runs`: in creation order.
+pub(crate) async fn task_runs(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<TaskRunsQuery>,
+) -> ApiResult<axum::Json<Page<TaskRun>>> {
+    let limit = super::page_size(q.limit, 200)?;
+    st.store.flow_run(id).await?;
+    Ok(axum::Json(st.store.task_runs(id, q.cursor, limit).await?))
+}
+
+/// A task run with its state history.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct TaskRunDetail {
+    task_run: TaskRun,
+    history: Vec<TaskRunState>,
+}
+
+/// One state of a task run's history.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct TaskRunState {
+    state: StateKind,
+    message: Option<String>,
+    attempt: u32,
+    at: Timestamp,
+}
+
+/// `GET /api/v1/task_runs/{id}`.
+pub(crate) async fn task_run(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<TaskRunDetail>> {
+    let (task_run, history) = st.store.task_run(id).await?;
+    Ok(axum::Json(TaskRunDetail {
+        task_run,
+        history: history
+            .into_iter()
+            .map(|(state, message, attempt, at)| TaskRunState { state, message, attempt, at })
+            .collect(),
+    }))
+}
+
+/// Cursor of log reads.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogsQuery {
+    /// Lines after this sequence number.
+    after: Option<i64>,
+    limit: Option<u32>,
+    task_run: Option<Uuid>,
+}
+
+/// `GET /api/v1/flow_runs/{id}/logs`: oldest first after `after`.
+pub(crate) async fn logs(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<axum::Json<Page<LogLine>>> {
+    let limit = super::page_size(q.limit, 500)?;
+    st.store.flow_run(id).await?;
+    let items = st.store.logs(id, q.task_run, q.after.unwrap_or(0), limit).await?;
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|l| l.seq.to_string()))
+        .flatten();
+    Ok(axum::Json(Page { items, next_cursor }))
+}
+
+/// Where a stream is.
+struct Follow {
+    st: AppState,
+    id: Uuid,
+    after: i64,
+    last_state: Option<(StateKind, u32)>,
+    activity: tokio::sync::watch::Receiver<u64>,
+    pending: std::collections::VecDeque<Event>,
+    done: bool,
+}
+
+/// `GET /api/v1/flow_runs/{id}/stream`: server-sent events — `state` (the run, whenever its
+/// state changes), `log` (each line) and a final `end` once the run is terminal and every
+/// line was sent.
+pub(crate) async fn stream(
+    State(st): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    st.store.flow_run(id).await?;
+    let activity = st.activity.subscribe();
+    let follow = Follow {
+        st,
+        id,
+        after: q.after.unwrap_or(0),
+        last_state: None,
+        activity,
+        pending: Default::default(),
+        done: false,
+    };
+    let stream = futures::stream::unfold(follow, |mut f| async move {
+        loop {
+            if let Some(ev) = f.pending.pop_front() {
+                return Some((Ok(ev), f));
+            }
+            if f.done {
+                return None;
+            }
+            f.activity.borrow_and_update();
+            let Ok(run) = f.st.store.flow_run(f.id).await else {
+                return None;
+            };
+            let lines = f.st.store.logs(f.id, None, f.after, 500).await.unwrap_or_default();
+            for line in &lines {
+                f.after = line.seq;
+                if let Ok(ev) = Event::default().event("log").id(line.seq.to_string()).json_data(line) {
+                    f.pending.push_back(ev);
+                }
+            }
+            if f.last_state != Some((run.state, run.attempt)) {
+                f.last_state = Some((run.state, run.attempt));
+                if let Ok(ev) = Event::default().event("state").json_data(&run) {
+                    f.pending.push_back(ev);
+                }
+            }
+            if run.state.is_terminal() && lines.is_empty() {
+                f.pending.push_back(Event::default().event("end").data(run.state.as_str()));
+                f.done = true;
+                continue;
+            }
+            if f.pending.is_empty() {
+                let _ = tokio::time::timeout(Duration::from_millis(500), f.activity.changed()).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,83 @@
+//! Shared server state and options.
+
+use chrono::Duration;
+use std::sync::Arc;
+use tokio::sync::{Notify, watch};
+use weir_store::Store;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Address to listen on, e.g. `127.0.0.1:4200`.
+    pub bind: String,
+    /// How long a Pending/Running run lives without a heartbeat before it is Crashed.
+    pub lease: std::time::Duration,
+    /// How long a due run may wait for an agent before it is marked Late.
+    pub late_after: std::time::Duration,
+    /// How often the scheduler and crash detector wake up.
+    pub tick: std::time::Duration,
+    /// Most future runs materialised per deployment.
+    pub schedule_max_runs: usize,
+    /// How far ahead runs are materialised.
+    pub schedule_horizon: std::time::Duration,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            database_url: "sqlite://.weir/weir.db".into(),
+            bind: "127.0.0.1:4200".into(),
+            lease: std::time::Duration::from_secs(30),
+            late_after: std::time::Duration::from_secs(30),
+            tick: std::time::Duration::from_secs(1),
+            schedule_max_runs: 10,
+            schedule_horizon: std::time::Duration::from_secs(7 * 86400),
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// State shared by every handler and background loop; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Settings.
+    pub options: Arc<Options>,
+    /// Woken when a run may have become claimable (created, retried), so long-polling
+    /// agents claim it at once.
+    pub(crate) work: Arc<Notify>,
+    /// Bumped whenever log lines or states are written, so streams wake up.
+    pub(crate) activity: Arc<watch::Sender<u64>>,
+}
+
+impl AppState {
+    /// Wraps a connected store.
+    pub fn new(store: Store, options: Options) -> AppState {
+        AppState {
+            store,
+            options: Arc::new(options),
+            work: Arc::new(Notify::new()),
+            activity: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// The lease as a chrono duration.
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_std(self.options.lease).unwrap_or(Duration::seconds(30))
+    }
+
+    /// Wakes agents waiting for work.
+    pub(crate) fn work_available(&self) {
+        self.work.notify_waiters();
+    }
+
+    /// Wakes log and state streams.
+    pub(crate) fn touched(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}

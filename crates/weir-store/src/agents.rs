@@ -1,0 +1,127 @@
+//! Agents and work queues.
+
+use crate::codec::{self, micros, to_json, ts};
+use crate::{Error, Result, Store};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+use weir_core::Timestamp;
+use weir_core::api::{Agent, RegisterAgent, WorkQueue};
+
+fn agent(row: &AnyRow) -> Result<Agent> {
+    let running: i64 = row.try_get("running")?;
+    Ok(Agent {
+        id: codec::uuid(row, "id")?,
+        name: row.try_get("name")?,
+        queues: codec::json(row, "queues")?,
+        limit: codec::u32_col(row, "run_limit")?,
+        created_at: ts(row.try_get("created_at")?),
+        last_heartbeat_at: ts(row.try_get("last_heartbeat_at")?),
+        running: u32::try_from(running).unwrap_or(0),
+    })
+}
+
+const AGENT_SELECT: &str = "SELECT a.id, a.name, a.queues, a.run_limit, a.created_at, \
+    a.last_heartbeat_at, (SELECT COUNT(*) FROM flow_runs r WHERE r.agent_id = a.id \
+    AND r.state IN ('Pending', 'Running', 'Cancelling', 'Paused')) AS running FROM agents a";
+
+impl Store {
+    /// Registers a new agent.
+    pub async fn register_agent(&self, req: &RegisterAgent, now: Timestamp) -> Result<Agent> {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO agents (id, name, queues, run_limit, created_at, last_heartbeat_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(id.to_string())
+        .bind(&req.name)
+        .bind(to_json(&req.queues))
+        .bind(i64::from(req.limit))
+        .bind(micros(now))
+        .execute(&self.write)
+        .await?;
+        self.agent(id).await
+    }
+
+    /// One agent.
+    pub async fn agent(&self, id: Uuid) -> Result<Agent> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{AGENT_SELECT} WHERE a.id = $1")))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("agent {id}")))?;
+        agent(&row)
+    }
+
+    /// Records that an agent is alive.
+    pub async fn touch_agent(&self, id: Uuid, now: Timestamp) -> Result<()> {
+        let n = sqlx::query("UPDATE agents SET last_heartbeat_at = $1 WHERE id = $2")
+            .bind(micros(now))
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound(format!("agent {id}")));
+        }
+        Ok(())
+    }
+
+    /// Agents seen since `since`, most recent heartbeat first.
+    pub async fn agents(&self, since: Timestamp) -> Result<Vec<Agent>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{AGENT_SELECT} WHERE a.last_heartbeat_at >= $1 ORDER BY a.last_heartbeat_at DESC LIMIT 500"
+        )))
+        .bind(micros(since))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(agent).collect()
+    }
+
+    /// Work queues named by deployments or live agents, with their ready and running counts.
+    pub async fn work_queues(&self, now: Timestamp, agents_since: Timestamp) -> Result<Vec<WorkQueue>> {
+        let mut queues: BTreeMap<String, WorkQueue> = BTreeMap::new();
+        let mut entry = |name: String| {
+            queues.entry(name.clone()).or_insert(WorkQueue {
+                name,
+                ready: 0,
+                running: 0,
+            });
+        };
+        for row in sqlx::query("SELECT DISTINCT work_queue FROM deployments")
+            .fetch_all(&self.read)
+            .await?
+        {
+            entry(row.try_get("work_queue")?);
+        }
+        for a in self.agents(agents_since).await? {
+            for q in a.queues {
+                entry(q);
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT work_queue, \
+             SUM(CASE WHEN state IN ('Scheduled', 'Late', 'AwaitingRetry') AND scheduled_at <= $1 THEN 1 ELSE 0 END) AS ready, \
+             SUM(CASE WHEN state IN ('Pending', 'Running', 'Cancelling', 'Paused') THEN 1 ELSE 0 END) AS running \
+             FROM flow_runs WHERE state IN ('Scheduled', 'Late', 'AwaitingRetry', 'Pending', 'Running', 'Cancelling', 'Paused') \
+             GROUP BY work_queue",
+        )
+        .bind(micros(now))
+        .fetch_all(&self.read)
+        .await?;
+        for row in rows {
+            let name: String = row.try_get("work_queue")?;
+            let ready: i64 = row.try_get("ready")?;
+            let running: i64 = row.try_get("running")?;
+            let q = queues.entry(name.clone()).or_insert(WorkQueue {
+                name,
+                ready: 0,
+                running: 0,
+            });
+            q.ready = u64::try_from(ready).unwrap_or(0);
+            q.running = u64::try_from(running).unwrap_or(0);
+        }
+        Ok(queues.into_values().collect())
+    }
+}

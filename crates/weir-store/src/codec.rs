@@ -1,0 +1,153 @@
+//! Conversions between stored columns (integers, text) and domain values.
+
+use crate::{Error, Result};
+use chrono::{TimeZone, Utc};
+use serde::de::DeserializeOwned;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+use weir_core::api::{FlowRun, StateChange, TaskRun};
+use weir_core::{StateKind, Timestamp};
+
+/// Microseconds since the epoch, as stored.
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Decodes stored microseconds.
+pub(crate) fn ts(us: i64) -> Timestamp {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+pub(crate) fn opt_ts(us: Option<i64>) -> Option<Timestamp> {
+    us.map(ts)
+}
+
+pub(crate) fn uuid(row: &AnyRow, col: &'static str) -> Result<Uuid> {
+    let s: String = row.try_get(col)?;
+    Uuid::parse_str(&s).map_err(|e| Error::Corrupt {
+        column: col,
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn opt_uuid(row: &AnyRow, col: &'static str) -> Result<Option<Uuid>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| {
+        Uuid::parse_str(&s).map_err(|e| Error::Corrupt {
+            column: col,
+            reason: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn state(row: &AnyRow, col: &'static str) -> Result<StateKind> {
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(|e: weir_core::state::UnknownState| Error::Corrupt {
+        column: col,
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn json<T: DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<T> {
+    let s: String = row.try_get(col)?;
+    serde_json::from_str(&s).map_err(|e| Error::Corrupt {
+        column: col,
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn opt_json<T: DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<Option<T>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| {
+        serde_json::from_str(&s).map_err(|e| Error::Corrupt {
+            column: col,
+            reason: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn u32_col(row: &AnyRow, col: &'static str) -> Result<u32> {
+    let v: i64 = row.try_get(col)?;
+    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}
+
+/// Columns of `flow_runs` in the order [`flow_run`] reads them.
+pub(crate) const FLOW_RUN_COLUMNS: &str = "id, project, deployment_id, deployment, flow, name, \
+    state, state_message, state_at, attempt, retries_used, retries, parameters, work_queue, \
+    scheduled_at, created_at, started_at, ended_at, agent_id, lease_expires_at, \
+    parent_flow_run_id, result, tags";
+
+pub(crate) fn flow_run(row: &AnyRow) -> Result<FlowRun> {
+    Ok(FlowRun {
+        id: uuid(row, "id")?,
+        project: row.try_get("project")?,
+        deployment_id: opt_uuid(row, "deployment_id")?,
+        deployment: row.try_get("deployment")?,
+        flow: row.try_get("flow")?,
+        name: row.try_get("name")?,
+        state: state(row, "state")?,
+        state_message: row.try_get("state_message")?,
+        state_at: ts(row.try_get("state_at")?),
+        attempt: u32_col(row, "attempt")?,
+        retries_used: u32_col(row, "retries_used")?,
+        retries: u32_col(row, "retries")?,
+        parameters: json(row, "parameters")?,
+        work_queue: row.try_get("work_queue")?,
+        scheduled_at: ts(row.try_get("scheduled_at")?),
+        created_at: ts(row.try_get("created_at")?),
+        started_at: opt_ts(row.try_get("started_at")?),
+        ended_at: opt_ts(row.try_get("ended_at")?),
+        agent_id: opt_uuid(row, "agent_id")?,
+        lease_expires_at: opt_ts(row.try_get("lease_expires_at")?),
+        parent_flow_run_id: opt_uuid(row, "parent_flow_run_id")?,
+        result: opt_json(row, "result")?,
+        tags: json(row, "tags")?,
+    })
+}
+
+pub(crate) fn state_change(row: &AnyRow) -> Result<StateChange> {
+    Ok(StateChange {
+        id: uuid(row, "id")?,
+        state: state(row, "state")?,
+        message: row.try_get("message")?,
+        attempt: u32_col(row, "attempt")?,
+        at: ts(row.try_get("at")?),
+    })
+}
+
+pub(crate) const TASK_RUN_COLUMNS: &str = "id, flow_run_id, task, state, message, attempt, \
+    created_at, started_at, ended_at, inputs_fingerprint, cache_key, result_location, map_index";
+
+pub(crate) fn task_run(row: &AnyRow) -> Result<TaskRun> {
+    let map_index: Option<i64> = row.try_get("map_index")?;
+    Ok(TaskRun {
+        id: uuid(row, "id")?,
+        flow_run_id: uuid(row, "flow_run_id")?,
+        task: row.try_get("task")?,
+        state: state(row, "state")?,
+        message: row.try_get("message")?,
+        attempt: u32_col(row, "attempt")?,
+        created_at: ts(row.try_get("created_at")?),
+        started_at: opt_ts(row.try_get("started_at")?),
+        ended_at: opt_ts(row.try_get("ended_at")?),
+        inputs_fingerprint: row.try_get("inputs_fingerprint")?,
+        cache_key: row.try_get("cache_key")?,
+        result_location: row.try_get("result_location")?,
+        map_index: map_index.and_then(|i| u32::try_from(i).ok()),
+    })
+}
+
+/// `$1, $2, …` placeholders starting at `first`, for dynamic `IN (…)` lists.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,253 @@
+//! Projects and deployments: idempotent, versioned upserts.
+
+use crate::codec::{self, micros, to_json, ts};
+use crate::scheduling::delete_future_runs;
+use crate::{Error, Result, Store};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+use weir_core::Timestamp;
+use weir_core::api::{Deployment, DeploymentSpec, Project, UpsertOutcome, UpsertResult};
+
+const DEPLOYMENT_COLUMNS: &str =
+    "id, project, name, version, spec, paused, created_at, updated_at";
+
+fn deployment(row: &AnyRow) -> Result<Deployment> {
+    let paused: i64 = row.try_get("paused")?;
+    Ok(Deployment {
+        id: codec::uuid(row, "id")?,
+        project: row.try_get("project")?,
+        name: row.try_get("name")?,
+        version: codec::u32_col(row, "version")?,
+        spec: codec::json(row, "spec")?,
+        paused: paused != 0,
+        created_at: ts(row.try_get("created_at")?),
+        updated_at: ts(row.try_get("updated_at")?),
+    })
+}
+
+impl Store {
+    /// Creates a project if it does not exist. Returns true when it was created.
+    pub async fn ensure_project(&self, name: &str, now: Timestamp) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO projects (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(micros(now))
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// All projects, by name.
+    pub async fn projects(&self) -> Result<Vec<Project>> {
+        let rows = sqlx::query("SELECT name, created_at FROM projects ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Project {
+                    name: r.try_get("name")?,
+                    created_at: ts(r.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a project exists.
+    pub async fn project_exists(&self, name: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?
+            .is_some())
+    }
+
+    /// Creates or updates a deployment. An identical spec is `Unchanged` and writes nothing; a
+    /// different one becomes a new version, and the runs its old schedules put ahead are
+    /// removed so the scheduler recreates them from the new ones. With `dry_run`, reports
+    /// the outcome without writing.
+    pub async fn upsert_deployment(
+        &self,
+        project: &str,
+        name: &str,
+        spec: &DeploymentSpec,
+        dry_run: bool,
+        now: Timestamp,
+    ) -> Result<UpsertResult> {
+        let existing = self.deployment(project, name).await;
+        let existing = match existing {
+            Ok(d) => Some(d),
+            Err(Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        match existing {
+            Some(d) if d.spec == *spec => Ok(UpsertResult {
+                outcome: UpsertOutcome::Unchanged,
+                deployment: Some(d),
+                previous: None,
+            }),
+            Some(d) if dry_run => Ok(UpsertResult {
+                outcome: UpsertOutcome::Updated,
+                previous: Some(d.spec.clone()),
+                deployment: Some(d),
+            }),
+            None if dry_run => Ok(UpsertResult {
+                outcome: UpsertOutcome::Created,
+                deployment: None,
+                previous: None,
+            }),
+            Some(d) => {
+                let version = i64::from(d.version) + 1;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE deployments SET version = $1, spec = $2, flow = $3, work_queue = $4, \
+                     updated_at = $5 WHERE id = $6",
+                )
+                .bind(version)
+                .bind(to_json(spec))
+                .bind(&spec.flow)
+                .bind(&spec.work_queue)
+                .bind(micros(now))
+                .bind(d.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                insert_version(&mut tx, d.id, version, spec, now).await?;
+                delete_future_runs(&mut tx, d.id, now).await?;
+                tx.commit().await?;
+                Ok(UpsertResult {
+                    outcome: UpsertOutcome::Updated,
+                    previous: Some(d.spec),
+                    deployment: Some(self.deployment(project, name).await?),
+                })
+            }
+            None => {
+                self.ensure_project(project, now).await?;
+                let id = Uuid::now_v7();
+                let mut tx = self.begin_write().await?;
+                let n = sqlx::query(
+                    "INSERT INTO deployments (id, project, name, version, spec, flow, work_queue, \
+                     paused, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6, 0, $7, $7) \
+                     ON CONFLICT (project, name) DO NOTHING",
+                )
+                .bind(id.to_string())
+                .bind(project)
+                .bind(name)
+                .bind(to_json(spec))
+                .bind(&spec.flow)
+                .bind(&spec.work_queue)
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    // Another writer created it first: treat as an update of theirs.
+                    tx.rollback().await?;
+                    return Box::pin(self.upsert_deployment(project, name, spec, dry_run, now))
+                        .await;
+                }
+                insert_version(&mut tx, id, 1, spec, now).await?;
+                tx.commit().await?;
+                Ok(UpsertResult {
+                    outcome: UpsertOutcome::Created,
+                    previous: None,
+                    deployment: Some(self.deployment(project, name).await?),
+                })
+            }
+        }
+    }
+
+    /// A deployment by project and name.
+    pub async fn deployment(&self, project: &str, name: &str) -> Result<Deployment> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE project = $1 AND name = $2"
+        )))
+        .bind(project)
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("deployment {project}/{name}")))?;
+        deployment(&row)
+    }
+
+    /// A deployment by id.
+    pub async fn deployment_by_id(&self, id: Uuid) -> Result<Deployment> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("deployment {id}")))?;
+        deployment(&row)
+    }
+
+    /// Deployments, optionally of some projects only, by project and name.
+    pub async fn deployments(&self, projects: Option<&[String]>) -> Result<Vec<Deployment>> {
+        let rows = match projects {
+            None => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments ORDER BY project, name"
+                )))
+                .fetch_all(&self.read)
+                .await?
+            }
+            Some([]) => return Ok(vec![]),
+            Some(ps) => {
+                let sql = format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE project IN ({}) \
+                     ORDER BY project, name",
+                    codec::placeholders(1, ps.len())
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for p in ps {
+                    q = q.bind(p.clone());
+                }
+                q.fetch_all(&self.read).await?
+            }
+        };
+        rows.iter().map(deployment).collect()
+    }
+
+    /// Pauses or resumes a deployment's schedules. Pausing removes the runs its schedules had
+    /// put ahead; resuming lets the scheduler create them again.
+    pub async fn set_paused(&self, id: Uuid, paused: bool, now: Timestamp) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("UPDATE deployments SET paused = $1, updated_at = $2 WHERE id = $3")
+            .bind(i64::from(paused))
+            .bind(micros(now))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound(format!("deployment {id}")));
+        }
+        if paused {
+            delete_future_runs(&mut tx, id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: Uuid,
+    version: i64,
+    spec: &DeploymentSpec,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO deployment_versions (deployment_id, version, spec, created_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id.to_string())
+    .bind(version)
+    .bind(to_json(spec))
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

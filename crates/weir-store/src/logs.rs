@@ -1,0 +1,106 @@
+//! Log lines: batched ingest and cursor reads.
+
+use crate::codec::{self, micros, placeholders};
+use crate::{Result, Store};
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+use weir_core::api::{LogLevel, LogLine, NewLogLine};
+
+const CHUNK: usize = 500;
+
+fn level_str(l: LogLevel) -> &'static str {
+    match l {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    }
+}
+
+fn parse_level(s: &str) -> LogLevel {
+    match s {
+        "trace" => LogLevel::Trace,
+        "debug" => LogLevel::Debug,
+        "warn" => LogLevel::Warn,
+        "error" => LogLevel::Error,
+        _ => LogLevel::Info,
+    }
+}
+
+impl Store {
+    /// Appends log lines in order. Returns how many were stored.
+    pub async fn ingest_logs(&self, lines: &[NewLogLine]) -> Result<u64> {
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        for chunk in lines.chunks(CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO logs (flow_run_id, task_run_id, at, level, message) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for l in chunk {
+                q = q
+                    .bind(l.flow_run_id.to_string())
+                    .bind(l.task_run_id.map(|t| t.to_string()))
+                    .bind(micros(l.at))
+                    .bind(level_str(l.level))
+                    .bind(l.message.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(lines.len() as u64)
+    }
+
+    /// Lines of a flow run after sequence number `after`, oldest first, at most `limit`;
+    /// optionally only those of one task run.
+    pub async fn logs(
+        &self,
+        flow_run: Uuid,
+        task_run: Option<Uuid>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LogLine>> {
+        let limit = i64::from(limit.clamp(1, 10_000));
+        let rows = match task_run {
+            Some(t) => sqlx::query(
+                "SELECT seq, flow_run_id, task_run_id, at, level, message FROM logs \
+                 WHERE flow_run_id = $1 AND task_run_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+            )
+            .bind(flow_run.to_string())
+            .bind(t.to_string())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?,
+            None => sqlx::query(
+                "SELECT seq, flow_run_id, task_run_id, at, level, message FROM logs \
+                 WHERE flow_run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(flow_run.to_string())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?,
+        };
+        rows.iter()
+            .map(|r| {
+                let level: String = r.try_get("level")?;
+                Ok(LogLine {
+                    seq: r.try_get("seq")?,
+                    flow_run_id: codec::uuid(r, "flow_run_id")?,
+                    task_run_id: codec::opt_uuid(r, "task_run_id")?,
+                    at: codec::ts(r.try_get("at")?),
+                    level: parse_level(&level),
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+}

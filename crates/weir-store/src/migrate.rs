@@ -1,0 +1,32 @@
+//! Embedded migrations, one set per dialect, applied on connect by sqlx's migrator.
+
+use crate::{Dialect, Result, Store};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::SqlSafeStr;
+
+const SQLITE: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// Applies every migration not yet applied. Safe to run from several processes at once on
+/// PostgreSQL (the migrator takes an advisory lock).
+pub(crate) async fn run(store: &Store) -> Result<()> {
+    let set = match store.dialect {
+        Dialect::Sqlite => SQLITE,
+        Dialect::Postgres => POSTGRES,
+    };
+    let migrations = set
+        .iter()
+        .map(|(version, name, sql)| {
+            Migration::new(
+                *version,
+                (*name).into(),
+                MigrationType::Simple,
+                sqlx::AssertSqlSafe(*sql).into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations).run(&store.write).await?;
+    Ok(())
+}

@@ -1,0 +1,595 @@
+//! Flow runs: creation, reads, state proposals, claims, leases, cancellation and retries.
+
+use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders, to_json};
+use crate::{Dialect, Error, Result, Store};
+use chrono::Duration;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+use weir_core::api::{FlowRun, HeldRun, Page, Parameters, ProposeState, StateChange};
+use weir_core::orchestration::{self, Rejection};
+use weir_core::{StateKind, Timestamp};
+
+/// Everything needed to create a flow run.
+#[derive(Debug, Clone)]
+pub struct NewFlowRun {
+    /// Project (must exist).
+    pub project: String,
+    /// Deployment id and name, if created from one.
+    pub deployment: Option<(Uuid, String)>,
+    /// Flow name.
+    pub flow: String,
+    /// Parameters (already merged with defaults and validated).
+    pub parameters: Parameters,
+    /// Work queue.
+    pub work_queue: String,
+    /// When it is due.
+    pub scheduled_at: Timestamp,
+    /// Initial state: Scheduled (agents launch it) or Running (its own process runs it).
+    pub state: StateKind,
+    /// Automatic retries allowed.
+    pub retries: u32,
+    /// Delay before each automatic retry.
+    pub retry_delay_s: u64,
+    /// Dedupes creation within the project.
+    pub idempotency_key: Option<String>,
+    /// Calling flow run.
+    pub parent_flow_run_id: Option<Uuid>,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// Created by the scheduler (removed when its deployment's schedule changes).
+    pub auto_scheduled: bool,
+}
+
+/// Filters for listing flow runs. Empty filters match everything.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only these projects (`None`: all).
+    pub projects: Option<Vec<String>>,
+    /// Only this deployment.
+    pub deployment_id: Option<Uuid>,
+    /// Only this flow.
+    pub flow: Option<String>,
+    /// Only runs in one of these states.
+    pub states: Vec<StateKind>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    /// Runs older than this id (the previous page's cursor).
+    pub before: Option<Uuid>,
+    /// Page size.
+    pub limit: u32,
+}
+
+type AnyQuery<'q> = Query<'q, Any, AnyArguments>;
+
+impl Store {
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.write.begin().await?,
+        })
+    }
+
+    /// Creates a flow run, or returns the one created earlier with the same idempotency key.
+    /// The boolean is true when a run was created.
+    pub async fn create_flow_run(
+        &self,
+        new: NewFlowRun,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<(FlowRun, bool)> {
+        let id = Uuid::now_v7();
+        let running = new.state == StateKind::Running;
+        let attempt: i64 = if running { 1 } else { 0 };
+        let name = format!("{}-{}", new.flow, &id.simple().to_string()[26..]);
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO flow_runs (id, project, deployment_id, deployment, flow, name, state, \
+             state_at, attempt, retries, retry_delay_s, parameters, work_queue, scheduled_at, \
+             created_at, started_at, lease_expires_at, parent_flow_run_id, tags, \
+             idempotency_key, auto_scheduled) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21) ON CONFLICT (project, idempotency_key) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(&new.project)
+        .bind(new.deployment.as_ref().map(|d| d.0.to_string()))
+        .bind(new.deployment.as_ref().map(|d| d.1.clone()))
+        .bind(&new.flow)
+        .bind(name)
+        .bind(new.state.as_str())
+        .bind(micros(now))
+        .bind(attempt)
+        .bind(i64::from(new.retries))
+        .bind(i64::try_from(new.retry_delay_s).unwrap_or(i64::MAX))
+        .bind(to_json(&new.parameters))
+        .bind(&new.work_queue)
+        .bind(micros(new.scheduled_at))
+        .bind(micros(now))
+        .bind(running.then(|| micros(now)))
+        .bind(running.then(|| micros(now + lease)))
+        .bind(new.parent_flow_run_id.map(|p| p.to_string()))
+        .bind(to_json(&new.tags))
+        .bind(new.idempotency_key.clone())
+        .bind(i64::from(new.auto_scheduled))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            let key = new.idempotency_key.unwrap_or_default();
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE project = $1 AND idempotency_key = $2"
+            )))
+            .bind(&new.project)
+            .bind(key.clone())
+            .fetch_optional(&self.write)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("flow run with idempotency key {key:?}")))?;
+            return Ok((codec::flow_run(&row)?, false));
+        }
+        insert_history(&mut tx, Uuid::now_v7(), id, new.state, None, attempt, now).await?;
+        tx.commit().await?;
+        Ok((self.flow_run(id).await?, true))
+    }
+
+    /// One flow run.
+    pub async fn flow_run(&self, id: Uuid) -> Result<FlowRun> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("flow run {id}")))?;
+        codec::flow_run(&row)
+    }
+
+    /// A run's state history, oldest first.
+    pub async fn flow_run_history(&self, id: Uuid) -> Result<Vec<StateChange>> {
+        let rows = sqlx::query(
+            "SELECT id, state, message, attempt, at FROM flow_run_states \
+             WHERE flow_run_id = $1 ORDER BY at, id",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(codec::state_change).collect()
+    }
+
+    /// Flow runs matching `filter`, newest first, one page at a time.
+    pub async fn list_flow_runs(&self, filter: &RunFilter) -> Result<Page<FlowRun>> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let next = |binds: &mut Vec<Bind>, b: Bind| {
+            binds.push(b);
+            binds.len()
+        };
+        if let Some(projects) = &filter.projects {
+            if projects.is_empty() {
+                return Ok(Page {
+                    items: vec![],
+                    next_cursor: None,
+                });
+            }
+            let first = binds.len() + 1;
+            for p in projects {
+                next(&mut binds, Bind::Text(p.clone()));
+            }
+            clauses.push(format!("project IN ({})", placeholders(first, projects.len())));
+        }
+        if let Some(d) = filter.deployment_id {
+            let n = next(&mut binds, Bind::Text(d.to_string()));
+            clauses.push(format!("deployment_id = ${n}"));
+        }
+        if let Some(f) = &filter.flow {
+            let n = next(&mut binds, Bind::Text(f.clone()));
+            clauses.push(format!("flow = ${n}"));
+        }
+        if !filter.states.is_empty() {
+            let first = binds.len() + 1;
+            for s in &filter.states {
+                next(&mut binds, Bind::Text(s.as_str().to_string()));
+            }
+            clauses.push(format!("state IN ({})", placeholders(first, filter.states.len())));
+        }
+        if let Some(t) = filter.since {
+            let n = next(&mut binds, Bind::Int(micros(t)));
+            clauses.push(format!("created_at >= ${n}"));
+        }
+        if let Some(t) = filter.until {
+            let n = next(&mut binds, Bind::Int(micros(t)));
+            clauses.push(format!("created_at < ${n}"));
+        }
+        if let Some(c) = filter.before {
+            let n = next(&mut binds, Bind::Text(c.to_string()));
+            clauses.push(format!("id < ${n}"));
+        }
+        let limit = filter.limit.clamp(1, 1000);
+        let n = next(&mut binds, Bind::Int(i64::from(limit) + 1));
+        let where_ = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs {where_} ORDER BY id DESC LIMIT ${n}"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for b in binds {
+            q = b.bind(q);
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        let mut items = rows.iter().map(codec::flow_run).collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Counts of flow runs by state, optionally only those created since a time and only in
+    /// some projects.
+    pub async fn count_flow_runs_by_state(
+        &self,
+        projects: Option<&[String]>,
+        since: Option<Timestamp>,
+    ) -> Result<BTreeMap<StateKind, u64>> {
+        let mut sql = "SELECT state, COUNT(*) AS n FROM flow_runs WHERE created_at >= $1".to_string();
+        let mut binds = vec![Bind::Int(since.map(micros).unwrap_or(i64::MIN))];
+        if let Some(ps) = projects {
+            if ps.is_empty() {
+                return Ok(BTreeMap::new());
+            }
+            sql.push_str(&format!(" AND project IN ({})", placeholders(2, ps.len())));
+            binds.extend(ps.iter().map(|p| Bind::Text(p.clone())));
+        }
+        sql.push_str(" GROUP BY state");
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for b in binds {
+            q = b.bind(q);
+        }
+        let mut out = BTreeMap::new();
+        for row in q.fetch_all(&self.read).await? {
+            let n: i64 = row.try_get("n")?;
+            out.insert(codec::state(&row, "state")?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    /// Applies a state proposal by the orchestration rules. A repeated `transition_id`
+    /// returns the run without a second transition.
+    pub async fn propose_state(
+        &self,
+        id: Uuid,
+        proposal: &ProposeState,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<FlowRun> {
+        for _ in 0..8 {
+            let mut tx = self.begin_write().await?;
+            if let Some(tid) = proposal.transition_id
+                && transition_exists(&mut tx, tid).await?
+            {
+                tx.rollback().await?;
+                return self.flow_run(id).await;
+            }
+            let (run, retry_delay) = load(&mut tx, id).await?;
+            let next = match orchestration::decide(&run, proposal, retry_delay, lease, now) {
+                Ok(next) => next,
+                Err(rejection) => {
+                    tx.rollback().await?;
+                    return Err(rejected(rejection, run));
+                }
+            };
+            let tid = proposal.transition_id.unwrap_or_else(Uuid::now_v7);
+            if save(&mut tx, &run, &next, tid, None).await? {
+                tx.commit().await?;
+                return Ok(next);
+            }
+            tx.rollback().await?;
+        }
+        Err(Error::Invalid(format!("flow run {id} is changing too fast; try again")))
+    }
+
+    /// Requests cancellation: runs not yet launched end Cancelled; launched ones go to
+    /// Cancelling, and their agent (or own process) stops them.
+    pub async fn cancel_flow_run(&self, id: Uuid, now: Timestamp) -> Result<FlowRun> {
+        for _ in 0..8 {
+            let mut tx = self.begin_write().await?;
+            let (run, _) = load(&mut tx, id).await?;
+            let Some(target) = orchestration::cancel_target(run.state) else {
+                tx.rollback().await?;
+                let reason = format!("run is already {}; nothing to cancel", run.state);
+                return Err(Error::Rejected {
+                    reason,
+                    current: Box::new(run),
+                });
+            };
+            let mut next = run.clone();
+            next.state = target;
+            next.state_at = now;
+            next.state_message = Some("cancellation requested".into());
+            if target == StateKind::Cancelled {
+                next.ended_at = Some(now);
+                next.lease_expires_at = None;
+                next.agent_id = None;
+            }
+            if save(&mut tx, &run, &next, Uuid::now_v7(), None).await? {
+                tx.commit().await?;
+                return Ok(next);
+            }
+            tx.rollback().await?;
+        }
+        Err(Error::Invalid(format!("flow run {id} is changing too fast; try again")))
+    }
+
+    /// Retries a terminal run: back to Scheduled, due now. With `from_failed`, the next
+    /// attempt reuses persisted results of tasks that completed before.
+    pub async fn retry_flow_run(&self, id: Uuid, from_failed: bool, now: Timestamp) -> Result<FlowRun> {
+        for _ in 0..8 {
+            let mut tx = self.begin_write().await?;
+            let (run, _) = load(&mut tx, id).await?;
+            let next = match orchestration::retry(&run, now) {
+                Ok(n) => n,
+                Err(e) => {
+                    tx.rollback().await?;
+                    return Err(rejected(Rejection::Illegal(e), run));
+                }
+            };
+            if save(&mut tx, &run, &next, Uuid::now_v7(), Some(from_failed)).await? {
+                tx.commit().await?;
+                return Ok(next);
+            }
+            tx.rollback().await?;
+        }
+        Err(Error::Invalid(format!("flow run {id} is changing too fast; try again")))
+    }
+
+    /// Claims up to `limit` due runs from `queues` for `agent`: each moves to Pending with its
+    /// attempt bumped, in one atomic statement, so no run is claimed twice however many
+    /// agents race. Returns the runs and whether each should resume from persisted results.
+    pub async fn claim(
+        &self,
+        agent: Uuid,
+        queues: &[String],
+        limit: u32,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(FlowRun, bool)>> {
+        if queues.is_empty() || limit == 0 {
+            return Ok(vec![]);
+        }
+        let lock = match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE flow_runs SET state = 'Pending', attempt = attempt + 1, agent_id = $1, \
+             lease_expires_at = $2, state_at = $3, state_message = NULL, started_at = NULL, \
+             ended_at = NULL \
+             WHERE id IN (SELECT id FROM flow_runs \
+               WHERE state IN ('Scheduled', 'Late', 'AwaitingRetry') AND scheduled_at <= $3 \
+               AND work_queue IN ({}) ORDER BY scheduled_at, id LIMIT $4{lock}) \
+             RETURNING {FLOW_RUN_COLUMNS}, resume",
+            placeholders(5, queues.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(agent.to_string())
+            .bind(micros(now + lease))
+            .bind(micros(now))
+            .bind(i64::from(limit));
+        for queue in queues {
+            q = q.bind(queue.clone());
+        }
+        let mut tx = self.begin_write().await?;
+        let rows = q.fetch_all(&mut *tx).await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let run = codec::flow_run(row)?;
+            let resume: i64 = row.try_get("resume")?;
+            insert_history(
+                &mut tx,
+                Uuid::now_v7(),
+                run.id,
+                StateKind::Pending,
+                None,
+                i64::from(run.attempt),
+                now,
+            )
+            .await?;
+            claimed.push((run, resume != 0));
+        }
+        tx.commit().await?;
+        claimed.sort_by_key(|(r, _)| (r.scheduled_at, r.id));
+        Ok(claimed)
+    }
+
+    /// Renews the leases of runs an agent holds. Returns the runs whose cancellation was
+    /// requested and the runs the agent no longer holds.
+    pub async fn renew_leases(
+        &self,
+        agent: Option<Uuid>,
+        held: &[HeldRun],
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<(Vec<Uuid>, Vec<Uuid>)> {
+        let mut cancel = Vec::new();
+        let mut lost = Vec::new();
+        if held.is_empty() {
+            return Ok((cancel, lost));
+        }
+        let mut tx = self.begin_write().await?;
+        for h in held {
+            let row = sqlx::query(
+                "UPDATE flow_runs SET lease_expires_at = $1 WHERE id = $2 AND attempt = $3 \
+                 AND state IN ('Pending', 'Running', 'Cancelling', 'Paused') \
+                 AND ($4 IS NULL OR agent_id = $4 OR agent_id IS NULL) RETURNING state",
+            )
+            .bind(micros(now + lease))
+            .bind(h.id.to_string())
+            .bind(i64::from(h.attempt))
+            .bind(agent.map(|a| a.to_string()))
+            .fetch_optional(&mut *tx)
+            .await?;
+            match row {
+                Some(row) => {
+                    if codec::state(&row, "state")? == StateKind::Cancelling {
+                        cancel.push(h.id);
+                    }
+                }
+                None => lost.push(h.id),
+            }
+        }
+        tx.commit().await?;
+        Ok((cancel, lost))
+    }
+
+    /// Runs whose lease expired before `now` (their process or agent went silent).
+    pub async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<FlowRun>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs \
+             WHERE state IN ('Pending', 'Running', 'Cancelling', 'Paused') \
+             AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2"
+        )))
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(codec::flow_run).collect()
+    }
+
+    /// Scheduled runs due before `before` (so late by the grace period).
+    pub async fn overdue_runs(&self, before: Timestamp, limit: u32) -> Result<Vec<FlowRun>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state = 'Scheduled' \
+             AND scheduled_at < $1 ORDER BY scheduled_at LIMIT $2"
+        )))
+        .bind(micros(before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(codec::flow_run).collect()
+    }
+}
+
+fn rejected(rejection: Rejection, run: FlowRun) -> Error {
+    Error::Rejected {
+        reason: rejection.to_string(),
+        current: Box::new(run),
+    }
+}
+
+async fn transition_exists(tx: &mut Transaction<'static, Any>, tid: Uuid) -> Result<bool> {
+    Ok(sqlx::query("SELECT 1 FROM flow_run_states WHERE id = $1")
+        .bind(tid.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some())
+}
+
+/// Loads a run and its retry delay inside a write transaction.
+async fn load(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<(FlowRun, Duration)> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {FLOW_RUN_COLUMNS}, retry_delay_s FROM flow_runs WHERE id = $1"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("flow run {id}")))?;
+    let delay: i64 = row.try_get("retry_delay_s")?;
+    Ok((codec::flow_run(&row)?, Duration::seconds(delay)))
+}
+
+/// Writes `next` over `prev` if the row still has `prev`'s state and attempt, and records the
+/// transition. Returns false when someone else changed the run first.
+async fn save(
+    tx: &mut Transaction<'static, Any>,
+    prev: &FlowRun,
+    next: &FlowRun,
+    transition_id: Uuid,
+    resume: Option<bool>,
+) -> Result<bool> {
+    let changed = sqlx::query(
+        "UPDATE flow_runs SET state = $1, state_message = $2, state_at = $3, retries_used = $4, \
+         scheduled_at = $5, started_at = $6, ended_at = $7, agent_id = $8, \
+         lease_expires_at = $9, result = $10, resume = COALESCE($11, resume) \
+         WHERE id = $12 AND state = $13 AND attempt = $14",
+    )
+    .bind(next.state.as_str())
+    .bind(next.state_message.clone())
+    .bind(micros(next.state_at))
+    .bind(i64::from(next.retries_used))
+    .bind(micros(next.scheduled_at))
+    .bind(next.started_at.map(micros))
+    .bind(next.ended_at.map(micros))
+    .bind(next.agent_id.map(|a| a.to_string()))
+    .bind(next.lease_expires_at.map(micros))
+    .bind(next.result.as_ref().map(to_json))
+    .bind(resume.map(i64::from))
+    .bind(prev.id.to_string())
+    .bind(prev.state.as_str())
+    .bind(i64::from(prev.attempt))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(false);
+    }
+    insert_history(
+        tx,
+        transition_id,
+        next.id,
+        next.state,
+        next.state_message.clone(),
+        i64::from(next.attempt),
+        next.state_at,
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn insert_history(
+    tx: &mut Transaction<'static, Any>,
+    id: Uuid,
+    run: Uuid,
+    state: StateKind,
+    message: Option<String>,
+    attempt: i64,
+    at: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO flow_run_states (id, flow_run_id, state, message, attempt, at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id.to_string())
+    .bind(run.to_string())
+    .bind(state.as_str())
+    .bind(message)
+    .bind(attempt)
+    .bind(micros(at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A value bound to a dynamically built query.
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Bind {
+    pub(crate) fn bind(self, q: AnyQuery<'_>) -> AnyQuery<'_> {
+        match self {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(i) => q.bind(i),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! What the scheduler needs: deployments with schedules and idempotent creation of their
+//! future runs.
+
+use crate::codec::micros;
+use crate::runs::NewFlowRun;
+use crate::{Result, Store};
+use chrono::Duration;
+use sqlx::Row;
+use std::collections::HashSet;
+use weir_core::api::Deployment;
+use weir_core::{StateKind, Timestamp};
+
+/// A deployment whose schedules the scheduler should materialise.
+#[derive(Debug, Clone)]
+pub struct DueSchedule {
+    /// The deployment (not paused, with at least one schedule).
+    pub deployment: Deployment,
+}
+
+impl Store {
+    /// Deployments that are not paused and have schedules.
+    pub async fn scheduled_deployments(&self) -> Result<Vec<DueSchedule>> {
+        Ok(self
+            .deployments(None)
+            .await?
+            .into_iter()
+            .filter(|d| !d.paused && !d.spec.schedules.is_empty())
+            .map(|deployment| DueSchedule { deployment })
+            .collect())
+    }
+
+    /// Creates the deployment's runs at `times` that do not exist yet. Each run's
+    /// idempotency key is derived from the deployment and the time, so however many
+    /// schedulers run this at once, each time gets one run. Returns how many were created.
+    pub async fn materialise_runs(
+        &self,
+        deployment: &Deployment,
+        times: &[Timestamp],
+        now: Timestamp,
+    ) -> Result<u32> {
+        let Some(first) = times.first() else {
+            return Ok(0);
+        };
+        let existing: HashSet<i64> = sqlx::query(
+            "SELECT scheduled_at FROM flow_runs WHERE deployment_id = $1 AND auto_scheduled = 1 \
+             AND scheduled_at >= $2",
+        )
+        .bind(deployment.id.to_string())
+        .bind(micros(*first))
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>("scheduled_at"))
+        .collect::<Result<_, _>>()?;
+        let mut created = 0;
+        for t in times.iter().filter(|t| !existing.contains(&micros(**t))) {
+            let spec = &deployment.spec;
+            let (_, new) = self
+                .create_flow_run(
+                    NewFlowRun {
+                        project: deployment.project.clone(),
+                        deployment: Some((deployment.id, deployment.name.clone())),
+                        flow: spec.flow.clone(),
+                        parameters: spec.parameters.clone(),
+                        work_queue: spec.work_queue.clone(),
+                        scheduled_at: *t,
+                        state: StateKind::Scheduled,
+                        retries: spec.retries,
+                        retry_delay_s: spec.retry_delay_s,
+                        idempotency_key: Some(format!(
+                            "schedule:{}:{}",
+                            deployment.id,
+                            micros(*t)
+                        )),
+                        parent_flow_run_id: None,
+                        tags: spec.tags.clone(),
+                        auto_scheduled: true,
+                    },
+                    Duration::zero(),
+                    now,
+                )
+                .await?;
+            created += u32::from(new);
+        }
+        Ok(created)
+    }
+}
+
+/// Removes the runs a deployment's schedules put in the future and that have not started,
+/// with their history, so the scheduler can recreate them from the current schedules.
+pub(crate) async fn delete_future_runs(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    deployment: uuid::Uuid,
+    now: Timestamp,
+) -> Result<()> {
+    const FUTURE: &str = "SELECT id FROM flow_runs WHERE deployment_id = $1 \
+        AND auto_scheduled = 1 AND state = 'Scheduled' AND scheduled_at > $2";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM flow_run_states WHERE flow_run_id IN ({FUTURE})"
+    )))
+    .bind(deployment.to_string())
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM flow_runs WHERE id IN ({FUTURE})"
+    )))
+    .bind(deployment.to_string())
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Task runs: batched ingest of state reports from the SDK, and reads.
+
+use crate::codec::{self, TASK_RUN_COLUMNS, micros, placeholders};
+use crate::runs::Bind;
+use crate::{Error, Result, Store};
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+use weir_core::StateKind;
+use weir_core::api::{Page, TaskRun, TaskRunReport};
+
+/// Rows per multi-row statement: keeps bind counts far below both databases' limits.
+const CHUNK: usize = 200;
+
+/// One task run's reports in a batch, folded into the row to upsert.
+struct Folded<'a> {
+    first: &'a TaskRunReport,
+    last: &'a TaskRunReport,
+    started_at: Option<i64>,
+    ended_at: Option<i64>,
+    fingerprint: Option<&'a str>,
+    cache_key: Option<&'a str>,
+    result_location: Option<&'a str>,
+}
+
+impl Store {
+    /// Stores a batch of task-run reports: each task run is created by its first report and
+    /// moved by later ones (older reports never overwrite newer states); every report is
+    /// kept in the task run's history. Returns how many reports were stored.
+    pub async fn ingest_task_runs(&self, reports: &[TaskRunReport]) -> Result<u64> {
+        if reports.is_empty() {
+            return Ok(0);
+        }
+        let mut order: Vec<Uuid> = Vec::new();
+        let mut folded: HashMap<Uuid, Folded<'_>> = HashMap::new();
+        for r in reports {
+            let at = micros(r.at);
+            let f = folded.entry(r.id).or_insert_with(|| {
+                order.push(r.id);
+                Folded {
+                    first: r,
+                    last: r,
+                    started_at: None,
+                    ended_at: None,
+                    fingerprint: None,
+                    cache_key: None,
+                    result_location: None,
+                }
+            });
+            if r.at >= f.last.at {
+                f.last = r;
+            }
+            if r.state == StateKind::Running {
+                f.started_at = Some(f.started_at.map_or(at, |s| s.min(at)));
+            }
+            if r.state.is_terminal() {
+                f.ended_at = Some(at);
+            }
+            f.fingerprint = r.inputs_fingerprint.as_deref().or(f.fingerprint);
+            f.cache_key = r.cache_key.as_deref().or(f.cache_key);
+            f.result_location = r.result_location.as_deref().or(f.result_location);
+        }
+        let mut tx = self.begin_write().await?;
+        for ids in order.chunks(CHUNK) {
+            let values: Vec<String> = (0..ids.len())
+                .map(|i| format!("({})", placeholders(i * 14 + 1, 14)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO task_runs (id, flow_run_id, task, state, message, state_at, attempt, \
+                 created_at, started_at, ended_at, inputs_fingerprint, cache_key, \
+                 result_location, map_index) VALUES {} \
+                 ON CONFLICT (id) DO UPDATE SET \
+                 state = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.state ELSE task_runs.state END, \
+                 message = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.message ELSE task_runs.message END, \
+                 attempt = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.attempt ELSE task_runs.attempt END, \
+                 state_at = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.state_at ELSE task_runs.state_at END, \
+                 started_at = COALESCE(task_runs.started_at, excluded.started_at), \
+                 ended_at = COALESCE(excluded.ended_at, task_runs.ended_at), \
+                 inputs_fingerprint = COALESCE(excluded.inputs_fingerprint, task_runs.inputs_fingerprint), \
+                 cache_key = COALESCE(excluded.cache_key, task_runs.cache_key), \
+                 result_location = COALESCE(excluded.result_location, task_runs.result_location)",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in ids {
+                let Some(f) = folded.get(id) else { continue };
+                q = q
+                    .bind(id.to_string())
+                    .bind(f.first.flow_run_id.to_string())
+                    .bind(f.first.task.clone())
+                    .bind(f.last.state.as_str())
+                    .bind(f.last.message.clone())
+                    .bind(micros(f.last.at))
+                    .bind(i64::from(f.last.attempt))
+                    .bind(micros(f.first.at))
+                    .bind(f.started_at)
+                    .bind(f.ended_at)
+                    .bind(f.fingerprint.map(str::to_string))
+                    .bind(f.cache_key.map(str::to_string))
+                    .bind(f.result_location.map(str::to_string))
+                    .bind(f.first.map_index.map(i64::from));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in reports.chunks(CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO task_run_states (task_run_id, state, message, attempt, at) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.id.to_string())
+                    .bind(r.state.as_str())
+                    .bind(r.message.clone())
+                    .bind(i64::from(r.attempt))
+                    .bind(micros(r.at));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(reports.len() as u64)
+    }
+
+    /// Task runs of a flow run in creation order, a page at a time (`after`: the previous
+    /// page's last id).
+    pub async fn task_runs(
+        &self,
+        flow_run: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Page<TaskRun>> {
+        let limit = limit.clamp(1, 10_000);
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE flow_run_id = $1 AND id > $2 \
+             ORDER BY id LIMIT $3"
+        )))
+        .bind(flow_run.to_string())
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.read)
+        .await?;
+        let mut items = rows.iter().map(codec::task_run).collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|t| t.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// One task run and its state history (state, message, attempt, at).
+    pub async fn task_run(&self, id: Uuid) -> Result<(TaskRun, Vec<(StateKind, Option<String>, u32, weir_core::Timestamp)>)> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("task run {id}")))?;
+        let run = codec::task_run(&row)?;
+        let rows = sqlx::query(
+            "SELECT state, message, attempt, at FROM task_run_states WHERE task_run_id = $1 ORDER BY at",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        let history = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    codec::state(r, "state")?,
+                    r.try_get("message")?,
+                    codec::u32_col(r, "attempt")?,
+                    codec::ts(r.try_get("at")?),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((run, history))
+    }
+
+    /// Counts of a flow run's task runs by state.
+    pub async fn task_run_counts(&self, flow_run: Uuid) -> Result<BTreeMap<StateKind, u64>> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM task_runs WHERE flow_run_id = $1 GROUP BY state",
+        )
+        .bind(flow_run.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let n: i64 = row.try_get("n")?;
+            out.insert(codec::state(&row, "state")?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    /// For each id that exists: its project, attempt and state. Used to check a batch refers
+    /// to known runs the caller may write to.
+    pub async fn flow_run_owners(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, (String, u32, StateKind)>> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT id, project, attempt, state FROM flow_runs WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = Bind::Text(id.to_string()).bind(q);
+            }
+            for row in q.fetch_all(&self.read).await? {
+                out.insert(
+                    codec::uuid(&row, "id")?,
+                    (
+                        row.try_get("project")?,
+                        codec::u32_col(&row, "attempt")?,
+                        codec::state(&row, "state")?,
+                    ),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
