@@ -2,7 +2,13 @@
 //! them on infrastructure — a local process, a container — streaming their logs, cancelling
 //! them on request and reporting how they ended.
 //!
+//! - [`agent`]: the loop (register, claim, launch, heartbeat, cancel, settle).
 //! - [`launcher`]: the infrastructure interface ([`launcher::Launcher`]) and the process
 //!   launcher ([`launcher::ProcessLauncher`]).
+//! - [`secrets`]: resolving secret references for the run being launched.
 
+pub mod agent;
 pub mod launcher;
+pub mod secrets;
+
+pub use agent::{Agent, AgentOptions};

@@ -46,11 +46,13 @@ impl Store {
 
     /// One agent.
     pub async fn agent(&self, id: Uuid) -> Result<Agent> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{AGENT_SELECT} WHERE a.id = $1")))
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("agent {id}")))?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{AGENT_SELECT} WHERE a.id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("agent {id}")))?;
         agent(&row)
     }
 
@@ -80,7 +82,11 @@ impl Store {
     }
 
     /// Work queues named by deployments or live agents, with their ready and running counts.
-    pub async fn work_queues(&self, now: Timestamp, agents_since: Timestamp) -> Result<Vec<WorkQueue>> {
+    pub async fn work_queues(
+        &self,
+        now: Timestamp,
+        agents_since: Timestamp,
+    ) -> Result<Vec<WorkQueue>> {
         let mut queues: BTreeMap<String, WorkQueue> = BTreeMap::new();
         let mut entry = |name: String| {
             queues.entry(name.clone()).or_insert(WorkQueue {

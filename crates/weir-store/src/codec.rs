@@ -44,10 +44,11 @@ pub(crate) fn opt_uuid(row: &AnyRow, col: &'static str) -> Result<Option<Uuid>> 
 
 pub(crate) fn state(row: &AnyRow, col: &'static str) -> Result<StateKind> {
     let s: String = row.try_get(col)?;
-    s.parse().map_err(|e: weir_core::state::UnknownState| Error::Corrupt {
-        column: col,
-        reason: e.to_string(),
-    })
+    s.parse()
+        .map_err(|e: weir_core::state::UnknownState| Error::Corrupt {
+            column: col,
+            reason: e.to_string(),
+        })
 }
 
 pub(crate) fn json<T: DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<T> {

@@ -9,8 +9,7 @@ use uuid::Uuid;
 use weir_core::Timestamp;
 use weir_core::api::{Deployment, DeploymentSpec, Project, UpsertOutcome, UpsertResult};
 
-const DEPLOYMENT_COLUMNS: &str =
-    "id, project, name, version, spec, paused, created_at, updated_at";
+const DEPLOYMENT_COLUMNS: &str = "id, project, name, version, spec, paused, created_at, updated_at";
 
 fn deployment(row: &AnyRow) -> Result<Deployment> {
     let paused: i64 = row.try_get("paused")?;

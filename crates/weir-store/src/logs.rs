@@ -69,25 +69,29 @@ impl Store {
     ) -> Result<Vec<LogLine>> {
         let limit = i64::from(limit.clamp(1, 10_000));
         let rows = match task_run {
-            Some(t) => sqlx::query(
-                "SELECT seq, flow_run_id, task_run_id, at, level, message FROM logs \
+            Some(t) => {
+                sqlx::query(
+                    "SELECT seq, flow_run_id, task_run_id, at, level, message FROM logs \
                  WHERE flow_run_id = $1 AND task_run_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
-            )
-            .bind(flow_run.to_string())
-            .bind(t.to_string())
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?,
-            None => sqlx::query(
-                "SELECT seq, flow_run_id, task_run_id, at, level, message FROM logs \
+                )
+                .bind(flow_run.to_string())
+                .bind(t.to_string())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT seq, flow_run_id, task_run_id, at, level, message FROM logs \
                  WHERE flow_run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            )
-            .bind(flow_run.to_string())
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?,
+                )
+                .bind(flow_run.to_string())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?
+            }
         };
         rows.iter()
             .map(|r| {

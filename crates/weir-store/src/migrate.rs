@@ -1,12 +1,19 @@
 //! Embedded migrations, one set per dialect, applied on connect by sqlx's migrator.
 
 use crate::{Dialect, Result, Store};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-const SQLITE: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
 
 /// Applies every migration not yet applied. Safe to run from several processes at once on
 /// PostgreSQL (the migrator takes an advisory lock).
@@ -27,6 +34,8 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
             )
         })
         .collect();
-    Migrator::with_migrations(migrations).run(&store.write).await?;
+    Migrator::with_migrations(migrations)
+        .run(&store.write)
+        .await?;
     Ok(())
 }

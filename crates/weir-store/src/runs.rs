@@ -180,7 +180,10 @@ impl Store {
             for p in projects {
                 next(&mut binds, Bind::Text(p.clone()));
             }
-            clauses.push(format!("project IN ({})", placeholders(first, projects.len())));
+            clauses.push(format!(
+                "project IN ({})",
+                placeholders(first, projects.len())
+            ));
         }
         if let Some(d) = filter.deployment_id {
             let n = next(&mut binds, Bind::Text(d.to_string()));
@@ -195,7 +198,10 @@ impl Store {
             for s in &filter.states {
                 next(&mut binds, Bind::Text(s.as_str().to_string()));
             }
-            clauses.push(format!("state IN ({})", placeholders(first, filter.states.len())));
+            clauses.push(format!(
+                "state IN ({})",
+                placeholders(first, filter.states.len())
+            ));
         }
         if let Some(t) = filter.since {
             let n = next(&mut binds, Bind::Int(micros(t)));
@@ -224,7 +230,10 @@ impl Store {
             q = b.bind(q);
         }
         let rows = q.fetch_all(&self.read).await?;
-        let mut items = rows.iter().map(codec::flow_run).collect::<Result<Vec<_>>>()?;
+        let mut items = rows
+            .iter()
+            .map(codec::flow_run)
+            .collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|r| r.id.to_string())
@@ -241,7 +250,8 @@ impl Store {
         projects: Option<&[String]>,
         since: Option<Timestamp>,
     ) -> Result<BTreeMap<StateKind, u64>> {
-        let mut sql = "SELECT state, COUNT(*) AS n FROM flow_runs WHERE created_at >= $1".to_string();
+        let mut sql =
+            "SELECT state, COUNT(*) AS n FROM flow_runs WHERE created_at >= $1".to_string();
         let mut binds = vec![Bind::Int(since.map(micros).unwrap_or(i64::MIN))];
         if let Some(ps) = projects {
             if ps.is_empty() {
@@ -295,7 +305,9 @@ impl Store {
             }
             tx.rollback().await?;
         }
-        Err(Error::Invalid(format!("flow run {id} is changing too fast; try again")))
+        Err(Error::Invalid(format!(
+            "flow run {id} is changing too fast; try again"
+        )))
     }
 
     /// Requests cancellation: runs not yet launched end Cancelled; launched ones go to
@@ -327,12 +339,19 @@ impl Store {
             }
             tx.rollback().await?;
         }
-        Err(Error::Invalid(format!("flow run {id} is changing too fast; try again")))
+        Err(Error::Invalid(format!(
+            "flow run {id} is changing too fast; try again"
+        )))
     }
 
     /// Retries a terminal run: back to Scheduled, due now. With `from_failed`, the next
     /// attempt reuses persisted results of tasks that completed before.
-    pub async fn retry_flow_run(&self, id: Uuid, from_failed: bool, now: Timestamp) -> Result<FlowRun> {
+    pub async fn retry_flow_run(
+        &self,
+        id: Uuid,
+        from_failed: bool,
+        now: Timestamp,
+    ) -> Result<FlowRun> {
         for _ in 0..8 {
             let mut tx = self.begin_write().await?;
             let (run, _) = load(&mut tx, id).await?;
@@ -349,7 +368,9 @@ impl Store {
             }
             tx.rollback().await?;
         }
-        Err(Error::Invalid(format!("flow run {id} is changing too fast; try again")))
+        Err(Error::Invalid(format!(
+            "flow run {id} is changing too fast; try again"
+        )))
     }
 
     /// Claims up to `limit` due runs from `queues` for `agent`: each moves to Pending with its
@@ -411,8 +432,11 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Renews the leases of runs an agent holds. Returns the runs whose cancellation was
-    /// requested and the runs the agent no longer holds.
+    /// Renews the leases of runs an agent (or a run's own process, with `agent` None) holds.
+    /// The attempt number is the fencing token: a heartbeat naming the current attempt
+    /// renews the lease, and an agent that restarted takes over the runs it still supervises
+    /// by heartbeating them. Returns the runs whose cancellation was requested and the runs
+    /// no longer held (ended, or claimed again by a newer attempt).
     pub async fn renew_leases(
         &self,
         agent: Option<Uuid>,
@@ -428,9 +452,9 @@ impl Store {
         let mut tx = self.begin_write().await?;
         for h in held {
             let row = sqlx::query(
-                "UPDATE flow_runs SET lease_expires_at = $1 WHERE id = $2 AND attempt = $3 \
-                 AND state IN ('Pending', 'Running', 'Cancelling', 'Paused') \
-                 AND ($4 IS NULL OR agent_id = $4 OR agent_id IS NULL) RETURNING state",
+                "UPDATE flow_runs SET lease_expires_at = $1, agent_id = COALESCE($4, agent_id) \
+                 WHERE id = $2 AND attempt = $3 \
+                 AND state IN ('Pending', 'Running', 'Cancelling', 'Paused') RETURNING state",
             )
             .bind(micros(now + lease))
             .bind(h.id.to_string())

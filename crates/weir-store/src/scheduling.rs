@@ -67,11 +67,7 @@ impl Store {
                         state: StateKind::Scheduled,
                         retries: spec.retries,
                         retry_delay_s: spec.retry_delay_s,
-                        idempotency_key: Some(format!(
-                            "schedule:{}:{}",
-                            deployment.id,
-                            micros(*t)
-                        )),
+                        idempotency_key: Some(format!("schedule:{}:{}", deployment.id, micros(*t))),
                         parent_flow_run_id: None,
                         tags: spec.tags.clone(),
                         auto_scheduled: true,

@@ -143,7 +143,10 @@ impl Store {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.read)
         .await?;
-        let mut items = rows.iter().map(codec::task_run).collect::<Result<Vec<_>>>()?;
+        let mut items = rows
+            .iter()
+            .map(codec::task_run)
+            .collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|t| t.id.to_string())
@@ -154,7 +157,13 @@ impl Store {
     }
 
     /// One task run and its state history (state, message, attempt, at).
-    pub async fn task_run(&self, id: Uuid) -> Result<(TaskRun, Vec<(StateKind, Option<String>, u32, weir_core::Timestamp)>)> {
+    pub async fn task_run(
+        &self,
+        id: Uuid,
+    ) -> Result<(
+        TaskRun,
+        Vec<(StateKind, Option<String>, u32, weir_core::Timestamp)>,
+    )> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE id = $1"
         )))

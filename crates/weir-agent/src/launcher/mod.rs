@@ -21,7 +21,7 @@
 //! the result with [`Launched::new`].
 
 mod output;
-mod process;
+pub mod process;
 
 pub use output::{LineSplitter, MAX_LINE_BYTES, REDACTED, Redactor};
 pub use process::{ProcessLauncher, is_alive};

@@ -415,3 +415,33 @@ impl Cancel for ProcessCancel {
         let _ = self.tx.send(grace);
     }
 }
+
+/// A [`Canceller`] for a process group this agent did not start itself (a run taken over
+/// after an agent restart): SIGTERM to the group, SIGKILL after the grace period.
+pub fn pid_canceller(pid: u32) -> Canceller {
+    Canceller::new(GroupCancel { pid })
+}
+
+/// [`Cancel`] of an adopted process group.
+struct GroupCancel {
+    pid: u32,
+}
+
+impl Cancel for GroupCancel {
+    fn cancel(&self, grace: Duration) {
+        let Ok(raw) = i32::try_from(self.pid) else {
+            return;
+        };
+        let pgid = Pid::from_raw(raw);
+        signal_group(pgid, Signal::SIGTERM);
+        let pid = self.pid;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(grace).await;
+                if is_alive(pid) {
+                    signal_group(pgid, Signal::SIGKILL);
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! The agent loop: register, claim due runs (long-poll), launch each through a
+//! [`Launcher`], stream its output as log lines, heartbeat the runs it holds, carry out
+//! cancellations, and report how each launch ended.
+//!
+//! Invariants:
+//! - a run is launched only after the server handed it to this agent by a claim, and each
+//!   claim is a new attempt, so no run is launched twice for one attempt;
+//! - a launch that fails, or a process that exits without a final state, is reported
+//!   Crashed (Failed/Completed by exit code for plain commands);
+//! - every run being supervised is written to the state directory, so an agent restarted
+//!   after a crash takes over the processes still alive instead of losing them.
+
+use crate::launcher::{ExitStatus, LaunchSpec, Launched, Launcher, OutputLine, Stream};
+use crate::secrets::Resolver;
+use chrono::Utc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+use weir_client::Client;
+use weir_core::StateKind;
+use weir_core::api::{
+    ClaimedRun, FlowRun, HeldRun, LogBatch, LogLevel, NewLogLine, ProposeState, RegisterAgent,
+};
+
+/// Agent settings.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Name shown in the UI (host name by default).
+    pub name: String,
+    /// Work queues to take runs from.
+    pub queues: Vec<String>,
+    /// Most runs at once.
+    pub limit: u32,
+    /// Longest long-poll of one claim.
+    pub poll_wait: Duration,
+    /// How often held runs are heartbeated.
+    pub heartbeat_every: Duration,
+    /// Time between SIGTERM and SIGKILL when cancelling a run.
+    pub cancel_grace: Duration,
+    /// On shutdown: how long running runs may take to finish before they are stopped.
+    pub shutdown_grace: Duration,
+    /// The server URL handed to flow processes (`WEIR_API_URL`).
+    pub api_url: String,
+    /// Where supervision records are kept, to take over live runs after a restart.
+    pub state_dir: PathBuf,
+    /// Working directory of launched processes.
+    pub workdir: Option<PathBuf>,
+    /// Extra environment for every run (e.g. `WEIR_RESULTS_URL`).
+    pub env: BTreeMap<String, String>,
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// It could not register with the server.
+    #[error("cannot register with the server: {0}")]
+    Register(weir_client::Error),
+    /// The state directory is unusable.
+    #[error("cannot use state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A run this agent supervises.
+struct Held {
+    attempt: u32,
+    cancel: Option<crate::launcher::Canceller>,
+    cancelling: bool,
+}
+
+struct Shared {
+    client: Client,
+    options: AgentOptions,
+    launcher: Arc<dyn Launcher>,
+    resolver: Resolver,
+    held: Mutex<HashMap<Uuid, Held>>,
+    slot_freed: Notify,
+}
+
+/// A configured agent, ready to [`run`](Agent::run).
+pub struct Agent {
+    shared: Arc<Shared>,
+}
+
+impl Agent {
+    /// An agent using `launcher` and resolving secrets with `resolver`.
+    pub fn new(
+        client: Client,
+        options: AgentOptions,
+        launcher: Arc<dyn Launcher>,
+        resolver: Resolver,
+    ) -> Agent {
+        Agent {
+            shared: Arc::new(Shared {
+                client,
+                options,
+                launcher,
+                resolver,
+                held: Mutex::new(HashMap::new()),
+                slot_freed: Notify::new(),
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` resolves: then stops claiming, lets running runs finish within
+    /// the shutdown grace, and stops the rest (they are reported Crashed, so retries apply).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+        let sh = self.shared;
+        std::fs::create_dir_all(&sh.options.state_dir).map_err(|source| Error::StateDir {
+            path: sh.options.state_dir.clone(),
+            source,
+        })?;
+        let me = register(&sh).await?;
+        tracing::info!(message = "agent registered", agent = %me, queues = ?sh.options.queues, limit = sh.options.limit);
+        adopt_orphans(&sh);
+        let heartbeat = tokio::spawn(heartbeat_loop(sh.clone(), me));
+        tokio::pin!(shutdown);
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let free = sh.options.limit.saturating_sub(held_count(&sh));
+            if free == 0 {
+                tokio::select! {
+                    _ = sh.slot_freed.notified() => continue,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = &mut shutdown => break,
+                }
+            }
+            let claim = sh.client.claim(me, free, sh.options.poll_wait);
+            let claimed = tokio::select! {
+                r = claim => r,
+                _ = &mut shutdown => break,
+            };
+            match claimed {
+                Ok(runs) => {
+                    backoff = Duration::from_millis(200);
+                    for c in runs {
+                        start(&sh, c);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(message = "claim failed; retrying", %error, retry_in_ms = backoff.as_millis() as u64);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = &mut shutdown => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        tracing::info!(
+            message = "agent stopping: no new runs will be claimed",
+            running = held_count(&sh)
+        );
+        let deadline = tokio::time::Instant::now() + sh.options.shutdown_grace;
+        while held_count(&sh) > 0 && tokio::time::Instant::now() < deadline {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(200), sh.slot_freed.notified()).await;
+        }
+        let left: Vec<_> = lock(&sh)
+            .values()
+            .filter_map(|h| h.cancel.clone())
+            .collect();
+        for c in &left {
+            c.cancel(sh.options.cancel_grace);
+        }
+        let deadline =
+            tokio::time::Instant::now() + sh.options.cancel_grace + Duration::from_secs(5);
+        while held_count(&sh) > 0 && tokio::time::Instant::now() < deadline {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(200), sh.slot_freed.notified()).await;
+        }
+        heartbeat.abort();
+        Ok(())
+    }
+}
+
+fn lock(sh: &Shared) -> std::sync::MutexGuard<'_, HashMap<Uuid, Held>> {
+    sh.held.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn held_count(sh: &Shared) -> u32 {
+    u32::try_from(lock(sh).len()).unwrap_or(u32::MAX)
+}
+
+async fn register(sh: &Shared) -> Result<Uuid, Error> {
+    let req = RegisterAgent {
+        name: sh.options.name.clone(),
+        queues: sh.options.queues.clone(),
+        limit: sh.options.limit,
+    };
+    let mut wait = Duration::from_millis(200);
+    for _ in 0..10 {
+        match sh.client.register_agent(&req).await {
+            Ok(a) => return Ok(a.id),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(message = "server not reachable yet; retrying", error = %e);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(3));
+            }
+            Err(e) => return Err(Error::Register(e)),
+        }
+    }
+    sh.client
+        .register_agent(&req)
+        .await
+        .map(|a| a.id)
+        .map_err(Error::Register)
+}
+
+async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
+    loop {
+        tokio::time::sleep(sh.options.heartbeat_every).await;
+        let runs: Vec<HeldRun> = lock(&sh)
+            .iter()
+            .map(|(id, h)| HeldRun {
+                id: *id,
+                attempt: h.attempt,
+            })
+            .collect();
+        match sh
+            .client
+            .agent_heartbeat(me, &weir_core::api::Heartbeat { runs })
+            .await
+        {
+            Ok(reply) => {
+                let mut held = lock(&sh);
+                for id in reply.cancel.iter().chain(reply.lost.iter()) {
+                    if let Some(h) = held.get_mut(id)
+                        && !h.cancelling
+                    {
+                        h.cancelling = true;
+                        let lost = reply.lost.contains(id);
+                        tracing::info!(message = if lost { "run no longer held; stopping it" } else { "cancelling run" }, run = %id);
+                        if let Some(c) = &h.cancel {
+                            c.cancel(sh.options.cancel_grace);
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(message = "heartbeat failed", %error),
+        }
+    }
+}
+
+/// Starts supervising a claimed run in the background.
+fn start(sh: &Arc<Shared>, claimed: ClaimedRun) {
+    let id = claimed.run.id;
+    lock(sh).insert(
+        id,
+        Held {
+            attempt: claimed.run.attempt,
+            cancel: None,
+            cancelling: false,
+        },
+    );
+    let sh = sh.clone();
+    tokio::spawn(async move {
+        supervise(&sh, claimed).await;
+        lock(&sh).remove(&id);
+        let _ = std::fs::remove_file(record_path(&sh, id));
+        sh.slot_freed.notify_waiters();
+    });
+}
+
+fn record_path(sh: &Shared, run: Uuid) -> PathBuf {
+    sh.options.state_dir.join(format!("{run}.json"))
+}
+
+/// Proposes a state for our attempt; a refusal (the run moved on) is logged, not fatal.
+async fn report(sh: &Shared, run: &FlowRun, state: StateKind, message: Option<String>) {
+    let p = ProposeState {
+        state,
+        message,
+        attempt: run.attempt,
+        transition_id: Some(Uuid::now_v7()),
+        result: None,
+    };
+    for delay in [0u64, 200, 500, 1000, 2000, 5000] {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        match sh.client.propose_state(run.id, &p).await {
+            Ok(_) => return,
+            Err(e) if e.is_transient() => continue,
+            Err(e) => {
+                tracing::debug!(message = "state not applied", run = %run.id, %state, error = %e);
+                return;
+            }
+        }
+    }
+    tracing::warn!(message = "could not report state; the crash detector will settle it", run = %run.id, %state);
+}
+
+async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
+    let run = claimed.run;
+    let Some(spec) = claimed.spec else {
+        report(
+            sh,
+            &run,
+            StateKind::Crashed,
+            Some("the run has no deployment to launch".into()),
+        )
+        .await;
+        return;
+    };
+    if spec.command.is_empty() {
+        let msg = format!(
+            "deployment {:?} has no command for the process launcher",
+            run.deployment.clone().unwrap_or_default()
+        );
+        report(sh, &run, StateKind::Crashed, Some(msg)).await;
+        return;
+    }
+    let secrets = match sh.resolver.resolve_all(&spec.secrets).await {
+        Ok(s) => s,
+        Err(e) => {
+            report(
+                sh,
+                &run,
+                StateKind::Failed,
+                Some(format!("before the flow started: {e}")),
+            )
+            .await;
+            return;
+        }
+    };
+    let params = serde_json::to_string(&run.parameters).unwrap_or_else(|_| "{}".into());
+    let mut argv = spec.command.clone();
+    if !spec.plain_command {
+        argv.extend([
+            "run".to_string(),
+            spec.flow.clone(),
+            "--params-json".to_string(),
+            params.clone(),
+        ]);
+    }
+    let mut env = sh.options.env.clone();
+    env.extend(spec.env.clone());
+    env.extend([
+        ("WEIR_API_URL".to_string(), sh.options.api_url.clone()),
+        ("WEIR_FLOW_RUN_ID".to_string(), run.id.to_string()),
+        ("WEIR_ATTEMPT".to_string(), run.attempt.to_string()),
+        ("WEIR_PROJECT".to_string(), run.project.clone()),
+        ("WEIR_FLOW".to_string(), run.flow.clone()),
+        (
+            "WEIR_DEPLOYMENT".to_string(),
+            run.deployment.clone().unwrap_or_default(),
+        ),
+        ("WEIR_PARAMETERS".to_string(), params),
+        (
+            "WEIR_RESUME".to_string(),
+            if claimed.resume { "1" } else { "0" }.to_string(),
+        ),
+    ]);
+    if let Some(token) = &claimed.run_token {
+        env.insert("WEIR_API_KEY".to_string(), token.clone());
+    }
+    let redact: Vec<String> = secrets
+        .values()
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .collect();
+    env.extend(secrets);
+    let launch = LaunchSpec {
+        flow_run_id: run.id,
+        attempt: run.attempt,
+        argv,
+        image: spec.image.clone(),
+        env,
+        workdir: sh.options.workdir.clone(),
+        redact,
+    };
+    let mut launched = match sh.launcher.launch(launch).await {
+        Ok(l) => l,
+        Err(e) => {
+            report(
+                sh,
+                &run,
+                StateKind::Crashed,
+                Some(format!(
+                    "launch failed ({} launcher): {e}",
+                    sh.launcher.name()
+                )),
+            )
+            .await;
+            return;
+        }
+    };
+    let record = serde_json::json!({"run": run.id, "attempt": run.attempt, "pid": launched.id()});
+    let _ = std::fs::write(record_path(sh, run.id), record.to_string());
+    let cancelled_early = {
+        let mut held = lock(sh);
+        match held.get_mut(&run.id) {
+            Some(h) => {
+                h.cancel = Some(launched.canceller());
+                h.cancelling
+            }
+            None => false,
+        }
+    };
+    if cancelled_early {
+        launched.canceller().cancel(sh.options.cancel_grace);
+    }
+    tracing::info!(message = "launched run", run = %run.id, attempt = run.attempt, id = %launched.id());
+    report(sh, &run, StateKind::Running, None).await;
+    let exit = drain_and_wait(sh, &run, &mut launched).await;
+    settle(sh, &run, spec.plain_command, exit).await;
+}
+
+/// Streams the launch's output to the server as log lines (batched), then waits for it.
+async fn drain_and_wait(sh: &Arc<Shared>, run: &FlowRun, launched: &mut Launched) -> ExitStatus {
+    let (tx, rx) = mpsc::channel::<NewLogLine>(4096);
+    let shipper = tokio::spawn(ship_logs(sh.client.clone(), rx));
+    while let Some(OutputLine { stream, text }) = launched.output.recv().await {
+        let line = NewLogLine {
+            flow_run_id: run.id,
+            task_run_id: None,
+            at: Utc::now(),
+            level: match stream {
+                Stream::Stdout => LogLevel::Info,
+                Stream::Stderr => LogLevel::Warn,
+            },
+            message: text,
+        };
+        if tx.send(line).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let exit = launched.wait().await;
+    let _ = shipper.await;
+    exit
+}
+
+async fn ship_logs(client: Client, mut rx: mpsc::Receiver<NewLogLine>) {
+    let mut batch = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await;
+        let closed = matches!(next, Ok(None));
+        if let Ok(Some(line)) = next {
+            batch.push(line);
+            if batch.len() < 1000 {
+                continue;
+            }
+        }
+        if !batch.is_empty() {
+            let lines = std::mem::take(&mut batch);
+            let body = LogBatch { lines };
+            for delay in [0u64, 200, 1000, 3000] {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                match client.ingest_logs(&body).await {
+                    Ok(_) => break,
+                    Err(e) if e.is_transient() => continue,
+                    Err(e) => {
+                        tracing::warn!(message = "log lines refused", error = %e);
+                        break;
+                    }
+                }
+            }
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+/// After the process exited: if it did not report a final state itself, report one.
+async fn settle(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) {
+    let current = match sh.client.flow_run(run.id).await {
+        Ok(d) => d.run,
+        Err(e) => {
+            tracing::warn!(message = "cannot read run after exit", run = %run.id, error = %e);
+            return;
+        }
+    };
+    if current.attempt != run.attempt || current.state.is_terminal() || current.state.is_claimable()
+    {
+        tracing::info!(message = "run finished", run = %run.id, state = %current.state, %exit);
+        return;
+    }
+    let (state, message) = if current.state == StateKind::Cancelling {
+        (
+            StateKind::Cancelled,
+            format!("cancelled; process ended with {exit}"),
+        )
+    } else if plain && exit.success() {
+        (StateKind::Completed, format!("{exit}"))
+    } else if plain && matches!(exit, ExitStatus::Code(_)) {
+        (StateKind::Failed, format!("the command failed with {exit}"))
+    } else {
+        (
+            StateKind::Crashed,
+            format!("the process ended with {exit} without reporting a final state"),
+        )
+    };
+    tracing::info!(message = "run finished", run = %run.id, %state, %exit);
+    report(sh, &current, state, Some(message)).await;
+}
+
+/// Takes over runs whose supervision records survived an agent restart: while their
+/// process lives they are heartbeated; when it dies without a final state they are
+/// reported Crashed.
+fn adopt_orphans(sh: &Arc<Shared>) {
+    let Ok(entries) = std::fs::read_dir(&sh.options.state_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(record) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        else {
+            continue;
+        };
+        let run = record["run"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+        let attempt = record["attempt"]
+            .as_u64()
+            .and_then(|a| u32::try_from(a).ok());
+        let pid = record["pid"].as_str().and_then(|p| p.parse::<u32>().ok());
+        let (Some(run), Some(attempt), Some(pid)) = (run, attempt, pid) else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        if !crate::launcher::is_alive(pid) {
+            let sh = sh.clone();
+            tokio::spawn(async move {
+                settle_orphan(&sh, run, attempt).await;
+                let _ = std::fs::remove_file(record_path(&sh, run));
+            });
+            continue;
+        }
+        tracing::info!(message = "taking over a run still alive from a previous agent", %run, pid);
+        lock(sh).insert(
+            run,
+            Held {
+                attempt,
+                cancel: Some(crate::launcher::process::pid_canceller(pid)),
+                cancelling: false,
+            },
+        );
+        let sh = sh.clone();
+        tokio::spawn(async move {
+            while crate::launcher::is_alive(pid) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            settle_orphan(&sh, run, attempt).await;
+            lock(&sh).remove(&run);
+            let _ = std::fs::remove_file(record_path(&sh, run));
+            sh.slot_freed.notify_waiters();
+        });
+    }
+}
+
+async fn settle_orphan(sh: &Shared, run: Uuid, attempt: u32) {
+    if let Ok(d) = sh.client.flow_run(run).await
+        && d.run.attempt == attempt
+    {
+        settle(
+            sh,
+            &d.run,
+            false,
+            ExitStatus::Unknown("the process ended while the agent was down".into()),
+        )
+        .await;
+    }
+}

@@ -1,0 +1,218 @@
+//! Command-line syntax (first stage: raw flags; commands validate them further).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Weir: a workflow orchestrator for data pipelines.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Server URL (default: the local server recorded in $WEIR_HOME, else http://127.0.0.1:4200).
+    #[arg(long, global = true, env = "WEIR_API_URL")]
+    pub api_url: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by `server` and `up`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Database URL: sqlite://PATH or postgres://… (default: sqlite in $WEIR_HOME).
+    #[arg(long, env = "WEIR_DB")]
+    pub db: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4200", env = "WEIR_BIND")]
+    pub bind: String,
+    /// Seconds a running flow may go without a heartbeat before it is Crashed.
+    #[arg(long, default_value_t = 30)]
+    pub lease_s: u64,
+    /// Seconds a due run may wait for an agent before it is marked Late.
+    #[arg(long, default_value_t = 30)]
+    pub late_after_s: u64,
+    /// Milliseconds between scheduler and crash-detector passes.
+    #[arg(long, default_value_t = 1000)]
+    pub tick_ms: u64,
+}
+
+/// Options shared by `agent` and `up`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Work queues to take runs from (repeat or comma-separate).
+    #[arg(
+        long = "queue",
+        short = 'q',
+        default_value = "default",
+        value_delimiter = ','
+    )]
+    pub queues: Vec<String>,
+    /// Most runs at once.
+    #[arg(long, default_value_t = 4)]
+    pub limit: u32,
+    /// Agent name (default: host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seconds between SIGTERM and SIGKILL when cancelling a run.
+    #[arg(long, default_value_t = 10)]
+    pub cancel_grace_s: u64,
+    /// Seconds running runs get to finish when the agent is stopped.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_grace_s: u64,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_s: u64,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (API, scheduler, crash detector).
+    Server(ServerArgs),
+    /// Run an agent that launches runs from work queues as local processes.
+    Agent(AgentArgs),
+    /// Server and agent in one process, with the example flows deployed: the local default.
+    Up {
+        /// Server options.
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Agent options.
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// Do not deploy the example flows.
+        #[arg(long)]
+        no_examples: bool,
+    },
+    /// Register the deployments of a weir.toml (idempotent: unchanged ones stay as they are).
+    Deploy {
+        /// The deployment file.
+        #[arg(short = 'f', long = "file", default_value = "weir.toml")]
+        file: PathBuf,
+        /// Project (overrides the file's).
+        #[arg(long)]
+        project: Option<String>,
+        /// Show what would change, and change nothing.
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Start a run of a deployment: `weir run dev/etl --param rows=10 --watch`.
+    Run {
+        /// PROJECT/DEPLOYMENT.
+        target: String,
+        /// A parameter as key=value (value parsed as JSON when it is JSON).
+        #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// All parameters as one JSON object.
+        #[arg(long)]
+        params_json: Option<String>,
+        /// Follow the run's states and logs until it ends; exit 0 only if it Completed.
+        #[arg(long, short = 'w')]
+        watch: bool,
+        /// Dedupes the request: the same key returns the same run.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Flow runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Print a run's logs.
+    Logs {
+        /// Flow run id.
+        id: String,
+        /// Keep following until the run ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Deployments.
+    #[command(subcommand)]
+    Deployments(DeploymentsCommand),
+    /// Pause or resume a deployment's schedules.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Agents.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Work queues.
+    #[command(subcommand)]
+    Queues(QueuesCommand),
+}
+
+/// `weir runs …`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    Ls {
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Only this deployment (PROJECT/NAME, or NAME with --project).
+        #[arg(long)]
+        deployment: Option<String>,
+        /// Only these states (comma-separated).
+        #[arg(long)]
+        state: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show one run: states, task runs, result.
+    Show {
+        /// Flow run id.
+        id: String,
+    },
+    /// Cancel a run.
+    Cancel {
+        /// Flow run id.
+        id: String,
+    },
+    /// Retry a finished run.
+    Retry {
+        /// Flow run id.
+        id: String,
+        /// Reuse persisted results of tasks that completed.
+        #[arg(long)]
+        from_failed: bool,
+    },
+}
+
+/// `weir deployments …`.
+#[derive(Debug, Subcommand)]
+pub enum DeploymentsCommand {
+    /// List deployments.
+    Ls {
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+    },
+}
+
+/// `weir schedule …`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Pause PROJECT/DEPLOYMENT's schedules.
+    Pause {
+        /// PROJECT/DEPLOYMENT.
+        target: String,
+    },
+    /// Resume PROJECT/DEPLOYMENT's schedules.
+    Resume {
+        /// PROJECT/DEPLOYMENT.
+        target: String,
+    },
+}
+
+/// `weir agents …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List agents seen in the last 24 hours.
+    Ls,
+}
+
+/// `weir queues …`.
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// List work queues.
+    Ls,
+}

@@ -1,0 +1,239 @@
+//! `weir deploy`: validate a weir.toml completely, then register its deployments
+//! idempotently (or, with `--plan`, show what would change).
+
+use crate::output;
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use weir_core::api::{DeploymentSpec, UpsertOutcome};
+use weir_deploy::DeployFile;
+
+/// The example flows' deployment file, deployed by `weir up`.
+const EXAMPLES: &str = include_str!("../../../../examples/flows/weir.toml");
+
+/// Flows a flows binary describes: name → parameter schema.
+type Described = HashMap<String, serde_json::Value>;
+
+/// Runs `<command> describe` (from `dir`) and reads its flows.
+async fn describe(command: &[String], dir: &Path) -> Result<Described> {
+    let program = command.first().context("empty command")?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(&command[1..])
+        .arg("describe")
+        .current_dir(dir)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .with_context(|| format!("`{program} describe` did not answer within 60 s"))?
+        .with_context(|| {
+            format!(
+                "cannot run `{program} describe` (from {}); is it built and on PATH?",
+                dir.display()
+            )
+        })?;
+    if !out.status.success() {
+        bail!(
+            "`{program} describe` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("`{program} describe` did not print JSON; is it a Weir flows binary? (set `plain = true` for any other program)"))?;
+    let mut flows = Described::new();
+    for f in doc["flows"].as_array().into_iter().flatten() {
+        if let Some(name) = f["name"].as_str() {
+            flows.insert(name.to_string(), f["parameters"].clone());
+        }
+    }
+    Ok(flows)
+}
+
+/// Fills each flows-binary deployment's parameter schema from `describe` and checks its
+/// flow exists and its parameters fit. Returns every problem found.
+async fn complete(file: &mut DeployFile, label: &str, dir: &Path) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut cache: HashMap<Vec<String>, Result<Described, String>> = HashMap::new();
+    for entry in &mut file.deployments {
+        if entry.spec.plain_command {
+            continue;
+        }
+        let described = match cache.get(&entry.spec.command) {
+            Some(d) => d.clone(),
+            None => {
+                let d = describe(&entry.spec.command, dir)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                cache.insert(entry.spec.command.clone(), d.clone());
+                d
+            }
+        };
+        let at = format!("{label}:{}:{}", entry.location.line, entry.location.column);
+        match described {
+            Err(e) => errors.push(format!("{at}: deployment {:?}: {e}", entry.name)),
+            Ok(flows) => match flows.get(&entry.spec.flow) {
+                None => {
+                    let mut known: Vec<_> = flows.keys().cloned().collect();
+                    known.sort();
+                    errors.push(format!(
+                        "{at}: deployment {:?}: flow {:?} is not in `{} describe` (it has: {})",
+                        entry.name,
+                        entry.spec.flow,
+                        entry.spec.command.join(" "),
+                        known.join(", ")
+                    ));
+                }
+                Some(schema) => {
+                    entry.spec.parameter_schema = Some(schema.clone());
+                    if let Err(problems) = weir_deploy::validate_parameters(&entry.spec) {
+                        for p in problems {
+                            errors.push(format!("{at}: deployment {:?}: {p}", entry.name));
+                        }
+                    }
+                }
+            },
+        }
+    }
+    errors
+}
+
+/// Upserts every deployment, printing what changed.
+async fn register(
+    client: &weir_client::Client,
+    project: &str,
+    deployments: &[(String, DeploymentSpec)],
+    plan: bool,
+    json: bool,
+) -> Result<Vec<serde_json::Value>> {
+    let mut report = Vec::new();
+    for (name, spec) in deployments {
+        let r = client
+            .upsert_deployment(project, name, spec, plan)
+            .await
+            .map_err(super::explain)
+            .with_context(|| format!("deployment {project}/{name}"))?;
+        let verb = match (r.outcome, plan) {
+            (UpsertOutcome::Created, true) => "would create",
+            (UpsertOutcome::Updated, true) => "would update",
+            (UpsertOutcome::Created, false) => "created",
+            (UpsertOutcome::Updated, false) => "updated",
+            (UpsertOutcome::Unchanged, _) => "unchanged",
+        };
+        let changes = match &r.previous {
+            Some(prev) => weir_deploy::diff(prev, spec),
+            None => vec![],
+        };
+        if !json {
+            let version = r
+                .deployment
+                .as_ref()
+                .map(|d| format!(" (v{})", d.version))
+                .unwrap_or_default();
+            println!("{verb:>12}  {project}/{name}{version}");
+            for c in &changes {
+                println!("              {c}");
+            }
+        }
+        report.push(serde_json::json!({
+            "deployment": format!("{project}/{name}"),
+            "outcome": verb,
+            "changes": changes,
+        }));
+    }
+    Ok(report)
+}
+
+/// `weir deploy`.
+pub async fn deploy(
+    api: &str,
+    file: &Path,
+    project: Option<String>,
+    plan: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut parsed = match weir_deploy::load(file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("nothing was deployed");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let Some(project) = project.or_else(|| parsed.project.clone()) else {
+        eprintln!(
+            "{}: no project: set `project = \"dev\"` in the file or pass --project",
+            file.display()
+        );
+        return Ok(ExitCode::from(2));
+    };
+    if let Err(m) = weir_core::names::check("project", &project) {
+        eprintln!("{m}");
+        return Ok(ExitCode::from(2));
+    }
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let errors = complete(&mut parsed, &file.display().to_string(), &dir).await;
+    if !errors.is_empty() {
+        for e in errors {
+            eprintln!("{e}");
+        }
+        eprintln!("nothing was deployed");
+        return Ok(ExitCode::from(2));
+    }
+    let client = super::client(api)?;
+    let deployments: Vec<_> = parsed
+        .deployments
+        .into_iter()
+        .map(|d| (d.name, d.spec))
+        .collect();
+    let report = register(&client, &project, &deployments, plan, json).await?;
+    if json {
+        output::json(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deploys the example flows (project `dev`) from the `example-flows` binary next to this
+/// one. Returns the deployments' names.
+pub async fn deploy_examples(api: &str) -> Result<Vec<String>> {
+    let exe = std::env::current_exe().context("cannot locate the weir executable")?;
+    let dir = exe
+        .parent()
+        .context("the weir executable has no directory")?;
+    let binary = dir.join("example-flows");
+    if !binary.exists() {
+        bail!(
+            "{} not found; build everything with `cargo build --release` to get the example flows",
+            binary.display()
+        );
+    }
+    let mut parsed = weir_deploy::parse(Path::new("examples/flows/weir.toml"), EXAMPLES)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let binary = binary.display().to_string();
+    for d in &mut parsed.deployments {
+        if d.spec.command.first().map(String::as_str) == Some("example-flows") {
+            d.spec.command[0] = binary.clone();
+        }
+    }
+    let errors = complete(&mut parsed, "examples/flows/weir.toml", dir).await;
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    let project = parsed.project.clone().unwrap_or_else(|| "dev".into());
+    let client = super::client(api)?;
+    let deployments: Vec<_> = parsed
+        .deployments
+        .into_iter()
+        .map(|d| (d.name, d.spec))
+        .collect();
+    register(&client, &project, &deployments, false, true).await?;
+    Ok(deployments
+        .iter()
+        .map(|(n, _)| format!("{project}/{n}"))
+        .collect())
+}

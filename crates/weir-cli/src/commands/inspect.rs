@@ -1,0 +1,133 @@
+//! `weir deployments ls`, `weir schedule pause|resume`, `weir agents ls`, `weir queues ls`.
+
+use crate::cli::{DeploymentsCommand, ScheduleCommand};
+use crate::config::split_target;
+use crate::output;
+use anyhow::Result;
+use std::process::ExitCode;
+
+/// `weir deployments ls`.
+pub async fn deployments(api: &str, cmd: DeploymentsCommand, json: bool) -> Result<ExitCode> {
+    let DeploymentsCommand::Ls { project } = cmd;
+    let list = super::client(api)?
+        .deployments(project.as_deref())
+        .await
+        .map_err(super::explain)?;
+    if json {
+        output::json(&list);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        println!("no deployments yet: register some with `weir deploy -f weir.toml`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = list
+        .iter()
+        .map(|d| {
+            let schedule = d
+                .spec
+                .schedules
+                .iter()
+                .filter_map(|s| weir_core::Schedule::parse(s).ok().map(|s| s.describe()))
+                .collect::<Vec<_>>()
+                .join("; ");
+            vec![
+                format!("{}/{}", d.project, d.name),
+                d.spec.flow.clone(),
+                format!("v{}", d.version),
+                d.spec.work_queue.clone(),
+                if schedule.is_empty() {
+                    "-".into()
+                } else {
+                    schedule
+                },
+                if d.paused {
+                    "paused".into()
+                } else {
+                    "active".into()
+                },
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "DEPLOYMENT",
+            "FLOW",
+            "VERSION",
+            "QUEUE",
+            "SCHEDULE",
+            "STATUS",
+        ],
+        rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir schedule pause|resume`.
+pub async fn schedule(api: &str, cmd: ScheduleCommand, json: bool) -> Result<ExitCode> {
+    let (target, paused) = match cmd {
+        ScheduleCommand::Pause { target } => (target, true),
+        ScheduleCommand::Resume { target } => (target, false),
+    };
+    let (project, name) = split_target(&target)?;
+    let d = super::client(api)?
+        .set_paused(&project, &name, paused)
+        .await
+        .map_err(super::explain)?;
+    if json {
+        output::json(&d);
+    } else {
+        println!(
+            "{project}/{name}: schedules {}",
+            if d.paused { "paused" } else { "resumed" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir agents ls`.
+pub async fn agents(api: &str, json: bool) -> Result<ExitCode> {
+    let list = super::client(api)?.agents().await.map_err(super::explain)?;
+    if json {
+        output::json(&list);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        println!(
+            "no agents seen in the last 24 hours: start one with `weir agent --queue default`"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = list
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.to_string(),
+                a.name.clone(),
+                a.queues.join(","),
+                format!("{}/{}", a.running, a.limit),
+                output::time(&a.last_heartbeat_at),
+            ]
+        })
+        .collect();
+    output::table(&["ID", "NAME", "QUEUES", "RUNNING", "LAST HEARTBEAT"], rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir queues ls`.
+pub async fn queues(api: &str, json: bool) -> Result<ExitCode> {
+    let list = super::client(api)?
+        .work_queues()
+        .await
+        .map_err(super::explain)?;
+    if json {
+        output::json(&list);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = list
+        .iter()
+        .map(|q| vec![q.name.clone(), q.ready.to_string(), q.running.to_string()])
+        .collect();
+    output::table(&["QUEUE", "READY", "RUNNING"], rows);
+    Ok(ExitCode::SUCCESS)
+}

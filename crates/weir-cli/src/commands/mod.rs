@@ -1,0 +1,72 @@
+//! One module per group of commands; [`dispatch`] routes a parsed command line.
+
+mod deploy;
+mod inspect;
+mod run;
+mod serve;
+
+use crate::cli::{Cli, Command};
+use anyhow::Result;
+use std::process::ExitCode;
+
+/// Runs the command; the exit code says how it went.
+pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let api = crate::config::api_url(cli.api_url.as_deref());
+    let json = cli.json;
+    match cli.command {
+        Command::Server(args) => serve::server(args).await,
+        Command::Agent(args) => serve::agent(&api, args).await,
+        Command::Up {
+            server,
+            agent,
+            no_examples,
+        } => serve::up(server, agent, no_examples).await,
+        Command::Deploy {
+            file,
+            project,
+            plan,
+        } => deploy::deploy(&api, &file, project, plan, json).await,
+        Command::Run {
+            target,
+            params,
+            params_json,
+            watch,
+            idempotency_key,
+        } => {
+            run::run(
+                &api,
+                &target,
+                &params,
+                params_json.as_deref(),
+                watch,
+                idempotency_key,
+                json,
+            )
+            .await
+        }
+        Command::Runs(cmd) => run::runs(&api, cmd, json).await,
+        Command::Logs { id, follow } => run::logs(&api, &id, follow).await,
+        Command::Deployments(cmd) => inspect::deployments(&api, cmd, json).await,
+        Command::Schedule(cmd) => inspect::schedule(&api, cmd, json).await,
+        Command::Agents(_) => inspect::agents(&api, json).await,
+        Command::Queues(_) => inspect::queues(&api, json).await,
+    }
+}
+
+/// A client of the server at `api`.
+pub(crate) fn client(api: &str) -> Result<weir_client::Client> {
+    Ok(weir_client::Client::new(
+        api,
+        std::env::var("WEIR_API_KEY").ok(),
+    )?)
+}
+
+/// Turns an API error into advice on what to do next.
+pub(crate) fn explain(e: weir_client::Error) -> anyhow::Error {
+    match &e {
+        weir_client::Error::Transport { url, .. } => anyhow::anyhow!(
+            "{e}\nhint: is a server running? Start one with `weir up` (or `weir server`), or point at one with --api-url / WEIR_API_URL (now {url})"
+        ),
+        _ => anyhow::Error::new(e),
+    }
+}

@@ -1,0 +1,164 @@
+//! `weir server`, `weir agent` and `weir up`: the long-running processes.
+
+use crate::cli::{AgentArgs, ServerArgs};
+use crate::config;
+use anyhow::{Context, Result};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_agent::launcher::ProcessLauncher;
+use weir_agent::secrets::Resolver;
+use weir_agent::{Agent, AgentOptions};
+use weir_server::{Options, Server};
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// Resolves when the process gets SIGINT or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+async fn start_server(args: &ServerArgs) -> Result<Server> {
+    let home = config::ensure_home()?;
+    let options = Options {
+        database_url: args.db.clone().unwrap_or_else(|| config::default_db(&home)),
+        bind: args.bind.clone(),
+        lease: Duration::from_secs(args.lease_s.max(1)),
+        late_after: Duration::from_secs(args.late_after_s),
+        tick: Duration::from_millis(args.tick_ms.max(10)),
+        ..Options::default()
+    };
+    let server = Server::start(options)
+        .await
+        .context("cannot start the server")?;
+    let url = format!("http://{}", server.addr);
+    config::record_server(&url)?;
+    Ok(server)
+}
+
+/// `weir server`.
+pub async fn server(args: ServerArgs) -> Result<ExitCode> {
+    init_logging();
+    let server = start_server(&args).await?;
+    println!(
+        "weir server listening on http://{} ({} database)",
+        server.addr,
+        server.state.store.dialect().as_str()
+    );
+    stop_signal().await;
+    tracing::info!(message = "stopping");
+    server.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn agent_options(api: &str, args: &AgentArgs) -> Result<AgentOptions> {
+    let home = config::ensure_home()?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "agent".into())
+    });
+    let mut env = std::collections::BTreeMap::new();
+    env.insert("WEIR_HOME".to_string(), home.display().to_string());
+    Ok(AgentOptions {
+        name,
+        queues: args.queues.clone(),
+        limit: args.limit.max(1),
+        poll_wait: Duration::from_secs(10),
+        heartbeat_every: Duration::from_secs(args.heartbeat_s.max(1)),
+        cancel_grace: Duration::from_secs(args.cancel_grace_s),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_s),
+        api_url: api.to_string(),
+        state_dir: home.join("agent"),
+        workdir: None,
+        env,
+    })
+}
+
+/// `weir agent`.
+pub async fn agent(api: &str, args: AgentArgs) -> Result<ExitCode> {
+    init_logging();
+    let options = agent_options(api, &args)?;
+    let client = super::client(api)?;
+    let agent = Agent::new(
+        client,
+        options,
+        Arc::new(ProcessLauncher::new()),
+        Resolver::default(),
+    );
+    agent.run(stop_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir up`: server + agent in one process, with the example flows deployed.
+pub async fn up(
+    server_args: ServerArgs,
+    agent_args: AgentArgs,
+    no_examples: bool,
+) -> Result<ExitCode> {
+    init_logging();
+    let server = start_server(&server_args).await?;
+    let url = format!("http://{}", server.addr);
+    let mut deployed = Vec::new();
+    if !no_examples {
+        match super::deploy::deploy_examples(&url).await {
+            Ok(names) => deployed = names,
+            Err(e) => {
+                tracing::warn!(message = "example flows not deployed", error = %format!("{e:#}"))
+            }
+        }
+    }
+    let options = agent_options(&url, &agent_args)?;
+    let client = super::client(&url)?;
+    let agent = Agent::new(
+        client,
+        options,
+        Arc::new(ProcessLauncher::new()),
+        Resolver::default(),
+    );
+    println!();
+    println!("  Weir is up.");
+    println!("  API and UI:   {url}");
+    println!("  OpenAPI:      {url}/api/openapi.json");
+    println!("  Data:         {}", config::ensure_home()?.display());
+    if !deployed.is_empty() {
+        println!("  Deployments:  {}", deployed.join(", "));
+        println!("  Try:          weir run dev/etl --watch");
+    }
+    println!("  Stop with Ctrl-C.");
+    println!();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent_task = tokio::spawn(agent.run(async move {
+        let _ = stop_rx.await;
+    }));
+    stop_signal().await;
+    tracing::info!(message = "stopping");
+    let _ = stop_tx.send(());
+    match agent_task.await {
+        Ok(Err(e)) => tracing::warn!(message = "agent stopped with an error", error = %e),
+        Err(e) => tracing::warn!(message = "agent task failed", error = %e),
+        Ok(Ok(())) => {}
+    }
+    server.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
