@@ -47,7 +47,9 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Transport { .. } => true,
-            Error::Api { status, .. } => status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS,
+            Error::Api { status, .. } => {
+                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
+            }
             Error::Decode(_) => false,
         }
     }
@@ -137,7 +139,10 @@ impl Client {
                 error: "http".into(),
                 message: format!(
                     "HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>()
+                    String::from_utf8_lossy(&bytes)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
                 ),
                 field: None,
                 current: None,
@@ -153,7 +158,11 @@ impl Client {
         self.send(self.req(Method::GET, path)).await
     }
 
-    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         self.send(self.req(Method::POST, path).json(body)).await
     }
 
@@ -180,15 +189,19 @@ impl Client {
             dry_run,
         };
         self.send(
-            self.req(Method::PUT, &format!("/api/v1/projects/{project}/deployments/{name}"))
-                .json(&body),
+            self.req(
+                Method::PUT,
+                &format!("/api/v1/projects/{project}/deployments/{name}"),
+            )
+            .json(&body),
         )
         .await
     }
 
     /// `GET /api/v1/projects/{project}/deployments/{name}`.
     pub async fn deployment(&self, project: &str, name: &str) -> Result<Deployment> {
-        self.get(&format!("/api/v1/projects/{project}/deployments/{name}")).await
+        self.get(&format!("/api/v1/projects/{project}/deployments/{name}"))
+            .await
     }
 
     /// `GET /api/v1/deployments`.
@@ -204,8 +217,11 @@ impl Client {
     /// Pauses (`true`) or resumes a deployment's schedules.
     pub async fn set_paused(&self, project: &str, name: &str, paused: bool) -> Result<Deployment> {
         let verb = if paused { "pause" } else { "resume" };
-        self.post(&format!("/api/v1/projects/{project}/deployments/{name}/{verb}"), &())
-            .await
+        self.post(
+            &format!("/api/v1/projects/{project}/deployments/{name}/{verb}"),
+            &(),
+        )
+        .await
     }
 
     /// `POST /api/v1/flow_runs`.
@@ -220,7 +236,8 @@ impl Client {
 
     /// `GET /api/v1/flow_runs`.
     pub async fn list_flow_runs(&self, q: &RunQuery) -> Result<Page<FlowRun>> {
-        self.send(self.req(Method::GET, "/api/v1/flow_runs").query(q)).await
+        self.send(self.req(Method::GET, "/api/v1/flow_runs").query(q))
+            .await
     }
 
     /// `POST /api/v1/flow_runs/{id}/state`.
@@ -230,23 +247,35 @@ impl Client {
 
     /// `POST /api/v1/flow_runs/{id}/cancel`.
     pub async fn cancel(&self, id: Uuid) -> Result<FlowRun> {
-        self.post(&format!("/api/v1/flow_runs/{id}/cancel"), &()).await
+        self.post(&format!("/api/v1/flow_runs/{id}/cancel"), &())
+            .await
     }
 
     /// `POST /api/v1/flow_runs/{id}/retry`.
     pub async fn retry(&self, id: Uuid, from_failed: bool) -> Result<FlowRun> {
-        self.post(&format!("/api/v1/flow_runs/{id}/retry"), &RetryFlowRun { from_failed })
-            .await
+        self.post(
+            &format!("/api/v1/flow_runs/{id}/retry"),
+            &RetryFlowRun { from_failed },
+        )
+        .await
     }
 
     /// `POST /api/v1/flow_runs/{id}/heartbeat`.
     pub async fn run_heartbeat(&self, id: Uuid, attempt: u32) -> Result<RunHeartbeatReply> {
-        self.post(&format!("/api/v1/flow_runs/{id}/heartbeat"), &RunHeartbeat { attempt })
-            .await
+        self.post(
+            &format!("/api/v1/flow_runs/{id}/heartbeat"),
+            &RunHeartbeat { attempt },
+        )
+        .await
     }
 
     /// `GET /api/v1/flow_runs/{id}/task_runs`.
-    pub async fn task_runs(&self, id: Uuid, cursor: Option<&str>, limit: u32) -> Result<Page<TaskRun>> {
+    pub async fn task_runs(
+        &self,
+        id: Uuid,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<TaskRun>> {
         let mut rb = self
             .req(Method::GET, &format!("/api/v1/flow_runs/{id}/task_runs"))
             .query(&[("limit", limit.to_string())]);
@@ -292,7 +321,8 @@ impl Client {
 
     /// `POST /api/v1/agents/{id}/heartbeat`.
     pub async fn agent_heartbeat(&self, id: Uuid, hb: &Heartbeat) -> Result<HeartbeatReply> {
-        self.post(&format!("/api/v1/agents/{id}/heartbeat"), hb).await
+        self.post(&format!("/api/v1/agents/{id}/heartbeat"), hb)
+            .await
     }
 
     /// `POST /api/v1/agents/{id}/claim`, long-polling up to `wait`.

@@ -5,9 +5,9 @@
 //! no clock reads outside explicit `now` arguments, no network, no files.
 
 pub mod api;
-pub mod params;
 pub mod names;
 pub mod orchestration;
+pub mod params;
 pub mod retry;
 pub mod schedule;
 pub mod state;

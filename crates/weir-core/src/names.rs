@@ -5,8 +5,13 @@
 pub fn check(kind: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -23,7 +28,11 @@ mod tests {
         assert!(super::check("project", "dev").is_ok());
         assert!(super::check("project", "data-flows_2").is_ok());
         assert!(super::check("project", "").is_err());
-        assert!(super::check("project", "Dev").unwrap_err().contains("\"Dev\""));
+        assert!(
+            super::check("project", "Dev")
+                .unwrap_err()
+                .contains("\"Dev\"")
+        );
         assert!(super::check("project", "-x").is_err());
         assert!(super::check("project", &"a".repeat(64)).is_err());
     }

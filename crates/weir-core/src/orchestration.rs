@@ -54,8 +54,7 @@ pub fn decide(
     let mut next = run.clone();
     next.state_message = proposal.message.clone();
     next.state_at = now;
-    if matches!(target, StateKind::Failed | StateKind::Crashed) && run.retries_used < run.retries
-    {
+    if matches!(target, StateKind::Failed | StateKind::Crashed) && run.retries_used < run.retries {
         next.state = StateKind::AwaitingRetry;
         next.retries_used += 1;
         next.scheduled_at = now + retry_delay;

@@ -149,7 +149,11 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86400)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("2 weeks").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("2 weeks")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("fast").is_err());
     }
 }

@@ -59,11 +59,12 @@ impl Schedule {
                 let tz_name = spec.timezone.as_deref().unwrap_or("UTC");
                 let tz = Tz::from_str(tz_name)
                     .map_err(|_| ScheduleError::InvalidTimezone(tz_name.to_string()))?;
-                let cron =
-                    croner::Cron::from_str(expr.trim()).map_err(|e| ScheduleError::InvalidCron {
+                let cron = croner::Cron::from_str(expr.trim()).map_err(|e| {
+                    ScheduleError::InvalidCron {
                         expr: expr.clone(),
                         reason: e.to_string(),
-                    })?;
+                    }
+                })?;
                 Ok(Schedule::Cron {
                     cron: Box::new(cron),
                     tz,
@@ -157,7 +158,9 @@ mod tests {
     }
 
     fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> Timestamp {
-        Utc.with_ymd_and_hms(y, m, d, h, min, 0).single().expect("valid time")
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0)
+            .single()
+            .expect("valid time")
     }
 
     /// Fire times of `30 2 * * *` in New York over three days around a DST change, as local
@@ -218,7 +221,11 @@ mod tests {
         .expect("valid");
         let t = s.next_after(utc(2026, 5, 5, 10, 7)).expect("fires");
         assert_eq!((t.hour(), t.minute()), (10, 20));
-        assert_eq!(s.fire_times(utc(2026, 5, 5, 10, 0), utc(2026, 5, 5, 11, 0), 10).len(), 4);
+        assert_eq!(
+            s.fire_times(utc(2026, 5, 5, 10, 0), utc(2026, 5, 5, 11, 0), 10)
+                .len(),
+            4
+        );
     }
 
     #[test]

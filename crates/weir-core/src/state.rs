@@ -7,7 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The state of a flow run or task run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum StateKind {
     /// Waiting for its scheduled time (or already due and waiting for an agent).
     Scheduled,
@@ -144,7 +146,9 @@ impl std::fmt::Display for StateKind {
 
 /// A state name that is not one of [`StateKind::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown state {0:?}; expected one of Scheduled, Late, Pending, Running, Completed, Failed, Crashed, Cancelling, Cancelled, AwaitingRetry, Paused")]
+#[error(
+    "unknown state {0:?}; expected one of Scheduled, Late, Pending, Running, Completed, Failed, Crashed, Cancelling, Cancelled, AwaitingRetry, Paused"
+)]
 pub struct UnknownState(pub String);
 
 impl std::str::FromStr for StateKind {

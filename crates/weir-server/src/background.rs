@@ -15,13 +15,22 @@ use weir_core::{Schedule, StateKind};
 pub(crate) fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     crate::metrics::init();
     vec![
-        tokio::spawn(every_tick(state.clone(), stop.clone(), "scheduler", schedule)),
+        tokio::spawn(every_tick(
+            state.clone(),
+            stop.clone(),
+            "scheduler",
+            schedule,
+        )),
         tokio::spawn(every_tick(state, stop, "crash detector", reap)),
     ]
 }
 
-async fn every_tick<F, Fut>(state: AppState, mut stop: watch::Receiver<bool>, name: &'static str, f: F)
-where
+async fn every_tick<F, Fut>(
+    state: AppState,
+    mut stop: watch::Receiver<bool>,
+    name: &'static str,
+    f: F,
+) where
     F: Fn(AppState) -> Fut,
     Fut: std::future::Future<Output = Result<(), weir_store::Error>>,
 {
@@ -60,7 +69,10 @@ pub(crate) async fn schedule(state: AppState) -> Result<(), weir_store::Error> {
         times.sort();
         times.dedup();
         times.truncate(max);
-        created += state.store.materialise_runs(&due.deployment, &times, now).await?;
+        created += state
+            .store
+            .materialise_runs(&due.deployment, &times, now)
+            .await?;
     }
     if created > 0 {
         tracing::debug!(message = "scheduled runs", created);
@@ -87,7 +99,11 @@ pub(crate) async fn reap(state: AppState) -> Result<(), weir_store::Error> {
             transition_id: None,
             result: None,
         };
-        match state.store.propose_state(run.id, &proposal, state.lease(), now).await {
+        match state
+            .store
+            .propose_state(run.id, &proposal, state.lease(), now)
+            .await
+        {
             Ok(next) => {
                 tracing::warn!(message = "run crashed", run = %run.id, state = %next.state);
                 if next.state.is_claimable() {
@@ -99,7 +115,8 @@ pub(crate) async fn reap(state: AppState) -> Result<(), weir_store::Error> {
         }
     }
     let late_before = now
-        - chrono::Duration::from_std(state.options.late_after).unwrap_or(chrono::Duration::seconds(30));
+        - chrono::Duration::from_std(state.options.late_after)
+            .unwrap_or(chrono::Duration::seconds(30));
     for run in state.store.overdue_runs(late_before, 200).await? {
         let proposal = ProposeState {
             state: StateKind::Late,
@@ -111,12 +128,21 @@ pub(crate) async fn reap(state: AppState) -> Result<(), weir_store::Error> {
             transition_id: None,
             result: None,
         };
-        match state.store.propose_state(run.id, &proposal, state.lease(), now).await {
+        match state
+            .store
+            .propose_state(run.id, &proposal, state.lease(), now)
+            .await
+        {
             Ok(_) | Err(weir_store::Error::Rejected { .. }) => {}
             Err(e) => return Err(e),
         }
     }
-    if let Ok(Some(oldest)) = state.store.overdue_runs(now, 1).await.map(|v| v.into_iter().next()) {
+    if let Ok(Some(oldest)) = state
+        .store
+        .overdue_runs(now, 1)
+        .await
+        .map(|v| v.into_iter().next())
+    {
         let lag = (now - oldest.scheduled_at).num_milliseconds() as f64 / 1000.0;
         metrics::gauge!("weir_scheduler_lag_seconds").set(lag);
     } else {

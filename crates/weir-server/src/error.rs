@@ -28,6 +28,8 @@ pub enum ApiError {
         /// The run now.
         current: Option<Box<FlowRun>>,
     },
+    /// 405: the path exists but not with this method.
+    MethodNotAllowed(String),
     /// 413: the body is larger than allowed.
     PayloadTooLarge(usize),
     /// 503: the database is unavailable.
@@ -91,6 +93,13 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { message, current } => {
                 (StatusCode::CONFLICT, "conflict", message, None, current)
             }
+            ApiError::MethodNotAllowed(m) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                m,
+                None,
+                None,
+            ),
             ApiError::PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

@@ -2,19 +2,38 @@
 //! and names the field at fault.
 
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+/// The request body as bytes, at most `max_body_bytes` long; a longer one is a 413 in the
+/// one error shape, naming the limit.
+pub struct Body(pub Bytes);
+
+impl FromRequest<AppState> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state).await.map(Body).map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(state.options.max_body_bytes)
+            } else {
+                ApiError::bad(format!("could not read the request body: {e}"))
+            }
+        })
+    }
+}
+
 /// A JSON body, deserialised strictly (unknown fields are errors), with the failing field's
 /// path in the error.
 pub struct Json<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(ct) = req.headers().get(axum::http::header::CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or_default();
             if !ct.starts_with("application/json") {
@@ -23,24 +42,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 )));
             }
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(0)
-            } else {
-                ApiError::bad(format!("could not read the request body: {e}"))
-            }
-        })?;
+        let Body(bytes) = Body::from_request(req, state).await?;
         parse_json(&bytes).map(Json)
     }
+}
+
+/// The path of a failed field as the API names it (`spec.schedules[0].cron`), or `None` when
+/// the error is not about a field (malformed JSON, the body as a whole).
+fn field_of(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => break,
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Deserialises JSON, naming the path of the first bad field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let field = field_of(e.path());
         let inner = e.into_inner();
-        let field = (path != "." && !path.is_empty()).then_some(path.clone());
         let message = match &field {
             Some(p) => format!("invalid request body at {p:?}: {inner}"),
             None => format!("invalid request body: {inner}"),
@@ -58,13 +90,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
-            let path = e.path().to_string();
-            ApiError::BadRequest {
-                message: format!("invalid query parameter {path:?}: {}", e.into_inner()),
-                field: Some(path),
-            }
-        })
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let field = field_of(e.path());
+                let inner = e.into_inner();
+                let message = match &field {
+                    Some(p) => format!("invalid query parameter {p:?}: {inner}"),
+                    None => format!("invalid query string: {inner}"),
+                };
+                ApiError::BadRequest { message, field }
+            })
     }
 }
 
@@ -78,6 +114,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|e| ApiError::bad(format!("invalid path: {}", e.body_text())))
+            .map_err(|e| {
+                use axum::extract::path::ErrorKind;
+                use axum::extract::rejection::PathRejection;
+                let field = match &e {
+                    PathRejection::FailedToDeserializePathParams(f) => match f.kind() {
+                        ErrorKind::ParseErrorAtKey { key, .. }
+                        | ErrorKind::DeserializeError { key, .. }
+                        | ErrorKind::InvalidUtf8InPathParam { key } => Some(key.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                ApiError::BadRequest {
+                    message: format!("invalid path: {}", e.body_text()),
+                    field,
+                }
+            })
     }
 }

@@ -56,12 +56,13 @@ impl Server {
     /// Opens the database, binds `options.bind`, and starts serving and the background loops.
     pub async fn start(options: Options) -> Result<Server, StartError> {
         let store = weir_store::Store::connect(&options.database_url).await?;
-        let listener = TcpListener::bind(&options.bind)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: options.bind.clone(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(&options.bind)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: options.bind.clone(),
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: options.bind.clone(),
             source,

@@ -50,7 +50,10 @@ pub(crate) async fn render(State(st): State<AppState>) -> Response {
     }
     match handle() {
         Some(h) => (
-            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
             h.render(),
         )
             .into_response(),

@@ -16,8 +16,12 @@ const CHUNK: usize = 200;
 struct Folded<'a> {
     first: &'a TaskRunReport,
     last: &'a TaskRunReport,
+    /// Earliest report: the task run's creation, whatever order reports arrive in.
+    created_at: i64,
     started_at: Option<i64>,
+    /// Latest terminal report.
     ended_at: Option<i64>,
+    map_index: Option<u32>,
     fingerprint: Option<&'a str>,
     cache_key: Option<&'a str>,
     result_location: Option<&'a str>,
@@ -40,8 +44,10 @@ impl Store {
                 Folded {
                     first: r,
                     last: r,
+                    created_at: at,
                     started_at: None,
                     ended_at: None,
+                    map_index: None,
                     fingerprint: None,
                     cache_key: None,
                     result_location: None,
@@ -53,9 +59,11 @@ impl Store {
             if r.state == StateKind::Running {
                 f.started_at = Some(f.started_at.map_or(at, |s| s.min(at)));
             }
+            f.created_at = f.created_at.min(at);
             if r.state.is_terminal() {
-                f.ended_at = Some(at);
+                f.ended_at = Some(f.ended_at.map_or(at, |e| e.max(at)));
             }
+            f.map_index = r.map_index.or(f.map_index);
             f.fingerprint = r.inputs_fingerprint.as_deref().or(f.fingerprint);
             f.cache_key = r.cache_key.as_deref().or(f.cache_key);
             f.result_location = r.result_location.as_deref().or(f.result_location);
@@ -75,7 +83,9 @@ impl Store {
                  attempt = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.attempt ELSE task_runs.attempt END, \
                  state_at = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.state_at ELSE task_runs.state_at END, \
                  started_at = COALESCE(task_runs.started_at, excluded.started_at), \
-                 ended_at = COALESCE(excluded.ended_at, task_runs.ended_at), \
+                 created_at = CASE WHEN excluded.created_at < task_runs.created_at THEN excluded.created_at ELSE task_runs.created_at END, \
+                 ended_at = CASE WHEN task_runs.ended_at IS NULL OR excluded.ended_at > task_runs.ended_at THEN COALESCE(excluded.ended_at, task_runs.ended_at) ELSE task_runs.ended_at END, \
+                 map_index = COALESCE(task_runs.map_index, excluded.map_index), \
                  inputs_fingerprint = COALESCE(excluded.inputs_fingerprint, task_runs.inputs_fingerprint), \
                  cache_key = COALESCE(excluded.cache_key, task_runs.cache_key), \
                  result_location = COALESCE(excluded.result_location, task_runs.result_location)",
@@ -92,13 +102,13 @@ impl Store {
                     .bind(f.last.message.clone())
                     .bind(micros(f.last.at))
                     .bind(i64::from(f.last.attempt))
-                    .bind(micros(f.first.at))
+                    .bind(f.created_at)
                     .bind(f.started_at)
                     .bind(f.ended_at)
                     .bind(f.fingerprint.map(str::to_string))
                     .bind(f.cache_key.map(str::to_string))
                     .bind(f.result_location.map(str::to_string))
-                    .bind(f.first.map_index.map(i64::from));
+                    .bind(f.map_index.map(i64::from));
             }
             q.execute(&mut *tx).await?;
         }

@@ -26,13 +26,19 @@ pub(crate) async fn register(
     Json(req): Json<RegisterAgent>,
 ) -> ApiResult<(StatusCode, axum::Json<Agent>)> {
     if req.queues.is_empty() {
-        return Err(ApiError::field("queues", "an agent needs at least one queue"));
+        return Err(ApiError::field(
+            "queues",
+            "an agent needs at least one queue",
+        ));
     }
     for (i, q) in req.queues.iter().enumerate() {
         names::check("work queue", q).map_err(|m| ApiError::field(format!("queues[{i}]"), m))?;
     }
     if req.name.trim().is_empty() || req.name.len() > 200 {
-        return Err(ApiError::field("name", "agent name must be 1-200 characters"));
+        return Err(ApiError::field(
+            "name",
+            "agent name must be 1-200 characters",
+        ));
     }
     if req.limit == 0 {
         return Err(ApiError::field("limit", "limit must be at least 1"));
@@ -43,13 +49,17 @@ pub(crate) async fn register(
 
 /// `GET /api/v1/agents`: agents seen in the last 24 hours.
 pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<Agent>>> {
-    Ok(axum::Json(st.store.agents(Utc::now() - AGENT_LISTED_FOR).await?))
+    Ok(axum::Json(
+        st.store.agents(Utc::now() - AGENT_LISTED_FOR).await?,
+    ))
 }
 
 /// `GET /api/v1/work_queues`.
 pub(crate) async fn queues(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<WorkQueue>>> {
     let now = Utc::now();
-    Ok(axum::Json(st.store.work_queues(now, now - AGENT_LISTED_FOR).await?))
+    Ok(axum::Json(
+        st.store.work_queues(now, now - AGENT_LISTED_FOR).await?,
+    ))
 }
 
 /// `POST /api/v1/agents/{id}/heartbeat`: renews the leases of the runs the agent holds and
@@ -61,7 +71,10 @@ pub(crate) async fn heartbeat(
 ) -> ApiResult<axum::Json<HeartbeatReply>> {
     let now = Utc::now();
     st.store.touch_agent(id, now).await?;
-    let (cancel, lost) = st.store.renew_leases(Some(id), &hb.runs, st.lease(), now).await?;
+    let (cancel, lost) = st
+        .store
+        .renew_leases(Some(id), &hb.runs, st.lease(), now)
+        .await?;
     Ok(axum::Json(HeartbeatReply {
         cancel,
         lost,
@@ -77,7 +90,10 @@ pub(crate) async fn claim(
     Json(req): Json<ClaimRequest>,
 ) -> ApiResult<axum::Json<Vec<ClaimedRun>>> {
     if req.wait_ms > MAX_WAIT_MS {
-        return Err(ApiError::field("wait_ms", format!("wait_ms must be at most {MAX_WAIT_MS}")));
+        return Err(ApiError::field(
+            "wait_ms",
+            format!("wait_ms must be at most {MAX_WAIT_MS}"),
+        ));
     }
     let limit = req.limit.min(MAX_CLAIM);
     let now = Utc::now();
@@ -89,7 +105,10 @@ pub(crate) async fn claim(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let started = Instant::now();
-        let claimed = st.store.claim(id, &agent.queues, limit, st.lease(), Utc::now()).await?;
+        let claimed = st
+            .store
+            .claim(id, &agent.queues, limit, st.lease(), Utc::now())
+            .await?;
         metrics::histogram!("weir_claim_seconds").record(started.elapsed().as_secs_f64());
         if !claimed.is_empty() {
             st.touched();

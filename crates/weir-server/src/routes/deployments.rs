@@ -8,10 +8,12 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use weir_core::api::{CreateProject, Deployment, Project, UpsertDeployment, UpsertResult};
-use weir_core::{Schedule, names};
+use weir_core::{Schedule, ScheduleError, names};
 
 /// `GET /api/v1/projects`.
-pub(crate) async fn list_projects(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<Project>>> {
+pub(crate) async fn list_projects(
+    State(st): State<AppState>,
+) -> ApiResult<axum::Json<Vec<Project>>> {
     Ok(axum::Json(st.store.projects().await?))
 }
 
@@ -23,7 +25,11 @@ pub(crate) async fn create_project(
     names::check("project", &req.name).map_err(|m| ApiError::field("name", m))?;
     let created = st.store.ensure_project(&req.name, Utc::now()).await?;
     let project = find_project(&st, &req.name).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, axum::Json(project)))
 }
 
@@ -79,11 +85,13 @@ pub(crate) async fn list_flows(
     let projects = f.project.map(|p| vec![p]);
     let mut flows: std::collections::BTreeMap<String, FlowInfo> = Default::default();
     for d in st.store.deployments(projects.as_deref()).await? {
-        let info = flows.entry(d.spec.flow.clone()).or_insert_with(|| FlowInfo {
-            name: d.spec.flow.clone(),
-            parameter_schema: None,
-            deployments: vec![],
-        });
+        let info = flows
+            .entry(d.spec.flow.clone())
+            .or_insert_with(|| FlowInfo {
+                name: d.spec.flow.clone(),
+                parameter_schema: None,
+                deployments: vec![],
+            });
         if d.spec.parameter_schema.is_some() {
             info.parameter_schema = d.spec.parameter_schema.clone();
         }
@@ -110,19 +118,32 @@ pub(crate) async fn upsert(
 
 fn validate_spec(spec: &weir_core::api::DeploymentSpec) -> ApiResult<()> {
     if spec.flow.trim().is_empty() {
-        return Err(ApiError::field("spec.flow", "the flow name must not be empty"));
+        return Err(ApiError::field(
+            "spec.flow",
+            "the flow name must not be empty",
+        ));
     }
     names::check("work queue", &spec.work_queue)
         .map_err(|m| ApiError::field("spec.work_queue", m))?;
     for (i, s) in spec.schedules.iter().enumerate() {
-        Schedule::parse(s).map_err(|e| ApiError::field(format!("spec.schedules[{i}]"), e.to_string()))?;
+        Schedule::parse(s).map_err(|e| {
+            let part = match e {
+                ScheduleError::InvalidCron { .. } => ".cron",
+                ScheduleError::InvalidTimezone(_) => ".timezone",
+                ScheduleError::InvalidInterval(_) => ".interval",
+                ScheduleError::Ambiguous => "",
+            };
+            ApiError::field(format!("spec.schedules[{i}]{part}"), e.to_string())
+        })?;
     }
     for (var, reference) in &spec.secrets {
         let known = ["env:", "file:", "ssm:", "secretsmanager:"];
         if !known.iter().any(|k| reference.starts_with(k)) {
             return Err(ApiError::field(
                 format!("spec.secrets.{var}"),
-                format!("secret reference for {var} must start with env:, file:, ssm: or secretsmanager: (a reference, never a value)"),
+                format!(
+                    "secret reference for {var} must start with env:, file:, ssm: or secretsmanager: (a reference, never a value)"
+                ),
             ));
         }
     }
@@ -130,7 +151,10 @@ fn validate_spec(spec: &weir_core::api::DeploymentSpec) -> ApiResult<()> {
         && let Err(errors) = weir_core::params::validate(schema, &spec.parameters)
         && let Some(first) = errors.first()
     {
-        return Err(ApiError::field(format!("spec.parameters.{}", first.param), first.to_string()));
+        return Err(ApiError::field(
+            format!("spec.parameters.{}", first.param),
+            first.to_string(),
+        ));
     }
     Ok(())
 }

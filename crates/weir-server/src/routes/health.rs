@@ -27,5 +27,16 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Heal
 
 /// Any unknown path.
 pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no endpoint at {}; see /api/openapi.json", uri.path()))
+    ApiError::NotFound(format!(
+        "no endpoint at {}; see /api/openapi.json",
+        uri.path()
+    ))
+}
+
+/// A known path with a method it does not support.
+pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{method} is not supported on {}; see /api/openapi.json",
+        uri.path()
+    ))
 }

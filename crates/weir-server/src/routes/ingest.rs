@@ -32,7 +32,10 @@ pub(crate) async fn task_runs(
     if batch.reports.len() > MAX_BATCH {
         return Err(ApiError::field(
             "reports",
-            format!("{} reports in one batch; send at most {MAX_BATCH}", batch.reports.len()),
+            format!(
+                "{} reports in one batch; send at most {MAX_BATCH}",
+                batch.reports.len()
+            ),
         ));
     }
     check_runs(&st, batch.reports.iter().map(|r| r.flow_run_id).collect()).await?;
@@ -50,7 +53,10 @@ pub(crate) async fn logs(
     if batch.lines.len() > MAX_BATCH {
         return Err(ApiError::field(
             "lines",
-            format!("{} lines in one batch; send at most {MAX_BATCH}", batch.lines.len()),
+            format!(
+                "{} lines in one batch; send at most {MAX_BATCH}",
+                batch.lines.len()
+            ),
         ));
     }
     check_runs(&st, batch.lines.iter().map(|l| l.flow_run_id).collect()).await?;

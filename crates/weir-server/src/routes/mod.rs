@@ -22,7 +22,9 @@ pub(crate) fn page_size(limit: Option<u32>, default: u32) -> Result<u32, crate::
         Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
         Some(n) => Err(crate::ApiError::field(
             "limit",
-            format!("limit {n} is out of range: use 1 to {MAX_PAGE} and follow next_cursor for more"),
+            format!(
+                "limit {n} is out of range: use 1 to {MAX_PAGE} and follow next_cursor for more"
+            ),
         )),
     }
 }
@@ -30,7 +32,10 @@ pub(crate) fn page_size(limit: Option<u32>, default: u32) -> Result<u32, crate::
 pub(crate) fn router(state: AppState) -> Router {
     let limit = state.options.max_body_bytes;
     let api = Router::new()
-        .route("/projects", get(deployments::list_projects).post(deployments::create_project))
+        .route(
+            "/projects",
+            get(deployments::list_projects).post(deployments::create_project),
+        )
         .route("/projects/{project}", get(deployments::get_project))
         .route("/deployments", get(deployments::list_deployments))
         .route("/flows", get(deployments::list_flows))
@@ -38,8 +43,14 @@ pub(crate) fn router(state: AppState) -> Router {
             "/projects/{project}/deployments/{name}",
             put(deployments::upsert).get(deployments::get_deployment),
         )
-        .route("/projects/{project}/deployments/{name}/pause", post(deployments::pause))
-        .route("/projects/{project}/deployments/{name}/resume", post(deployments::resume))
+        .route(
+            "/projects/{project}/deployments/{name}/pause",
+            post(deployments::pause),
+        )
+        .route(
+            "/projects/{project}/deployments/{name}/resume",
+            post(deployments::resume),
+        )
         .route("/flow_runs", get(runs::list).post(runs::create))
         .route("/flow_runs/{id}", get(runs::detail))
         .route("/flow_runs/{id}/state", post(runs::propose))
@@ -63,6 +74,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::render))
         .fallback(health::not_found)
+        .method_not_allowed_fallback(health::method_not_allowed)
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -14,8 +14,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 use uuid::Uuid;
 use weir_core::api::{
-    CreateFlowRun, FlowRun, FlowRunDetail, LogLine, Page, ProposeState, RetryFlowRun,
-    RunHeartbeat, RunHeartbeatReply, TaskRun,
+    CreateFlowRun, FlowRun, FlowRunDetail, LogLine, Page, ProposeState, RetryFlowRun, RunHeartbeat,
+    RunHeartbeatReply, TaskRun,
 };
 use weir_core::{StateKind, Timestamp, names};
 use weir_store::{NewFlowRun, RunFilter};
@@ -32,7 +32,10 @@ pub(crate) async fn create(
         (Some(id), _, _) => Some(st.store.deployment_by_id(*id).await?),
         (None, Some(name), Some(project)) => Some(st.store.deployment(project, name).await?),
         (None, Some(_), None) => {
-            return Err(ApiError::field("project", "`deployment` by name needs `project`"));
+            return Err(ApiError::field(
+                "project",
+                "`deployment` by name needs `project`",
+            ));
         }
         (None, None, _) => None,
     };
@@ -43,7 +46,9 @@ pub(crate) async fn create(
             {
                 return Err(ApiError::field(
                     "state",
-                    format!("a deployment's run starts Scheduled (an agent launches it), not {state}"),
+                    format!(
+                        "a deployment's run starts Scheduled (an agent launches it), not {state}"
+                    ),
                 ));
             }
             let mut parameters = d.spec.parameters.clone();
@@ -52,8 +57,15 @@ pub(crate) async fn create(
                 && let Err(errors) = weir_core::params::validate(schema, &parameters)
                 && let Some(first) = errors.first()
             {
-                let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                return Err(ApiError::field(format!("parameters.{}", first.param), message));
+                let message = errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(ApiError::field(
+                    format!("parameters.{}", first.param),
+                    message,
+                ));
             }
             NewFlowRun {
                 project: d.project.clone(),
@@ -67,18 +79,32 @@ pub(crate) async fn create(
                 retry_delay_s: d.spec.retry_delay_s,
                 idempotency_key: req.idempotency_key.clone(),
                 parent_flow_run_id: req.parent_flow_run_id,
-                tags: if req.tags.is_empty() { d.spec.tags.clone() } else { req.tags.clone() },
+                tags: if req.tags.is_empty() {
+                    d.spec.tags.clone()
+                } else {
+                    req.tags.clone()
+                },
                 auto_scheduled: false,
             }
         }
         None => {
             let project = req.project.clone().ok_or_else(|| {
-                ApiError::field("project", "give `project` (with `flow` for an ad-hoc run, or with `deployment`)")
+                ApiError::field(
+                    "project",
+                    "give `project` (with `flow` for an ad-hoc run, or with `deployment`)",
+                )
             })?;
             names::check("project", &project).map_err(|m| ApiError::field("project", m))?;
-            let flow = req.flow.clone().filter(|f| !f.trim().is_empty()).ok_or_else(|| {
-                ApiError::field("flow", "an ad-hoc run needs `flow`; or give `deployment` to run a deployment")
-            })?;
+            let flow = req
+                .flow
+                .clone()
+                .filter(|f| !f.trim().is_empty())
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "flow",
+                        "an ad-hoc run needs `flow`; or give `deployment` to run a deployment",
+                    )
+                })?;
             if req.state != Some(StateKind::Running) {
                 return Err(ApiError::field(
                     "state",
@@ -108,7 +134,11 @@ pub(crate) async fn create(
         st.work_available();
     }
     st.touched();
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, axum::Json(run)))
 }
 
@@ -138,13 +168,20 @@ pub(crate) async fn list(
         Some(s) => s
             .split(',')
             .filter(|s| !s.is_empty())
-            .map(|s| s.trim().parse::<StateKind>().map_err(|e| ApiError::field("state", e.to_string())))
+            .map(|s| {
+                s.trim()
+                    .parse::<StateKind>()
+                    .map_err(|e| ApiError::field("state", e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?,
     };
     let deployment_id = match (&q.deployment, &q.project) {
         (Some(d), Some(p)) => Some(st.store.deployment(p, d).await?.id),
         (Some(_), None) => {
-            return Err(ApiError::field("deployment", "filtering by deployment needs `project` too"));
+            return Err(ApiError::field(
+                "deployment",
+                "filtering by deployment needs `project` too",
+            ));
         }
         _ => None,
     };
@@ -188,7 +225,10 @@ pub(crate) async fn propose(
     {
         return Err(ApiError::field("message", "message is longer than 64 KiB"));
     }
-    let run = st.store.propose_state(id, &p, st.lease(), Utc::now()).await?;
+    let run = st
+        .store
+        .propose_state(id, &p, st.lease(), Utc::now())
+        .await?;
     after_change(&st, &run);
     Ok(axum::Json(run))
 }
@@ -214,7 +254,7 @@ pub(crate) async fn cancel(
 pub(crate) async fn retry(
     State(st): State<AppState>,
     Path(id): Path<Uuid>,
-    body: bytes::Bytes,
+    crate::extract::Body(body): crate::extract::Body,
 ) -> ApiResult<axum::Json<FlowRun>> {
     let from_failed = if body.is_empty() {
         false
@@ -240,8 +280,14 @@ pub(crate) async fn heartbeat(
     Path(id): Path<Uuid>,
     Json(hb): Json<RunHeartbeat>,
 ) -> ApiResult<axum::Json<RunHeartbeatReply>> {
-    let held = [weir_core::api::HeldRun { id, attempt: hb.attempt }];
-    let (cancel, lost) = st.store.renew_leases(None, &held, st.lease(), Utc::now()).await?;
+    let held = [weir_core::api::HeldRun {
+        id,
+        attempt: hb.attempt,
+    }];
+    let (cancel, lost) = st
+        .store
+        .renew_leases(None, &held, st.lease(), Utc::now())
+        .await?;
     Ok(axum::Json(RunHeartbeatReply {
         cancel: !cancel.is_empty(),
         lost: !lost.is_empty(),
@@ -293,7 +339,12 @@ pub(crate) async fn task_run(
         task_run,
         history: history
             .into_iter()
-            .map(|(state, message, attempt, at)| TaskRunState { state, message, attempt, at })
+            .map(|(state, message, attempt, at)| TaskRunState {
+                state,
+                message,
+                attempt,
+                at,
+            })
             .collect(),
     }))
 }
@@ -316,7 +367,10 @@ pub(crate) async fn logs(
 ) -> ApiResult<axum::Json<Page<LogLine>>> {
     let limit = super::page_size(q.limit, 500)?;
     st.store.flow_run(id).await?;
-    let items = st.store.logs(id, q.task_run, q.after.unwrap_or(0), limit).await?;
+    let items = st
+        .store
+        .logs(id, q.task_run, q.after.unwrap_or(0), limit)
+        .await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|l| l.seq.to_string()))
         .flatten();
@@ -365,10 +419,18 @@ pub(crate) async fn stream(
             let Ok(run) = f.st.store.flow_run(f.id).await else {
                 return None;
             };
-            let lines = f.st.store.logs(f.id, None, f.after, 500).await.unwrap_or_default();
+            let lines =
+                f.st.store
+                    .logs(f.id, None, f.after, 500)
+                    .await
+                    .unwrap_or_default();
             for line in &lines {
                 f.after = line.seq;
-                if let Ok(ev) = Event::default().event("log").id(line.seq.to_string()).json_data(line) {
+                if let Ok(ev) = Event::default()
+                    .event("log")
+                    .id(line.seq.to_string())
+                    .json_data(line)
+                {
                     f.pending.push_back(ev);
                 }
             }
@@ -379,12 +441,14 @@ pub(crate) async fn stream(
                 }
             }
             if run.state.is_terminal() && lines.is_empty() {
-                f.pending.push_back(Event::default().event("end").data(run.state.as_str()));
+                f.pending
+                    .push_back(Event::default().event("end").data(run.state.as_str()));
                 f.done = true;
                 continue;
             }
             if f.pending.is_empty() {
-                let _ = tokio::time::timeout(Duration::from_millis(500), f.activity.changed()).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(500), f.activity.changed()).await;
             }
         }
     });

@@ -1,0 +1,139 @@
+//! The run context: which flow run and task run the current code belongs to.
+//!
+//! A flow run's context travels with its future as a tokio task-local (so it costs nothing to
+//! reach and needs no lock); submitted tasks carry it into their spawned future. The current
+//! task run id is a second task-local set around each task attempt; the tracing layer reads
+//! both to attribute log lines.
+
+use crate::results::ResultStore;
+use crate::tracker::Tracker;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use uuid::Uuid;
+
+tokio::task_local! {
+    pub(crate) static CTX: Arc<FlowCtx>;
+    pub(crate) static TASK_RUN: Option<Uuid>;
+    pub(crate) static RUNNER: Arc<RunEnv>;
+}
+
+thread_local! {
+    /// Set by `map` around the creation of each call, so that the call records its index.
+    pub(crate) static MAP_INDEX: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// What every flow run started by one [`crate::Runner`] shares.
+pub(crate) struct RunEnv {
+    pub tracker: Arc<dyn Tracker>,
+    pub results: Arc<ResultStore>,
+    /// Flow runs started and not yet finished (outermost first), for cancellation.
+    pub active: Mutex<Vec<(Uuid, u32)>>,
+}
+
+impl RunEnv {
+    pub fn new(tracker: Arc<dyn Tracker>, results: Arc<ResultStore>) -> Arc<Self> {
+        Arc::new(RunEnv {
+            tracker,
+            results,
+            active: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The environment of flows awaited outside any [`crate::Runner`].
+    pub fn global() -> Arc<RunEnv> {
+        static GLOBAL: OnceLock<Arc<RunEnv>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                RunEnv::new(
+                    crate::tracker::from_env(),
+                    Arc::new(ResultStore::from_env()),
+                )
+            })
+            .clone()
+    }
+
+    pub fn add_active(&self, id: Uuid, attempt: u32) {
+        if let Ok(mut a) = self.active.lock() {
+            a.push((id, attempt));
+        }
+    }
+
+    pub fn remove_active(&self, id: Uuid) {
+        if let Ok(mut a) = self.active.lock() {
+            a.retain(|(i, _)| *i != id);
+        }
+    }
+
+    pub fn take_active(&self) -> Vec<(Uuid, u32)> {
+        self.active
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default()
+    }
+}
+
+/// One flow run in progress.
+pub(crate) struct FlowCtx {
+    pub id: Uuid,
+    pub attempt: u32,
+    pub resume: bool,
+    pub flow: &'static str,
+    pub env: Arc<RunEnv>,
+    /// Calls made so far per task name: the next call index.
+    counters: Mutex<HashMap<&'static str, u32>>,
+}
+
+impl FlowCtx {
+    pub fn new(id: Uuid, attempt: u32, resume: bool, flow: &'static str, env: Arc<RunEnv>) -> Self {
+        FlowCtx {
+            id,
+            attempt,
+            resume,
+            flow,
+            env,
+            counters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The index of the next call of `task` in this flow run (0, 1, 2, … in program order).
+    pub fn next_call_index(&self, task: &'static str) -> u32 {
+        let mut c = match self.counters.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let n = c.entry(task).or_insert(0);
+        let i = *n;
+        *n += 1;
+        i
+    }
+}
+
+/// The flow run the current code runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRunInfo {
+    /// Flow run id.
+    pub flow_run_id: Uuid,
+    /// Attempt of the flow run.
+    pub attempt: u32,
+    /// Whether results of an earlier attempt are reused.
+    pub resume: bool,
+    /// Flow name.
+    pub flow: &'static str,
+}
+
+/// The flow run the calling code belongs to, if it runs inside one.
+pub fn current_flow_run() -> Option<FlowRunInfo> {
+    CTX.try_with(|c| FlowRunInfo {
+        flow_run_id: c.id,
+        attempt: c.attempt,
+        resume: c.resume,
+        flow: c.flow,
+    })
+    .ok()
+}
+
+/// The task run the calling code belongs to, if it runs inside a task.
+pub fn current_task_run_id() -> Option<Uuid> {
+    TASK_RUN.try_with(|t| *t).ok().flatten()
+}

@@ -1,0 +1,87 @@
+//! The reporting interface: where flow runs, task-run state changes and log lines go.
+//!
+//! The SDK only ever talks to a [`Tracker`]. [`crate::local::LocalTracker`] (terminal output and
+//! an in-memory record) is the default; an HTTP tracker sending batches to the server can be
+//! added (module `transport`) and returned by [`from_env`] without touching the rest of the SDK.
+
+use crate::local::LocalTracker;
+use std::sync::Arc;
+use uuid::Uuid;
+use weir_core::StateKind;
+
+/// Where run records go. `LocalTracker` (terminal + in-memory record) is the default; the HTTP
+/// tracker (added later, module `transport`) sends them to the server in batches.
+pub trait Tracker: Send + Sync + 'static {
+    /// Called once before a flow body runs (for subflows too, with `parent`). Returns the flow
+    /// run id and attempt to use.
+    fn start_flow_run(
+        &self,
+        start: FlowRunStart,
+    ) -> futures::future::BoxFuture<'_, anyhow::Result<StartedFlowRun>>;
+    /// A task run changed state. Must not block: buffer it.
+    fn task_run(&self, report: weir_core::api::TaskRunReport);
+    /// A log line. Must not block.
+    fn log(&self, line: weir_core::api::NewLogLine);
+    /// The flow run ended (Completed/Failed/…); flush everything buffered before returning.
+    fn finish_flow_run(
+        &self,
+        finish: FlowRunFinish,
+    ) -> futures::future::BoxFuture<'_, anyhow::Result<()>>;
+}
+
+/// A flow run about to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRunStart {
+    /// Flow name.
+    pub flow: String,
+    /// Validated parameter values.
+    pub parameters: weir_core::api::Parameters,
+    /// For a subflow: the calling flow run.
+    pub parent_flow_run_id: Option<Uuid>,
+    /// For a subflow called inside a task: that task run.
+    pub parent_task_run_id: Option<Uuid>,
+}
+
+/// The identity a tracker gave a starting flow run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartedFlowRun {
+    /// Flow run id.
+    pub flow_run_id: Uuid,
+    /// Attempt (1 for the first execution of the run).
+    pub attempt: u32,
+    /// Reuse persisted results of task runs completed in earlier attempts.
+    pub resume: bool,
+}
+
+/// A flow run that ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRunFinish {
+    /// Flow run id.
+    pub flow_run_id: Uuid,
+    /// Attempt.
+    pub attempt: u32,
+    /// Final state: Completed, Failed, Cancelled or Crashed.
+    pub state: StateKind,
+    /// Message (error text for Failed).
+    pub message: Option<String>,
+    /// The flow's result as JSON, when Completed.
+    pub result: Option<serde_json::Value>,
+}
+
+/// The tracker a flows binary's `run` command uses.
+///
+/// With `WEIR_API_URL` set, an [`HttpTracker`](crate::transport::HttpTracker) reporting to
+/// that server (authenticating with `WEIR_API_KEY` when set; top-level runs not launched by
+/// an agent are created in project `WEIR_PROJECT`, default `default`). Otherwise a
+/// [`LocalTracker`] configured from the environment (`WEIR_FLOW_RUN_ID`, `WEIR_ATTEMPT`,
+/// `WEIR_RESUME`, `WEIR_QUIET`); see [`LocalTracker::from_env`].
+pub fn from_env() -> Arc<dyn Tracker> {
+    let local = LocalTracker::from_env();
+    match crate::transport::HttpTracker::from_env(local) {
+        Ok(tracker) => tracker,
+        Err((e, local)) => {
+            eprintln!("weir: {e}; reporting locally only");
+            Arc::new(local)
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The HTTP tracker: reports flow runs, task runs and logs to a Weir server.
+//!
+//! Task-run reports and log lines go into an in-process queue and a background sender ships
+//! them in batches, so tracking costs a task a channel send (well under a microsecond on the
+//! task's path). Network errors are retried with backoff while reports keep buffering;
+//! [`Tracker::finish_flow_run`] waits until everything reported before it is on the server,
+//! then proposes the final state — so when the process exits, the server has every task run
+//! and log line.
+//!
+//! Each flow run it tracks is heartbeated: the lease stays fresh while the process lives,
+//! and a requested cancellation (or a lost lease) stops the process with SIGTERM, which the
+//! flows binary turns into a Cancelled run.
+
+use crate::local::LocalTracker;
+use crate::tracker::{FlowRunFinish, FlowRunStart, StartedFlowRun, Tracker};
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use weir_client::Client;
+use weir_core::StateKind;
+use weir_core::api::{
+    CreateFlowRun, LogBatch, NewLogLine, ProposeState, TaskRunBatch, TaskRunReport,
+};
+
+/// Largest batch sent in one request.
+const MAX_BATCH: usize = 5_000;
+/// How long the sender waits for more items before sending a partial batch.
+const LINGER: Duration = Duration::from_millis(20);
+
+enum Msg {
+    Task(TaskRunReport),
+    Log(NewLogLine),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A [`Tracker`] that sends everything to a Weir server (and prints like [`LocalTracker`]).
+pub struct HttpTracker {
+    client: Client,
+    local: LocalTracker,
+    /// The run an agent launched this process for: (id, attempt, resume).
+    assigned: Mutex<Option<StartedFlowRun>>,
+    /// Serialises "tell the local tracker which id to use" with its start.
+    start_lock: tokio::sync::Mutex<()>,
+    project: String,
+    heartbeat_every: Duration,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Msg>>>,
+    heartbeats: Mutex<HashMap<Uuid, JoinHandle<()>>>,
+}
+
+impl HttpTracker {
+    /// A tracker reporting through `client`. Top-level runs are created in `project`, unless
+    /// `assigned` names a run an agent created; `local` prints (or not) and keeps records.
+    pub fn new(
+        client: Client,
+        project: String,
+        assigned: Option<StartedFlowRun>,
+        local: LocalTracker,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        HttpTracker {
+            client,
+            local,
+            assigned: Mutex::new(assigned),
+            start_lock: tokio::sync::Mutex::new(()),
+            project,
+            heartbeat_every: Duration::from_secs(5),
+            tx,
+            rx: Mutex::new(Some(rx)),
+            heartbeats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tracker the environment asks for: with `WEIR_API_URL` set, an `HttpTracker`
+    /// (key from `WEIR_API_KEY`, project from `WEIR_PROJECT`, default `default`; the run an
+    /// agent launched this process for from `WEIR_FLOW_RUN_ID`/`WEIR_ATTEMPT`/`WEIR_RESUME`,
+    /// in which case nothing is printed: the agent forwards the process's output itself);
+    /// otherwise `local` unchanged.
+    #[allow(clippy::result_large_err)]
+    pub fn from_env(local: LocalTracker) -> Result<Arc<dyn Tracker>, (String, LocalTracker)> {
+        let Some(url) = std::env::var("WEIR_API_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        else {
+            return Ok(Arc::new(local));
+        };
+        let key = std::env::var("WEIR_API_KEY").ok().filter(|k| !k.is_empty());
+        let client = match Client::new(&url, key) {
+            Ok(c) => c,
+            Err(e) => return Err((format!("cannot use WEIR_API_URL {url:?}: {e}"), local)),
+        };
+        let project = std::env::var("WEIR_PROJECT")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let assigned = std::env::var("WEIR_FLOW_RUN_ID")
+            .ok()
+            .and_then(|id| Uuid::parse_str(id.trim()).ok())
+            .map(|flow_run_id| StartedFlowRun {
+                flow_run_id,
+                attempt: std::env::var("WEIR_ATTEMPT")
+                    .ok()
+                    .and_then(|a| a.trim().parse().ok())
+                    .unwrap_or(1),
+                resume: std::env::var("WEIR_RESUME").is_ok_and(|r| r.trim() == "1"),
+            });
+        let local = if assigned.is_some() {
+            local.quiet()
+        } else {
+            local
+        };
+        Ok(Arc::new(HttpTracker::new(client, project, assigned, local)))
+    }
+
+    /// Sets how often tracked runs are heartbeated.
+    pub fn heartbeat_every(mut self, every: Duration) -> Self {
+        self.heartbeat_every = every;
+        self
+    }
+
+    fn ensure_sender(&self) {
+        let rx = self.rx.lock().ok().and_then(|mut r| r.take());
+        if let Some(rx) = rx {
+            tokio::spawn(send_loop(self.client.clone(), rx));
+        }
+    }
+
+    async fn create_run(&self, start: &FlowRunStart) -> anyhow::Result<StartedFlowRun> {
+        let req = CreateFlowRun {
+            project: Some(self.project.clone()),
+            flow: Some(start.flow.clone()),
+            parameters: start.parameters.clone(),
+            state: Some(StateKind::Running),
+            parent_flow_run_id: start.parent_flow_run_id,
+            ..Default::default()
+        };
+        let run = retry("create the flow run", || self.client.create_flow_run(&req)).await?;
+        Ok(StartedFlowRun {
+            flow_run_id: run.id,
+            attempt: run.attempt.max(1),
+            resume: false,
+        })
+    }
+
+    fn start_heartbeat(&self, run: StartedFlowRun, top_level: bool) {
+        let client = self.client.clone();
+        let every = self.heartbeat_every;
+        let handle = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match client.run_heartbeat(run.flow_run_id, run.attempt).await {
+                    Ok(reply) if top_level && (reply.cancel || reply.lost) => {
+                        let why = if reply.cancel {
+                            "cancellation requested"
+                        } else {
+                            "the run is no longer held by this process"
+                        };
+                        eprintln!("weir: {why}; stopping");
+                        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("weir: heartbeat failed (will retry): {e}"),
+                }
+            }
+        });
+        if let Ok(mut hb) = self.heartbeats.lock() {
+            hb.insert(run.flow_run_id, handle);
+        }
+    }
+
+    /// Waits until everything reported so far is on the server, for at most
+    /// `WEIR_FLUSH_TIMEOUT_S` seconds (default 120) if the server stays unreachable.
+    async fn flush(&self) -> bool {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).is_err() {
+            return false;
+        }
+        let limit = std::env::var("WEIR_FLUSH_TIMEOUT_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(limit), done).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+impl Tracker for HttpTracker {
+    fn start_flow_run(&self, start: FlowRunStart) -> BoxFuture<'_, anyhow::Result<StartedFlowRun>> {
+        Box::pin(async move {
+            self.ensure_sender();
+            let top_level = start.parent_flow_run_id.is_none();
+            let assigned = if top_level {
+                self.assigned.lock().ok().and_then(|mut a| a.take())
+            } else {
+                None
+            };
+            let started = match assigned {
+                Some(a) => a,
+                None => self.create_run(&start).await?,
+            };
+            let _guard = self.start_lock.lock().await;
+            self.local.set_next_run(started);
+            let local = self.local.start_flow_run(start).await?;
+            debug_assert_eq!(local.flow_run_id, started.flow_run_id);
+            self.start_heartbeat(started, top_level);
+            Ok(started)
+        })
+    }
+
+    fn task_run(&self, report: TaskRunReport) {
+        self.local.task_run(report.clone());
+        let _ = self.tx.send(Msg::Task(report));
+    }
+
+    fn log(&self, line: NewLogLine) {
+        self.local.log(line.clone());
+        let _ = self.tx.send(Msg::Log(line));
+    }
+
+    fn finish_flow_run(&self, finish: FlowRunFinish) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            if !self.flush().await {
+                eprintln!("weir: some task runs or log lines could not be sent to the server");
+            }
+            let proposal = ProposeState {
+                state: finish.state,
+                message: finish.message.clone(),
+                attempt: finish.attempt,
+                transition_id: Some(Uuid::now_v7()),
+                result: finish.result.clone(),
+            };
+            let outcome = retry("report the final state", || {
+                self.client.propose_state(finish.flow_run_id, &proposal)
+            })
+            .await;
+            if let Some(h) = self
+                .heartbeats
+                .lock()
+                .ok()
+                .and_then(|mut h| h.remove(&finish.flow_run_id))
+            {
+                h.abort();
+            }
+            self.local.finish_flow_run(finish).await?;
+            match outcome {
+                Ok(_) => Ok(()),
+                Err(e) if e.status().is_some_and(|s| s.as_u16() == 409) => {
+                    eprintln!("weir: the server kept its own final state: {e}");
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+/// Calls `f` until it succeeds or fails for a reason retrying cannot fix (about a minute of
+/// retries for network trouble).
+async fn retry<T, F, Fut>(what: &str, f: F) -> Result<T, weir_client::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, weir_client::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && tries < 20 => {
+                if tries == 0 {
+                    eprintln!("weir: cannot {what} yet ({e}); retrying");
+                }
+                tries += 1;
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Ships queued reports and lines in batches until every sender is gone.
+async fn send_loop(client: Client, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut tasks: Vec<TaskRunReport> = Vec::new();
+    let mut logs: Vec<NewLogLine> = Vec::new();
+    let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+    loop {
+        let Some(first) = rx.recv().await else { return };
+        let mut next = Some(first);
+        let deadline = tokio::time::Instant::now() + LINGER;
+        loop {
+            match next.take() {
+                Some(Msg::Task(t)) => tasks.push(t),
+                Some(Msg::Log(l)) => logs.push(l),
+                Some(Msg::Flush(a)) => acks.push(a),
+                None => {}
+            }
+            if !acks.is_empty() || tasks.len() >= MAX_BATCH || logs.len() >= MAX_BATCH {
+                // Take whatever else is already queued, without waiting.
+                while let Ok(m) = rx.try_recv() {
+                    match m {
+                        Msg::Task(t) => tasks.push(t),
+                        Msg::Log(l) => logs.push(l),
+                        Msg::Flush(a) => acks.push(a),
+                    }
+                    if tasks.len() >= MAX_BATCH * 4 {
+                        break;
+                    }
+                }
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(m)) => next = Some(m),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        while !tasks.is_empty() {
+            let n = tasks.len().min(MAX_BATCH);
+            let batch = TaskRunBatch {
+                reports: tasks.drain(..n).collect(),
+            };
+            send(&client, "task runs", || client.ingest_task_runs(&batch)).await;
+        }
+        while !logs.is_empty() {
+            let n = logs.len().min(MAX_BATCH);
+            let batch = LogBatch {
+                lines: logs.drain(..n).collect(),
+            };
+            send(&client, "log lines", || client.ingest_logs(&batch)).await;
+        }
+        for a in acks.drain(..) {
+            let _ = a.send(());
+        }
+    }
+}
+
+/// Sends one batch, retrying network trouble with backoff for as long as it takes;
+/// a batch the server refuses is reported and dropped.
+async fn send<F, Fut>(client: &Client, what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<weir_core::api::BatchAccepted, weir_client::Error>>,
+{
+    let mut delay = Duration::from_millis(50);
+    let mut warned = false;
+    loop {
+        match f().await {
+            Ok(_) => return,
+            Err(e) if e.is_transient() => {
+                if !warned {
+                    eprintln!(
+                        "weir: cannot reach {} to send {what} ({e}); buffering and retrying",
+                        client.base_url()
+                    );
+                    warned = true;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                eprintln!("weir: the server refused {what}: {e}");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Test and benchmark hooks of the example flows (not part of the SDK):
+//!
+//! * `WEIR_WITNESS_DIR` set: every flow run appends `{flow_run_id} {attempt}` to
+//!   `$WEIR_WITNESS_DIR/witness.log` when it starts (one `O_APPEND` write), so tests can prove
+//!   each run was launched exactly once;
+//! * `WEIR_BENCH_MARK_FILE` set: appends `{unix_time_us} {flow_run_id}` to that file at the very
+//!   start of user code (for the launch-latency benchmark).
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn append(path: &std::path::Path, line: &str) {
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("example-flows: cannot append to {}: {e}", path.display());
+    }
+}
+
+/// Records the start of the current flow run where the environment asks for it.
+pub fn record() {
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let Some(run) = weir::context::current_flow_run() else {
+        return;
+    };
+    if let Some(path) = std::env::var_os("WEIR_BENCH_MARK_FILE").filter(|p| !p.is_empty()) {
+        append(
+            std::path::Path::new(&path),
+            &format!("{now_us} {}\n", run.flow_run_id),
+        );
+    }
+    if let Some(dir) = std::env::var_os("WEIR_WITNESS_DIR").filter(|p| !p.is_empty()) {
+        let path = std::path::Path::new(&dir).join("witness.log");
+        append(&path, &format!("{} {}\n", run.flow_run_id, run.attempt));
+    }
+}
