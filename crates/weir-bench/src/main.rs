@@ -2,7 +2,10 @@
 //! object on stdout. Subcommands live in their own modules (`sdk`; `server`, `launch`, `ui`
 //! can be added beside it).
 
+mod launch;
+mod procs;
 mod sdk;
+mod server;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,12 +21,18 @@ struct Cli {
 enum Command {
     /// SDK overhead: in-process chains and fan-outs with a quiet local tracker.
     Sdk(sdk::Args),
+    /// Server: tracked task overhead, transitions/s, cold start, idle memory.
+    Server(server::Args),
+    /// Launch latency: run created → first line of user code, with an idle agent waiting.
+    Launch(launch::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sdk(args) => sdk::run(&args),
+        Command::Server(args) => server::run(&args),
+        Command::Launch(args) => launch::run(&args),
     };
     match result.and_then(|v| Ok(serde_json::to_string(&v)?)) {
         Ok(json) => {

@@ -145,6 +145,22 @@ pub(crate) fn task_run(row: &AnyRow) -> Result<TaskRun> {
     })
 }
 
+/// `VALUES` tuples for a multi-row insert of `rows` rows of `cols` columns. SQLite gets
+/// anonymous `?` parameters: it resolves each named or numbered parameter by a linear
+/// search, which makes binding thousands of `$N` parameters quadratic.
+pub(crate) fn values_rows(dialect: crate::Dialect, rows: usize, cols: usize) -> String {
+    match dialect {
+        crate::Dialect::Sqlite => {
+            let row = format!("({})", vec!["?"; cols].join(", "));
+            vec![row; rows].join(", ")
+        }
+        crate::Dialect::Postgres => (0..rows)
+            .map(|i| format!("({})", placeholders(i * cols + 1, cols)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
 /// `$1, $2, …` placeholders starting at `first`, for dynamic `IN (…)` lists.
 pub(crate) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)

@@ -1,6 +1,6 @@
 //! Log lines: batched ingest and cursor reads.
 
-use crate::codec::{self, micros, placeholders};
+use crate::codec::{self, micros};
 use crate::{Result, Store};
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -36,12 +36,10 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         for chunk in lines.chunks(CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
-                .collect();
+            let values = codec::values_rows(self.dialect, chunk.len(), 5);
             let sql = format!(
                 "INSERT INTO logs (flow_run_id, task_run_id, at, level, message) VALUES {}",
-                values.join(", ")
+                values
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for l in chunk {

@@ -10,7 +10,7 @@ use weir_core::StateKind;
 use weir_core::api::{Page, TaskRun, TaskRunReport};
 
 /// Rows per multi-row statement: keeps bind counts far below both databases' limits.
-const CHUNK: usize = 200;
+const CHUNK: usize = 500;
 
 /// One task run's reports in a batch, folded into the row to upsert.
 struct Folded<'a> {
@@ -70,9 +70,7 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         for ids in order.chunks(CHUNK) {
-            let values: Vec<String> = (0..ids.len())
-                .map(|i| format!("({})", placeholders(i * 14 + 1, 14)))
-                .collect();
+            let values = codec::values_rows(self.dialect, ids.len(), 14);
             let sql = format!(
                 "INSERT INTO task_runs (id, flow_run_id, task, state, message, state_at, attempt, \
                  created_at, started_at, ended_at, inputs_fingerprint, cache_key, \
@@ -89,7 +87,7 @@ impl Store {
                  inputs_fingerprint = COALESCE(excluded.inputs_fingerprint, task_runs.inputs_fingerprint), \
                  cache_key = COALESCE(excluded.cache_key, task_runs.cache_key), \
                  result_location = COALESCE(excluded.result_location, task_runs.result_location)",
-                values.join(", ")
+                values
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in ids {
@@ -113,12 +111,10 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         for chunk in reports.chunks(CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(i * 5 + 1, 5)))
-                .collect();
+            let values = codec::values_rows(self.dialect, chunk.len(), 5);
             let sql = format!(
                 "INSERT INTO task_run_states (task_run_id, state, message, attempt, at) VALUES {}",
-                values.join(", ")
+                values
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for r in chunk {

@@ -1,0 +1,166 @@
+//! `weir-bench server`: the server's figures, measured with real processes over real HTTP.
+//!
+//! - `tracked_chain_10000_us_per_task_{sqlite,postgres}`: wall time of
+//!   `example-flows run chain --param n=10000` reporting to a server (process start to exit,
+//!   when every task run is already stored), divided by 10,000; the figure is checked by
+//!   counting the task runs the server has.
+//! - `transitions_per_s_sqlite`: accepted flow-run state proposals per second, 16 clients.
+//! - `cold_start_ms`: `weir server` spawn to first `/readyz` 200, fresh data directory
+//!   (median of 5).
+//! - `idle_rss_mib`: resident memory of an idle server after it started and served a run.
+
+use crate::procs::{self, round};
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use weir_client::Client;
+use weir_core::StateKind;
+use weir_core::api::{CreateFlowRun, ProposeState};
+
+/// Options of `weir-bench server`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Tasks in the tracked chain.
+    #[arg(long, default_value_t = 10_000)]
+    tasks: u32,
+    /// Flow runs in the transitions measurement (each makes 5 transitions).
+    #[arg(long, default_value_t = 1_000)]
+    runs: u32,
+}
+
+/// Runs the tracked chain against `url`; returns µs per task after checking the server has
+/// every task run.
+fn tracked_chain(
+    url: &str,
+    home: &std::path::Path,
+    tasks: u32,
+    rt: &tokio::runtime::Runtime,
+) -> Result<f64> {
+    let flows = procs::sibling("example-flows")?;
+    let started = Instant::now();
+    let out = Command::new(flows)
+        .args(["run", "chain", "--param", &format!("n={tasks}")])
+        .env("WEIR_API_URL", url)
+        .env("WEIR_QUIET", "1")
+        .env("WEIR_HOME", home)
+        .env("WEIR_PROJECT", "bench")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run example-flows")?;
+    let elapsed = started.elapsed();
+    if !out.status.success() {
+        bail!("tracked chain failed: {}", out.status);
+    }
+    let client = Client::new(url, None)?;
+    let stored = rt.block_on(async {
+        let runs = client
+            .list_flow_runs(&weir_client::RunQuery {
+                project: Some("bench".into()),
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await?;
+        let run = runs.items.first().context("the run is not on the server")?;
+        let detail = client.flow_run(run.id).await?;
+        anyhow::Ok(
+            detail
+                .task_runs_by_state
+                .get(&StateKind::Completed)
+                .copied()
+                .unwrap_or(0),
+        )
+    })?;
+    if stored != u64::from(tasks) {
+        bail!("the server has {stored} completed task runs at exit, expected {tasks}");
+    }
+    Ok(elapsed.as_secs_f64() * 1e6 / f64::from(tasks))
+}
+
+async fn transitions(url: &str, runs: u32) -> Result<f64> {
+    let client = Client::new(url, None)?;
+    let mut ids = Vec::new();
+    for _ in 0..runs {
+        let run = client
+            .create_flow_run(&CreateFlowRun {
+                project: Some("bench".into()),
+                flow: Some("transitions".into()),
+                state: Some(StateKind::Running),
+                ..Default::default()
+            })
+            .await?;
+        ids.push(run.id);
+    }
+    let path = [
+        StateKind::Paused,
+        StateKind::Running,
+        StateKind::Paused,
+        StateKind::Running,
+        StateKind::Completed,
+    ];
+    let started = Instant::now();
+    let chunks: Vec<Vec<_>> = ids
+        .chunks(ids.len().div_ceil(16).max(1))
+        .map(|c| c.to_vec())
+        .collect();
+    let mut handles = Vec::new();
+    for chunk in chunks {
+        let client = client.clone();
+        handles.push(tokio::spawn(async move {
+            for id in chunk {
+                for state in path {
+                    client
+                        .propose_state(
+                            id,
+                            &ProposeState {
+                                state,
+                                message: None,
+                                attempt: 1,
+                                transition_id: None,
+                                result: None,
+                            },
+                        )
+                        .await?;
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    Ok(f64::from(runs) * path.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Measures and returns the figures.
+pub fn run(args: &Args) -> Result<Value> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut cold = Vec::new();
+    for _ in 0..5 {
+        let home = tempfile::tempdir()?;
+        let s = procs::start_server(home.path(), None, &[])?;
+        cold.push(s.ready_after.as_secs_f64() * 1000.0);
+    }
+    cold.sort_by(f64::total_cmp);
+    let home = tempfile::tempdir()?;
+    let server = procs::start_server(home.path(), None, &[])?;
+    let sqlite_us = tracked_chain(&server.url, home.path(), args.tasks, &rt)?;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let idle_rss = procs::rss_mib(server.proc.child.id())?;
+    let tps = rt.block_on(transitions(&server.url, args.runs))?;
+    let mut out = json!({
+        format!("tracked_chain_{}_us_per_task_sqlite", args.tasks): round(sqlite_us, 2),
+        "transitions_per_s_sqlite": round(tps, 0),
+        "cold_start_ms": round(cold[cold.len() / 2], 1),
+        "idle_rss_mib": round(idle_rss, 1),
+    });
+    if let Ok(pg) = std::env::var("WEIR_BENCH_POSTGRES_URL") {
+        let home = tempfile::tempdir()?;
+        let server = procs::start_server(home.path(), Some(&pg), &[])?;
+        let pg_us = tracked_chain(&server.url, home.path(), args.tasks, &rt)?;
+        out[format!("tracked_chain_{}_us_per_task_postgres", args.tasks)] = json!(round(pg_us, 2));
+    }
+    Ok(out)
+}
