@@ -215,8 +215,10 @@ async fn register(sh: &Shared) -> Result<Uuid, Error> {
 }
 
 async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
+    // Heartbeat at least three times per lease, whatever the server's lease is.
+    let mut every = sh.options.heartbeat_every;
     loop {
-        tokio::time::sleep(sh.options.heartbeat_every).await;
+        tokio::time::sleep(every).await;
         let runs: Vec<HeldRun> = lock(&sh)
             .iter()
             .map(|(id, h)| HeldRun {
@@ -230,6 +232,11 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
             .await
         {
             Ok(reply) => {
+                if reply.lease_s > 0 {
+                    let third = Duration::from_millis(reply.lease_s * 1000 / 3)
+                        .max(Duration::from_millis(100));
+                    every = sh.options.heartbeat_every.min(third);
+                }
                 let mut held = lock(&sh);
                 for id in reply.cancel.iter().chain(reply.lost.iter()) {
                     if let Some(h) = held.get_mut(id)

@@ -608,6 +608,10 @@ pub struct RunHeartbeatReply {
     pub cancel: bool,
     /// The process no longer holds the run (it ended or a newer attempt took over): stop.
     pub lost: bool,
+    /// Lease length the server applies, in seconds: heartbeat well within it. 0 when the
+    /// server does not say.
+    #[serde(default)]
+    pub lease_s: u64,
 }
 
 /// A work queue.

@@ -16,13 +16,16 @@ impl FromRequest<AppState> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state).await.map(Body).map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(state.options.max_body_bytes)
-            } else {
-                ApiError::bad(format!("could not read the request body: {e}"))
-            }
-        })
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(state.options.max_body_bytes)
+                } else {
+                    ApiError::bad(format!("could not read the request body: {e}"))
+                }
+            })
     }
 }
 
@@ -67,12 +70,25 @@ fn field_of(path: &serde_path_to_error::Path) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// serde reports a missing field at the struct that lacks it: name the field itself.
+fn with_missing(field: Option<String>, message: &str) -> Option<String> {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .filter(|name| !name.is_empty());
+    match (field, missing) {
+        (Some(f), Some(m)) => Some(format!("{f}.{m}")),
+        (None, Some(m)) => Some(m.to_string()),
+        (f, None) => f,
+    }
+}
+
 /// Deserialises JSON, naming the path of the first bad field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = field_of(e.path());
-        let inner = e.into_inner();
+        let inner = e.inner().to_string();
+        let field = with_missing(field_of(e.path()), &inner);
         let message = match &field {
             Some(p) => format!("invalid request body at {p:?}: {inner}"),
             None => format!("invalid request body: {inner}"),
@@ -93,11 +109,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         serde_path_to_error::deserialize(de)
             .map(Query)
             .map_err(|e| {
-                let field = field_of(e.path());
-                let inner = e.into_inner();
-                let message = match &field {
-                    Some(p) => format!("invalid query parameter {p:?}: {inner}"),
-                    None => format!("invalid query string: {inner}"),
+                let inner = e.inner().to_string();
+                let field = with_missing(field_of(e.path()), &inner);
+                let given = field.as_ref().and_then(|f| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == f)
+                        .map(|(_, v)| v.into_owned())
+                });
+                let message = match (&field, given) {
+                    (Some(p), Some(v)) => {
+                        format!("invalid query parameter {p:?} (given {v:?}): {inner}")
+                    }
+                    (Some(p), None) => format!("invalid query parameter {p:?}: {inner}"),
+                    (None, _) => format!("invalid query string: {inner}"),
                 };
                 ApiError::BadRequest { message, field }
             })

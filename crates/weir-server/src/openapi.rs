@@ -42,6 +42,20 @@ fn build() -> Value {
         op("get", "/healthz", "Liveness", None, s(&mut g, of::<Health>)),
         op(
             "get",
+            "/api/openapi.json",
+            "This OpenAPI document",
+            None,
+            s(&mut g, of::<Value>),
+        ),
+        op(
+            "get",
+            "/metrics",
+            "Prometheus metrics (text format)",
+            None,
+            s(&mut g, of::<String>),
+        ),
+        op(
+            "get",
             "/readyz",
             "Readiness (the database answers)",
             None,
@@ -263,6 +277,16 @@ fn build() -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = entry {
             m.insert(o.method.to_string(), operation);
+        }
+    }
+    // Two answers are not JSON.
+    for (path, media) in [
+        ("/metrics", "text/plain"),
+        ("/api/v1/flow_runs/{id}/stream", "text/event-stream"),
+    ] {
+        if let Some(op) = paths.get_mut(path).and_then(|p| p.get_mut("get")) {
+            let schema = op["responses"]["200"]["content"]["application/json"]["schema"].take();
+            op["responses"]["200"]["content"] = json!({ media: {"schema": schema} });
         }
     }
     json!({

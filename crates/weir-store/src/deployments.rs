@@ -100,9 +100,12 @@ impl Store {
             Some(d) => {
                 let version = i64::from(d.version) + 1;
                 let mut tx = self.begin_write().await?;
-                sqlx::query(
+                // Compare-and-set on the version read above: a concurrent upsert that wrote
+                // first makes this one start over (and find its spec Unchanged or make the
+                // next version), instead of failing on the duplicate version.
+                let n = sqlx::query(
                     "UPDATE deployments SET version = $1, spec = $2, flow = $3, work_queue = $4, \
-                     updated_at = $5 WHERE id = $6",
+                     updated_at = $5 WHERE id = $6 AND version = $7",
                 )
                 .bind(version)
                 .bind(to_json(spec))
@@ -110,8 +113,15 @@ impl Store {
                 .bind(&spec.work_queue)
                 .bind(micros(now))
                 .bind(d.id.to_string())
+                .bind(i64::from(d.version))
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    tx.rollback().await?;
+                    return Box::pin(self.upsert_deployment(project, name, spec, dry_run, now))
+                        .await;
+                }
                 insert_version(&mut tx, d.id, version, spec, now).await?;
                 delete_future_runs(&mut tx, d.id, now).await?;
                 tx.commit().await?;

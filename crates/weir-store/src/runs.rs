@@ -282,6 +282,8 @@ impl Store {
         lease: Duration,
         now: Timestamp,
     ) -> Result<FlowRun> {
+        // What is returned is what is stored: microseconds.
+        let now = codec::ts(micros(now));
         for _ in 0..8 {
             let mut tx = self.begin_write().await?;
             if let Some(tid) = proposal.transition_id
@@ -313,6 +315,8 @@ impl Store {
     /// Requests cancellation: runs not yet launched end Cancelled; launched ones go to
     /// Cancelling, and their agent (or own process) stops them.
     pub async fn cancel_flow_run(&self, id: Uuid, now: Timestamp) -> Result<FlowRun> {
+        // What is returned is what is stored: microseconds.
+        let now = codec::ts(micros(now));
         for _ in 0..8 {
             let mut tx = self.begin_write().await?;
             let (run, _) = load(&mut tx, id).await?;
@@ -352,6 +356,8 @@ impl Store {
         from_failed: bool,
         now: Timestamp,
     ) -> Result<FlowRun> {
+        // What is returned is what is stored: microseconds.
+        let now = codec::ts(micros(now));
         for _ in 0..8 {
             let mut tx = self.begin_write().await?;
             let (run, _) = load(&mut tx, id).await?;

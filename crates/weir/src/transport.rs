@@ -7,7 +7,8 @@
 //! then proposes the final state — so when the process exits, the server has every task run
 //! and log line.
 //!
-//! Each flow run it tracks is heartbeated: the lease stays fresh while the process lives,
+//! Each flow run it tracks is heartbeated (at once, then at least three times per the lease
+//! the server reports, at most every 5 s): the lease stays fresh while the process lives,
 //! and a requested cancellation (or a lost lease) stops the process with SIGTERM, which the
 //! flows binary turns into a Cancelled run.
 
@@ -116,7 +117,8 @@ impl HttpTracker {
         Ok(Arc::new(HttpTracker::new(client, project, assigned, local)))
     }
 
-    /// Sets how often tracked runs are heartbeated.
+    /// Sets the longest interval between heartbeats of a tracked run (default 5 s; shorter
+    /// when the server's lease asks for it).
     pub fn heartbeat_every(mut self, every: Duration) -> Self {
         self.heartbeat_every = every;
         self
@@ -150,8 +152,14 @@ impl HttpTracker {
         let client = self.client.clone();
         let every = self.heartbeat_every;
         let handle = tokio::spawn(async move {
+            // The first beat goes out at once: it tells the server's lease, and beats then
+            // come at least three times per lease (a server may run with a lease shorter
+            // than `every`; the run must not be crashed while this process lives).
+            let mut wait = Duration::ZERO;
+            let mut beat = every;
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(wait).await;
+                wait = beat;
                 match client.run_heartbeat(run.flow_run_id, run.attempt).await {
                     Ok(reply) if top_level && (reply.cancel || reply.lost) => {
                         let why = if reply.cancel {
@@ -162,6 +170,12 @@ impl HttpTracker {
                         eprintln!("weir: {why}; stopping");
                         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
                         return;
+                    }
+                    Ok(reply) if reply.lease_s > 0 => {
+                        beat = every
+                            .min(Duration::from_secs(reply.lease_s) / 3)
+                            .max(Duration::from_millis(100));
+                        wait = beat;
                     }
                     Ok(_) => {}
                     Err(e) => eprintln!("weir: heartbeat failed (will retry): {e}"),

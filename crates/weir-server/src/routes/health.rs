@@ -34,7 +34,10 @@ pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 /// A known path with a method it does not support.
-pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+pub(crate) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
     ApiError::MethodNotAllowed(format!(
         "{method} is not supported on {}; see /api/openapi.json",
         uri.path()

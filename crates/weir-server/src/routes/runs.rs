@@ -291,6 +291,7 @@ pub(crate) async fn heartbeat(
     Ok(axum::Json(RunHeartbeatReply {
         cancel: !cancel.is_empty(),
         lost: !lost.is_empty(),
+        lease_s: st.options.lease.as_secs(),
     }))
 }
 

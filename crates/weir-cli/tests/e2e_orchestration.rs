@@ -1,0 +1,324 @@
+//! End-to-end tests of orchestration with real processes and real signals: schedules firing
+//! on time, `kill -9` of flow processes and of agents, cancellation, an agent restarted over
+//! its state directory, and agents racing for hundreds of runs. See `common/mod.rs` for the
+//! fixture.
+//!
+//! Needs `cargo build --workspace --bins` first (for `example-flows`).
+
+mod common;
+
+use common::{ServerOptions, Weir, describe, is_alive, params, wait_until};
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::Duration;
+use weir_core::StateKind;
+
+/// A deployment file with the example flows binary as the default command.
+fn toml(deployments: &str) -> String {
+    format!("project = \"dev\"\n\n[defaults]\ncommand = [\"{{flows}}\"]\n\n{deployments}")
+}
+
+/// A deployment with an interval schedule gets a run that starts on time and completes.
+#[test]
+fn scheduled_run_fires_on_time() {
+    let mut w = Weir::start(ServerOptions::default());
+    w.start_agent(4);
+    w.deploy(&toml(
+        "[deployments.tick]\nflow = \"chain\"\nparameters = { n = 1 }\nschedules = [{ interval = \"2s\" }]\n",
+    ));
+    let run = wait_until(
+        "a Completed scheduled run of dev/tick",
+        Duration::from_secs(8),
+        || {
+            let runs = w.all_runs("dev", "tick");
+            runs.iter()
+                .find(|r| r.state == StateKind::Completed)
+                .cloned()
+                .ok_or_else(|| format!("{:?}", common::count_states(&runs)))
+        },
+    );
+    let started = run.started_at.expect("a Completed run has started_at");
+    let late = started - run.scheduled_at;
+    assert!(
+        late >= chrono::Duration::zero() && late <= chrono::Duration::milliseconds(1500),
+        "run {} was scheduled at {} and started at {} ({} ms late)",
+        run.id,
+        run.scheduled_at,
+        started,
+        late.num_milliseconds()
+    );
+    // The CLI shows the same fields.
+    let show = w
+        .weir(&["runs", "show", &run.id.to_string(), "--json"])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("runs show --json");
+    assert_eq!(v["run"]["state"], "Completed");
+    assert!(v["run"]["scheduled_at"].is_string() && v["run"]["started_at"].is_string());
+}
+
+/// `kill -9` of a running flow process: the agent reports the crash (naming SIGKILL), the
+/// run is retried because a retry remains, and attempt 2 really starts.
+#[test]
+fn killed_flow_process_crashes_and_is_retried() {
+    let mut w = Weir::start(ServerOptions::default());
+    let agent = w.start_agent(4);
+    w.deploy(&toml(
+        "[deployments.slow]\nparameters = { seconds = 30 }\nretries = 1\nretry_delay = \"0s\"\n",
+    ));
+    let id = w.run_cli("dev/slow", &[]);
+    w.wait_state(id, StateKind::Running, Duration::from_secs(20));
+    let pid = w.flow_pid(&w.agent_home(agent), id);
+    wait_until(
+        "attempt 1 to record its start",
+        Duration::from_secs(10),
+        || {
+            let seen = w.sb.witness();
+            if seen.contains(&(id, 1)) {
+                Ok(())
+            } else {
+                Err(format!("{seen:?}"))
+            }
+        },
+    );
+    assert!(is_alive(pid), "flow process {pid} runs");
+    common::signal(pid, "KILL");
+
+    wait_until(
+        "attempt 2 to start (witness)",
+        Duration::from_secs(20),
+        || {
+            let seen = w.sb.witness();
+            if seen.contains(&(id, 2)) {
+                Ok(())
+            } else {
+                Err(format!("{seen:?}; run: {}", describe(&w.detail(id))))
+            }
+        },
+    );
+    let d = w.wait_run(
+        id,
+        "to be Running on attempt 2",
+        Duration::from_secs(10),
+        |d| d.run.attempt == 2 && d.run.state == StateKind::Running,
+    );
+    // A crash with a retry left is recorded as AwaitingRetry whose message starts with
+    // the crash ("Crashed: … killed by signal 9 (SIGKILL) …").
+    let crash = d
+        .history
+        .iter()
+        .find(|h| h.state == StateKind::AwaitingRetry)
+        .unwrap_or_else(|| panic!("no AwaitingRetry in history: {}", describe(&d)));
+    let msg = crash.message.as_deref().unwrap_or_default();
+    assert_eq!(crash.attempt, 1, "{}", describe(&d));
+    assert!(
+        msg.starts_with("Crashed") && msg.contains("signal 9") && msg.contains("SIGKILL"),
+        "the crash names SIGKILL: {msg}"
+    );
+    let order: Vec<(StateKind, u32)> = d.history.iter().map(|h| (h.state, h.attempt)).collect();
+    let awaiting = order
+        .iter()
+        .position(|s| *s == (StateKind::AwaitingRetry, 1))
+        .expect("AwaitingRetry@1");
+    assert!(
+        order[..awaiting].contains(&(StateKind::Running, 1))
+            && order[awaiting..].contains(&(StateKind::Running, 2)),
+        "Running@1 → AwaitingRetry@1 → Running@2: {}",
+        describe(&d)
+    );
+    assert_eq!(d.run.retries_used, 1);
+
+    // Finish quickly.
+    w.weir(&["runs", "cancel", &id.to_string()]).ok();
+    let d = w.wait_terminal(id, Duration::from_secs(15));
+    assert_eq!(d.run.state, StateKind::Cancelled, "{}", describe(&d));
+    assert_eq!(
+        w.sb.witness().iter().filter(|(r, _)| *r == id).count(),
+        2,
+        "exactly two launches: {:?}",
+        w.sb.witness()
+    );
+}
+
+/// `weir runs cancel` of a running flow: Cancelled within the grace period, process gone.
+#[test]
+fn cancel_stops_the_process() {
+    let mut w = Weir::start(ServerOptions::default());
+    let agent = w.start_agent(4);
+    w.deploy(&toml("[deployments.slow]\nparameters = { seconds = 60 }\n"));
+    let id = w.run_cli("dev/slow", &[]);
+    w.wait_state(id, StateKind::Running, Duration::from_secs(20));
+    let pid = w.flow_pid(&w.agent_home(agent), id);
+    assert!(is_alive(pid), "flow process {pid} runs");
+
+    let out = w.weir(&["runs", "cancel", &id.to_string()]).ok();
+    assert!(out.stdout.contains("Cancelling"), "{out:#?}");
+    // Grace 2 s (agent --cancel-grace-s 2), plus 3 s.
+    let d = w.wait_terminal(id, Duration::from_secs(5));
+    assert_eq!(d.run.state, StateKind::Cancelled, "{}", describe(&d));
+    wait_until(
+        &format!("flow process {pid} to be gone"),
+        Duration::from_secs(2),
+        || {
+            if is_alive(pid) {
+                Err("alive".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
+}
+
+/// `kill -9` of the agent with runs in flight.
+///
+/// Plain commands are only watched by their agent: once it is gone nobody heartbeats them,
+/// so the crash detector marks them Crashed when the lease expires. SDK flow processes are
+/// different: they survive the agent (their own process group), heartbeat their own run and
+/// report their own final state, so an SDK run started before the crash still Completes —
+/// here one that sleeps for more than two leases, so it lives on its own heartbeats alone.
+#[test]
+fn agent_killed_with_runs_in_flight() {
+    let lease_s = 3;
+    let sdk_seconds = 2 * lease_s + 1;
+    let mut w = Weir::start(ServerOptions { lease_s });
+    let agent = w.start_agent(4);
+    w.deploy(&toml(&format!(
+        r#"[deployments.sleeper]
+command = ["sh", "-c", "sleep 60"]
+plain = true
+
+[deployments.slow]
+parameters = {{ seconds = {sdk_seconds} }}
+"#
+    )));
+    let plain = [
+        w.create_run("dev", "sleeper", params(&[])).id,
+        w.create_run("dev", "sleeper", params(&[])).id,
+    ];
+    let sdk = w.create_run("dev", "slow", params(&[])).id;
+    for id in plain.iter().chain([&sdk]) {
+        w.wait_state(*id, StateKind::Running, Duration::from_secs(20));
+    }
+    let sdk_pid = w.flow_pid(&w.agent_home(agent), sdk);
+    w.kill_agent(agent);
+    let killed_at = std::time::Instant::now();
+
+    for id in plain {
+        let d = w.wait_terminal(id, Duration::from_secs(lease_s + 5));
+        assert_eq!(d.run.state, StateKind::Crashed, "{}", describe(&d));
+        let msg = d.run.state_message.clone().unwrap_or_default();
+        assert!(msg.contains("lease expired"), "names the lease: {msg}");
+    }
+    assert!(
+        killed_at.elapsed() >= Duration::from_secs(1),
+        "crashes come from lease expiry, not sooner"
+    );
+
+    let d = w.wait_terminal(sdk, Duration::from_secs(15));
+    assert_eq!(
+        d.run.state,
+        StateKind::Completed,
+        "the SDK run outlives its agent: {}",
+        describe(&d)
+    );
+    assert_eq!(d.run.result, Some(json!(sdk_seconds)));
+    wait_until(
+        "the SDK flow process to exit",
+        Duration::from_secs(5),
+        || {
+            if is_alive(sdk_pid) {
+                Err("alive".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
+}
+
+/// An agent restarted over the same state directory takes over the live run of the agent
+/// that was killed, instead of letting it be relaunched: one launch, Completed.
+#[test]
+fn restarted_agent_takes_over_live_runs() {
+    let mut w = Weir::start(ServerOptions { lease_s: 5 });
+    let a = w.start_agent(4);
+    // A retry is allowed, so a lost run would be relaunched (and show up as attempt 2).
+    w.deploy(&toml(
+        "[deployments.slow]\nparameters = { seconds = 6 }\nretries = 1\nretry_delay = \"0s\"\n",
+    ));
+    let id = w.run_cli("dev/slow", &[]);
+    w.wait_state(id, StateKind::Running, Duration::from_secs(20));
+    let home = w.agent_home(a);
+    let pid = w.flow_pid(&home, id);
+    w.kill_agent(a);
+    assert!(is_alive(pid), "the flow process outlives its agent");
+
+    let b = w.start_agent_in(&home, 4);
+    let d = w.wait_terminal(id, Duration::from_secs(20));
+    assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
+    assert_eq!(d.run.attempt, 1, "{}", describe(&d));
+    assert_eq!(
+        w.sb.witness(),
+        vec![(id, 1)],
+        "exactly one launch of the run"
+    );
+    assert!(
+        w.agent_log(b).contains("taking over a run"),
+        "agent B adopted the run: {}",
+        w.agent_log(b)
+    );
+    // The supervision record is cleaned up once the run is settled.
+    let record = home.join("agent").join(format!("{id}.json"));
+    wait_until(
+        "agent B to remove the run's record",
+        Duration::from_secs(5),
+        || {
+            if record.exists() {
+                Err("still there".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
+}
+
+/// Three agents race for 300 queued runs: every run is launched exactly once and Completes.
+#[test]
+fn agents_race_for_queued_runs_without_double_launch() {
+    const RUNS: usize = 300;
+    let mut w = Weir::start(ServerOptions { lease_s: 30 });
+    w.deploy(&toml(
+        "[deployments.chain1]\nflow = \"chain\"\nparameters = { n = 1 }\n",
+    ));
+    let started = std::time::Instant::now();
+    let mut ids = HashSet::new();
+    for _ in 0..RUNS {
+        ids.insert(w.create_run("dev", "chain1", params(&[])).id);
+    }
+    assert_eq!(ids.len(), RUNS);
+    for _ in 0..3 {
+        w.start_agent(8);
+    }
+    let runs = wait_until("all runs to end", Duration::from_secs(150), || {
+        let runs = w.all_runs("dev", "chain1");
+        if runs.len() == RUNS && runs.iter().all(|r| r.state.is_terminal()) {
+            Ok(runs)
+        } else {
+            Err(format!(
+                "{} runs: {:?}",
+                runs.len(),
+                common::count_states(&runs)
+            ))
+        }
+    });
+    eprintln!("{RUNS} runs over 3 agents took {:?}", started.elapsed());
+    assert!(
+        runs.iter()
+            .all(|r| r.state == StateKind::Completed && r.attempt == 1),
+        "all Completed on attempt 1: {:?}",
+        common::count_states(&runs)
+    );
+    let witness = w.sb.witness();
+    assert_eq!(witness.len(), RUNS, "one launch per run");
+    let launched: HashSet<_> = witness.iter().map(|(id, _)| *id).collect();
+    assert_eq!(launched, ids, "every run launched, each once");
+    assert!(witness.iter().all(|(_, a)| *a == 1), "all attempt 1");
+}
