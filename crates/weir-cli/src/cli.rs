@@ -137,6 +137,42 @@ pub enum Command {
     /// Work queues.
     #[command(subcommand)]
     Queues(QueuesCommand),
+    /// API keys of service accounts (admin).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The audit log: who deployed, ran, cancelled, retried, created or revoked keys (admin).
+    Audit {
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+/// `weir keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once and never again.
+    Create {
+        /// Service account name, e.g. `ci`.
+        #[arg(long)]
+        name: String,
+        /// admin, developer, agent or viewer.
+        #[arg(long)]
+        role: String,
+        /// Restrict the key to one project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Lifetime, e.g. `90d`, `12h` (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List keys (never their secrets).
+    Ls,
+    /// Revoke a key at once.
+    Revoke {
+        /// Key id (as `weir keys ls` shows).
+        id: String,
+    },
 }
 
 /// `weir runs …`.

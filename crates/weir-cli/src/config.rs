@@ -33,6 +33,23 @@ pub fn record_server(url: &str) -> Result<()> {
     std::fs::write(server_file(), url).context("cannot record the server URL in the data directory")
 }
 
+/// Stores the local admin key in the data directory, readable by this user only (0600).
+pub fn store_admin_key(key: &str) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = home().join("admin.key");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(key.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
 /// The server to talk to: `--api-url`/`WEIR_API_URL`, else the local server recorded in the
 /// data directory, else `http://127.0.0.1:4200`.
 pub fn api_url(flag: Option<&str>) -> String {

@@ -58,6 +58,24 @@ impl Error {
 /// Result alias.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The API key to use when none is given explicitly: `WEIR_API_KEY`, else the local admin
+/// key a local server stored in the data directory (`$WEIR_HOME/admin.key`, `$WEIR_HOME`
+/// defaulting to `./.weir`).
+pub fn key_from_env() -> Option<String> {
+    if let Ok(k) = std::env::var("WEIR_API_KEY")
+        && !k.trim().is_empty()
+    {
+        return Some(k.trim().to_string());
+    }
+    let home = std::env::var_os("WEIR_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(".weir"));
+    std::fs::read_to_string(home.join("admin.key"))
+        .ok()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+}
+
 /// A client of one Weir server; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -323,6 +341,32 @@ impl Client {
     pub async fn agent_heartbeat(&self, id: Uuid, hb: &Heartbeat) -> Result<HeartbeatReply> {
         self.post(&format!("/api/v1/agents/{id}/heartbeat"), hb)
             .await
+    }
+
+    /// `POST /api/v1/keys`: the answer holds the secret, shown once.
+    pub async fn create_key(&self, req: &CreateApiKey) -> Result<CreatedApiKey> {
+        self.post("/api/v1/keys", req).await
+    }
+
+    /// `GET /api/v1/keys`.
+    pub async fn keys(&self) -> Result<Vec<ApiKey>> {
+        self.get("/api/v1/keys").await
+    }
+
+    /// `POST /api/v1/keys/{id}/revoke`.
+    pub async fn revoke_key(&self, id: &str) -> Result<ApiKey> {
+        self.post(&format!("/api/v1/keys/{id}/revoke"), &()).await
+    }
+
+    /// `GET /api/v1/audit`.
+    pub async fn audit(&self, cursor: Option<&str>, limit: u32) -> Result<Page<AuditEntry>> {
+        let mut rb = self
+            .req(Method::GET, "/api/v1/audit")
+            .query(&[("limit", limit.to_string())]);
+        if let Some(c) = cursor {
+            rb = rb.query(&[("cursor", c)]);
+        }
+        self.send(rb).await
     }
 
     /// `POST /api/v1/agents/{id}/claim`, long-polling up to `wait`.

@@ -635,3 +635,70 @@ pub struct Health {
     /// `sqlite` or `postgres`.
     pub database: String,
 }
+
+/// Body of `POST /api/v1/keys`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// A name for the service account, e.g. `ci`.
+    pub name: String,
+    /// Its role.
+    pub role: crate::auth::Role,
+    /// Restrict it to one project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Lifetime in seconds (none: no expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<u64>,
+}
+
+/// An API key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApiKey {
+    /// Public key id (the part after `weir_`).
+    pub id: String,
+    /// Service account name.
+    pub name: String,
+    /// Role.
+    pub role: crate::auth::Role,
+    /// Project it is restricted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// Revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+    /// Who created it (a key id, or `bootstrap`).
+    pub created_by: String,
+}
+
+/// Answer to a key creation: the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CreatedApiKey {
+    /// The key's record.
+    pub key: ApiKey,
+    /// The full key to pass as `Authorization: Bearer …`. Store it now: it is not kept.
+    pub secret: String,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditEntry {
+    /// Id (time-ordered).
+    pub id: Uuid,
+    /// When.
+    pub at: Timestamp,
+    /// Who: `name (key id)`.
+    pub actor: String,
+    /// What, e.g. `deploy`, `run`, `cancel`, `retry`, `key.create`, `key.revoke`.
+    pub action: String,
+    /// On what, e.g. `dev/etl` or a run id.
+    pub target: String,
+    /// Details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

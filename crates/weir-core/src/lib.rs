@@ -5,6 +5,7 @@
 //! no clock reads outside explicit `now` arguments, no network, no files.
 
 pub mod api;
+pub mod auth;
 pub mod names;
 pub mod orchestration;
 pub mod params;

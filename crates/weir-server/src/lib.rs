@@ -5,6 +5,7 @@
 //! background loops (scheduler, crash detector). Only this crate and weir-store touch the
 //! database; agents, flow processes and the CLI speak HTTP.
 
+pub mod auth;
 mod background;
 mod error;
 mod extract;
@@ -12,6 +13,7 @@ mod metrics;
 mod openapi;
 mod routes;
 mod state;
+mod ui;
 
 pub use error::ApiError;
 pub use state::{AppState, Options};
@@ -32,6 +34,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Shared state (the store, options, notifications).
     pub state: AppState,
+    /// The admin key created because the database had none (show or store it once).
+    pub bootstrap_key: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -42,6 +46,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}")]
     Store(#[from] weir_store::Error),
+    /// The first admin key could not be created.
+    #[error("cannot create the first admin key: {0}")]
+    Bootstrap(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -67,7 +74,17 @@ impl Server {
             addr: options.bind.clone(),
             source,
         })?;
-        let state = AppState::new(store, options);
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| StartError::Bootstrap(format!("no randomness: {e}")))?;
+        let secret = store
+            .setting_or_init("run_token_secret", || {
+                fresh.iter().map(|b| format!("{b:02x}")).collect()
+            })
+            .await?;
+        let bootstrap_key = auth::bootstrap_admin_key(&store)
+            .await
+            .map_err(|e| StartError::Bootstrap(format!("{e:?}")))?;
+        let state = AppState::new(store, options, secret.into_bytes());
         let (shutdown, mut stop) = watch::channel(false);
         let mut tasks = background::spawn(state.clone(), shutdown.subscribe());
         let router = app(state.clone());
@@ -83,6 +100,7 @@ impl Server {
         Ok(Server {
             addr,
             state,
+            bootstrap_key,
             shutdown,
             tasks,
         })

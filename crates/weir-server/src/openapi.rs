@@ -250,6 +250,10 @@ fn build() -> Value {
             Some(s(&mut g, of::<ClaimRequest>)),
             s(&mut g, of::<Vec<ClaimedRun>>),
         ),
+        op("post", "/api/v1/keys", "Create an API key (admin; the secret is shown once)", Some(s(&mut g, of::<CreateApiKey>)), s(&mut g, of::<CreatedApiKey>)),
+        op("get", "/api/v1/keys", "List API keys (admin; never secrets)", None, s(&mut g, of::<Vec<ApiKey>>)),
+        op("post", "/api/v1/keys/{id}/revoke", "Revoke an API key at once (admin)", None, s(&mut g, of::<ApiKey>)),
+        op("get", "/api/v1/audit", "The audit log, newest first (admin)", None, s(&mut g, of::<Page<AuditEntry>>)),
     ];
     let error = g.subschema_for::<ErrorBody>();
     let mut paths = Map::new();
@@ -268,6 +272,9 @@ fn build() -> Value {
                 "default": {"description": "Error", "content": {"application/json": {"schema": error}}},
             }
         });
+        if o.path.starts_with("/api/v1") {
+            operation["security"] = json!([{"bearer": []}]);
+        }
         if let Some(body) = o.body {
             operation["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": body}}});

@@ -53,16 +53,19 @@ pub struct AppState {
     pub(crate) work: Arc<Notify>,
     /// Bumped whenever log lines or states are written, so streams wake up.
     pub(crate) activity: Arc<watch::Sender<u64>>,
+    /// Key that signs run tokens and UI sessions (shared by replicas through the database).
+    pub(crate) run_secret: Arc<Vec<u8>>,
 }
 
 impl AppState {
-    /// Wraps a connected store.
-    pub fn new(store: Store, options: Options) -> AppState {
+    /// Wraps a connected store; `secret` signs run tokens and sessions.
+    pub fn new(store: Store, options: Options, secret: Vec<u8>) -> AppState {
         AppState {
             store,
             options: Arc::new(options),
             work: Arc::new(Notify::new()),
             activity: Arc::new(watch::channel(0).0),
+            run_secret: Arc::new(secret),
         }
     }
 

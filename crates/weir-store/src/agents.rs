@@ -28,17 +28,19 @@ const AGENT_SELECT: &str = "SELECT a.id, a.name, a.queues, a.run_limit, a.create
 
 impl Store {
     /// Registers a new agent.
-    pub async fn register_agent(&self, req: &RegisterAgent, now: Timestamp) -> Result<Agent> {
+    /// `key` is the API key that registered it, if any.
+    pub async fn register_agent(&self, req: &RegisterAgent, key: Option<&str>, now: Timestamp) -> Result<Agent> {
         let id = Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO agents (id, name, queues, run_limit, created_at, last_heartbeat_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO agents (id, name, queues, run_limit, created_at, last_heartbeat_at, key_id) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
         )
         .bind(id.to_string())
         .bind(&req.name)
         .bind(to_json(&req.queues))
         .bind(i64::from(req.limit))
         .bind(micros(now))
+        .bind(key.map(str::to_string))
         .execute(&self.write)
         .await?;
         self.agent(id).await

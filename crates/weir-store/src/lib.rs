@@ -13,6 +13,7 @@
 mod agents;
 mod codec;
 mod deployments;
+mod keys;
 mod logs;
 mod migrate;
 mod runs;

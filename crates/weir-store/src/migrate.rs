@@ -4,16 +4,14 @@ use crate::{Dialect, Result, Store};
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "auth", include_str!("../migrations/sqlite/0002_auth.sql")),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (2, "auth", include_str!("../migrations/postgres/0002_auth.sql")),
+];
 
 /// Applies every migration not yet applied. Safe to run from several processes at once on
 /// PostgreSQL (the migrator takes an advisory lock).

@@ -390,6 +390,19 @@ impl Store {
         lease: Duration,
         now: Timestamp,
     ) -> Result<Vec<(FlowRun, bool)>> {
+        self.claim_in(agent, queues, None, limit, lease, now).await
+    }
+
+    /// [`Store::claim`], only runs of `project` when given (for project-scoped agent keys).
+    pub async fn claim_in(
+        &self,
+        agent: Uuid,
+        queues: &[String],
+        project: Option<&str>,
+        limit: u32,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Vec<(FlowRun, bool)>> {
         if queues.is_empty() || limit == 0 {
             return Ok(vec![]);
         }
@@ -403,15 +416,17 @@ impl Store {
              ended_at = NULL \
              WHERE id IN (SELECT id FROM flow_runs \
                WHERE state IN ('Scheduled', 'Late', 'AwaitingRetry') AND scheduled_at <= $3 \
+               AND ($5 IS NULL OR project = $5) \
                AND work_queue IN ({}) ORDER BY scheduled_at, id LIMIT $4{lock}) \
              RETURNING {FLOW_RUN_COLUMNS}, resume",
-            placeholders(5, queues.len())
+            placeholders(6, queues.len())
         );
         let mut q = sqlx::query(AssertSqlSafe(sql))
             .bind(agent.to_string())
             .bind(micros(now + lease))
             .bind(micros(now))
-            .bind(i64::from(limit));
+            .bind(i64::from(limit))
+            .bind(project.map(str::to_string));
         for queue in queues {
             q = q.bind(queue.clone());
         }

@@ -1466,7 +1466,7 @@ async fn case_agents(store: Store) {
         queues: queues(&["default", "gpu"]),
         limit: 4,
     };
-    let a = store.register_agent(&req, t).await.expect("register");
+    let a = store.register_agent(&req, None, t).await.expect("register");
     assert_eq!((a.name.as_str(), a.limit, a.running), ("worker-1", 4, 0));
     assert_eq!(a.queues, req.queues);
     assert_eq!((a.created_at, a.last_heartbeat_at), (t, t));
@@ -1478,6 +1478,7 @@ async fn case_agents(store: Store) {
                 queues: queues(&["default"]),
                 limit: 1,
             },
+            None,
             t,
         )
         .await
@@ -1542,6 +1543,7 @@ async fn case_work_queues(store: Store) {
                 queues: queues(&["gpu"]),
                 limit: 1,
             },
+            None,
             t,
         )
         .await
@@ -1553,6 +1555,7 @@ async fn case_work_queues(store: Store) {
                 queues: queues(&["ancient"]),
                 limit: 1,
             },
+            None,
             t - Duration::days(3),
         )
         .await

@@ -89,7 +89,7 @@ impl HttpTracker {
         else {
             return Ok(Arc::new(local));
         };
-        let key = std::env::var("WEIR_API_KEY").ok().filter(|k| !k.is_empty());
+        let key = weir_client::key_from_env();
         let client = match Client::new(&url, key) {
             Ok(c) => c,
             Err(e) => return Err((format!("cannot use WEIR_API_URL {url:?}: {e}"), local)),

@@ -1,6 +1,7 @@
 //! One module per group of commands; [`dispatch`] routes a parsed command line.
 
 mod deploy;
+mod keys;
 mod inspect;
 mod run;
 mod serve;
@@ -50,6 +51,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Schedule(cmd) => inspect::schedule(&api, cmd, json).await,
         Command::Agents(_) => inspect::agents(&api, json).await,
         Command::Queues(_) => inspect::queues(&api, json).await,
+        Command::Keys(cmd) => keys::keys(&api, cmd, json).await,
+        Command::Audit { limit } => keys::audit(&api, limit, json).await,
     }
 }
 
@@ -57,7 +60,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
 pub(crate) fn client(api: &str) -> Result<weir_client::Client> {
     Ok(weir_client::Client::new(
         api,
-        std::env::var("WEIR_API_KEY").ok(),
+        weir_client::key_from_env(),
     )?)
 }
 
@@ -66,6 +69,9 @@ pub(crate) fn explain(e: weir_client::Error) -> anyhow::Error {
     match &e {
         weir_client::Error::Transport { url, .. } => anyhow::anyhow!(
             "{e}\nhint: is a server running? Start one with `weir up` (or `weir server`), or point at one with --api-url / WEIR_API_URL (now {url})"
+        ),
+        weir_client::Error::Api { status, .. } if status.as_u16() == 401 => anyhow::anyhow!(
+            "{e}\nhint: set WEIR_API_KEY to a key from `weir keys create` (a local `weir up` stores its admin key in $WEIR_HOME/admin.key)"
         ),
         _ => anyhow::Error::new(e),
     }

@@ -51,6 +51,19 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
         .context("cannot start the server")?;
     let url = format!("http://{}", server.addr);
     config::record_server(&url)?;
+    if let Some(key) = &server.bootstrap_key {
+        let path = config::store_admin_key(key)?;
+        eprintln!(
+            "created the first admin key and stored it in {} (mode 0600); the CLI on this machine uses it",
+            path.display()
+        );
+    }
+    if !server.addr.ip().is_loopback() {
+        tracing::warn!(
+            message = "listening on a non-loopback address without TLS: API keys cross the network in clear text",
+            addr = %server.addr
+        );
+    }
     Ok(server)
 }
 
@@ -67,6 +80,19 @@ pub async fn server(args: ServerArgs) -> Result<ExitCode> {
     tracing::info!(message = "stopping");
     server.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The agent's secret resolver: `env:` and `file:` references, plus `ssm:` and
+/// `secretsmanager:` (the default AWS config chain; `AWS_ENDPOINT_URL` points it elsewhere)
+/// when built with the `aws` feature.
+async fn resolver() -> Resolver {
+    #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
+    let mut resolver = Resolver::default();
+    #[cfg(feature = "aws")]
+    for store in weir_secrets_aws::stores_from_env().await {
+        resolver = resolver.with_store(store);
+    }
+    resolver
 }
 
 fn agent_options(api: &str, args: &AgentArgs) -> Result<AgentOptions> {
@@ -104,7 +130,7 @@ pub async fn agent(api: &str, args: AgentArgs) -> Result<ExitCode> {
         client,
         options,
         Arc::new(ProcessLauncher::new()),
-        Resolver::default(),
+        resolver().await,
     );
     agent.run(stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
@@ -134,7 +160,7 @@ pub async fn up(
         client,
         options,
         Arc::new(ProcessLauncher::new()),
-        Resolver::default(),
+        resolver().await,
     );
     println!();
     println!("  Weir is up.");

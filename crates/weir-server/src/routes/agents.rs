@@ -1,5 +1,6 @@
 //! Agents: registration, heartbeats, claiming runs (with long-poll), and work queues.
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -11,6 +12,7 @@ use uuid::Uuid;
 use weir_core::api::{
     Agent, ClaimRequest, ClaimedRun, Heartbeat, HeartbeatReply, RegisterAgent, WorkQueue,
 };
+use weir_core::auth::{Permission, Role};
 use weir_core::names;
 
 /// Agents silent for longer than this are not listed.
@@ -23,8 +25,10 @@ const MAX_CLAIM: u32 = 100;
 /// `POST /api/v1/agents`.
 pub(crate) async fn register(
     State(st): State<AppState>,
+    caller: Caller,
     Json(req): Json<RegisterAgent>,
 ) -> ApiResult<(StatusCode, axum::Json<Agent>)> {
+    caller.require(Permission::AgentWork)?;
     if req.queues.is_empty() {
         return Err(ApiError::field(
             "queues",
@@ -43,19 +47,26 @@ pub(crate) async fn register(
     if req.limit == 0 {
         return Err(ApiError::field("limit", "limit must be at least 1"));
     }
-    let agent = st.store.register_agent(&req, Utc::now()).await?;
+    let agent = st.store.register_agent(&req, caller.key_id(), Utc::now()).await?;
     Ok((StatusCode::CREATED, axum::Json(agent)))
 }
 
 /// `GET /api/v1/agents`: agents seen in the last 24 hours.
-pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<Agent>>> {
+pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<Agent>>> {
+    caller.require(Permission::Read)?;
     Ok(axum::Json(
         st.store.agents(Utc::now() - AGENT_LISTED_FOR).await?,
     ))
 }
 
 /// `GET /api/v1/work_queues`.
-pub(crate) async fn queues(State(st): State<AppState>) -> ApiResult<axum::Json<Vec<WorkQueue>>> {
+pub(crate) async fn queues(State(st): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<WorkQueue>>> {
+    caller.require(Permission::Read)?;
+    if caller.projects().is_some() {
+        return Err(ApiError::Forbidden(
+            "work queues span projects: list them with a key that is not scoped to a project".into(),
+        ));
+    }
     let now = Utc::now();
     Ok(axum::Json(
         st.store.work_queues(now, now - AGENT_LISTED_FOR).await?,
@@ -66,9 +77,11 @@ pub(crate) async fn queues(State(st): State<AppState>) -> ApiResult<axum::Json<V
 /// tells it which to cancel and which it lost.
 pub(crate) async fn heartbeat(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
     Json(hb): Json<Heartbeat>,
 ) -> ApiResult<axum::Json<HeartbeatReply>> {
+    own_agent(&st, &caller, id).await?;
     let now = Utc::now();
     st.store.touch_agent(id, now).await?;
     let (cancel, lost) = st
@@ -86,9 +99,15 @@ pub(crate) async fn heartbeat(
 /// `wait_ms` for one to appear.
 pub(crate) async fn claim(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
     Json(req): Json<ClaimRequest>,
 ) -> ApiResult<axum::Json<Vec<ClaimedRun>>> {
+    own_agent(&st, &caller, id).await?;
+    let project = match &caller {
+        Caller::Key { project, .. } => project.clone(),
+        Caller::Run { .. } => None,
+    };
     if req.wait_ms > MAX_WAIT_MS {
         return Err(ApiError::field(
             "wait_ms",
@@ -107,7 +126,7 @@ pub(crate) async fn claim(
         let started = Instant::now();
         let claimed = st
             .store
-            .claim(id, &agent.queues, limit, st.lease(), Utc::now())
+            .claim_in(id, &agent.queues, project.as_deref(), limit, st.lease(), Utc::now())
             .await?;
         metrics::histogram!("weir_claim_seconds").record(started.elapsed().as_secs_f64());
         if !claimed.is_empty() {
@@ -118,10 +137,11 @@ pub(crate) async fn claim(
                     Some(d) => st.store.deployment_by_id(d).await.ok().map(|d| d.spec),
                     None => None,
                 };
+                let run_token = Some(crate::auth::run_token(&st.run_secret, run.id, run.attempt));
                 out.push(ClaimedRun {
                     run,
                     spec,
-                    run_token: None,
+                    run_token,
                     resume,
                 });
             }
@@ -134,5 +154,17 @@ pub(crate) async fn claim(
         // Wake on new work, or poll again soon for runs that become due by time.
         let nap = (deadline - now).min(Duration::from_millis(250));
         let _ = tokio::time::timeout(nap, notified).await;
+    }
+}
+
+/// Checks the caller may act as agent `id`: it needs the agent permission, and unless it is an
+/// admin, the agent must have been registered with its key. Otherwise 404.
+async fn own_agent(st: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
+    caller.require(Permission::AgentWork)?;
+    let owner = st.store.agent_key(id).await?;
+    match caller {
+        Caller::Key { role: Role::Admin, project: None, .. } => Ok(()),
+        Caller::Key { id: key, .. } if owner.as_deref() == Some(key.as_str()) => Ok(()),
+        _ => Err(ApiError::NotFound(format!("agent {id} not found"))),
     }
 }

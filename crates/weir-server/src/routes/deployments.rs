@@ -1,5 +1,6 @@
 //! Projects, deployments and flows.
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -8,21 +9,34 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use weir_core::api::{CreateProject, Deployment, Project, UpsertDeployment, UpsertResult};
+use weir_core::auth::Permission;
 use weir_core::{Schedule, ScheduleError, names};
 
 /// `GET /api/v1/projects`.
 pub(crate) async fn list_projects(
     State(st): State<AppState>,
+    caller: Caller,
 ) -> ApiResult<axum::Json<Vec<Project>>> {
-    Ok(axum::Json(st.store.projects().await?))
+    caller.require(Permission::Read)?;
+    let mut projects = st.store.projects().await?;
+    projects.retain(|p| caller.sees(&p.name));
+    Ok(axum::Json(projects))
 }
 
 /// `POST /api/v1/projects`.
 pub(crate) async fn create_project(
     State(st): State<AppState>,
+    caller: Caller,
     Json(req): Json<CreateProject>,
 ) -> ApiResult<(StatusCode, axum::Json<Project>)> {
+    caller.require(Permission::Deploy)?;
     names::check("project", &req.name).map_err(|m| ApiError::field("name", m))?;
+    if !caller.sees(&req.name) {
+        return Err(ApiError::Forbidden(format!(
+            "this key may only use its own project, not {:?}",
+            req.name
+        )));
+    }
     let created = st.store.ensure_project(&req.name, Utc::now()).await?;
     let project = find_project(&st, &req.name).await?;
     let status = if created {
@@ -45,8 +59,11 @@ async fn find_project(st: &AppState, name: &str) -> ApiResult<Project> {
 /// `GET /api/v1/projects/{project}`.
 pub(crate) async fn get_project(
     State(st): State<AppState>,
+    caller: Caller,
     Path(project): Path<String>,
 ) -> ApiResult<axum::Json<Project>> {
+    caller.require(Permission::Read)?;
+    caller.check_project(&project, || format!("project {project:?}"))?;
     Ok(axum::Json(find_project(&st, &project).await?))
 }
 
@@ -60,9 +77,11 @@ pub(crate) struct ProjectFilter {
 /// `GET /api/v1/deployments?project=`.
 pub(crate) async fn list_deployments(
     State(st): State<AppState>,
+    caller: Caller,
     Query(f): Query<ProjectFilter>,
 ) -> ApiResult<axum::Json<Vec<Deployment>>> {
-    let projects = f.project.map(|p| vec![p]);
+    caller.require(Permission::Read)?;
+    let projects = caller.narrow(f.project);
     Ok(axum::Json(st.store.deployments(projects.as_deref()).await?))
 }
 
@@ -80,9 +99,11 @@ pub(crate) struct FlowInfo {
 /// `GET /api/v1/flows?project=`.
 pub(crate) async fn list_flows(
     State(st): State<AppState>,
+    caller: Caller,
     Query(f): Query<ProjectFilter>,
 ) -> ApiResult<axum::Json<Vec<FlowInfo>>> {
-    let projects = f.project.map(|p| vec![p]);
+    caller.require(Permission::Read)?;
+    let projects = caller.narrow(f.project);
     let mut flows: std::collections::BTreeMap<String, FlowInfo> = Default::default();
     for d in st.store.deployments(projects.as_deref()).await? {
         let info = flows
@@ -103,9 +124,12 @@ pub(crate) async fn list_flows(
 /// `PUT /api/v1/projects/{project}/deployments/{name}`: idempotent upsert.
 pub(crate) async fn upsert(
     State(st): State<AppState>,
+    caller: Caller,
     Path((project, name)): Path<(String, String)>,
     Json(req): Json<UpsertDeployment>,
 ) -> ApiResult<axum::Json<UpsertResult>> {
+    caller.require(Permission::Deploy)?;
+    caller.check_project(&project, || format!("project {project:?}"))?;
     names::check("project", &project).map_err(|m| ApiError::field("project", m))?;
     names::check("deployment", &name).map_err(|m| ApiError::field("name", m))?;
     validate_spec(&req.spec)?;
@@ -113,6 +137,10 @@ pub(crate) async fn upsert(
         .store
         .upsert_deployment(&project, &name, &req.spec, req.dry_run, Utc::now())
         .await?;
+    if !req.dry_run && result.outcome != weir_core::api::UpsertOutcome::Unchanged {
+        let version = result.deployment.as_ref().map(|d| format!("v{}", d.version));
+        caller.audit(&st, "deploy", &format!("{project}/{name}"), version).await;
+    }
     Ok(axum::Json(result))
 }
 
@@ -162,33 +190,43 @@ fn validate_spec(spec: &weir_core::api::DeploymentSpec) -> ApiResult<()> {
 /// `GET /api/v1/projects/{project}/deployments/{name}`.
 pub(crate) async fn get_deployment(
     State(st): State<AppState>,
+    caller: Caller,
     Path((project, name)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Deployment>> {
+    caller.require(Permission::Read)?;
+    caller.check_project(&project, || format!("deployment {project}/{name}"))?;
     Ok(axum::Json(st.store.deployment(&project, &name).await?))
 }
 
 /// `POST …/pause`.
 pub(crate) async fn pause(
     st: State<AppState>,
+    caller: Caller,
     path: Path<(String, String)>,
 ) -> ApiResult<axum::Json<Deployment>> {
-    set_paused(st, path, true).await
+    set_paused(st, caller, path, true).await
 }
 
 /// `POST …/resume`.
 pub(crate) async fn resume(
     st: State<AppState>,
+    caller: Caller,
     path: Path<(String, String)>,
 ) -> ApiResult<axum::Json<Deployment>> {
-    set_paused(st, path, false).await
+    set_paused(st, caller, path, false).await
 }
 
 async fn set_paused(
     State(st): State<AppState>,
+    caller: Caller,
     Path((project, name)): Path<(String, String)>,
     paused: bool,
 ) -> ApiResult<axum::Json<Deployment>> {
+    caller.require(Permission::Deploy)?;
+    caller.check_project(&project, || format!("deployment {project}/{name}"))?;
     let d = st.store.deployment(&project, &name).await?;
     st.store.set_paused(d.id, paused, Utc::now()).await?;
+    let action = if paused { "schedule.pause" } else { "schedule.resume" };
+    caller.audit(&st, action, &format!("{project}/{name}"), None).await;
     Ok(axum::Json(st.store.deployment(&project, &name).await?))
 }

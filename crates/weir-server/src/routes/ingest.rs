@@ -1,5 +1,6 @@
 //! Batched ingest of task-run reports and log lines from flow processes and agents.
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::state::AppState;
@@ -7,19 +8,39 @@ use axum::extract::State;
 use std::collections::BTreeSet;
 use uuid::Uuid;
 use weir_core::api::{BatchAccepted, LogBatch, TaskRunBatch};
+use weir_core::auth::{Permission, Role};
 
 /// Most items in one batch.
 const MAX_BATCH: usize = 50_000;
 /// Longest stored log line; longer ones are cut with a marker.
 const MAX_LINE: usize = 32 * 1024;
 
-async fn check_runs(st: &AppState, ids: BTreeSet<Uuid>) -> ApiResult<()> {
+/// Checks every run a batch names exists and the caller may report on it.
+async fn check_runs(st: &AppState, caller: &Caller, ids: BTreeSet<Uuid>) -> ApiResult<()> {
+    caller.require(Permission::Report)?;
     let ids: Vec<Uuid> = ids.into_iter().collect();
     let known = st.store.flow_run_owners(&ids).await?;
-    if let Some(missing) = ids.iter().find(|id| !known.contains_key(id)) {
-        return Err(ApiError::NotFound(format!(
-            "flow run {missing} not found: create the run before reporting its task runs or logs"
-        )));
+    let missing = |id: &Uuid| {
+        ApiError::NotFound(format!(
+            "flow run {id} not found: create the run before reporting its task runs or logs"
+        ))
+    };
+    for id in &ids {
+        let Some((project, _, _)) = known.get(id) else {
+            return Err(missing(id));
+        };
+        match caller {
+            // Plain keys: the project decides; agent keys and run tokens: the run itself.
+            Caller::Key { role, .. } if *role != Role::Agent => {
+                if !caller.sees(project) {
+                    return Err(missing(id));
+                }
+            }
+            _ => {
+                let run = st.store.flow_run(*id).await?;
+                caller.check_run(st, &run, Permission::Report).await.map_err(|_| missing(id))?;
+            }
+        }
     }
     Ok(())
 }
@@ -27,6 +48,7 @@ async fn check_runs(st: &AppState, ids: BTreeSet<Uuid>) -> ApiResult<()> {
 /// `POST /api/v1/task_runs/batch`.
 pub(crate) async fn task_runs(
     State(st): State<AppState>,
+    caller: Caller,
     Json(batch): Json<TaskRunBatch>,
 ) -> ApiResult<axum::Json<BatchAccepted>> {
     if batch.reports.len() > MAX_BATCH {
@@ -38,7 +60,7 @@ pub(crate) async fn task_runs(
             ),
         ));
     }
-    check_runs(&st, batch.reports.iter().map(|r| r.flow_run_id).collect()).await?;
+    check_runs(&st, &caller, batch.reports.iter().map(|r| r.flow_run_id).collect()).await?;
     let accepted = st.store.ingest_task_runs(&batch.reports).await?;
     metrics::counter!("weir_task_run_reports_total").increment(accepted);
     st.touched();
@@ -48,6 +70,7 @@ pub(crate) async fn task_runs(
 /// `POST /api/v1/logs/batch`.
 pub(crate) async fn logs(
     State(st): State<AppState>,
+    caller: Caller,
     Json(mut batch): Json<LogBatch>,
 ) -> ApiResult<axum::Json<BatchAccepted>> {
     if batch.lines.len() > MAX_BATCH {
@@ -59,7 +82,7 @@ pub(crate) async fn logs(
             ),
         ));
     }
-    check_runs(&st, batch.lines.iter().map(|l| l.flow_run_id).collect()).await?;
+    check_runs(&st, &caller, batch.lines.iter().map(|l| l.flow_run_id).collect()).await?;
     for line in &mut batch.lines {
         if line.message.len() > MAX_LINE {
             let mut cut = MAX_LINE;

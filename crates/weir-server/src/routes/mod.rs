@@ -4,6 +4,7 @@ mod agents;
 mod deployments;
 mod health;
 mod ingest;
+mod keys;
 mod runs;
 
 use crate::state::AppState;
@@ -66,7 +67,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/work_queues", get(agents::queues))
         .route("/agents", get(agents::list).post(agents::register))
         .route("/agents/{id}/heartbeat", post(agents::heartbeat))
-        .route("/agents/{id}/claim", post(agents::claim));
+        .route("/agents/{id}/claim", post(agents::claim))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/audit", get(keys::audit));
     Router::new()
         .nest("/api/v1", api)
         .route("/api/openapi.json", get(crate::openapi::document))

@@ -1,6 +1,7 @@
 //! Flow runs: create, read, list, propose states, cancel, retry, heartbeat, task runs, logs,
 //! and a live stream of states and logs.
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -17,6 +18,7 @@ use weir_core::api::{
     CreateFlowRun, FlowRun, FlowRunDetail, LogLine, Page, ProposeState, RetryFlowRun, RunHeartbeat,
     RunHeartbeatReply, TaskRun,
 };
+use weir_core::auth::Permission;
 use weir_core::{StateKind, Timestamp, names};
 use weir_store::{NewFlowRun, RunFilter};
 
@@ -25,12 +27,33 @@ use weir_store::{NewFlowRun, RunFilter};
 /// matched an existing run.
 pub(crate) async fn create(
     State(st): State<AppState>,
-    Json(req): Json<CreateFlowRun>,
+    caller: Caller,
+    Json(mut req): Json<CreateFlowRun>,
 ) -> ApiResult<(StatusCode, axum::Json<FlowRun>)> {
     let now = Utc::now();
+    // A flow process (run token) may create the subflow runs of its own run, in its project.
+    if let Caller::Run { .. } = caller {
+        let parent = req.parent_flow_run_id.ok_or_else(|| {
+            ApiError::Forbidden("a run token may only create subflow runs of its own run".into())
+        })?;
+        let parent = visible_run(&st, &caller, parent, Permission::Report).await?;
+        if req.deployment_id.is_some() || req.deployment.is_some() {
+            return Err(ApiError::Forbidden("a run token may not start deployments".into()));
+        }
+        req.project = Some(parent.project);
+    } else {
+        caller.require(Permission::Run)?;
+    }
     let deployment = match (&req.deployment_id, &req.deployment, &req.project) {
-        (Some(id), _, _) => Some(st.store.deployment_by_id(*id).await?),
-        (None, Some(name), Some(project)) => Some(st.store.deployment(project, name).await?),
+        (Some(id), _, _) => {
+            let d = st.store.deployment_by_id(*id).await?;
+            caller.check_project(&d.project, || format!("deployment {id}"))?;
+            Some(d)
+        }
+        (None, Some(name), Some(project)) => {
+            caller.check_project(project, || format!("deployment {project}/{name}"))?;
+            Some(st.store.deployment(project, name).await?)
+        }
         (None, Some(_), None) => {
             return Err(ApiError::field(
                 "project",
@@ -95,6 +118,11 @@ pub(crate) async fn create(
                 )
             })?;
             names::check("project", &project).map_err(|m| ApiError::field("project", m))?;
+            if !caller.sees(&project) {
+                return Err(ApiError::Forbidden(format!(
+                    "this key may only use its own project, not {project:?}"
+                )));
+            }
             let flow = req
                 .flow
                 .clone()
@@ -130,6 +158,9 @@ pub(crate) async fn create(
         }
     };
     let (run, created) = st.store.create_flow_run(new, st.lease(), now).await?;
+    if created && let Some(d) = &run.deployment {
+        caller.audit(&st, "run", &run.id.to_string(), Some(format!("{}/{d}", run.project))).await;
+    }
     if created && run.state == StateKind::Scheduled {
         st.work_available();
     }
@@ -160,8 +191,10 @@ pub(crate) struct ListQuery {
 /// `GET /api/v1/flow_runs`: newest first, with cursor pagination.
 pub(crate) async fn list(
     State(st): State<AppState>,
+    caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<FlowRun>>> {
+    caller.require(Permission::Read)?;
     let limit = super::page_size(q.limit, 50)?;
     let states = match &q.state {
         None => vec![],
@@ -176,7 +209,10 @@ pub(crate) async fn list(
             .collect::<Result<Vec<_>, _>>()?,
     };
     let deployment_id = match (&q.deployment, &q.project) {
-        (Some(d), Some(p)) => Some(st.store.deployment(p, d).await?.id),
+        (Some(d), Some(p)) => {
+            caller.check_project(p, || format!("deployment {p}/{d}"))?;
+            Some(st.store.deployment(p, d).await?.id)
+        }
         (Some(_), None) => {
             return Err(ApiError::field(
                 "deployment",
@@ -186,7 +222,7 @@ pub(crate) async fn list(
         _ => None,
     };
     let filter = RunFilter {
-        projects: q.project.map(|p| vec![p]),
+        projects: caller.narrow(q.project),
         deployment_id,
         flow: q.flow,
         states,
@@ -201,9 +237,10 @@ pub(crate) async fn list(
 /// `GET /api/v1/flow_runs/{id}`: the run, its state history and task-run counts.
 pub(crate) async fn detail(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<FlowRunDetail>> {
-    let run = st.store.flow_run(id).await?;
+    let run = visible_run(&st, &caller, id, Permission::Read).await?;
     let history = st.store.flow_run_history(id).await?;
     let task_runs_by_state = st.store.task_run_counts(id).await?;
     Ok(axum::Json(FlowRunDetail {
@@ -217,9 +254,11 @@ pub(crate) async fn detail(
 /// current run when refused.
 pub(crate) async fn propose(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
     Json(p): Json<ProposeState>,
 ) -> ApiResult<axum::Json<FlowRun>> {
+    visible_run(&st, &caller, id, Permission::Report).await?;
     if let Some(m) = &p.message
         && m.len() > 64 * 1024
     {
@@ -233,6 +272,13 @@ pub(crate) async fn propose(
     Ok(axum::Json(run))
 }
 
+/// Loads a run the caller may touch with `p`; 404 for one it may not see.
+pub(crate) async fn visible_run(st: &AppState, caller: &Caller, id: Uuid, p: Permission) -> ApiResult<FlowRun> {
+    let run = st.store.flow_run(id).await?;
+    caller.check_run(st, &run, p).await?;
+    Ok(run)
+}
+
 fn after_change(st: &AppState, run: &FlowRun) {
     if run.state.is_claimable() {
         st.work_available();
@@ -243,9 +289,12 @@ fn after_change(st: &AppState, run: &FlowRun) {
 /// `POST /api/v1/flow_runs/{id}/cancel`.
 pub(crate) async fn cancel(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<FlowRun>> {
+    visible_run(&st, &caller, id, Permission::Run).await?;
     let run = st.store.cancel_flow_run(id, Utc::now()).await?;
+    caller.audit(&st, "cancel", &id.to_string(), None).await;
     after_change(&st, &run);
     Ok(axum::Json(run))
 }
@@ -253,6 +302,7 @@ pub(crate) async fn cancel(
 /// `POST /api/v1/flow_runs/{id}/retry`: a terminal run goes back to Scheduled.
 pub(crate) async fn retry(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
     crate::extract::Body(body): crate::extract::Body,
 ) -> ApiResult<axum::Json<FlowRun>> {
@@ -261,7 +311,7 @@ pub(crate) async fn retry(
     } else {
         crate::extract::parse_json::<RetryFlowRun>(&body)?.from_failed
     };
-    let run = st.store.flow_run(id).await?;
+    let run = visible_run(&st, &caller, id, Permission::Run).await?;
     if run.deployment_id.is_none() {
         return Err(ApiError::Conflict {
             message: "an ad-hoc run has no deployment for an agent to launch again; rerun it the way it was started".into(),
@@ -269,6 +319,8 @@ pub(crate) async fn retry(
         });
     }
     let run = st.store.retry_flow_run(id, from_failed, Utc::now()).await?;
+    let detail = from_failed.then(|| "from failed".to_string());
+    caller.audit(&st, "retry", &id.to_string(), detail).await;
     after_change(&st, &run);
     Ok(axum::Json(run))
 }
@@ -277,9 +329,11 @@ pub(crate) async fn retry(
 /// learns whether to stop.
 pub(crate) async fn heartbeat(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
     Json(hb): Json<RunHeartbeat>,
 ) -> ApiResult<axum::Json<RunHeartbeatReply>> {
+    visible_run(&st, &caller, id, Permission::Report).await?;
     let held = [weir_core::api::HeldRun {
         id,
         attempt: hb.attempt,
@@ -306,11 +360,12 @@ pub(crate) struct TaskRunsQuery {
 /// `GET /api/v1/flow_runs/{id}/task_runs`: in creation order.
 pub(crate) async fn task_runs(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
     Query(q): Query<TaskRunsQuery>,
 ) -> ApiResult<axum::Json<Page<TaskRun>>> {
     let limit = super::page_size(q.limit, 200)?;
-    st.store.flow_run(id).await?;
+    visible_run(&st, &caller, id, Permission::Read).await?;
     Ok(axum::Json(st.store.task_runs(id, q.cursor, limit).await?))
 }
 
@@ -333,9 +388,13 @@ pub(crate) struct TaskRunState {
 /// `GET /api/v1/task_runs/{id}`.
 pub(crate) async fn task_run(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<TaskRunDetail>> {
     let (task_run, history) = st.store.task_run(id).await?;
+    visible_run(&st, &caller, task_run.flow_run_id, Permission::Read)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("task run {id} not found")))?;
     Ok(axum::Json(TaskRunDetail {
         task_run,
         history: history
@@ -363,11 +422,12 @@ pub(crate) struct LogsQuery {
 /// `GET /api/v1/flow_runs/{id}/logs`: oldest first after `after`.
 pub(crate) async fn logs(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<axum::Json<Page<LogLine>>> {
     let limit = super::page_size(q.limit, 500)?;
-    st.store.flow_run(id).await?;
+    visible_run(&st, &caller, id, Permission::Read).await?;
     let items = st
         .store
         .logs(id, q.task_run, q.after.unwrap_or(0), limit)
@@ -394,10 +454,11 @@ struct Follow {
 /// line was sent.
 pub(crate) async fn stream(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<Uuid>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    st.store.flow_run(id).await?;
+    visible_run(&st, &caller, id, Permission::Read).await?;
     let activity = st.activity.subscribe();
     let follow = Follow {
         st,
