@@ -98,7 +98,13 @@ pub async fn bootstrap_admin_key(store: &weir_store::Store) -> Result<Option<Str
     let (key, digest, full) = new_key("local-admin", Role::Admin, None, None, "bootstrap")?;
     store.create_api_key(&key, &digest).await?;
     store
-        .audit("bootstrap", "key.create", &format!("{} (admin)", key.id), None, Utc::now())
+        .audit(
+            "bootstrap",
+            "key.create",
+            &format!("{} (admin)", key.id),
+            None,
+            Utc::now(),
+        )
         .await?;
     Ok(Some(full))
 }
@@ -113,7 +119,11 @@ fn mac(secret: &[u8], run: Uuid, attempt: u32) -> String {
 
 /// A token valid only for `run`'s `attempt` (and its subflows), for the flow process.
 pub(crate) fn run_token(secret: &[u8], run: Uuid, attempt: u32) -> String {
-    format!("{RUN_TOKEN_PREFIX}{}_{attempt}_{}", run.simple(), mac(secret, run, attempt))
+    format!(
+        "{RUN_TOKEN_PREFIX}{}_{attempt}_{}",
+        run.simple(),
+        mac(secret, run, attempt)
+    )
 }
 
 fn parse_run_token(secret: &[u8], token: &str) -> Option<(Uuid, u32)> {
@@ -123,13 +133,18 @@ fn parse_run_token(secret: &[u8], token: &str) -> Option<(Uuid, u32)> {
     let attempt: u32 = parts.next()?.parse().ok()?;
     let given = parts.next()?;
     let expected = mac(secret, run, attempt);
-    (!expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))).then_some((run, attempt))
+    (!expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes())))
+        .then_some((run, attempt))
 }
 
 /// Reads the bearer token (or the UI's session cookie) of a request.
 pub(crate) fn bearer(parts: &Parts) -> Option<String> {
     if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        return h.to_str().ok()?.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+        return h
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(|t| t.trim().to_string());
     }
     crate::ui::session_token(parts)
 }
@@ -139,7 +154,10 @@ pub(crate) const SESSION_PREFIX: &str = "weirsess_";
 
 /// A session for the key `key_id` until `expires` (unix seconds), signed by the server.
 pub(crate) fn session_token(secret: &[u8], key_id: &str, expires: i64) -> String {
-    format!("{SESSION_PREFIX}{key_id}_{expires}_{}", session_mac(secret, key_id, expires))
+    format!(
+        "{SESSION_PREFIX}{key_id}_{expires}_{}",
+        session_mac(secret, key_id, expires)
+    )
 }
 
 fn session_mac(secret: &[u8], key_id: &str, expires: i64) -> String {
@@ -166,7 +184,8 @@ fn parse_session(secret: &[u8], token: &str) -> Option<String> {
 /// expired.
 pub(crate) async fn authenticate(st: &AppState, token: &str) -> ApiResult<Option<Caller>> {
     if token.starts_with(RUN_TOKEN_PREFIX) {
-        return Ok(parse_run_token(&st.run_secret, token).map(|(run, attempt)| Caller::Run { run, attempt }));
+        return Ok(parse_run_token(&st.run_secret, token)
+            .map(|(run, attempt)| Caller::Run { run, attempt }));
     }
     let (id, secret) = if token.starts_with(SESSION_PREFIX) {
         match parse_session(&st.run_secret, token) {
@@ -204,7 +223,9 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        authenticate(st, &token).await?.ok_or(ApiError::Unauthorized)
+        authenticate(st, &token)
+            .await?
+            .ok_or(ApiError::Unauthorized)
     }
 }
 
@@ -264,7 +285,9 @@ impl Caller {
     pub fn projects(&self) -> Option<Vec<String>> {
         match self {
             Caller::Key { project: None, .. } => None,
-            Caller::Key { project: Some(p), .. } => Some(vec![p.clone()]),
+            Caller::Key {
+                project: Some(p), ..
+            } => Some(vec![p.clone()]),
             Caller::Run { .. } => Some(vec![]),
         }
     }
@@ -281,7 +304,8 @@ impl Caller {
 
     /// Whether the caller may see `project`.
     pub fn sees(&self, project: &str) -> bool {
-        self.projects().is_none_or(|ps| ps.iter().any(|p| p == project))
+        self.projects()
+            .is_none_or(|ps| ps.iter().any(|p| p == project))
     }
 
     /// 404 (as if it did not exist) unless the caller may see `project`.
@@ -294,8 +318,8 @@ impl Caller {
     }
 
     /// Checks the caller may touch `run` with permission `p`: its role, its project, and for
-    /// agent keys that the run was claimed by one of its agents, for run tokens that it is
-    /// their run (or a subflow of it). Anything else is 404.
+    /// agent keys that the run was claimed by one of its agents (which may then also read
+    /// it), for run tokens that it is their run (or a subflow of it). Anything else is 404.
     pub async fn check_run(&self, st: &AppState, run: &FlowRun, p: Permission) -> ApiResult<()> {
         let hidden = || ApiError::NotFound(format!("flow run {} not found", run.id));
         match self {
@@ -309,12 +333,22 @@ impl Caller {
                     if owner.as_deref() != Some(id.as_str()) {
                         return Err(hidden());
                     }
+                    // An agent reads the runs it claimed (to settle how a launch ended).
+                    if p == Permission::Read {
+                        return Ok(());
+                    }
                 }
                 self.require(p)
             }
-            Caller::Run { run: token_run, attempt } => {
+            Caller::Run {
+                run: token_run,
+                attempt,
+            } => {
                 if !matches!(p, Permission::Report | Permission::Read) {
-                    return Err(ApiError::Forbidden(format!("a run token may not {}; use an API key", verb(p))));
+                    return Err(ApiError::Forbidden(format!(
+                        "a run token may not {}; use an API key",
+                        verb(p)
+                    )));
                 }
                 let mut current = run.clone();
                 for _ in 0..MAX_SUBFLOW_DEPTH {
@@ -323,7 +357,9 @@ impl Caller {
                             return Err(ApiError::Unauthorized);
                         }
                         if current.state.is_terminal()
-                            && current.ended_at.is_some_and(|e| e + RUN_TOKEN_GRACE < Utc::now())
+                            && current
+                                .ended_at
+                                .is_some_and(|e| e + RUN_TOKEN_GRACE < Utc::now())
                         {
                             return Err(ApiError::Unauthorized);
                         }
@@ -341,7 +377,11 @@ impl Caller {
 
     /// Records an action in the audit log (failures are logged, never fatal).
     pub async fn audit(&self, st: &AppState, action: &str, target: &str, detail: Option<String>) {
-        if let Err(error) = st.store.audit(&self.actor(), action, target, detail, Utc::now()).await {
+        if let Err(error) = st
+            .store
+            .audit(&self.actor(), action, target, detail, Utc::now())
+            .await
+        {
             tracing::warn!(message = "audit log write failed", %error, action, target);
         }
     }
@@ -357,7 +397,10 @@ mod tests {
         let run = Uuid::now_v7();
         let t = run_token(secret, run, 2);
         assert_eq!(parse_run_token(secret, &t), Some((run, 2)));
-        assert_eq!(parse_run_token(b"another secret, another server!", &t), None);
+        assert_eq!(
+            parse_run_token(b"another secret, another server!", &t),
+            None
+        );
         let forged = t.replace("_2_", "_3_");
         assert_eq!(parse_run_token(secret, &forged), None);
         assert_eq!(parse_run_token(secret, "weirrun_garbage"), None);
@@ -365,7 +408,8 @@ mod tests {
 
     #[test]
     fn keys_are_stored_as_digests() {
-        let (key, digest_hex, full) = new_key("ci", Role::Developer, None, None, "test").expect("key");
+        let (key, digest_hex, full) =
+            new_key("ci", Role::Developer, None, None, "test").expect("key");
         assert!(full.starts_with("weir_"));
         let (id, secret) = parse_key(&full).expect("well-formed");
         assert_eq!(id, key.id);

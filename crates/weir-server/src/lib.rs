@@ -75,7 +75,8 @@ impl Server {
             source,
         })?;
         let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh).map_err(|e| StartError::Bootstrap(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut fresh)
+            .map_err(|e| StartError::Bootstrap(format!("no randomness: {e}")))?;
         let secret = store
             .setting_or_init("run_token_secret", || {
                 fresh.iter().map(|b| format!("{b:02x}")).collect()

@@ -250,10 +250,34 @@ fn build() -> Value {
             Some(s(&mut g, of::<ClaimRequest>)),
             s(&mut g, of::<Vec<ClaimedRun>>),
         ),
-        op("post", "/api/v1/keys", "Create an API key (admin; the secret is shown once)", Some(s(&mut g, of::<CreateApiKey>)), s(&mut g, of::<CreatedApiKey>)),
-        op("get", "/api/v1/keys", "List API keys (admin; never secrets)", None, s(&mut g, of::<Vec<ApiKey>>)),
-        op("post", "/api/v1/keys/{id}/revoke", "Revoke an API key at once (admin)", None, s(&mut g, of::<ApiKey>)),
-        op("get", "/api/v1/audit", "The audit log, newest first (admin)", None, s(&mut g, of::<Page<AuditEntry>>)),
+        op(
+            "post",
+            "/api/v1/keys",
+            "Create an API key (admin; the secret is shown once)",
+            Some(s(&mut g, of::<CreateApiKey>)),
+            s(&mut g, of::<CreatedApiKey>),
+        ),
+        op(
+            "get",
+            "/api/v1/keys",
+            "List API keys (admin; never secrets)",
+            None,
+            s(&mut g, of::<Vec<ApiKey>>),
+        ),
+        op(
+            "post",
+            "/api/v1/keys/{id}/revoke",
+            "Revoke an API key at once (admin)",
+            None,
+            s(&mut g, of::<ApiKey>),
+        ),
+        op(
+            "get",
+            "/api/v1/audit",
+            "The audit log, newest first (admin)",
+            None,
+            s(&mut g, of::<Page<AuditEntry>>),
+        ),
     ];
     let error = g.subschema_for::<ErrorBody>();
     let mut paths = Map::new();

@@ -24,6 +24,8 @@ pub struct Options {
     pub schedule_horizon: std::time::Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Served over TLS (session cookies are then marked Secure).
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             schedule_max_runs: 10,
             schedule_horizon: std::time::Duration::from_secs(7 * 86400),
             max_body_bytes: 16 * 1024 * 1024,
+            tls: false,
         }
     }
 }

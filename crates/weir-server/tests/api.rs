@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 use weir_core::StateKind;
@@ -465,39 +465,4 @@ async fn openapi_and_metrics() {
         .expect("json");
     assert_eq!(health["status"], "ok");
     s.stop().await;
-}
-
-/// `(method, path)` of every route the router serves, read from its source so that a new
-/// route without documentation fails this test.
-fn router_routes() -> BTreeSet<(String, String)> {
-    let src = include_str!("../src/routes/mod.rs");
-    let body = &src[src.find("fn router").expect("router fn")..];
-    let nest_at = body.find(".nest(").expect("nest");
-    let mut out = BTreeSet::new();
-    for (at, _) in body.match_indices(".route(") {
-        let rest = &body[at + ".route(".len()..];
-        let path = rest.split('"').nth(1).expect("route path");
-        let call_end = rest
-            .find(".route(")
-            .or_else(|| rest.find(".nest("))
-            .or_else(|| rest.find(".fallback("))
-            .unwrap_or(rest.len());
-        let handlers = &rest[..call_end];
-        let full = if at < nest_at {
-            format!("/api/v1{path}")
-        } else {
-            path.to_string()
-        };
-        for method in ["get", "post", "put", "delete", "patch"] {
-            let called = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
-                i == 0
-                    || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
-                        && handlers.as_bytes()[i - 1] != b'_'
-            });
-            if called {
-                out.insert((method.to_string(), full.clone()));
-            }
-        }
-    }
-    out
 }

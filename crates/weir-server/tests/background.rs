@@ -54,11 +54,12 @@ async fn scheduler_survives_restart(db: &TestDb) {
                 && r.scheduled_at.timestamp_subsec_micros() == 0)
     );
     let last_before = first.iter().map(|r| r.scheduled_at).max().expect("runs");
+    let key = s.admin_key.clone();
     s.stop().await;
 
     // A new server on the same database picks up where the old one stopped: no duplicates
     // of times already materialised, and new times beyond them.
-    let s = TestServer::start(options(db)).await;
+    let s = TestServer::start_with_key(options(db), &key).await;
     let after = eventually(
         "the new server to schedule further ahead",
         Duration::from_secs(5),
@@ -82,7 +83,7 @@ async fn scheduler_replicas(db: &TestDb) {
     let mut opts = options(db);
     opts.schedule_max_runs = 30;
     let a = TestServer::start(opts.clone()).await;
-    let b = TestServer::start(opts).await;
+    let b = TestServer::start_with_key(opts, &a.admin_key).await;
     let names = ["r0", "r1", "r2", "r3", "r4"];
     for (i, name) in names.iter().enumerate() {
         let mut sp = spec("tick");

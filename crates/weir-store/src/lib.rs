@@ -20,7 +20,7 @@ mod runs;
 mod scheduling;
 mod task_runs;
 
-pub use runs::{NewFlowRun, RunFilter};
+pub use runs::{NewFlowRun, RunFilter, TaskGroup};
 pub use scheduling::DueSchedule;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -638,3 +638,82 @@ impl Bind {
         }
     }
 }
+
+/// Task runs of one flow run grouped by task, for timelines of runs too large to draw one
+/// bar per task run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskGroup {
+    /// Task name.
+    pub task: String,
+    /// How many task runs.
+    pub count: u64,
+    /// How many of them Completed.
+    pub completed: u64,
+    /// How many Failed or Crashed.
+    pub failed: u64,
+    /// First created.
+    pub first_at: Timestamp,
+    /// Last ended (or last state change).
+    pub last_at: Timestamp,
+}
+
+impl Store {
+    /// The next scheduled run of a deployment.
+    pub async fn next_scheduled(&self, deployment: Uuid) -> Result<Option<FlowRun>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE deployment_id = $1 \
+             AND state = 'Scheduled' ORDER BY scheduled_at LIMIT 1"
+        )))
+        .bind(deployment.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(codec::flow_run).transpose()
+    }
+
+    /// The next scheduled runs across projects (`None`: all), soonest first.
+    pub async fn upcoming_runs(&self, projects: Option<&[String]>, limit: u32) -> Result<Vec<FlowRun>> {
+        let mut sql = format!("SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state = 'Scheduled'");
+        if let Some(ps) = projects {
+            if ps.is_empty() {
+                return Ok(vec![]);
+            }
+            sql.push_str(&format!(" AND project IN ({})", placeholders(2, ps.len())));
+        }
+        sql.push_str(" ORDER BY scheduled_at LIMIT $1");
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(i64::from(limit.clamp(1, 1000)));
+        for p in projects.unwrap_or_default() {
+            q = q.bind(p.clone());
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter().map(codec::flow_run).collect()
+    }
+
+    /// A flow run's task runs grouped by task name, in order of first appearance.
+    pub async fn task_groups(&self, flow_run: Uuid) -> Result<Vec<TaskGroup>> {
+        let rows = sqlx::query(
+            "SELECT task, COUNT(*) AS n, \
+             SUM(CASE WHEN state = 'Completed' THEN 1 ELSE 0 END) AS completed, \
+             SUM(CASE WHEN state IN ('Failed', 'Crashed') THEN 1 ELSE 0 END) AS failed, \
+             MIN(created_at) AS first_at, MAX(COALESCE(ended_at, state_at)) AS last_at \
+             FROM task_runs WHERE flow_run_id = $1 GROUP BY task ORDER BY MIN(created_at)",
+        )
+        .bind(flow_run.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let n: i64 = r.try_get("n")?;
+                let completed: i64 = r.try_get("completed")?;
+                let failed: i64 = r.try_get("failed")?;
+                Ok(TaskGroup {
+                    task: r.try_get("task")?,
+                    count: u64::try_from(n).unwrap_or(0),
+                    completed: u64::try_from(completed).unwrap_or(0),
+                    failed: u64::try_from(failed).unwrap_or(0),
+                    first_at: codec::ts(r.try_get("first_at")?),
+                    last_at: codec::ts(r.try_get("last_at")?),
+                })
+            })
+            .collect()
+    }
+}

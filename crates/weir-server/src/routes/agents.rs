@@ -47,12 +47,18 @@ pub(crate) async fn register(
     if req.limit == 0 {
         return Err(ApiError::field("limit", "limit must be at least 1"));
     }
-    let agent = st.store.register_agent(&req, caller.key_id(), Utc::now()).await?;
+    let agent = st
+        .store
+        .register_agent(&req, caller.key_id(), Utc::now())
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(agent)))
 }
 
 /// `GET /api/v1/agents`: agents seen in the last 24 hours.
-pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<Agent>>> {
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<Agent>>> {
     caller.require(Permission::Read)?;
     Ok(axum::Json(
         st.store.agents(Utc::now() - AGENT_LISTED_FOR).await?,
@@ -60,11 +66,15 @@ pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResul
 }
 
 /// `GET /api/v1/work_queues`.
-pub(crate) async fn queues(State(st): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<WorkQueue>>> {
+pub(crate) async fn queues(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<WorkQueue>>> {
     caller.require(Permission::Read)?;
     if caller.projects().is_some() {
         return Err(ApiError::Forbidden(
-            "work queues span projects: list them with a key that is not scoped to a project".into(),
+            "work queues span projects: list them with a key that is not scoped to a project"
+                .into(),
         ));
     }
     let now = Utc::now();
@@ -82,12 +92,35 @@ pub(crate) async fn heartbeat(
     Json(hb): Json<Heartbeat>,
 ) -> ApiResult<axum::Json<HeartbeatReply>> {
     own_agent(&st, &caller, id).await?;
+    // Renewing a lease also hands the run to this agent (how a restarted agent takes over
+    // its live runs), so only runs the caller's key may report on are renewed: an agent key
+    // cannot take another key's runs. The others are answered as lost.
+    let mut held = Vec::with_capacity(hb.runs.len());
+    let mut refused = Vec::new();
+    let unscoped_admin = caller.role() == Some(Role::Admin) && caller.projects().is_none();
+    for h in hb.runs {
+        let allowed = unscoped_admin
+            || match st.store.flow_run(h.id).await {
+                Ok(run) => caller
+                    .check_run(&st, &run, Permission::Report)
+                    .await
+                    .is_ok(),
+                Err(weir_store::Error::NotFound(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
+        if allowed {
+            held.push(h);
+        } else {
+            refused.push(h.id);
+        }
+    }
     let now = Utc::now();
     st.store.touch_agent(id, now).await?;
-    let (cancel, lost) = st
+    let (cancel, mut lost) = st
         .store
-        .renew_leases(Some(id), &hb.runs, st.lease(), now)
+        .renew_leases(Some(id), &held, st.lease(), now)
         .await?;
+    lost.extend(refused);
     Ok(axum::Json(HeartbeatReply {
         cancel,
         lost,
@@ -126,7 +159,14 @@ pub(crate) async fn claim(
         let started = Instant::now();
         let claimed = st
             .store
-            .claim_in(id, &agent.queues, project.as_deref(), limit, st.lease(), Utc::now())
+            .claim_in(
+                id,
+                &agent.queues,
+                project.as_deref(),
+                limit,
+                st.lease(),
+                Utc::now(),
+            )
             .await?;
         metrics::histogram!("weir_claim_seconds").record(started.elapsed().as_secs_f64());
         if !claimed.is_empty() {
@@ -163,7 +203,11 @@ async fn own_agent(st: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
     caller.require(Permission::AgentWork)?;
     let owner = st.store.agent_key(id).await?;
     match caller {
-        Caller::Key { role: Role::Admin, project: None, .. } => Ok(()),
+        Caller::Key {
+            role: Role::Admin,
+            project: None,
+            ..
+        } => Ok(()),
         Caller::Key { id: key, .. } if owner.as_deref() == Some(key.as_str()) => Ok(()),
         _ => Err(ApiError::NotFound(format!("agent {id} not found"))),
     }

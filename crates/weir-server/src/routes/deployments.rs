@@ -138,8 +138,13 @@ pub(crate) async fn upsert(
         .upsert_deployment(&project, &name, &req.spec, req.dry_run, Utc::now())
         .await?;
     if !req.dry_run && result.outcome != weir_core::api::UpsertOutcome::Unchanged {
-        let version = result.deployment.as_ref().map(|d| format!("v{}", d.version));
-        caller.audit(&st, "deploy", &format!("{project}/{name}"), version).await;
+        let version = result
+            .deployment
+            .as_ref()
+            .map(|d| format!("v{}", d.version));
+        caller
+            .audit(&st, "deploy", &format!("{project}/{name}"), version)
+            .await;
     }
     Ok(axum::Json(result))
 }
@@ -226,7 +231,13 @@ async fn set_paused(
     caller.check_project(&project, || format!("deployment {project}/{name}"))?;
     let d = st.store.deployment(&project, &name).await?;
     st.store.set_paused(d.id, paused, Utc::now()).await?;
-    let action = if paused { "schedule.pause" } else { "schedule.resume" };
-    caller.audit(&st, action, &format!("{project}/{name}"), None).await;
+    let action = if paused {
+        "schedule.pause"
+    } else {
+        "schedule.resume"
+    };
+    caller
+        .audit(&st, action, &format!("{project}/{name}"), None)
+        .await;
     Ok(axum::Json(st.store.deployment(&project, &name).await?))
 }

@@ -38,7 +38,10 @@ async fn check_runs(st: &AppState, caller: &Caller, ids: BTreeSet<Uuid>) -> ApiR
             }
             _ => {
                 let run = st.store.flow_run(*id).await?;
-                caller.check_run(st, &run, Permission::Report).await.map_err(|_| missing(id))?;
+                caller
+                    .check_run(st, &run, Permission::Report)
+                    .await
+                    .map_err(|_| missing(id))?;
             }
         }
     }
@@ -60,7 +63,12 @@ pub(crate) async fn task_runs(
             ),
         ));
     }
-    check_runs(&st, &caller, batch.reports.iter().map(|r| r.flow_run_id).collect()).await?;
+    check_runs(
+        &st,
+        &caller,
+        batch.reports.iter().map(|r| r.flow_run_id).collect(),
+    )
+    .await?;
     let accepted = st.store.ingest_task_runs(&batch.reports).await?;
     metrics::counter!("weir_task_run_reports_total").increment(accepted);
     st.touched();
@@ -82,7 +90,12 @@ pub(crate) async fn logs(
             ),
         ));
     }
-    check_runs(&st, &caller, batch.lines.iter().map(|l| l.flow_run_id).collect()).await?;
+    check_runs(
+        &st,
+        &caller,
+        batch.lines.iter().map(|l| l.flow_run_id).collect(),
+    )
+    .await?;
     for line in &mut batch.lines {
         if line.message.len() > MAX_LINE {
             let mut cut = MAX_LINE;

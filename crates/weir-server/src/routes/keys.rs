@@ -24,7 +24,10 @@ pub(crate) async fn create(
 ) -> ApiResult<(StatusCode, axum::Json<CreatedApiKey>)> {
     caller.require(Permission::Admin)?;
     if req.name.trim().is_empty() || req.name.len() > 100 {
-        return Err(ApiError::field("name", "a key's name must be 1-100 characters"));
+        return Err(ApiError::field(
+            "name",
+            "a key's name must be 1-100 characters",
+        ));
     }
     if let Some(p) = &req.project {
         names::check("project", p).map_err(|m| ApiError::field("project", m))?;
@@ -33,7 +36,9 @@ pub(crate) async fn create(
         Caller::Key { project, .. } => project.clone(),
         Caller::Run { .. } => None,
     };
-    let role = caller.role().ok_or_else(|| ApiError::Forbidden("only admins create keys".into()))?;
+    let role = caller
+        .role()
+        .ok_or_else(|| ApiError::Forbidden("only admins create keys".into()))?;
     if !role.may_grant(scope.as_deref(), req.role, req.project.as_deref()) {
         return Err(ApiError::Forbidden(format!(
             "a key scoped to project {:?} may only create keys for that project",
@@ -45,25 +50,50 @@ pub(crate) async fn create(
         Some(s) if s > MAX_LIFETIME_S => {
             return Err(ApiError::field("expires_in_s", "must be at most ten years"));
         }
-        Some(s) => Some(chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))),
+        Some(s) => Some(chrono::Duration::seconds(
+            i64::try_from(s).unwrap_or(i64::MAX),
+        )),
         None => None,
     };
-    let (key, digest, secret) = new_key(&req.name, req.role, req.project.clone(), lifetime, &caller.actor())?;
+    let (key, digest, secret) = new_key(
+        &req.name,
+        req.role,
+        req.project.clone(),
+        lifetime,
+        &caller.actor(),
+    )?;
     st.store.create_api_key(&key, &digest).await?;
-    let scope = key.project.as_deref().map(|p| format!(" in {p}")).unwrap_or_default();
+    let scope = key
+        .project
+        .as_deref()
+        .map(|p| format!(" in {p}"))
+        .unwrap_or_default();
     caller
-        .audit(&st, "key.create", &key.id, Some(format!("{} ({}{scope})", key.name, key.role)))
+        .audit(
+            &st,
+            "key.create",
+            &key.id,
+            Some(format!("{} ({}{scope})", key.name, key.role)),
+        )
         .await;
-    Ok((StatusCode::CREATED, axum::Json(CreatedApiKey { key, secret })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedApiKey { key, secret }),
+    ))
 }
 
 /// `GET /api/v1/keys`: never secrets or digests.
-pub(crate) async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<ApiKey>>> {
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<ApiKey>>> {
     caller.require(Permission::Admin)?;
     let keys = st.store.api_keys().await?;
     Ok(axum::Json(
         keys.into_iter()
-            .filter(|k| caller.projects().is_none() || k.project.as_deref().is_some_and(|p| caller.sees(p)))
+            .filter(|k| {
+                caller.projects().is_none() || k.project.as_deref().is_some_and(|p| caller.sees(p))
+            })
             .collect(),
     ))
 }
@@ -81,7 +111,9 @@ pub(crate) async fn revoke(
         return Err(not_found());
     }
     let key = st.store.revoke_api_key(&id, Utc::now()).await?;
-    caller.audit(&st, "key.revoke", &key.id, Some(key.name.clone())).await;
+    caller
+        .audit(&st, "key.revoke", &key.id, Some(key.name.clone()))
+        .await;
     Ok(axum::Json(key))
 }
 
@@ -101,7 +133,9 @@ pub(crate) async fn audit(
 ) -> ApiResult<axum::Json<Page<AuditEntry>>> {
     caller.require(Permission::Admin)?;
     if caller.projects().is_some() {
-        return Err(ApiError::Forbidden("the audit log is for unscoped admin keys".into()));
+        return Err(ApiError::Forbidden(
+            "the audit log is for unscoped admin keys".into(),
+        ));
     }
     let limit = super::page_size(q.limit, 100)?;
     Ok(axum::Json(st.store.audit_log(q.cursor, limit).await?))

@@ -1,11 +1,11 @@
 //! The HTTP surface: one module per resource, assembled into one router.
 
 mod agents;
-mod deployments;
+pub(crate) mod deployments;
 mod health;
 mod ingest;
-mod keys;
-mod runs;
+pub(crate) mod keys;
+pub(crate) mod runs;
 
 use crate::state::AppState;
 use axum::Router;
@@ -73,6 +73,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/audit", get(keys::audit));
     Router::new()
         .nest("/api/v1", api)
+        .merge(crate::ui::routes())
         .route("/api/openapi.json", get(crate::openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

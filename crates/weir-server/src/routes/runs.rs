@@ -38,7 +38,9 @@ pub(crate) async fn create(
         })?;
         let parent = visible_run(&st, &caller, parent, Permission::Report).await?;
         if req.deployment_id.is_some() || req.deployment.is_some() {
-            return Err(ApiError::Forbidden("a run token may not start deployments".into()));
+            return Err(ApiError::Forbidden(
+                "a run token may not start deployments".into(),
+            ));
         }
         req.project = Some(parent.project);
     } else {
@@ -159,7 +161,14 @@ pub(crate) async fn create(
     };
     let (run, created) = st.store.create_flow_run(new, st.lease(), now).await?;
     if created && let Some(d) = &run.deployment {
-        caller.audit(&st, "run", &run.id.to_string(), Some(format!("{}/{d}", run.project))).await;
+        caller
+            .audit(
+                &st,
+                "run",
+                &run.id.to_string(),
+                Some(format!("{}/{d}", run.project)),
+            )
+            .await;
     }
     if created && run.state == StateKind::Scheduled {
         st.work_available();
@@ -273,7 +282,12 @@ pub(crate) async fn propose(
 }
 
 /// Loads a run the caller may touch with `p`; 404 for one it may not see.
-pub(crate) async fn visible_run(st: &AppState, caller: &Caller, id: Uuid, p: Permission) -> ApiResult<FlowRun> {
+pub(crate) async fn visible_run(
+    st: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    p: Permission,
+) -> ApiResult<FlowRun> {
     let run = st.store.flow_run(id).await?;
     caller.check_run(st, &run, p).await?;
     Ok(run)

@@ -1,6 +1,7 @@
 //! Shared harness of the server suites: a real `weir_server::Server` on 127.0.0.1:0 over a
 //! real database, a typed `weir_client::Client` and a raw `reqwest::Client` for requests the
-//! typed client cannot send (malformed bodies, odd paths).
+//! typed client cannot send (malformed bodies, odd paths). Both authenticate with the admin
+//! key the server created on its empty database ([`TestServer::admin_key`]).
 
 #![allow(dead_code)]
 
@@ -36,33 +37,73 @@ pub fn options(db: &TestDb) -> Options {
 pub struct TestServer {
     /// The server (taken by [`TestServer::stop`]).
     pub server: Server,
-    /// Typed client.
+    /// Typed client, authenticated with [`TestServer::admin_key`].
     pub client: Client,
-    /// Raw HTTP client.
+    /// Raw HTTP client sending `Authorization: Bearer <admin key>` on every request.
     pub http: reqwest::Client,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The unscoped admin key: the one the server bootstrapped on an empty database, or the
+    /// one given to [`TestServer::start_with_key`].
+    pub admin_key: String,
+}
+
+/// A raw HTTP client sending `Authorization: Bearer KEY` on every request (none when `key`
+/// is `None`).
+pub fn http_client(key: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = key {
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .expect("a key is a valid header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .expect("http client")
 }
 
 impl TestServer {
-    /// Starts a server with `options`.
+    /// Starts a server with `options` on a database without keys, and uses the admin key it
+    /// bootstraps.
     pub async fn start(options: Options) -> TestServer {
+        Self::start_inner(options, None).await
+    }
+
+    /// Starts a server with `options` on a database that already has keys (a restart, a
+    /// second replica), authenticating with `admin_key`.
+    pub async fn start_with_key(options: Options, admin_key: &str) -> TestServer {
+        Self::start_inner(options, Some(admin_key.to_string())).await
+    }
+
+    async fn start_inner(options: Options, admin_key: Option<String>) -> TestServer {
         let server = match Server::start(options).await {
             Ok(s) => s,
             Err(e) => panic!("server did not start: {e}"),
         };
+        let admin_key = match (admin_key, server.bootstrap_key.clone()) {
+            (Some(k), _) => k,
+            (None, Some(k)) => k,
+            (None, None) => panic!(
+                "the database already had keys, so the server bootstrapped none: use TestServer::start_with_key"
+            ),
+        };
         let base = format!("http://{}", server.addr);
-        let client = Client::new(&base, None).expect("client");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
+        let client = Client::new(&base, Some(admin_key.clone())).expect("client");
+        let http = http_client(Some(&admin_key));
         TestServer {
             server,
             client,
             http,
             base,
+            admin_key,
         }
+    }
+
+    /// A typed client of this server authenticating with `key`.
+    pub fn client_with(&self, key: &str) -> Client {
+        Client::new(&self.base, Some(key.to_string())).expect("client")
     }
 
     /// `base` + `path`.
@@ -175,4 +216,40 @@ pub async fn runs_of(c: &Client, deployment: &str) -> Vec<FlowRun> {
             None => return out,
         }
     }
+}
+
+/// `(method, path)` of every route the router serves (`get`, `/api/v1/flow_runs/{id}`), read
+/// from the source of `src/routes/mod.rs` so that a new route the suites do not know about
+/// fails the tests that walk them (the OpenAPI check, the security matrix).
+pub fn router_routes() -> std::collections::BTreeSet<(String, String)> {
+    let src = include_str!("../../src/routes/mod.rs");
+    let body = &src[src.find("fn router").expect("router fn")..];
+    let nest_at = body.find(".nest(").expect("nest");
+    let mut out = std::collections::BTreeSet::new();
+    for (at, _) in body.match_indices(".route(") {
+        let rest = &body[at + ".route(".len()..];
+        let path = rest.split('"').nth(1).expect("route path");
+        let call_end = rest
+            .find(".route(")
+            .or_else(|| rest.find(".nest("))
+            .or_else(|| rest.find(".fallback("))
+            .unwrap_or(rest.len());
+        let handlers = &rest[..call_end];
+        let full = if at < nest_at {
+            format!("/api/v1{path}")
+        } else {
+            path.to_string()
+        };
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let called = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
+                i == 0
+                    || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
+                        && handlers.as_bytes()[i - 1] != b'_'
+            });
+            if called {
+                out.insert((method.to_string(), full.clone()));
+            }
+        }
+    }
+    out
 }
