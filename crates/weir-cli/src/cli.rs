@@ -10,6 +10,9 @@ pub struct Cli {
     /// Server URL (default: the local server recorded in $WEIR_HOME, else http://127.0.0.1:4200).
     #[arg(long, global = true, env = "WEIR_API_URL")]
     pub api_url: Option<String>,
+    /// Also trust the certificates in this PEM file when talking to an https:// server.
+    #[arg(long, global = true, env = "WEIR_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -36,6 +39,12 @@ pub struct ServerArgs {
     /// Milliseconds between scheduler and crash-detector passes.
     #[arg(long, default_value_t = 1000)]
     pub tick_ms: u64,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key", env = "WEIR_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "WEIR_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Options shared by `agent` and `up`.

@@ -107,7 +107,11 @@ fn ssm_secret_reaches_the_flow_and_nowhere_else() {
             .endpoint_url(&endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(ssm::config::Credentials::new(
-                "test", "test", None, None, "weir-tests",
+                "test",
+                "test",
+                None,
+                None,
+                "weir-tests",
             ))
             .load()
             .await;
@@ -149,22 +153,10 @@ secrets = {{ CANARY = "ssm:{missing}" }}
 
     // An agent configured for AWS by the standard environment only, as in production.
     let home = w.sb.path("agent-aws");
-    let agent = w.sb.spawn(
-        "agent-aws",
-        &[
-            "agent",
-            "--queue",
-            "default",
-            "--limit",
-            "2",
-            "--heartbeat-s",
-            "1",
-            "--name",
-            "agent-aws",
-        ],
+    let agent = w.start_agent_env(
         &home,
+        2,
         &[
-            ("WEIR_API_URL", &w.url),
             ("AWS_ENDPOINT_URL", &endpoint),
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),
@@ -189,7 +181,9 @@ secrets = {{ CANARY = "ssm:{missing}" }}
 
     let logs = w.weir(&["logs", &id.to_string()]).ok();
     assert!(
-        logs.stdout.lines().any(|l| l.trim_end().ends_with("seen=***")),
+        logs.stdout
+            .lines()
+            .any(|l| l.trim_end().ends_with("seen=***")),
         "the secret is redacted in the logs: {logs:#?}"
     );
 
@@ -222,7 +216,7 @@ secrets = {{ CANARY = "ssm:{missing}" }}
         "deployments show the reference: {}",
         shows[1].stdout
     );
-    let agent_log = w.sb.log(agent);
+    let agent_log = w.agent_log(agent);
     assert!(
         !agent_log.contains(&value),
         "the agent's output has the value: {agent_log}"

@@ -109,17 +109,35 @@ pub struct RunQuery {
 
 impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:4200`), authenticating with
-    /// `token` when given.
+    /// `token` when given. For `https://` servers, certificates are verified against the
+    /// system's roots plus the PEM file named by `WEIR_CA_FILE`, if set.
     pub fn new(base: &str, token: Option<String>) -> Result<Client> {
-        let http = reqwest::Client::builder()
+        let ca = std::env::var_os("WEIR_CA_FILE").filter(|v| !v.is_empty());
+        Client::with_ca(base, token, ca.as_deref().map(std::path::Path::new))
+    }
+
+    /// [`Client::new`], trusting the certificates in the PEM file `ca` as well.
+    pub fn with_ca(base: &str, token: Option<String>, ca: Option<&std::path::Path>) -> Result<Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|source| Error::Transport {
-                url: base.to_string(),
-                source,
+            .pool_idle_timeout(Duration::from_secs(30));
+        if let Some(path) = ca {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::Decode(format!("cannot read CA file {}: {e}", path.display()))
             })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::Decode(format!("invalid PEM in CA file {}: {e}", path.display()))
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|source| Error::Transport {
+            url: base.to_string(),
+            source,
+        })?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),

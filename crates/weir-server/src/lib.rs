@@ -13,10 +13,12 @@ mod metrics;
 mod openapi;
 mod routes;
 mod state;
+mod tls;
 mod ui;
 
 pub use error::ApiError;
 pub use state::{AppState, Options};
+pub use tls::{TlsFiles, install_crypto_provider};
 
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -46,6 +48,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}")]
     Store(#[from] weir_store::Error),
+    /// The TLS certificate or key is unusable.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(String),
     /// The first admin key could not be created.
     #[error("cannot create the first admin key: {0}")]
     Bootstrap(String),
@@ -62,6 +67,10 @@ pub enum StartError {
 impl Server {
     /// Opens the database, binds `options.bind`, and starts serving and the background loops.
     pub async fn start(options: Options) -> Result<Server, StartError> {
+        let acceptor = match &options.tls {
+            Some(files) => Some(tls::acceptor(files).map_err(StartError::Tls)?),
+            None => None,
+        };
         let store = weir_store::Store::connect(&options.database_url).await?;
         let listener =
             TcpListener::bind(&options.bind)
@@ -89,14 +98,29 @@ impl Server {
         let (shutdown, mut stop) = watch::channel(false);
         let mut tasks = background::spawn(state.clone(), shutdown.subscribe());
         let router = app(state.clone());
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(error) = serve.await {
-                tracing::error!(message = "server stopped", %error);
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        match acceptor {
+            None => tasks.push(tokio::spawn(async move {
+                let serve = axum::serve(listener, router).with_graceful_shutdown(stopped);
+                if let Err(error) = serve.await {
+                    tracing::error!(message = "server stopped", %error);
+                }
+            })),
+            Some(acceptor) => {
+                let listener = tls::TlsListener {
+                    tcp: listener,
+                    acceptor,
+                };
+                tasks.push(tokio::spawn(async move {
+                    let serve = axum::serve(listener, router).with_graceful_shutdown(stopped);
+                    if let Err(error) = serve.await {
+                        tracing::error!(message = "server stopped", %error);
+                    }
+                }));
             }
-        }));
+        }
         tracing::info!(message = "weir server listening", %addr, database = state.store.dialect().as_str());
         Ok(Server {
             addr,

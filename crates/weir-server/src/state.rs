@@ -24,8 +24,8 @@ pub struct Options {
     pub schedule_horizon: std::time::Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Served over TLS (session cookies are then marked Secure).
-    pub tls: bool,
+    /// Serve HTTPS with this certificate and key (session cookies are then marked Secure).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for Options {
@@ -39,7 +39,7 @@ impl Default for Options {
             schedule_max_runs: 10,
             schedule_horizon: std::time::Duration::from_secs(7 * 86400),
             max_body_bytes: 16 * 1024 * 1024,
-            tls: false,
+            tls: None,
         }
     }
 }

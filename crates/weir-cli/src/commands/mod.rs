@@ -12,6 +12,9 @@ use std::process::ExitCode;
 
 /// Runs the command; the exit code says how it went.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    // Every client of this process (CLI, agent, `weir up`) trusts it; agents pass it on to
+    // the flow processes they launch.
+    let _ = CA_FILE.set(cli.ca_file.clone());
     let api = crate::config::api_url(cli.api_url.as_deref());
     let json = cli.json;
     match cli.command {
@@ -58,10 +61,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 /// A client of the server at `api`.
 pub(crate) fn client(api: &str) -> Result<weir_client::Client> {
-    Ok(weir_client::Client::new(
+    Ok(weir_client::Client::with_ca(
         api,
         weir_client::key_from_env(),
+        ca_file(),
     )?)
+}
+
+/// `--ca-file` (or `WEIR_CA_FILE`), set once at start.
+static CA_FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// The extra CA file to trust, if any.
+pub(crate) fn ca_file() -> Option<&'static std::path::Path> {
+    CA_FILE.get().and_then(|c| c.as_deref())
 }
 
 /// Turns an API error into advice on what to do next.
@@ -76,3 +88,4 @@ pub(crate) fn explain(e: weir_client::Error) -> anyhow::Error {
         _ => anyhow::Error::new(e),
     }
 }
+

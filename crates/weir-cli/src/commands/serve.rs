@@ -44,12 +44,20 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
         lease: Duration::from_secs(args.lease_s.max(1)),
         late_after: Duration::from_secs(args.late_after_s),
         tick: Duration::from_millis(args.tick_ms.max(10)),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(weir_server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
         ..Options::default()
     };
     let server = Server::start(options)
         .await
         .context("cannot start the server")?;
-    let url = format!("http://{}", server.addr);
+    let scheme = if server.state.options.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", server.addr);
     config::record_server(&url)?;
     if let Some(key) = &server.bootstrap_key {
         let path = config::store_admin_key(key)?;
@@ -58,7 +66,7 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
             path.display()
         );
     }
-    if !server.addr.ip().is_loopback() {
+    if !server.addr.ip().is_loopback() && server.state.options.tls.is_none() {
         tracing::warn!(
             message = "listening on a non-loopback address without TLS: API keys cross the network in clear text",
             addr = %server.addr
@@ -106,6 +114,9 @@ fn agent_options(api: &str, args: &AgentArgs) -> Result<AgentOptions> {
     });
     let mut env = std::collections::BTreeMap::new();
     env.insert("WEIR_HOME".to_string(), home.display().to_string());
+    if let Some(ca) = super::ca_file() {
+        env.insert("WEIR_CA_FILE".to_string(), ca.display().to_string());
+    }
     Ok(AgentOptions {
         name,
         queues: args.queues.clone(),
@@ -144,7 +155,7 @@ pub async fn up(
 ) -> Result<ExitCode> {
     init_logging();
     let server = start_server(&server_args).await?;
-    let url = format!("http://{}", server.addr);
+    let url = config::api_url(None);
     let mut deployed = Vec::new();
     if !no_examples {
         match super::deploy::deploy_examples(&url).await {

@@ -7,6 +7,9 @@
 //!   When the test is failing, it prints the tail of every process's log first.
 //! - [`Weir`]: a sandbox with a `weir server` on a free port, agents (each with its own
 //!   `WEIR_HOME`), the `weir` CLI pointed at the server, and polling helpers over the API.
+//!   The server bootstraps an admin key into `server/admin.key`; the fixture's API client and
+//!   CLI invocations use it (`WEIR_API_KEY`), and each agent home gets an agent-role key of
+//!   its own, created with `weir keys create --role agent`.
 //!
 //! Layout of a sandbox: `server/` (the server's `WEIR_HOME`), `agent-N/` (agents'),
 //! `cli/` (the CLI's, so it never finds another server), `project/` (the `weir.toml`),
@@ -241,6 +244,18 @@ impl Sandbox {
         args: &[&str],
         timeout: Duration,
     ) -> Output {
+        self.cli_env(api, cli_home, &[], args, timeout)
+    }
+
+    /// Like [`Sandbox::cli`], with extra environment variables `env` (e.g. `WEIR_API_KEY`).
+    pub fn cli_env(
+        &self,
+        api: Option<&str>,
+        cli_home: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        timeout: Duration,
+    ) -> Output {
         // Output goes to files, so a chatty command can never block on a full pipe.
         let id = Uuid::now_v7();
         let out_path = self.path(&format!("logs/cli-{id}.out"));
@@ -255,6 +270,9 @@ impl Sandbox {
         cmd.env("WEIR_HOME", cli_home);
         if let Some(api) = api {
             cmd.env("WEIR_API_URL", api);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let mut child = cmd
             .spawn()
@@ -300,6 +318,20 @@ impl Sandbox {
                 )
             })
             .collect()
+    }
+
+    /// Waits for `home/admin.key` (the admin key a server bootstraps on an empty database)
+    /// and returns the key in it.
+    pub fn wait_admin_key(&self, home: &Path, timeout: Duration) -> String {
+        let file = home.join("admin.key");
+        wait_until(
+            &format!("{} to be written", file.display()),
+            timeout,
+            || match std::fs::read_to_string(&file) {
+                Ok(s) if s.trim().starts_with("weir_") => Ok(s.trim().to_string()),
+                _ => Err("not there yet".into()),
+            },
+        )
     }
 
     /// Waits for `home/server.url` and returns the URL in it.
@@ -393,11 +425,15 @@ pub struct Weir {
     pub sb: Sandbox,
     /// The server's URL.
     pub url: String,
-    /// An API client of the server.
+    /// An API client of the server, authenticated with [`Weir::admin_key`].
     pub client: Client,
+    /// The admin key the server bootstrapped (read from `server/admin.key`).
+    pub admin_key: String,
     rt: tokio::runtime::Runtime,
     server: usize,
     agents: Vec<(usize, PathBuf)>,
+    /// The agent-role key of each agent `WEIR_HOME`, so a restarted agent keeps its key.
+    agent_keys: BTreeMap<PathBuf, String>,
 }
 
 impl Weir {
@@ -424,11 +460,12 @@ impl Weir {
             &[],
         );
         let url = sb.wait_server_url(&home, Duration::from_secs(20));
+        let admin_key = sb.wait_admin_key(&home, Duration::from_secs(20));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let client = Client::new(&url, None).expect("API client");
+        let client = Client::new(&url, Some(admin_key.clone())).expect("API client");
         wait_until("the server to be ready", Duration::from_secs(20), || {
             rt.block_on(client.ready())
                 .map(|_| ())
@@ -438,9 +475,11 @@ impl Weir {
             sb,
             url,
             client,
+            admin_key,
             rt,
             server,
             agents: Vec::new(),
+            agent_keys: BTreeMap::new(),
         }
     }
 
@@ -458,9 +497,41 @@ impl Weir {
     }
 
     /// Like [`Weir::start_agent`], with `WEIR_HOME=home` (which may be another agent's).
+    /// The agent authenticates with the agent-role key of `home` ([`Weir::agent_key`]).
     pub fn start_agent_in(&mut self, home: &Path, limit: u32) -> usize {
+        self.start_agent_env(home, limit, &[])
+    }
+
+    /// The agent-role key of agent home `home`, created with `weir keys create --role agent`
+    /// the first time it is asked for.
+    pub fn agent_key(&mut self, home: &Path) -> String {
+        if let Some(k) = self.agent_keys.get(home) {
+            return k.clone();
+        }
+        let name = format!("agent-key-{}", self.agent_keys.len());
+        let out = self
+            .weir(&["keys", "create", "--name", &name, "--role", "agent"])
+            .ok();
+        let key = out.stdout.trim().to_string();
+        assert!(
+            key.starts_with("weir_"),
+            "`weir keys create` printed a key: {out:#?}"
+        );
+        self.agent_keys.insert(home.to_path_buf(), key.clone());
+        key
+    }
+
+    /// Like [`Weir::start_agent_in`], with extra environment variables `env` for the agent.
+    pub fn start_agent_env(&mut self, home: &Path, limit: u32, env: &[(&str, &str)]) -> usize {
+        let key = self.agent_key(home);
         let n = self.agents.len();
         let limit = limit.to_string();
+        let url = self.url.clone();
+        let mut all_env = vec![
+            ("WEIR_API_URL", url.as_str()),
+            ("WEIR_API_KEY", key.as_str()),
+        ];
+        all_env.extend_from_slice(env);
         let idx = self.sb.spawn(
             &format!("agent-{n}"),
             &[
@@ -477,7 +548,7 @@ impl Weir {
                 &format!("agent-{n}"),
             ],
             home,
-            &[("WEIR_API_URL", &self.url)],
+            &all_env,
         );
         self.agents.push((idx, home.to_path_buf()));
         n
@@ -509,10 +580,20 @@ impl Weir {
         self.weir_timeout(args, Duration::from_secs(60))
     }
 
-    /// Runs `weir ARGS` against the server, at most `timeout`.
+    /// Runs `weir ARGS` against the server with the admin key, at most `timeout`.
     pub fn weir_timeout(&self, args: &[&str], timeout: Duration) -> Output {
-        self.sb
-            .cli(Some(&self.url), &self.sb.path("cli"), args, timeout)
+        self.weir_as(&self.admin_key, args, timeout)
+    }
+
+    /// Runs `weir ARGS` against the server with `WEIR_API_KEY=key`, at most `timeout`.
+    pub fn weir_as(&self, key: &str, args: &[&str], timeout: Duration) -> Output {
+        self.sb.cli_env(
+            Some(&self.url),
+            &self.sb.path("cli"),
+            &[("WEIR_API_KEY", key)],
+            args,
+            timeout,
+        )
     }
 
     /// Writes `project/weir.toml`, with every `{flows}` replaced by the absolute path of

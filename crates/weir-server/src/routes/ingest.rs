@@ -38,10 +38,14 @@ async fn check_runs(st: &AppState, caller: &Caller, ids: BTreeSet<Uuid>) -> ApiR
             }
             _ => {
                 let run = st.store.flow_run(*id).await?;
+                // A run token of an old attempt is dead (401), as on every other endpoint.
                 caller
                     .check_run(st, &run, Permission::Report)
                     .await
-                    .map_err(|_| missing(id))?;
+                    .map_err(|e| match e {
+                        ApiError::Unauthorized => ApiError::Unauthorized,
+                        _ => missing(id),
+                    })?;
             }
         }
     }
