@@ -372,6 +372,11 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         .filter(|v| !v.is_empty())
         .cloned()
         .collect();
+    // Names only: the SDK in the child redacts these variables' values from what it reports.
+    if !secrets.is_empty() {
+        let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
+        env.insert("WEIR_SECRET_VARS".to_string(), names.join(","));
+    }
     env.extend(secrets);
     let launch = LaunchSpec {
         flow_run_id: run.id,

@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod names;
 pub mod orchestration;
+pub mod redact;
 pub mod params;
 pub mod retry;
 pub mod schedule;

@@ -51,6 +51,9 @@ pub struct HttpTracker {
     tx: mpsc::UnboundedSender<Msg>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Msg>>>,
     heartbeats: Mutex<HashMap<Uuid, JoinHandle<()>>>,
+    /// Values of the secret environment variables named by `WEIR_SECRET_VARS`, replaced by
+    /// `***` in everything reported.
+    redactor: weir_core::redact::Redactor,
 }
 
 impl HttpTracker {
@@ -73,6 +76,7 @@ impl HttpTracker {
             tx,
             rx: Mutex::new(Some(rx)),
             heartbeats: Mutex::new(HashMap::new()),
+            redactor: secret_redactor(),
         }
     }
 
@@ -135,7 +139,10 @@ impl HttpTracker {
         let req = CreateFlowRun {
             project: Some(self.project.clone()),
             flow: Some(start.flow.clone()),
-            parameters: start.parameters.clone(),
+            parameters: match self.redact_json(serde_json::Value::Object(start.parameters.clone())) {
+                serde_json::Value::Object(m) => m,
+                _ => start.parameters.clone(),
+            },
             state: Some(StateKind::Running),
             parent_flow_run_id: start.parent_flow_run_id,
             ..Default::default()
@@ -187,6 +194,25 @@ impl HttpTracker {
         }
     }
 
+    fn redact(&self, text: String) -> String {
+        if self.redactor.is_empty() {
+            return text;
+        }
+        self.redactor.redact(&text).into_owned()
+    }
+
+    fn redact_json(&self, value: serde_json::Value) -> serde_json::Value {
+        if self.redactor.is_empty() {
+            return value;
+        }
+        let text = value.to_string();
+        match self.redactor.redact(&text) {
+            std::borrow::Cow::Borrowed(_) => value,
+            std::borrow::Cow::Owned(clean) => serde_json::from_str(&clean)
+                .unwrap_or_else(|_| serde_json::Value::String(weir_core::redact::REDACTED.into())),
+        }
+    }
+
     /// Waits until everything reported so far is on the server, for at most
     /// `WEIR_FLUSH_TIMEOUT_S` seconds (default 120) if the server stays unreachable.
     async fn flush(&self) -> bool {
@@ -228,12 +254,14 @@ impl Tracker for HttpTracker {
         })
     }
 
-    fn task_run(&self, report: TaskRunReport) {
+    fn task_run(&self, mut report: TaskRunReport) {
+        report.message = report.message.map(|m| self.redact(m));
         self.local.task_run(report.clone());
         let _ = self.tx.send(Msg::Task(report));
     }
 
-    fn log(&self, line: NewLogLine) {
+    fn log(&self, mut line: NewLogLine) {
+        line.message = self.redact(line.message);
         self.local.log(line.clone());
         let _ = self.tx.send(Msg::Log(line));
     }
@@ -245,10 +273,10 @@ impl Tracker for HttpTracker {
             }
             let proposal = ProposeState {
                 state: finish.state,
-                message: finish.message.clone(),
+                message: finish.message.clone().map(|m| self.redact(m)),
                 attempt: finish.attempt,
                 transition_id: Some(Uuid::now_v7()),
-                result: finish.result.clone(),
+                result: finish.result.clone().map(|r| self.redact_json(r)),
             };
             let outcome = retry("report the final state", || {
                 self.client.propose_state(finish.flow_run_id, &proposal)
@@ -384,4 +412,17 @@ where
             }
         }
     }
+}
+
+/// A redactor for the values of the environment variables named in `WEIR_SECRET_VARS`
+/// (comma-separated), which an agent sets to the variables it filled from secret references.
+fn secret_redactor() -> weir_core::redact::Redactor {
+    let names = std::env::var("WEIR_SECRET_VARS").unwrap_or_default();
+    let values: Vec<String> = names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .filter_map(|n| std::env::var(n).ok())
+        .collect();
+    weir_core::redact::Redactor::new(values)
 }
