@@ -29,7 +29,12 @@ const AGENT_SELECT: &str = "SELECT a.id, a.name, a.queues, a.run_limit, a.create
 impl Store {
     /// Registers a new agent.
     /// `key` is the API key that registered it, if any.
-    pub async fn register_agent(&self, req: &RegisterAgent, key: Option<&str>, now: Timestamp) -> Result<Agent> {
+    pub async fn register_agent(
+        &self,
+        req: &RegisterAgent,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Agent> {
         let id = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO agents (id, name, queues, run_limit, created_at, last_heartbeat_at, key_id) \

@@ -55,7 +55,8 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.read)
         .await?;
-        row.map(|r| Ok((api_key(&r)?, r.try_get("digest")?))).transpose()
+        row.map(|r| Ok((api_key(&r)?, r.try_get("digest")?)))
+            .transpose()
     }
 
     /// All keys, newest first (never their secrets).
@@ -91,7 +92,14 @@ impl Store {
     }
 
     /// Appends to the audit log.
-    pub async fn audit(&self, actor: &str, action: &str, target: &str, detail: Option<String>, now: Timestamp) -> Result<()> {
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: Option<String>,
+        now: Timestamp,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_log (id, at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -141,12 +149,18 @@ impl Store {
 
     /// A server setting, creating it with `init()` if absent (first writer wins, so every
     /// replica ends up with the same value).
-    pub async fn setting_or_init(&self, name: &str, init: impl FnOnce() -> String) -> Result<String> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(init())
-            .execute(&self.write)
-            .await?;
+    pub async fn setting_or_init(
+        &self,
+        name: &str,
+        init: impl FnOnce() -> String,
+    ) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(init())
+        .execute(&self.write)
+        .await?;
         let value: String = sqlx::query("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_one(&self.write)

@@ -11,6 +11,7 @@
 //! even when replicas race.
 
 mod agents;
+mod batch;
 mod codec;
 mod deployments;
 mod keys;
@@ -20,7 +21,7 @@ mod runs;
 mod scheduling;
 mod task_runs;
 
-pub use runs::{NewFlowRun, RunFilter, TaskGroup};
+pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
 pub use scheduling::DueSchedule;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -94,6 +95,9 @@ pub struct Store {
     /// Pool for reads (the same pool on PostgreSQL).
     read: AnyPool,
     dialect: Dialect,
+    /// Queue of the state-proposal group commit (see `batch`); `None` in the batcher's own
+    /// handle, which applies proposals directly.
+    proposals: Option<tokio::sync::mpsc::UnboundedSender<batch::Job>>,
 }
 
 impl Store {
@@ -115,6 +119,7 @@ impl Store {
                 write,
                 read,
                 dialect: Dialect::Sqlite,
+                proposals: None,
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = AnyPoolOptions::new()
@@ -126,12 +131,17 @@ impl Store {
                 write: pool.clone(),
                 read: pool,
                 dialect: Dialect::Postgres,
+                proposals: None,
             }
         } else {
             return Err(Error::UnsupportedUrl(url.to_string()));
         };
         migrate::run(&store).await?;
-        Ok(store)
+        let proposals = batch::spawn(store.clone());
+        Ok(Store {
+            proposals: Some(proposals),
+            ..store
+        })
     }
 
     /// The backend in use.

@@ -5,14 +5,38 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 const SQLITE: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
-    (2, "auth", include_str!("../migrations/sqlite/0002_auth.sql")),
-    (3, "ui_indexes", include_str!("../migrations/sqlite/0003_ui_indexes.sql")),
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "auth",
+        include_str!("../migrations/sqlite/0002_auth.sql"),
+    ),
+    (
+        3,
+        "ui_indexes",
+        include_str!("../migrations/sqlite/0003_ui_indexes.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
-    (2, "auth", include_str!("../migrations/postgres/0002_auth.sql")),
-    (3, "ui_indexes", include_str!("../migrations/postgres/0003_ui_indexes.sql")),
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "auth",
+        include_str!("../migrations/postgres/0002_auth.sql"),
+    ),
+    (
+        3,
+        "ui_indexes",
+        include_str!("../migrations/postgres/0003_ui_indexes.sql"),
+    ),
 ];
 
 /// Applies every migration not yet applied. Safe to run from several processes at once on

@@ -66,6 +66,10 @@ pub struct RunFilter {
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments>;
 
+/// Runs per multi-row statement of [`Store::import_flow_runs`]: 23 columns each, so about
+/// 11,500 parameters, below SQLite's (32,766) and PostgreSQL's (65,535) limits.
+pub const IMPORT_CHUNK: usize = 500;
+
 impl Store {
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
         Ok(match self.dialect {
@@ -135,6 +139,78 @@ impl Store {
         insert_history(&mut tx, Uuid::now_v7(), id, new.state, None, attempt, now).await?;
         tx.commit().await?;
         Ok((self.flow_run(id).await?, true))
+    }
+
+    /// Imports flow runs exactly as given (ids, states, times, parameters, results), with
+    /// one history row per run recording the state it is in at its `state_at`. For bulk
+    /// loads — restoring or migrating run history, seeding benchmarks — where creating runs
+    /// one by one through [`Store::create_flow_run`] is far too slow: rows go in as
+    /// multi-row `INSERT`s of [`IMPORT_CHUNK`] runs (anonymous `?` parameters on SQLite, see
+    /// `codec::values_rows`), all in one write transaction per call, so callers pass batches
+    /// of a few thousand runs.
+    ///
+    /// No orchestration rule is applied and nothing is validated beyond the database's own
+    /// constraints: each run's project must exist, and an id already stored fails the whole
+    /// call, importing nothing of it. Imported runs are never treated as scheduler-made
+    /// (`auto_scheduled` is false) and have no idempotency key. Returns how many runs were
+    /// imported.
+    pub async fn import_flow_runs(&self, runs: &[FlowRun]) -> Result<u64> {
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        for chunk in runs.chunks(IMPORT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO flow_runs ({FLOW_RUN_COLUMNS}) VALUES {}",
+                codec::values_rows(self.dialect, chunk.len(), 23)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.id.to_string())
+                    .bind(r.project.clone())
+                    .bind(r.deployment_id.map(|d| d.to_string()))
+                    .bind(r.deployment.clone())
+                    .bind(r.flow.clone())
+                    .bind(r.name.clone())
+                    .bind(r.state.as_str())
+                    .bind(r.state_message.clone())
+                    .bind(micros(r.state_at))
+                    .bind(i64::from(r.attempt))
+                    .bind(i64::from(r.retries_used))
+                    .bind(i64::from(r.retries))
+                    .bind(to_json(&r.parameters))
+                    .bind(r.work_queue.clone())
+                    .bind(micros(r.scheduled_at))
+                    .bind(micros(r.created_at))
+                    .bind(r.started_at.map(micros))
+                    .bind(r.ended_at.map(micros))
+                    .bind(r.agent_id.map(|a| a.to_string()))
+                    .bind(r.lease_expires_at.map(micros))
+                    .bind(r.parent_flow_run_id.map(|p| p.to_string()))
+                    .bind(r.result.as_ref().map(to_json))
+                    .bind(to_json(&r.tags));
+            }
+            q.execute(&mut *tx).await?;
+            let sql = format!(
+                "INSERT INTO flow_run_states (id, flow_run_id, state, message, attempt, at) \
+                 VALUES {}",
+                codec::values_rows(self.dialect, chunk.len(), 6)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(Uuid::now_v7().to_string())
+                    .bind(r.id.to_string())
+                    .bind(r.state.as_str())
+                    .bind(r.state_message.clone())
+                    .bind(i64::from(r.attempt))
+                    .bind(micros(r.state_at));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(runs.len() as u64)
     }
 
     /// One flow run.
@@ -276,6 +352,35 @@ impl Store {
     /// Applies a state proposal by the orchestration rules. A repeated `transition_id`
     /// returns the run without a second transition.
     pub async fn propose_state(
+        &self,
+        id: Uuid,
+        proposal: &ProposeState,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<FlowRun> {
+        // Group commit: concurrent proposals share one transaction (see `batch`).
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = crate::batch::Job {
+            id,
+            proposal: proposal.clone(),
+            lease,
+            now,
+            reply,
+        };
+        let Some(queue) = &self.proposals else {
+            return self.propose_alone(id, proposal, lease, now).await;
+        };
+        if queue.send(job).is_err() {
+            return self.propose_alone(id, proposal, lease, now).await;
+        }
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => self.propose_alone(id, proposal, lease, now).await,
+        }
+    }
+
+    /// [`Store::propose_state`] in a transaction of its own.
+    pub(crate) async fn propose_alone(
         &self,
         id: Uuid,
         proposal: &ProposeState,
@@ -524,7 +629,7 @@ impl Store {
     }
 }
 
-fn rejected(rejection: Rejection, run: FlowRun) -> Error {
+pub(crate) fn rejected(rejection: Rejection, run: FlowRun) -> Error {
     Error::Rejected {
         reason: rejection.to_string(),
         current: Box::new(run),
@@ -552,13 +657,12 @@ async fn load(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<(FlowRun, 
     Ok((codec::flow_run(&row)?, Duration::seconds(delay)))
 }
 
-/// Writes `next` over `prev` if the row still has `prev`'s state and attempt, and records the
-/// transition. Returns false when someone else changed the run first.
-async fn save(
+/// Writes `next` over `prev` if the row still has `prev`'s state and attempt (no history row).
+/// Returns false when someone else changed the run first.
+pub(crate) async fn save_run(
     tx: &mut Transaction<'static, Any>,
     prev: &FlowRun,
     next: &FlowRun,
-    transition_id: Uuid,
     resume: Option<bool>,
 ) -> Result<bool> {
     let changed = sqlx::query(
@@ -584,7 +688,19 @@ async fn save(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    if changed == 0 {
+    Ok(changed > 0)
+}
+
+/// Writes `next` over `prev` if the row still has `prev`'s state and attempt, and records the
+/// transition. Returns false when someone else changed the run first.
+async fn save(
+    tx: &mut Transaction<'static, Any>,
+    prev: &FlowRun,
+    next: &FlowRun,
+    transition_id: Uuid,
+    resume: Option<bool>,
+) -> Result<bool> {
+    if !save_run(tx, prev, next, resume).await? {
         return Ok(false);
     }
     insert_history(
@@ -671,7 +787,11 @@ impl Store {
     }
 
     /// The next scheduled runs across projects (`None`: all), soonest first.
-    pub async fn upcoming_runs(&self, projects: Option<&[String]>, limit: u32) -> Result<Vec<FlowRun>> {
+    pub async fn upcoming_runs(
+        &self,
+        projects: Option<&[String]>,
+        limit: u32,
+    ) -> Result<Vec<FlowRun>> {
         let mut sql = format!("SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state = 'Scheduled'");
         if let Some(ps) = projects {
             if ps.is_empty() {

@@ -45,6 +45,7 @@ conformance! {
     case_list_pagination => sqlite_list_pagination, postgres_list_pagination;
     case_propose_state => sqlite_propose_state, postgres_propose_state;
     case_transition_id_idempotent => sqlite_transition_id_idempotent, postgres_transition_id_idempotent;
+    case_concurrent_proposals => sqlite_concurrent_proposals, postgres_concurrent_proposals;
     case_failed_with_retries => sqlite_failed_with_retries, postgres_failed_with_retries;
     case_cancel => sqlite_cancel, postgres_cancel;
     case_retry_and_resume => sqlite_retry_and_resume, postgres_retry_and_resume;
@@ -62,6 +63,7 @@ conformance! {
     case_set_paused => sqlite_set_paused, postgres_set_paused;
     case_dst => sqlite_dst, postgres_dst;
     case_claim_race_shared => sqlite_claim_race_shared, postgres_claim_race_shared;
+    case_import_flow_runs => sqlite_import_flow_runs, postgres_import_flow_runs;
 }
 
 /// The claim race over separate `Store` instances (separate pools and connections), so
@@ -745,6 +747,59 @@ async fn case_transition_id_idempotent(store: Store) {
         store.flow_run_history(run.id).await.expect("history").len(),
         before.len() + 1
     );
+}
+
+/// Proposals sent at once are group-committed: each is decided in order against the run as the
+/// earlier ones left it, a repeated transition id is applied once, and a refused proposal
+/// does not affect the others in its batch.
+async fn case_concurrent_proposals(store: Store) {
+    let d = deploy(&store, "dev", "etl", spec("etl")).await;
+    let t = now();
+    let mut runs = Vec::new();
+    for _ in 0..40 {
+        runs.push(create(&store, &d, t, t).await);
+    }
+    let agent = Uuid::now_v7();
+    let claimed = store
+        .claim(agent, &["default".to_string()], 100, LEASE, t)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 40);
+    let mut tasks = Vec::new();
+    for run in &runs {
+        // The same transition three times (a client retrying) and one from a stale attempt,
+        // all at once.
+        let tid = Uuid::now_v7();
+        for (attempt, tid) in [(1, Some(tid)), (1, Some(tid)), (1, Some(tid)), (2, None)] {
+            let store = store.clone();
+            let id = run.id;
+            let mut p = propose(StateKind::Running, attempt);
+            p.transition_id = tid;
+            tasks.push(tokio::spawn(async move {
+                store.propose_state(id, &p, LEASE, t).await
+            }));
+        }
+    }
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(run) => assert_eq!(run.state, StateKind::Running),
+            Err(weir_store::Error::Rejected { .. }) => refused += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(refused, 40, "exactly the stale proposals are refused");
+    for run in &runs {
+        let r = store.flow_run(run.id).await.expect("run");
+        assert_eq!(r.state, StateKind::Running);
+        let history = store.flow_run_history(run.id).await.expect("history");
+        let states: Vec<StateKind> = history.iter().map(|h| h.state).collect();
+        assert_eq!(
+            states,
+            vec![StateKind::Scheduled, StateKind::Pending, StateKind::Running],
+            "applied once"
+        );
+    }
 }
 
 async fn case_failed_with_retries(store: Store) {
@@ -1948,4 +2003,92 @@ async fn claim_race_separate(db: &TestDb) {
     for s in stores {
         s.close().await;
     }
+}
+
+/// Bulk import stores runs exactly as given (more than one statement's worth), each with one
+/// history row, and they read back, list and count like created ones; a batch with an id
+/// already stored imports nothing.
+async fn case_import_flow_runs(store: Store) {
+    let d = deploy(&store, "imp", "etl", spec("etl")).await;
+    let base = now() - Duration::days(3);
+    let n = weir_store::IMPORT_CHUNK + 7;
+    let runs: Vec<FlowRun> = (0..n)
+        .map(|i| {
+            let at = base + Duration::seconds(i as i64 * 60);
+            let state = if i % 10 == 0 {
+                StateKind::Failed
+            } else {
+                StateKind::Completed
+            };
+            FlowRun {
+                id: Uuid::now_v7(),
+                project: "imp".into(),
+                deployment_id: Some(d.id),
+                deployment: Some("etl".into()),
+                flow: "etl".into(),
+                name: format!("etl-{i}"),
+                state,
+                state_message: (state == StateKind::Failed).then(|| "boom".to_string()),
+                state_at: at + Duration::seconds(5),
+                attempt: 1,
+                retries_used: 0,
+                retries: 2,
+                parameters: [("rows".to_string(), serde_json::json!(i))]
+                    .into_iter()
+                    .collect(),
+                work_queue: "default".into(),
+                scheduled_at: at,
+                created_at: at,
+                started_at: Some(at + Duration::seconds(1)),
+                ended_at: Some(at + Duration::seconds(5)),
+                agent_id: None,
+                lease_expires_at: None,
+                parent_flow_run_id: None,
+                result: (state == StateKind::Completed).then(|| serde_json::json!({"n": i})),
+                tags: vec!["imported".into()],
+            }
+        })
+        .collect();
+    assert_eq!(
+        store.import_flow_runs(&runs).await.expect("import"),
+        n as u64
+    );
+    for r in [&runs[0], &runs[n / 2], &runs[n - 1]] {
+        assert_eq!(&store.flow_run(r.id).await.expect("read back"), r);
+        let history = store.flow_run_history(r.id).await.expect("history");
+        assert_eq!(history.len(), 1, "one history row");
+        assert_eq!((history[0].state, history[0].at), (r.state, r.state_at));
+    }
+    let listed = all_runs(
+        &store,
+        RunFilter {
+            deployment_id: Some(d.id),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(listed.len(), n);
+    let counts = store
+        .count_flow_runs_by_state(Some(&["imp".to_string()]), None)
+        .await
+        .expect("count");
+    let failed = (0..n).filter(|i| i % 10 == 0).count() as u64;
+    assert_eq!(counts.get(&StateKind::Failed), Some(&failed));
+    assert_eq!(
+        counts.get(&StateKind::Completed),
+        Some(&(n as u64 - failed))
+    );
+
+    // A batch with an id already stored fails whole.
+    let mut again = runs[..2].to_vec();
+    again[0].id = Uuid::now_v7();
+    assert!(
+        store.import_flow_runs(&again).await.is_err(),
+        "a duplicate id is refused"
+    );
+    assert!(
+        matches!(store.flow_run(again[0].id).await, Err(Error::NotFound(_))),
+        "nothing of the failed batch was imported"
+    );
+    assert_eq!(store.import_flow_runs(&[]).await.expect("empty"), 0);
 }

@@ -1,0 +1,187 @@
+//! Group commit of state proposals.
+//!
+//! Proposals arrive one HTTP request at a time, but the database does best with few, larger
+//! transactions — on SQLite every write goes through one connection. A background task takes
+//! every proposal waiting at that moment (no added delay when idle) and applies them in one
+//! transaction: one read of all the runs involved, the orchestration decision for each in
+//! order, one compare-and-set per change, one multi-row insert of history. A change that
+//! loses its compare-and-set (another replica moved the run) is retried on its own.
+
+use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders};
+use crate::runs::{rejected, save_run};
+use crate::{Error, Result, Store};
+use chrono::Duration;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{HashMap, HashSet};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+use weir_core::Timestamp;
+use weir_core::api::{FlowRun, ProposeState};
+use weir_core::orchestration;
+
+/// Most proposals applied in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// One queued proposal and where its answer goes.
+pub(crate) struct Job {
+    pub id: Uuid,
+    pub proposal: ProposeState,
+    pub lease: Duration,
+    pub now: Timestamp,
+    pub reply: oneshot::Sender<Result<FlowRun>>,
+}
+
+/// Starts the batching task for `store`; proposals sent on the returned channel are applied
+/// in group commits until the channel closes.
+pub(crate) fn spawn(store: Store) -> mpsc::UnboundedSender<Job> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            run_batch(&store, jobs).await;
+        }
+    });
+    tx
+}
+
+/// What became of one job inside the batch.
+enum Outcome {
+    Done(Result<FlowRun>),
+    /// Lost a compare-and-set: retry alone.
+    Retry,
+}
+
+async fn run_batch(store: &Store, jobs: Vec<Job>) {
+    match apply(store, &jobs).await {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let result = match outcome {
+                    Outcome::Done(r) => r,
+                    Outcome::Retry => {
+                        store
+                            .propose_alone(job.id, &job.proposal, job.lease, job.now)
+                            .await
+                    }
+                };
+                let _ = job.reply.send(result);
+            }
+        }
+        // The transaction failed as a whole (a database error): each job on its own, so one
+        // bad proposal cannot fail the others.
+        Err(_) if jobs.len() > 1 => {
+            for job in jobs {
+                let r = store
+                    .propose_alone(job.id, &job.proposal, job.lease, job.now)
+                    .await;
+                let _ = job.reply.send(r);
+            }
+        }
+        Err(e) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(Error::Invalid(format!(
+                    "could not apply the state: {e}"
+                ))));
+            }
+        }
+    }
+}
+
+async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
+    let mut tx = store.begin_write().await?;
+    // Transition ids already applied (idempotent replays).
+    let tids: Vec<Uuid> = jobs
+        .iter()
+        .filter_map(|j| j.proposal.transition_id)
+        .collect();
+    let mut applied: HashSet<Uuid> = HashSet::new();
+    if !tids.is_empty() {
+        let sql = format!(
+            "SELECT id FROM flow_run_states WHERE id IN ({})",
+            placeholders(1, tids.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for t in &tids {
+            q = q.bind(t.to_string());
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            applied.insert(codec::uuid(&row, "id")?);
+        }
+    }
+    // Every run involved, in one read.
+    let mut ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    ids.sort();
+    ids.dedup();
+    let sql = format!(
+        "SELECT {FLOW_RUN_COLUMNS}, retry_delay_s FROM flow_runs WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for id in &ids {
+        q = q.bind(id.to_string());
+    }
+    let mut runs: HashMap<Uuid, (FlowRun, Duration)> = HashMap::new();
+    for row in q.fetch_all(&mut *tx).await? {
+        let delay: i64 = row.try_get("retry_delay_s")?;
+        let run = codec::flow_run(&row)?;
+        runs.insert(run.id, (run, Duration::seconds(delay)));
+    }
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut history: Vec<(Uuid, FlowRun)> = Vec::new();
+    for job in jobs {
+        let Some((run, delay)) = runs.get(&job.id).cloned() else {
+            outcomes.push(Outcome::Done(Err(Error::NotFound(format!(
+                "flow run {}",
+                job.id
+            )))));
+            continue;
+        };
+        if let Some(tid) = job.proposal.transition_id
+            && applied.contains(&tid)
+        {
+            outcomes.push(Outcome::Done(Ok(run)));
+            continue;
+        }
+        let now = codec::ts(micros(job.now));
+        let next = match orchestration::decide(&run, &job.proposal, delay, job.lease, now) {
+            Ok(next) => next,
+            Err(rejection) => {
+                outcomes.push(Outcome::Done(Err(rejected(rejection, run))));
+                continue;
+            }
+        };
+        if save_run(&mut tx, &run, &next, None).await? {
+            let tid = job.proposal.transition_id.unwrap_or_else(Uuid::now_v7);
+            applied.insert(tid);
+            history.push((tid, next.clone()));
+            runs.insert(job.id, (next.clone(), delay));
+            outcomes.push(Outcome::Done(Ok(next)));
+        } else {
+            outcomes.push(Outcome::Retry);
+        }
+    }
+    if !history.is_empty() {
+        let sql = format!(
+            "INSERT INTO flow_run_states (id, flow_run_id, state, message, attempt, at) VALUES {}",
+            codec::values_rows(store.dialect, history.len(), 6)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (tid, run) in &history {
+            q = q
+                .bind(tid.to_string())
+                .bind(run.id.to_string())
+                .bind(run.state.as_str())
+                .bind(run.state_message.clone())
+                .bind(i64::from(run.attempt))
+                .bind(micros(run.state_at));
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
