@@ -81,73 +81,75 @@ pub(crate) async fn schedule(state: AppState) -> Result<(), weir_store::Error> {
     Ok(())
 }
 
-/// One crash-detector pass.
+/// Proposes `to` for `run` as the crash detector; a refusal (the run moved on meanwhile)
+/// is not an error. Returns the run as changed, if it was.
+async fn settle(
+    state: &AppState,
+    run: &weir_core::api::FlowRun,
+    to: StateKind,
+    message: String,
+    now: chrono::DateTime<Utc>,
+) -> Result<Option<weir_core::api::FlowRun>, weir_store::Error> {
+    let proposal = ProposeState {
+        state: to,
+        message: Some(message),
+        attempt: run.attempt,
+        transition_id: None,
+        result: None,
+    };
+    match state
+        .store
+        .propose_state(run.id, &proposal, state.lease(), now)
+        .await
+    {
+        Ok(next) => Ok(Some(next)),
+        Err(weir_store::Error::Rejected { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One crash-detector pass: expired leases become Crashed (or a retry), overdue runs Late.
 pub(crate) async fn reap(state: AppState) -> Result<(), weir_store::Error> {
     let now = Utc::now();
+    let mut changed = false;
     for run in state.store.expired_leases(now, 200).await? {
         let since = run
             .lease_expires_at
             .map(|t| t - state.lease())
             .map(|t| t.format("%H:%M:%S UTC").to_string())
             .unwrap_or_else(|| "launch".into());
-        let proposal = ProposeState {
-            state: StateKind::Crashed,
-            message: Some(format!(
-                "no heartbeat since {since}: the process or its agent died (lease expired)"
-            )),
-            attempt: run.attempt,
-            transition_id: None,
-            result: None,
-        };
-        match state
-            .store
-            .propose_state(run.id, &proposal, state.lease(), now)
-            .await
-        {
-            Ok(next) => {
-                tracing::warn!(message = "run crashed", run = %run.id, state = %next.state);
-                if next.state.is_claimable() {
-                    state.work_available();
-                }
+        let message =
+            format!("no heartbeat since {since}: the process or its agent died (lease expired)");
+        if let Some(next) = settle(&state, &run, StateKind::Crashed, message, now).await? {
+            tracing::warn!(message = "run crashed", run = %run.id, state = %next.state);
+            if next.state.is_claimable() {
+                state.work_available();
             }
-            Err(weir_store::Error::Rejected { .. }) => {}
-            Err(e) => return Err(e),
+            changed = true;
         }
     }
     let late_before = now
         - chrono::Duration::from_std(state.options.late_after)
             .unwrap_or(chrono::Duration::seconds(30));
     for run in state.store.overdue_runs(late_before, 200).await? {
-        let proposal = ProposeState {
-            state: StateKind::Late,
-            message: Some(format!(
-                "due at {} and not started",
-                run.scheduled_at.format("%H:%M:%S UTC")
-            )),
-            attempt: run.attempt,
-            transition_id: None,
-            result: None,
-        };
-        match state
-            .store
-            .propose_state(run.id, &proposal, state.lease(), now)
-            .await
-        {
-            Ok(_) | Err(weir_store::Error::Rejected { .. }) => {}
-            Err(e) => return Err(e),
-        }
+        let message = format!(
+            "due at {} and not started",
+            run.scheduled_at.format("%H:%M:%S UTC")
+        );
+        changed |= settle(&state, &run, StateKind::Late, message, now)
+            .await?
+            .is_some();
     }
-    if let Ok(Some(oldest)) = state
-        .store
-        .overdue_runs(now, 1)
-        .await
-        .map(|v| v.into_iter().next())
-    {
-        let lag = (now - oldest.scheduled_at).num_milliseconds() as f64 / 1000.0;
-        metrics::gauge!("weir_scheduler_lag_seconds").set(lag);
-    } else {
-        metrics::gauge!("weir_scheduler_lag_seconds").set(0.0);
+    let lag = match state.store.overdue_runs(now, 1).await {
+        Ok(oldest) => oldest
+            .first()
+            .map(|r| (now - r.scheduled_at).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0),
+        Err(_) => 0.0,
+    };
+    metrics::gauge!("weir_scheduler_lag_seconds").set(lag);
+    if changed {
+        state.touched();
     }
-    state.touched();
     Ok(())
 }
