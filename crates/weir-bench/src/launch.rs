@@ -38,6 +38,7 @@ pub fn run(args: &Args) -> Result<Value> {
         child: Command::new(procs::sibling("weir")?)
             .args(["agent", "--queue", "bench", "--limit", "4"])
             .env("WEIR_API_URL", &server.url)
+            .env("WEIR_API_KEY", &server.key)
             .env("WEIR_HOME", &agent_home)
             .env("WEIR_LOG", "warn")
             .env("WEIR_BENCH_MARK_FILE", &marks)
@@ -46,7 +47,7 @@ pub fn run(args: &Args) -> Result<Value> {
             .spawn()
             .context("cannot start weir agent")?,
     };
-    let client = Client::new(&server.url, None)?;
+    let client = Client::new(&server.url, Some(server.key.clone()))?;
     let spec = DeploymentSpec {
         flow: "chain".into(),
         command: vec![procs::sibling("example-flows")?.display().to_string()],

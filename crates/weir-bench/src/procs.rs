@@ -49,6 +49,9 @@ pub struct ServerProc {
     pub url: String,
     /// Time from spawn to the first successful `/readyz`.
     pub ready_after: Duration,
+    /// An admin API key: the one the server bootstrapped into `home/admin.key`, or
+    /// `WEIR_API_KEY` when the database already had keys.
+    pub key: String,
 }
 
 /// Starts `weir server` with data directory `home` and database `db` (default: SQLite in
@@ -74,11 +77,35 @@ pub fn start_server(home: &Path, db: Option<&str>, extra: &[&str]) -> Result<Ser
     };
     let url = format!("http://127.0.0.1:{port}");
     let ready_after = wait_ready(&url, started, Duration::from_secs(30))?;
+    let key = admin_key(home, Duration::from_secs(10))?;
     Ok(ServerProc {
         proc,
         url,
         ready_after,
+        key,
     })
+}
+
+/// The admin key a server stored in `home/admin.key` (written just after it starts serving),
+/// waiting at most `limit`; else `WEIR_API_KEY` (a database that already had keys).
+fn admin_key(home: &Path, limit: Duration) -> Result<String> {
+    let file = home.join("admin.key");
+    let since = Instant::now();
+    while since.elapsed() < limit {
+        if let Ok(k) = std::fs::read_to_string(&file)
+            && !k.trim().is_empty()
+        {
+            return Ok(k.trim().to_string());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match std::env::var("WEIR_API_KEY") {
+        Ok(k) if !k.trim().is_empty() => Ok(k.trim().to_string()),
+        _ => bail!(
+            "{} was not written (the database already has keys): set WEIR_API_KEY to an admin key of it",
+            file.display()
+        ),
+    }
 }
 
 /// Polls `/readyz` with a raw HTTP/1.1 request every millisecond until it answers 200.

@@ -33,6 +33,7 @@ pub struct Args {
 /// every task run.
 fn tracked_chain(
     url: &str,
+    key: &str,
     home: &std::path::Path,
     tasks: u32,
     rt: &tokio::runtime::Runtime,
@@ -42,6 +43,7 @@ fn tracked_chain(
     let out = Command::new(flows)
         .args(["run", "chain", "--param", &format!("n={tasks}")])
         .env("WEIR_API_URL", url)
+        .env("WEIR_API_KEY", key)
         .env("WEIR_QUIET", "1")
         .env("WEIR_HOME", home)
         .env("WEIR_PROJECT", "bench")
@@ -52,7 +54,7 @@ fn tracked_chain(
     if !out.status.success() {
         bail!("tracked chain failed: {}", out.status);
     }
-    let client = Client::new(url, None)?;
+    let client = Client::new(url, Some(key.to_string()))?;
     let stored = rt.block_on(async {
         let runs = client
             .list_flow_runs(&weir_client::RunQuery {
@@ -77,8 +79,8 @@ fn tracked_chain(
     Ok(elapsed.as_secs_f64() * 1e6 / f64::from(tasks))
 }
 
-async fn transitions(url: &str, runs: u32) -> Result<f64> {
-    let client = Client::new(url, None)?;
+async fn transitions(url: &str, key: &str, runs: u32) -> Result<f64> {
+    let client = Client::new(url, Some(key.to_string()))?;
     let mut ids = Vec::new();
     for _ in 0..runs {
         let run = client
@@ -146,10 +148,10 @@ pub fn run(args: &Args) -> Result<Value> {
     cold.sort_by(f64::total_cmp);
     let home = tempfile::tempdir()?;
     let server = procs::start_server(home.path(), None, &[])?;
-    let sqlite_us = tracked_chain(&server.url, home.path(), args.tasks, &rt)?;
+    let sqlite_us = tracked_chain(&server.url, &server.key, home.path(), args.tasks, &rt)?;
     std::thread::sleep(std::time::Duration::from_secs(2));
     let idle_rss = procs::rss_mib(server.proc.child.id())?;
-    let tps = rt.block_on(transitions(&server.url, args.runs))?;
+    let tps = rt.block_on(transitions(&server.url, &server.key, args.runs))?;
     let mut out = json!({
         format!("tracked_chain_{}_us_per_task_sqlite", args.tasks): round(sqlite_us, 2),
         "transitions_per_s_sqlite": round(tps, 0),
@@ -159,7 +161,7 @@ pub fn run(args: &Args) -> Result<Value> {
     if let Ok(pg) = std::env::var("WEIR_BENCH_POSTGRES_URL") {
         let home = tempfile::tempdir()?;
         let server = procs::start_server(home.path(), Some(&pg), &[])?;
-        let pg_us = tracked_chain(&server.url, home.path(), args.tasks, &rt)?;
+        let pg_us = tracked_chain(&server.url, &server.key, home.path(), args.tasks, &rt)?;
         out[format!("tracked_chain_{}_us_per_task_postgres", args.tasks)] = json!(round(pg_us, 2));
     }
     Ok(out)

@@ -40,18 +40,37 @@ async fn https_with_a_trusted_certificate() {
     let url = format!("https://127.0.0.1:{}", server.addr.port());
 
     let trusted = Client::with_ca(&url, Some(key.clone()), Some(&files.cert)).expect("client");
-    assert_eq!(trusted.ready().await.expect("ready over https").status, "ok");
-    assert!(trusted.projects().await.expect("authenticated call").is_empty());
+    assert_eq!(
+        trusted.ready().await.expect("ready over https").status,
+        "ok"
+    );
+    assert!(
+        trusted
+            .projects()
+            .await
+            .expect("authenticated call")
+            .is_empty()
+    );
 
     // Without the CA the certificate is not trusted: the client refuses to talk.
     let untrusted = Client::with_ca(&url, Some(key), None).expect("client");
-    let err = untrusted.ready().await.expect_err("self-signed certificate must be refused");
-    assert!(matches!(err, weir_client::Error::Transport { .. }), "{err:?}");
+    let err = untrusted
+        .ready()
+        .await
+        .expect_err("self-signed certificate must be refused");
+    assert!(
+        matches!(err, weir_client::Error::Transport { .. }),
+        "{err:?}"
+    );
 
     // Plain HTTP to the TLS port gets no HTTP answer.
-    let plain = Client::new(&format!("http://127.0.0.1:{}", server.addr.port()), None).expect("client");
+    let plain =
+        Client::new(&format!("http://127.0.0.1:{}", server.addr.port()), None).expect("client");
     let plain_answer = tokio::time::timeout(Duration::from_secs(15), plain.ready()).await;
-    assert!(!matches!(plain_answer, Ok(Ok(_))), "plain HTTP must not be served: {plain_answer:?}");
+    assert!(
+        !matches!(plain_answer, Ok(Ok(_))),
+        "plain HTTP must not be served: {plain_answer:?}"
+    );
     server.stop().await;
 }
 
@@ -68,7 +87,11 @@ async fn session_cookies_are_secure_over_tls() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let form = http.get(format!("{base}/login")).send().await.expect("login page");
+    let form = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page");
     let csrf_cookie = form
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
@@ -86,7 +109,10 @@ async fn session_cookies_are_secure_over_tls() {
     let resp = http
         .post(format!("{base}/login"))
         .header(reqwest::header::COOKIE, format!("weir_login_csrf={csrf}"))
-        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
         .body(format!("key={key}&csrf={csrf}&next=%2F"))
         .send()
         .await
@@ -101,7 +127,10 @@ async fn session_cookies_are_secure_over_tls() {
         .expect("session cookie")
         .to_string();
     for attr in ["HttpOnly", "SameSite=Strict", "Secure"] {
-        assert!(session.contains(attr), "session cookie lacks {attr}: {session}");
+        assert!(
+            session.contains(attr),
+            "session cookie lacks {attr}: {session}"
+        );
     }
     server.stop().await;
 }

@@ -1,4 +1,5 @@
-//! Example Weir flows in one flows binary: `etl`, `chain`, `fanout`, `flaky`, `slow`, `fails`.
+//! Example Weir flows in one flows binary: `etl`, `chain`, `fanout`, `flaky`, `slow`, `fails`,
+//! `leaky`.
 //!
 //! `example-flows describe` lists them; `example-flows run etl --param rows=500` runs one.
 //! Tests and benchmarks drive this binary as a real process (see `witness`).
@@ -190,4 +191,21 @@ async fn fails() -> anyhow::Result<u64> {
     load_orders().await
 }
 
-weir::main!(etl, chain, fanout, flaky, slow, fails);
+/// Logs the secret `$CANARY` (injected by the agent from a secret reference) through
+/// tracing and stdout, then fails with it: the redaction tests check it never leaves the run.
+#[task]
+async fn use_token() -> anyhow::Result<u64> {
+    let token = std::env::var("CANARY").unwrap_or_default();
+    tracing::info!("using token {token}");
+    println!("printed token {token}");
+    anyhow::bail!("token {token} was refused")
+}
+
+/// Misuses a secret on purpose (see `use_token`).
+#[flow]
+async fn leaky() -> anyhow::Result<u64> {
+    witness::record();
+    use_token().await
+}
+
+weir::main!(etl, chain, fanout, flaky, slow, fails, leaky);

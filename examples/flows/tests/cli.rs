@@ -42,13 +42,16 @@ fn stdout_json(o: &Output) -> Value {
 }
 
 #[test]
-fn describe_lists_six_flows_with_schemas_and_tasks() {
+fn describe_lists_seven_flows_with_schemas_and_tasks() {
     let (out, _h) = run(&["describe"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let doc = stdout_json(&out);
     let flows = doc["flows"].as_array().expect("flows");
     let names: Vec<&str> = flows.iter().filter_map(|f| f["name"].as_str()).collect();
-    assert_eq!(names, ["etl", "chain", "fanout", "flaky", "slow", "fails"]);
+    assert_eq!(
+        names,
+        ["etl", "chain", "fanout", "flaky", "slow", "fails", "leaky"]
+    );
     for f in flows {
         assert_eq!(f["parameters"]["type"], "object", "{}", f["name"]);
         assert_eq!(f["parameters"]["additionalProperties"], false);

@@ -103,22 +103,7 @@ async fn follow(client: &Client, id: Uuid, show_states: bool) -> Result<ExitCode
             Err(e) => return Err(super::explain(e)),
         };
         let run = detail.run;
-        let mut printed = false;
-        loop {
-            let page = client.logs(id, after, 1000).await.map_err(super::explain)?;
-            for line in &page.items {
-                after = line.seq;
-                println!(
-                    "{}  {}",
-                    line.at.with_timezone(&chrono::Local).format("%H:%M:%S%.3f"),
-                    line.message
-                );
-                printed = true;
-            }
-            if page.next_cursor.is_none() {
-                break;
-            }
-        }
+        let mut printed = print_new_lines(client, id, &mut after).await? > 0;
         if show_states && last != Some((run.state, run.attempt)) {
             last = Some((run.state, run.attempt));
             if interactive && waited > 0 {
@@ -315,19 +300,27 @@ pub async fn logs(api: &str, id: &str, follow_flag: bool) -> Result<ExitCode> {
     if follow_flag {
         return follow(&client, id, false).await;
     }
-    let mut after = 0;
+    print_new_lines(&client, id, &mut 0).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the run's log lines after sequence number `after` (advancing it), page by page until
+/// none are left. Returns how many were printed.
+async fn print_new_lines(client: &Client, id: Uuid, after: &mut i64) -> Result<usize> {
+    let mut printed = 0;
     loop {
-        let page = client.logs(id, after, 1000).await.map_err(super::explain)?;
+        let page = client.logs(id, *after, 1000).await.map_err(super::explain)?;
         for line in &page.items {
-            after = line.seq;
+            *after = line.seq;
             println!(
                 "{}  {}",
                 line.at.with_timezone(&chrono::Local).format("%H:%M:%S%.3f"),
                 line.message
             );
+            printed += 1;
         }
         if page.next_cursor.is_none() {
-            return Ok(ExitCode::SUCCESS);
+            return Ok(printed);
         }
     }
 }
