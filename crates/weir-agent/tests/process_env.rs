@@ -16,6 +16,8 @@ fn child_gets_spec_env_but_never_the_agents_key() {
         ("WEIR_AGENT_NAME", "agent-1"),
         ("WEIR_API_URL", "http://server:4200"),
         ("WEIR_TEST_OVERRIDDEN", "from-agent"),
+        ("AWS_SECRET_ACCESS_KEY", "agent-cloud-credential"),
+        ("PASSED_ON_PURPOSE", "yes"),
     ] {
         // SAFETY: this is the only test in this binary and it runs before any other thread
         // of ours (the runtime is built below), so nothing reads the environment concurrently.
@@ -37,7 +39,8 @@ fn child_gets_spec_env_but_never_the_agents_key() {
         ..LaunchSpec::default()
     };
     let (lines, status) = runtime.block_on(async {
-        let mut launched = ProcessLauncher::new().launch(spec).await.unwrap();
+        let launcher = ProcessLauncher::new().with_pass_env(["PASSED_ON_*".to_string()]);
+        let mut launched = launcher.launch(spec).await.unwrap();
         tokio::time::timeout(Duration::from_secs(20), async {
             let mut lines = Vec::new();
             while let Some(line) = launched.output.recv().await {
@@ -57,7 +60,16 @@ fn child_gets_spec_env_but_never_the_agents_key() {
         lines.iter().any(|l| l.starts_with("PATH=")),
         "inherited PATH missing"
     );
-    for withheld in ["WEIR_API_KEY=", "WEIR_API_KEY_FILE=", "WEIR_AGENT_NAME="] {
+    assert!(
+        has("PASSED_ON_PURPOSE=yes"),
+        "an explicitly passed variable: {lines:?}"
+    );
+    for withheld in [
+        "WEIR_API_KEY=",
+        "WEIR_API_KEY_FILE=",
+        "WEIR_AGENT_NAME=",
+        "AWS_SECRET_ACCESS_KEY=",
+    ] {
         assert!(
             !lines.iter().any(|l| l.starts_with(withheld)),
             "{withheld} leaked: {lines:?}"

@@ -73,6 +73,11 @@ pub struct AgentArgs {
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 5)]
     pub heartbeat_s: u64,
+    /// Pass this variable of the agent's environment on to runs (repeat; `NAME_*` matches a
+    /// prefix). By default runs get only PATH, HOME, LANG, TZ and the like, and WEIR_*
+    /// settings: never the agent's own credentials.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
 }
 
 /// The commands.

@@ -5,14 +5,13 @@
 //! local process's pipes.
 
 use super::{OutputLine, Stream};
-pub use weir_core::redact::{REDACTED, Redactor};
 use std::borrow::Cow;
+pub use weir_core::redact::{REDACTED, Redactor};
 
 /// Longest line, in bytes, a launcher emits. A longer line (or output that never ends a
 /// line, such as a progress bar redrawn with `\r`) is split into pieces of at most this
 /// many bytes, so a run cannot make the agent buffer unbounded memory.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
-
 
 /// Splits one output stream's bytes into redacted [`OutputLine`]s.
 ///

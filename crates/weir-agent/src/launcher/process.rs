@@ -22,13 +22,21 @@ use tokio::time::{Instant, sleep_until};
 /// Environment variable name prefixes never passed on to a run.
 const WITHHELD_ENV_PREFIXES: [&str; 2] = ["WEIR_API_KEY", "WEIR_AGENT_"];
 
+/// Variables of the agent's environment a run inherits by default: what programs need to
+/// run at all, and Weir's own settings. Anything else (cloud credentials above all) stays
+/// with the agent unless passed on explicitly ([`ProcessLauncher::with_pass_env`]).
+const INHERITED_ENV: [&str; 11] = [
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "TERM", "LC_*",
+];
+
 /// Launches runs as local child processes of the agent.
 ///
 /// - The child leads its own process group, so cancelling signals the whole group: a shell
 ///   pipeline or a script's children die with it.
-/// - Environment: the agent's own, minus every variable whose name starts with
-///   `WEIR_API_KEY` or `WEIR_AGENT_` (the run must never see the agent's credentials), plus
-///   [`LaunchSpec::env`], which wins (so the agent may hand the run a key of its own).
+/// - Environment: from the agent's own, only `PATH`, `HOME`, `USER`, `LANG`, `LC_*`, `TZ`
+///   and the like, `WEIR_*` settings except `WEIR_API_KEY*` and `WEIR_AGENT_*` (the run must
+///   never see the agent's credentials) and the names given to [`Self::with_pass_env`];
+///   plus [`LaunchSpec::env`], which wins (so the agent may hand the run a key of its own).
 /// - stdin is `/dev/null`; stdout and stderr are read concurrently, split into lines and
 ///   redacted (see [`LineSplitter`]).
 /// - When the child exits, its output is drained. If a background process it left behind
@@ -42,12 +50,14 @@ const WITHHELD_ENV_PREFIXES: [&str; 2] = ["WEIR_API_KEY", "WEIR_AGENT_"];
 pub struct ProcessLauncher {
     drain_timeout: Duration,
     output_capacity: usize,
+    pass_env: Vec<String>,
 }
 
 impl Default for ProcessLauncher {
     fn default() -> Self {
         Self {
             drain_timeout: Duration::from_secs(2),
+            pass_env: Vec::new(),
             output_capacity: 1024,
         }
     }
@@ -64,6 +74,27 @@ impl ProcessLauncher {
     pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
         self
+    }
+
+    /// Also passes these variables of the agent's environment on to runs (a name ending in
+    /// `*` matches every variable with that prefix).
+    pub fn with_pass_env(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.pass_env.extend(names);
+        self
+    }
+
+    /// Whether a variable of the agent's environment is passed on to runs.
+    fn inherits(&self, name: &str) -> bool {
+        if WITHHELD_ENV_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            return false;
+        }
+        let matches = |pattern: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pattern,
+        };
+        name.starts_with("WEIR_")
+            || INHERITED_ENV.iter().any(|p| matches(p))
+            || self.pass_env.iter().any(|p| matches(p))
     }
 
     /// How many output lines may wait unread before the child is paused (at least 1).
@@ -90,13 +121,10 @@ impl ProcessLauncher {
 
         let mut cmd = Command::new(&program);
         cmd.args(&spec.argv[1..]);
-        for (name, _) in std::env::vars_os() {
-            let bytes = name.as_encoded_bytes();
-            if WITHHELD_ENV_PREFIXES
-                .iter()
-                .any(|p| bytes.starts_with(p.as_bytes()))
-            {
-                cmd.env_remove(&name);
+        cmd.env_clear();
+        for (name, value) in std::env::vars_os() {
+            if name.to_str().is_some_and(|n| self.inherits(n)) {
+                cmd.env(&name, value);
             }
         }
         cmd.envs(&spec.env);

@@ -43,7 +43,12 @@ pub async fn keys(api: &str, cmd: KeysCommand, json: bool) -> Result<ExitCode> {
                     created.key.id,
                     created.key.name,
                     created.key.role,
-                    created.key.project.as_deref().map(|p| format!(" in {p}")).unwrap_or_default()
+                    created
+                        .key
+                        .project
+                        .as_deref()
+                        .map(|p| format!(" in {p}"))
+                        .unwrap_or_default()
                 );
                 println!("{}", created.secret);
             }
@@ -73,7 +78,10 @@ pub async fn keys(api: &str, cmd: KeysCommand, json: bool) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            output::table(&["ID", "NAME", "ROLE", "PROJECT", "CREATED", "STATUS"], rows);
+            output::table(
+                &["ID", "NAME", "ROLE", "PROJECT", "CREATED", "STATUS"],
+                rows,
+            );
         }
         KeysCommand::Revoke { id } => {
             let k = client.revoke_key(&id).await.map_err(super::explain)?;
@@ -89,7 +97,10 @@ pub async fn keys(api: &str, cmd: KeysCommand, json: bool) -> Result<ExitCode> {
 
 /// `weir audit`.
 pub async fn audit(api: &str, limit: u32, json: bool) -> Result<ExitCode> {
-    let page = super::client(api)?.audit(None, limit).await.map_err(super::explain)?;
+    let page = super::client(api)?
+        .audit(None, limit)
+        .await
+        .map_err(super::explain)?;
     if json {
         output::json(&page);
         return Ok(ExitCode::SUCCESS);

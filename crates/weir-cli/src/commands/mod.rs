@@ -1,8 +1,8 @@
 //! One module per group of commands; [`dispatch`] routes a parsed command line.
 
 mod deploy;
-mod keys;
 mod inspect;
+mod keys;
 mod run;
 mod serve;
 
@@ -88,4 +88,3 @@ pub(crate) fn explain(e: weir_client::Error) -> anyhow::Error {
         _ => anyhow::Error::new(e),
     }
 }
-

@@ -309,7 +309,10 @@ pub async fn logs(api: &str, id: &str, follow_flag: bool) -> Result<ExitCode> {
 async fn print_new_lines(client: &Client, id: Uuid, after: &mut i64) -> Result<usize> {
     let mut printed = 0;
     loop {
-        let page = client.logs(id, *after, 1000).await.map_err(super::explain)?;
+        let page = client
+            .logs(id, *after, 1000)
+            .await
+            .map_err(super::explain)?;
         for line in &page.items {
             *after = line.seq;
             println!(

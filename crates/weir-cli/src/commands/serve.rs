@@ -56,7 +56,11 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
     let server = Server::start(options)
         .await
         .context("cannot start the server")?;
-    let scheme = if server.state.options.tls.is_some() { "https" } else { "http" };
+    let scheme = if server.state.options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let url = format!("{scheme}://{}", server.addr);
     config::record_server(&url)?;
     if let Some(key) = &server.bootstrap_key {
@@ -137,12 +141,8 @@ pub async fn agent(api: &str, args: AgentArgs) -> Result<ExitCode> {
     init_logging();
     let options = agent_options(api, &args)?;
     let client = super::client(api)?;
-    let agent = Agent::new(
-        client,
-        options,
-        Arc::new(ProcessLauncher::new()),
-        resolver().await,
-    );
+    let launcher = ProcessLauncher::new().with_pass_env(args.pass_env.clone());
+    let agent = Agent::new(client, options, Arc::new(launcher), resolver().await);
     agent.run(stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -167,12 +167,8 @@ pub async fn up(
     }
     let options = agent_options(&url, &agent_args)?;
     let client = super::client(&url)?;
-    let agent = Agent::new(
-        client,
-        options,
-        Arc::new(ProcessLauncher::new()),
-        resolver().await,
-    );
+    let launcher = ProcessLauncher::new().with_pass_env(agent_args.pass_env.clone());
+    let agent = Agent::new(client, options, Arc::new(launcher), resolver().await);
     println!();
     println!("  Weir is up.");
     println!("  API and UI:   {url}");
