@@ -140,11 +140,11 @@ fn parse_run_token(secret: &[u8], token: &str) -> Option<(Uuid, u32)> {
 /// Reads the bearer token (or the UI's session cookie) of a request.
 pub(crate) fn bearer(parts: &Parts) -> Option<String> {
     if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        return h
-            .to_str()
-            .ok()?
-            .strip_prefix("Bearer ")
-            .map(|t| t.trim().to_string());
+        // The scheme is case-insensitive (RFC 9110).
+        let (scheme, token) = h.to_str().ok()?.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
     }
     crate::ui::session_token(parts)
 }
