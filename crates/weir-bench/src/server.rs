@@ -4,7 +4,8 @@
 //!   `example-flows run chain --param n=10000` reporting to a server (process start to exit,
 //!   when every task run is already stored), divided by 10,000; the figure is checked by
 //!   counting the task runs the server has.
-//! - `transitions_per_s_sqlite`: accepted flow-run state proposals per second, 16 clients.
+//! - `transitions_per_s_sqlite`: accepted flow-run state proposals per second, from
+//!   `--clients` concurrent clients (default 64: many flow processes and agents reporting).
 //! - `cold_start_ms`: `weir server` spawn to first `/readyz` 200, fresh data directory
 //!   (median of 5).
 //! - `idle_rss_mib`: resident memory of an idle server after it started and served a run.
@@ -27,6 +28,9 @@ pub struct Args {
     /// Flow runs in the transitions measurement (each makes 5 transitions).
     #[arg(long, default_value_t = 1_000)]
     runs: u32,
+    /// Concurrent clients proposing states.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
 }
 
 /// Runs the tracked chain against `url`; returns µs per task after checking the server has
@@ -79,7 +83,7 @@ fn tracked_chain(
     Ok(elapsed.as_secs_f64() * 1e6 / f64::from(tasks))
 }
 
-async fn transitions(url: &str, key: &str, runs: u32) -> Result<f64> {
+async fn transitions(url: &str, key: &str, runs: u32, clients: usize) -> Result<f64> {
     let client = Client::new(url, Some(key.to_string()))?;
     let mut ids = Vec::new();
     for _ in 0..runs {
@@ -102,7 +106,7 @@ async fn transitions(url: &str, key: &str, runs: u32) -> Result<f64> {
     ];
     let started = Instant::now();
     let chunks: Vec<Vec<_>> = ids
-        .chunks(ids.len().div_ceil(16).max(1))
+        .chunks(ids.len().div_ceil(clients.max(1)).max(1))
         .map(|c| c.to_vec())
         .collect();
     let mut handles = Vec::new();
@@ -151,7 +155,7 @@ pub fn run(args: &Args) -> Result<Value> {
     let sqlite_us = tracked_chain(&server.url, &server.key, home.path(), args.tasks, &rt)?;
     std::thread::sleep(std::time::Duration::from_secs(2));
     let idle_rss = procs::rss_mib(server.proc.child.id())?;
-    let tps = rt.block_on(transitions(&server.url, &server.key, args.runs))?;
+    let tps = rt.block_on(transitions(&server.url, &server.key, args.runs, args.clients))?;
     let mut out = json!({
         format!("tracked_chain_{}_us_per_task_sqlite", args.tasks): round(sqlite_us, 2),
         "transitions_per_s_sqlite": round(tps, 0),
