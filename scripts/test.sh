@@ -1,21 +1,42 @@
 #!/usr/bin/env bash
 # Weir's whole test suite, from a fresh clone: starts what the tests need (a throwaway
-# PostgreSQL cluster), then runs every test of the workspace against real parts.
+# PostgreSQL cluster, a local AWS-compatible endpoint), then runs every test of the
+# workspace against real parts, with the optional `aws` feature of `weir` turned on.
 #
 #     scripts/test.sh            # everything
 #     scripts/test.sh -p weir-store   # extra arguments go to the test runner
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Headless Chromium and chromedriver for the browser test (crates/weir-cli/tests/browser.rs),
+# installed from Debian's packages only when missing (a fresh CI machine).
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+fi
+
 # A real PostgreSQL server for the store's and server's conformance tests.
 eval "$(scripts/test-postgres.sh)"
 export WEIR_TEST_POSTGRES_URL
 
+# A local AWS-compatible endpoint (moto's server) for the SSM and Secrets Manager tests,
+# with the dummy credentials and region it accepts. Real AWS settings of the caller are
+# masked, so no test can reach a real account.
+eval "$(scripts/test-moto.sh)"
+export WEIR_TEST_AWS_ENDPOINT
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
+
+# Every feature CI covers: the AWS secret stores are behind `weir-cli/aws`.
+FEATURES=(--features weir-cli/aws)
+
 # Tests need the binaries they drive (weir, example-flows) built first.
-cargo build --workspace --bins
+cargo build --workspace --bins "${FEATURES[@]}"
 
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast "$@"
+    cargo nextest run --workspace "${FEATURES[@]}" --no-fail-fast "$@"
 else
-    cargo test --workspace --no-fail-fast "$@"
+    cargo test --workspace "${FEATURES[@]}" --no-fail-fast "$@"
 fi

@@ -1,11 +1,11 @@
 //! `weir-bench`: Weir's benchmarks. Each subcommand measures one part and prints ONE JSON
-//! object on stdout. Subcommands live in their own modules (`sdk`; `server`, `launch`, `ui`
-//! can be added beside it).
+//! object on stdout. Subcommands live in their own modules: `sdk`, `server`, `launch`, `ui`.
 
 mod launch;
 mod procs;
 mod sdk;
 mod server;
+mod ui;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +25,8 @@ enum Command {
     Server(server::Args),
     /// Launch latency: run created → first line of user code, with an idle agent waiting.
     Launch(launch::Args),
+    /// Web UI: page times on a seeded database of 1,000,000 runs.
+    Ui(ui::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Sdk(args) => sdk::run(&args),
         Command::Server(args) => server::run(&args),
         Command::Launch(args) => launch::run(&args),
+        Command::Ui(args) => ui::run(&args),
     };
     match result.and_then(|v| Ok(serde_json::to_string(&v)?)) {
         Ok(json) => {

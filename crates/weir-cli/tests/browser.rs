@@ -207,10 +207,7 @@ impl WebDriverCompatibleCommand for Cdp {
         ))
     }
 
-    fn method_and_body(
-        &self,
-        _request_url: &url::Url,
-    ) -> (http::Method, Option<String>) {
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
         let body = json!({"cmd": self.cmd, "params": self.params}).to_string();
         (http::Method::POST, Some(body))
     }
@@ -291,7 +288,10 @@ impl Browser {
 
     /// The current URL's path (and query).
     fn path(&self) -> String {
-        let url = self.rt.block_on(self.c().current_url()).expect("current URL");
+        let url = self
+            .rt
+            .block_on(self.c().current_url())
+            .expect("current URL");
         match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
@@ -345,11 +345,7 @@ impl Browser {
         wait_until(what, timeout, || {
             let p = self.path();
             let loaded = self.js("return document.readyState;", vec![]) == json!("complete");
-            if pred(&p) && loaded {
-                Ok(p)
-            } else {
-                Err(p)
-            }
+            if pred(&p) && loaded { Ok(p) } else { Err(p) }
         })
     }
 
@@ -482,8 +478,8 @@ impl Drop for Browser {
 /// The examples' `weir.toml` (what `weir up` deploys), pointing at the built `example-flows`.
 fn examples_toml() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flows/weir.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     assert!(
         text.contains(r#"command = ["example-flows"]"#),
         "examples/flows/weir.toml names the example-flows command"
@@ -542,14 +538,19 @@ fn web_ui_in_headless_chromium() {
 
     // ---- log in as admin ----
     b.goto("/");
-    b.wait_path("a redirect to the login page", Duration::from_secs(10), |p| {
-        p.starts_with("/login")
-    });
+    b.wait_path(
+        "a redirect to the login page",
+        Duration::from_secs(10),
+        |p| p.starts_with("/login"),
+    );
     b.wait_for("#key", Duration::from_secs(5));
     b.shot("01-login");
     log_in(&b, &w.admin_key);
     assert_eq!(b.text("main h1"), "Dashboard");
-    assert!(b.text("header .who").contains("admin"), "header names the role");
+    assert!(
+        b.text("header .who").contains("admin"),
+        "header names the role"
+    );
     b.assert_local_times();
     b.shot("02-dashboard");
 
@@ -565,7 +566,11 @@ fn web_ui_in_headless_chromium() {
         p == "/deployments/dev/etl"
     });
     b.wait_for("#quick-run #p-rows", Duration::from_secs(5));
-    assert_eq!(b.value("#p-rows"), "100", "the form shows the deployment's default");
+    assert_eq!(
+        b.value("#p-rows"),
+        "100",
+        "the form shows the deployment's default"
+    );
     b.shot("04-deployment-etl");
 
     // ---- Quick run rows = 7: state and logs arrive live on the run page ----
@@ -646,8 +651,8 @@ fn web_ui_in_headless_chromium() {
     b.shot("06-run-completed");
     b.size(390, 844);
     b.wait_for("#run-state", Duration::from_secs(5));
-    b.assert_no_sideways_scroll();
     b.shot("07-run-phone");
+    b.assert_no_sideways_scroll();
     b.size(1280, 900);
 
     // A task run's page.
@@ -697,14 +702,18 @@ fn web_ui_in_headless_chromium() {
     });
     let slow = run_id(&slow_path);
     w.wait_state(slow, StateKind::Running, Duration::from_secs(20));
-    wait_until("a live log line of the slow run", Duration::from_secs(15), || {
-        let t = b.text("#logs");
-        if t.contains("slept 1/60 s") {
-            Ok(())
-        } else {
-            Err(t)
-        }
-    });
+    wait_until(
+        "a live log line of the slow run",
+        Duration::from_secs(15),
+        || {
+            let t = b.text("#logs");
+            if t.contains("slept 1/60 s") {
+                Ok(())
+            } else {
+                Err(t)
+            }
+        },
+    );
     b.shot("10-slow-running");
     b.click("form[action$='/cancel'] button");
     let d = w.wait_state(slow, StateKind::Cancelled, Duration::from_secs(20));
@@ -713,15 +722,32 @@ fn web_ui_in_headless_chromium() {
         "went through Cancelling: {}",
         common::describe(&d)
     );
-    wait_until("the badge to show Cancelled", Duration::from_secs(15), || {
-        let s = b.text("#run-state");
-        if s == "Cancelled" && b.path() == slow_path {
-            Ok(())
-        } else {
-            Err(s)
-        }
-    });
+    // The Cancel form lands back on the run page (Cancelling); the badge turns Cancelled
+    // live, and the page reloads once to show the final buttons.
+    let loads = wait_until(
+        "the run page to reload showing Cancelled",
+        Duration::from_secs(15),
+        || {
+            let loads = b.loads(&slow_path);
+            match loads.last() {
+                Some(l) if l.initial.as_deref() == Some("Cancelled") => Ok(loads),
+                _ => Err(format!("{loads:?}")),
+            }
+        },
+    );
+    match loads
+        .iter()
+        .find(|l| l.initial.as_deref() == Some("Cancelling"))
+    {
+        Some(l) => assert_eq!(
+            l.states.last().map(String::as_str),
+            Some("Cancelled"),
+            "the badge turned from Cancelling to Cancelled live: {loads:?}"
+        ),
+        None => eprintln!("note: run {slow} was Cancelled before its page loaded: {loads:?}"),
+    }
     b.wait_for("#run-state", Duration::from_secs(5));
+    assert_eq!(b.text("#run-state"), "Cancelled");
     assert!(
         !b.exists("form[action$='/cancel']"),
         "no Cancel button on a cancelled run"
@@ -750,25 +776,32 @@ fn web_ui_in_headless_chromium() {
     b.size(390, 844);
     b.goto("/runs");
     b.wait_for("main h1", Duration::from_secs(5));
-    b.assert_no_sideways_scroll();
     b.shot("18-runs-phone");
+    b.assert_no_sideways_scroll();
     b.goto("/");
     b.wait_for("main h1", Duration::from_secs(5));
-    b.assert_no_sideways_scroll();
     b.shot("19-dashboard-phone");
+    b.assert_no_sideways_scroll();
     b.size(1280, 900);
 
     // ---- log out ----
     b.goto("/");
-    b.wait_for("header form[action='/logout'] button", Duration::from_secs(5));
+    b.wait_for(
+        "header form[action='/logout'] button",
+        Duration::from_secs(5),
+    );
     b.click("header form[action='/logout'] button");
-    b.wait_path("the login page after logout", Duration::from_secs(10), |p| {
-        p.starts_with("/login")
-    });
+    b.wait_path(
+        "the login page after logout",
+        Duration::from_secs(10),
+        |p| p.starts_with("/login"),
+    );
     b.goto("/runs");
-    b.wait_path("a redirect to login once logged out", Duration::from_secs(10), |p| {
-        p.starts_with("/login")
-    });
+    b.wait_path(
+        "a redirect to login once logged out",
+        Duration::from_secs(10),
+        |p| p.starts_with("/login"),
+    );
 
     // ---- a viewer: no Quick run, and the server refuses a forged one ----
     let out = w
@@ -777,8 +810,14 @@ fn web_ui_in_headless_chromium() {
     let viewer = out.stdout.trim().to_string();
     assert!(viewer.starts_with("weir_"), "a viewer key: {out:#?}");
     log_in(&b, &viewer);
-    assert!(b.text("header .who").contains("viewer"), "header names the role");
-    assert!(!b.exists("header nav a[href='/keys']"), "no Keys link for viewers");
+    assert!(
+        b.text("header .who").contains("viewer"),
+        "header names the role"
+    );
+    assert!(
+        !b.exists("header nav a[href='/keys']"),
+        "no Keys link for viewers"
+    );
     b.goto("/deployments/dev/etl");
     b.wait_for("main h1", Duration::from_secs(5));
     assert!(!b.exists("#quick-run"), "no Quick run panel for a viewer");

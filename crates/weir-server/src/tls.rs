@@ -41,7 +41,13 @@ pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate {} and key {} do not fit: {e}", files.cert.display(), files.key.display()))?;
+        .map_err(|e| {
+            format!(
+                "certificate {} and key {} do not fit: {e}",
+                files.cert.display(),
+                files.key.display()
+            )
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -67,7 +73,8 @@ impl Listener for TlsListener {
                     continue;
                 }
             };
-            match tokio::time::timeout(Duration::from_secs(10), self.acceptor.accept(stream)).await {
+            match tokio::time::timeout(Duration::from_secs(10), self.acceptor.accept(stream)).await
+            {
                 Ok(Ok(tls)) => return (tls, addr),
                 Ok(Err(error)) => tracing::debug!(message = "TLS handshake failed", %addr, %error),
                 Err(_) => tracing::debug!(message = "TLS handshake timed out", %addr),

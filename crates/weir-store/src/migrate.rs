@@ -20,6 +20,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "ui_indexes",
         include_str!("../migrations/sqlite/0003_ui_indexes.sql"),
     ),
+    (
+        4,
+        "dashboard_indexes",
+        include_str!("../migrations/sqlite/0004_dashboard_indexes.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -36,6 +41,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "ui_indexes",
         include_str!("../migrations/postgres/0003_ui_indexes.sql"),
+    ),
+    (
+        4,
+        "dashboard_indexes",
+        include_str!("../migrations/postgres/0004_dashboard_indexes.sql"),
     ),
 ];
 

@@ -239,6 +239,43 @@ impl Store {
 
     /// Flow runs matching `filter`, newest first, one page at a time.
     pub async fn list_flow_runs(&self, filter: &RunFilter) -> Result<Page<FlowRun>> {
+        let limit = filter.limit.clamp(1, 1000);
+        let mut items = if filter.states.len() > 1 {
+            // One query per state, merged here: each walks the (state, id) index newest first
+            // and stops after a page. A single `state IN (…) ORDER BY id DESC` lets SQLite's
+            // planner pick the (state, scheduled_at) index instead and sort every matching
+            // run — 100 ms for the dashboard's Failed/Crashed/Late panel over a million runs.
+            let mut all = Vec::new();
+            for state in &filter.states {
+                all.extend(
+                    self.query_flow_runs(filter, std::slice::from_ref(state), limit)
+                        .await?,
+                );
+            }
+            all.sort_by_key(|r| std::cmp::Reverse(r.id));
+            all.dedup_by_key(|r| r.id);
+            all.truncate(limit as usize + 1);
+            all
+        } else {
+            self.query_flow_runs(filter, &filter.states, limit).await?
+        };
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Up to `limit + 1` runs matching `filter` but with `states` for its states, newest
+    /// first (the extra one tells whether there is a next page).
+    async fn query_flow_runs(
+        &self,
+        filter: &RunFilter,
+        states: &[StateKind],
+        limit: u32,
+    ) -> Result<Vec<FlowRun>> {
         let mut clauses: Vec<String> = Vec::new();
         let mut binds: Vec<Bind> = Vec::new();
         let next = |binds: &mut Vec<Bind>, b: Bind| {
@@ -247,10 +284,7 @@ impl Store {
         };
         if let Some(projects) = &filter.projects {
             if projects.is_empty() {
-                return Ok(Page {
-                    items: vec![],
-                    next_cursor: None,
-                });
+                return Ok(vec![]);
             }
             let first = binds.len() + 1;
             for p in projects {
@@ -269,15 +303,12 @@ impl Store {
             let n = next(&mut binds, Bind::Text(f.clone()));
             clauses.push(format!("flow = ${n}"));
         }
-        if !filter.states.is_empty() {
+        if !states.is_empty() {
             let first = binds.len() + 1;
-            for s in &filter.states {
+            for s in states {
                 next(&mut binds, Bind::Text(s.as_str().to_string()));
             }
-            clauses.push(format!(
-                "state IN ({})",
-                placeholders(first, filter.states.len())
-            ));
+            clauses.push(format!("state IN ({})", placeholders(first, states.len())));
         }
         if let Some(t) = filter.since {
             let n = next(&mut binds, Bind::Int(micros(t)));
@@ -291,7 +322,6 @@ impl Store {
             let n = next(&mut binds, Bind::Text(c.to_string()));
             clauses.push(format!("id < ${n}"));
         }
-        let limit = filter.limit.clamp(1, 1000);
         let n = next(&mut binds, Bind::Int(i64::from(limit) + 1));
         let where_ = if clauses.is_empty() {
             String::new()
@@ -306,17 +336,7 @@ impl Store {
             q = b.bind(q);
         }
         let rows = q.fetch_all(&self.read).await?;
-        let mut items = rows
-            .iter()
-            .map(codec::flow_run)
-            .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|r| r.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        rows.iter().map(codec::flow_run).collect()
     }
 
     /// Counts of flow runs by state, optionally only those created since a time and only in
@@ -326,14 +346,23 @@ impl Store {
         projects: Option<&[String]>,
         since: Option<Timestamp>,
     ) -> Result<BTreeMap<StateKind, u64>> {
-        let mut sql =
-            "SELECT state, COUNT(*) AS n FROM flow_runs WHERE created_at >= $1".to_string();
-        let mut binds = vec![Bind::Int(since.map(micros).unwrap_or(i64::MIN))];
+        // The upper bound changes no result, but it makes the range look selective to
+        // SQLite's planner (which has no statistics): without it, the planner prefers
+        // walking a whole state index for the GROUP BY over the (created_at, state) and
+        // (project, created_at, state) covering indexes — 400 ms instead of 2 ms for the
+        // dashboard's last 24 hours of a million runs.
+        let mut sql = "SELECT state, COUNT(*) AS n FROM flow_runs \
+                       WHERE created_at >= $1 AND created_at <= $2"
+            .to_string();
+        let mut binds = vec![
+            Bind::Int(since.map(micros).unwrap_or(i64::MIN)),
+            Bind::Int(i64::MAX),
+        ];
         if let Some(ps) = projects {
             if ps.is_empty() {
                 return Ok(BTreeMap::new());
             }
-            sql.push_str(&format!(" AND project IN ({})", placeholders(2, ps.len())));
+            sql.push_str(&format!(" AND project IN ({})", placeholders(3, ps.len())));
             binds.extend(ps.iter().map(|p| Bind::Text(p.clone())));
         }
         sql.push_str(" GROUP BY state");

@@ -42,12 +42,11 @@ fn svg(bars: &[Bar], run_start: Timestamp, run_end: Timestamp) -> String {
         out,
         r#"<svg class="gantt" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="task timeline">"#
     );
-    let total_ms = span / 1000.0;
     let _ = write!(
         out,
-        r#"<text x="{LABEL}" y="14" fill="currentColor">0</text><text x="{}" y="14" text-anchor="end">{:.0} ms</text>"#,
+        r#"<text x="{LABEL}" y="14" fill="currentColor">0</text><text x="{}" y="14" text-anchor="end">{}</text>"#,
         WIDTH - 10.0,
-        total_ms
+        span_text(span)
     );
     for (i, b) in bars.iter().enumerate() {
         let y = 22.0 + ROW * i as f64;
@@ -66,6 +65,22 @@ fn svg(bars: &[Bar], run_start: Timestamp, run_end: Timestamp) -> String {
     }
     out.push_str("</svg>");
     out
+}
+
+/// A time span given in microseconds, in the unit that reads best: `850 µs`, `12.5 ms`,
+/// `340 ms`, `4.2 s`, `3.5 min`.
+fn span_text(us: f64) -> String {
+    if us < 1_000.0 {
+        format!("{us:.0} µs")
+    } else if us < 10_000.0 {
+        format!("{:.1} ms", us / 1_000.0)
+    } else if us < 1_000_000.0 {
+        format!("{:.0} ms", us / 1_000.0)
+    } else if us < 120_000_000.0 {
+        format!("{:.1} s", us / 1_000_000.0)
+    } else {
+        format!("{:.1} min", us / 60_000_000.0)
+    }
 }
 
 /// One bar per task run.
@@ -134,4 +149,18 @@ pub(crate) fn grouped(groups: &[TaskGroup]) -> String {
         })
         .collect();
     svg(&bars, start, end.max(start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span_text;
+
+    #[test]
+    fn spans_read_in_a_fitting_unit() {
+        assert_eq!(span_text(850.0), "850 µs");
+        assert_eq!(span_text(12_540.0), "13 ms");
+        assert_eq!(span_text(4_200.0), "4.2 ms");
+        assert_eq!(span_text(4_200_000.0), "4.2 s");
+        assert_eq!(span_text(210_000_000.0), "3.5 min");
+    }
 }

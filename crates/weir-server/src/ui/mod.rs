@@ -185,7 +185,11 @@ impl UiUser {
 fn session_cookie(st: &AppState, key_id: &str) -> HeaderValue {
     let expires = chrono::Utc::now().timestamp() + SESSION_HOURS * 3600;
     let token = auth::session_token(&st.run_secret, key_id, expires);
-    let secure = if st.options.tls.is_some() { "; Secure" } else { "" };
+    let secure = if st.options.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
     let value = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         SESSION_HOURS * 3600
