@@ -13,7 +13,10 @@
 //! Both are built from one [`SdkConfig`] ([`stores_from_env`]: the default AWS chain for
 //! region and credentials, and `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SSM` /
 //! `AWS_ENDPOINT_URL_SECRETS_MANAGER` to point at another endpoint, such as a local moto
-//! server), so they share one HTTPS client and one credential cache.
+//! server), so they share one HTTPS client and one credential cache. [`stores_from_env`]
+//! loads that configuration on the first resolve, not before: an agent built with AWS
+//! support that never meets an AWS reference starts as fast as one without, and never looks
+//! for a region or credentials (which may mean asking the EC2 instance metadata service).
 //!
 //! **Invariant:** an [`Error`] names the reference and why it failed, never a secret value
 //! (JSON parse errors are not quoted, since they may echo the text they failed on).
@@ -25,11 +28,12 @@
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
-use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 use weir_agent::secrets::SecretStore;
 
 /// The SDK's configuration crate, re-exported so callers and tests use the same version.
@@ -79,7 +83,9 @@ pub enum Error {
         detail: String,
     },
     /// A `#key` was asked of a secret whose string is not a JSON object.
-    #[error("Secrets Manager secret {name} is not a JSON object, so key {key:?} cannot be taken from it")]
+    #[error(
+        "Secrets Manager secret {name} is not a JSON object, so key {key:?} cannot be taken from it"
+    )]
     NotJsonObject {
         /// The secret's name.
         name: String,
@@ -136,23 +142,51 @@ pub fn config_loader() -> ConfigLoader {
 
 /// Both stores, sharing `config`.
 pub fn stores(config: &SdkConfig) -> Vec<Arc<dyn SecretStore>> {
+    let shared = SharedConfig::ready(config.clone());
     vec![
-        Arc::new(SsmStore::new(config)),
-        Arc::new(SecretsManagerStore::new(config)),
+        Arc::new(SsmStore::with_shared(shared.clone())),
+        Arc::new(SecretsManagerStore::with_shared(shared)),
     ]
 }
 
-/// Both stores, configured by the default AWS chain ([`config_loader`]). Never fails:
-/// missing region or credentials surface as an [`Error`] naming the reference when a
-/// reference is first resolved.
+/// Both stores, configured by the default AWS chain ([`config_loader`]), which they load
+/// together on the first resolve of either. Does no I/O itself and never fails: a missing
+/// region or credentials surface as an [`Error`] naming the reference being resolved.
 pub async fn stores_from_env() -> Vec<Arc<dyn SecretStore>> {
-    let config = config_loader().load().await;
-    tracing::debug!(
-        message = "AWS secret stores ready",
-        region = config.region().map(|r| r.as_ref()).unwrap_or("(none)"),
-        endpoint = config.endpoint_url().unwrap_or("(default)"),
-    );
-    stores(&config)
+    let shared = SharedConfig::from_env();
+    vec![
+        Arc::new(SsmStore::with_shared(shared.clone())),
+        Arc::new(SecretsManagerStore::with_shared(shared)),
+    ]
+}
+
+/// The SDK configuration both stores share: given, or loaded from the environment once, on
+/// first use.
+#[derive(Debug, Clone)]
+struct SharedConfig(Arc<OnceCell<SdkConfig>>);
+
+impl SharedConfig {
+    fn ready(config: SdkConfig) -> SharedConfig {
+        SharedConfig(Arc::new(OnceCell::new_with(Some(config))))
+    }
+
+    fn from_env() -> SharedConfig {
+        SharedConfig(Arc::new(OnceCell::new()))
+    }
+
+    async fn get(&self) -> &SdkConfig {
+        self.0
+            .get_or_init(|| async {
+                let config = config_loader().load().await;
+                tracing::info!(
+                    message = "AWS configuration loaded for secret references",
+                    region = config.region().map(|r| r.as_ref()).unwrap_or("(none)"),
+                    endpoint = config.endpoint_url().unwrap_or("(default)"),
+                );
+                config
+            })
+            .await
+    }
 }
 
 /// Classifies an SDK failure for `what` `name`. `not_found` tells whether the service error
@@ -166,7 +200,7 @@ fn sdk_error<E, R>(
 ) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     if let Some(service) = err.as_service_error() {
         if not_found(service) {
@@ -197,24 +231,52 @@ where
     Error::Service {
         what,
         name: name.to_string(),
-        detail: DisplayErrorContext(err).to_string(),
+        detail: chain(err),
     }
+}
+
+/// `err` and its sources, each by its `Display`, joined by `: ` (the SDK's own
+/// `DisplayErrorContext` appends a `Debug` dump as well).
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
 }
 
 /// `ssm:NAME`: a parameter of SSM Parameter Store, SecureStrings decrypted with their KMS
 /// key. `NAME` is the parameter's name or path, optionally with a `:version` or `:label`
 /// selector.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SsmStore {
-    client: aws_sdk_ssm::Client,
+    config: SharedConfig,
+    client: OnceCell<aws_sdk_ssm::Client>,
 }
 
 impl SsmStore {
     /// A store using `config`.
     pub fn new(config: &SdkConfig) -> SsmStore {
+        SsmStore::with_shared(SharedConfig::ready(config.clone()))
+    }
+
+    fn with_shared(config: SharedConfig) -> SsmStore {
         SsmStore {
-            client: aws_sdk_ssm::Client::new(config),
+            config,
+            client: OnceCell::new(),
         }
+    }
+
+    async fn client(&self) -> &aws_sdk_ssm::Client {
+        self.client
+            .get_or_init(|| async { aws_sdk_ssm::Client::new(self.config.get().await) })
+            .await
     }
 
     /// The value of parameter `name`.
@@ -225,9 +287,9 @@ impl SsmStore {
                 expected: "ssm:/Path/Name",
             });
         }
-        let region = region_of(self.client.config().region());
-        let out = self
-            .client
+        let client = self.client().await;
+        let region = region_of(client.config().region());
+        let out = client
             .get_parameter()
             .name(name)
             .with_decryption(true)
@@ -261,17 +323,29 @@ impl SecretStore for SsmStore {
 /// `secretsmanager:NAME` or `secretsmanager:NAME#KEY`: the current value of a Secrets
 /// Manager secret (by name or ARN); with `#KEY`, the value of `KEY` in the JSON object the
 /// secret string holds (a string as is, any other JSON value as compact JSON text).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SecretsManagerStore {
-    client: aws_sdk_secretsmanager::Client,
+    config: SharedConfig,
+    client: OnceCell<aws_sdk_secretsmanager::Client>,
 }
 
 impl SecretsManagerStore {
     /// A store using `config`.
     pub fn new(config: &SdkConfig) -> SecretsManagerStore {
+        SecretsManagerStore::with_shared(SharedConfig::ready(config.clone()))
+    }
+
+    fn with_shared(config: SharedConfig) -> SecretsManagerStore {
         SecretsManagerStore {
-            client: aws_sdk_secretsmanager::Client::new(config),
+            config,
+            client: OnceCell::new(),
         }
+    }
+
+    async fn client(&self) -> &aws_sdk_secretsmanager::Client {
+        self.client
+            .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(self.config.get().await) })
+            .await
     }
 
     /// The value `reference` (`NAME` or `NAME#KEY`) names.
@@ -286,9 +360,9 @@ impl SecretsManagerStore {
                 expected: "secretsmanager:NAME or secretsmanager:NAME#JSON_KEY",
             });
         }
-        let region = region_of(self.client.config().region());
-        let out = self
-            .client
+        let client = self.client().await;
+        let region = region_of(client.config().region());
+        let out = client
             .get_secret_value()
             .secret_id(name)
             .send()
@@ -379,7 +453,72 @@ mod tests {
             .await
             .expect_err("empty key");
         assert!(matches!(e, Error::BadReference { .. }), "{e:?}");
-        let e = SsmStore::new(&config).get("").await.expect_err("empty name");
+        let e = SsmStore::new(&config)
+            .get("")
+            .await
+            .expect_err("empty name");
         assert!(e.to_string().contains("ssm:/Path/Name"), "{e}");
+    }
+
+    #[test]
+    fn service_errors_are_classified() {
+        use aws_sdk_ssm::error::ErrorMetadata;
+        use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+        let failure = |code: &str| {
+            let err = GetParameterError::generic(
+                ErrorMetadata::builder()
+                    .code(code)
+                    .message("User: arn:aws:iam::1:user/agent is not authorized")
+                    .build(),
+            );
+            sdk_error(
+                SSM,
+                "/a/b",
+                "eu-west-1",
+                &SdkError::service_error(err, ()),
+                |e| e.is_parameter_not_found(),
+            )
+        };
+        let e = failure("AccessDeniedException");
+        assert!(matches!(e, Error::AccessDenied { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "access denied to SSM parameter /a/b: AccessDeniedException: User: arn:aws:iam::1:user/agent is not authorized"
+        );
+        let e = failure("ThrottlingException");
+        assert!(matches!(e, Error::Service { .. }), "{e:?}");
+
+        let not_found = GetParameterError::ParameterNotFound(
+            aws_sdk_ssm::types::error::ParameterNotFound::builder().build(),
+        );
+        let e = sdk_error(
+            SSM,
+            "/a/b",
+            "eu-west-1",
+            &SdkError::service_error(not_found, ()),
+            |e| e.is_parameter_not_found(),
+        );
+        assert_eq!(
+            e.to_string(),
+            "SSM parameter /a/b not found (region eu-west-1)"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_region_the_error_names_the_parameter_and_the_cause() {
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(aws_sdk_ssm::config::SharedCredentialsProvider::new(
+                aws_sdk_ssm::config::Credentials::new("test", "test", None, None, "tests"),
+            ))
+            .build();
+        let e = SsmStore::new(&config)
+            .get("/DataFlows/Dev/DB_PASSWORD")
+            .await
+            .expect_err("no region");
+        let text = e.to_string();
+        assert!(text.contains("/DataFlows/Dev/DB_PASSWORD"), "{text}");
+        assert!(text.to_lowercase().contains("region"), "{text}");
+        assert!(!text.contains("DispatchFailure {"), "no Debug dump: {text}");
     }
 }

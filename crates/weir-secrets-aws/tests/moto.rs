@@ -65,7 +65,12 @@ async fn put_parameter(config: &SdkConfig, name: &str, value: &str) {
         .overwrite(true)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("put parameter {name}: {}", ssm::error::DisplayErrorContext(&e)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "put parameter {name}: {}",
+                ssm::error::DisplayErrorContext(&e)
+            )
+        });
 }
 
 /// Makes secret `name` hold string `value` (creating it, or adding a new current version).
@@ -79,7 +84,10 @@ async fn put_secret(config: &SdkConfig, name: &str, value: &str) {
         .await
     {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_exists_exception()) =>
+        {
             client
                 .put_secret_value()
                 .secret_id(name)
@@ -87,10 +95,16 @@ async fn put_secret(config: &SdkConfig, name: &str, value: &str) {
                 .send()
                 .await
                 .unwrap_or_else(|e| {
-                    panic!("put secret value {name}: {}", sm::error::DisplayErrorContext(&e))
+                    panic!(
+                        "put secret value {name}: {}",
+                        sm::error::DisplayErrorContext(&e)
+                    )
                 });
         }
-        Err(e) => panic!("create secret {name}: {}", sm::error::DisplayErrorContext(&e)),
+        Err(e) => panic!(
+            "create secret {name}: {}",
+            sm::error::DisplayErrorContext(&e)
+        ),
     }
 }
 
@@ -173,8 +187,9 @@ async fn missing_parameter_and_secret_name_the_reference() {
         .expect_err("missing secret");
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     assert!(
-        e.to_string()
-            .contains(&format!("Secrets Manager secret weir/tests/missing-{id} not found")),
+        e.to_string().contains(&format!(
+            "Secrets Manager secret weir/tests/missing-{id} not found"
+        )),
         "{e}"
     );
 }
@@ -207,7 +222,10 @@ async fn missing_json_key_names_the_key_not_the_value() {
     let text = e.to_string();
     assert!(text.contains(&reference), "{text}");
     assert!(text.contains("no key \"token\""), "{text}");
-    assert!(!text.contains(&password), "the error leaks the value: {text}");
+    assert!(
+        !text.contains(&password),
+        "the error leaks the value: {text}"
+    );
 
     let e = SecretsManagerStore::new(&config)
         .get(&format!("{plain_name}#password"))
@@ -215,8 +233,14 @@ async fn missing_json_key_names_the_key_not_the_value() {
         .expect_err("not JSON");
     assert!(matches!(e, Error::NotJsonObject { .. }), "{e:?}");
     assert!(e.to_string().contains("\"password\""), "{e}");
-    assert!(!e.to_string().contains(&plain), "the error leaks the value: {e}");
-    assert!(!format!("{e:?}").contains(&plain), "the error leaks the value: {e:?}");
+    assert!(
+        !e.to_string().contains(&plain),
+        "the error leaks the value: {e}"
+    );
+    assert!(
+        !format!("{e:?}").contains(&plain),
+        "the error leaks the value: {e:?}"
+    );
 }
 
 /// The SSM store reads plain String parameters too, and selects a version with `:N`.
