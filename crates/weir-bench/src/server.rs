@@ -155,7 +155,12 @@ pub fn run(args: &Args) -> Result<Value> {
     let sqlite_us = tracked_chain(&server.url, &server.key, home.path(), args.tasks, &rt)?;
     std::thread::sleep(std::time::Duration::from_secs(2));
     let idle_rss = procs::rss_mib(server.proc.child.id())?;
-    let tps = rt.block_on(transitions(&server.url, &server.key, args.runs, args.clients))?;
+    let tps = rt.block_on(transitions(
+        &server.url,
+        &server.key,
+        args.runs,
+        args.clients,
+    ))?;
     let mut out = json!({
         format!("tracked_chain_{}_us_per_task_sqlite", args.tasks): round(sqlite_us, 2),
         "transitions_per_s_sqlite": round(tps, 0),

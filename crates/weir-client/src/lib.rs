@@ -117,7 +117,11 @@ impl Client {
     }
 
     /// [`Client::new`], trusting the certificates in the PEM file `ca` as well.
-    pub fn with_ca(base: &str, token: Option<String>, ca: Option<&std::path::Path>) -> Result<Client> {
+    pub fn with_ca(
+        base: &str,
+        token: Option<String>,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))

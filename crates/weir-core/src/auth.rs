@@ -8,7 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A service account's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including keys and the audit log.
@@ -135,7 +137,10 @@ mod tests {
     #[test]
     fn keys_parse() {
         let key = format!("weir_{}_{}", "a1b2c3d4e5f6", "0".repeat(64));
-        assert_eq!(parse_key(&key), Some(("a1b2c3d4e5f6", "0".repeat(64).as_str())));
+        assert_eq!(
+            parse_key(&key),
+            Some(("a1b2c3d4e5f6", "0".repeat(64).as_str()))
+        );
         assert_eq!(parse_key("weir_short_x"), None);
         assert_eq!(parse_key("Bearer xyz"), None);
         assert_eq!("viewer".parse::<Role>(), Ok(Role::Viewer));

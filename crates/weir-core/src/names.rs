@@ -28,11 +28,7 @@ mod tests {
         assert!(super::check("project", "dev").is_ok());
         assert!(super::check("project", "data-flows_2").is_ok());
         assert!(super::check("project", "").is_err());
-        assert!(
-            super::check("project", "Dev")
-                .unwrap_err()
-                .contains("\"Dev\"")
-        );
+        assert!(super::check("project", "Dev").is_err_and(|e| e.contains("\"Dev\"")));
         assert!(super::check("project", "-x").is_err());
         assert!(super::check("project", &"a".repeat(64)).is_err());
     }

@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn stale_attempts_are_refused() {
         let r = run(StateKind::Running, 2, 0);
-        let e = decide(&r, &propose(StateKind::Completed, 1), D, D, Utc::now()).unwrap_err();
+        let e = decide(&r, &propose(StateKind::Completed, 1), D, D, Utc::now()).expect_err("stale");
         assert_eq!(
             e,
             Rejection::StaleAttempt {

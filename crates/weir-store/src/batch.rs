@@ -52,7 +52,7 @@ pub(crate) fn spawn(store: Store) -> mpsc::UnboundedSender<Job> {
 
 /// What became of one job inside the batch.
 enum Outcome {
-    Done(Result<FlowRun>),
+    Done(Box<Result<FlowRun>>),
     /// Lost a compare-and-set: retry alone.
     Retry,
 }
@@ -62,7 +62,7 @@ async fn run_batch(store: &Store, jobs: Vec<Job>) {
         Ok(outcomes) => {
             for (job, outcome) in jobs.into_iter().zip(outcomes) {
                 let result = match outcome {
-                    Outcome::Done(r) => r,
+                    Outcome::Done(r) => *r,
                     Outcome::Retry => {
                         store
                             .propose_alone(job.id, &job.proposal, job.lease, job.now)
@@ -135,23 +135,21 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
     let mut history: Vec<(Uuid, FlowRun)> = Vec::new();
     for job in jobs {
         let Some((run, delay)) = runs.get(&job.id).cloned() else {
-            outcomes.push(Outcome::Done(Err(Error::NotFound(format!(
-                "flow run {}",
-                job.id
-            )))));
+            let missing = Err(Error::NotFound(format!("flow run {}", job.id)));
+            outcomes.push(Outcome::Done(Box::new(missing)));
             continue;
         };
         if let Some(tid) = job.proposal.transition_id
             && applied.contains(&tid)
         {
-            outcomes.push(Outcome::Done(Ok(run)));
+            outcomes.push(Outcome::Done(Box::new(Ok(run))));
             continue;
         }
         let now = codec::ts(micros(job.now));
         let next = match orchestration::decide(&run, &job.proposal, delay, job.lease, now) {
             Ok(next) => next,
             Err(rejection) => {
-                outcomes.push(Outcome::Done(Err(rejected(rejection, run))));
+                outcomes.push(Outcome::Done(Box::new(Err(rejected(rejection, run)))));
                 continue;
             }
         };
@@ -160,7 +158,7 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
             applied.insert(tid);
             history.push((tid, next.clone()));
             runs.insert(job.id, (next.clone(), delay));
-            outcomes.push(Outcome::Done(Ok(next)));
+            outcomes.push(Outcome::Done(Box::new(Ok(next))));
         } else {
             outcomes.push(Outcome::Retry);
         }

@@ -139,7 +139,8 @@ impl HttpTracker {
         let req = CreateFlowRun {
             project: Some(self.project.clone()),
             flow: Some(start.flow.clone()),
-            parameters: match self.redact_json(serde_json::Value::Object(start.parameters.clone())) {
+            parameters: match self.redact_json(serde_json::Value::Object(start.parameters.clone()))
+            {
                 serde_json::Value::Object(m) => m,
                 _ => start.parameters.clone(),
             },

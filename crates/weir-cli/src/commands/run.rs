@@ -138,7 +138,7 @@ async fn follow(client: &Client, id: Uuid, show_states: bool) -> Result<ExitCode
             waited = 0;
         } else {
             waited += 1;
-            if interactive && waited % 4 == 0 {
+            if interactive && waited.is_multiple_of(4) {
                 let spin = ['|', '/', '-', '\\'][(waited / 4 % 4) as usize];
                 eprint!("\r{spin} {} is {} …", run.name, run.state);
                 let _ = std::io::stderr().flush();
