@@ -115,6 +115,25 @@ pub fn retry(run: &FlowRun, now: Timestamp) -> Result<FlowRun, TransitionError> 
     Ok(next)
 }
 
+/// A cancellation request: a run not yet launched ends Cancelled at once; a launched one goes
+/// to Cancelling and its agent (or own process) stops it. Refused for runs already ended.
+pub fn cancel(run: &FlowRun, now: Timestamp) -> Result<FlowRun, TransitionError> {
+    let target = cancel_target(run.state).ok_or(TransitionError {
+        from: run.state,
+        to: StateKind::Cancelled,
+    })?;
+    let mut next = run.clone();
+    next.state = target;
+    next.state_at = now;
+    next.state_message = Some("cancellation requested".into());
+    if target == StateKind::Cancelled {
+        next.ended_at = Some(now);
+        next.lease_expires_at = None;
+        next.agent_id = None;
+    }
+    Ok(next)
+}
+
 /// What a cancellation request does: runs not yet launched end Cancelled at once; launched
 /// ones go to Cancelling and their agent stops them.
 pub fn cancel_target(state: StateKind) -> Option<StateKind> {

@@ -418,32 +418,11 @@ impl Store {
     ) -> Result<FlowRun> {
         // What is returned is what is stored: microseconds.
         let now = codec::ts(micros(now));
-        for _ in 0..8 {
-            let mut tx = self.begin_write().await?;
-            if let Some(tid) = proposal.transition_id
-                && transition_exists(&mut tx, tid).await?
-            {
-                tx.rollback().await?;
-                return self.flow_run(id).await;
-            }
-            let (run, retry_delay) = load(&mut tx, id).await?;
-            let next = match orchestration::decide(&run, proposal, retry_delay, lease, now) {
-                Ok(next) => next,
-                Err(rejection) => {
-                    tx.rollback().await?;
-                    return Err(rejected(rejection, run));
-                }
-            };
-            let tid = proposal.transition_id.unwrap_or_else(Uuid::now_v7);
-            if save(&mut tx, &run, &next, tid, None).await? {
-                tx.commit().await?;
-                return Ok(next);
-            }
-            tx.rollback().await?;
-        }
-        Err(Error::Invalid(format!(
-            "flow run {id} is changing too fast; try again"
-        )))
+        self.change(id, proposal.transition_id, None, |run, retry_delay| {
+            orchestration::decide(run, proposal, retry_delay, lease, now)
+                .map_err(|r| rejected(r, run.clone()))
+        })
+        .await
     }
 
     /// Requests cancellation: runs not yet launched end Cancelled; launched ones go to
@@ -451,35 +430,13 @@ impl Store {
     pub async fn cancel_flow_run(&self, id: Uuid, now: Timestamp) -> Result<FlowRun> {
         // What is returned is what is stored: microseconds.
         let now = codec::ts(micros(now));
-        for _ in 0..8 {
-            let mut tx = self.begin_write().await?;
-            let (run, _) = load(&mut tx, id).await?;
-            let Some(target) = orchestration::cancel_target(run.state) else {
-                tx.rollback().await?;
-                let reason = format!("run is already {}; nothing to cancel", run.state);
-                return Err(Error::Rejected {
-                    reason,
-                    current: Box::new(run),
-                });
-            };
-            let mut next = run.clone();
-            next.state = target;
-            next.state_at = now;
-            next.state_message = Some("cancellation requested".into());
-            if target == StateKind::Cancelled {
-                next.ended_at = Some(now);
-                next.lease_expires_at = None;
-                next.agent_id = None;
-            }
-            if save(&mut tx, &run, &next, Uuid::now_v7(), None).await? {
-                tx.commit().await?;
-                return Ok(next);
-            }
-            tx.rollback().await?;
-        }
-        Err(Error::Invalid(format!(
-            "flow run {id} is changing too fast; try again"
-        )))
+        self.change(id, None, None, |run, _| {
+            orchestration::cancel(run, now).map_err(|_| Error::Rejected {
+                reason: format!("run is already {}; nothing to cancel", run.state),
+                current: Box::new(run.clone()),
+            })
+        })
+        .await
     }
 
     /// Retries a terminal run: back to Scheduled, due now. With `from_failed`, the next
@@ -492,17 +449,40 @@ impl Store {
     ) -> Result<FlowRun> {
         // What is returned is what is stored: microseconds.
         let now = codec::ts(micros(now));
+        self.change(id, None, Some(from_failed), |run, _| {
+            orchestration::retry(run, now).map_err(|e| rejected(Rejection::Illegal(e), run.clone()))
+        })
+        .await
+    }
+
+    /// Applies `decide` to the run in a transaction of its own, as a compare-and-set retried
+    /// when another writer changed the run first. A `transition_id` already applied returns
+    /// the run as it is, without a second transition.
+    async fn change(
+        &self,
+        id: Uuid,
+        transition_id: Option<Uuid>,
+        resume: Option<bool>,
+        decide: impl Fn(&FlowRun, Duration) -> Result<FlowRun>,
+    ) -> Result<FlowRun> {
         for _ in 0..8 {
             let mut tx = self.begin_write().await?;
-            let (run, _) = load(&mut tx, id).await?;
-            let next = match orchestration::retry(&run, now) {
-                Ok(n) => n,
+            if let Some(tid) = transition_id
+                && transition_exists(&mut tx, tid).await?
+            {
+                tx.rollback().await?;
+                return self.flow_run(id).await;
+            }
+            let (run, retry_delay) = load(&mut tx, id).await?;
+            let next = match decide(&run, retry_delay) {
+                Ok(next) => next,
                 Err(e) => {
                     tx.rollback().await?;
-                    return Err(rejected(Rejection::Illegal(e), run));
+                    return Err(e);
                 }
             };
-            if save(&mut tx, &run, &next, Uuid::now_v7(), Some(from_failed)).await? {
+            let tid = transition_id.unwrap_or_else(Uuid::now_v7);
+            if save(&mut tx, &run, &next, tid, resume).await? {
                 tx.commit().await?;
                 return Ok(next);
             }
