@@ -18,6 +18,7 @@ both! {
     run_lifecycle => sqlite_run_lifecycle, postgres_run_lifecycle;
     long_poll_claim => sqlite_long_poll_claim, postgres_long_poll_claim;
     sse_stream => sqlite_sse_stream, postgres_sse_stream;
+    claims_respect_the_agent_limit => sqlite_claims_respect_the_agent_limit, postgres_claims_respect_the_agent_limit;
 }
 
 fn propose(state: StateKind, attempt: u32) -> ProposeState {
@@ -464,5 +465,38 @@ async fn openapi_and_metrics() {
         .await
         .expect("json");
     assert_eq!(health["status"], "ok");
+    s.stop().await;
+}
+
+/// A claim never hands an agent more runs than the limit it registered with, counting the
+/// runs it already holds, whatever the request asks for.
+async fn claims_respect_the_agent_limit(db: &TestDb) {
+    let s = TestServer::start(options(db)).await;
+    deploy(&s.client, "etl", spec("etl")).await;
+    for _ in 0..3 {
+        run_of(&s.client, "etl").await;
+    }
+    let agent = s
+        .client
+        .register_agent(&weir_core::api::RegisterAgent {
+            name: "small".into(),
+            queues: vec!["default".into()],
+            limit: 2,
+        })
+        .await
+        .expect("register")
+        .id;
+    let first = s
+        .client
+        .claim(agent, 5, Duration::ZERO)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 2, "two slots");
+    let second = s
+        .client
+        .claim(agent, 5, Duration::ZERO)
+        .await
+        .expect("claim");
+    assert!(second.is_empty(), "no free slot while it holds two runs");
     s.stop().await;
 }

@@ -147,10 +147,12 @@ pub(crate) async fn claim(
             format!("wait_ms must be at most {MAX_WAIT_MS}"),
         ));
     }
-    let limit = req.limit.min(MAX_CLAIM);
+    let mut limit = req.limit.min(MAX_CLAIM);
     let now = Utc::now();
     st.store.touch_agent(id, now).await?;
     let agent = st.store.agent(id).await?;
+    // Never more than the agent registered for, counting the runs it already holds.
+    limit = limit.min(agent.limit.saturating_sub(agent.running));
     let deadline = Instant::now() + Duration::from_millis(req.wait_ms);
     loop {
         let notified = st.work.notified();
