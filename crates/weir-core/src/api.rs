@@ -428,6 +428,29 @@ pub struct TaskRun {
     pub map_index: Option<u32>,
 }
 
+/// One entry of a task run's state history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskRunState {
+    /// State entered.
+    pub state: StateKind,
+    /// Its message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Task attempt.
+    pub attempt: u32,
+    /// When (the reporting process's clock).
+    pub at: Timestamp,
+}
+
+/// A task run with its state history, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskRunDetail {
+    /// The task run.
+    pub task_run: TaskRun,
+    /// Its states.
+    pub history: Vec<TaskRunState>,
+}
+
 /// Severity of a log line.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,

@@ -55,14 +55,14 @@ pub(crate) async fn schedule(state: AppState) -> Result<(), weir_store::Error> {
             .unwrap_or(chrono::Duration::days(7));
     let max = state.options.schedule_max_runs;
     let mut created = 0;
-    for due in state.store.scheduled_deployments().await? {
+    for deployment in state.store.scheduled_deployments().await? {
         let mut times = Vec::new();
-        for spec in &due.deployment.spec.schedules {
+        for spec in &deployment.spec.schedules {
             match Schedule::parse(spec) {
                 Ok(s) => times.extend(s.fire_times(now, horizon, max)),
                 Err(error) => tracing::warn!(
                     message = "skipping invalid schedule",
-                    deployment = %due.deployment.name, %error
+                    deployment = %deployment.name, %error
                 ),
             }
         }
@@ -71,7 +71,7 @@ pub(crate) async fn schedule(state: AppState) -> Result<(), weir_store::Error> {
         times.truncate(max);
         created += state
             .store
-            .materialise_runs(&due.deployment, &times, now)
+            .materialise_runs(&deployment, &times, now)
             .await?;
     }
     if created > 0 {

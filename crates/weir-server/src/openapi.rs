@@ -206,7 +206,7 @@ fn build() -> Value {
             "/api/v1/task_runs/{id}",
             "A task run with its history",
             None,
-            s(&mut g, of::<TaskRun>),
+            s(&mut g, of::<TaskRunDetail>),
         ),
         op(
             "post",

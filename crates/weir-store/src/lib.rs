@@ -22,7 +22,6 @@ mod scheduling;
 mod task_runs;
 
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
-pub use scheduling::DueSchedule;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};

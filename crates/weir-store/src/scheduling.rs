@@ -10,22 +10,14 @@ use std::collections::HashSet;
 use weir_core::api::Deployment;
 use weir_core::{StateKind, Timestamp};
 
-/// A deployment whose schedules the scheduler should materialise.
-#[derive(Debug, Clone)]
-pub struct DueSchedule {
-    /// The deployment (not paused, with at least one schedule).
-    pub deployment: Deployment,
-}
-
 impl Store {
     /// Deployments that are not paused and have schedules.
-    pub async fn scheduled_deployments(&self) -> Result<Vec<DueSchedule>> {
+    pub async fn scheduled_deployments(&self) -> Result<Vec<Deployment>> {
         Ok(self
             .deployments(None)
             .await?
             .into_iter()
             .filter(|d| !d.paused && !d.spec.schedules.is_empty())
-            .map(|deployment| DueSchedule { deployment })
             .collect())
     }
 

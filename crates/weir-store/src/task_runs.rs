@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 use weir_core::StateKind;
-use weir_core::api::{Page, TaskRun, TaskRunReport};
+use weir_core::api::{Page, TaskRun, TaskRunDetail, TaskRunReport, TaskRunState};
 
 /// Rows per multi-row statement: keeps bind counts far below both databases' limits.
 const CHUNK: usize = 500;
@@ -162,14 +162,8 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    /// One task run and its state history (state, message, attempt, at).
-    pub async fn task_run(
-        &self,
-        id: Uuid,
-    ) -> Result<(
-        TaskRun,
-        Vec<(StateKind, Option<String>, u32, weir_core::Timestamp)>,
-    )> {
+    /// One task run and its state history.
+    pub async fn task_run(&self, id: Uuid) -> Result<TaskRunDetail> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE id = $1"
         )))
@@ -177,7 +171,7 @@ impl Store {
         .fetch_optional(&self.read)
         .await?
         .ok_or_else(|| Error::NotFound(format!("task run {id}")))?;
-        let run = codec::task_run(&row)?;
+        let task_run = codec::task_run(&row)?;
         let rows = sqlx::query(
             "SELECT state, message, attempt, at FROM task_run_states WHERE task_run_id = $1 ORDER BY at",
         )
@@ -187,15 +181,15 @@ impl Store {
         let history = rows
             .iter()
             .map(|r| {
-                Ok((
-                    codec::state(r, "state")?,
-                    r.try_get("message")?,
-                    codec::u32_col(r, "attempt")?,
-                    codec::ts(r.try_get("at")?),
-                ))
+                Ok(TaskRunState {
+                    state: codec::state(r, "state")?,
+                    message: r.try_get("message")?,
+                    attempt: codec::u32_col(r, "attempt")?,
+                    at: codec::ts(r.try_get("at")?),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((run, history))
+        Ok(TaskRunDetail { task_run, history })
     }
 
     /// Counts of a flow run's task runs by state.

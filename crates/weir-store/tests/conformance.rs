@@ -1332,7 +1332,10 @@ async fn case_task_runs(store: Store) {
     ];
     assert_eq!(store.ingest_task_runs(&batch).await.expect("ingest"), 4);
     assert_eq!(store.ingest_task_runs(&[]).await.expect("empty"), 0);
-    let (tr, history) = store.task_run(a).await.expect("task run");
+    let weir_core::api::TaskRunDetail {
+        task_run: tr,
+        history,
+    } = store.task_run(a).await.expect("task run");
     assert_eq!(
         (tr.state, tr.task.as_str(), tr.flow_run_id),
         (StateKind::Completed, "extract", run.id)
@@ -1342,7 +1345,7 @@ async fn case_task_runs(store: Store) {
     assert_eq!(tr.result_location.as_deref(), Some("file:///tmp/r/extract"));
     assert_eq!(tr.map_index, Some(3));
     assert_eq!(tr.created_at, s(10));
-    let states: Vec<StateKind> = history.iter().map(|h| h.0).collect();
+    let states: Vec<StateKind> = history.iter().map(|h| h.state).collect();
     assert_eq!(
         states,
         vec![StateKind::Pending, StateKind::Running, StateKind::Completed]
@@ -1352,7 +1355,10 @@ async fn case_task_runs(store: Store) {
         .ingest_task_runs(&[report(a, run.id, "extract", StateKind::Running, s(25))])
         .await
         .expect("ingest");
-    let (tr, history) = store.task_run(a).await.expect("task run");
+    let weir_core::api::TaskRunDetail {
+        task_run: tr,
+        history,
+    } = store.task_run(a).await.expect("task run");
     assert_eq!(tr.state, StateKind::Completed);
     assert_eq!(tr.message.as_deref(), Some("extract Completed"));
     assert_eq!(
@@ -1370,7 +1376,7 @@ async fn case_task_runs(store: Store) {
         .ingest_task_runs(&[report(c, run.id, "fit", StateKind::Running, s(60))])
         .await
         .expect("ingest");
-    let (tr, _) = store.task_run(c).await.expect("task run");
+    let tr = store.task_run(c).await.expect("task run").task_run;
     assert_eq!(
         (tr.state, tr.started_at, tr.ended_at),
         (StateKind::Failed, Some(s(60)), Some(s(90)))
@@ -1384,7 +1390,7 @@ async fn case_task_runs(store: Store) {
     let mut again = report(c, run.id, "fit", StateKind::Running, s(100));
     again.attempt = 2;
     store.ingest_task_runs(&[again]).await.expect("ingest");
-    let (tr, _) = store.task_run(c).await.expect("task run");
+    let tr = store.task_run(c).await.expect("task run").task_run;
     assert_eq!((tr.state, tr.attempt), (StateKind::Running, 2));
 
     let counts = store.task_run_counts(run.id).await.expect("counts");
@@ -1792,9 +1798,7 @@ async fn case_set_paused(store: Store) {
     let d = deploy(&store, "dev", "etl", s).await;
     deploy(&store, "dev", "unscheduled", spec("etl")).await;
     let t = now();
-    let names = |v: Vec<weir_store::DueSchedule>| {
-        v.into_iter().map(|d| d.deployment.name).collect::<Vec<_>>()
-    };
+    let names = |v: Vec<Deployment>| v.into_iter().map(|d| d.name).collect::<Vec<_>>();
     assert_eq!(
         names(store.scheduled_deployments().await.expect("due")),
         vec!["etl"]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use weir_core::api::{
     CreateFlowRun, FlowRun, FlowRunDetail, LogLine, Page, ProposeState, RetryFlowRun, RunHeartbeat,
-    RunHeartbeatReply, TaskRun,
+    RunHeartbeatReply, TaskRun, TaskRunDetail,
 };
 use weir_core::auth::Permission;
 use weir_core::{StateKind, Timestamp, names};
@@ -384,44 +384,17 @@ pub(crate) async fn task_runs(
     Ok(axum::Json(st.store.task_runs(id, q.cursor, limit).await?))
 }
 
-/// A task run with its state history.
-#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
-pub(crate) struct TaskRunDetail {
-    task_run: TaskRun,
-    history: Vec<TaskRunState>,
-}
-
-/// One state of a task run's history.
-#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
-pub(crate) struct TaskRunState {
-    state: StateKind,
-    message: Option<String>,
-    attempt: u32,
-    at: Timestamp,
-}
-
 /// `GET /api/v1/task_runs/{id}`.
 pub(crate) async fn task_run(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<TaskRunDetail>> {
-    let (task_run, history) = st.store.task_run(id).await?;
-    visible_run(&st, &caller, task_run.flow_run_id, Permission::Read)
+    let detail = st.store.task_run(id).await?;
+    visible_run(&st, &caller, detail.task_run.flow_run_id, Permission::Read)
         .await
         .map_err(|_| ApiError::NotFound(format!("task run {id} not found")))?;
-    Ok(axum::Json(TaskRunDetail {
-        task_run,
-        history: history
-            .into_iter()
-            .map(|(state, message, attempt, at)| TaskRunState {
-                state,
-                message,
-                attempt,
-                at,
-            })
-            .collect(),
-    }))
+    Ok(axum::Json(detail))
 }
 
 /// Cursor of log reads.

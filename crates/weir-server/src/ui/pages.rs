@@ -367,12 +367,7 @@ fn page_for_run(
         more_tasks,
         history: history
             .into_iter()
-            .map(|h| HistoryRow {
-                at: Time::of(&h.at),
-                state: h.state.as_str(),
-                attempt: h.attempt,
-                message: h.message.unwrap_or_default(),
-            })
+            .map(|h| HistoryRow::new(&h.at, h.state, h.attempt, h.message))
             .collect(),
         run,
     })
@@ -415,7 +410,10 @@ pub(crate) async fn task_run(
     user: UiUser,
     Path(id): Path<Uuid>,
 ) -> Page {
-    let (t, history) = st.store.task_run(id).await?;
+    let weir_core::api::TaskRunDetail {
+        task_run: t,
+        history,
+    } = st.store.task_run(id).await?;
     api_runs::visible_run(&st, &user.caller, t.flow_run_id, Permission::Read)
         .await
         .map_err(|_| ApiError::NotFound(format!("task run {id} not found")))?;
@@ -447,12 +445,7 @@ pub(crate) async fn task_run(
         result: t.result_location.clone().unwrap_or_default(),
         history: history
             .into_iter()
-            .map(|(state, message, attempt, at)| HistoryRow {
-                at: Time::of(&at),
-                state: state.as_str(),
-                attempt,
-                message: message.unwrap_or_default(),
-            })
+            .map(|h| HistoryRow::new(&h.at, h.state, h.attempt, h.message))
             .collect(),
         logs,
     })

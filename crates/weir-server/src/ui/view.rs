@@ -139,6 +139,22 @@ pub(crate) struct HistoryRow {
     pub message: String,
 }
 
+impl HistoryRow {
+    pub fn new(
+        at: &Timestamp,
+        state: weir_core::StateKind,
+        attempt: u32,
+        message: Option<String>,
+    ) -> HistoryRow {
+        HistoryRow {
+            at: Time::of(at),
+            state: state.as_str(),
+            attempt,
+            message: message.unwrap_or_default(),
+        }
+    }
+}
+
 /// A task run in the run page's table.
 pub(crate) struct TaskRow {
     pub id: String,
