@@ -8,6 +8,11 @@ use crate::api::{FlowRun, ProposeState};
 use crate::{StateKind, Timestamp, TransitionError};
 use chrono::Duration;
 
+/// The state a claim moves a run into: claimed by an agent, being launched. A claim takes a
+/// run in a [`StateKind::is_claimable`] state, bumps its attempt (the fencing token) and gives
+/// the agent a lease.
+pub const CLAIMED: StateKind = StateKind::Pending;
+
 /// Why a proposal was refused. Both map to HTTP 409 with the run's current state.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {

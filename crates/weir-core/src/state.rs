@@ -86,6 +86,11 @@ impl StateKind {
         )
     }
 
+    /// States that count as a failure in summaries and success rates.
+    pub fn is_failure(self) -> bool {
+        matches!(self, StateKind::Failed | StateKind::Crashed)
+    }
+
     /// Whether a run in `self` may move to `next` by a proposal.
     ///
     /// Retrying a terminal run is not a transition: it starts a new attempt (see the server).

@@ -1,10 +1,11 @@
 //! Agents and work queues.
 
 use crate::codec::{self, micros, to_json, ts};
-use crate::{Error, Result, Store};
+use crate::{Error, Result, Store, states};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use uuid::Uuid;
 use weir_core::Timestamp;
 use weir_core::api::{Agent, RegisterAgent, WorkQueue};
@@ -22,9 +23,14 @@ fn agent(row: &AnyRow) -> Result<Agent> {
     })
 }
 
-const AGENT_SELECT: &str = "SELECT a.id, a.name, a.queues, a.run_limit, a.created_at, \
-    a.last_heartbeat_at, (SELECT COUNT(*) FROM flow_runs r WHERE r.agent_id = a.id \
-    AND r.state IN ('Pending', 'Running', 'Cancelling', 'Paused')) AS running FROM agents a";
+static AGENT_SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT a.id, a.name, a.queues, a.run_limit, a.created_at, a.last_heartbeat_at, \
+         (SELECT COUNT(*) FROM flow_runs r WHERE r.agent_id = a.id \
+         AND r.state IN ({})) AS running FROM agents a",
+        *states::LEASED
+    )
+});
 
 impl Store {
     /// Registers a new agent.
@@ -54,7 +60,8 @@ impl Store {
     /// One agent.
     pub async fn agent(&self, id: Uuid) -> Result<Agent> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{AGENT_SELECT} WHERE a.id = $1"
+            "{} WHERE a.id = $1",
+            *AGENT_SELECT
         )))
         .bind(id.to_string())
         .fetch_optional(&self.read)
@@ -80,7 +87,8 @@ impl Store {
     /// Agents seen since `since`, most recent heartbeat first.
     pub async fn agents(&self, since: Timestamp) -> Result<Vec<Agent>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{AGENT_SELECT} WHERE a.last_heartbeat_at >= $1 ORDER BY a.last_heartbeat_at DESC LIMIT 500"
+            "{} WHERE a.last_heartbeat_at >= $1 ORDER BY a.last_heartbeat_at DESC LIMIT 500",
+            *AGENT_SELECT
         )))
         .bind(micros(since))
         .fetch_all(&self.read)
@@ -113,13 +121,15 @@ impl Store {
                 entry(q);
             }
         }
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT work_queue, \
-             SUM(CASE WHEN state IN ('Scheduled', 'Late', 'AwaitingRetry') AND scheduled_at <= $1 THEN 1 ELSE 0 END) AS ready, \
-             SUM(CASE WHEN state IN ('Pending', 'Running', 'Cancelling', 'Paused') THEN 1 ELSE 0 END) AS running \
-             FROM flow_runs WHERE state IN ('Scheduled', 'Late', 'AwaitingRetry', 'Pending', 'Running', 'Cancelling', 'Paused') \
-             GROUP BY work_queue",
-        )
+             SUM(CASE WHEN state IN ({claimable}) AND scheduled_at <= $1 THEN 1 ELSE 0 END) AS ready, \
+             SUM(CASE WHEN state IN ({leased}) THEN 1 ELSE 0 END) AS running \
+             FROM flow_runs WHERE state IN ({active}) GROUP BY work_queue",
+            claimable = *states::CLAIMABLE,
+            leased = *states::LEASED,
+            active = *states::ACTIVE,
+        )))
         .bind(micros(now))
         .fetch_all(&self.read)
         .await?;

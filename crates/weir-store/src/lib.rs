@@ -19,6 +19,7 @@ mod logs;
 mod migrate;
 mod runs;
 mod scheduling;
+mod states;
 mod task_runs;
 
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};

@@ -1,7 +1,7 @@
 //! Flow runs: creation, reads, state proposals, claims, leases, cancellation and retries.
 
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders, to_json};
-use crate::{Dialect, Error, Result, Store};
+use crate::{Dialect, Error, Result, Store, states};
 use chrono::Duration;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -525,15 +525,17 @@ impl Store {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         };
         let sql = format!(
-            "UPDATE flow_runs SET state = 'Pending', attempt = attempt + 1, agent_id = $1, \
+            "UPDATE flow_runs SET state = {claimed}, attempt = attempt + 1, agent_id = $1, \
              lease_expires_at = $2, state_at = $3, state_message = NULL, started_at = NULL, \
              ended_at = NULL \
              WHERE id IN (SELECT id FROM flow_runs \
-               WHERE state IN ('Scheduled', 'Late', 'AwaitingRetry') AND scheduled_at <= $3 \
+               WHERE state IN ({claimable}) AND scheduled_at <= $3 \
                AND ($5 IS NULL OR project = $5) \
                AND work_queue IN ({}) ORDER BY scheduled_at, id LIMIT $4{lock}) \
              RETURNING {FLOW_RUN_COLUMNS}, resume",
-            placeholders(6, queues.len())
+            placeholders(6, queues.len()),
+            claimed = states::one(orchestration::CLAIMED),
+            claimable = *states::CLAIMABLE,
         );
         let mut q = sqlx::query(AssertSqlSafe(sql))
             .bind(agent.to_string())
@@ -554,7 +556,7 @@ impl Store {
                 &mut tx,
                 Uuid::now_v7(),
                 run.id,
-                StateKind::Pending,
+                orchestration::CLAIMED,
                 None,
                 i64::from(run.attempt),
                 now,
@@ -586,11 +588,11 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         for h in held {
-            let row = sqlx::query(
+            let row = sqlx::query(AssertSqlSafe(format!(
                 "UPDATE flow_runs SET lease_expires_at = $1, agent_id = COALESCE($4, agent_id) \
-                 WHERE id = $2 AND attempt = $3 \
-                 AND state IN ('Pending', 'Running', 'Cancelling', 'Paused') RETURNING state",
-            )
+                 WHERE id = $2 AND attempt = $3 AND state IN ({}) RETURNING state",
+                *states::LEASED
+            )))
             .bind(micros(now + lease))
             .bind(h.id.to_string())
             .bind(i64::from(h.attempt))
@@ -614,8 +616,8 @@ impl Store {
     pub async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<FlowRun>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs \
-             WHERE state IN ('Pending', 'Running', 'Cancelling', 'Paused') \
-             AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2"
+             WHERE state IN ({}) AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2",
+            *states::LEASED
         )))
         .bind(micros(now))
         .bind(i64::from(limit))
@@ -627,8 +629,9 @@ impl Store {
     /// Scheduled runs due before `before` (so late by the grace period).
     pub async fn overdue_runs(&self, before: Timestamp, limit: u32) -> Result<Vec<FlowRun>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state = 'Scheduled' \
-             AND scheduled_at < $1 ORDER BY scheduled_at LIMIT $2"
+            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state = {scheduled} \
+             AND scheduled_at < $1 ORDER BY scheduled_at LIMIT $2",
+            scheduled = states::one(StateKind::Scheduled)
         )))
         .bind(micros(before))
         .bind(i64::from(limit))
@@ -787,7 +790,8 @@ impl Store {
     pub async fn next_scheduled(&self, deployment: Uuid) -> Result<Option<FlowRun>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE deployment_id = $1 \
-             AND state = 'Scheduled' ORDER BY scheduled_at LIMIT 1"
+             AND state = {scheduled} ORDER BY scheduled_at LIMIT 1",
+            scheduled = states::one(StateKind::Scheduled)
         )))
         .bind(deployment.to_string())
         .fetch_optional(&self.read)
@@ -801,7 +805,10 @@ impl Store {
         projects: Option<&[String]>,
         limit: u32,
     ) -> Result<Vec<FlowRun>> {
-        let mut sql = format!("SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state = 'Scheduled'");
+        let mut sql = format!(
+            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state = {}",
+            states::one(StateKind::Scheduled)
+        );
         if let Some(ps) = projects {
             if ps.is_empty() {
                 return Ok(vec![]);
@@ -819,13 +826,15 @@ impl Store {
 
     /// A flow run's task runs grouped by task name, in order of first appearance.
     pub async fn task_groups(&self, flow_run: Uuid) -> Result<Vec<TaskGroup>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT task, COUNT(*) AS n, \
-             SUM(CASE WHEN state = 'Completed' THEN 1 ELSE 0 END) AS completed, \
-             SUM(CASE WHEN state IN ('Failed', 'Crashed') THEN 1 ELSE 0 END) AS failed, \
+             SUM(CASE WHEN state = {completed} THEN 1 ELSE 0 END) AS completed, \
+             SUM(CASE WHEN state IN ({failures}) THEN 1 ELSE 0 END) AS failed, \
              MIN(created_at) AS first_at, MAX(COALESCE(ended_at, state_at)) AS last_at \
              FROM task_runs WHERE flow_run_id = $1 GROUP BY task ORDER BY MIN(created_at)",
-        )
+            completed = states::one(StateKind::Completed),
+            failures = *states::FAILURES,
+        )))
         .bind(flow_run.to_string())
         .fetch_all(&self.read)
         .await?;

@@ -81,17 +81,20 @@ pub(crate) async fn delete_future_runs(
     deployment: uuid::Uuid,
     now: Timestamp,
 ) -> Result<()> {
-    const FUTURE: &str = "SELECT id FROM flow_runs WHERE deployment_id = $1 \
-        AND auto_scheduled = 1 AND state = 'Scheduled' AND scheduled_at > $2";
+    let future = format!(
+        "SELECT id FROM flow_runs WHERE deployment_id = $1 \
+         AND auto_scheduled = 1 AND state = {} AND scheduled_at > $2",
+        crate::states::one(weir_core::StateKind::Scheduled)
+    );
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM flow_run_states WHERE flow_run_id IN ({FUTURE})"
+        "DELETE FROM flow_run_states WHERE flow_run_id IN ({future})"
     )))
     .bind(deployment.to_string())
     .bind(micros(now))
     .execute(&mut **tx)
     .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM flow_runs WHERE id IN ({FUTURE})"
+        "DELETE FROM flow_runs WHERE id IN ({future})"
     )))
     .bind(deployment.to_string())
     .bind(micros(now))
