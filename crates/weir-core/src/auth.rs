@@ -40,6 +40,30 @@ pub enum Permission {
     Admin,
 }
 
+impl Permission {
+    /// Every permission.
+    pub const ALL: [Permission; 6] = [
+        Permission::Read,
+        Permission::Run,
+        Permission::Deploy,
+        Permission::Report,
+        Permission::AgentWork,
+        Permission::Admin,
+    ];
+
+    /// The name the OpenAPI document gives it (`x-weir-permission`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Run => "run",
+            Permission::Deploy => "deploy",
+            Permission::Report => "report",
+            Permission::AgentWork => "agent_work",
+            Permission::Admin => "admin",
+        }
+    }
+}
+
 impl Role {
     /// Every role.
     pub const ALL: [Role; 4] = [Role::Admin, Role::Developer, Role::Agent, Role::Viewer];

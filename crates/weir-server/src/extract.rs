@@ -50,6 +50,21 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     }
 }
 
+/// An optional JSON body: `None` when the body is empty, otherwise parsed like [`Json`].
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Body(bytes) = Body::from_request(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJson(None));
+        }
+        parse_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
 /// The path of a failed field as the API names it (`spec.schedules[0].cron`), or `None` when
 /// the error is not about a field (malformed JSON, the body as a whole).
 fn field_of(path: &serde_path_to_error::Path) -> Option<String> {

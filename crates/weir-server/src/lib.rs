@@ -5,6 +5,7 @@
 //! background loops (scheduler, crash detector). Only this crate and weir-store touch the
 //! database; agents, flow processes and the CLI speak HTTP.
 
+mod access;
 pub mod auth;
 mod background;
 mod error;

@@ -40,7 +40,7 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub(crate) async fn render(State(st): State<AppState>) -> Response {
+pub(crate) async fn render(State(st): State<AppState>) -> crate::openapi::PrometheusText {
     let since = chrono::Utc::now() - chrono::Duration::hours(24);
     if let Ok(counts) = st.store.count_flow_runs_by_state(None, Some(since)).await {
         for state in weir_core::StateKind::ALL {
@@ -48,7 +48,7 @@ pub(crate) async fn render(State(st): State<AppState>) -> Response {
             metrics::gauge!("weir_flow_runs_24h", "state" => state.as_str()).set(n as f64);
         }
     }
-    match handle() {
+    crate::openapi::PrometheusText(match handle() {
         Some(h) => (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -58,5 +58,5 @@ pub(crate) async fn render(State(st): State<AppState>) -> Response {
         )
             .into_response(),
         None => crate::ApiError::Unavailable("metrics recorder unavailable".into()).into_response(),
-    }
+    })
 }

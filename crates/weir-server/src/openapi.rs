@@ -1,338 +1,424 @@
-//! The OpenAPI 3 document served at `/api/openapi.json`, generated from the same Rust types
-//! the handlers use (through schemars), so it cannot drift from the wire format.
+//! The OpenAPI 3.1 document served at `/api/openapi.json`, built by `aide` from the one route
+//! registration in [`crate::routes`]: each handler's extractors and return type describe
+//! its parameters, body, answers and permission, over the schemars types of
+//! [`weir_core::api`]. This module holds how the server's own extractors and answers
+//! describe themselves, and the finishing pass (path parameters, the security scheme).
 
-use axum::Json;
+use crate::error::ApiError;
+use crate::extract::{Json, OptionalJson, Path, Query};
+use crate::state::AppState;
+use aide::axum::ApiRouter;
+use aide::generate::{GenContext, in_context};
+use aide::openapi::{
+    Info, MediaType, OpenApi, Operation, RequestBody, Response, SchemaObject, StatusCode,
+};
+use aide::operation::{ParamLocation, add_parameters, parameters_from_schema, set_body};
+use aide::{OperationInput, OperationOutput};
+use axum::Router;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use indexmap::IndexMap;
+use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
-use schemars::{JsonSchema, Schema};
-use serde_json::{Map, Value, json};
-use std::sync::OnceLock;
-use weir_core::api::*;
+use serde_json::{Value, json};
+use weir_core::api::ErrorBody;
 
-struct Op {
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    body: Option<Schema>,
-    response: Schema,
+/// Prepares the generator: JSON Schema 2020-12 (OpenAPI 3.1's dialect), shared definitions
+/// under `#/components/schemas`. Call before registering routes.
+pub(crate) fn begin() {
+    aide::generate::reset_context();
+    aide::generate::infer_responses(true);
+    in_context(|ctx| {
+        ctx.schema = SchemaGenerator::new(SchemaSettings::draft2020_12().with(|s| {
+            s.definitions_path = "#/components/schemas/".into();
+        }));
+    });
 }
 
-fn op(
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    body: Option<Schema>,
-    response: Schema,
-) -> Op {
-    Op {
-        method,
-        path,
-        summary,
-        body,
-        response,
-    }
-}
-
-fn build() -> Value {
-    let mut g: SchemaGenerator = SchemaSettings::openapi3().into_generator();
-    let s = |g: &mut SchemaGenerator, f: fn(&mut SchemaGenerator) -> Schema| f(g);
-    fn of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
-        g.subschema_for::<T>()
-    }
-    let ops = vec![
-        op("get", "/healthz", "Liveness", None, s(&mut g, of::<Health>)),
-        op(
-            "get",
-            "/api/openapi.json",
-            "This OpenAPI document",
-            None,
-            s(&mut g, of::<Value>),
-        ),
-        op(
-            "get",
-            "/metrics",
-            "Prometheus metrics (text format)",
-            None,
-            s(&mut g, of::<String>),
-        ),
-        op(
-            "get",
-            "/readyz",
-            "Readiness (the database answers)",
-            None,
-            s(&mut g, of::<Health>),
-        ),
-        op(
-            "get",
-            "/api/v1/projects",
-            "List projects",
-            None,
-            s(&mut g, of::<Vec<Project>>),
-        ),
-        op(
-            "post",
-            "/api/v1/projects",
-            "Create a project",
-            Some(s(&mut g, of::<CreateProject>)),
-            s(&mut g, of::<Project>),
-        ),
-        op(
-            "get",
-            "/api/v1/projects/{project}",
-            "Get a project",
-            None,
-            s(&mut g, of::<Project>),
-        ),
-        op(
-            "get",
-            "/api/v1/deployments",
-            "List deployments (filter: project)",
-            None,
-            s(&mut g, of::<Vec<Deployment>>),
-        ),
-        op(
-            "get",
-            "/api/v1/flows",
-            "List flows known from deployments",
-            None,
-            s(&mut g, of::<Vec<Value>>),
-        ),
-        op(
-            "put",
-            "/api/v1/projects/{project}/deployments/{name}",
-            "Create or update a deployment (idempotent; unchanged specs are not new versions)",
-            Some(s(&mut g, of::<UpsertDeployment>)),
-            s(&mut g, of::<UpsertResult>),
-        ),
-        op(
-            "get",
-            "/api/v1/projects/{project}/deployments/{name}",
-            "Get a deployment",
-            None,
-            s(&mut g, of::<Deployment>),
-        ),
-        op(
-            "post",
-            "/api/v1/projects/{project}/deployments/{name}/pause",
-            "Pause a deployment's schedules",
-            None,
-            s(&mut g, of::<Deployment>),
-        ),
-        op(
-            "post",
-            "/api/v1/projects/{project}/deployments/{name}/resume",
-            "Resume a deployment's schedules",
-            None,
-            s(&mut g, of::<Deployment>),
-        ),
-        op(
-            "post",
-            "/api/v1/flow_runs",
-            "Create a flow run (idempotency_key dedupes)",
-            Some(s(&mut g, of::<CreateFlowRun>)),
-            s(&mut g, of::<FlowRun>),
-        ),
-        op(
-            "get",
-            "/api/v1/flow_runs",
-            "List flow runs (filters: project, deployment, flow, state, since, until; cursor, limit)",
-            None,
-            s(&mut g, of::<Page<FlowRun>>),
-        ),
-        op(
-            "get",
-            "/api/v1/flow_runs/{id}",
-            "A flow run with its state history",
-            None,
-            s(&mut g, of::<FlowRunDetail>),
-        ),
-        op(
-            "post",
-            "/api/v1/flow_runs/{id}/state",
-            "Propose a state (409 with the current run when refused)",
-            Some(s(&mut g, of::<ProposeState>)),
-            s(&mut g, of::<FlowRun>),
-        ),
-        op(
-            "post",
-            "/api/v1/flow_runs/{id}/cancel",
-            "Cancel a run",
-            None,
-            s(&mut g, of::<FlowRun>),
-        ),
-        op(
-            "post",
-            "/api/v1/flow_runs/{id}/retry",
-            "Retry a terminal run (optionally from failed tasks)",
-            Some(s(&mut g, of::<RetryFlowRun>)),
-            s(&mut g, of::<FlowRun>),
-        ),
-        op(
-            "post",
-            "/api/v1/flow_runs/{id}/heartbeat",
-            "Renew a run's lease from its own process",
-            Some(s(&mut g, of::<RunHeartbeat>)),
-            s(&mut g, of::<RunHeartbeatReply>),
-        ),
-        op(
-            "get",
-            "/api/v1/flow_runs/{id}/task_runs",
-            "Task runs of a flow run (cursor, limit)",
-            None,
-            s(&mut g, of::<Page<TaskRun>>),
-        ),
-        op(
-            "get",
-            "/api/v1/flow_runs/{id}/logs",
-            "Log lines after a sequence number (after, limit, task_run)",
-            None,
-            s(&mut g, of::<Page<LogLine>>),
-        ),
-        op(
-            "get",
-            "/api/v1/flow_runs/{id}/stream",
-            "Server-sent events: state, log, end",
-            None,
-            s(&mut g, of::<LogLine>),
-        ),
-        op(
-            "post",
-            "/api/v1/task_runs/batch",
-            "Ingest task-run reports",
-            Some(s(&mut g, of::<TaskRunBatch>)),
-            s(&mut g, of::<BatchAccepted>),
-        ),
-        op(
-            "get",
-            "/api/v1/task_runs/{id}",
-            "A task run with its history",
-            None,
-            s(&mut g, of::<TaskRunDetail>),
-        ),
-        op(
-            "post",
-            "/api/v1/logs/batch",
-            "Ingest log lines",
-            Some(s(&mut g, of::<LogBatch>)),
-            s(&mut g, of::<BatchAccepted>),
-        ),
-        op(
-            "get",
-            "/api/v1/work_queues",
-            "Work queues with ready and running counts",
-            None,
-            s(&mut g, of::<Vec<WorkQueue>>),
-        ),
-        op(
-            "post",
-            "/api/v1/agents",
-            "Register an agent",
-            Some(s(&mut g, of::<RegisterAgent>)),
-            s(&mut g, of::<Agent>),
-        ),
-        op(
-            "get",
-            "/api/v1/agents",
-            "Agents seen in the last 24 hours",
-            None,
-            s(&mut g, of::<Vec<Agent>>),
-        ),
-        op(
-            "post",
-            "/api/v1/agents/{id}/heartbeat",
-            "Agent heartbeat: renews leases, returns runs to cancel",
-            Some(s(&mut g, of::<Heartbeat>)),
-            s(&mut g, of::<HeartbeatReply>),
-        ),
-        op(
-            "post",
-            "/api/v1/agents/{id}/claim",
-            "Claim due runs (long-poll with wait_ms)",
-            Some(s(&mut g, of::<ClaimRequest>)),
-            s(&mut g, of::<Vec<ClaimedRun>>),
-        ),
-        op(
-            "post",
-            "/api/v1/keys",
-            "Create an API key (admin; the secret is shown once)",
-            Some(s(&mut g, of::<CreateApiKey>)),
-            s(&mut g, of::<CreatedApiKey>),
-        ),
-        op(
-            "get",
-            "/api/v1/keys",
-            "List API keys (admin; never secrets)",
-            None,
-            s(&mut g, of::<Vec<ApiKey>>),
-        ),
-        op(
-            "post",
-            "/api/v1/keys/{id}/revoke",
-            "Revoke an API key at once (admin)",
-            None,
-            s(&mut g, of::<ApiKey>),
-        ),
-        op(
-            "get",
-            "/api/v1/audit",
-            "The audit log, newest first (admin)",
-            None,
-            s(&mut g, of::<Page<AuditEntry>>),
-        ),
-    ];
-    let error = g.subschema_for::<ErrorBody>();
-    let mut paths = Map::new();
-    for o in ops {
-        let params: Vec<Value> = o
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        let mut operation = json!({
-            "summary": o.summary,
-            "parameters": params,
-            "responses": {
-                "200": {"description": "OK", "content": {"application/json": {"schema": o.response}}},
-                "default": {"description": "Error", "content": {"application/json": {"schema": error}}},
-            }
-        });
-        if o.path.starts_with("/api/v1") {
-            operation["security"] = json!([{"bearer": []}]);
-        }
-        if let Some(body) = o.body {
-            operation["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": body}}});
-        }
-        let entry = paths
-            .entry(o.path.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(m) = entry {
-            m.insert(o.method.to_string(), operation);
-        }
-    }
-    // Two answers are not JSON.
-    for (path, media) in [
-        ("/metrics", "text/plain"),
-        ("/api/v1/flow_runs/{id}/stream", "text/event-stream"),
-    ] {
-        if let Some(op) = paths.get_mut(path).and_then(|p| p.get_mut("get")) {
-            let schema = op["responses"]["200"]["content"]["application/json"]["schema"].take();
-            op["responses"]["200"]["content"] = json!({ media: {"schema": schema} });
-        }
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": {"title": "Weir API", "version": env!("CARGO_PKG_VERSION")},
-        "paths": paths,
-        "components": {
-            "schemas": g.definitions().clone(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+/// Turns the registered routes into the router and the serialised document.
+pub(crate) fn finish(api: ApiRouter<AppState>) -> (Router<AppState>, Bytes) {
+    let mut doc = OpenApi {
+        info: Info {
+            title: "Weir API".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: Some(
+                "Every error answers `ErrorBody`. Operations with `x-weir-permission` need \
+                 `Authorization: Bearer <key or run token>`; `checked: role` means the key's \
+                 role must grant it, `checked: run` that it is checked on the run named."
+                    .into(),
+            ),
+            ..Info::default()
         },
-    })
+        ..OpenApi::default()
+    };
+    let router = api.finish_api(&mut doc);
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    value["openapi"] = json!("3.1.0");
+    value["components"]["securitySchemes"] =
+        json!({"bearer": {"type": "http", "scheme": "bearer"}});
+    if let Some(paths) = value.get_mut("paths").and_then(Value::as_object_mut) {
+        let schemas = doc.components.as_ref().map(|c| &c.schemas);
+        for (template, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for op in item.values_mut() {
+                path_parameters(template, op, schemas);
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    (router, Bytes::from(bytes))
+}
+
+/// Replaces the `x-weir-path` schema a [`Path`] extractor left on `op` with one parameter per
+/// `{name}` of the template: a tuple's items in order, a struct's fields by name, or the one
+/// scalar.
+fn path_parameters(
+    template: &str,
+    op: &mut Value,
+    schemas: Option<&IndexMap<String, SchemaObject>>,
+) {
+    let Some(schema) = op.as_object_mut().and_then(|o| o.remove("x-weir-path")) else {
+        return;
+    };
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => schemas
+            .and_then(|s| s.get(r.trim_start_matches("#/components/schemas/")))
+            .map(|s| s.json_schema.as_value().clone())
+            .unwrap_or(schema),
+        None => schema,
+    };
+    let names: Vec<&str> = template
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect();
+    let params: Vec<Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let one = if let Some(items) = schema["prefixItems"].as_array() {
+                items.get(i).cloned()
+            } else if let Some(props) = schema["properties"].as_object() {
+                props.get(*name).cloned()
+            } else {
+                Some(schema.clone())
+            };
+            json!({"name": name, "in": "path", "required": true,
+                   "schema": one.unwrap_or(json!({"type": "string"}))})
+        })
+        .collect();
+    let existing = op["parameters"].as_array().cloned().unwrap_or_default();
+    op["parameters"] = Value::Array(params.into_iter().chain(existing).collect());
+}
+
+/// A response carrying [`ErrorBody`], for status `code`.
+pub(crate) fn error_response(
+    ctx: &mut GenContext,
+    code: u16,
+    description: &str,
+) -> (Option<StatusCode>, Response) {
+    (
+        Some(StatusCode::Code(code)),
+        json_response::<ErrorBody>(ctx, description),
+    )
+}
+
+fn json_response<T: JsonSchema>(ctx: &mut GenContext, description: &str) -> Response {
+    media_response(
+        ctx.schema.subschema_for::<T>(),
+        "application/json",
+        description,
+    )
+}
+
+fn media_response(schema: schemars::Schema, media: &str, description: &str) -> Response {
+    Response {
+        description: description.into(),
+        content: IndexMap::from_iter([(
+            media.into(),
+            MediaType {
+                schema: Some(SchemaObject {
+                    json_schema: schema,
+                    example: None,
+                    external_docs: None,
+                }),
+                ..Default::default()
+            },
+        )]),
+        ..Default::default()
+    }
+}
+
+fn json_body<T: JsonSchema>(ctx: &mut GenContext, operation: &mut Operation, required: bool) {
+    let schema = ctx.schema.subschema_for::<T>();
+    let body = RequestBody {
+        description: None,
+        content: IndexMap::from_iter([(
+            "application/json".into(),
+            MediaType {
+                schema: Some(SchemaObject {
+                    json_schema: schema,
+                    example: None,
+                    external_docs: None,
+                }),
+                ..Default::default()
+            },
+        )]),
+        required,
+        extensions: IndexMap::default(),
+    };
+    set_body(ctx, operation, body);
+}
+
+fn body_errors(ctx: &mut GenContext) -> Vec<(Option<StatusCode>, Response)> {
+    vec![
+        error_response(
+            ctx,
+            400,
+            "The body is malformed or invalid; `field` names the part",
+        ),
+        error_response(ctx, 413, "The body is larger than the server accepts"),
+    ]
+}
+
+impl<T: JsonSchema> OperationInput for Json<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        json_body::<T>(ctx, operation, true);
+    }
+
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        body_errors(ctx)
+    }
+}
+
+impl<T: JsonSchema> OperationInput for OptionalJson<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        json_body::<T>(ctx, operation, false);
+    }
+
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        body_errors(ctx)
+    }
+}
+
+impl<T: JsonSchema> OperationInput for Query<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        let schema = ctx.schema.subschema_for::<T>();
+        let params = parameters_from_schema(ctx, schema, ParamLocation::Query);
+        add_parameters(ctx, operation, params);
+    }
+
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        vec![error_response(
+            ctx,
+            400,
+            "A query parameter is invalid; `field` names it",
+        )]
+    }
+}
+
+impl<T: JsonSchema> OperationInput for Path<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        // Named from the route template when the document is finished.
+        let schema = ctx.schema.subschema_for::<T>();
+        operation
+            .extensions
+            .insert("x-weir-path".into(), schema.to_value());
+    }
+
+    fn inferred_early_responses(
+        ctx: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        vec![
+            error_response(ctx, 400, "A path parameter is malformed; `field` names it"),
+            error_response(ctx, 404, "Not found, or not visible to the caller"),
+        ]
+    }
+}
+
+impl OperationOutput for ApiError {
+    type Inner = ErrorBody;
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        vec![
+            error_response(ctx, 404, "Something the request names does not exist"),
+            error_response(
+                ctx,
+                409,
+                "Refused by the orchestration rules in the current state",
+            ),
+            error_response(ctx, 503, "The database is unavailable; retry shortly"),
+        ]
+    }
+}
+
+/// A JSON answer with status 201 Created.
+pub struct Created<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> axum::response::Response {
+        (axum::http::StatusCode::CREATED, axum::Json(self.0)).into_response()
+    }
+}
+
+impl<T: JsonSchema> OperationOutput for Created<T> {
+    type Inner = T;
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        vec![(
+            Some(StatusCode::Code(201)),
+            json_response::<T>(ctx, "Created"),
+        )]
+    }
+}
+
+/// A JSON answer that is 201 when the request created it and 200 when it already existed
+/// (idempotent creation).
+pub struct MaybeCreated<T> {
+    /// Whether this request created it.
+    pub created: bool,
+    /// The thing, new or existing.
+    pub body: T,
+}
+
+impl<T: serde::Serialize> IntoResponse for MaybeCreated<T> {
+    fn into_response(self) -> axum::response::Response {
+        let status = if self.created {
+            axum::http::StatusCode::CREATED
+        } else {
+            axum::http::StatusCode::OK
+        };
+        (status, axum::Json(self.body)).into_response()
+    }
+}
+
+impl<T: JsonSchema> OperationOutput for MaybeCreated<T> {
+    type Inner = T;
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        vec![
+            (
+                Some(StatusCode::Code(200)),
+                json_response::<T>(ctx, "It already existed"),
+            ),
+            (
+                Some(StatusCode::Code(201)),
+                json_response::<T>(ctx, "Created"),
+            ),
+        ]
+    }
+}
+
+/// A `text/event-stream` answer (server-sent events).
+pub struct EventStream(pub axum::response::Response);
+
+impl IntoResponse for EventStream {
+    fn into_response(self) -> axum::response::Response {
+        self.0
+    }
+}
+
+impl OperationOutput for EventStream {
+    type Inner = ();
+
+    fn inferred_responses(
+        _: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        let schema = schemars::json_schema!({"type": "string"});
+        vec![(
+            Some(StatusCode::Code(200)),
+            media_response(
+                schema,
+                "text/event-stream",
+                "Events `state` (the run as JSON), `log` (a log line as JSON), then `end`",
+            ),
+        )]
+    }
+}
+
+/// A Prometheus text-format answer.
+pub struct PrometheusText(pub axum::response::Response);
+
+impl IntoResponse for PrometheusText {
+    fn into_response(self) -> axum::response::Response {
+        self.0
+    }
+}
+
+impl OperationOutput for PrometheusText {
+    type Inner = ();
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        let schema = schemars::json_schema!({"type": "string"});
+        vec![
+            (
+                Some(StatusCode::Code(200)),
+                media_response(schema, "text/plain", "Prometheus text format"),
+            ),
+            error_response(ctx, 503, "The metrics recorder is unavailable"),
+        ]
+    }
+}
+
+/// The serialised document, handed to [`document`] as a request extension.
+#[derive(Clone)]
+pub(crate) struct Document(pub Bytes);
+
+/// The document as an answer.
+pub(crate) struct DocumentJson(Bytes);
+
+impl IntoResponse for DocumentJson {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
+impl OperationOutput for DocumentJson {
+    type Inner = ();
+
+    fn inferred_responses(
+        _: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        let schema = schemars::json_schema!({"type": "object"});
+        vec![(
+            Some(StatusCode::Code(200)),
+            media_response(schema, "application/json", "This OpenAPI 3.1 document"),
+        )]
+    }
 }
 
 /// `GET /api/openapi.json`.
-pub(crate) async fn document() -> Json<Value> {
-    static DOC: OnceLock<Value> = OnceLock::new();
-    Json(DOC.get_or_init(build).clone())
+pub(crate) async fn document(
+    axum::Extension(Document(doc)): axum::Extension<Document>,
+) -> DocumentJson {
+    DocumentJson(doc)
 }

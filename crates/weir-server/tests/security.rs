@@ -24,7 +24,7 @@ use uuid::Uuid;
 use weir_client::Client;
 use weir_core::StateKind;
 use weir_core::api::{CreateApiKey, CreateFlowRun, CreatedApiKey, FlowRun, RegisterAgent};
-use weir_core::auth::Role;
+use weir_core::auth::{Permission, Role};
 use weir_testkit::{Backend, TestDb};
 
 both! {
@@ -447,7 +447,8 @@ async fn role_matrix(db: &TestDb) {
     let (_, standing_token) = w.claimed_run("main").await;
 
     // The table and the router agree: no route without an expectation, no stale row.
-    let served = router_routes();
+    let documented = documented_routes(&w.s).await;
+    let served: BTreeSet<(String, String)> = documented.keys().cloned().collect();
     assert!(served.len() >= 30, "read the router's routes: {served:?}");
     let declared: BTreeSet<(String, String)> = MATRIX
         .iter()
@@ -468,6 +469,49 @@ async fn role_matrix(db: &TestDb) {
         stale.is_empty(),
         "MATRIX rows for routes that are not served: {stale:?}"
     );
+
+    // Each row agrees with the permission its route is registered with: a role that lacks it
+    // is refused (403) and a role that has it is not; a route registered without one is
+    // public. (Agent keys and run tokens read the runs they hold beyond their role, so on
+    // run-checked routes only the admin, developer and viewer columns follow the role.)
+    for (method, route, expected) in MATRIX {
+        let needs = &documented[&(method.to_string(), route.to_string())];
+        let Some((permission, checked)) = needs else {
+            assert_eq!(expected, &[OK; 7], "{method} {route} is public");
+            continue;
+        };
+        let p = Permission::ALL
+            .into_iter()
+            .find(|p| p.as_str() == permission)
+            .unwrap_or_else(|| panic!("{method} {route}: unknown permission {permission}"));
+        assert_eq!(expected[0], U, "{method} {route} needs a key");
+        let columns: &[(usize, Role)] = match checked.as_str() {
+            "role" => &[
+                (1, Role::Admin),
+                (2, Role::Developer),
+                (3, Role::Agent),
+                (4, Role::Viewer),
+            ],
+            _ => &[(1, Role::Admin), (2, Role::Developer), (4, Role::Viewer)],
+        };
+        for (col, role) in columns {
+            assert_eq!(
+                expected[*col] == F,
+                !role.allows(p),
+                "{method} {route} is registered with permission {permission}, but MATRIX \
+                 expects {:?} for {}",
+                expected[*col],
+                CALLERS[*col]
+            );
+        }
+        if checked == "role" {
+            assert_eq!(
+                expected[6] == F,
+                p != Permission::Report,
+                "{method} {route}: a run token has only the report permission"
+            );
+        }
+    }
 
     let mut failures = Vec::new();
     let mut cells = 0;

@@ -1,11 +1,12 @@
 //! Agents: registration, heartbeats, claiming runs (with long-poll), and work queues.
 
+use crate::access::{Require, perm};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
+use crate::openapi::Created;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::Utc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -25,10 +26,9 @@ const MAX_CLAIM: u32 = 100;
 /// `POST /api/v1/agents`.
 pub(crate) async fn register(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::AgentWork>,
     Json(req): Json<RegisterAgent>,
-) -> ApiResult<(StatusCode, axum::Json<Agent>)> {
-    caller.require(Permission::AgentWork)?;
+) -> ApiResult<Created<Agent>> {
     if req.queues.is_empty() {
         return Err(ApiError::field(
             "queues",
@@ -51,15 +51,14 @@ pub(crate) async fn register(
         .store
         .register_agent(&req, caller.key_id(), Utc::now())
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(agent)))
+    Ok(Created(agent))
 }
 
 /// `GET /api/v1/agents`: agents seen in the last 24 hours.
 pub(crate) async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    _caller: Require<perm::Read>,
 ) -> ApiResult<axum::Json<Vec<Agent>>> {
-    caller.require(Permission::Read)?;
     Ok(axum::Json(
         st.store.agents(Utc::now() - AGENT_LISTED_FOR).await?,
     ))
@@ -68,9 +67,8 @@ pub(crate) async fn list(
 /// `GET /api/v1/work_queues`.
 pub(crate) async fn queues(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Read>,
 ) -> ApiResult<axum::Json<Vec<WorkQueue>>> {
-    caller.require(Permission::Read)?;
     if caller.projects().is_some() {
         return Err(ApiError::Forbidden(
             "work queues span projects: list them with a key that is not scoped to a project"
@@ -87,7 +85,7 @@ pub(crate) async fn queues(
 /// tells it which to cancel and which it lost.
 pub(crate) async fn heartbeat(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::AgentWork>,
     Path(id): Path<Uuid>,
     Json(hb): Json<Heartbeat>,
 ) -> ApiResult<axum::Json<HeartbeatReply>> {
@@ -132,12 +130,12 @@ pub(crate) async fn heartbeat(
 /// `wait_ms` for one to appear.
 pub(crate) async fn claim(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::AgentWork>,
     Path(id): Path<Uuid>,
     Json(req): Json<ClaimRequest>,
 ) -> ApiResult<axum::Json<Vec<ClaimedRun>>> {
     own_agent(&st, &caller, id).await?;
-    let project = match &caller {
+    let project = match &*caller {
         Caller::Key { project, .. } => project.clone(),
         Caller::Run { .. } => None,
     };
@@ -199,10 +197,9 @@ pub(crate) async fn claim(
     }
 }
 
-/// Checks the caller may act as agent `id`: it needs the agent permission, and unless it is an
+/// Checks the caller (who has the agent permission) may act as agent `id`: unless it is an
 /// admin, the agent must have been registered with its key. Otherwise 404.
 async fn own_agent(st: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
-    caller.require(Permission::AgentWork)?;
     let owner = st.store.agent_key(id).await?;
     match caller {
         Caller::Key {

@@ -1,23 +1,21 @@
 //! Projects, deployments and flows.
 
-use crate::auth::Caller;
+use crate::access::{Require, perm};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::openapi::MaybeCreated;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use weir_core::api::{CreateProject, Deployment, Project, UpsertDeployment, UpsertResult};
-use weir_core::auth::Permission;
 use weir_core::{Schedule, ScheduleError, names};
 
 /// `GET /api/v1/projects`.
 pub(crate) async fn list_projects(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Read>,
 ) -> ApiResult<axum::Json<Vec<Project>>> {
-    caller.require(Permission::Read)?;
     let mut projects = st.store.projects().await?;
     projects.retain(|p| caller.sees(&p.name));
     Ok(axum::Json(projects))
@@ -26,10 +24,9 @@ pub(crate) async fn list_projects(
 /// `POST /api/v1/projects`.
 pub(crate) async fn create_project(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Deploy>,
     Json(req): Json<CreateProject>,
-) -> ApiResult<(StatusCode, axum::Json<Project>)> {
-    caller.require(Permission::Deploy)?;
+) -> ApiResult<MaybeCreated<Project>> {
     names::check("project", &req.name).map_err(|m| ApiError::field("name", m))?;
     if !caller.sees(&req.name) {
         return Err(ApiError::Forbidden(format!(
@@ -39,12 +36,10 @@ pub(crate) async fn create_project(
     }
     let created = st.store.ensure_project(&req.name, Utc::now()).await?;
     let project = find_project(&st, &req.name).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, axum::Json(project)))
+    Ok(MaybeCreated {
+        created,
+        body: project,
+    })
 }
 
 async fn find_project(st: &AppState, name: &str) -> ApiResult<Project> {
@@ -59,28 +54,27 @@ async fn find_project(st: &AppState, name: &str) -> ApiResult<Project> {
 /// `GET /api/v1/projects/{project}`.
 pub(crate) async fn get_project(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Read>,
     Path(project): Path<String>,
 ) -> ApiResult<axum::Json<Project>> {
-    caller.require(Permission::Read)?;
     caller.check_project(&project, || format!("project {project:?}"))?;
     Ok(axum::Json(find_project(&st, &project).await?))
 }
 
 /// Filter of deployment lists.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProjectFilter {
+    /// Only this project's.
     project: Option<String>,
 }
 
 /// `GET /api/v1/deployments?project=`.
 pub(crate) async fn list_deployments(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Read>,
     Query(f): Query<ProjectFilter>,
 ) -> ApiResult<axum::Json<Vec<Deployment>>> {
-    caller.require(Permission::Read)?;
     let projects = caller.narrow(f.project);
     Ok(axum::Json(st.store.deployments(projects.as_deref()).await?))
 }
@@ -99,10 +93,9 @@ pub(crate) struct FlowInfo {
 /// `GET /api/v1/flows?project=`.
 pub(crate) async fn list_flows(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Read>,
     Query(f): Query<ProjectFilter>,
 ) -> ApiResult<axum::Json<Vec<FlowInfo>>> {
-    caller.require(Permission::Read)?;
     let projects = caller.narrow(f.project);
     let mut flows: std::collections::BTreeMap<String, FlowInfo> = Default::default();
     for d in st.store.deployments(projects.as_deref()).await? {
@@ -124,11 +117,10 @@ pub(crate) async fn list_flows(
 /// `PUT /api/v1/projects/{project}/deployments/{name}`: idempotent upsert.
 pub(crate) async fn upsert(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Deploy>,
     Path((project, name)): Path<(String, String)>,
     Json(req): Json<UpsertDeployment>,
 ) -> ApiResult<axum::Json<UpsertResult>> {
-    caller.require(Permission::Deploy)?;
     caller.check_project(&project, || format!("project {project:?}"))?;
     names::check("project", &project).map_err(|m| ApiError::field("project", m))?;
     names::check("deployment", &name).map_err(|m| ApiError::field("name", m))?;
@@ -195,10 +187,9 @@ fn validate_spec(spec: &weir_core::api::DeploymentSpec) -> ApiResult<()> {
 /// `GET /api/v1/projects/{project}/deployments/{name}`.
 pub(crate) async fn get_deployment(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Read>,
     Path((project, name)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Deployment>> {
-    caller.require(Permission::Read)?;
     caller.check_project(&project, || format!("deployment {project}/{name}"))?;
     Ok(axum::Json(st.store.deployment(&project, &name).await?))
 }
@@ -206,7 +197,7 @@ pub(crate) async fn get_deployment(
 /// `POST …/pause`.
 pub(crate) async fn pause(
     st: State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Deploy>,
     path: Path<(String, String)>,
 ) -> ApiResult<axum::Json<Deployment>> {
     set_paused(st, caller, path, true).await
@@ -215,7 +206,7 @@ pub(crate) async fn pause(
 /// `POST …/resume`.
 pub(crate) async fn resume(
     st: State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Deploy>,
     path: Path<(String, String)>,
 ) -> ApiResult<axum::Json<Deployment>> {
     set_paused(st, caller, path, false).await
@@ -223,11 +214,10 @@ pub(crate) async fn resume(
 
 async fn set_paused(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Deploy>,
     Path((project, name)): Path<(String, String)>,
     paused: bool,
 ) -> ApiResult<axum::Json<Deployment>> {
-    caller.require(Permission::Deploy)?;
     caller.check_project(&project, || format!("deployment {project}/{name}"))?;
     let d = st.store.deployment(&project, &name).await?;
     st.store.set_paused(d.id, paused, Utc::now()).await?;

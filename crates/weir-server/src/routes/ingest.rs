@@ -1,5 +1,6 @@
 //! Batched ingest of task-run reports and log lines from flow processes and agents.
 
+use crate::access::{Require, perm};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
@@ -15,9 +16,8 @@ const MAX_BATCH: usize = 50_000;
 /// Longest stored log line; longer ones are cut with a marker.
 const MAX_LINE: usize = 32 * 1024;
 
-/// Checks every run a batch names exists and the caller may report on it.
+/// Checks every run a batch names exists and the caller (who may report) may report on it.
 async fn check_runs(st: &AppState, caller: &Caller, ids: BTreeSet<Uuid>) -> ApiResult<()> {
-    caller.require(Permission::Report)?;
     let ids: Vec<Uuid> = ids.into_iter().collect();
     let known = st.store.flow_run_owners(&ids).await?;
     let missing = |id: &Uuid| {
@@ -55,7 +55,7 @@ async fn check_runs(st: &AppState, caller: &Caller, ids: BTreeSet<Uuid>) -> ApiR
 /// `POST /api/v1/task_runs/batch`.
 pub(crate) async fn task_runs(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Report>,
     Json(batch): Json<TaskRunBatch>,
 ) -> ApiResult<axum::Json<BatchAccepted>> {
     if batch.reports.len() > MAX_BATCH {
@@ -82,7 +82,7 @@ pub(crate) async fn task_runs(
 /// `POST /api/v1/logs/batch`.
 pub(crate) async fn logs(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Report>,
     Json(mut batch): Json<LogBatch>,
 ) -> ApiResult<axum::Json<BatchAccepted>> {
     if batch.lines.len() > MAX_BATCH {

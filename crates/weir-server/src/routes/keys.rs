@@ -1,16 +1,16 @@
 //! Service accounts' API keys and the audit log (admins only).
 
+use crate::access::{Require, perm};
 use crate::auth::{Caller, new_key};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::openapi::Created;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 use weir_core::api::{ApiKey, AuditEntry, CreateApiKey, CreatedApiKey, Page};
-use weir_core::auth::Permission;
 use weir_core::names;
 
 /// Longest key lifetime: ten years.
@@ -19,10 +19,9 @@ const MAX_LIFETIME_S: u64 = 10 * 365 * 86400;
 /// `POST /api/v1/keys`: the secret is in this answer and nowhere else, ever.
 pub(crate) async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Admin>,
     Json(req): Json<CreateApiKey>,
-) -> ApiResult<(StatusCode, axum::Json<CreatedApiKey>)> {
-    caller.require(Permission::Admin)?;
+) -> ApiResult<Created<CreatedApiKey>> {
     if req.name.trim().is_empty() || req.name.len() > 100 {
         return Err(ApiError::field(
             "name",
@@ -32,7 +31,7 @@ pub(crate) async fn create(
     if let Some(p) = &req.project {
         names::check("project", p).map_err(|m| ApiError::field("project", m))?;
     }
-    let scope = match &caller {
+    let scope = match &*caller {
         Caller::Key { project, .. } => project.clone(),
         Caller::Run { .. } => None,
     };
@@ -76,18 +75,14 @@ pub(crate) async fn create(
             Some(format!("{} ({}{scope})", key.name, key.role)),
         )
         .await;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedApiKey { key, secret }),
-    ))
+    Ok(Created(CreatedApiKey { key, secret }))
 }
 
 /// `GET /api/v1/keys`: never secrets or digests.
 pub(crate) async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Admin>,
 ) -> ApiResult<axum::Json<Vec<ApiKey>>> {
-    caller.require(Permission::Admin)?;
     let keys = st.store.api_keys().await?;
     Ok(axum::Json(
         keys.into_iter()
@@ -101,10 +96,9 @@ pub(crate) async fn list(
 /// `POST /api/v1/keys/{id}/revoke`: takes effect at once.
 pub(crate) async fn revoke(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Admin>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<ApiKey>> {
-    caller.require(Permission::Admin)?;
     let not_found = || ApiError::NotFound(format!("API key {id} not found"));
     let (key, _) = st.store.api_key(&id).await?.ok_or_else(not_found)?;
     if caller.projects().is_some() && !key.project.as_deref().is_some_and(|p| caller.sees(p)) {
@@ -118,7 +112,7 @@ pub(crate) async fn revoke(
 }
 
 /// Pagination of the audit log.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
     cursor: Option<Uuid>,
@@ -128,10 +122,9 @@ pub(crate) struct AuditQuery {
 /// `GET /api/v1/audit`: newest first.
 pub(crate) async fn audit(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Admin>,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<axum::Json<Page<AuditEntry>>> {
-    caller.require(Permission::Admin)?;
     if caller.projects().is_some() {
         return Err(ApiError::Forbidden(
             "the audit log is for unscoped admin keys".into(),

@@ -8,9 +8,10 @@ pub(crate) mod keys;
 pub(crate) mod runs;
 
 use crate::state::AppState;
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get_with, post_with, put_with};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
 
 /// Largest page any list endpoint returns.
 pub(crate) const MAX_PAGE: u32 = 1000;
@@ -30,56 +31,188 @@ pub(crate) fn page_size(limit: Option<u32>, default: u32) -> Result<u32, crate::
     }
 }
 
+/// Every endpoint, registered once: the router, the OpenAPI document and each endpoint's
+/// permission (the `Require<P>`/`OnRun<P>` extractor in its handler's signature) all come from
+/// this list. `summary` is the operation's one line in the document.
 pub(crate) fn router(state: AppState) -> Router {
     let limit = state.options.max_body_bytes;
-    let api = Router::new()
-        .route(
+    crate::openapi::begin();
+    let api = ApiRouter::new()
+        .api_route(
             "/projects",
-            get(deployments::list_projects).post(deployments::create_project),
+            get_with(deployments::list_projects, |o| o.summary("List projects"))
+                .post_with(deployments::create_project, |o| {
+                    o.summary("Create a project (201; 200 when it exists)")
+                }),
         )
-        .route("/projects/{project}", get(deployments::get_project))
-        .route("/deployments", get(deployments::list_deployments))
-        .route("/flows", get(deployments::list_flows))
-        .route(
+        .api_route(
+            "/projects/{project}",
+            get_with(deployments::get_project, |o| o.summary("Get a project")),
+        )
+        .api_route(
+            "/deployments",
+            get_with(deployments::list_deployments, |o| {
+                o.summary("List deployments, optionally of one project")
+            }),
+        )
+        .api_route(
+            "/flows",
+            get_with(deployments::list_flows, |o| {
+                o.summary("List flows known from deployments")
+            }),
+        )
+        .api_route(
             "/projects/{project}/deployments/{name}",
-            put(deployments::upsert).get(deployments::get_deployment),
+            put_with(deployments::upsert, |o| {
+                o.summary(
+                    "Create or update a deployment (idempotent; unchanged specs are not new versions)",
+                )
+            })
+            .get_with(deployments::get_deployment, |o| o.summary("Get a deployment")),
         )
-        .route(
+        .api_route(
             "/projects/{project}/deployments/{name}/pause",
-            post(deployments::pause),
+            post_with(deployments::pause, |o| {
+                o.summary("Pause a deployment's schedules")
+            }),
         )
-        .route(
+        .api_route(
             "/projects/{project}/deployments/{name}/resume",
-            post(deployments::resume),
+            post_with(deployments::resume, |o| {
+                o.summary("Resume a deployment's schedules")
+            }),
         )
-        .route("/flow_runs", get(runs::list).post(runs::create))
-        .route("/flow_runs/{id}", get(runs::detail))
-        .route("/flow_runs/{id}/state", post(runs::propose))
-        .route("/flow_runs/{id}/cancel", post(runs::cancel))
-        .route("/flow_runs/{id}/retry", post(runs::retry))
-        .route("/flow_runs/{id}/heartbeat", post(runs::heartbeat))
-        .route("/flow_runs/{id}/task_runs", get(runs::task_runs))
-        .route("/flow_runs/{id}/logs", get(runs::logs))
-        .route("/flow_runs/{id}/stream", get(runs::stream))
-        .route("/task_runs/batch", post(ingest::task_runs))
-        .route("/task_runs/{id}", get(runs::task_run))
-        .route("/logs/batch", post(ingest::logs))
-        .route("/work_queues", get(agents::queues))
-        .route("/agents", get(agents::list).post(agents::register))
-        .route("/agents/{id}/heartbeat", post(agents::heartbeat))
-        .route("/agents/{id}/claim", post(agents::claim))
-        .route("/keys", get(keys::list).post(keys::create))
-        .route("/keys/{id}/revoke", post(keys::revoke))
-        .route("/audit", get(keys::audit));
-    Router::new()
-        .nest("/api/v1", api)
+        .api_route(
+            "/flow_runs",
+            get_with(runs::list, |o| o.summary("List flow runs, newest first"))
+                .post_with(runs::create, |o| {
+                    o.summary("Create a flow run (201; 200 when idempotency_key matched)")
+                }),
+        )
+        .api_route(
+            "/flow_runs/{id}",
+            get_with(runs::detail, |o| {
+                o.summary("A flow run with its state history")
+            }),
+        )
+        .api_route(
+            "/flow_runs/{id}/state",
+            post_with(runs::propose, |o| {
+                o.summary("Propose a state (409 with the current run when refused)")
+            }),
+        )
+        .api_route(
+            "/flow_runs/{id}/cancel",
+            post_with(runs::cancel, |o| o.summary("Cancel a run")),
+        )
+        .api_route(
+            "/flow_runs/{id}/retry",
+            post_with(runs::retry, |o| {
+                o.summary("Retry a terminal run (optionally from failed tasks)")
+            }),
+        )
+        .api_route(
+            "/flow_runs/{id}/heartbeat",
+            post_with(runs::heartbeat, |o| {
+                o.summary("Renew a run's lease from its own process")
+            }),
+        )
+        .api_route(
+            "/flow_runs/{id}/task_runs",
+            get_with(runs::task_runs, |o| o.summary("Task runs of a flow run")),
+        )
+        .api_route(
+            "/flow_runs/{id}/logs",
+            get_with(runs::logs, |o| {
+                o.summary("Log lines after a sequence number, oldest first")
+            }),
+        )
+        .api_route(
+            "/flow_runs/{id}/stream",
+            get_with(runs::stream, |o| {
+                o.summary("Server-sent events: state, log, end")
+            }),
+        )
+        .api_route(
+            "/task_runs/batch",
+            post_with(ingest::task_runs, |o| o.summary("Ingest task-run reports")),
+        )
+        .api_route(
+            "/task_runs/{id}",
+            get_with(runs::task_run, |o| o.summary("A task run with its history")),
+        )
+        .api_route(
+            "/logs/batch",
+            post_with(ingest::logs, |o| o.summary("Ingest log lines")),
+        )
+        .api_route(
+            "/work_queues",
+            get_with(agents::queues, |o| {
+                o.summary("Work queues with ready and running counts")
+            }),
+        )
+        .api_route(
+            "/agents",
+            get_with(agents::list, |o| o.summary("Agents seen in the last 24 hours"))
+                .post_with(agents::register, |o| o.summary("Register an agent")),
+        )
+        .api_route(
+            "/agents/{id}/heartbeat",
+            post_with(agents::heartbeat, |o| {
+                o.summary("Agent heartbeat: renews leases, returns runs to cancel")
+            }),
+        )
+        .api_route(
+            "/agents/{id}/claim",
+            post_with(agents::claim, |o| {
+                o.summary("Claim due runs (long-poll with wait_ms)")
+            }),
+        )
+        .api_route(
+            "/keys",
+            get_with(keys::list, |o| o.summary("List API keys (never secrets)")).post_with(
+                keys::create,
+                |o| o.summary("Create an API key (the secret is shown once)"),
+            ),
+        )
+        .api_route(
+            "/keys/{id}/revoke",
+            post_with(keys::revoke, |o| o.summary("Revoke an API key at once")),
+        )
+        .api_route(
+            "/audit",
+            get_with(keys::audit, |o| o.summary("The audit log, newest first")),
+        );
+    let public = ApiRouter::new()
+        .api_route(
+            "/api/openapi.json",
+            get_with(crate::openapi::document, |o| {
+                o.summary("This OpenAPI document")
+            }),
+        )
+        .api_route(
+            "/healthz",
+            get_with(health::healthz, |o| o.summary("Liveness")),
+        )
+        .api_route(
+            "/readyz",
+            get_with(health::readyz, |o| {
+                o.summary("Readiness (the database answers)")
+            }),
+        )
+        .api_route(
+            "/metrics",
+            get_with(crate::metrics::render, |o| {
+                o.summary("Prometheus metrics (text format)")
+            }),
+        );
+    let (routes, document) =
+        crate::openapi::finish(ApiRouter::new().nest("/api/v1", api).merge(public));
+    routes
         .merge(crate::ui::routes())
-        .route("/api/openapi.json", get(crate::openapi::document))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(crate::metrics::render))
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
+        .layer(axum::Extension(crate::openapi::Document(document)))
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

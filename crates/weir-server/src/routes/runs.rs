@@ -1,15 +1,17 @@
 //! Flow runs: create, read, list, propose states, cancel, retry, heartbeat, task runs, logs,
 //! and a live stream of states and logs.
 
+pub(crate) use crate::access::visible_run;
+use crate::access::{OnRun, Require, perm};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, OptionalJson, Path, Query};
+use crate::openapi::{EventStream, MaybeCreated};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::Utc;
-use futures::Stream;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -27,12 +29,12 @@ use weir_store::{NewFlowRun, RunFilter};
 /// matched an existing run.
 pub(crate) async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Run>,
     Json(mut req): Json<CreateFlowRun>,
-) -> ApiResult<(StatusCode, axum::Json<FlowRun>)> {
+) -> ApiResult<MaybeCreated<FlowRun>> {
     let now = Utc::now();
     // A flow process (run token) may create the subflow runs of its own run, in its project.
-    if let Caller::Run { .. } = caller {
+    if let Caller::Run { .. } = *caller {
         let parent = req.parent_flow_run_id.ok_or_else(|| {
             ApiError::Forbidden("a run token may only create subflow runs of its own run".into())
         })?;
@@ -44,7 +46,7 @@ pub(crate) async fn create(
         }
         req.project = Some(parent.project);
     } else {
-        caller.require(Permission::Run)?;
+        caller.require(caller.permission())?;
     }
     let deployment = match (&req.deployment_id, &req.deployment, &req.project) {
         (Some(id), _, _) => {
@@ -121,7 +123,7 @@ pub(crate) async fn create(
             })?;
             names::check("project", &project).map_err(|m| ApiError::field("project", m))?;
             // A run token's project is its parent's, checked above.
-            if !matches!(caller, Caller::Run { .. }) && !caller.sees(&project) {
+            if !matches!(*caller, Caller::Run { .. }) && !caller.sees(&project) {
                 return Err(ApiError::Forbidden(format!(
                     "this key may only use its own project, not {project:?}"
                 )));
@@ -175,16 +177,11 @@ pub(crate) async fn create(
         st.work_available();
     }
     st.touched();
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, axum::Json(run)))
+    Ok(MaybeCreated { created, body: run })
 }
 
 /// Filters of `GET /api/v1/flow_runs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     project: Option<String>,
@@ -201,10 +198,9 @@ pub(crate) struct ListQuery {
 /// `GET /api/v1/flow_runs`: newest first, with cursor pagination.
 pub(crate) async fn list(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: Require<perm::Read>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<FlowRun>>> {
-    caller.require(Permission::Read)?;
     let limit = super::page_size(q.limit, 50)?;
     let states = match &q.state {
         None => vec![],
@@ -247,10 +243,10 @@ pub(crate) async fn list(
 /// `GET /api/v1/flow_runs/{id}`: the run, its state history and task-run counts.
 pub(crate) async fn detail(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Read>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<FlowRunDetail>> {
-    let run = visible_run(&st, &caller, id, Permission::Read).await?;
+    let run = caller.run(&st, id).await?;
     let history = st.store.flow_run_history(id).await?;
     let task_runs_by_state = st.store.task_run_counts(id).await?;
     Ok(axum::Json(FlowRunDetail {
@@ -264,11 +260,11 @@ pub(crate) async fn detail(
 /// current run when refused.
 pub(crate) async fn propose(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Report>,
     Path(id): Path<Uuid>,
     Json(p): Json<ProposeState>,
 ) -> ApiResult<axum::Json<FlowRun>> {
-    visible_run(&st, &caller, id, Permission::Report).await?;
+    caller.run(&st, id).await?;
     if let Some(m) = &p.message
         && m.len() > 64 * 1024
     {
@@ -282,18 +278,6 @@ pub(crate) async fn propose(
     Ok(axum::Json(run))
 }
 
-/// Loads a run the caller may touch with `p`; 404 for one it may not see.
-pub(crate) async fn visible_run(
-    st: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    p: Permission,
-) -> ApiResult<FlowRun> {
-    let run = st.store.flow_run(id).await?;
-    caller.check_run(st, &run, p).await?;
-    Ok(run)
-}
-
 fn after_change(st: &AppState, run: &FlowRun) {
     if run.state.is_claimable() {
         st.work_available();
@@ -304,10 +288,10 @@ fn after_change(st: &AppState, run: &FlowRun) {
 /// `POST /api/v1/flow_runs/{id}/cancel`.
 pub(crate) async fn cancel(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Run>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<FlowRun>> {
-    visible_run(&st, &caller, id, Permission::Run).await?;
+    caller.run(&st, id).await?;
     let run = st.store.cancel_flow_run(id, Utc::now()).await?;
     caller.audit(&st, "cancel", &id.to_string(), None).await;
     after_change(&st, &run);
@@ -317,16 +301,12 @@ pub(crate) async fn cancel(
 /// `POST /api/v1/flow_runs/{id}/retry`: a terminal run goes back to Scheduled.
 pub(crate) async fn retry(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Run>,
     Path(id): Path<Uuid>,
-    crate::extract::Body(body): crate::extract::Body,
+    OptionalJson(body): OptionalJson<RetryFlowRun>,
 ) -> ApiResult<axum::Json<FlowRun>> {
-    let from_failed = if body.is_empty() {
-        false
-    } else {
-        crate::extract::parse_json::<RetryFlowRun>(&body)?.from_failed
-    };
-    let run = visible_run(&st, &caller, id, Permission::Run).await?;
+    let from_failed = body.is_some_and(|b| b.from_failed);
+    let run = caller.run(&st, id).await?;
     if run.deployment_id.is_none() {
         return Err(ApiError::Conflict {
             message: "an ad-hoc run has no deployment for an agent to launch again; rerun it the way it was started".into(),
@@ -344,11 +324,11 @@ pub(crate) async fn retry(
 /// learns whether to stop.
 pub(crate) async fn heartbeat(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Report>,
     Path(id): Path<Uuid>,
     Json(hb): Json<RunHeartbeat>,
 ) -> ApiResult<axum::Json<RunHeartbeatReply>> {
-    visible_run(&st, &caller, id, Permission::Report).await?;
+    caller.run(&st, id).await?;
     let held = [weir_core::api::HeldRun {
         id,
         attempt: hb.attempt,
@@ -365,7 +345,7 @@ pub(crate) async fn heartbeat(
 }
 
 /// Pagination of task runs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TaskRunsQuery {
     cursor: Option<Uuid>,
@@ -375,30 +355,31 @@ pub(crate) struct TaskRunsQuery {
 /// `GET /api/v1/flow_runs/{id}/task_runs`: in creation order.
 pub(crate) async fn task_runs(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Read>,
     Path(id): Path<Uuid>,
     Query(q): Query<TaskRunsQuery>,
 ) -> ApiResult<axum::Json<Page<TaskRun>>> {
     let limit = super::page_size(q.limit, 200)?;
-    visible_run(&st, &caller, id, Permission::Read).await?;
+    caller.run(&st, id).await?;
     Ok(axum::Json(st.store.task_runs(id, q.cursor, limit).await?))
 }
 
 /// `GET /api/v1/task_runs/{id}`.
 pub(crate) async fn task_run(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Read>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<TaskRunDetail>> {
     let detail = st.store.task_run(id).await?;
-    visible_run(&st, &caller, detail.task_run.flow_run_id, Permission::Read)
+    caller
+        .run(&st, detail.task_run.flow_run_id)
         .await
         .map_err(|_| ApiError::NotFound(format!("task run {id} not found")))?;
     Ok(axum::Json(detail))
 }
 
 /// Cursor of log reads.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogsQuery {
     /// Lines after this sequence number.
@@ -410,12 +391,12 @@ pub(crate) struct LogsQuery {
 /// `GET /api/v1/flow_runs/{id}/logs`: oldest first after `after`.
 pub(crate) async fn logs(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Read>,
     Path(id): Path<Uuid>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<axum::Json<Page<LogLine>>> {
     let limit = super::page_size(q.limit, 500)?;
-    visible_run(&st, &caller, id, Permission::Read).await?;
+    caller.run(&st, id).await?;
     let items = st
         .store
         .logs(id, q.task_run, q.after.unwrap_or(0), limit)
@@ -442,11 +423,11 @@ struct Follow {
 /// line was sent.
 pub(crate) async fn stream(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: OnRun<perm::Read>,
     Path(id): Path<Uuid>,
     Query(q): Query<LogsQuery>,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    visible_run(&st, &caller, id, Permission::Read).await?;
+) -> ApiResult<EventStream> {
+    caller.run(&st, id).await?;
     let activity = st.activity.subscribe();
     let follow = Follow {
         st,
@@ -460,7 +441,7 @@ pub(crate) async fn stream(
     let stream = futures::stream::unfold(follow, |mut f| async move {
         loop {
             if let Some(ev) = f.pending.pop_front() {
-                return Some((Ok(ev), f));
+                return Some((Ok::<_, Infallible>(ev), f));
             }
             if f.done {
                 return None;
@@ -502,5 +483,9 @@ pub(crate) async fn stream(
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(EventStream(
+        Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+    ))
 }

@@ -4,9 +4,12 @@
 use super::form;
 use super::view::*;
 use super::{LOGIN_CSRF_COOKIE, UiError, UiUser, clear_cookie, session_cookie};
+use crate::access::{OnRun, Require};
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
+use crate::extract::OptionalJson;
 use crate::extract::{Json, Path as ApiPath};
+use crate::openapi::Created;
 use crate::routes::{deployments as api_deployments, keys as api_keys, runs as api_runs};
 use crate::state::AppState;
 use askama::Template;
@@ -381,7 +384,8 @@ pub(crate) async fn cancel(
     Form(f): Form<Csrf>,
 ) -> Page {
     user.check_csrf(f.csrf.as_deref())?;
-    let _ = api_runs::cancel(State(st), user.caller.clone(), ApiPath(id)).await?;
+    let caller = OnRun::new(user.caller.clone());
+    let _ = api_runs::cancel(State(st), caller, ApiPath(id)).await?;
     Ok(Redirect::to(&format!("/runs/{id}")).into_response())
 }
 
@@ -393,14 +397,11 @@ pub(crate) async fn retry(
     Form(f): Form<Csrf>,
 ) -> Page {
     user.check_csrf(f.csrf.as_deref())?;
-    let body = serde_json::json!({"from_failed": f.from_failed.is_some()}).to_string();
-    let _ = api_runs::retry(
-        State(st),
-        user.caller.clone(),
-        ApiPath(id),
-        crate::extract::Body(body.into()),
-    )
-    .await?;
+    let body = weir_core::api::RetryFlowRun {
+        from_failed: f.from_failed.is_some(),
+    };
+    let caller = OnRun::new(user.caller.clone());
+    let _ = api_runs::retry(State(st), caller, ApiPath(id), OptionalJson(Some(body))).await?;
     Ok(Redirect::to(&format!("/runs/{id}")).into_response())
 }
 
@@ -670,7 +671,8 @@ pub(crate) async fn quick_run(
         parameters,
         ..Default::default()
     };
-    let (_, axum::Json(run)) = api_runs::create(State(st), user.caller.clone(), Json(req)).await?;
+    let caller = OnRun::new(user.caller.clone());
+    let run = api_runs::create(State(st), caller, Json(req)).await?.body;
     Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response())
 }
 
@@ -703,10 +705,11 @@ async fn set_paused(
 ) -> Page {
     user.check_csrf(f.csrf.as_deref())?;
     let path = ApiPath((project.clone(), name.clone()));
+    let caller = Require::new(user.caller.clone())?;
     if paused {
-        let _ = api_deployments::pause(State(st), user.caller.clone(), path).await?;
+        let _ = api_deployments::pause(State(st), caller, path).await?;
     } else {
-        let _ = api_deployments::resume(State(st), user.caller.clone(), path).await?;
+        let _ = api_deployments::resume(State(st), caller, path).await?;
     }
     Ok(Redirect::to(&format!("/deployments/{project}/{name}")).into_response())
 }
@@ -768,7 +771,8 @@ async fn keys_page(
     secret: Option<String>,
     flash: Option<(&'static str, String)>,
 ) -> Page {
-    let axum::Json(keys) = api_keys::list(State(st.clone()), user.caller.clone()).await?;
+    let admin = Require::new(user.caller.clone())?;
+    let axum::Json(keys) = api_keys::list(State(st.clone()), admin).await?;
     let now = Utc::now();
     let keys = keys
         .into_iter()
@@ -851,8 +855,9 @@ pub(crate) async fn create_key(
         project: f.project.filter(|p| !p.trim().is_empty()),
         expires_in_s,
     };
-    match api_keys::create(State(st.clone()), user.caller.clone(), Json(req)).await {
-        Ok((_, axum::Json(created))) => keys_page(&st, user, Some(created.secret), None).await,
+    let admin = Require::new(user.caller.clone())?;
+    match api_keys::create(State(st.clone()), admin, Json(req)).await {
+        Ok(Created(created)) => keys_page(&st, user, Some(created.secret), None).await,
         Err(ApiError::BadRequest { message, .. }) => {
             keys_page(&st, user, None, Some(("error", message))).await
         }
@@ -868,8 +873,8 @@ pub(crate) async fn revoke_key(
     Form(f): Form<Csrf>,
 ) -> Page {
     user.check_csrf(f.csrf.as_deref())?;
-    let axum::Json(k) =
-        api_keys::revoke(State(st.clone()), user.caller.clone(), ApiPath(id)).await?;
+    let admin = Require::new(user.caller.clone())?;
+    let axum::Json(k) = api_keys::revoke(State(st.clone()), admin, ApiPath(id)).await?;
     keys_page(
         &st,
         user,

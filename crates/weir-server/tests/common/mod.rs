@@ -218,37 +218,35 @@ pub async fn runs_of(c: &Client, deployment: &str) -> Vec<FlowRun> {
     }
 }
 
-/// `(method, path)` of every route the router serves (`get`, `/api/v1/flow_runs/{id}`), read
-/// from the source of `src/routes/mod.rs` so that a new route the suites do not know about
-/// fails the tests that walk them (the OpenAPI check, the security matrix).
-pub fn router_routes() -> std::collections::BTreeSet<(String, String)> {
-    let src = include_str!("../../src/routes/mod.rs");
-    let body = &src[src.find("fn router").expect("router fn")..];
-    let nest_at = body.find(".nest(").expect("nest");
-    let mut out = std::collections::BTreeSet::new();
-    for (at, _) in body.match_indices(".route(") {
-        let rest = &body[at + ".route(".len()..];
-        let path = rest.split('"').nth(1).expect("route path");
-        let call_end = rest
-            .find(".route(")
-            .or_else(|| rest.find(".nest("))
-            .or_else(|| rest.find(".fallback("))
-            .unwrap_or(rest.len());
-        let handlers = &rest[..call_end];
-        let full = if at < nest_at {
-            format!("/api/v1{path}")
-        } else {
-            path.to_string()
-        };
-        for method in ["get", "post", "put", "delete", "patch"] {
-            let called = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
-                i == 0
-                    || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
-                        && handlers.as_bytes()[i - 1] != b'_'
+/// What the OpenAPI document says an operation needs: its `x-weir-permission` (`read`,
+/// `run`, …) and how it is checked (`role` or `run`); `None` for a public operation.
+pub type Needs = Option<(String, String)>;
+
+/// Every operation of the server's `/api/openapi.json`, `(method, path)` → what it needs. The
+/// router and the document come from one registration, so this is the route table the
+/// suites walk (the OpenAPI checks, the security matrix).
+pub async fn documented_routes(
+    s: &TestServer,
+) -> std::collections::BTreeMap<(String, String), Needs> {
+    let doc: serde_json::Value = s
+        .http
+        .get(s.url("/api/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("openapi is JSON");
+    let mut out = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let needs = op.get("x-weir-permission").map(|p| {
+                (
+                    p["permission"].as_str().expect("permission").to_string(),
+                    p["checked"].as_str().expect("checked").to_string(),
+                )
             });
-            if called {
-                out.insert((method.to_string(), full.clone()));
-            }
+            out.insert((method.clone(), path.clone()), needs);
         }
     }
     out
