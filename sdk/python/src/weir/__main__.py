@@ -1,0 +1,7 @@
+"""`python -m weir PATH describe|run FLOW ...` — see `weir._cli`."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

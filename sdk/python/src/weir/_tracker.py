@@ -1,0 +1,551 @@
+"""Where run records go: `LocalTracker` (terminal lines and an in-memory record) or
+`HttpTracker` (a Weir server).
+
+The task path only puts a tuple on a queue (`Tracker.put`). Items are
+
+* `(REPORT, call, state, at, attempt, message, result_location)` — a task run entered a state
+  (`call` is the `_task.Call` of the task run: id counter, flow run, task, map index, tags, keys);
+* `(LOG, flow_run_id, task_seq, at, level, message)` — a log line;
+* `(FLUSH, threading.Event)` — set once everything before it is handled.
+
+`HttpTracker` has one background thread that turns items into JSON and sends them in batches
+(at most 5,000 per request, after lingering 20 ms for more) to `/api/v1/task_runs/batch` and
+`/api/v1/logs/batch`, retrying network trouble with backoff while items keep queueing, and one
+heartbeat thread per process that keeps the leases of its flow runs fresh and stops the process
+with SIGTERM when the server asks to cancel. `finish_flow_run` waits until everything reported
+before it is on the server (at most `WEIR_FLUSH_TIMEOUT_S`, default 120 s), then proposes the
+final state — so when the process exits, the server has every task run and log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import _util
+from ._http import ApiError, Client, TransportError, key_from_env
+
+REPORT, LOG, FLUSH = 0, 1, 2
+MAX_BATCH = 5_000
+LINGER = 0.020
+LEVELS = {10: "debug", 20: "info", 30: "warn", 40: "error", 50: "error"}
+
+
+class Started:
+    """The identity a tracker gave a starting flow run."""
+
+    __slots__ = ("flow_run_id", "attempt", "resume")
+
+    def __init__(self, flow_run_id: str, attempt: int = 1, resume: bool = False):
+        self.flow_run_id = flow_run_id
+        self.attempt = attempt
+        self.resume = resume
+
+
+def _assigned_from_env() -> Optional[Started]:
+    """The run an agent launched this process for (`WEIR_FLOW_RUN_ID`, `WEIR_ATTEMPT`,
+    `WEIR_RESUME`)."""
+    raw = os.environ.get("WEIR_FLOW_RUN_ID", "").strip()
+    if not raw:
+        return None
+    try:
+        import uuid
+
+        uuid.UUID(raw)
+    except ValueError:
+        print(f"weir: ignoring invalid WEIR_FLOW_RUN_ID {raw!r}", file=sys.stderr)
+        return None
+    attempt = 1
+    a = os.environ.get("WEIR_ATTEMPT", "").strip()
+    if a:
+        try:
+            attempt = max(1, int(a))
+        except ValueError:
+            print(f"weir: ignoring invalid WEIR_ATTEMPT {a!r}", file=sys.stderr)
+    return Started(raw, attempt, _util.env_flag("WEIR_RESUME"))
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int((at % 1) * 1000):03d}"
+
+
+class Records:
+    """Everything a `LocalTracker` recorded: flow runs, task runs (folded from reports), logs."""
+
+    def __init__(self, flows: List[dict], items: List[tuple]):
+        self.flow_runs = flows
+        self.task_runs: List[dict] = []
+        self.logs: List[dict] = []
+        by_seq: Dict[int, dict] = {}
+        for it in items:
+            if it[0] == REPORT:
+                call = it[1]
+                rec = by_seq.get(call.seq)
+                if rec is None:
+                    rec = by_seq[call.seq] = {
+                        "id": _util.seq_id(call.seq),
+                        "flow_run_id": call.flow_run_id,
+                        "task": call.task,
+                        "map_index": call.map_index,
+                        "history": [],
+                    }
+                    self.task_runs.append(rec)
+                rec["history"].append(
+                    {"state": it[2], "attempt": it[4], "message": it[5], "location": it[6]}
+                )
+                rec["state"] = it[2]
+                rec["attempt"] = it[4]
+                rec["message"] = it[5]
+            elif it[0] == LOG:
+                self.logs.append(
+                    {
+                        "flow_run_id": it[1],
+                        "task_run_id": None if it[2] is None else _util.seq_id(it[2]),
+                        "level": LEVELS.get(it[4], "info"),
+                        "message": it[5],
+                    }
+                )
+
+    def task_runs_of(self, task: str) -> List[dict]:
+        return [t for t in self.task_runs if t["task"] == task]
+
+
+class LocalTracker:
+    """The default tracker: one compact line per state change and log line on stderr (unless
+    `WEIR_QUIET=1`) and an in-memory record (`records()`)."""
+
+    def __init__(self, terminal: bool = True, assigned: Optional[Started] = None):
+        self.terminal = terminal
+        self._assigned = assigned
+        self._items: List[tuple] = []
+        self._flows: List[dict] = []
+        self._labels: Dict[int, str] = {}
+        self._counters: Dict[Tuple[str, str], int] = {}
+        self._names: Dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.put = self._items.append if not terminal else self._show_and_keep
+
+    @classmethod
+    def from_env(cls) -> "LocalTracker":
+        return cls(not _util.env_flag("WEIR_QUIET"), _assigned_from_env())
+
+    # -- terminal ------------------------------------------------------------------------
+    def _label(self, call) -> str:
+        label = self._labels.get(call.seq)
+        if label is None:
+            key = (call.flow_run_id, call.task)
+            n = self._counters.get(key, 0)
+            self._counters[key] = n + 1
+            label = self._labels[call.seq] = f"{call.task}-{n}"
+        return label
+
+    def show(self, item: tuple) -> None:
+        """Prints one item as a terminal line."""
+        kind = item[0]
+        with self._lock:
+            if kind == REPORT:
+                msg = f": {item[5]}" if item[5] else ""
+                line = f"{_clock(item[3])} {self._label(item[1])} {item[2]}{msg}"
+            elif kind == LOG:
+                who = self._labels.get(item[2]) if item[2] is not None else None
+                who = who or self._names.get(item[1], item[1])
+                level = LEVELS.get(item[4], "info").upper()
+                line = f"{_clock(item[3])} {who} {level} {item[5]}"
+            else:
+                return
+        print(line, file=sys.stderr, flush=True)
+
+    def _show_and_keep(self, item: tuple) -> None:
+        self.show(item)
+        self._items.append(item)
+
+    # -- flow runs -----------------------------------------------------------------------
+    def start_flow_run(
+        self, flow: str, parameters: dict, parent: Optional[str], parent_task: Optional[int],
+        started: Optional[Started] = None,
+    ) -> Started:
+        if started is None:
+            if parent is None and self._assigned is not None:
+                started, self._assigned = self._assigned, None
+            else:
+                started = Started(_util.uuid7())
+        self._names[started.flow_run_id] = flow
+        if self.terminal:
+            sub = f", subflow of {parent}" if parent else ""
+            resume = ", resuming" if started.resume else ""
+            print(
+                f"{_clock(time.time())} {flow} Running (flow run {started.flow_run_id}, "
+                f"attempt {started.attempt}{resume}{sub})",
+                file=sys.stderr,
+                flush=True,
+            )
+        self._flows.append(
+            {
+                "id": started.flow_run_id,
+                "flow": flow,
+                "attempt": started.attempt,
+                "parameters": parameters,
+                "parent_flow_run_id": parent,
+                "state": "Running",
+                "message": None,
+                "result": None,
+            }
+        )
+        return started
+
+    def finish_flow_run(self, flow_run_id: str, attempt: int, state: str, message, result) -> None:
+        if self.terminal:
+            msg = f": {message}" if message else ""
+            name = self._names.get(flow_run_id, flow_run_id)
+            print(f"{_clock(time.time())} {name} {state}{msg}", file=sys.stderr, flush=True)
+        for f in reversed(self._flows):
+            if f["id"] == flow_run_id:
+                f.update(state=state, message=message, result=result)
+                break
+
+    def flush(self) -> bool:
+        return True
+
+    def records(self) -> Records:
+        return Records(list(self._flows), list(self._items))
+
+
+def _retry(what: str, fn, tries: int = 20):
+    """Calls `fn` until it succeeds or fails for a reason retrying cannot fix (about a minute
+    of retries for network trouble)."""
+    delay = 0.1
+    for n in range(tries + 1):
+        try:
+            return fn()
+        except (ApiError, TransportError) as e:
+            if not e.transient or n == tries:
+                raise
+            if n == 0:
+                print(f"weir: cannot {what} yet ({e}); retrying", file=sys.stderr, flush=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class HttpTracker:
+    """Reports to a Weir server (and prints like `LocalTracker` unless quiet or launched by
+    an agent, whose own log streaming shows the process's output)."""
+
+    def __init__(self, client: Client, project: str, local: LocalTracker,
+                 assigned: Optional[Started]):
+        self.client = client
+        self.project = project
+        self.local = local
+        self._assigned = assigned
+        self._control = client.clone()
+        self._control_lock = threading.Lock()
+        self.redactor = _util.Redactor.from_env()
+        self._q: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        self.put = self._q.put
+        self._sender: Optional[threading.Thread] = None
+        self._hb = _Heartbeats(client.clone())
+
+    @classmethod
+    def from_env(cls, local: LocalTracker):
+        url = os.environ.get("WEIR_API_URL", "").strip()
+        client = Client(url, key_from_env())
+        project = os.environ.get("WEIR_PROJECT", "").strip() or "default"
+        assigned = local._assigned
+        local._assigned = None
+        if assigned is not None:
+            local = LocalTracker(False)
+        return cls(client, project, local, assigned)
+
+    def _ensure_sender(self) -> None:
+        if self._sender is None or not self._sender.is_alive():
+            self._sender = threading.Thread(
+                target=_send_loop, args=(self,), name="weir-sender", daemon=True
+            )
+            self._sender.start()
+
+    def start_flow_run(self, flow: str, parameters: dict, parent: Optional[str],
+                       parent_task: Optional[int]) -> Started:
+        self._ensure_sender()
+        top_level = parent is None
+        started = None
+        if top_level and self._assigned is not None:
+            started, self._assigned = self._assigned, None
+        if started is None:
+            body: Dict[str, Any] = {
+                "project": self.project,
+                "flow": flow,
+                "parameters": self.redactor.json(parameters),
+                "state": "Running",
+            }
+            if parent:
+                body["parent_flow_run_id"] = parent
+            with self._control_lock:
+                run = _retry("create the flow run",
+                             lambda: self._control.post("/api/v1/flow_runs", body))
+            started = Started(run["id"], max(1, int(run.get("attempt") or 1)))
+        self.local.start_flow_run(flow, parameters, parent, parent_task, started)
+        self._hb.add(started.flow_run_id, started.attempt, top_level)
+        return started
+
+    def flush(self) -> bool:
+        """Waits until everything put so far is on the server (bounded by
+        `WEIR_FLUSH_TIMEOUT_S`, default 120 s)."""
+        self._ensure_sender()
+        done = threading.Event()
+        self.put((FLUSH, done))
+        try:
+            limit = float(os.environ.get("WEIR_FLUSH_TIMEOUT_S", "120"))
+        except ValueError:
+            limit = 120.0
+        return done.wait(limit)
+
+    def finish_flow_run(self, flow_run_id: str, attempt: int, state: str, message, result) -> None:
+        if not self.flush():
+            print("weir: some task runs or log lines could not be sent to the server",
+                  file=sys.stderr, flush=True)
+        body = {
+            "state": state,
+            "attempt": attempt,
+            "transition_id": _util.uuid7(),
+        }
+        if message is not None:
+            body["message"] = self.redactor.text(message)
+        if result is not None:
+            body["result"] = self.redactor.json(result)
+        self._hb.remove(flow_run_id)
+        try:
+            with self._control_lock:
+                _retry("report the final state",
+                       lambda: self._control.post(f"/api/v1/flow_runs/{flow_run_id}/state", body))
+        except ApiError as e:
+            if e.status != 409:
+                raise
+            print(f"weir: the server kept its own final state: {e.message}", file=sys.stderr,
+                  flush=True)
+        finally:
+            self.local.finish_flow_run(flow_run_id, attempt, state, message, result)
+
+
+def _report_json(it: tuple, redact) -> dict:
+    call = it[1]
+    d: Dict[str, Any] = {
+        "id": _util.seq_id(call.seq),
+        "flow_run_id": call.flow_run_id,
+        "task": call.task,
+        "state": it[2],
+        "at": _util.rfc3339(it[3]),
+        "attempt": it[4],
+    }
+    if it[5] is not None:
+        d["message"] = redact(it[5]) if redact else it[5]
+    if call.fingerprint is not None:
+        d["inputs_fingerprint"] = call.fingerprint
+    if call.cache_key is not None:
+        d["cache_key"] = call.cache_key
+    if it[6] is not None:
+        d["result_location"] = it[6]
+    if call.map_index is not None:
+        d["map_index"] = call.map_index
+    if call.tags:
+        d["tags"] = list(call.tags)
+    return d
+
+
+def _log_json(it: tuple, redact) -> dict:
+    d: Dict[str, Any] = {
+        "flow_run_id": it[1],
+        "at": _util.rfc3339(it[3]),
+        "level": LEVELS.get(it[4], "info"),
+        "message": redact(it[5]) if redact else it[5],
+    }
+    if it[2] is not None:
+        d["task_run_id"] = _util.seq_id(it[2])
+    return d
+
+
+def _send_loop(tracker: HttpTracker) -> None:
+    """The sender thread: batches queued items and ships them until the process ends."""
+    q = tracker._q
+    client = tracker.client
+    redact = tracker.redactor.text if tracker.redactor else None
+    show = tracker.local.show if tracker.local.terminal else None
+    get, get_nowait, Empty = q.get, q.get_nowait, queue.Empty
+    while True:
+        batch = [get()]
+        deadline = time.monotonic() + LINGER
+        flushing = batch[0][0] == FLUSH
+        while len(batch) < MAX_BATCH * 2:
+            try:
+                it = get_nowait()
+            except Empty:
+                if flushing:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    it = get(timeout=left)
+                except Empty:
+                    break
+            batch.append(it)
+            if it[0] == FLUSH:
+                flushing = True
+        reports, logs, acks = [], [], []
+        for it in batch:
+            kind = it[0]
+            if kind == REPORT:
+                reports.append(_report_json(it, redact))
+            elif kind == LOG:
+                logs.append(_log_json(it, redact))
+            else:
+                acks.append(it[1])
+                continue
+            if show is not None:
+                show(it if redact is None else _redacted_item(it, redact))
+        for i in range(0, len(reports), MAX_BATCH):
+            _send(client, "task runs", "/api/v1/task_runs/batch",
+                  {"reports": reports[i:i + MAX_BATCH]})
+        for i in range(0, len(logs), MAX_BATCH):
+            _send(client, "log lines", "/api/v1/logs/batch", {"lines": logs[i:i + MAX_BATCH]})
+        for a in acks:
+            a.set()
+
+
+def _redacted_item(it: tuple, redact) -> tuple:
+    if it[0] == REPORT and it[5] is not None:
+        return it[:5] + (redact(it[5]),) + it[6:]
+    if it[0] == LOG:
+        return it[:5] + (redact(it[5]),)
+    return it
+
+
+def _send(client: Client, what: str, path: str, body: dict) -> None:
+    """Sends one batch, retrying network trouble with backoff for as long as it takes; a
+    batch the server refuses is reported and dropped."""
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    delay, warned = 0.05, False
+    while True:
+        try:
+            client.post(path, raw=raw)
+            if warned:
+                print(f"weir: {client.base} reachable again; {what} delivered", file=sys.stderr,
+                      flush=True)
+            return
+        except (ApiError, TransportError) as e:
+            if not e.transient:
+                print(f"weir: the server refused {what}: {e}", file=sys.stderr, flush=True)
+                return
+            if not warned:
+                print(f"weir: cannot reach {client.base} to send {what} ({e}); buffering and "
+                      "retrying", file=sys.stderr, flush=True)
+                warned = True
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class _Heartbeats:
+    """Heartbeats every flow run this process tracks: at once, then at least three times per
+    lease the server reports (at most every 5 s). A top-level run the server wants cancelled
+    (or no longer held by this process) stops the process with SIGTERM."""
+
+    def __init__(self, client: Client, every: float = 5.0):
+        self.client = client
+        self.every = every
+        self.runs: Dict[str, Tuple[int, bool]] = {}
+        self.cond = threading.Condition()
+        self.thread: Optional[threading.Thread] = None
+        self.due: Dict[str, float] = {}
+
+    def add(self, run_id: str, attempt: int, top_level: bool) -> None:
+        with self.cond:
+            self.runs[run_id] = (attempt, top_level)
+            self.due[run_id] = 0.0
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="weir-heartbeat",
+                                               daemon=True)
+                self.thread.start()
+            self.cond.notify()
+
+    def remove(self, run_id: str) -> None:
+        with self.cond:
+            self.runs.pop(run_id, None)
+            self.due.pop(run_id, None)
+
+    def _loop(self) -> None:
+        beat = self.every
+        while True:
+            with self.cond:
+                now = time.monotonic()
+                ready = [r for r, t in self.due.items() if t <= now]
+                if not ready:
+                    wait = min(self.due.values(), default=now + 3600) - now
+                    self.cond.wait(max(0.01, wait))
+                    continue
+                for r in ready:
+                    self.due[r] = now + beat
+                todo = [(r, self.runs[r]) for r in ready]
+            for run_id, (attempt, top_level) in todo:
+                try:
+                    reply = self.client.post(f"/api/v1/flow_runs/{run_id}/heartbeat",
+                                             {"attempt": attempt}) or {}
+                except (ApiError, TransportError) as e:
+                    print(f"weir: heartbeat failed (will retry): {e}", file=sys.stderr, flush=True)
+                    continue
+                if top_level and (reply.get("cancel") or reply.get("lost")):
+                    why = ("cancellation requested" if reply.get("cancel")
+                           else "the run is no longer held by this process")
+                    print(f"weir: {why}; stopping", file=sys.stderr, flush=True)
+                    self.remove(run_id)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    continue
+                lease = reply.get("lease_s") or 0
+                if lease > 0:
+                    beat = max(0.1, min(self.every, lease / 3))
+                    with self.cond:
+                        if run_id in self.due:
+                            self.due[run_id] = time.monotonic() + beat
+
+
+_TRACKER: Any = None
+_TRACKER_LOCK = threading.Lock()
+
+
+def from_env():
+    """The process's tracker: an `HttpTracker` when `WEIR_API_URL` is set, else a
+    `LocalTracker`."""
+    global _TRACKER
+    with _TRACKER_LOCK:
+        if _TRACKER is None:
+            local = LocalTracker.from_env()
+            if os.environ.get("WEIR_API_URL", "").strip():
+                try:
+                    _TRACKER = HttpTracker.from_env(local)
+                except ValueError as e:
+                    print(f"weir: cannot use WEIR_API_URL: {e}; reporting locally only",
+                          file=sys.stderr)
+                    _TRACKER = local
+            else:
+                _TRACKER = local
+        return _TRACKER
+
+
+def set_tracker(tracker) -> None:
+    """Replaces the process's tracker (tests, embedding)."""
+    global _TRACKER
+    with _TRACKER_LOCK:
+        _TRACKER = tracker
+
+
+def _after_fork() -> None:
+    global _TRACKER
+    _TRACKER = None
+    _util.reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
