@@ -35,8 +35,14 @@ FEATURES=(--features weir-cli/aws)
 # Tests need the binaries they drive (weir, example-flows) built first.
 cargo build --workspace --bins "${FEATURES[@]}"
 
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace "${FEATURES[@]}" --no-fail-fast "$@"
+    cargo nextest run --workspace "${FEATURES[@]}" --no-fail-fast "$@" || status=$?
 else
-    cargo test --workspace "${FEATURES[@]}" --no-fail-fast "$@"
+    cargo test --workspace "${FEATURES[@]}" --no-fail-fast "$@" || status=$?
 fi
+
+# The Python SDK's pytest suite, against the binaries just built (its own venv; pytest's exit
+# code fails the run).
+scripts/test-python.sh || status=$?
+exit "$status"

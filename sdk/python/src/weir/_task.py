@@ -43,6 +43,10 @@ class TaskTimeout(Exception):
         self.seconds = seconds
 
 
+class _Interrupt(Exception):
+    """Raised inside a thread whose attempt ran out of time (then reported as TaskTimeout)."""
+
+
 class Call:
     """One call of a task inside a flow run: what its reports share."""
 
@@ -242,7 +246,7 @@ def _call_with_timeout(fn, args, kwargs, seconds: float):
             if not state["done"]:
                 state["fired"] = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
-                                                           ctypes.py_object(TaskTimeout))
+                                                           ctypes.py_object(_Interrupt))
 
     timer = threading.Timer(seconds, fire)
     timer.daemon = True
@@ -254,7 +258,7 @@ def _call_with_timeout(fn, args, kwargs, seconds: float):
             with lock:
                 state["done"] = True
             timer.cancel()
-    except TaskTimeout:
+    except _Interrupt:
         raise TaskTimeout(seconds) from None
     return v
 

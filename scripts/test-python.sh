@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The Python SDK's tests (sdk/python/tests): pytest against a real `weir server` and agent that
+# the fixtures start from the binaries in ${WEIR_BIN_DIR:-$CARGO_TARGET_DIR/debug} (build them
+# first: `cargo build --workspace --bins`), and moto's S3 at $WEIR_TEST_AWS_ENDPOINT for the
+# s3_download example (scripts/test-moto.sh starts it).
+#
+#     scripts/test-python.sh            # every Python test
+#     scripts/test-python.sh -k cancel  # extra arguments go to pytest
+#
+# pytest and boto3 come from PyPI into a virtualenv in ${WEIR_TEST_PY_VENV:-/tmp/weir-py-venv}
+# (created once, reused while it holds the pinned versions); the SDK itself is used from the
+# checkout (PYTHONPATH), so the tests always run the code in this tree. pytest's exit code is
+# this script's: any failure (or no test collected) fails CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTEST_VERSION="8.3.4"
+BOTO3_VERSION="1.35.99"
+VENV="${WEIR_TEST_PY_VENV:-/tmp/weir-py-venv}"
+PYTHON="${WEIR_TEST_PYTHON:-python3}"
+
+say() { echo "test-python: $*" >&2; }
+
+mkdir -p "$(dirname "$VENV")"
+exec 8>"$VENV.lock"
+flock 8
+if ! "$VENV/bin/python" -c "
+import sys, pytest, boto3
+sys.exit(pytest.__version__ != '$PYTEST_VERSION' or boto3.__version__ != '$BOTO3_VERSION')" 2>/dev/null; then
+    if [ ! -x "$VENV/bin/pip" ]; then
+        say "creating a virtualenv in $VENV"
+        "$PYTHON" -m venv "$VENV" >&2 || {
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                apt-get install -y -q python3-venv >&2 \
+                    || { apt-get update -q >&2 && apt-get install -y -q python3-venv >&2; }
+                rm -rf "$VENV"
+                "$PYTHON" -m venv "$VENV" >&2
+            else
+                say "error: cannot create a virtualenv (install python3-venv)"; exit 1
+            fi
+        }
+    fi
+    say "installing pytest==$PYTEST_VERSION boto3==$BOTO3_VERSION from PyPI (once)"
+    "$VENV/bin/pip" install --disable-pip-version-check -q \
+        "pytest==$PYTEST_VERSION" "boto3==$BOTO3_VERSION" >&2
+fi
+exec 8>&-
+
+if [ -z "${WEIR_BIN_DIR:-}" ]; then
+    WEIR_BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+fi
+export WEIR_BIN_DIR
+export PYTHONPATH="$PWD/sdk/python/src${PYTHONPATH:+:$PYTHONPATH}"
+say "weir binaries from $WEIR_BIN_DIR"
+exec "$VENV/bin/python" -m pytest sdk/python/tests -q -rfE -p no:cacheprovider "$@"
