@@ -11,17 +11,17 @@ use weir::prelude::*;
 /// nowhere to put them, and the schemas are compared as they are.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+enum Mode {
     Fast,
     Slow,
 }
 
 /// A data source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Source {
-    pub bucket: String,
-    pub key: String,
-    pub attempts: i64,
+struct Source {
+    bucket: String,
+    key: String,
+    attempts: i64,
 }
 
 /// Scalars with and without defaults.
