@@ -117,6 +117,12 @@ impl Agent {
             path: sh.options.state_dir.clone(),
             source,
         })?;
+        std::fs::create_dir_all(crate::outcome::dir(&sh.options.state_dir)).map_err(|source| {
+            Error::StateDir {
+                path: crate::outcome::dir(&sh.options.state_dir),
+                source,
+            }
+        })?;
         let me = register(&sh).await?;
         tracing::info!(message = "agent registered", agent = %me, queues = ?sh.options.queues, limit = sh.options.limit);
         adopt_orphans(&sh);
@@ -280,6 +286,11 @@ fn record_path(sh: &Shared, run: Uuid) -> PathBuf {
     sh.options.state_dir.join(format!("{run}.json"))
 }
 
+/// Backoff of the agent's own calls to an unreachable server: about a minute in all.
+const RETRY_DELAYS_MS: [u64; 10] = [
+    0, 200, 500, 1000, 2000, 5000, 10_000, 10_000, 15_000, 15_000,
+];
+
 /// Proposes a state for our attempt; a refusal (the run moved on) is logged, not fatal.
 async fn report(sh: &Shared, run: &FlowRun, state: StateKind, message: Option<String>) {
     let p = ProposeState {
@@ -289,18 +300,40 @@ async fn report(sh: &Shared, run: &FlowRun, state: StateKind, message: Option<St
         transition_id: Some(Uuid::now_v7()),
         result: None,
     };
-    for delay in [0u64, 200, 500, 1000, 2000, 5000] {
+    deliver(sh, run.id, &p).await;
+}
+
+/// Sends a proposal, retrying while the server is unreachable; a refusal (the run moved on)
+/// is logged, not fatal.
+async fn deliver(sh: &Shared, run: Uuid, p: &ProposeState) {
+    for delay in RETRY_DELAYS_MS {
         tokio::time::sleep(Duration::from_millis(delay)).await;
-        match sh.client.propose_state(run.id, &p).await {
+        match sh.client.propose_state(run, p).await {
             Ok(_) => return,
             Err(e) if e.is_transient() => continue,
             Err(e) => {
-                tracing::debug!(message = "state not applied", run = %run.id, %state, error = %e);
+                tracing::debug!(message = "state not applied", %run, state = %p.state, error = %e);
                 return;
             }
         }
     }
-    tracing::warn!(message = "could not report state; the crash detector will settle it", run = %run.id, %state);
+    tracing::warn!(message = "could not report state; the crash detector will settle it", %run, state = %p.state);
+}
+
+/// Reads a run, retrying while the server is unreachable.
+async fn read_run(sh: &Shared, run: Uuid) -> Option<FlowRun> {
+    for delay in RETRY_DELAYS_MS {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        match sh.client.flow_run(run).await {
+            Ok(d) => return Some(d.run),
+            Err(e) if e.is_transient() => continue,
+            Err(e) => {
+                tracing::debug!(message = "cannot read run", %run, error = %e);
+                return None;
+            }
+        }
+    }
+    None
 }
 
 async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
@@ -362,6 +395,12 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         (
             "WEIR_RESUME".to_string(),
             if claimed.resume { "1" } else { "0" }.to_string(),
+        ),
+        (
+            "WEIR_OUTCOME_FILE".to_string(),
+            crate::outcome::path(&sh.options.state_dir, run.id, run.attempt)
+                .display()
+                .to_string(),
         ),
     ]);
     if let Some(token) = &claimed.run_token {
@@ -481,18 +520,30 @@ async fn ship_logs(client: Client, mut rx: mpsc::Receiver<NewLogLine>) {
     }
 }
 
-/// After the process exited: if it did not report a final state itself, report one.
+/// After the process exited: if it did not report a final state itself, deliver the one it
+/// left in its outcome file, else report one from how it ended.
 async fn settle(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) {
-    let current = match sh.client.flow_run(run.id).await {
-        Ok(d) => d.run,
-        Err(e) => {
-            tracing::warn!(message = "cannot read run after exit", run = %run.id, error = %e);
-            return;
-        }
+    settle_once(sh, run, plain, exit).await;
+    let _ = std::fs::remove_file(crate::outcome::path(
+        &sh.options.state_dir,
+        run.id,
+        run.attempt,
+    ));
+}
+
+async fn settle_once(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) {
+    let Some(current) = read_run(sh, run.id).await else {
+        tracing::warn!(message = "cannot read run after exit; the crash detector will settle it", run = %run.id);
+        return;
     };
     if current.attempt != run.attempt || current.state.is_terminal() || current.state.is_claimable()
     {
         tracing::info!(message = "run finished", run = %run.id, state = %current.state, %exit);
+        return;
+    }
+    if let Some(outcome) = crate::outcome::read(&sh.options.state_dir, &current) {
+        tracing::info!(message = "run finished; delivering the final state its process left", run = %run.id, state = %outcome.state, %exit);
+        deliver(sh, run.id, &outcome).await;
         return;
     }
     let (state, message) = if current.state == StateKind::Cancelling {
@@ -569,15 +620,16 @@ fn adopt_orphans(sh: &Arc<Shared>) {
 }
 
 async fn settle_orphan(sh: &Shared, run: Uuid, attempt: u32) {
-    if let Ok(d) = sh.client.flow_run(run).await
-        && d.run.attempt == attempt
-    {
-        settle(
-            sh,
-            &d.run,
-            false,
-            ExitStatus::Unknown("the process ended while the agent was down".into()),
-        )
-        .await;
+    match read_run(sh, run).await {
+        Some(current) if current.attempt == attempt => {
+            settle(
+                sh,
+                &current,
+                false,
+                ExitStatus::Unknown("the process ended while the agent was down".into()),
+            )
+            .await;
+        }
+        _ => {}
     }
 }

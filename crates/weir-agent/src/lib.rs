@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod launcher;
+mod outcome;
 pub mod secrets;
 
 pub use agent::{Agent, AgentOptions};

@@ -112,7 +112,15 @@ async fn settle(
 pub(crate) async fn reap(state: AppState) -> Result<(), weir_store::Error> {
     let now = Utc::now();
     let mut changed = false;
-    for run in state.store.expired_leases(now, 200).await? {
+    // Right after a start, an expired lease says only that no server took heartbeats (every
+    // replica was down, or the database was): agents and flow processes get one lease to
+    // heartbeat again first.
+    let expired = if state.started.elapsed() < state.options.lease {
+        Vec::new()
+    } else {
+        state.store.expired_leases(now, 200).await?
+    };
+    for run in expired {
         let since = run
             .lease_expires_at
             .map(|t| t - state.lease())

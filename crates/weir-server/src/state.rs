@@ -58,6 +58,9 @@ pub struct AppState {
     pub(crate) activity: Arc<watch::Sender<u64>>,
     /// Key that signs run tokens and UI sessions (shared by replicas through the database).
     pub(crate) run_secret: Arc<Vec<u8>>,
+    /// When this server started: the crash detector gives agents one lease from then to
+    /// heartbeat again before it reads an expired lease as a dead run.
+    pub(crate) started: std::time::Instant,
 }
 
 impl AppState {
@@ -69,6 +72,7 @@ impl AppState {
             work: Arc::new(Notify::new()),
             activity: Arc::new(watch::channel(0).0),
             run_secret: Arc::new(secret),
+            started: std::time::Instant::now(),
         }
     }
 

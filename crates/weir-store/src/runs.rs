@@ -700,6 +700,9 @@ pub(crate) async fn save_run(
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    if changed > 0 && next.state.is_terminal() && !prev.state.is_terminal() {
+        crate::task_runs::close_task_runs(tx, next).await?;
+    }
     Ok(changed > 0)
 }
 

@@ -3,11 +3,11 @@
 use crate::codec::{self, TASK_RUN_COLUMNS, micros, placeholders};
 use crate::runs::Bind;
 use crate::{Error, Result, Store};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 use weir_core::StateKind;
-use weir_core::api::{Page, TaskRun, TaskRunDetail, TaskRunReport, TaskRunState};
+use weir_core::api::{FlowRun, Page, TaskRun, TaskRunDetail, TaskRunReport, TaskRunState};
 
 /// Rows per multi-row statement: keeps bind counts far below both databases' limits.
 const CHUNK: usize = 500;
@@ -237,4 +237,53 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// When a flow run ends, its task runs still open end with it (Cancelled under a cancelled
+/// run, else Crashed), with a history row each: no task run stays Running under a finished
+/// flow run, whatever reports were lost. Reports sent later with older times change nothing.
+pub(crate) async fn close_task_runs(
+    tx: &mut Transaction<'static, Any>,
+    run: &FlowRun,
+) -> Result<()> {
+    let state = if run.state == StateKind::Cancelled {
+        StateKind::Cancelled
+    } else {
+        StateKind::Crashed
+    };
+    let open: Vec<&str> = StateKind::ALL
+        .iter()
+        .filter(|s| !s.is_terminal())
+        .map(|s| s.as_str())
+        .collect();
+    let list = open
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("${}", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = format!("its flow run ended {} first", run.state);
+    for sql in [
+        format!(
+            "INSERT INTO task_run_states (task_run_id, state, message, attempt, at) \
+             SELECT id, $1, $2, attempt, $3 FROM task_runs \
+             WHERE flow_run_id = ${} AND state IN ({list})",
+            open.len() + 4
+        ),
+        format!(
+            "UPDATE task_runs SET state = $1, message = $2, state_at = $3, ended_at = $3 \
+             WHERE flow_run_id = ${} AND state IN ({list})",
+            open.len() + 4
+        ),
+    ] {
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(state.as_str())
+            .bind(message.clone())
+            .bind(micros(run.state_at));
+        for s in &open {
+            q = q.bind(*s);
+        }
+        q.bind(run.id.to_string()).execute(&mut **tx).await?;
+    }
+    Ok(())
 }

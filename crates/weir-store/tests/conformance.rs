@@ -55,6 +55,7 @@ conformance! {
     case_overdue_runs => sqlite_overdue_runs, postgres_overdue_runs;
     case_task_runs => sqlite_task_runs, postgres_task_runs;
     case_task_run_pagination => sqlite_task_run_pagination, postgres_task_run_pagination;
+    case_task_runs_close_with_flow_run => sqlite_task_runs_close_with_flow_run, postgres_task_runs_close_with_flow_run;
     case_logs => sqlite_logs, postgres_logs;
     case_agents => sqlite_agents, postgres_agents;
     case_work_queues => sqlite_work_queues, postgres_work_queues;
@@ -1410,6 +1411,63 @@ async fn case_task_runs(store: Store) {
     assert_eq!(
         owners.get(&run.id),
         Some(&("dev".to_string(), 0, StateKind::Scheduled))
+    );
+}
+
+/// A flow run that ends (here Crashed, its process gone) closes the task runs it left open,
+/// with a history row each; finished task runs keep their state; a straggler report older
+/// than the end changes nothing.
+async fn case_task_runs_close_with_flow_run(store: Store) {
+    let d = deploy(&store, "dev", "etl", spec("etl")).await;
+    let t = now();
+    let run = create(&store, &d, t, t).await;
+    claim_one(&store, Uuid::now_v7(), t).await;
+    let s = |n: i64| t + Duration::milliseconds(n);
+    store
+        .propose_state(run.id, &propose(StateKind::Running, 1), LEASE, s(1))
+        .await
+        .expect("running");
+    let (open, done) = (Uuid::now_v7(), Uuid::now_v7());
+    store
+        .ingest_task_runs(&[
+            report(open, run.id, "nap", StateKind::Running, s(10)),
+            report(done, run.id, "load", StateKind::Completed, s(20)),
+        ])
+        .await
+        .expect("ingest");
+    store
+        .propose_state(run.id, &propose(StateKind::Crashed, 1), LEASE, s(100))
+        .await
+        .expect("crashed");
+    let detail = store.task_run(open).await.expect("task run");
+    assert_eq!(detail.task_run.state, StateKind::Crashed);
+    assert_eq!(detail.task_run.ended_at, Some(s(100)));
+    assert!(
+        detail
+            .task_run
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("Crashed")),
+        "{:?}",
+        detail.task_run.message
+    );
+    let states: Vec<StateKind> = detail.history.iter().map(|h| h.state).collect();
+    assert_eq!(states, vec![StateKind::Running, StateKind::Crashed]);
+    let done_run = store.task_run(done).await.expect("task run").task_run;
+    assert_eq!(
+        done_run.state,
+        StateKind::Completed,
+        "finished ones are kept"
+    );
+    store
+        .ingest_task_runs(&[report(open, run.id, "nap", StateKind::Running, s(50))])
+        .await
+        .expect("straggler");
+    let tr = store.task_run(open).await.expect("task run").task_run;
+    assert_eq!(
+        tr.state,
+        StateKind::Crashed,
+        "an older report never reopens it"
     );
 }
 

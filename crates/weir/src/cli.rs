@@ -66,11 +66,11 @@ fn describe(flows: &[&'static FlowDef]) -> ExitCode {
     });
     match serde_json::to_string_pretty(&doc) {
         Ok(s) => {
-            println!("{s}");
+            crate::say::out!("{s}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say::err!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -119,7 +119,7 @@ fn run(
 ) -> ExitCode {
     let Some(def) = flows.iter().find(|f| f.name == name) else {
         let names: Vec<&str> = flows.iter().map(|f| f.name).collect();
-        eprintln!(
+        crate::say::err!(
             "error: unknown flow {name:?}; this binary has: {}",
             names.join(", ")
         );
@@ -128,7 +128,7 @@ fn run(
     let params = match collect_params(assignments, json) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say::err!("error: {e}");
             return ExitCode::from(USAGE);
         }
     };
@@ -144,7 +144,7 @@ fn run(
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::say::err!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -159,13 +159,13 @@ fn run(
             out = &mut fut => match out {
                 Ok(v) => {
                     match serde_json::to_string(&v) {
-                        Ok(s) => println!("{s}"),
-                        Err(e) => eprintln!("error: cannot print the result: {e}"),
+                        Ok(s) => crate::say::out!("{s}"),
+                        Err(e) => crate::say::err!("error: cannot print the result: {e}"),
                     }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: flow {name:?} failed: {e:#}");
+                    crate::say::err!("error: flow {name:?} failed: {e:#}");
                     ExitCode::FAILURE
                 }
             },
@@ -173,7 +173,7 @@ fn run(
                 drop(fut);
                 let msg = format!("cancelled by {signame}");
                 let _ = tokio::time::timeout(Duration::from_secs(5), runner.cancel_active(&msg)).await;
-                eprintln!("weir: flow run {msg}");
+                crate::say::err!("weir: flow run {msg}");
                 ExitCode::from(code)
             }
         }
@@ -183,7 +183,7 @@ fn run(
 }
 
 fn param_error(flow: &str, e: &ParamError) -> ExitCode {
-    eprintln!("error: flow {flow:?}: {e}");
+    crate::say::err!("error: flow {flow:?}: {e}");
     ExitCode::from(USAGE)
 }
 

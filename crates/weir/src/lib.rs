@@ -72,6 +72,7 @@ pub mod logging;
 mod params;
 pub mod results;
 mod runner;
+mod say;
 mod task;
 pub mod tracker;
 pub mod transport;

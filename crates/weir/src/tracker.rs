@@ -80,7 +80,7 @@ pub fn from_env() -> Arc<dyn Tracker> {
     match crate::transport::HttpTracker::from_env(local) {
         Ok(tracker) => tracker,
         Err((e, local)) => {
-            eprintln!("weir: {e}; reporting locally only");
+            crate::say::err!("weir: {e}; reporting locally only");
             Arc::new(local)
         }
     }

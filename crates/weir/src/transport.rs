@@ -54,6 +54,9 @@ pub struct HttpTracker {
     /// Values of the secret environment variables named by `WEIR_SECRET_VARS`, replaced by
     /// `***` in everything reported.
     redactor: weir_core::redact::Redactor,
+    /// Where the final state of the assigned run is written before it is sent
+    /// (`WEIR_OUTCOME_FILE`): the agent delivers it if this process cannot.
+    outcome: Option<(Uuid, std::path::PathBuf)>,
 }
 
 impl HttpTracker {
@@ -66,6 +69,11 @@ impl HttpTracker {
         local: LocalTracker,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let outcome = assigned.as_ref().and_then(|a| {
+            std::env::var_os("WEIR_OUTCOME_FILE")
+                .filter(|p| !p.is_empty())
+                .map(|p| (a.flow_run_id, std::path::PathBuf::from(p)))
+        });
         HttpTracker {
             client,
             local,
@@ -77,14 +85,16 @@ impl HttpTracker {
             rx: Mutex::new(Some(rx)),
             heartbeats: Mutex::new(HashMap::new()),
             redactor: secret_redactor(),
+            outcome,
         }
     }
 
     /// The tracker the environment asks for: with `WEIR_API_URL` set, an `HttpTracker`
     /// (key from `WEIR_API_KEY`, project from `WEIR_PROJECT`, default `default`; the run an
     /// agent launched this process for from `WEIR_FLOW_RUN_ID`/`WEIR_ATTEMPT`/`WEIR_RESUME`,
-    /// in which case nothing is printed: the agent forwards the process's output itself);
-    /// otherwise `local` unchanged.
+    /// in which case nothing is printed: the agent forwards the process's output itself, and
+    /// the run's final state is also written to `WEIR_OUTCOME_FILE` when set); otherwise
+    /// `local` unchanged.
     #[allow(clippy::result_large_err)]
     pub fn from_env(local: LocalTracker) -> Result<Arc<dyn Tracker>, (String, LocalTracker)> {
         let Some(url) = std::env::var("WEIR_API_URL")
@@ -175,7 +185,7 @@ impl HttpTracker {
                         } else {
                             "the run is no longer held by this process"
                         };
-                        eprintln!("weir: {why}; stopping");
+                        crate::say::err!("weir: {why}; stopping");
                         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
                         return;
                     }
@@ -186,7 +196,7 @@ impl HttpTracker {
                         wait = beat;
                     }
                     Ok(_) => {}
-                    Err(e) => eprintln!("weir: heartbeat failed (will retry): {e}"),
+                    Err(e) => crate::say::err!("weir: heartbeat failed (will retry): {e}"),
                 }
             }
         });
@@ -214,6 +224,29 @@ impl HttpTracker {
         }
     }
 
+    /// Writes the final state of the run the agent launched this process for where the agent
+    /// will look for it (see [`HttpTracker::from_env`]), before it is sent: if the server
+    /// cannot be reached before this process exits, the agent delivers it.
+    fn write_outcome(&self, run: Uuid, proposal: &ProposeState) {
+        let Some((assigned, path)) = &self.outcome else {
+            return;
+        };
+        if *assigned != run {
+            return;
+        }
+        let Ok(text) = serde_json::to_vec(proposal) else {
+            return;
+        };
+        let tmp = path.with_extension("tmp");
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            crate::say::err!(
+                "weir: cannot write the outcome file {}: {e}",
+                path.display()
+            );
+        }
+    }
+
     /// Waits until everything reported so far is on the server, for at most
     /// `WEIR_FLUSH_TIMEOUT_S` seconds (default 120) if the server stays unreachable.
     async fn flush(&self) -> bool {
@@ -221,14 +254,7 @@ impl HttpTracker {
         if self.tx.send(Msg::Flush(ack)).is_err() {
             return false;
         }
-        let limit = std::env::var("WEIR_FLUSH_TIMEOUT_S")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(120);
-        matches!(
-            tokio::time::timeout(Duration::from_secs(limit), done).await,
-            Ok(Ok(()))
-        )
+        matches!(tokio::time::timeout(flush_limit(), done).await, Ok(Ok(())))
     }
 }
 
@@ -270,7 +296,9 @@ impl Tracker for HttpTracker {
     fn finish_flow_run(&self, finish: FlowRunFinish) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
             if !self.flush().await {
-                eprintln!("weir: some task runs or log lines could not be sent to the server");
+                crate::say::err!(
+                    "weir: some task runs or log lines could not be sent to the server"
+                );
             }
             let proposal = ProposeState {
                 state: finish.state,
@@ -279,9 +307,13 @@ impl Tracker for HttpTracker {
                 transition_id: Some(Uuid::now_v7()),
                 result: finish.result.clone().map(|r| self.redact_json(r)),
             };
-            let outcome = retry("report the final state", || {
-                self.client.propose_state(finish.flow_run_id, &proposal)
-            })
+            self.write_outcome(finish.flow_run_id, &proposal);
+            let outcome = tokio::time::timeout(
+                flush_limit(),
+                retry("report the final state", || {
+                    self.client.propose_state(finish.flow_run_id, &proposal)
+                }),
+            )
             .await;
             if let Some(h) = self
                 .heartbeats
@@ -293,15 +325,34 @@ impl Tracker for HttpTracker {
             }
             self.local.finish_flow_run(finish).await?;
             match outcome {
-                Ok(_) => Ok(()),
-                Err(e) if e.status().is_some_and(|s| s.as_u16() == 409) => {
-                    eprintln!("weir: the server kept its own final state: {e}");
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) if e.status().is_some_and(|s| s.as_u16() == 409) => {
+                    crate::say::err!("weir: the server kept its own final state: {e}");
                     Ok(())
                 }
-                Err(e) => Err(e.into()),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) if self.outcome.is_some() => {
+                    crate::say::err!(
+                        "weir: the server stayed unreachable; the agent delivers the final state"
+                    );
+                    Ok(())
+                }
+                Err(_) => Err(anyhow::anyhow!(
+                    "the server stayed unreachable; the final state was not reported"
+                )),
             }
         })
     }
+}
+
+/// How long a finished flow waits for an unreachable server, first to take its reports, then
+/// its final state: `WEIR_FLUSH_TIMEOUT_S` seconds (default 120) each.
+fn flush_limit() -> Duration {
+    let limit = std::env::var("WEIR_FLUSH_TIMEOUT_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    Duration::from_secs(limit)
 }
 
 /// Calls `f` until it succeeds or fails for a reason retrying cannot fix (about a minute of
@@ -318,7 +369,7 @@ where
             Ok(v) => return Ok(v),
             Err(e) if e.is_transient() && tries < 20 => {
                 if tries == 0 {
-                    eprintln!("weir: cannot {what} yet ({e}); retrying");
+                    crate::say::err!("weir: cannot {what} yet ({e}); retrying");
                 }
                 tries += 1;
                 tokio::time::sleep(delay).await;
@@ -398,7 +449,7 @@ where
             Ok(_) => return,
             Err(e) if e.is_transient() => {
                 if !warned {
-                    eprintln!(
+                    crate::say::err!(
                         "weir: cannot reach {} to send {what} ({e}); buffering and retrying",
                         client.base_url()
                     );
@@ -408,7 +459,7 @@ where
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => {
-                eprintln!("weir: the server refused {what}: {e}");
+                crate::say::err!("weir: the server refused {what}: {e}");
                 return;
             }
         }

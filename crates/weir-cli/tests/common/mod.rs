@@ -434,6 +434,8 @@ pub struct Weir {
     agents: Vec<(usize, PathBuf)>,
     /// The agent-role key of each agent `WEIR_HOME`, so a restarted agent keeps its key.
     agent_keys: BTreeMap<PathBuf, String>,
+    /// How many times the server was restarted (names its log files).
+    restarts: usize,
 }
 
 impl Weir {
@@ -480,6 +482,7 @@ impl Weir {
             server,
             agents: Vec::new(),
             agent_keys: BTreeMap::new(),
+            restarts: 0,
         }
     }
 
@@ -567,6 +570,51 @@ impl Weir {
     /// The server's output so far.
     pub fn server_log(&self) -> String {
         self.sb.log(self.server)
+    }
+
+    /// `kill -9` of the server (agents and flow processes live on).
+    pub fn kill_server(&mut self) {
+        self.sb.kill(self.server);
+    }
+
+    /// Starts the server again after [`Weir::kill_server`], on the same address and
+    /// database, and waits until it answers `/readyz`.
+    pub fn restart_server(&mut self, opts: ServerOptions) {
+        let home = self.sb.path("server");
+        let bind = self
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let lease = opts.lease_s.to_string();
+        let n = self.restarts;
+        self.restarts += 1;
+        self.server = self.sb.spawn(
+            &format!("server-{n}"),
+            &[
+                "server",
+                "--bind",
+                &bind,
+                "--lease-s",
+                &lease,
+                "--tick-ms",
+                "100",
+                "--late-after-s",
+                "60",
+            ],
+            &home,
+            &[],
+        );
+        wait_until(
+            "the server to be ready again",
+            Duration::from_secs(20),
+            || {
+                self.rt
+                    .block_on(self.client.ready())
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+        );
     }
 
     /// `kill -9` of agent `n` (its flow processes live on).

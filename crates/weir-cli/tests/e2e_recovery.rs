@@ -1,0 +1,164 @@
+//! Recovery from a crash of `weir up` (server and agent in one process) with a flow run in
+//! flight, exactly as a user meets it: real `weir up` processes, a real flow process, a real
+//! `kill -9`.
+
+mod common;
+
+use common::{Sandbox, ServerOptions, Weir, describe, flows_bin, is_alive, params, wait_until};
+use std::time::Duration;
+use uuid::Uuid;
+use weir_client::Client;
+use weir_core::StateKind;
+
+/// A loopback port nobody listens on now (the restarted `weir up` must take the same one:
+/// the flow process keeps the URL it was launched with).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local address").port()
+}
+
+/// Issue 10: `weir up`, `weir run dev/slow --param seconds=10`, after 3 s `kill -9` of
+/// `weir up`, start it again 1 s later. The flow process outlives both its agent and its
+/// server; it must still deliver every report itself, so the run ends Completed with its
+/// result, all ten log lines exactly once, every task run terminal, and one launch.
+#[test]
+fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
+    let mut sb = Sandbox::new();
+    let home = sb.path("up");
+    let bind = format!("127.0.0.1:{}", free_port());
+    let flows_dir = flows_bin().parent().expect("a directory").to_path_buf();
+    let path = format!(
+        "{}:{}",
+        flows_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [("PATH", path.as_str())];
+    let up = sb.spawn("up-1", &["up", "--bind", &bind], &home, &env);
+    let url = sb.wait_server_url(&home, Duration::from_secs(30));
+    let key = sb.wait_admin_key(&home, Duration::from_secs(30));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let client = Client::new(&url, Some(key)).expect("API client");
+    wait_until("dev/slow to be deployed", Duration::from_secs(30), || {
+        rt.block_on(client.deployment("dev", "slow"))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+
+    let out = sb.cli(
+        None,
+        &home,
+        &["run", "dev/slow", "--param", "seconds=10"],
+        Duration::from_secs(20),
+    );
+    let out = out.ok();
+    let id = Uuid::parse_str(out.stdout.trim())
+        .unwrap_or_else(|_| panic!("`weir run` printed a run id: {out:#?}"));
+    let detail = |what: &str, pred: &dyn Fn(StateKind) -> bool, timeout: Duration| {
+        wait_until(&format!("run {id} {what}"), timeout, || {
+            let d = rt
+                .block_on(client.flow_run(id))
+                .map_err(|e| e.to_string())?;
+            if pred(d.run.state) {
+                Ok(d)
+            } else {
+                Err(describe(&d))
+            }
+        })
+    };
+    detail(
+        "to be Running",
+        &|s| s == StateKind::Running,
+        Duration::from_secs(20),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    sb.kill(up);
+    std::thread::sleep(Duration::from_secs(1));
+    let _up2 = sb.spawn("up-2", &["up", "--bind", &bind], &home, &env);
+
+    let d = detail("to end", &|s| s.is_terminal(), Duration::from_secs(60));
+    assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
+    assert_eq!(
+        d.run.result,
+        Some(serde_json::json!(10)),
+        "{}",
+        describe(&d)
+    );
+    assert_eq!(d.run.attempt, 1, "{}", describe(&d));
+    // (`weir up` also deploys a schedule of its own: only this run's launches count.)
+    let launches: Vec<_> = sb.witness().into_iter().filter(|(r, _)| *r == id).collect();
+    assert_eq!(launches, vec![(id, 1)], "exactly one launch of the run");
+
+    let logs = rt
+        .block_on(client.logs(id, 0, 1000))
+        .expect("read the run's logs");
+    let slept: Vec<&str> = logs
+        .items
+        .iter()
+        .map(|l| l.message.as_str())
+        .filter(|m| m.starts_with("slept "))
+        .collect();
+    let expected: Vec<String> = (1..=10).map(|s| format!("slept {s}/10 s")).collect();
+    assert_eq!(
+        slept, expected,
+        "every log line exactly once, in order, including those after the kill"
+    );
+
+    let tasks = rt
+        .block_on(client.task_runs(id, None, 100))
+        .expect("read the run's task runs");
+    assert!(!tasks.items.is_empty(), "the flow ran its task");
+    for t in &tasks.items {
+        assert_eq!(
+            t.state,
+            StateKind::Completed,
+            "task run {} ({}) is {}",
+            t.id,
+            t.task,
+            t.state
+        );
+    }
+}
+
+/// The server is down when the flow ends, for longer than the flow process waits for it
+/// (`WEIR_FLUSH_TIMEOUT_S=1`): the process leaves its final state in its outcome file and
+/// exits; its agent, still alive, delivers that state once the server is back. The run is
+/// Completed with its result — not Crashed because its process exited first.
+#[test]
+fn final_state_outlives_a_server_outage_through_the_agent() {
+    let mut w = Weir::start(ServerOptions { lease_s: 30 });
+    let home = w.sb.path("agent-0");
+    let agent = w.start_agent_env(&home, 2, &[("WEIR_FLUSH_TIMEOUT_S", "1")]);
+    w.deploy(
+        "project = \"dev\"\n\n[defaults]\ncommand = [\"{flows}\"]\n\n\
+         [deployments.slow]\nparameters = { seconds = 2 }\n",
+    );
+    let id = w.create_run("dev", "slow", params(&[])).id;
+    w.wait_state(id, StateKind::Running, Duration::from_secs(20));
+    let pid = w.flow_pid(&w.agent_home(agent), id);
+    w.kill_server();
+    wait_until("the flow process to exit", Duration::from_secs(30), || {
+        if is_alive(pid) {
+            Err("alive".into())
+        } else {
+            Ok(())
+        }
+    });
+    w.restart_server(ServerOptions { lease_s: 30 });
+    let d = w.wait_terminal(id, Duration::from_secs(60));
+    assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
+    assert_eq!(d.run.result, Some(serde_json::json!(2)), "{}", describe(&d));
+    assert!(
+        w.agent_log(agent)
+            .contains("delivering the final state its process left"),
+        "the agent delivered it: {}",
+        w.agent_log(agent)
+    );
+    let outcomes = w.agent_home(agent).join("agent").join("outcomes");
+    let left: Vec<_> = std::fs::read_dir(&outcomes)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "outcome files are removed: {left:?}");
+}
