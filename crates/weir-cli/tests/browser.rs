@@ -692,6 +692,42 @@ fn web_ui_in_headless_chromium() {
         "a form with a type error creates no run"
     );
 
+    // ---- a Rust enum ($ref to oneOf consts) and an Option<struct> (anyOf) in the form ----
+    let zoo = common::flows_bin().with_file_name("weir-schema-zoo");
+    w.deploy(&format!(
+        "project = \"dev\"\n[deployments.structured]\ncommand = [\"{}\"]\n\
+         parameters = {{ source = {{ bucket = \"b\", key = \"k\", attempts = 1 }} }}\n",
+        zoo.display()
+    ));
+    b.goto("/deployments/dev/structured");
+    b.wait_for("#p-mode", Duration::from_secs(5));
+    let options = b.js(
+        "return Array.from(document.querySelectorAll('#p-mode option')).map(o => o.value)",
+        vec![],
+    );
+    assert_eq!(options, json!(["", "fast", "slow"]), "the enum's choices");
+    assert_eq!(b.value("#p-mode"), "fast", "the enum's default is selected");
+    for (field, kind) in [("source", "object"), ("fallback", "object")] {
+        let label = b.text(&format!("label[for='p-{field}']"));
+        assert!(
+            label.contains(kind),
+            "{field} is shown as {kind}: {label:?}"
+        );
+    }
+    b.shot("09b-deployment-enum-form");
+    b.js("document.getElementById('p-mode').value = 'slow'", vec![]);
+    b.click("#quick-run button.primary");
+    let zoo_path = b.wait_path("the structured run's page", Duration::from_secs(10), |p| {
+        p.starts_with("/runs/")
+    });
+    let d = w.wait_state(
+        run_id(&zoo_path),
+        StateKind::Completed,
+        Duration::from_secs(20),
+    );
+    assert_eq!(d.run.parameters.get("mode"), Some(&json!("slow")));
+    assert_eq!(d.run.result, Some(json!("Slow b false")));
+
     // ---- cancel a slow run from its page ----
     b.goto("/deployments/dev/slow");
     b.wait_for("#p-seconds", Duration::from_secs(5));
