@@ -126,3 +126,26 @@ def test_a_server_restart_mid_run_loses_no_report(server, project):
     tasks = server.task_runs(r.run_id)
     assert len(tasks) == 300
     assert {t["state"] for t in tasks} == {"Completed"}
+
+
+def test_an_unreachable_server_leaves_the_final_state_in_the_outcome_file(tmp_path):
+    """Under an agent (`WEIR_FLOW_RUN_ID`, `WEIR_OUTCOME_FILE`), a server that stays
+    unreachable past `WEIR_FLUSH_TIMEOUT_S` does not fail the run: its final state is left
+    where the agent delivers it from."""
+    import json
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    outcome = tmp_path / "outcome.json"
+    run_id = "0190a000-0000-7000-8000-0000000000aa"
+    r = weir_py(BASICS, "run", "chain", "--param", "n=3", env={
+        "WEIR_API_URL": dead, "WEIR_API_KEY": "k", "WEIR_FLOW_RUN_ID": run_id,
+        "WEIR_ATTEMPT": "2", "WEIR_OUTCOME_FILE": str(outcome), "WEIR_FLUSH_TIMEOUT_S": "1"})
+    assert r.code == 0, r
+    assert r.value == 3
+    assert "the agent delivers the final state" in r.stderr
+    doc = json.loads(outcome.read_text())
+    assert (doc["state"], doc["attempt"], doc["result"]) == ("Completed", 2, 3)
+    assert doc["transition_id"]

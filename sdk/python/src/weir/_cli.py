@@ -163,7 +163,7 @@ def collect_params(assignments: List[str], params_json: Optional[str]) -> Dict[s
 
 def describe(flows: List[Flow]) -> int:
     doc = {"flows": [f.describe() for f in flows]}
-    print(json.dumps(doc, indent=2, sort_keys=True))
+    _util.say(json.dumps(doc, indent=2, sort_keys=True), out=True)
     return 0
 
 
@@ -198,25 +198,27 @@ def run(flows: List[Flow], name: str, assignments: List[str], params_json: Optio
         else:
             value = flow(**kwargs)
     except Terminated as t:
-        print(f"weir: flow run {t}", file=sys.stderr, flush=True)
+        _util.say(f"weir: flow run {t}")
         _exit(t.code)
     except Exception as e:
-        print(f"error: flow {json.dumps(name)} failed: {_util.describe_error(e)}",
-              file=sys.stderr, flush=True)
+        _util.say(f"error: flow {json.dumps(name)} failed: {_util.describe_error(e)}")
         return 1
     try:
         out = json.dumps(_util.to_json(value))
     except (TypeError, ValueError) as e:
-        print(f"error: cannot print the result: {e}", file=sys.stderr)
+        _util.say(f"error: cannot print the result: {e}")
         out = "null"
-    print(out, flush=True)
+    _util.say(out, out=True)
     return 0
 
 
 def _exit(code: int) -> None:
     """Ends the process now: task threads still running must not hold it open."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
     os._exit(code)
 
 
@@ -242,10 +244,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             return describe(flows)
         return run(flows, args.flow, args.param, args.params_json)
     except BadInput as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
+        _util.say(f"error: {e}")
         return USAGE
     except Terminated as t:  # a signal before the flow run started
-        print(f"weir: {t}", file=sys.stderr, flush=True)
+        _util.say(f"weir: {t}")
         _exit(t.code)
         return t.code
     finally:

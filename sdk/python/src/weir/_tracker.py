@@ -23,7 +23,6 @@ import json
 import os
 import queue
 import signal
-import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -59,7 +58,7 @@ def _assigned_from_env() -> Optional[Started]:
 
         uuid.UUID(raw)
     except ValueError:
-        print(f"weir: ignoring invalid WEIR_FLOW_RUN_ID {raw!r}", file=sys.stderr)
+        _util.say(f"weir: ignoring invalid WEIR_FLOW_RUN_ID {raw!r}")
         return None
     attempt = 1
     a = os.environ.get("WEIR_ATTEMPT", "").strip()
@@ -67,7 +66,7 @@ def _assigned_from_env() -> Optional[Started]:
         try:
             attempt = max(1, int(a))
         except ValueError:
-            print(f"weir: ignoring invalid WEIR_ATTEMPT {a!r}", file=sys.stderr)
+            _util.say(f"weir: ignoring invalid WEIR_ATTEMPT {a!r}")
     return Started(raw, attempt, _util.env_flag("WEIR_RESUME"))
 
 
@@ -159,7 +158,7 @@ class LocalTracker:
                 line = f"{_clock(item[3])} {who} {level} {item[5]}"
             else:
                 return
-        print(line, file=sys.stderr, flush=True)
+        _util.say(line)
 
     def _show_and_keep(self, item: tuple) -> None:
         self.show(item)
@@ -179,12 +178,8 @@ class LocalTracker:
         if self.terminal:
             sub = f", subflow of {parent}" if parent else ""
             resume = ", resuming" if started.resume else ""
-            print(
-                f"{_clock(time.time())} {flow} Running (flow run {started.flow_run_id}, "
-                f"attempt {started.attempt}{resume}{sub})",
-                file=sys.stderr,
-                flush=True,
-            )
+            _util.say(f"{_clock(time.time())} {flow} Running (flow run {started.flow_run_id}, "
+                      f"attempt {started.attempt}{resume}{sub})")
         self._flows.append(
             {
                 "id": started.flow_run_id,
@@ -203,7 +198,7 @@ class LocalTracker:
         if self.terminal:
             msg = f": {message}" if message else ""
             name = self._names.get(flow_run_id, flow_run_id)
-            print(f"{_clock(time.time())} {name} {state}{msg}", file=sys.stderr, flush=True)
+            _util.say(f"{_clock(time.time())} {name} {state}{msg}")
         for f in reversed(self._flows):
             if f["id"] == flow_run_id:
                 f.update(state=state, message=message, result=result)
@@ -216,18 +211,20 @@ class LocalTracker:
         return Records(list(self._flows), list(self._items))
 
 
-def _retry(what: str, fn, tries: int = 20):
+def _retry(what: str, fn, tries: int = 20, limit: Optional[float] = None):
     """Calls `fn` until it succeeds or fails for a reason retrying cannot fix (about a minute
-    of retries for network trouble)."""
+    of retries for network trouble, at most `limit` seconds when given)."""
     delay = 0.1
+    deadline = None if limit is None else time.monotonic() + limit
     for n in range(tries + 1):
         try:
             return fn()
         except (ApiError, TransportError) as e:
-            if not e.transient or n == tries:
+            late = deadline is not None and time.monotonic() + delay > deadline
+            if not e.transient or n == tries or late:
                 raise
             if n == 0:
-                print(f"weir: cannot {what} yet ({e}); retrying", file=sys.stderr, flush=True)
+                _util.say(f"weir: cannot {what} yet ({e}); retrying")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -249,6 +246,8 @@ class HttpTracker:
         self.put = self._q.put
         self._sender: Optional[threading.Thread] = None
         self._hb = _Heartbeats(client.clone())
+        path = os.environ.get("WEIR_OUTCOME_FILE", "").strip()
+        self._outcome = (assigned.flow_run_id, path) if assigned is not None and path else None
 
     @classmethod
     def from_env(cls, local: LocalTracker):
@@ -298,16 +297,26 @@ class HttpTracker:
         self._ensure_sender()
         done = threading.Event()
         self.put((FLUSH, done))
+        return done.wait(_util.flush_limit())
+
+    def _write_outcome(self, flow_run_id: str, body: dict) -> None:
+        """Writes the final state of the run an agent launched this process for where the
+        agent looks for it (`WEIR_OUTCOME_FILE`), before it is sent: if the server cannot be
+        reached before this process exits, the agent delivers it."""
+        if self._outcome is None or self._outcome[0] != flow_run_id:
+            return
+        path = self._outcome[1]
+        tmp = path + ".tmp"
         try:
-            limit = float(os.environ.get("WEIR_FLUSH_TIMEOUT_S", "120"))
-        except ValueError:
-            limit = 120.0
-        return done.wait(limit)
+            with open(tmp, "w") as f:
+                json.dump(body, f)
+            os.replace(tmp, path)
+        except OSError as e:
+            _util.say(f"weir: cannot write the outcome file {path}: {e}")
 
     def finish_flow_run(self, flow_run_id: str, attempt: int, state: str, message, result) -> None:
         if not self.flush():
-            print("weir: some task runs or log lines could not be sent to the server",
-                  file=sys.stderr, flush=True)
+            _util.say("weir: some task runs or log lines could not be sent to the server")
         body = {
             "state": state,
             "attempt": attempt,
@@ -318,15 +327,23 @@ class HttpTracker:
         if result is not None:
             body["result"] = self.redactor.json(result)
         self._hb.remove(flow_run_id)
+        self._write_outcome(flow_run_id, body)
         try:
             with self._control_lock:
                 _retry("report the final state",
-                       lambda: self._control.post(f"/api/v1/flow_runs/{flow_run_id}/state", body))
+                       lambda: self._control.post(f"/api/v1/flow_runs/{flow_run_id}/state", body),
+                       tries=1000, limit=_util.flush_limit())
         except ApiError as e:
-            if e.status != 409:
+            if e.status == 409:
+                _util.say(f"weir: the server kept its own final state: {e.message}")
+            elif e.transient and self._outcome is not None:
+                _util.say("weir: the server stayed unreachable; the agent delivers the final state")
+            else:
                 raise
-            print(f"weir: the server kept its own final state: {e.message}", file=sys.stderr,
-                  flush=True)
+        except TransportError:
+            if self._outcome is None:
+                raise
+            _util.say("weir: the server stayed unreachable; the agent delivers the final state")
         finally:
             self.local.finish_flow_run(flow_run_id, attempt, state, message, result)
 
@@ -433,16 +450,15 @@ def _send(client: Client, what: str, path: str, body: dict) -> None:
         try:
             client.post(path, raw=raw)
             if warned:
-                print(f"weir: {client.base} reachable again; {what} delivered", file=sys.stderr,
-                      flush=True)
+                _util.say(f"weir: {client.base} reachable again; {what} delivered")
             return
         except (ApiError, TransportError) as e:
             if not e.transient:
-                print(f"weir: the server refused {what}: {e}", file=sys.stderr, flush=True)
+                _util.say(f"weir: the server refused {what}: {e}")
                 return
             if not warned:
-                print(f"weir: cannot reach {client.base} to send {what} ({e}); buffering and "
-                      "retrying", file=sys.stderr, flush=True)
+                _util.say(f"weir: cannot reach {client.base} to send {what} ({e}); buffering "
+                          "and retrying")
                 warned = True
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -494,12 +510,12 @@ class _Heartbeats:
                     reply = self.client.post(f"/api/v1/flow_runs/{run_id}/heartbeat",
                                              {"attempt": attempt}) or {}
                 except (ApiError, TransportError) as e:
-                    print(f"weir: heartbeat failed (will retry): {e}", file=sys.stderr, flush=True)
+                    _util.say(f"weir: heartbeat failed (will retry): {e}")
                     continue
                 if top_level and (reply.get("cancel") or reply.get("lost")):
                     why = ("cancellation requested" if reply.get("cancel")
                            else "the run is no longer held by this process")
-                    print(f"weir: {why}; stopping", file=sys.stderr, flush=True)
+                    _util.say(f"weir: {why}; stopping")
                     self.remove(run_id)
                     os.kill(os.getpid(), signal.SIGTERM)
                     continue
@@ -526,8 +542,7 @@ def from_env():
                 try:
                     _TRACKER = HttpTracker.from_env(local)
                 except ValueError as e:
-                    print(f"weir: cannot use WEIR_API_URL: {e}; reporting locally only",
-                          file=sys.stderr)
+                    _util.say(f"weir: cannot use WEIR_API_URL: {e}; reporting locally only")
                     _TRACKER = local
             else:
                 _TRACKER = local

@@ -197,3 +197,26 @@ def describe_error(e: BaseException) -> str:
     if getattr(e, "_weir_plain", False):
         return text
     return f"{name}: {text}"
+
+
+def say(line: str, out: bool = False) -> None:
+    """Writes a line to stderr (stdout with `out`), dropping what cannot be written: a flow
+    process launched by an agent writes into pipes the agent reads, and must outlive the agent
+    (and still deliver its reports) when those pipes close."""
+    import sys
+
+    stream = sys.stdout if out else sys.stderr
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def flush_limit() -> float:
+    """How long a finished flow waits for an unreachable server, first to take its reports,
+    then its final state: `WEIR_FLUSH_TIMEOUT_S` seconds (default 120) each."""
+    try:
+        return float(os.environ.get("WEIR_FLUSH_TIMEOUT_S", "120"))
+    except ValueError:
+        return 120.0
