@@ -24,6 +24,7 @@ use weir_core::StateKind;
 use weir_core::api::{
     ClaimedRun, FlowRun, HeldRun, LogBatch, LogLevel, NewLogLine, ProposeState, RegisterAgent,
 };
+use weir_core::contract::{AssignedRun, LaunchEnv};
 
 /// Agent settings.
 #[derive(Debug, Clone)]
@@ -369,53 +370,44 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
             return;
         }
     };
-    let params = serde_json::to_string(&run.parameters).unwrap_or_else(|_| "{}".into());
     let mut argv = spec.command.clone();
     if !spec.plain_command {
+        let params = serde_json::Value::Object(run.parameters.clone()).to_string();
         argv.extend([
             "run".to_string(),
             spec.flow.clone(),
             "--params-json".to_string(),
-            params.clone(),
+            params,
         ]);
-    }
-    let mut env = sh.options.env.clone();
-    env.extend(spec.env.clone());
-    env.extend([
-        ("WEIR_API_URL".to_string(), sh.options.api_url.clone()),
-        ("WEIR_FLOW_RUN_ID".to_string(), run.id.to_string()),
-        ("WEIR_ATTEMPT".to_string(), run.attempt.to_string()),
-        ("WEIR_PROJECT".to_string(), run.project.clone()),
-        ("WEIR_FLOW".to_string(), run.flow.clone()),
-        (
-            "WEIR_DEPLOYMENT".to_string(),
-            run.deployment.clone().unwrap_or_default(),
-        ),
-        ("WEIR_PARAMETERS".to_string(), params),
-        (
-            "WEIR_RESUME".to_string(),
-            if claimed.resume { "1" } else { "0" }.to_string(),
-        ),
-        (
-            "WEIR_OUTCOME_FILE".to_string(),
-            crate::outcome::path(&sh.options.state_dir, run.id, run.attempt)
-                .display()
-                .to_string(),
-        ),
-    ]);
-    if let Some(token) = &claimed.run_token {
-        env.insert("WEIR_API_KEY".to_string(), token.clone());
     }
     let redact: Vec<String> = secrets
         .values()
         .filter(|v| !v.is_empty())
         .cloned()
         .collect();
-    // Names only: the SDK in the child redacts these variables' values from what it reports.
-    if !secrets.is_empty() {
-        let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
-        env.insert("WEIR_SECRET_VARS".to_string(), names.join(","));
-    }
+    let launch_env = LaunchEnv {
+        api_url: sh.options.api_url.clone(),
+        api_key: claimed.run_token.clone(),
+        run: AssignedRun {
+            flow_run_id: run.id,
+            attempt: run.attempt,
+            resume: claimed.resume,
+        },
+        project: run.project.clone(),
+        flow: run.flow.clone(),
+        deployment: run.deployment.clone(),
+        parameters: run.parameters.clone(),
+        // Names only: the SDK in the child redacts these variables' values from what it reports.
+        secret_vars: secrets.keys().cloned().collect(),
+        outcome_file: Some(
+            crate::outcome::path(&sh.options.state_dir, run.id, run.attempt)
+                .display()
+                .to_string(),
+        ),
+    };
+    let mut env = sh.options.env.clone();
+    env.extend(spec.env.clone());
+    env.extend(launch_env.to_vars());
     env.extend(secrets);
     let launch = LaunchSpec {
         flow_run_id: run.id,

@@ -8,6 +8,8 @@
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use weir_core::secret::SecretRef;
+pub use weir_core::secret::SecretScheme;
 
 /// A reference that could not be resolved. Names the reference, never a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,8 +25,8 @@ pub struct SecretError {
 
 /// A backend for one reference scheme (e.g. `ssm`).
 pub trait SecretStore: Send + Sync + 'static {
-    /// The scheme it serves, without the colon.
-    fn scheme(&self) -> &'static str;
+    /// The scheme it serves.
+    fn scheme(&self) -> SecretScheme;
     /// Resolves the part of the reference after `scheme:`.
     fn resolve<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<String, String>>;
 }
@@ -55,23 +57,25 @@ impl Resolver {
                 reference: reference.clone(),
                 reason,
             };
-            let (scheme, path) = reference
-                .split_once(':')
-                .ok_or_else(|| fail("not a reference: expected SCHEME:PATH".into()))?;
+            let SecretRef { scheme, path } =
+                SecretRef::parse(reference).map_err(|e| match reference.split_once(':') {
+                    Some((unknown, _)) => fail(format!("no `{unknown}` secret store: {e}")),
+                    None => fail(e.to_string()),
+                })?;
             let value = match scheme {
-                "env" => std::env::var(path).map_err(|_| {
+                SecretScheme::Env => std::env::var(path).map_err(|_| {
                     fail(format!(
                         "environment variable {path} is not set on the agent"
                     ))
                 })?,
-                "file" => tokio::fs::read_to_string(path)
+                SecretScheme::File => tokio::fs::read_to_string(path)
                     .await
                     .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
                     .map_err(|e| fail(format!("cannot read {path}: {e}")))?,
                 other => {
                     let store = self.stores.iter().find(|s| s.scheme() == other).ok_or_else(|| {
                         fail(format!(
-                            "this agent has no `{other}` secret store (built without its feature, or an unknown scheme)"
+                            "this agent has no `{other}` secret store (built without its feature)"
                         ))
                     })?;
                     store.resolve(path).await.map_err(fail)?

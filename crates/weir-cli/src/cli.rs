@@ -54,7 +54,7 @@ pub struct AgentArgs {
     #[arg(
         long = "queue",
         short = 'q',
-        default_value = "default",
+        default_value = weir_core::deployment::DEFAULT_QUEUE,
         value_delimiter = ','
     )]
     pub queues: Vec<String>,

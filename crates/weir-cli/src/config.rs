@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 /// The data directory: `$WEIR_HOME`, or `./.weir`.
 pub fn home() -> PathBuf {
-    std::env::var_os("WEIR_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".weir"))
+    weir_client::weir_home()
 }
 
 /// Creates the data directory and returns its absolute path.

@@ -58,19 +58,26 @@ impl Error {
 /// Result alias.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Weir's data directory: `$WEIR_HOME` when set and not empty, else `./.weir` (relative to
+/// the working directory). Every Weir program finds the local server's key and URL there.
+pub fn weir_home() -> std::path::PathBuf {
+    use weir_core::contract::launch::{DEFAULT_HOME, var};
+    std::env::var_os(var::HOME)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(DEFAULT_HOME))
+}
+
 /// The API key to use when none is given explicitly: `WEIR_API_KEY`, else the local admin
 /// key a local server stored in the data directory (`$WEIR_HOME/admin.key`, `$WEIR_HOME`
 /// defaulting to `./.weir`).
 pub fn key_from_env() -> Option<String> {
-    if let Ok(k) = std::env::var("WEIR_API_KEY")
+    if let Ok(k) = std::env::var(weir_core::contract::launch::var::API_KEY)
         && !k.trim().is_empty()
     {
         return Some(k.trim().to_string());
     }
-    let home = std::env::var_os("WEIR_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(".weir"));
-    std::fs::read_to_string(home.join("admin.key"))
+    std::fs::read_to_string(weir_home().join("admin.key"))
         .ok()
         .map(|k| k.trim().to_string())
         .filter(|k| !k.is_empty())

@@ -126,7 +126,7 @@ pub struct DeploymentSpec {
 }
 
 fn default_queue() -> String {
-    "default".to_string()
+    crate::deployment::DEFAULT_QUEUE.to_string()
 }
 fn is_false(b: &bool) -> bool {
     !*b

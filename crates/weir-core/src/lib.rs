@@ -5,13 +5,17 @@
 //! no clock reads outside explicit `now` arguments, no network, no files.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod contract;
+pub mod deployment;
 pub mod names;
 pub mod orchestration;
 pub mod params;
 pub mod redact;
 pub mod retry;
 pub mod schedule;
+pub mod secret;
 pub mod state;
 
 pub use retry::RetryPolicy;

@@ -174,7 +174,7 @@ mod tests {
             retries_used: 0,
             retries,
             parameters: Map::new(),
-            work_queue: "default".into(),
+            work_queue: crate::deployment::DEFAULT_QUEUE.into(),
             scheduled_at: now,
             created_at: now,
             started_at: None,

@@ -8,7 +8,6 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use weir_core::Schedule;
-use weir_core::ScheduleError;
 use weir_core::api::{DeploymentSpec, Parameters, ScheduleSpec};
 
 const TOP_KEYS: &[&str] = &["project", "defaults", "deployments"];
@@ -30,7 +29,6 @@ const DEPLOYMENT_KEYS: &[&str] = &[
 /// Deployment keys that make no sense for every deployment at once.
 const NOT_IN_DEFAULTS: &[&str] = &["flow", "description", "parameters"];
 const SCHEDULE_KEYS: &[&str] = &["cron", "interval", "timezone", "anchor"];
-const SECRET_SCHEMES: &[&str] = &["env:", "file:", "ssm:", "secretsmanager:"];
 
 type Item<'i> = Spanned<DeValue<'i>>;
 
@@ -389,25 +387,7 @@ impl<'t> Parser<'t> {
         let mut out = EnvTable::new();
         let mut ok = true;
         for (name, name_at, v) in entries(table) {
-            let valid_name = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-            if !valid_name {
-                let problem = format!(
-                    "invalid environment variable name {name:?}: use upper-case letters, digits \
-                     and \"_\", not starting with a digit"
-                );
-                self.invalid(key, name_at, ctx, &problem);
-                ok = false;
-                continue;
-            }
-            if name.starts_with("WEIR_") {
-                let problem =
-                    format!("{name:?}: names starting with WEIR_ are reserved for Weir itself");
+            if let Err(problem) = weir_core::deployment::check_env_name(name) {
                 self.invalid(key, name_at, ctx, &problem);
                 ok = false;
                 continue;
@@ -430,17 +410,9 @@ impl<'t> Parser<'t> {
                 }
             };
             if secrets {
-                let scheme = SECRET_SCHEMES.iter().find(|s| value.starts_with(*s));
-                let problem = match scheme {
-                    None => Some(format!(
-                        "{name}: invalid secret reference {value:?}: start it with env:, \
-                         file:, ssm: or secretsmanager: (e.g. \"ssm:/team/db_password\")"
-                    )),
-                    Some(s) if value[s.len()..].trim().is_empty() => Some(format!(
-                        "{name}: invalid secret reference {value:?}: nothing after {s:?}"
-                    )),
-                    Some(_) => None,
-                };
+                let problem = weir_core::secret::SecretRef::parse(&value)
+                    .err()
+                    .map(|e| format!("{name}: {e}"));
                 if let Some(problem) = problem {
                     self.invalid(key, v.span().start, ctx, &problem);
                     ok = false;
@@ -555,12 +527,7 @@ impl<'t> Parser<'t> {
                 continue;
             }
             if let Err(e) = Schedule::parse(&spec) {
-                let key = match e {
-                    ScheduleError::InvalidCron { .. } => "cron",
-                    ScheduleError::InvalidTimezone(_) => "timezone",
-                    ScheduleError::InvalidInterval(_) => "interval",
-                    ScheduleError::Ambiguous => "",
-                };
+                let key = weir_core::deployment::schedule_error_field(&e);
                 let offset = at.get(key).copied().unwrap_or(el.span().start);
                 self.error(offset, format!("invalid schedule {ctx}: {e}"));
                 ok = false;
@@ -618,7 +585,7 @@ impl<'t> Parser<'t> {
             work_queue: own
                 .work_queue
                 .or_else(|| defaults.work_queue.clone())
-                .unwrap_or_else(|| "default".to_string()),
+                .unwrap_or_else(|| weir_core::deployment::DEFAULT_QUEUE.to_string()),
             schedules: own
                 .schedules
                 .or_else(|| defaults.schedules.clone())

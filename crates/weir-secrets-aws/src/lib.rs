@@ -311,8 +311,8 @@ impl SsmStore {
 }
 
 impl SecretStore for SsmStore {
-    fn scheme(&self) -> &'static str {
-        "ssm"
+    fn scheme(&self) -> weir_agent::secrets::SecretScheme {
+        weir_agent::secrets::SecretScheme::Ssm
     }
 
     fn resolve<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<String, String>> {
@@ -406,8 +406,8 @@ fn pick_key(name: &str, text: &str, key: &str) -> Result<String, Error> {
 }
 
 impl SecretStore for SecretsManagerStore {
-    fn scheme(&self) -> &'static str {
-        "secretsmanager"
+    fn scheme(&self) -> weir_agent::secrets::SecretScheme {
+        weir_agent::secrets::SecretScheme::SecretsManager
     }
 
     fn resolve<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<String, String>> {

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 use weir_core::api::{ApiKey, FlowRun};
+use weir_core::audit::AuditAction;
 use weir_core::auth::{KEY_PREFIX, Permission, RUN_TOKEN_PREFIX, Role, parse_key};
 
 /// How long after its run ended a run token stays valid (to flush late reports).
@@ -100,7 +101,7 @@ pub async fn bootstrap_admin_key(store: &weir_store::Store) -> Result<Option<Str
     store
         .audit(
             "bootstrap",
-            "key.create",
+            AuditAction::KeyCreate.as_str(),
             &format!("{} (admin)", key.id),
             None,
             Utc::now(),
@@ -376,7 +377,14 @@ impl Caller {
     }
 
     /// Records an action in the audit log (failures are logged, never fatal).
-    pub async fn audit(&self, st: &AppState, action: &str, target: &str, detail: Option<String>) {
+    pub async fn audit(
+        &self,
+        st: &AppState,
+        action: AuditAction,
+        target: &str,
+        detail: Option<String>,
+    ) {
+        let action = action.as_str();
         if let Err(error) = st
             .store
             .audit(&self.actor(), action, target, detail, Utc::now())

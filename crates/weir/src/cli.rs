@@ -61,9 +61,9 @@ pub fn main(flows: &[&'static FlowDef]) -> ExitCode {
 }
 
 fn describe(flows: &[&'static FlowDef]) -> ExitCode {
-    let doc = serde_json::json!({
-        "flows": flows.iter().map(|f| f.describe()).collect::<Vec<_>>(),
-    });
+    let doc = weir_core::contract::Description {
+        flows: flows.iter().map(|f| f.describe()).collect(),
+    };
     match serde_json::to_string_pretty(&doc) {
         Ok(s) => {
             crate::say::out!("{s}");
@@ -86,10 +86,11 @@ fn collect_params(assignments: &[String], json: Option<&str>) -> Result<Paramete
         params.extend(obj);
         Ok(())
     };
-    if let Ok(env) = std::env::var("WEIR_PARAMETERS")
+    use weir_core::contract::launch::var;
+    if let Ok(env) = std::env::var(var::PARAMETERS)
         && !env.trim().is_empty()
     {
-        merge("WEIR_PARAMETERS", &env)?;
+        merge(var::PARAMETERS, &env)?;
     }
     if let Some(j) = json {
         merge("--params-json", j)?;
@@ -132,7 +133,7 @@ fn run(
             return ExitCode::from(USAGE);
         }
     };
-    let runner = Runner::new(crate::tracker::from_env());
+    let runner = Runner::new(crate::environment::tracker_from_env());
     // Validate before anything starts (and before the runtime exists).
     let fut = match runner.start(def, params) {
         Ok(f) => f,

@@ -46,7 +46,7 @@ impl RunEnv {
         GLOBAL
             .get_or_init(|| {
                 RunEnv::new(
-                    crate::tracker::from_env(),
+                    crate::environment::tracker_from_env(),
                     Arc::new(ResultStore::from_env()),
                 )
             })

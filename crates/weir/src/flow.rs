@@ -82,15 +82,15 @@ impl FlowDef {
         (self.parameters_schema)()
     }
 
-    /// The JSON description printed by `describe`.
-    pub fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "name": self.name,
-            "description": self.description,
-            "parameters": self.schema(),
-            "tasks": self.tasks().iter().map(|t| t.describe()).collect::<Vec<_>>(),
-            "subflows": self.subflows(),
-        })
+    /// The description printed by `describe`.
+    pub fn describe(&self) -> weir_core::contract::FlowDescription {
+        weir_core::contract::FlowDescription {
+            name: self.name.to_string(),
+            description: Some(self.description.to_string()).filter(|d| !d.is_empty()),
+            parameters: self.schema(),
+            tasks: self.tasks().iter().map(|t| t.describe()).collect(),
+            subflows: self.subflows().into_iter().map(str::to_string).collect(),
+        }
     }
 
     /// Validates `parameters` (unknown, missing and ill-typed values are errors naming the

@@ -65,6 +65,7 @@
 mod cache;
 pub mod cli;
 pub mod context;
+pub mod environment;
 mod error;
 mod flow;
 pub mod local;

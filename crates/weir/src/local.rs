@@ -239,43 +239,6 @@ impl LocalTracker {
         }
     }
 
-    /// A tracker configured from the environment:
-    /// * `WEIR_FLOW_RUN_ID` — the id of the (top-level) flow run, set by an agent;
-    /// * `WEIR_ATTEMPT` — its attempt (default 1);
-    /// * `WEIR_RESUME=1` — reuse persisted results of earlier attempts;
-    /// * `WEIR_QUIET=1` — no terminal output.
-    ///
-    /// Invalid values are reported on stderr and ignored.
-    pub fn from_env() -> Self {
-        let mut t = LocalTracker::new();
-        let flag = |name: &str| {
-            std::env::var(name)
-                .map(|v| matches!(v.trim(), "1" | "true" | "yes"))
-                .unwrap_or(false)
-        };
-        if flag("WEIR_QUIET") {
-            t = t.quiet();
-        }
-        if let Ok(raw) = std::env::var("WEIR_FLOW_RUN_ID")
-            && !raw.trim().is_empty()
-        {
-            match Uuid::parse_str(raw.trim()) {
-                Ok(id) => {
-                    let attempt = match std::env::var("WEIR_ATTEMPT") {
-                        Ok(a) => a.trim().parse::<u32>().unwrap_or_else(|_| {
-                            print_line(&format!("weir: ignoring invalid WEIR_ATTEMPT {a:?}"));
-                            1
-                        }),
-                        Err(_) => 1,
-                    };
-                    t = t.assign_run(id, attempt, flag("WEIR_RESUME"));
-                }
-                Err(_) => print_line(&format!("weir: ignoring invalid WEIR_FLOW_RUN_ID {raw:?}")),
-            }
-        }
-        t
-    }
-
     /// A copy of everything recorded so far.
     pub fn records(&self) -> RunRecords {
         let inner = match self.inner.lock() {

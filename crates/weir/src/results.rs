@@ -157,11 +157,7 @@ impl ResultStore {
 
 /// `$WEIR_HOME`, default `./.weir`, absolute.
 pub fn default_home() -> PathBuf {
-    let home = std::env::var_os("WEIR_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".weir"));
-    absolute(home)
+    absolute(weir_client::weir_home())
 }
 
 #[cfg(test)]

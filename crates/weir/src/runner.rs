@@ -12,7 +12,7 @@ use weir_core::api::Parameters;
 
 /// Runs flows with a given tracker and result storage.
 ///
-/// A flow awaited outside any runner uses [`crate::tracker::from_env`] and
+/// A flow awaited outside any runner uses [`crate::environment::tracker_from_env`] and
 /// [`ResultStore::from_env`].
 ///
 /// ```ignore
@@ -42,9 +42,9 @@ impl Runner {
         }
     }
 
-    /// A runner with [`crate::tracker::from_env`] and result storage from the environment.
+    /// A runner with [`crate::environment::tracker_from_env`] and result storage from the environment.
     pub fn from_env() -> Self {
-        Runner::new(crate::tracker::from_env())
+        Runner::new(crate::environment::tracker_from_env())
     }
 
     /// The same runner with another result storage.

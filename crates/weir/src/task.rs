@@ -66,24 +66,24 @@ impl TaskDef {
         inventory::iter::<TaskRegistration>.into_iter().map(|r| r.0)
     }
 
-    /// The JSON description printed by `describe`.
-    pub fn describe(&self) -> serde_json::Value {
+    /// The description printed by `describe`.
+    pub fn describe(&self) -> weir_core::contract::TaskDescription {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        serde_json::json!({
-            "name": self.name,
-            "description": self.description,
-            "retries": self.retry.retries,
-            "retry_delay_ms": ms(self.retry.delay),
-            "backoff": self.retry.backoff,
-            "jitter": self.retry.jitter,
-            "max_delay_ms": ms(self.retry.max_delay),
-            "retry_if": self.retry_if.is_some(),
-            "timeout_ms": self.timeout.map(ms),
-            "cache": self.cache,
-            "cache_expiration_ms": self.cache_expiration.map(ms),
-            "persist_result": self.persist_result,
-            "tags": self.tags,
-        })
+        weir_core::contract::TaskDescription {
+            name: self.name.to_string(),
+            description: Some(self.description.to_string()).filter(|d| !d.is_empty()),
+            retries: self.retry.retries,
+            retry_delay_ms: ms(self.retry.delay),
+            backoff: self.retry.backoff,
+            jitter: self.retry.jitter,
+            max_delay_ms: ms(self.retry.max_delay),
+            retry_if: self.retry_if.is_some(),
+            timeout_ms: self.timeout.map(ms),
+            cache: self.cache,
+            cache_expiration_ms: self.cache_expiration.map(ms),
+            persist_result: self.persist_result,
+            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+        }
     }
 }
 

@@ -4,8 +4,6 @@
 //! an in-memory record) is the default; an HTTP tracker sending batches to the server can be
 //! added (module `transport`) and returned by [`from_env`] without touching the rest of the SDK.
 
-use crate::local::LocalTracker;
-use std::sync::Arc;
 use uuid::Uuid;
 use weir_core::StateKind;
 
@@ -66,22 +64,4 @@ pub struct FlowRunFinish {
     pub message: Option<String>,
     /// The flow's result as JSON, when Completed.
     pub result: Option<serde_json::Value>,
-}
-
-/// The tracker a flows binary's `run` command uses.
-///
-/// With `WEIR_API_URL` set, an [`HttpTracker`](crate::transport::HttpTracker) reporting to
-/// that server (authenticating with `WEIR_API_KEY` when set; top-level runs not launched by
-/// an agent are created in project `WEIR_PROJECT`, default `default`). Otherwise a
-/// [`LocalTracker`] configured from the environment (`WEIR_FLOW_RUN_ID`, `WEIR_ATTEMPT`,
-/// `WEIR_RESUME`, `WEIR_QUIET`); see [`LocalTracker::from_env`].
-pub fn from_env() -> Arc<dyn Tracker> {
-    let local = LocalTracker::from_env();
-    match crate::transport::HttpTracker::from_env(local) {
-        Ok(tracker) => tracker,
-        Err((e, local)) => {
-            crate::say::err!("weir: {e}; reporting locally only");
-            Arc::new(local)
-        }
-    }
 }

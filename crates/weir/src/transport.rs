@@ -70,7 +70,7 @@ impl HttpTracker {
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let outcome = assigned.as_ref().and_then(|a| {
-            std::env::var_os("WEIR_OUTCOME_FILE")
+            std::env::var_os(weir_core::contract::launch::var::OUTCOME_FILE)
                 .filter(|p| !p.is_empty())
                 .map(|p| (a.flow_run_id, std::path::PathBuf::from(p)))
         });
@@ -89,40 +89,25 @@ impl HttpTracker {
         }
     }
 
-    /// The tracker the environment asks for: with `WEIR_API_URL` set, an `HttpTracker`
-    /// (key from `WEIR_API_KEY`, project from `WEIR_PROJECT`, default `default`; the run an
-    /// agent launched this process for from `WEIR_FLOW_RUN_ID`/`WEIR_ATTEMPT`/`WEIR_RESUME`,
-    /// in which case nothing is printed: the agent forwards the process's output itself, and
-    /// the run's final state is also written to `WEIR_OUTCOME_FILE` when set); otherwise
-    /// `local` unchanged.
+    /// An `HttpTracker` for the server at `url` (key from `WEIR_API_KEY` or the local admin
+    /// key, project from `WEIR_PROJECT`, default `default`), reporting `assigned` as the run an
+    /// agent launched this process for — in which case nothing is printed: the agent forwards
+    /// the process's output itself. The error gives `local` back with the reason.
     #[allow(clippy::result_large_err)]
-    pub fn from_env(local: LocalTracker) -> Result<Arc<dyn Tracker>, (String, LocalTracker)> {
-        let Some(url) = std::env::var("WEIR_API_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-        else {
-            return Ok(Arc::new(local));
-        };
+    pub fn from_parts(
+        url: &str,
+        assigned: Option<StartedFlowRun>,
+        local: LocalTracker,
+    ) -> Result<Arc<dyn Tracker>, (String, LocalTracker)> {
         let key = weir_client::key_from_env();
-        let client = match Client::new(&url, key) {
+        let client = match Client::new(url, key) {
             Ok(c) => c,
             Err(e) => return Err((format!("cannot use WEIR_API_URL {url:?}: {e}"), local)),
         };
-        let project = std::env::var("WEIR_PROJECT")
+        let project = std::env::var(weir_core::contract::launch::var::PROJECT)
             .ok()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "default".into());
-        let assigned = std::env::var("WEIR_FLOW_RUN_ID")
-            .ok()
-            .and_then(|id| Uuid::parse_str(id.trim()).ok())
-            .map(|flow_run_id| StartedFlowRun {
-                flow_run_id,
-                attempt: std::env::var("WEIR_ATTEMPT")
-                    .ok()
-                    .and_then(|a| a.trim().parse().ok())
-                    .unwrap_or(1),
-                resume: std::env::var("WEIR_RESUME").is_ok_and(|r| r.trim() == "1"),
-            });
         let local = if assigned.is_some() {
             local.quiet()
         } else {
@@ -469,11 +454,9 @@ where
 /// A redactor for the values of the environment variables named in `WEIR_SECRET_VARS`
 /// (comma-separated), which an agent sets to the variables it filled from secret references.
 fn secret_redactor() -> weir_core::redact::Redactor {
-    let names = std::env::var("WEIR_SECRET_VARS").unwrap_or_default();
-    let values: Vec<String> = names
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
+    use weir_core::contract::launch::{secret_var_names, var};
+    let names = std::env::var(var::SECRET_VARS).unwrap_or_default();
+    let values: Vec<String> = secret_var_names(&names)
         .filter_map(|n| std::env::var(n).ok())
         .collect();
     weir_core::redact::Redactor::new(values)

@@ -40,15 +40,13 @@ async fn describe(command: &[String], dir: &Path) -> Result<Described> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("`{program} describe` did not print JSON; is it a Weir flows binary? (set `plain = true` for any other program)"))?;
-    let mut flows = Described::new();
-    for f in doc["flows"].as_array().into_iter().flatten() {
-        if let Some(name) = f["name"].as_str() {
-            flows.insert(name.to_string(), f["parameters"].clone());
-        }
-    }
-    Ok(flows)
+    let doc = weir_core::contract::Description::parse(&out.stdout)
+        .with_context(|| format!("`{program} describe` did not print a flow description (docs/contracts.md); is it a Weir flows program? (set `plain = true` for any other program)"))?;
+    Ok(doc
+        .flows
+        .into_iter()
+        .map(|f| (f.name, f.parameters))
+        .collect())
 }
 
 /// Fills each flows-binary deployment's parameter schema from `describe` and checks its

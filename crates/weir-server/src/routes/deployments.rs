@@ -9,7 +9,8 @@ use axum::extract::State;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use weir_core::api::{CreateProject, Deployment, Project, UpsertDeployment, UpsertResult};
-use weir_core::{Schedule, ScheduleError, names};
+use weir_core::audit::AuditAction;
+use weir_core::names;
 
 /// `GET /api/v1/projects`.
 pub(crate) async fn list_projects(
@@ -135,53 +136,19 @@ pub(crate) async fn upsert(
             .as_ref()
             .map(|d| format!("v{}", d.version));
         caller
-            .audit(&st, "deploy", &format!("{project}/{name}"), version)
+            .audit(
+                &st,
+                AuditAction::Deploy,
+                &format!("{project}/{name}"),
+                version,
+            )
             .await;
     }
     Ok(axum::Json(result))
 }
 
 fn validate_spec(spec: &weir_core::api::DeploymentSpec) -> ApiResult<()> {
-    if spec.flow.trim().is_empty() {
-        return Err(ApiError::field(
-            "spec.flow",
-            "the flow name must not be empty",
-        ));
-    }
-    names::check("work queue", &spec.work_queue)
-        .map_err(|m| ApiError::field("spec.work_queue", m))?;
-    for (i, s) in spec.schedules.iter().enumerate() {
-        Schedule::parse(s).map_err(|e| {
-            let part = match e {
-                ScheduleError::InvalidCron { .. } => ".cron",
-                ScheduleError::InvalidTimezone(_) => ".timezone",
-                ScheduleError::InvalidInterval(_) => ".interval",
-                ScheduleError::Ambiguous => "",
-            };
-            ApiError::field(format!("spec.schedules[{i}]{part}"), e.to_string())
-        })?;
-    }
-    for (var, reference) in &spec.secrets {
-        let known = ["env:", "file:", "ssm:", "secretsmanager:"];
-        if !known.iter().any(|k| reference.starts_with(k)) {
-            return Err(ApiError::field(
-                format!("spec.secrets.{var}"),
-                format!(
-                    "secret reference for {var} must start with env:, file:, ssm: or secretsmanager: (a reference, never a value)"
-                ),
-            ));
-        }
-    }
-    if let Some(schema) = &spec.parameter_schema
-        && let Err(errors) = weir_core::params::validate(schema, &spec.parameters)
-        && let Some(first) = errors.first()
-    {
-        return Err(ApiError::field(
-            format!("spec.parameters.{}", first.param),
-            first.to_string(),
-        ));
-    }
-    Ok(())
+    weir_core::deployment::check_spec(spec).map_err(|e| ApiError::field(e.field, e.message))
 }
 
 /// `GET /api/v1/projects/{project}/deployments/{name}`.
@@ -222,9 +189,9 @@ async fn set_paused(
     let d = st.store.deployment(&project, &name).await?;
     st.store.set_paused(d.id, paused, Utc::now()).await?;
     let action = if paused {
-        "schedule.pause"
+        AuditAction::SchedulePause
     } else {
-        "schedule.resume"
+        AuditAction::ScheduleResume
     };
     caller
         .audit(&st, action, &format!("{project}/{name}"), None)

@@ -11,6 +11,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 use weir_core::api::{ApiKey, AuditEntry, CreateApiKey, CreatedApiKey, Page};
+use weir_core::audit::AuditAction;
 use weir_core::names;
 
 /// Longest key lifetime: ten years.
@@ -70,7 +71,7 @@ pub(crate) async fn create(
     caller
         .audit(
             &st,
-            "key.create",
+            AuditAction::KeyCreate,
             &key.id,
             Some(format!("{} ({}{scope})", key.name, key.role)),
         )
@@ -106,7 +107,7 @@ pub(crate) async fn revoke(
     }
     let key = st.store.revoke_api_key(&id, Utc::now()).await?;
     caller
-        .audit(&st, "key.revoke", &key.id, Some(key.name.clone()))
+        .audit(&st, AuditAction::KeyRevoke, &key.id, Some(key.name.clone()))
         .await;
     Ok(axum::Json(key))
 }

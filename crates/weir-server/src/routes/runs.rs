@@ -20,6 +20,7 @@ use weir_core::api::{
     CreateFlowRun, FlowRun, FlowRunDetail, LogLine, Page, ProposeState, RetryFlowRun, RunHeartbeat,
     RunHeartbeatReply, TaskRun, TaskRunDetail,
 };
+use weir_core::audit::AuditAction;
 use weir_core::auth::Permission;
 use weir_core::{StateKind, Timestamp, names};
 use weir_store::{NewFlowRun, RunFilter};
@@ -150,7 +151,7 @@ pub(crate) async fn create(
                 deployment: None,
                 flow,
                 parameters: req.parameters.clone(),
-                work_queue: "default".into(),
+                work_queue: weir_core::deployment::DEFAULT_QUEUE.into(),
                 scheduled_at: now,
                 state: StateKind::Running,
                 retries: 0,
@@ -167,7 +168,7 @@ pub(crate) async fn create(
         caller
             .audit(
                 &st,
-                "run",
+                AuditAction::Run,
                 &run.id.to_string(),
                 Some(format!("{}/{d}", run.project)),
             )
@@ -293,7 +294,9 @@ pub(crate) async fn cancel(
 ) -> ApiResult<axum::Json<FlowRun>> {
     caller.run(&st, id).await?;
     let run = st.store.cancel_flow_run(id, Utc::now()).await?;
-    caller.audit(&st, "cancel", &id.to_string(), None).await;
+    caller
+        .audit(&st, AuditAction::Cancel, &id.to_string(), None)
+        .await;
     after_change(&st, &run);
     Ok(axum::Json(run))
 }
@@ -315,7 +318,9 @@ pub(crate) async fn retry(
     }
     let run = st.store.retry_flow_run(id, from_failed, Utc::now()).await?;
     let detail = from_failed.then(|| "from failed".to_string());
-    caller.audit(&st, "retry", &id.to_string(), detail).await;
+    caller
+        .audit(&st, AuditAction::Retry, &id.to_string(), detail)
+        .await;
     after_change(&st, &run);
     Ok(axum::Json(run))
 }

@@ -1,0 +1,58 @@
+//! The actions recorded in the audit log.
+
+use std::fmt;
+
+/// Something a caller did that the audit log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// Created or updated a deployment.
+    Deploy,
+    /// Started a run of a deployment.
+    Run,
+    /// Requested a run's cancellation.
+    Cancel,
+    /// Retried a run.
+    Retry,
+    /// Paused a deployment's schedules.
+    SchedulePause,
+    /// Resumed a deployment's schedules.
+    ScheduleResume,
+    /// Created an API key.
+    KeyCreate,
+    /// Revoked an API key.
+    KeyRevoke,
+}
+
+impl AuditAction {
+    /// Every action.
+    pub const ALL: [AuditAction; 8] = [
+        AuditAction::Deploy,
+        AuditAction::Run,
+        AuditAction::Cancel,
+        AuditAction::Retry,
+        AuditAction::SchedulePause,
+        AuditAction::ScheduleResume,
+        AuditAction::KeyCreate,
+        AuditAction::KeyRevoke,
+    ];
+
+    /// The name stored and shown (`weir audit`, the audit page).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Deploy => "deploy",
+            AuditAction::Run => "run",
+            AuditAction::Cancel => "cancel",
+            AuditAction::Retry => "retry",
+            AuditAction::SchedulePause => "schedule.pause",
+            AuditAction::ScheduleResume => "schedule.resume",
+            AuditAction::KeyCreate => "key.create",
+            AuditAction::KeyRevoke => "key.revoke",
+        }
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,247 @@
+//! The launch environment: what a flow process learns from the agent that started it.
+//!
+//! Every variable is named by a constant in [`var`]; [`LaunchEnv::to_vars`] writes them and
+//! [`AssignedRun::from_lookup`] reads the part a flow process needs to report on the run it was
+//! launched for. A malformed value is an error naming the variable, never a silent fallback: a
+//! process that cannot tell which run it is must not create another one.
+
+use crate::api::Parameters;
+use uuid::Uuid;
+
+/// Names of the environment variables of the launch contract.
+pub mod var {
+    /// Base URL of the Weir server the process reports to.
+    pub const API_URL: &str = "WEIR_API_URL";
+    /// Credential for the server: for launched runs, the per-run token (`weirrun_…`).
+    pub const API_KEY: &str = "WEIR_API_KEY";
+    /// Id (UUID) of the flow run this process was launched for.
+    pub const FLOW_RUN_ID: &str = "WEIR_FLOW_RUN_ID";
+    /// The run's attempt (a positive integer): the fencing token every report names.
+    pub const ATTEMPT: &str = "WEIR_ATTEMPT";
+    /// `1`: reuse results persisted by earlier attempts (a retry "from failed").
+    pub const RESUME: &str = "WEIR_RESUME";
+    /// The run's project.
+    pub const PROJECT: &str = "WEIR_PROJECT";
+    /// The flow to run.
+    pub const FLOW: &str = "WEIR_FLOW";
+    /// The deployment's name (empty for ad-hoc runs).
+    pub const DEPLOYMENT: &str = "WEIR_DEPLOYMENT";
+    /// The run's parameters as one JSON object.
+    pub const PARAMETERS: &str = "WEIR_PARAMETERS";
+    /// Comma-separated names of the variables holding secret values, to redact from output.
+    pub const SECRET_VARS: &str = "WEIR_SECRET_VARS";
+    /// File the process writes its final state to before proposing it, so its agent can
+    /// deliver that state if the process cannot reach the server (JSON `ProposeState`).
+    pub const OUTCOME_FILE: &str = "WEIR_OUTCOME_FILE";
+    /// Root of result storage (`file://…`, a path, or `s3://bucket/prefix`).
+    pub const RESULTS_URL: &str = "WEIR_RESULTS_URL";
+    /// Weir's data directory, default [`DEFAULT_HOME`](super::DEFAULT_HOME).
+    pub const HOME: &str = "WEIR_HOME";
+    /// `1`: no terminal output from a local run.
+    pub const QUIET: &str = "WEIR_QUIET";
+    /// Prefix reserved for Weir: deployments may not set variables starting with it.
+    pub const RESERVED_PREFIX: &str = "WEIR_";
+}
+
+/// Weir's data directory when `WEIR_HOME` is not set, relative to the working directory.
+pub const DEFAULT_HOME: &str = ".weir";
+
+/// The run a flow process was launched for: which run, which attempt, and whether to resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedRun {
+    /// The flow run.
+    pub flow_run_id: Uuid,
+    /// Its attempt; reports naming another attempt are refused.
+    pub attempt: u32,
+    /// Reuse results persisted by earlier attempts.
+    pub resume: bool,
+}
+
+/// A launch-environment variable with a value that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {var}={value:?}: {expected}")]
+pub struct LaunchEnvError {
+    /// The variable.
+    pub var: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it should be.
+    pub expected: &'static str,
+}
+
+impl AssignedRun {
+    /// Reads the assigned run through `get` (e.g. `|k| std::env::var(k).ok()`). `Ok(None)`
+    /// when no run was assigned (`WEIR_FLOW_RUN_ID` unset or empty): the process runs on its
+    /// own. An id or attempt that does not parse is an error.
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<AssignedRun>, LaunchEnvError> {
+        let Some(raw) = get(var::FLOW_RUN_ID).filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let flow_run_id = Uuid::parse_str(raw.trim()).map_err(|_| LaunchEnvError {
+            var: var::FLOW_RUN_ID,
+            value: raw.clone(),
+            expected: "a flow run id (UUID)",
+        })?;
+        let attempt = match get(var::ATTEMPT).filter(|v| !v.trim().is_empty()) {
+            None => 1,
+            Some(a) => a
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or(LaunchEnvError {
+                    var: var::ATTEMPT,
+                    value: a,
+                    expected: "a positive integer",
+                })?,
+        };
+        let resume = match get(var::RESUME).as_deref().map(str::trim) {
+            None | Some("" | "0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(LaunchEnvError {
+                    var: var::RESUME,
+                    value: other.to_string(),
+                    expected: "1 or 0",
+                });
+            }
+        };
+        Ok(Some(AssignedRun {
+            flow_run_id,
+            attempt,
+            resume,
+        }))
+    }
+}
+
+/// Everything a launcher passes to a flow process it starts for a claimed run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchEnv {
+    /// The server to report to.
+    pub api_url: String,
+    /// The per-run token, when the server minted one.
+    pub api_key: Option<String>,
+    /// The run, attempt and resume flag.
+    pub run: AssignedRun,
+    /// The run's project.
+    pub project: String,
+    /// The flow to run.
+    pub flow: String,
+    /// The deployment's name, if the run came from one.
+    pub deployment: Option<String>,
+    /// The run's parameters.
+    pub parameters: Parameters,
+    /// Names of the variables that hold secret values.
+    pub secret_vars: Vec<String>,
+    /// Where the process leaves its final state for the agent, if the agent reads one.
+    pub outcome_file: Option<String>,
+}
+
+impl LaunchEnv {
+    /// The variables to set, in a stable order. `WEIR_API_KEY` is left out when there is no
+    /// token, and `WEIR_SECRET_VARS` when there are no secrets.
+    pub fn to_vars(&self) -> Vec<(String, String)> {
+        let params = serde_json::Value::Object(self.parameters.clone()).to_string();
+        let mut vars = vec![
+            (var::API_URL, self.api_url.clone()),
+            (var::FLOW_RUN_ID, self.run.flow_run_id.to_string()),
+            (var::ATTEMPT, self.run.attempt.to_string()),
+            (var::PROJECT, self.project.clone()),
+            (var::FLOW, self.flow.clone()),
+            (var::DEPLOYMENT, self.deployment.clone().unwrap_or_default()),
+            (var::PARAMETERS, params),
+            (var::RESUME, if self.run.resume { "1" } else { "0" }.into()),
+        ];
+        if let Some(key) = &self.api_key {
+            vars.push((var::API_KEY, key.clone()));
+        }
+        if let Some(path) = &self.outcome_file {
+            vars.push((var::OUTCOME_FILE, path.clone()));
+        }
+        if !self.secret_vars.is_empty() {
+            vars.push((var::SECRET_VARS, self.secret_vars.join(",")));
+        }
+        vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+/// The names in a `WEIR_SECRET_VARS` value.
+pub fn secret_var_names(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|n| !n.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn what_the_agent_writes_the_process_reads() {
+        let env = LaunchEnv {
+            api_url: "http://127.0.0.1:4200".into(),
+            api_key: Some("weirrun_x".into()),
+            run: AssignedRun {
+                flow_run_id: Uuid::now_v7(),
+                attempt: 3,
+                resume: true,
+            },
+            project: "dev".into(),
+            flow: "etl".into(),
+            deployment: Some("etl".into()),
+            parameters: serde_json::json!({"rows": 5})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            secret_vars: vec!["DB_PASSWORD".into(), "TOKEN".into()],
+            outcome_file: None,
+        };
+        let vars = env.to_vars();
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(AssignedRun::from_lookup(get), Ok(Some(env.run.clone())));
+        assert_eq!(get(var::PARAMETERS).as_deref(), Some(r#"{"rows":5}"#));
+        assert_eq!(get(var::SECRET_VARS).as_deref(), Some("DB_PASSWORD,TOKEN"));
+        let names: Vec<_> = secret_var_names(" A, ,B ").collect();
+        assert_eq!(names, ["A", "B"]);
+    }
+
+    #[test]
+    fn no_run_id_means_no_assigned_run() {
+        assert_eq!(AssignedRun::from_lookup(lookup(&[])), Ok(None));
+        assert_eq!(
+            AssignedRun::from_lookup(lookup(&[(var::FLOW_RUN_ID, " ")])),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_errors_naming_the_variable() {
+        let id = Uuid::now_v7().to_string();
+        let e =
+            AssignedRun::from_lookup(lookup(&[(var::FLOW_RUN_ID, "run-7")])).expect_err("bad id");
+        assert_eq!(e.var, var::FLOW_RUN_ID);
+        assert!(e.to_string().contains("\"run-7\""), "{e}");
+        for bad in ["0", "-1", "two"] {
+            let e =
+                AssignedRun::from_lookup(lookup(&[(var::FLOW_RUN_ID, &id), (var::ATTEMPT, bad)]))
+                    .expect_err("bad attempt");
+            assert_eq!(e.var, var::ATTEMPT);
+        }
+        let e = AssignedRun::from_lookup(lookup(&[(var::FLOW_RUN_ID, &id), (var::RESUME, "yes")]))
+            .expect_err("bad resume");
+        assert_eq!(e.var, var::RESUME);
+        let ok = AssignedRun::from_lookup(lookup(&[(var::FLOW_RUN_ID, &id)]))
+            .expect("ok")
+            .expect("assigned");
+        assert_eq!((ok.attempt, ok.resume), (1, false));
+    }
+}

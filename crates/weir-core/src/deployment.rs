@@ -1,0 +1,165 @@
+//! The rules a deployment spec must satisfy, checked once for every way one arrives.
+//!
+//! `weir deploy` checks a `weir.toml` with positions for each key, and the server checks every
+//! spec it is sent; both call these functions, so the API accepts exactly what the CLI does.
+
+use crate::api::DeploymentSpec;
+use crate::contract::launch::var;
+use crate::schedule::{Schedule, ScheduleError};
+use crate::secret::{SecretRef, SecretRefError};
+use crate::{names, params};
+
+/// The work queue runs go to when a deployment names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// One problem with a spec: which field (a path such as `spec.secrets.TOKEN`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    /// Path of the field, from `spec`.
+    pub field: String,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+impl SpecError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> SpecError {
+        SpecError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks a variable name a deployment sets (in `env` or `secrets`): upper-case letters,
+/// digits and `_`, not starting with a digit, and not in Weir's reserved `WEIR_` space.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(format!(
+            "invalid environment variable name {name:?}: use upper-case letters, digits and \
+             \"_\", not starting with a digit"
+        ));
+    }
+    if name.starts_with(var::RESERVED_PREFIX) {
+        return Err(format!(
+            "{name:?}: names starting with WEIR_ are reserved for Weir itself"
+        ));
+    }
+    Ok(())
+}
+
+/// The schedule field a [`ScheduleError`] is about (`cron`, `timezone`, `interval`; empty when
+/// it is about the schedule as a whole).
+pub fn schedule_error_field(e: &ScheduleError) -> &'static str {
+    match e {
+        ScheduleError::InvalidCron { .. } => "cron",
+        ScheduleError::InvalidTimezone(_) => "timezone",
+        ScheduleError::InvalidInterval(_) => "interval",
+        ScheduleError::Ambiguous => "",
+    }
+}
+
+/// Checks a whole spec; the first problem found, in field order.
+pub fn check_spec(spec: &DeploymentSpec) -> Result<(), SpecError> {
+    if spec.flow.trim().is_empty() {
+        return Err(SpecError::new(
+            "spec.flow",
+            "the flow name must not be empty",
+        ));
+    }
+    names::check("work queue", &spec.work_queue)
+        .map_err(|m| SpecError::new("spec.work_queue", m))?;
+    for (i, s) in spec.schedules.iter().enumerate() {
+        Schedule::parse(s).map_err(|e| {
+            let part = match schedule_error_field(&e) {
+                "" => String::new(),
+                f => format!(".{f}"),
+            };
+            SpecError::new(format!("spec.schedules[{i}]{part}"), e.to_string())
+        })?;
+    }
+    for name in spec.env.keys() {
+        check_env_name(name).map_err(|m| SpecError::new(format!("spec.env.{name}"), m))?;
+    }
+    for (name, reference) in &spec.secrets {
+        let field = format!("spec.secrets.{name}");
+        check_env_name(name).map_err(|m| SpecError::new(&field, m))?;
+        // The message never repeats what was sent: it may be a value pasted by mistake.
+        SecretRef::parse(reference).map_err(|e| {
+            let problem = match e {
+                SecretRefError::UnknownScheme(_) => {
+                    "must start with env:, file:, ssm: or secretsmanager: (a reference, never a value)"
+                        .to_string()
+                }
+                SecretRefError::EmptyPath(_, scheme) => format!("has nothing after \"{scheme}:\""),
+            };
+            SpecError::new(&field, format!("secret reference for {name} {problem}"))
+        })?;
+        if spec.env.contains_key(name) {
+            return Err(SpecError::new(
+                field,
+                format!("{name:?} is set in both env and secrets: keep one"),
+            ));
+        }
+    }
+    if let Some(schema) = &spec.parameter_schema
+        && let Err(errors) = params::validate(schema, &spec.parameters)
+        && let Some(first) = errors.first()
+    {
+        return Err(SpecError::new(
+            format!("spec.parameters.{}", first.param),
+            first.to_string(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> DeploymentSpec {
+        DeploymentSpec {
+            flow: "etl".into(),
+            command: vec!["example-flows".into()],
+            work_queue: DEFAULT_QUEUE.into(),
+            ..DeploymentSpec::default()
+        }
+    }
+
+    #[test]
+    fn what_the_file_refuses_the_api_refuses() {
+        assert_eq!(check_spec(&spec()), Ok(()));
+        let mut s = spec();
+        s.env.insert("WEIR_API_URL".into(), "x".into());
+        assert_eq!(
+            check_spec(&s).map_err(|e| e.field),
+            Err("spec.env.WEIR_API_URL".into())
+        );
+        let mut s = spec();
+        s.env.insert("log_level".into(), "x".into());
+        assert!(check_spec(&s).is_err_and(|e| e.message.contains("upper-case")));
+        let mut s = spec();
+        s.secrets.insert("TOKEN".into(), "hunter2".into());
+        let e = check_spec(&s).expect_err("a value, not a reference");
+        assert_eq!(e.field, "spec.secrets.TOKEN");
+        assert!(!e.message.contains("hunter2"), "{e}");
+        let mut s = spec();
+        s.secrets.insert("TOKEN".into(), "env:TOKEN".into());
+        s.env.insert("TOKEN".into(), "x".into());
+        assert!(check_spec(&s).is_err_and(|e| e.message.contains("keep one")));
+        let mut s = spec();
+        s.work_queue = "Bad Queue".into();
+        assert_eq!(
+            check_spec(&s).map_err(|e| e.field),
+            Err("spec.work_queue".into())
+        );
+    }
+}
