@@ -110,6 +110,14 @@ pub enum Command {
         /// Show what would change, and change nothing.
         #[arg(long)]
         plan: bool,
+        /// Also archive the project's deployments the file no longer has (what CI runs, so
+        /// the server converges on the file). Their runs stay readable.
+        #[arg(long)]
+        prune: bool,
+        /// A value for `${NAME}` in the file: NAME=VALUE, or NAME to take it from the
+        /// environment (e.g. --var IMAGE=registry/flows:$COMMIT).
+        #[arg(long = "var", value_name = "NAME[=VALUE]")]
+        vars: Vec<String>,
     },
     /// Start a run of a deployment: `weir run dev/etl --param rows=10 --watch`.
     Run {
@@ -235,6 +243,12 @@ pub enum DeploymentsCommand {
         /// Only this project.
         #[arg(long)]
         project: Option<String>,
+    },
+    /// Archive PROJECT/DEPLOYMENT: its schedules stop and it takes no new runs; its runs
+    /// stay readable. `weir deploy` of a file that has it restores it.
+    Rm {
+        /// PROJECT/DEPLOYMENT.
+        target: String,
     },
 }
 

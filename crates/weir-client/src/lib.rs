@@ -271,6 +271,16 @@ impl Client {
         .await
     }
 
+    /// Archives a deployment (removed from its file): no schedules, no new runs, history
+    /// kept. Idempotent; deploying it again restores it.
+    pub async fn archive_deployment(&self, project: &str, name: &str) -> Result<Deployment> {
+        self.post(
+            &format!("/api/v1/projects/{project}/deployments/{name}/archive"),
+            &(),
+        )
+        .await
+    }
+
     /// `POST /api/v1/flow_runs`.
     pub async fn create_flow_run(&self, req: &CreateFlowRun) -> Result<FlowRun> {
         self.post("/api/v1/flow_runs", req).await

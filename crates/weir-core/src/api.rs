@@ -159,6 +159,9 @@ pub enum UpsertOutcome {
     Updated,
     /// Same spec as the current version: nothing written.
     Unchanged,
+    /// The deployment was archived (removed from its file) and is active again; a changed
+    /// spec is also a new version.
+    Restored,
 }
 
 /// A deployment as stored.
@@ -180,6 +183,11 @@ pub struct Deployment {
     pub created_at: Timestamp,
     /// When the spec or pause state last changed.
     pub updated_at: Timestamp,
+    /// When it was archived (removed from its project's `weir.toml` by `weir deploy --prune`,
+    /// or by `weir deployments rm`): it never schedules and gets no new runs; its runs stay
+    /// readable. Absent while the deployment is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<Timestamp>,
 }
 
 /// Response of a deployment upsert.

@@ -43,6 +43,12 @@
 //! tags = ["nightly"]
 //! ```
 //!
+//! Variables: `${NAME}` in any string value is replaced by the value `weir deploy --var
+//! NAME=VALUE` passes (`--var NAME` alone takes it from the environment), so CI deploys the
+//! image it just built: `image = "${IMAGE}"`, `weir deploy --var IMAGE=$REPO:$COMMIT`. A
+//! variable that is not passed is an error at its line and column; `$${` is a literal `${`;
+//! any other `$` stays as written. See [`Vars`].
+//!
 //! Rules:
 //! - Top-level keys: `project`, `defaults`, `deployments`. At least one deployment.
 //! - Project, deployment and work queue names: 1–63 lowercase letters, digits, `-` and `_`,
@@ -59,10 +65,12 @@
 //! - Schedules may also be written as `[[deployments.etl.schedules]]` tables.
 
 mod diff;
+mod interpolate;
 mod parse;
 mod suggest;
 
 pub use diff::diff;
+pub use interpolate::Vars;
 pub use weir_core::params::ParamError;
 
 use std::fmt;
@@ -160,19 +168,29 @@ fn lines(diagnostics: &[Diagnostic]) -> String {
     all.join("\n")
 }
 
-/// Parses and checks the text of a deployment file. `path_for_messages` is only used to name
-/// the file in diagnostics.
+/// Parses and checks the text of a deployment file with no variables (any `${NAME}` is an
+/// error). `path_for_messages` is only used to name the file in diagnostics.
 pub fn parse(path_for_messages: &Path, text: &str) -> Result<DeployFile, Error> {
-    parse::parse(path_for_messages, text)
+    parse::parse(path_for_messages, text, &Vars::new())
 }
 
-/// Reads and parses the deployment file at `path`.
+/// [`parse`], filling `${NAME}` references in string values from `vars`.
+pub fn parse_with(path_for_messages: &Path, text: &str, vars: &Vars) -> Result<DeployFile, Error> {
+    parse::parse(path_for_messages, text, vars)
+}
+
+/// Reads and parses the deployment file at `path` with no variables.
 pub fn load(path: &Path) -> Result<DeployFile, Error> {
+    load_with(path, &Vars::new())
+}
+
+/// Reads and parses the deployment file at `path`, filling `${NAME}` from `vars`.
+pub fn load_with(path: &Path, vars: &Vars) -> Result<DeployFile, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(path, &text)
+    parse_with(path, &text, vars)
 }
 
 /// Checks a deployment's parameters against `spec.parameter_schema`, when it is known

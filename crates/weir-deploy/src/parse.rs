@@ -1,7 +1,7 @@
 //! Reading `weir.toml` from the spanned TOML tree, collecting every problem with its position.
 
 use crate::suggest::suggest;
-use crate::{DeployFile, DeploymentEntry, Diagnostic, Error, Location};
+use crate::{DeployFile, DeploymentEntry, Diagnostic, Error, Location, Vars};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -61,13 +61,13 @@ struct Parser<'t> {
     diagnostics: Vec<Diagnostic>,
 }
 
-pub(crate) fn parse(file: &Path, text: &str) -> Result<DeployFile, Error> {
+pub(crate) fn parse(file: &Path, text: &str, vars: &Vars) -> Result<DeployFile, Error> {
     let mut p = Parser {
         file,
         text,
         diagnostics: Vec::new(),
     };
-    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    let (mut root, syntax_errors) = DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
         for e in syntax_errors {
             let offset = e.span().map_or(0, |s| s.start);
@@ -75,6 +75,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<DeployFile, Error> {
         }
         return Err(p.finish());
     }
+    crate::interpolate::apply(root.get_mut(), text, vars, &mut |at, m| p.error(at, m));
     let mut project = None;
     let mut defaults = Partial::default();
     let mut deployments = None;

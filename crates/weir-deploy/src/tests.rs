@@ -527,3 +527,41 @@ fn diff_lists_changes() {
     odd.parameters.insert("a.b".into(), json!(1));
     assert_eq!(diff(&old, &odd), ["  + parameters.\"a.b\": 1"]);
 }
+
+#[test]
+fn variables_fill_string_values_and_unset_ones_point_at_their_column() {
+    let text = "project = \"dev\"\n\n[deployments.etl]\ncommand = [\"flows\", \"--tag=${TAG}\"]\nimage = \"${REPO}:${TAG}\"\nenv = { SHELL_VAR = \"$HOME\", LITERAL = \"$${X}\" }\n";
+    let mut vars = Vars::new();
+    vars.insert("REPO", "123.dkr.ecr.eu-west-1.amazonaws.com/flows")
+        .expect("name");
+    vars.insert("TAG", "3f9ff61").expect("name");
+    let file = parse_with(Path::new("weir.toml"), text, &vars).expect("parses");
+    let spec = &file.deployments[0].spec;
+    assert_eq!(
+        spec.image.as_deref(),
+        Some("123.dkr.ecr.eu-west-1.amazonaws.com/flows:3f9ff61")
+    );
+    assert_eq!(spec.command, vec!["flows", "--tag=3f9ff61"]);
+    assert_eq!(spec.env["SHELL_VAR"], "$HOME");
+    assert_eq!(spec.env["LITERAL"], "${X}");
+
+    // Without the variables: one error per reference, each at its own line and column, and
+    // no deployment comes out.
+    let Err(Error::Invalid(d)) = parse(Path::new("weir.toml"), text) else {
+        panic!("unset variables must be refused");
+    };
+    let shown: Vec<String> = d.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 3, "{shown:#?}");
+    assert!(
+        shown[0].starts_with("weir.toml:4:28: variable TAG is not set: pass `--var TAG=VALUE`"),
+        "{shown:#?}"
+    );
+    assert!(
+        shown[1].starts_with("weir.toml:5:10: variable REPO is not set"),
+        "{shown:#?}"
+    );
+    assert!(
+        shown[2].starts_with("weir.toml:5:18: variable TAG is not set"),
+        "{shown:#?}"
+    );
+}

@@ -73,7 +73,7 @@ const CALLERS: [&str; 7] = [
 ];
 
 /// What each caller gets from each route. Every request targets project `main`: its
-/// deployment `main/etl` (`main/sched` for pause/resume), and for run routes a fresh run of
+/// deployment `main/etl` (`main/sched` for pause/resume/archive), and for run routes a fresh run of
 /// `main/etl` claimed by the agent key's agent, whose run token is the run-token column.
 /// Agent routes name the agent key's agent; revoke names a fresh viewer key.
 ///
@@ -106,6 +106,11 @@ const MATRIX: &[(&str, &str, [Exp; 7])] = &[
     (
         "post",
         "/api/v1/projects/{project}/deployments/{name}/resume",
+        [U, OK, OK, F, F, N, F],
+    ),
+    (
+        "post",
+        "/api/v1/projects/{project}/deployments/{name}/archive",
         [U, OK, OK, F, F, N, F],
     ),
     ("get", "/api/v1/flow_runs", [U, OK, OK, F, OK, OK, F]),
@@ -390,7 +395,8 @@ async fn cell_request(
         other => panic!("unexpected method {other}"),
     };
     let mut path = route.replace("{project}", "main");
-    path = if route.ends_with("/pause") || route.ends_with("/resume") {
+    path = if route.ends_with("/pause") || route.ends_with("/resume") || route.ends_with("/archive")
+    {
         path.replace("{name}", "sched")
     } else {
         path.replace("{name}", "etl")

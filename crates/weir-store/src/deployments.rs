@@ -9,7 +9,8 @@ use uuid::Uuid;
 use weir_core::Timestamp;
 use weir_core::api::{Deployment, DeploymentSpec, Project, UpsertOutcome, UpsertResult};
 
-const DEPLOYMENT_COLUMNS: &str = "id, project, name, version, spec, paused, created_at, updated_at";
+const DEPLOYMENT_COLUMNS: &str =
+    "id, project, name, version, spec, paused, created_at, updated_at, archived_at";
 
 fn deployment(row: &AnyRow) -> Result<Deployment> {
     let paused: i64 = row.try_get("paused")?;
@@ -22,6 +23,7 @@ fn deployment(row: &AnyRow) -> Result<Deployment> {
         paused: paused != 0,
         created_at: ts(row.try_get("created_at")?),
         updated_at: ts(row.try_get("updated_at")?),
+        archived_at: row.try_get::<Option<i64>, _>("archived_at")?.map(ts),
     })
 }
 
@@ -65,8 +67,9 @@ impl Store {
 
     /// Creates or updates a deployment. An identical spec is `Unchanged` and writes nothing; a
     /// different one becomes a new version, and the runs its old schedules put ahead are
-    /// removed so the scheduler recreates them from the new ones. With `dry_run`, reports
-    /// the outcome without writing.
+    /// removed so the scheduler recreates them from the new ones. An archived deployment
+    /// becomes active again (`Restored`, a new version too if its spec changed). With
+    /// `dry_run`, reports the outcome without writing.
     pub async fn upsert_deployment(
         &self,
         project: &str,
@@ -82,13 +85,17 @@ impl Store {
             Err(e) => return Err(e),
         };
         match existing {
-            Some(d) if d.spec == *spec => Ok(UpsertResult {
+            Some(d) if d.spec == *spec && d.archived_at.is_none() => Ok(UpsertResult {
                 outcome: UpsertOutcome::Unchanged,
                 deployment: Some(d),
                 previous: None,
             }),
             Some(d) if dry_run => Ok(UpsertResult {
-                outcome: UpsertOutcome::Updated,
+                outcome: if d.archived_at.is_some() {
+                    UpsertOutcome::Restored
+                } else {
+                    UpsertOutcome::Updated
+                },
                 previous: Some(d.spec.clone()),
                 deployment: Some(d),
             }),
@@ -97,74 +104,123 @@ impl Store {
                 deployment: None,
                 previous: None,
             }),
-            Some(d) => {
-                let version = i64::from(d.version) + 1;
-                let mut tx = self.begin_write().await?;
-                // Compare-and-set on the version read above: a concurrent upsert that wrote
-                // first makes this one start over (and find its spec Unchanged or make the
-                // next version), instead of failing on the duplicate version.
-                let n = sqlx::query(
-                    "UPDATE deployments SET version = $1, spec = $2, flow = $3, work_queue = $4, \
-                     updated_at = $5 WHERE id = $6 AND version = $7",
-                )
-                .bind(version)
-                .bind(to_json(spec))
-                .bind(&spec.flow)
-                .bind(&spec.work_queue)
-                .bind(micros(now))
-                .bind(d.id.to_string())
-                .bind(i64::from(d.version))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    tx.rollback().await?;
-                    return Box::pin(self.upsert_deployment(project, name, spec, dry_run, now))
-                        .await;
-                }
-                insert_version(&mut tx, d.id, version, spec, now).await?;
-                delete_future_runs(&mut tx, d.id, now).await?;
-                tx.commit().await?;
-                Ok(UpsertResult {
-                    outcome: UpsertOutcome::Updated,
-                    previous: Some(d.spec),
-                    deployment: Some(self.deployment(project, name).await?),
-                })
-            }
-            None => {
-                self.ensure_project(project, now).await?;
-                let id = Uuid::now_v7();
-                let mut tx = self.begin_write().await?;
-                let n = sqlx::query(
-                    "INSERT INTO deployments (id, project, name, version, spec, flow, work_queue, \
-                     paused, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6, 0, $7, $7) \
-                     ON CONFLICT (project, name) DO NOTHING",
-                )
-                .bind(id.to_string())
-                .bind(project)
-                .bind(name)
-                .bind(to_json(spec))
-                .bind(&spec.flow)
-                .bind(&spec.work_queue)
-                .bind(micros(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    // Another writer created it first: treat as an update of theirs.
-                    tx.rollback().await?;
-                    return Box::pin(self.upsert_deployment(project, name, spec, dry_run, now))
-                        .await;
-                }
-                insert_version(&mut tx, id, 1, spec, now).await?;
-                tx.commit().await?;
-                Ok(UpsertResult {
-                    outcome: UpsertOutcome::Created,
-                    previous: None,
-                    deployment: Some(self.deployment(project, name).await?),
-                })
-            }
+            Some(d) => self.update_deployment(project, name, d, spec, now).await,
+            None => self.create_deployment(project, name, spec, now).await,
         }
+    }
+
+    /// The write of an upsert that changes (or restores) the existing deployment `d`.
+    async fn update_deployment(
+        &self,
+        project: &str,
+        name: &str,
+        d: Deployment,
+        spec: &DeploymentSpec,
+        now: Timestamp,
+    ) -> Result<UpsertResult> {
+        let changed = d.spec != *spec;
+        let version = i64::from(d.version) + i64::from(changed);
+        let mut tx = self.begin_write().await?;
+        // Compare-and-set on the version read above: a concurrent upsert that wrote first
+        // makes this one start over (and find its spec Unchanged or make the next version),
+        // instead of failing on the duplicate version.
+        let n = sqlx::query(
+            "UPDATE deployments SET version = $1, spec = $2, flow = $3, work_queue = $4, \
+             updated_at = $5, archived_at = NULL WHERE id = $6 AND version = $7",
+        )
+        .bind(version)
+        .bind(to_json(spec))
+        .bind(&spec.flow)
+        .bind(&spec.work_queue)
+        .bind(micros(now))
+        .bind(d.id.to_string())
+        .bind(i64::from(d.version))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Box::pin(self.upsert_deployment(project, name, spec, false, now)).await;
+        }
+        if changed {
+            insert_version(&mut tx, d.id, version, spec, now).await?;
+            delete_future_runs(&mut tx, d.id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(UpsertResult {
+            outcome: if d.archived_at.is_some() {
+                UpsertOutcome::Restored
+            } else {
+                UpsertOutcome::Updated
+            },
+            previous: Some(d.spec),
+            deployment: Some(self.deployment(project, name).await?),
+        })
+    }
+
+    /// The write of an upsert that creates a deployment.
+    async fn create_deployment(
+        &self,
+        project: &str,
+        name: &str,
+        spec: &DeploymentSpec,
+        now: Timestamp,
+    ) -> Result<UpsertResult> {
+        self.ensure_project(project, now).await?;
+        let id = Uuid::now_v7();
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "INSERT INTO deployments (id, project, name, version, spec, flow, work_queue, \
+             paused, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6, 0, $7, $7) \
+             ON CONFLICT (project, name) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(project)
+        .bind(name)
+        .bind(to_json(spec))
+        .bind(&spec.flow)
+        .bind(&spec.work_queue)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            // Another writer created it first: treat as an update of theirs.
+            tx.rollback().await?;
+            return Box::pin(self.upsert_deployment(project, name, spec, false, now)).await;
+        }
+        insert_version(&mut tx, id, 1, spec, now).await?;
+        tx.commit().await?;
+        Ok(UpsertResult {
+            outcome: UpsertOutcome::Created,
+            previous: None,
+            deployment: Some(self.deployment(project, name).await?),
+        })
+    }
+
+    /// Archives a deployment: it stops scheduling (the runs its schedules put ahead are
+    /// removed), gets no new runs, and keeps its versions and run history. Archiving an
+    /// archived deployment changes nothing. Returns whether this call archived it.
+    pub async fn archive_deployment(&self, id: Uuid, now: Timestamp) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE deployments SET archived_at = $1, updated_at = $1 \
+             WHERE id = $2 AND archived_at IS NULL",
+        )
+        .bind(micros(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            // Already archived, or no such deployment.
+            self.deployment_by_id(id).await?;
+            return Ok(false);
+        }
+        delete_future_runs(&mut tx, id, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A deployment by project and name.

@@ -25,6 +25,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "dashboard_indexes",
         include_str!("../migrations/sqlite/0004_dashboard_indexes.sql"),
     ),
+    (
+        5,
+        "deployment_archive",
+        include_str!("../migrations/sqlite/0005_deployment_archive.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -46,6 +51,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "dashboard_indexes",
         include_str!("../migrations/postgres/0004_dashboard_indexes.sql"),
+    ),
+    (
+        5,
+        "deployment_archive",
+        include_str!("../migrations/postgres/0005_deployment_archive.sql"),
     ),
 ];
 

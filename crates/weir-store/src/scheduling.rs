@@ -11,13 +11,13 @@ use weir_core::api::Deployment;
 use weir_core::{StateKind, Timestamp};
 
 impl Store {
-    /// Deployments that are not paused and have schedules.
+    /// Deployments that are neither paused nor archived and have schedules.
     pub async fn scheduled_deployments(&self) -> Result<Vec<Deployment>> {
         Ok(self
             .deployments(None)
             .await?
             .into_iter()
-            .filter(|d| !d.paused && !d.spec.schedules.is_empty())
+            .filter(|d| !d.paused && d.archived_at.is_none() && !d.spec.schedules.is_empty())
             .collect())
     }
 

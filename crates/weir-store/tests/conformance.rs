@@ -62,6 +62,7 @@ conformance! {
     case_materialise_idempotent => sqlite_materialise_idempotent, postgres_materialise_idempotent;
     case_schedule_change => sqlite_schedule_change, postgres_schedule_change;
     case_set_paused => sqlite_set_paused, postgres_set_paused;
+    case_archive => sqlite_archive, postgres_archive;
     case_dst => sqlite_dst, postgres_dst;
     case_claim_race_shared => sqlite_claim_race_shared, postgres_claim_race_shared;
     case_import_flow_runs => sqlite_import_flow_runs, postgres_import_flow_runs;
@@ -1888,6 +1889,111 @@ async fn case_set_paused(store: Store) {
     );
     assert!(matches!(
         store.set_paused(Uuid::now_v7(), true, t).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+/// Archiving (what `weir deploy --prune` does to deployments gone from the file): no
+/// schedules, the runs they put ahead removed, history kept; idempotent; an upsert restores.
+async fn case_archive(store: Store) {
+    let mut s = spec("etl");
+    s.schedules = vec![interval("1h")];
+    let d = deploy(&store, "dev", "etl", s.clone()).await;
+    deploy(&store, "dev", "kept", spec("etl")).await;
+    let t = now();
+    store
+        .materialise_runs(&d, &fire_times(&d, t - Duration::hours(2), 1), t)
+        .await
+        .expect("past");
+    store
+        .materialise_runs(&d, &fire_times(&d, t, 5), t)
+        .await
+        .expect("future");
+    assert_eq!(auto_runs(&store, &d).await.len(), 6);
+
+    assert!(store.archive_deployment(d.id, t).await.expect("archive"));
+    let archived = store.deployment_by_id(d.id).await.expect("get");
+    assert_eq!(archived.archived_at, Some(t));
+    assert_eq!((archived.updated_at, archived.version), (t, 1));
+    assert_eq!(
+        auto_runs(&store, &d).await.len(),
+        1,
+        "runs put ahead removed, the one already due kept as history"
+    );
+    assert!(
+        store.scheduled_deployments().await.expect("due").is_empty(),
+        "an archived deployment never schedules"
+    );
+    let listed = store
+        .deployments(Some(&["dev".to_string()]))
+        .await
+        .expect("ls");
+    let names: Vec<_> = listed
+        .iter()
+        .map(|d| (d.name.as_str(), d.archived_at.is_some()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("etl", true), ("kept", false)],
+        "still listed, marked"
+    );
+
+    // Idempotent: a second archive changes nothing.
+    let later = t + Duration::seconds(5);
+    assert!(!store.archive_deployment(d.id, later).await.expect("again"));
+    assert_eq!(
+        store.deployment_by_id(d.id).await.expect("get").archived_at,
+        Some(t)
+    );
+
+    // Deploying the same spec again restores it without a new version; a dry run only says so.
+    let r = store
+        .upsert_deployment("dev", "etl", &s, true, later)
+        .await
+        .expect("plan");
+    assert_eq!(r.outcome, UpsertOutcome::Restored);
+    assert!(
+        store
+            .deployment_by_id(d.id)
+            .await
+            .expect("get")
+            .archived_at
+            .is_some()
+    );
+    let r = store
+        .upsert_deployment("dev", "etl", &s, false, later)
+        .await
+        .expect("restore");
+    assert_eq!(r.outcome, UpsertOutcome::Restored);
+    let restored = r.deployment.expect("deployment");
+    assert_eq!((restored.version, restored.archived_at), (1, None));
+    assert_eq!(store.scheduled_deployments().await.expect("due").len(), 1);
+    let r = store
+        .upsert_deployment("dev", "etl", &s, false, later)
+        .await
+        .expect("again");
+    assert_eq!(r.outcome, UpsertOutcome::Unchanged);
+
+    // Restored with a changed spec: a new version too.
+    assert!(
+        store
+            .archive_deployment(d.id, later)
+            .await
+            .expect("archive")
+    );
+    let mut changed = s.clone();
+    changed.schedules = vec![interval("2h")];
+    let r = store
+        .upsert_deployment("dev", "etl", &changed, false, later)
+        .await
+        .expect("restore changed");
+    assert_eq!(r.outcome, UpsertOutcome::Restored);
+    let restored = r.deployment.expect("deployment");
+    assert_eq!((restored.version, restored.archived_at), (2, None));
+    assert_eq!(restored.spec, changed);
+
+    assert!(matches!(
+        store.archive_deployment(Uuid::now_v7(), t).await,
         Err(Error::NotFound(_))
     ));
 }

@@ -115,8 +115,10 @@ async fn register(
         let verb = match (r.outcome, plan) {
             (UpsertOutcome::Created, true) => "would create",
             (UpsertOutcome::Updated, true) => "would update",
+            (UpsertOutcome::Restored, true) => "would restore",
             (UpsertOutcome::Created, false) => "created",
             (UpsertOutcome::Updated, false) => "updated",
+            (UpsertOutcome::Restored, false) => "restored",
             (UpsertOutcome::Unchanged, _) => "unchanged",
         };
         let changes = match &r.previous {
@@ -143,15 +145,34 @@ async fn register(
     Ok(report)
 }
 
+/// How `weir deploy` treats the server: `plan` writes nothing; `prune` also archives the
+/// project's deployments the file no longer has.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// Show what would change, change nothing.
+    pub plan: bool,
+    /// Archive deployments missing from the file.
+    pub prune: bool,
+}
+
 /// `weir deploy`.
 pub async fn deploy(
     api: &str,
     file: &Path,
     project: Option<String>,
-    plan: bool,
+    mode: Mode,
+    var_args: &[String],
     json: bool,
 ) -> Result<ExitCode> {
-    let mut parsed = match weir_deploy::load(file) {
+    let mut vars = weir_deploy::Vars::new();
+    for arg in var_args {
+        if let Err(e) = vars.add_arg(arg, |name| std::env::var(name).ok()) {
+            eprintln!("{e}");
+            eprintln!("nothing was deployed");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let mut parsed = match weir_deploy::load_with(file, &vars) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -189,7 +210,9 @@ pub async fn deploy(
         .into_iter()
         .map(|d| (d.name, d.spec))
         .collect();
-    let report = register(&client, &project, &deployments, plan, json).await?;
+    let mut report = register(&client, &project, &deployments, mode.plan, json).await?;
+    let names: Vec<&str> = deployments.iter().map(|(n, _)| n.as_str()).collect();
+    report.extend(super::prune::removals(&client, &project, &names, mode, json).await?);
     if json {
         output::json(&report);
     }

@@ -6,9 +6,16 @@ use crate::output;
 use anyhow::Result;
 use std::process::ExitCode;
 
-/// `weir deployments ls`.
+/// `weir deployments …`.
 pub async fn deployments(api: &str, cmd: DeploymentsCommand, json: bool) -> Result<ExitCode> {
-    let DeploymentsCommand::Ls { project } = cmd;
+    match cmd {
+        DeploymentsCommand::Ls { project } => list(api, project, json).await,
+        DeploymentsCommand::Rm { target } => super::prune::remove(api, &target, json).await,
+    }
+}
+
+/// `weir deployments ls`.
+async fn list(api: &str, project: Option<String>, json: bool) -> Result<ExitCode> {
     let list = super::client(api)?
         .deployments(project.as_deref())
         .await
@@ -41,7 +48,9 @@ pub async fn deployments(api: &str, cmd: DeploymentsCommand, json: bool) -> Resu
                 } else {
                     schedule
                 },
-                if d.paused {
+                if d.archived_at.is_some() {
+                    "archived".into()
+                } else if d.paused {
                     "paused".into()
                 } else {
                     "active".into()

@@ -3,6 +3,7 @@
 mod deploy;
 mod inspect;
 mod keys;
+mod prune;
 mod run;
 mod serve;
 
@@ -29,7 +30,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             file,
             project,
             plan,
-        } => deploy::deploy(&api, &file, project, plan, json).await,
+            prune,
+            vars,
+        } => {
+            let mode = deploy::Mode { plan, prune };
+            deploy::deploy(&api, &file, project, mode, &vars, json).await
+        }
         Command::Run {
             target,
             params,

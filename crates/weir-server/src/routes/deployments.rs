@@ -198,3 +198,26 @@ async fn set_paused(
         .await;
     Ok(axum::Json(st.store.deployment(&project, &name).await?))
 }
+
+/// `POST …/archive`: what `weir deploy --prune` and `weir deployments rm` call. The
+/// deployment stops scheduling and gets no new runs; its history stays readable. Idempotent;
+/// deploying it again restores it.
+pub(crate) async fn archive(
+    State(st): State<AppState>,
+    caller: Require<perm::Deploy>,
+    Path((project, name)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Deployment>> {
+    caller.check_project(&project, || format!("deployment {project}/{name}"))?;
+    let d = st.store.deployment(&project, &name).await?;
+    if st.store.archive_deployment(d.id, Utc::now()).await? {
+        caller
+            .audit(
+                &st,
+                "deployment.archive",
+                &format!("{project}/{name}"),
+                None,
+            )
+            .await;
+    }
+    Ok(axum::Json(st.store.deployment(&project, &name).await?))
+}

@@ -83,6 +83,14 @@ pub(crate) fn router(state: AppState) -> Router {
             }),
         )
         .api_route(
+            "/projects/{project}/deployments/{name}/archive",
+            post_with(deployments::archive, |o| {
+                o.summary(
+                    "Archive a deployment (removed from its file): no schedules, no new runs, history kept; deploying it again restores it",
+                )
+            }),
+        )
+        .api_route(
             "/flow_runs",
             get_with(runs::list, |o| o.summary("List flow runs, newest first"))
                 .post_with(runs::create, |o| {

@@ -68,6 +68,16 @@ pub(crate) async fn create(
         (None, None, _) => None,
     };
     let new = match deployment {
+        Some(d) if d.archived_at.is_some() => {
+            return Err(ApiError::Conflict {
+                message: format!(
+                    "deployment {}/{} is archived (removed from its weir.toml): it takes no new \
+                     runs; deploy it again to restore it",
+                    d.project, d.name
+                ),
+                current: None,
+            });
+        }
         Some(d) => {
             if let Some(state) = req.state
                 && state != StateKind::Scheduled

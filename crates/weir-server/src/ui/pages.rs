@@ -510,6 +510,7 @@ pub(crate) async fn deployments(
             next,
             recent,
             paused: d.paused,
+            archived: d.archived_at.is_some(),
         });
     }
     html(DeploymentsPage {
@@ -588,6 +589,7 @@ async fn deployment_page(
         description: d.spec.description.clone(),
         schedule: schedule_words(&d.spec),
         paused: d.paused,
+        archived: d.archived_at.as_ref().map(Time::of),
         has_schedule: !d.spec.schedules.is_empty(),
         next,
         work_queue: d.spec.work_queue.clone(),

@@ -215,6 +215,7 @@ pub(crate) struct DeploymentRow {
     pub next: Option<Time>,
     pub recent: Vec<(String, &'static str, String)>,
     pub paused: bool,
+    pub archived: bool,
 }
 
 #[derive(Template)]
@@ -237,6 +238,8 @@ pub(crate) struct DeploymentPage {
     pub description: String,
     pub schedule: String,
     pub paused: bool,
+    /// When it was archived (removed from its weir.toml), if it was.
+    pub archived: Option<Time>,
     pub has_schedule: bool,
     pub next: Option<Time>,
     pub work_queue: String,
