@@ -45,6 +45,11 @@ pub struct ServerArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert", env = "WEIR_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// The first admin key (weir_<12 hex>_<64 hex>), registered when the database has no key
+    /// (a server in a container; e.g. an SSM SecureString injected by ECS). Set it in the
+    /// environment, not on the command line. Without it the server generates one.
+    #[arg(long, env = "WEIR_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
 }
 
 /// Options shared by `agent` and `up`.

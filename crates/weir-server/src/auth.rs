@@ -90,13 +90,31 @@ pub(crate) fn new_key(
     Ok((key, digest(&secret), format!("{KEY_PREFIX}{id}_{secret}")))
 }
 
-/// Creates the first admin key when the database has none. Returns the full key, to be
-/// stored where the local CLI finds it.
-pub async fn bootstrap_admin_key(store: &weir_store::Store) -> Result<Option<String>, ApiError> {
+/// Creates the first admin key when the database has none: `given` (checked, see
+/// [`crate::Options::admin_key`]) or a new one. Returns a key it generated, to be stored where
+/// the local CLI finds it (never `given`: its holder has it already).
+pub async fn bootstrap_admin_key(
+    store: &weir_store::Store,
+    given: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     if store.api_key_count().await? > 0 {
         return Ok(None);
     }
-    let (key, digest, full) = new_key("local-admin", Role::Admin, None, None, "bootstrap")?;
+    let (key, digest, full) = match given {
+        None => new_key("local-admin", Role::Admin, None, None, "bootstrap")?,
+        Some(given) => {
+            let (id, secret) = parse_key(given.trim()).ok_or_else(|| ApiError::BadRequest {
+                message: "the given first admin key (WEIR_ADMIN_KEY) is not a Weir key: \
+                              it must be weir_<12 hex digits>_<64 hex digits>, e.g. from \
+                              `echo \"weir_$(openssl rand -hex 6)_$(openssl rand -hex 32)\"`"
+                    .into(),
+                field: None,
+            })?;
+            let (mut key, _, _) = new_key("admin", Role::Admin, None, None, "bootstrap")?;
+            key.id = id.to_string();
+            (key, digest(secret), String::new())
+        }
+    };
     store.create_api_key(&key, &digest).await?;
     store
         .audit(
@@ -107,7 +125,7 @@ pub async fn bootstrap_admin_key(store: &weir_store::Store) -> Result<Option<Str
             Utc::now(),
         )
         .await?;
-    Ok(Some(full))
+    Ok(given.is_none().then_some(full))
 }
 
 fn mac(secret: &[u8], run: Uuid, attempt: u32) -> String {

@@ -92,9 +92,12 @@ impl Server {
                 fresh.iter().map(|b| format!("{b:02x}")).collect()
             })
             .await?;
-        let bootstrap_key = auth::bootstrap_admin_key(&store)
+        let bootstrap_key = auth::bootstrap_admin_key(&store, options.admin_key.as_deref())
             .await
-            .map_err(|e| StartError::Bootstrap(format!("{e:?}")))?;
+            .map_err(|e| match e {
+                ApiError::BadRequest { message, .. } => StartError::Bootstrap(message),
+                other => StartError::Bootstrap(format!("{other:?}")),
+            })?;
         let state = AppState::new(store, options, secret.into_bytes());
         let (shutdown, mut stop) = watch::channel(false);
         let mut tasks = background::spawn(state.clone(), shutdown.subscribe());

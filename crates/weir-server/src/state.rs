@@ -26,6 +26,11 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// Serve HTTPS with this certificate and key (session cookies are then marked Secure).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// The first admin key (`weir_<12 hex>_<64 hex>`), registered when the database has no
+    /// key at all: how a server in a container, whose generated key nobody could read, gets
+    /// one its operator holds (e.g. an SSM SecureString injected by ECS). Otherwise the
+    /// server generates one. Only its digest is stored.
+    pub admin_key: Option<String>,
 }
 
 impl Default for Options {
@@ -40,6 +45,7 @@ impl Default for Options {
             schedule_horizon: std::time::Duration::from_secs(7 * 86400),
             max_body_bytes: 16 * 1024 * 1024,
             tls: None,
+            admin_key: None,
         }
     }
 }

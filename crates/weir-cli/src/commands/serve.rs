@@ -55,6 +55,7 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
             }),
             _ => None,
         },
+        admin_key: args.admin_key.clone(),
         ..Options::default()
     };
     let server = Server::start(options)
