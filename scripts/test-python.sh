@@ -46,6 +46,12 @@ sys.exit(pytest.__version__ != '$PYTEST_VERSION' or boto3.__version__ != '$BOTO3
 fi
 exec 8>&-
 
+# moto's S3 for the s3_download example (already started by scripts/test.sh; reused if so).
+if [ -z "${WEIR_TEST_AWS_ENDPOINT:-}" ]; then
+    eval "$(scripts/test-moto.sh)"
+fi
+export WEIR_TEST_AWS_ENDPOINT
+
 if [ -z "${WEIR_BIN_DIR:-}" ]; then
     WEIR_BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 fi

@@ -13,14 +13,23 @@ use weir_deploy::DeployFile;
 /// The example flows' deployment file, deployed by `weir up`.
 const EXAMPLES: &str = include_str!("../../../../examples/flows/weir.toml");
 
+/// The Python example flows' deployment file, deployed by `weir up` when Python is there.
+const PY_EXAMPLES: &str = include_str!("../../../../examples/python/weir.toml");
+
 /// Flows a flows binary describes: name → parameter schema.
 type Described = HashMap<String, serde_json::Value>;
 
-/// Runs `<command> describe` (from `dir`) and reads its flows.
-async fn describe(command: &[String], dir: &Path) -> Result<Described> {
+/// Runs `<command> describe` (from `dir`, with the deployment's `env` added, as an agent
+/// would run it) and reads its flows.
+async fn describe(
+    command: &[String],
+    env: &std::collections::BTreeMap<String, String>,
+    dir: &Path,
+) -> Result<Described> {
     let program = command.first().context("empty command")?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&command[1..])
+        .envs(env)
         .arg("describe")
         .current_dir(dir)
         .kill_on_drop(true);
@@ -53,18 +62,20 @@ async fn describe(command: &[String], dir: &Path) -> Result<Described> {
 /// flow exists and its parameters fit. Returns every problem found.
 async fn complete(file: &mut DeployFile, label: &str, dir: &Path) -> Vec<String> {
     let mut errors = Vec::new();
-    let mut cache: HashMap<Vec<String>, Result<Described, String>> = HashMap::new();
+    type Key = (Vec<String>, std::collections::BTreeMap<String, String>);
+    let mut cache: HashMap<Key, Result<Described, String>> = HashMap::new();
     for entry in &mut file.deployments {
         if entry.spec.plain_command {
             continue;
         }
-        let described = match cache.get(&entry.spec.command) {
+        let key = (entry.spec.command.clone(), entry.spec.env.clone());
+        let described = match cache.get(&key) {
             Some(d) => d.clone(),
             None => {
-                let d = describe(&entry.spec.command, dir)
+                let d = describe(&entry.spec.command, &entry.spec.env, dir)
                     .await
                     .map_err(|e| format!("{e:#}"));
-                cache.insert(entry.spec.command.clone(), d.clone());
+                cache.insert(key, d.clone());
                 d
             }
         };
@@ -242,6 +253,57 @@ pub async fn deploy_examples(api: &str) -> Result<Vec<String>> {
         }
     }
     let errors = complete(&mut parsed, "examples/flows/weir.toml", dir).await;
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    let project = parsed.project.clone().unwrap_or_else(|| "dev".into());
+    let client = super::client(api)?;
+    let deployments: Vec<_> = parsed
+        .deployments
+        .into_iter()
+        .map(|d| (d.name, d.spec))
+        .collect();
+    register(&client, &project, &deployments, false, true).await?;
+    Ok(deployments
+        .iter()
+        .map(|(n, _)| format!("{project}/{n}"))
+        .collect())
+}
+
+/// Deploys the Python example flows (project `dev`) from the checkout this `weir` was built
+/// in, when a Python 3.9+ is on PATH: the command becomes `python3 -m weir <checkout>/examples/
+/// python/flows`, with the checkout's SDK on `PYTHONPATH`. Returns the deployments' names.
+pub async fn deploy_python_examples(api: &str) -> Result<Vec<String>> {
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = checkout.join("examples/python");
+    let (flows, sdk) = (dir.join("flows"), checkout.join("sdk/python/src"));
+    if !flows.is_dir() || !sdk.is_dir() {
+        bail!(
+            "{} not found (a weir built from a checkout deploys them)",
+            flows.display()
+        );
+    }
+    let ok = tokio::process::Command::new("python3")
+        .args(["-c", "import sys; sys.exit(sys.version_info < (3, 9))"])
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!("no Python 3.9 or newer on PATH as python3");
+    }
+    let mut parsed = weir_deploy::parse(Path::new("examples/python/weir.toml"), PY_EXAMPLES)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for d in &mut parsed.deployments {
+        d.spec.command = ["python3", "-m", "weir"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([flows.display().to_string()])
+            .collect();
+        d.spec
+            .env
+            .insert("PYTHONPATH".into(), sdk.display().to_string());
+    }
+    let errors = complete(&mut parsed, "examples/python/weir.toml", &dir).await;
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
     }

@@ -169,6 +169,12 @@ pub async fn up(
                 tracing::warn!(message = "example flows not deployed", error = %format!("{e:#}"))
             }
         }
+        match super::deploy::deploy_python_examples(&url).await {
+            Ok(names) => deployed.extend(names),
+            Err(e) => {
+                tracing::info!(message = "Python example flows not deployed", reason = %format!("{e:#}"))
+            }
+        }
     }
     let options = agent_options(&url, &agent_args)?;
     let client = super::client(&url)?;
