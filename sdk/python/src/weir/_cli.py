@@ -197,6 +197,9 @@ def run(flows: List[Flow], name: str, assignments: List[str], params_json: Optio
             value = asyncio.run(flow(**kwargs))
         else:
             value = flow(**kwargs)
+        # The run is final: a late signal no longer has a run to cancel.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     except Terminated as t:
         _util.say(f"weir: flow run {t}")
         _exit(t.code)

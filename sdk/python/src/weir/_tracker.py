@@ -512,6 +512,9 @@ class _Heartbeats:
                 except (ApiError, TransportError) as e:
                     _util.say(f"weir: heartbeat failed (will retry): {e}")
                     continue
+                with self.cond:
+                    if run_id not in self.runs:
+                        continue  # ended meanwhile: the answer is about a finished run
                 if top_level and (reply.get("cancel") or reply.get("lost")):
                     why = ("cancellation requested" if reply.get("cancel")
                            else "the run is no longer held by this process")
