@@ -21,11 +21,13 @@ pub enum AuditAction {
     KeyCreate,
     /// Revoked an API key.
     KeyRevoke,
+    /// Archived a deployment (`weir deploy --prune`, `weir deployments rm`).
+    DeploymentArchive,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 8] = [
+    pub const ALL: [AuditAction; 9] = [
         AuditAction::Deploy,
         AuditAction::Run,
         AuditAction::Cancel,
@@ -34,6 +36,7 @@ impl AuditAction {
         AuditAction::ScheduleResume,
         AuditAction::KeyCreate,
         AuditAction::KeyRevoke,
+        AuditAction::DeploymentArchive,
     ];
 
     /// The name stored and shown (`weir audit`, the audit page).
@@ -47,6 +50,7 @@ impl AuditAction {
             AuditAction::ScheduleResume => "schedule.resume",
             AuditAction::KeyCreate => "key.create",
             AuditAction::KeyRevoke => "key.revoke",
+            AuditAction::DeploymentArchive => "deployment.archive",
         }
     }
 }

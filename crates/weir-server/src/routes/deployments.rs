@@ -213,7 +213,7 @@ pub(crate) async fn archive(
         caller
             .audit(
                 &st,
-                "deployment.archive",
+                AuditAction::DeploymentArchive,
                 &format!("{project}/{name}"),
                 None,
             )
