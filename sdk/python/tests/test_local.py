@@ -237,3 +237,18 @@ def test_results_and_cache_are_laid_out_as_the_rust_sdk_lays_them_out(tmp_path):
     r = weir_py(results, "run", "cached", env={**env, "WEIR_RESULTS_URL": "ftp://nowhere"})
     assert r.code == 0, "caching must not fail a task when storage is unusable"
     assert os.path.exists(tmp_path / "results")
+
+
+def test_a_broken_launch_environment_never_starts_a_run_of_its_own():
+    run_id = "0190a000-0000-7000-8000-000000000001"
+    for env, message in [
+        ({"WEIR_FLOW_RUN_ID": "nope"}, "invalid WEIR_FLOW_RUN_ID='nope': a flow run id (UUID)"),
+        ({"WEIR_FLOW_RUN_ID": run_id, "WEIR_ATTEMPT": "0"},
+         "invalid WEIR_ATTEMPT='0': a positive integer"),
+        ({"WEIR_FLOW_RUN_ID": run_id, "WEIR_RESUME": "yes"}, "invalid WEIR_RESUME='yes': 1 or 0"),
+    ]:
+        r = weir_py(BASICS, "run", "chain", env=env)
+        assert r.code == 1, r
+        assert f"flow 'chain' could not start: {message}; this process was launched with a " \
+               "broken launch environment" in r.stderr, r
+        assert "add_one" not in r.stderr and r.stdout == ""

@@ -47,27 +47,59 @@ class Started:
         self.resume = resume
 
 
+class LaunchEnvError(Exception):
+    """A launch-environment variable whose value does not parse (docs/contracts.md)."""
+
+    _weir_plain = True
+
+    def __init__(self, var: str, value: str, expected: str):
+        super().__init__(f"invalid {var}={value!r}: {expected}")
+
+
 def _assigned_from_env() -> Optional[Started]:
     """The run an agent launched this process for (`WEIR_FLOW_RUN_ID`, `WEIR_ATTEMPT`,
-    `WEIR_RESUME`)."""
+    `WEIR_RESUME`); None when none was. A malformed value is a `LaunchEnvError`, never a
+    silent fallback to a run of its own."""
     raw = os.environ.get("WEIR_FLOW_RUN_ID", "").strip()
     if not raw:
         return None
-    try:
-        import uuid
+    import uuid
 
+    try:
         uuid.UUID(raw)
     except ValueError:
-        _util.say(f"weir: ignoring invalid WEIR_FLOW_RUN_ID {raw!r}")
-        return None
+        raise LaunchEnvError("WEIR_FLOW_RUN_ID", raw, "a flow run id (UUID)") from None
     attempt = 1
     a = os.environ.get("WEIR_ATTEMPT", "").strip()
     if a:
-        try:
-            attempt = max(1, int(a))
-        except ValueError:
-            _util.say(f"weir: ignoring invalid WEIR_ATTEMPT {a!r}")
-    return Started(raw, attempt, _util.env_flag("WEIR_RESUME"))
+        if not a.isdigit() or int(a) < 1:
+            raise LaunchEnvError("WEIR_ATTEMPT", a, "a positive integer")
+        attempt = int(a)
+    r = os.environ.get("WEIR_RESUME", "").strip()
+    if r not in ("", "0", "1"):
+        raise LaunchEnvError("WEIR_RESUME", r, "1 or 0")
+    return Started(raw.lower(), attempt, r == "1")
+
+
+class Misconfigured:
+    """A tracker that refuses to start any flow run: the process was launched with a broken
+    launch environment and must not start a run of its own."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        self.put = lambda item: None
+
+    def start_flow_run(self, *args, **kwargs):
+        e = Exception(f"{self.reason}; this process was launched with a broken launch "
+                      "environment and will not start a run of its own (check what launched it)")
+        e._weir_plain = True  # type: ignore[attr-defined]
+        raise e
+
+    def finish_flow_run(self, *args) -> None:
+        pass
+
+    def flush(self) -> bool:
+        return True
 
 
 def _clock(at: float) -> str:
@@ -131,8 +163,8 @@ class LocalTracker:
         self.put = self._items.append if not terminal else self._show_and_keep
 
     @classmethod
-    def from_env(cls) -> "LocalTracker":
-        return cls(not _util.env_flag("WEIR_QUIET"), _assigned_from_env())
+    def from_env(cls, assigned: Optional[Started] = None) -> "LocalTracker":
+        return cls(not _util.env_flag("WEIR_QUIET"), assigned)
 
     # -- terminal ------------------------------------------------------------------------
     def _label(self, call) -> str:
@@ -540,16 +572,25 @@ def from_env():
     global _TRACKER
     with _TRACKER_LOCK:
         if _TRACKER is None:
-            local = LocalTracker.from_env()
-            if os.environ.get("WEIR_API_URL", "").strip():
-                try:
-                    _TRACKER = HttpTracker.from_env(local)
-                except ValueError as e:
-                    _util.say(f"weir: cannot use WEIR_API_URL: {e}; reporting locally only")
-                    _TRACKER = local
-            else:
-                _TRACKER = local
+            _TRACKER = _from_env()
         return _TRACKER
+
+
+def _from_env():
+    try:
+        assigned = _assigned_from_env()
+    except LaunchEnvError as e:
+        return Misconfigured(str(e))
+    local = LocalTracker.from_env(assigned)
+    if not os.environ.get("WEIR_API_URL", "").strip():
+        return local
+    try:
+        return HttpTracker.from_env(local)
+    except ValueError as e:
+        if assigned is not None:
+            return Misconfigured(f"cannot use WEIR_API_URL: {e}")
+        _util.say(f"weir: cannot use WEIR_API_URL: {e}; reporting locally only")
+        return local
 
 
 def set_tracker(tracker) -> None:
