@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 use weir_client::Client;
 use weir_core::StateKind;
+use weir_core::infrastructure::InfrastructureKind;
 use weir_core::api::{
     ClaimedRun, FlowRun, HeldRun, LogBatch, LogLevel, NewLogLine, ProposeState, RegisterAgent,
 };
@@ -79,7 +80,8 @@ struct Held {
 struct Shared {
     client: Client,
     options: AgentOptions,
-    launcher: Arc<dyn Launcher>,
+    /// One launcher per infrastructure kind this agent can launch.
+    launchers: BTreeMap<InfrastructureKind, Arc<dyn Launcher>>,
     resolver: Resolver,
     held: Mutex<HashMap<Uuid, Held>>,
     slot_freed: Notify,
@@ -91,18 +93,20 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent using `launcher` and resolving secrets with `resolver`.
+    /// An agent launching runs with `launchers` (one per infrastructure kind; a later one
+    /// replaces an earlier one of the same kind) and resolving secrets with `resolver`. It
+    /// registers their kinds, so the server hands it only runs it can launch.
     pub fn new(
         client: Client,
         options: AgentOptions,
-        launcher: Arc<dyn Launcher>,
+        launchers: Vec<Arc<dyn Launcher>>,
         resolver: Resolver,
     ) -> Agent {
         Agent {
             shared: Arc::new(Shared {
                 client,
                 options,
-                launcher,
+                launchers: launchers.into_iter().map(|l| (l.kind(), l)).collect(),
                 resolver,
                 held: Mutex::new(HashMap::new()),
                 slot_freed: Notify::new(),
@@ -125,7 +129,8 @@ impl Agent {
             }
         })?;
         let me = register(&sh).await?;
-        tracing::info!(message = "agent registered", agent = %me, queues = ?sh.options.queues, limit = sh.options.limit);
+        let launchers: Vec<&str> = sh.launchers.keys().map(|k| k.as_str()).collect();
+        tracing::info!(message = "agent registered", agent = %me, queues = ?sh.options.queues, limit = sh.options.limit, ?launchers);
         adopt_orphans(&sh);
         let heartbeat = tokio::spawn(heartbeat_loop(sh.clone(), me));
         tokio::pin!(shutdown);
@@ -201,6 +206,7 @@ async fn register(sh: &Shared) -> Result<Uuid, Error> {
         name: sh.options.name.clone(),
         queues: sh.options.queues.clone(),
         limit: sh.options.limit,
+        launchers: sh.launchers.keys().copied().collect(),
     };
     let mut wait = Duration::from_millis(200);
     for _ in 0..10 {
@@ -349,9 +355,19 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         .await;
         return;
     };
+    let kind = spec.infrastructure.kind();
+    let Some(launcher) = sh.launchers.get(&kind).cloned() else {
+        let msg = format!(
+            "this agent has no {kind} launcher (it launches: {}); start one with \
+             `weir agent --launchers {kind}`",
+            sh.launchers.keys().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        report(sh, &run, StateKind::Crashed, Some(msg)).await;
+        return;
+    };
     if spec.command.is_empty() {
         let msg = format!(
-            "deployment {:?} has no command for the process launcher",
+            "deployment {:?} has no command to run",
             run.deployment.clone().unwrap_or_default()
         );
         report(sh, &run, StateKind::Crashed, Some(msg)).await;
@@ -413,12 +429,12 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         flow_run_id: run.id,
         attempt: run.attempt,
         argv,
-        image: spec.image.clone(),
+        infrastructure: spec.infrastructure.clone(),
         env,
         workdir: sh.options.workdir.clone(),
         redact,
     };
-    let mut launched = match sh.launcher.launch(launch).await {
+    let mut launched = match launcher.launch(launch).await {
         Ok(l) => l,
         Err(e) => {
             report(
@@ -427,7 +443,7 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
                 StateKind::Crashed,
                 Some(format!(
                     "launch failed ({} launcher): {e}",
-                    sh.launcher.name()
+                    launcher.name()
                 )),
             )
             .await;

@@ -83,6 +83,11 @@ pub struct AgentArgs {
     /// settings: never the agent's own credentials.
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_env: Vec<String>,
+    /// Infrastructure kinds to launch runs on (comma-separated: process, docker, ecs). The
+    /// server hands this agent only runs of these kinds. Default: process (`weir up` adds
+    /// docker when it can reach a Docker engine).
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    pub launchers: Option<Vec<weir_core::infrastructure::InfrastructureKind>>,
 }
 
 /// The commands.
@@ -252,6 +257,12 @@ pub enum DeploymentsCommand {
     /// Archive PROJECT/DEPLOYMENT: its schedules stop and it takes no new runs; its runs
     /// stay readable. `weir deploy` of a file that has it restores it.
     Rm {
+        /// PROJECT/DEPLOYMENT.
+        target: String,
+    },
+    /// Show one deployment whole: command, infrastructure, schedules, parameters, env,
+    /// secret references, retries.
+    Show {
         /// PROJECT/DEPLOYMENT.
         target: String,
     },

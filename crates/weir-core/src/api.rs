@@ -4,6 +4,7 @@
 //!
 //! Every request type rejects unknown fields, so a typo is an error instead of a silent no-op.
 
+use crate::infrastructure::{Infrastructure, InfrastructureKind};
 use crate::{StateKind, Timestamp};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -92,9 +93,9 @@ pub struct DeploymentSpec {
     /// Whether `command` is a Weir flows binary (`describe`/`run`) or any other program.
     #[serde(default, skip_serializing_if = "is_false")]
     pub plain_command: bool,
-    /// Container image, for container launchers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
+    /// Where runs execute: a local process (the default), a Docker container, an ECS task.
+    #[serde(default, skip_serializing_if = "Infrastructure::is_process")]
+    pub infrastructure: Infrastructure,
     /// Work queue runs are put on (default `default`).
     #[serde(default = "default_queue")]
     pub work_queue: String,
@@ -545,6 +546,13 @@ pub struct RegisterAgent {
     pub queues: Vec<String>,
     /// Most runs it will have at once.
     pub limit: u32,
+    /// Infrastructure kinds it can launch (default: `process` only).
+    #[serde(default = "process_only")]
+    pub launchers: Vec<InfrastructureKind>,
+}
+
+fn process_only() -> Vec<InfrastructureKind> {
+    vec![InfrastructureKind::Process]
 }
 
 /// An agent as the server knows it.
@@ -564,6 +572,9 @@ pub struct Agent {
     pub last_heartbeat_at: Timestamp,
     /// Runs it currently holds.
     pub running: u32,
+    /// Infrastructure kinds it can launch.
+    #[serde(default = "process_only")]
+    pub launchers: Vec<InfrastructureKind>,
 }
 
 /// Body of `POST /api/v1/agents/{id}/heartbeat`.

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod contract;
 pub mod deployment;
+pub mod infrastructure;
 pub mod names;
 pub mod orchestration;
 pub mod params;

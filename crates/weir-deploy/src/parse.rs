@@ -1,7 +1,10 @@
 //! Reading `weir.toml` from the spanned TOML tree, collecting every problem with its position.
 
+mod infrastructure;
+
 use crate::suggest::suggest;
 use crate::{DeployFile, DeploymentEntry, Diagnostic, Error, Location, Vars};
+use infrastructure::InfraPartial;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +19,7 @@ const DEPLOYMENT_KEYS: &[&str] = &[
     "description",
     "command",
     "plain",
-    "image",
+    "infrastructure",
     "work_queue",
     "parameters",
     "schedules",
@@ -44,7 +47,7 @@ struct Partial {
     /// Whether `command` was written at all (possibly wrongly, already reported).
     command_written: bool,
     plain: Option<bool>,
-    image: Option<String>,
+    infrastructure: Option<InfraPartial>,
     work_queue: Option<String>,
     parameters: Option<Parameters>,
     schedules: Option<Vec<ScheduleSpec>>,
@@ -297,7 +300,14 @@ impl<'t> Parser<'t> {
                     DeValue::Boolean(b) => p.plain = Some(*b),
                     _ => self.wrong_type(key, item, ctx, "true or false"),
                 },
-                "image" => p.image = self.non_empty_string(key, item, ctx),
+                "infrastructure" => p.infrastructure = self.infrastructure(item, ctx),
+                "image" => self.error(
+                    key_at,
+                    format!(
+                        "key \"image\" {ctx} belongs in the infrastructure table: \
+                         infrastructure = {{ type = \"docker\", image = \"…\" }}"
+                    ),
+                ),
                 "work_queue" => {
                     p.work_queue = self
                         .string(key, item, ctx)
@@ -576,13 +586,16 @@ impl<'t> Parser<'t> {
             }
         }
         let strip = |m: EnvTable| m.into_iter().map(|(k, (v, _))| (k, v)).collect();
+        let infrastructure =
+            InfraPartial::merge(defaults.infrastructure.as_ref(), own.infrastructure);
+        let infrastructure = self.build_infrastructure(name, infrastructure)?;
         let d = DeploymentSpec::default();
         Some(DeploymentSpec {
             flow: own.flow.unwrap_or_else(|| name.to_string()),
             description: own.description.unwrap_or_default(),
             command: command?,
             plain_command: own.plain.or(defaults.plain).unwrap_or(false),
-            image: own.image.or_else(|| defaults.image.clone()),
+            infrastructure,
             work_queue: own
                 .work_queue
                 .or_else(|| defaults.work_queue.clone())

@@ -4,6 +4,9 @@ use super::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use weir_core::api::ScheduleSpec;
+use weir_core::infrastructure::{DockerInfrastructure, Infrastructure};
+
+mod infrastructure;
 
 const FULL: &str = r#"project = "dev"
 
@@ -17,7 +20,7 @@ retries = 1
 flow = "etl_flow"
 description = "Nightly ETL"
 command = ["example-flows", "--verbose"]
-image = "example-flows:latest"
+infrastructure = { type = "docker", image = "example-flows:latest", memory = "512Mi" }
 work_queue = "etl"
 parameters = { rows = 100, ratio = 0.5, name = "x", nested = { list = [1, 2] }, day = 2026-01-02 }
 schedules = [
@@ -79,7 +82,10 @@ fn full_file_parses_with_defaults_applied() {
         description: "Nightly ETL".into(),
         command: vec!["example-flows".into(), "--verbose".into()],
         plain_command: false,
-        image: Some("example-flows:latest".into()),
+        infrastructure: Infrastructure::Docker(DockerInfrastructure {
+            memory: Some("512Mi".into()),
+            ..DockerInfrastructure::new("example-flows:latest")
+        }),
         work_queue: "etl".into(),
         schedules: vec![
             ScheduleSpec {
@@ -162,7 +168,7 @@ fn unknown_key_with_suggestion() {
     assert_eq!(
         one_error(&with("bogus = 1")),
         "weir.toml:4:1: unknown key \"bogus\" in deployment \"etl\" (expected one of: flow, \
-         description, command, plain, image, work_queue, parameters, schedules, secrets, env, \
+         description, command, plain, infrastructure, work_queue, parameters, schedules, secrets, env, \
          retries, retry_delay, tags)"
     );
     assert_eq!(

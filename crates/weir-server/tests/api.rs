@@ -514,6 +514,7 @@ async fn claims_respect_the_agent_limit(db: &TestDb) {
             name: "small".into(),
             queues: vec!["default".into()],
             limit: 2,
+            launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
         })
         .await
         .expect("register")

@@ -234,6 +234,7 @@ impl World {
                 name: "agent-1".into(),
                 queues: vec!["default".into()],
                 limit: 100,
+                launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
             })
             .await
             .expect("the agent key registers an agent")

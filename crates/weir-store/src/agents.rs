@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use uuid::Uuid;
 use weir_core::Timestamp;
 use weir_core::api::{Agent, RegisterAgent, WorkQueue};
+use weir_core::infrastructure::{InfrastructureKind, UnknownKind};
 
 fn agent(row: &AnyRow) -> Result<Agent> {
     let running: i64 = row.try_get("running")?;
@@ -20,12 +21,37 @@ fn agent(row: &AnyRow) -> Result<Agent> {
         created_at: ts(row.try_get("created_at")?),
         last_heartbeat_at: ts(row.try_get("last_heartbeat_at")?),
         running: u32::try_from(running).unwrap_or(0),
+        launchers: launchers(&row.try_get::<String, _>("launchers")?)?,
     })
+}
+
+/// The stored form of an agent's launchers: the kinds between commas, `,process,docker,`, so
+/// the claim statement tests membership with one `LIKE` in both dialects.
+fn launchers_column(kinds: &[InfrastructureKind]) -> String {
+    let mut s = String::from(",");
+    for k in kinds {
+        s.push_str(k.as_str());
+        s.push(',');
+    }
+    s
+}
+
+fn launchers(column: &str) -> Result<Vec<InfrastructureKind>> {
+    column
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            k.parse().map_err(|e: UnknownKind| Error::Corrupt {
+                column: "launchers",
+                reason: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 static AGENT_SELECT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT a.id, a.name, a.queues, a.run_limit, a.created_at, a.last_heartbeat_at, \
+        "SELECT a.id, a.name, a.queues, a.run_limit, a.created_at, a.last_heartbeat_at, a.launchers, \
          (SELECT COUNT(*) FROM flow_runs r WHERE r.agent_id = a.id \
          AND r.state IN ({})) AS running FROM agents a",
         *states::LEASED
@@ -43,8 +69,8 @@ impl Store {
     ) -> Result<Agent> {
         let id = Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO agents (id, name, queues, run_limit, created_at, last_heartbeat_at, key_id) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            "INSERT INTO agents (id, name, queues, run_limit, created_at, last_heartbeat_at, key_id, \
+             launchers) VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
         )
         .bind(id.to_string())
         .bind(&req.name)
@@ -52,6 +78,7 @@ impl Store {
         .bind(i64::from(req.limit))
         .bind(micros(now))
         .bind(key.map(str::to_string))
+        .bind(launchers_column(&req.launchers))
         .execute(&self.write)
         .await?;
         self.agent(id).await

@@ -126,7 +126,8 @@ impl Store {
         // instead of failing on the duplicate version.
         let n = sqlx::query(
             "UPDATE deployments SET version = $1, spec = $2, flow = $3, work_queue = $4, \
-             updated_at = $5, archived_at = NULL WHERE id = $6 AND version = $7",
+             updated_at = $5, archived_at = NULL, infrastructure = $8 \
+             WHERE id = $6 AND version = $7",
         )
         .bind(version)
         .bind(to_json(spec))
@@ -135,6 +136,7 @@ impl Store {
         .bind(micros(now))
         .bind(d.id.to_string())
         .bind(i64::from(d.version))
+        .bind(spec.infrastructure.kind().as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -171,7 +173,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "INSERT INTO deployments (id, project, name, version, spec, flow, work_queue, \
-             paused, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6, 0, $7, $7) \
+             paused, created_at, updated_at, infrastructure) \
+             VALUES ($1, $2, $3, 1, $4, $5, $6, 0, $7, $7, $8) \
              ON CONFLICT (project, name) DO NOTHING",
         )
         .bind(id.to_string())
@@ -181,6 +184,7 @@ impl Store {
         .bind(&spec.flow)
         .bind(&spec.work_queue)
         .bind(micros(now))
+        .bind(spec.infrastructure.kind().as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -30,6 +30,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "deployment_archive",
         include_str!("../migrations/sqlite/0005_deployment_archive.sql"),
     ),
+    (
+        6,
+                "infrastructure",
+        include_str!("../migrations/sqlite/0006_infrastructure.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -56,6 +61,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "deployment_archive",
         include_str!("../migrations/postgres/0005_deployment_archive.sql"),
+    ),
+    (
+        6,
+                "infrastructure",
+        include_str!("../migrations/postgres/0006_infrastructure.sql"),
     ),
 ];
 

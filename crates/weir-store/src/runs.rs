@@ -495,7 +495,10 @@ impl Store {
 
     /// Claims up to `limit` due runs from `queues` for `agent`: each moves to Pending with its
     /// attempt bumped, in one atomic statement, so no run is claimed twice however many
-    /// agents race. Returns the runs and whether each should resume from persisted results.
+    /// agents race. Only runs whose infrastructure kind (their deployment's; `process` for
+    /// ad-hoc runs) is among the agent's registered launchers are taken; an agent the store
+    /// does not know counts as launching processes only. Returns the runs and whether each
+    /// should resume from persisted results.
     pub async fn claim(
         &self,
         agent: Uuid,
@@ -531,7 +534,12 @@ impl Store {
              WHERE id IN (SELECT id FROM flow_runs \
                WHERE state IN ({claimable}) AND scheduled_at <= $3 \
                AND ($5 IS NULL OR project = $5) \
-               AND work_queue IN ({}) ORDER BY scheduled_at, id LIMIT $4{lock}) \
+               AND work_queue IN ({}) \
+               AND COALESCE((SELECT a.launchers FROM agents a WHERE a.id = $1), ',process,') \
+                 LIKE '%,' || \
+                 COALESCE((SELECT d.infrastructure FROM deployments d \
+                   WHERE d.id = flow_runs.deployment_id), 'process') || ',%' \
+               ORDER BY scheduled_at, id LIMIT $4{lock}) \
              RETURNING {FLOW_RUN_COLUMNS}, resume",
             placeholders(6, queues.len()),
             claimed = states::one(orchestration::CLAIMED),

@@ -58,6 +58,7 @@ conformance! {
     case_task_runs_close_with_flow_run => sqlite_task_runs_close_with_flow_run, postgres_task_runs_close_with_flow_run;
     case_logs => sqlite_logs, postgres_logs;
     case_agents => sqlite_agents, postgres_agents;
+    case_claim_by_launcher => sqlite_claim_by_launcher, postgres_claim_by_launcher;
     case_work_queues => sqlite_work_queues, postgres_work_queues;
     case_materialise_idempotent => sqlite_materialise_idempotent, postgres_materialise_idempotent;
     case_schedule_change => sqlite_schedule_change, postgres_schedule_change;
@@ -1585,6 +1586,7 @@ async fn case_agents(store: Store) {
         name: "worker-1".into(),
         queues: queues(&["default", "gpu"]),
         limit: 4,
+        launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
     };
     let a = store.register_agent(&req, None, t).await.expect("register");
     assert_eq!((a.name.as_str(), a.limit, a.running), ("worker-1", 4, 0));
@@ -1597,6 +1599,7 @@ async fn case_agents(store: Store) {
                 name: "worker-2".into(),
                 queues: queues(&["default"]),
                 limit: 1,
+                launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
             },
             None,
             t,
@@ -1650,6 +1653,44 @@ async fn case_agents(store: Store) {
     assert_eq!(store.agent(a.id).await.expect("get").running, 1);
 }
 
+/// A run goes only to an agent that can launch its deployment's infrastructure kind; the
+/// kind follows the deployment's current spec; ad-hoc runs are processes.
+async fn case_claim_by_launcher(store: Store) {
+    use weir_core::infrastructure::{DockerInfrastructure, Infrastructure, InfrastructureKind};
+    let t = now();
+    let register = |name: &str, launchers: Vec<InfrastructureKind>| RegisterAgent {
+        name: name.into(),
+        queues: queues(&["default"]),
+        limit: 10,
+        launchers,
+    };
+    let process = store
+        .register_agent(&register("p", vec![InfrastructureKind::Process]), None, t)
+        .await
+        .expect("register");
+    assert_eq!(process.launchers, [InfrastructureKind::Process]);
+    let both = vec![InfrastructureKind::Process, InfrastructureKind::Docker];
+    let docker = store
+        .register_agent(&register("d", both.clone()), None, t)
+        .await
+        .expect("register");
+    assert_eq!(store.agent(docker.id).await.expect("get").launchers, both);
+    let mut docker_spec = spec("etl");
+    docker_spec.infrastructure = Infrastructure::Docker(DockerInfrastructure::new("flows:dev"));
+    let d = deploy(&store, "dev", "etl-docker", docker_spec).await;
+    let r = create(&store, &d, t, t).await;
+    let q = queues(&["default"]);
+    let none = store.claim(process.id, &q, 5, LEASE, t).await.expect("claim");
+    assert!(none.is_empty(), "a process-only agent must not get a docker run");
+    let got = store.claim(docker.id, &q, 5, LEASE, t).await.expect("claim");
+    assert_eq!(got.iter().map(|(r, _)| r.id).collect::<Vec<_>>(), [r.id]);
+    // The deployment moves back to processes: its next run is any agent's.
+    let d = deploy(&store, "dev", "etl-docker", spec("etl")).await;
+    let r2 = create(&store, &d, t, t).await;
+    let got = store.claim(process.id, &q, 5, LEASE, t).await.expect("claim");
+    assert_eq!(got.iter().map(|(r, _)| r.id).collect::<Vec<_>>(), [r2.id]);
+}
+
 async fn case_work_queues(store: Store) {
     let t = now();
     let mut etl_spec = spec("etl");
@@ -1662,6 +1703,7 @@ async fn case_work_queues(store: Store) {
                 name: "w".into(),
                 queues: queues(&["gpu"]),
                 limit: 1,
+                launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
             },
             None,
             t,
@@ -1674,6 +1716,7 @@ async fn case_work_queues(store: Store) {
                 name: "gone".into(),
                 queues: queues(&["ancient"]),
                 limit: 1,
+                launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
             },
             None,
             t - Duration::days(3),

@@ -34,9 +34,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+use weir_core::infrastructure::{Infrastructure, InfrastructureKind};
 
 /// What to launch: one attempt of one flow run.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct LaunchSpec {
     /// The flow run this attempt belongs to.
     pub flow_run_id: Uuid,
@@ -45,8 +46,9 @@ pub struct LaunchSpec {
     /// Program and arguments. The process launcher runs `argv[0]` (looked up on `PATH` when
     /// it has no `/`); container launchers use it as the container's command, if non-empty.
     pub argv: Vec<String>,
-    /// Image for container launchers; ignored by the process launcher.
-    pub image: Option<String>,
+    /// Where to run it: the deployment's infrastructure. Each launcher reads its own kind's
+    /// settings (the image and limits of a container); the process launcher needs none.
+    pub infrastructure: Infrastructure,
     /// Environment added for the run (run context, secrets). Wins over anything inherited.
     pub env: BTreeMap<String, String>,
     /// Working directory; the agent's own when `None`.
@@ -63,7 +65,7 @@ impl fmt::Debug for LaunchSpec {
             .field("flow_run_id", &self.flow_run_id)
             .field("attempt", &self.attempt)
             .field("argv", &self.argv)
-            .field("image", &self.image)
+            .field("infrastructure", &self.infrastructure.kind())
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("workdir", &self.workdir)
             .field("redact", &self.redact.len())
@@ -195,7 +197,12 @@ pub enum LaunchError {
 /// One kind of infrastructure runs are launched on.
 pub trait Launcher: Send + Sync + 'static {
     /// Short name used in configuration and logs, such as `"process"`.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// The infrastructure kind it launches; the agent registers the kinds of its launchers.
+    fn kind(&self) -> InfrastructureKind;
 
     /// Starts one attempt. Resolves once the run has started (not when it ends).
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>>;

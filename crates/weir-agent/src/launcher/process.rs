@@ -215,8 +215,8 @@ impl ProcessLauncher {
 }
 
 impl Launcher for ProcessLauncher {
-    fn name(&self) -> &'static str {
-        "process"
+    fn kind(&self) -> weir_core::infrastructure::InfrastructureKind {
+        weir_core::infrastructure::InfrastructureKind::Process
     }
 
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>> {

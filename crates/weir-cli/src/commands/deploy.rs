@@ -68,6 +68,14 @@ async fn complete(file: &mut DeployFile, label: &str, dir: &Path) -> Vec<String>
         if entry.spec.plain_command {
             continue;
         }
+        if let Some(image) = entry.spec.infrastructure.image() {
+            eprintln!(
+                "note: deployment {:?} runs in image {image}; its flow and parameters are \
+                 checked when it runs, not now",
+                entry.name
+            );
+            continue;
+        }
         let key = (entry.spec.command.clone(), entry.spec.env.clone());
         let described = match cache.get(&key) {
             Some(d) => d.clone(),

@@ -11,6 +11,7 @@ pub async fn deployments(api: &str, cmd: DeploymentsCommand, json: bool) -> Resu
     match cmd {
         DeploymentsCommand::Ls { project } => list(api, project, json).await,
         DeploymentsCommand::Rm { target } => super::prune::remove(api, &target, json).await,
+        DeploymentsCommand::Show { target } => super::show::deployment(api, &target, json).await,
     }
 }
 

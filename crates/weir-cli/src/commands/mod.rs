@@ -6,6 +6,7 @@ mod keys;
 mod prune;
 mod run;
 mod serve;
+mod show;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;

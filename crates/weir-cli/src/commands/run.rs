@@ -228,6 +228,9 @@ pub async fn runs(api: &str, cmd: RunsCommand, json: bool) -> Result<ExitCode> {
                     .map(|m| format!(": {m}"))
                     .unwrap_or_default()
             );
+            if let Some(reason) = waiting_reason(&client, r).await {
+                println!("  waiting:     {reason}");
+            }
             println!(
                 "  attempt:     {} (retries used {}/{})",
                 r.attempt, r.retries_used, r.retries
@@ -326,4 +329,26 @@ async fn print_new_lines(client: &Client, id: Uuid, after: &mut i64) -> Result<u
             return Ok(printed);
         }
     }
+}
+
+/// Why a due run is not being picked up, when no live agent can take it (see
+/// [`weir_core::infrastructure::why_waiting`]). Agents count as live when they heartbeated in
+/// the last two minutes.
+async fn waiting_reason(client: &weir_client::Client, r: &weir_core::api::FlowRun) -> Option<String> {
+    if !r.state.is_claimable() || r.scheduled_at > chrono::Utc::now() {
+        return None;
+    }
+    let kind = match &r.deployment {
+        Some(name) => client.deployment(&r.project, name).await.ok()?.spec.infrastructure.kind(),
+        None => weir_core::infrastructure::InfrastructureKind::Process,
+    };
+    let since = chrono::Utc::now() - chrono::Duration::minutes(2);
+    let live: Vec<_> = client
+        .agents()
+        .await
+        .ok()?
+        .into_iter()
+        .filter(|a| a.last_heartbeat_at >= since)
+        .collect();
+    weir_core::infrastructure::why_waiting(kind, &r.work_queue, &live)
 }

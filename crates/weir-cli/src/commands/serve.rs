@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use weir_agent::launcher::ProcessLauncher;
+use weir_agent::launcher::{Launcher, ProcessLauncher};
+use weir_core::infrastructure::InfrastructureKind;
 use weir_agent::secrets::Resolver;
 use weir_agent::{Agent, AgentOptions};
 use weir_server::{Options, Server};
@@ -141,13 +142,33 @@ fn agent_options(api: &str, args: &AgentArgs) -> Result<AgentOptions> {
     })
 }
 
+/// The launchers for `kinds`, or an error naming a kind this build cannot launch.
+fn launchers(args: &AgentArgs, kinds: &[InfrastructureKind]) -> Result<Vec<Arc<dyn Launcher>>> {
+    let mut out: Vec<Arc<dyn Launcher>> = Vec::new();
+    for kind in kinds {
+        match kind {
+            InfrastructureKind::Process => out.push(Arc::new(
+                ProcessLauncher::new().with_pass_env(args.pass_env.clone()),
+            )),
+            other => anyhow::bail!(
+                "this weir cannot launch {other} runs: it was built without the {other} launcher"
+            ),
+        }
+    }
+    Ok(out)
+}
+
 /// `weir agent`.
 pub async fn agent(api: &str, args: AgentArgs) -> Result<ExitCode> {
     init_logging();
     let options = agent_options(api, &args)?;
     let client = super::client(api)?;
-    let launcher = ProcessLauncher::new().with_pass_env(args.pass_env.clone());
-    let agent = Agent::new(client, options, Arc::new(launcher), resolver().await);
+    let kinds = args
+        .launchers
+        .clone()
+        .unwrap_or_else(|| vec![InfrastructureKind::Process]);
+    let launchers = launchers(&args, &kinds)?;
+    let agent = Agent::new(client, options, launchers, resolver().await);
     agent.run(stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -178,8 +199,12 @@ pub async fn up(
     }
     let options = agent_options(&url, &agent_args)?;
     let client = super::client(&url)?;
-    let launcher = ProcessLauncher::new().with_pass_env(agent_args.pass_env.clone());
-    let agent = Agent::new(client, options, Arc::new(launcher), resolver().await);
+    let kinds = match agent_args.launchers.clone() {
+        Some(kinds) => kinds,
+        None => vec![InfrastructureKind::Process],
+    };
+    let launchers = launchers(&agent_args, &kinds)?;
+    let agent = Agent::new(client, options, launchers, resolver().await);
     println!();
     println!("  Weir is up.");
     println!("  API and UI:   {url}");

@@ -526,6 +526,18 @@ impl Weir {
 
     /// Like [`Weir::start_agent_in`], with extra environment variables `env` for the agent.
     pub fn start_agent_env(&mut self, home: &Path, limit: u32, env: &[(&str, &str)]) -> usize {
+        self.start_agent_with(home, limit, &[], env)
+    }
+
+    /// Like [`Weir::start_agent_env`], with extra command-line arguments `args` (such as
+    /// `--launchers docker`).
+    pub fn start_agent_with(
+        &mut self,
+        home: &Path,
+        limit: u32,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> usize {
         let key = self.agent_key(home);
         let n = self.agents.len();
         let limit = limit.to_string();
@@ -535,24 +547,22 @@ impl Weir {
             ("WEIR_API_KEY", key.as_str()),
         ];
         all_env.extend_from_slice(env);
-        let idx = self.sb.spawn(
-            &format!("agent-{n}"),
-            &[
-                "agent",
-                "--queue",
-                "default",
-                "--limit",
-                &limit,
-                "--heartbeat-s",
-                "1",
-                "--cancel-grace-s",
-                "2",
-                "--name",
-                &format!("agent-{n}"),
-            ],
-            home,
-            &all_env,
-        );
+        let name = format!("agent-{n}");
+        let mut all_args = vec![
+            "agent",
+            "--queue",
+            "default",
+            "--limit",
+            &limit,
+            "--heartbeat-s",
+            "1",
+            "--cancel-grace-s",
+            "2",
+            "--name",
+            &name,
+        ];
+        all_args.extend_from_slice(args);
+        let idx = self.sb.spawn(&name, &all_args, home, &all_env);
         self.agents.push((idx, home.to_path_buf()));
         n
     }

@@ -601,6 +601,8 @@ async fn deployment_page(
             .map(|(k, v)| format!("{k} ← {v}"))
             .collect::<Vec<_>>()
             .join(", "),
+        infrastructure: d.spec.infrastructure.kind().to_string(),
+        infrastructure_settings: d.spec.infrastructure.settings(),
         fields,
         runs,
         flash,

@@ -245,6 +245,9 @@ pub(crate) struct DeploymentPage {
     pub work_queue: String,
     pub command: String,
     pub secrets: String,
+    /// Infrastructure kind, and its settings as (name, value).
+    pub infrastructure: String,
+    pub infrastructure_settings: Vec<(&'static str, String)>,
     pub can_run: bool,
     pub can_deploy: bool,
     pub fields: Vec<super::form::Field>,

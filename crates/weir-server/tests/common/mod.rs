@@ -160,6 +160,7 @@ pub async fn agent(c: &Client) -> Uuid {
         name: "test-agent".into(),
         queues: vec!["default".into()],
         limit: 10,
+        launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
     })
     .await
     .expect("register agent")
