@@ -21,11 +21,11 @@ use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 use weir_client::Client;
 use weir_core::StateKind;
-use weir_core::infrastructure::InfrastructureKind;
 use weir_core::api::{
     ClaimedRun, FlowRun, HeldRun, LogBatch, LogLevel, NewLogLine, ProposeState, RegisterAgent,
 };
 use weir_core::contract::{AssignedRun, LaunchEnv};
+use weir_core::infrastructure::InfrastructureKind;
 
 /// Agent settings.
 #[derive(Debug, Clone)]
@@ -360,7 +360,11 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         let msg = format!(
             "this agent has no {kind} launcher (it launches: {}); start one with \
              `weir agent --launchers {kind}`",
-            sh.launchers.keys().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            sh.launchers
+                .keys()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         report(sh, &run, StateKind::Crashed, Some(msg)).await;
         return;
@@ -441,10 +445,7 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
                 sh,
                 &run,
                 StateKind::Crashed,
-                Some(format!(
-                    "launch failed ({} launcher): {e}",
-                    launcher.name()
-                )),
+                Some(format!("launch failed ({} launcher): {e}", launcher.name())),
             )
             .await;
             return;

@@ -26,14 +26,18 @@ infrastructure = { type = "docker", image = "weir-test-none:dev", memory = "64Mi
     let home = w.sb.path("agent-process");
     w.start_agent_with(&home, 2, &["--launchers", "process"], &[]);
     let run = w.create_run("dev", "hello-docker", Parameters::new());
-    let show = common::wait_until("runs show to explain the wait", Duration::from_secs(20), || {
-        let out = w.weir(&["runs", "show", &run.id.to_string()]).ok();
-        if out.stdout.contains("can launch docker runs") {
-            Ok(out)
-        } else {
-            Err(out.stdout)
-        }
-    });
+    let show = common::wait_until(
+        "runs show to explain the wait",
+        Duration::from_secs(20),
+        || {
+            let out = w.weir(&["runs", "show", &run.id.to_string()]).ok();
+            if out.stdout.contains("can launch docker runs") {
+                Ok(out)
+            } else {
+                Err(out.stdout)
+            }
+        },
+    );
     assert!(
         show.stdout.contains("agent-0 (process)") && show.stdout.contains("--launchers docker"),
         "{show:#?}"
@@ -50,14 +54,17 @@ infrastructure = { type = "docker", image = "weir-test-none:dev", memory = "64Mi
     ] {
         assert!(shown.stdout.contains(needle), "{needle:?} in {shown:#?}");
     }
-    let json = w.weir(&["--json", "deployments", "show", "dev/hello-docker"]).ok();
+    let json = w
+        .weir(&["--json", "deployments", "show", "dev/hello-docker"])
+        .ok();
     let d: weir_core::api::Deployment = serde_json::from_str(&json.stdout).expect("JSON");
     assert_eq!(d.spec.infrastructure.image(), Some("weir-test-none:dev"));
 
     w.write_toml(&file.replace("64Mi", "128Mi"));
     let plan = w.weir(&["deploy", "--plan"]).ok();
     assert!(
-        plan.stdout.contains("infrastructure.memory: \"64Mi\" → \"128Mi\""),
+        plan.stdout
+            .contains("infrastructure.memory: \"64Mi\" → \"128Mi\""),
         "{plan:#?}"
     );
 }

@@ -266,9 +266,9 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
             ));
         }
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid memory size {s:?}: write a number and a unit, e.g. \"512Mi\""))?;
+    let value: f64 = number.parse().map_err(|_| {
+        format!("invalid memory size {s:?}: write a number and a unit, e.g. \"512Mi\"")
+    })?;
     let bytes = value * factor as f64;
     if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
         return Err(format!("memory size {s:?} is out of range"));
@@ -285,7 +285,9 @@ pub fn check_volume(v: &str) -> Result<(), String> {
         [s, t] => (*s, *t),
         [s, t, mode] if *mode == "ro" || *mode == "rw" => (*s, *t),
         [_, _, mode] => {
-            return Err(format!("volume {v:?}: unknown mode {mode:?} (use ro or rw)"));
+            return Err(format!(
+                "volume {v:?}: unknown mode {mode:?} (use ro or rw)"
+            ));
         }
         _ => return Err(format!("invalid volume {v:?}: {hint}")),
     };
@@ -338,10 +340,10 @@ mod tests {
 
     #[test]
     fn old_specs_read_as_process_and_process_is_left_out() {
-        let i: Infrastructure = serde_json::from_str(r#"{"type":"process"}"#).unwrap();
+        let i: Infrastructure = serde_json::from_str(r#"{"type":"process"}"#).expect("ok");
         assert_eq!(i, Infrastructure::Process);
         assert_eq!(
-            serde_json::to_string(&Infrastructure::Process).unwrap(),
+            serde_json::to_string(&Infrastructure::Process).expect("ok"),
             r#"{"type":"process"}"#
         );
     }
@@ -349,10 +351,14 @@ mod tests {
     #[test]
     fn docker_round_trips_with_defaults_left_out() {
         let d = Infrastructure::Docker(DockerInfrastructure::new("flows:dev"));
-        let text = serde_json::to_string(&d).unwrap();
+        let text = serde_json::to_string(&d).expect("ok");
         assert_eq!(text, r#"{"type":"docker","image":"flows:dev"}"#);
-        assert_eq!(serde_json::from_str::<Infrastructure>(&text).unwrap(), d);
-        let bad = serde_json::from_str::<Infrastructure>(r#"{"type":"docker","image":"x","imag":1}"#);
+        assert_eq!(
+            serde_json::from_str::<Infrastructure>(&text).expect("ok"),
+            d
+        );
+        let bad =
+            serde_json::from_str::<Infrastructure>(r#"{"type":"docker","image":"x","imag":1}"#);
         assert!(bad.is_err());
     }
 
@@ -362,7 +368,11 @@ mod tests {
         assert_eq!(parse_memory("1.5Gi"), Ok(3 << 29));
         assert_eq!(parse_memory("256M"), Ok(256_000_000));
         assert_eq!(parse_memory("4096"), Ok(4096));
-        assert!(parse_memory("512MB").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_memory("512MB")
+                .expect_err("an error")
+                .contains("unknown unit")
+        );
         assert!(parse_memory("Mi").is_err());
         assert!(parse_memory("0Mi").is_err());
     }
@@ -391,9 +401,16 @@ mod tests {
         };
         let docker = InfrastructureKind::Docker;
         let p = agent("a1", "default", vec![InfrastructureKind::Process]);
-        let reason = why_waiting(docker, "default", std::slice::from_ref(&p)).unwrap();
-        assert!(reason.contains("can launch docker runs (agents: a1 (process))"), "{reason}");
-        assert!(why_waiting(docker, "gpu", &[p.clone()]).unwrap().contains("work queue \"gpu\""));
+        let reason = why_waiting(docker, "default", std::slice::from_ref(&p)).expect("ok");
+        assert!(
+            reason.contains("can launch docker runs (agents: a1 (process))"),
+            "{reason}"
+        );
+        assert!(
+            why_waiting(docker, "gpu", std::slice::from_ref(&p))
+                .expect("ok")
+                .contains("work queue \"gpu\"")
+        );
         let d = agent("a2", "default", vec![docker]);
         assert_eq!(why_waiting(docker, "default", &[p, d]), None);
     }

@@ -1680,14 +1680,26 @@ async fn case_claim_by_launcher(store: Store) {
     let d = deploy(&store, "dev", "etl-docker", docker_spec).await;
     let r = create(&store, &d, t, t).await;
     let q = queues(&["default"]);
-    let none = store.claim(process.id, &q, 5, LEASE, t).await.expect("claim");
-    assert!(none.is_empty(), "a process-only agent must not get a docker run");
-    let got = store.claim(docker.id, &q, 5, LEASE, t).await.expect("claim");
+    let none = store
+        .claim(process.id, &q, 5, LEASE, t)
+        .await
+        .expect("claim");
+    assert!(
+        none.is_empty(),
+        "a process-only agent must not get a docker run"
+    );
+    let got = store
+        .claim(docker.id, &q, 5, LEASE, t)
+        .await
+        .expect("claim");
     assert_eq!(got.iter().map(|(r, _)| r.id).collect::<Vec<_>>(), [r.id]);
     // The deployment moves back to processes: its next run is any agent's.
     let d = deploy(&store, "dev", "etl-docker", spec("etl")).await;
     let r2 = create(&store, &d, t, t).await;
-    let got = store.claim(process.id, &q, 5, LEASE, t).await.expect("claim");
+    let got = store
+        .claim(process.id, &q, 5, LEASE, t)
+        .await
+        .expect("claim");
     assert_eq!(got.iter().map(|(r, _)| r.id).collect::<Vec<_>>(), [r2.id]);
 }
 

@@ -334,12 +334,21 @@ async fn print_new_lines(client: &Client, id: Uuid, after: &mut i64) -> Result<u
 /// Why a due run is not being picked up, when no live agent can take it (see
 /// [`weir_core::infrastructure::why_waiting`]). Agents count as live when they heartbeated in
 /// the last two minutes.
-async fn waiting_reason(client: &weir_client::Client, r: &weir_core::api::FlowRun) -> Option<String> {
+async fn waiting_reason(
+    client: &weir_client::Client,
+    r: &weir_core::api::FlowRun,
+) -> Option<String> {
     if !r.state.is_claimable() || r.scheduled_at > chrono::Utc::now() {
         return None;
     }
     let kind = match &r.deployment {
-        Some(name) => client.deployment(&r.project, name).await.ok()?.spec.infrastructure.kind(),
+        Some(name) => client
+            .deployment(&r.project, name)
+            .await
+            .ok()?
+            .spec
+            .infrastructure
+            .kind(),
         None => weir_core::infrastructure::InfrastructureKind::Process,
     };
     let since = chrono::Utc::now() - chrono::Duration::minutes(2);

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use weir_agent::launcher::{Launcher, ProcessLauncher};
-use weir_core::infrastructure::InfrastructureKind;
 use weir_agent::secrets::Resolver;
 use weir_agent::{Agent, AgentOptions};
+use weir_core::infrastructure::InfrastructureKind;
 use weir_server::{Options, Server};
 
 fn init_logging() {

@@ -34,7 +34,11 @@ fn render(d: &Deployment) -> String {
     }
     line("status:", if d.paused { "paused" } else { "active" }.into());
     line("work queue:", s.work_queue.clone());
-    let kind = if s.plain_command { "plain command" } else { "flows binary" };
+    let kind = if s.plain_command {
+        "plain command"
+    } else {
+        "flows binary"
+    };
     line("command:", format!("{} ({kind})", shell_words(&s.command)));
     line("infrastructure:", s.infrastructure.kind().to_string());
     for (k, v) in s.infrastructure.settings() {
@@ -88,7 +92,10 @@ fn pairs(m: &BTreeMap<String, String>) -> String {
 fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))

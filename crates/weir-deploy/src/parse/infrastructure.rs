@@ -67,7 +67,10 @@ impl InfraPartial {
 
     /// `own` over `defaults`: the same type (or none) merges key by key, `env` entry by
     /// entry; a different type replaces the defaults' table whole.
-    pub(super) fn merge(defaults: Option<&InfraPartial>, own: Option<InfraPartial>) -> Option<Self> {
+    pub(super) fn merge(
+        defaults: Option<&InfraPartial>,
+        own: Option<InfraPartial>,
+    ) -> Option<Self> {
         let (d, o) = match (defaults, own) {
             (None, o) => return o,
             (Some(d), None) => return Some(d.clone()),
@@ -125,17 +128,17 @@ impl Parser<'_> {
                 "image" => p.image = self.non_empty_string(key, v, &ctx).map(|s| (s, key_at)),
                 "cpu" => p.cpu = self.cpu(v, &ctx).map(|c| (c, key_at)),
                 "memory" => {
-                    p.memory = self.string(key, v, &ctx).and_then(|m| match parse_memory(&m) {
-                        Ok(_) => Some((m, key_at)),
-                        Err(e) => {
-                            self.invalid(key, v.span().start, &ctx, &e);
-                            None
-                        }
-                    })
+                    p.memory = self
+                        .string(key, v, &ctx)
+                        .and_then(|m| match parse_memory(&m) {
+                            Ok(_) => Some((m, key_at)),
+                            Err(e) => {
+                                self.invalid(key, v.span().start, &ctx, &e);
+                                None
+                            }
+                        })
                 }
-                "network" => {
-                    p.network = self.non_empty_string(key, v, &ctx).map(|s| (s, key_at))
-                }
+                "network" => p.network = self.non_empty_string(key, v, &ctx).map(|s| (s, key_at)),
                 "env" => p.env = self.env_table(key, v, &ctx, false).map(|e| (e, key_at)),
                 "volumes" => {
                     let list = self.strings(key, v, &ctx);
@@ -182,7 +185,10 @@ impl Parser<'_> {
             DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
             DeValue::Integer(_) => integer(v.get_ref()).map(|i| i as f64),
             other => {
-                let problem = format!("expected a number of CPUs such as 0.5 or 2, got {}", kind(other));
+                let problem = format!(
+                    "expected a number of CPUs such as 0.5 or 2, got {}",
+                    kind(other)
+                );
                 self.invalid("cpu", v.span().start, ctx, &problem);
                 return None;
             }
@@ -190,7 +196,12 @@ impl Parser<'_> {
         match n {
             Some(n) if n.is_finite() && n > 0.0 && n <= 1024.0 => Some(n),
             _ => {
-                self.invalid("cpu", v.span().start, ctx, "must be a number of CPUs above 0, e.g. 0.5");
+                self.invalid(
+                    "cpu",
+                    v.span().start,
+                    ctx,
+                    "must be a number of CPUs above 0, e.g. 0.5",
+                );
                 None
             }
         }

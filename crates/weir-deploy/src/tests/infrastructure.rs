@@ -75,7 +75,9 @@ fn defaults_are_inherited_key_by_key_and_a_new_type_replaces_them() {
 #[test]
 fn bad_tables_are_reported_with_positions() {
     assert_eq!(
-        one_error(&with("infrastructure = { type = \"docker\", imag = \"x\" }")),
+        one_error(&with(
+            "infrastructure = { type = \"docker\", imag = \"x\" }"
+        )),
         "weir.toml:4:37: unknown key \"imag\" in the infrastructure in deployment \"etl\" (did \
          you mean \"image\"?)"
     );
@@ -95,12 +97,16 @@ fn bad_tables_are_reported_with_positions() {
          \"process\", \"docker\" or \"ecs\" (here or in [defaults.infrastructure])"
     );
     assert_eq!(
-        one_error(&with("infrastructure = { type = \"process\", memory = \"1Gi\" }")),
+        one_error(&with(
+            "infrastructure = { type = \"process\", memory = \"1Gi\" }"
+        )),
         "weir.toml:4:38: key \"memory\" is not a setting of process infrastructure (deployment \
          \"etl\"; type \"process\" takes no other keys)"
     );
     assert_eq!(
-        one_error(&with("infrastructure = { type = \"ecs\", image = \"x\", volumes = [] }")),
+        one_error(&with(
+            "infrastructure = { type = \"ecs\", image = \"x\", volumes = [] }"
+        )),
         "weir.toml:4:47: key \"volumes\" is not a setting of ecs infrastructure (deployment \
          \"etl\"; type \"ecs\" takes image, cpu, memory)"
     );
