@@ -32,7 +32,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     ),
     (
         6,
-                "infrastructure",
+        "infrastructure",
         include_str!("../migrations/sqlite/0006_infrastructure.sql"),
     ),
 ];
@@ -64,7 +64,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
     (
         6,
-                "infrastructure",
+        "infrastructure",
         include_str!("../migrations/postgres/0006_infrastructure.sql"),
     ),
 ];
