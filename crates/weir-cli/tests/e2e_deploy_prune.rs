@@ -180,7 +180,7 @@ project = "dev"
 
 [deployments.etl]
 command = ["{flows}"]
-image = "${IMAGE}"
+infrastructure = { type = "docker", image = "${IMAGE}" }
 parameters = { rows = 10 }
 "#;
 
@@ -193,7 +193,7 @@ fn image_variables_come_from_var_and_unset_ones_deploy_nothing() {
     assert!(
         refused
             .stderr
-            .contains("weir.toml:6:10: variable IMAGE is not set: pass `--var IMAGE=VALUE`"),
+            .contains("weir.toml:6:46: variable IMAGE is not set: pass `--var IMAGE=VALUE`"),
         "{refused:#?}"
     );
     assert!(
@@ -208,7 +208,7 @@ fn image_variables_come_from_var_and_unset_ones_deploy_nothing() {
     assert!(out.stdout.contains("created  dev/etl (v1)"), "{out:#?}");
     let d = w.block_on(w.client.deployment("dev", "etl")).expect("etl");
     assert_eq!(
-        d.spec.image.as_deref(),
+        d.spec.infrastructure.image(),
         Some("registry.example/flows:3f9ff61")
     );
 
@@ -228,7 +228,7 @@ fn image_variables_come_from_var_and_unset_ones_deploy_nothing() {
     assert!(out.stdout.contains("updated  dev/etl (v2)"), "{out:#?}");
     assert!(
         out.stdout.contains(
-            "image: \"registry.example/flows:3f9ff61\" → \"registry.example/flows:a1b2c3d\""
+            "infrastructure.image: \"registry.example/flows:3f9ff61\" → \"registry.example/flows:a1b2c3d\""
         ),
         "the plan diff shows the new tag: {out:#?}"
     );

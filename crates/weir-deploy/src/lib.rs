@@ -29,7 +29,8 @@
 //! description = "Nightly ETL"
 //! command = ["example-flows"]     # program + args; for a flows binary the agent runs `<command> run <flow>`
 //! plain = false                   # true: any program (script, shell); parameters as JSON in WEIR_PARAMETERS
-//! image = "example-flows:latest"  # for container launchers
+//! infrastructure = { type = "docker", image = "example-flows:latest", memory = "512Mi" }
+//!                                 # where runs execute: process (default), docker or ecs
 //! work_queue = "default"          # default "default"
 //! parameters = { rows = 100 }     # default parameter values (any TOML; dates become strings)
 //! schedules = [
@@ -45,7 +46,7 @@
 //!
 //! Variables: `${NAME}` in any string value is replaced by the value `weir deploy --var
 //! NAME=VALUE` passes (`--var NAME` alone takes it from the environment), so CI deploys the
-//! image it just built: `image = "${IMAGE}"`, `weir deploy --var IMAGE=$REPO:$COMMIT`. A
+//! image it just built: `infrastructure = { type = "docker", image = "${IMAGE}" }`, `weir deploy --var IMAGE=$REPO:$COMMIT`. A
 //! variable that is not passed is an error at its line and column; `$${` is a literal `${`;
 //! any other `$` stays as written. See [`Vars`].
 //!
@@ -63,6 +64,13 @@
 //!   variable names (keys of `env` and `secrets`) match `[A-Z_][A-Z0-9_]*`, do not start with
 //!   `WEIR_` (reserved for what the agent passes to runs), and a name is not in both tables.
 //! - Schedules may also be written as `[[deployments.etl.schedules]]` tables.
+//! - `infrastructure` (also `[defaults.infrastructure]`) has a `type`: `process` (the default
+//!   when there is no table) takes no other key; `docker` takes `image` (required), `cpu`
+//!   (CPUs, e.g. `0.5`), `memory` (e.g. `"512Mi"`), `network`, `env`, `volumes`
+//!   (`"SRC:/target[:ro]"`), `pull` (`"never"`, `"if-missing"`, `"always"`) and `init`
+//!   (default true); `ecs` takes `image`, `cpu` and `memory`. A deployment's table of the same
+//!   type as `[defaults.infrastructure]` (or with no `type`) is merged over it key by key;
+//!   another type replaces it.
 
 mod diff;
 mod interpolate;

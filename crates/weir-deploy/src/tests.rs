@@ -536,7 +536,7 @@ fn diff_lists_changes() {
 
 #[test]
 fn variables_fill_string_values_and_unset_ones_point_at_their_column() {
-    let text = "project = \"dev\"\n\n[deployments.etl]\ncommand = [\"flows\", \"--tag=${TAG}\"]\nimage = \"${REPO}:${TAG}\"\nenv = { SHELL_VAR = \"$HOME\", LITERAL = \"$${X}\" }\n";
+    let text = "project = \"dev\"\n\n[deployments.etl]\ncommand = [\"flows\", \"--tag=${TAG}\"]\ninfrastructure = { type = \"ecs\", image = \"${REPO}:${TAG}\" }\nenv = { SHELL_VAR = \"$HOME\", LITERAL = \"$${X}\" }\n";
     let mut vars = Vars::new();
     vars.insert("REPO", "123.dkr.ecr.eu-west-1.amazonaws.com/flows")
         .expect("name");
@@ -544,7 +544,7 @@ fn variables_fill_string_values_and_unset_ones_point_at_their_column() {
     let file = parse_with(Path::new("weir.toml"), text, &vars).expect("parses");
     let spec = &file.deployments[0].spec;
     assert_eq!(
-        spec.image.as_deref(),
+        spec.infrastructure.image(),
         Some("123.dkr.ecr.eu-west-1.amazonaws.com/flows:3f9ff61")
     );
     assert_eq!(spec.command, vec!["flows", "--tag=3f9ff61"]);
@@ -563,11 +563,11 @@ fn variables_fill_string_values_and_unset_ones_point_at_their_column() {
         "{shown:#?}"
     );
     assert!(
-        shown[1].starts_with("weir.toml:5:10: variable REPO is not set"),
+        shown[1].starts_with("weir.toml:5:43: variable REPO is not set"),
         "{shown:#?}"
     );
     assert!(
-        shown[2].starts_with("weir.toml:5:18: variable TAG is not set"),
+        shown[2].starts_with("weir.toml:5:51: variable TAG is not set"),
         "{shown:#?}"
     );
 }
