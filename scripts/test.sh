@@ -29,8 +29,13 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
     AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
 
-# Every feature CI covers: the AWS secret stores are behind `weir-cli/aws`.
-FEATURES=(--features weir-cli/aws)
+# The IAM policy linter for the ECS policies in deploy/iam (crates/weir-launcher-ecs/tests).
+eval "$(scripts/test-iam.sh)"
+export WEIR_TEST_PARLIAMENT
+
+# Every feature CI covers: the AWS secret stores are behind `weir-cli/aws`, the ECS launcher
+# behind `weir-cli/ecs`.
+FEATURES=(--features weir-cli/aws,weir-cli/ecs)
 
 # Tests need the binaries they drive (weir, example-flows) built first.
 cargo build --workspace --bins "${FEATURES[@]}"

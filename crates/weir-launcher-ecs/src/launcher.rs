@@ -207,12 +207,12 @@ impl EcsLauncher {
         self.calls
             .find_task_definition
             .fetch_add(1, Ordering::Relaxed);
-        let found = taskdef::find(&self.ecs, spec).await?.ok_or_else(|| {
-            Error::NotRegistered {
+        let found = taskdef::find(&self.ecs, spec)
+            .await?
+            .ok_or_else(|| Error::NotRegistered {
                 family: spec.family(),
                 hash: hash.clone(),
-            }
-        })?;
+            })?;
         lock(&self.definitions).insert(hash, found.arn.clone());
         Ok(found.arn)
     }

@@ -62,7 +62,7 @@ impl TaskEnd {
     /// Resolves with how the task ended (again, if called again).
     pub async fn wait(&mut self) -> Ended {
         match self.0.wait_for(Option::is_some).await {
-            Ok(end) => end.clone().unwrap_or_else(|| lost()),
+            Ok(end) => end.clone().unwrap_or_else(lost),
             Err(_) => lost(),
         }
     }
@@ -233,22 +233,22 @@ fn observe(inner: &Arc<Inner>, arn: &str, task: &aws_sdk_ecs::types::Task) {
             let _ = w.end.send(Some(end));
             tasks.remove(arn);
         }
-        Phase::Starting(last) if w.deadline_hit.is_none() => {
-            if w.since.elapsed() >= inner.start_deadline {
-                let why = format!(
-                    "the task did not start within {}s (last status {last})",
-                    inner.start_deadline.as_secs()
-                );
-                tracing::warn!(message = "ECS task past its start deadline; stopping it", task = %arn, status = %last);
-                w.deadline_hit = Some(why.clone());
-                w.cancel_reason = Some(why.clone());
-                let (inner, arn) = (inner.clone(), arn.to_string());
-                tokio::spawn(async move {
-                    if let Err(error) = stop(&inner, &arn, &why).await {
-                        tracing::warn!(message = "StopTask failed", task = %arn, %error);
-                    }
-                });
-            }
+        Phase::Starting(last)
+            if w.deadline_hit.is_none() && w.since.elapsed() >= inner.start_deadline =>
+        {
+            let why = format!(
+                "the task did not start within {:?} (last status {last})",
+                inner.start_deadline
+            );
+            tracing::warn!(message = "ECS task past its start deadline; stopping it", task = %arn, status = %last);
+            w.deadline_hit = Some(why.clone());
+            w.cancel_reason = Some(why.clone());
+            let (inner, arn) = (inner.clone(), arn.to_string());
+            tokio::spawn(async move {
+                if let Err(error) = stop(&inner, &arn, &why).await {
+                    tracing::warn!(message = "StopTask failed", task = %arn, %error);
+                }
+            });
         }
         _ => {}
     }
@@ -261,7 +261,9 @@ fn missing(inner: &Inner, arn: &str) {
     if w.missing >= MISSING_ROUNDS {
         let _ = w.end.send(Some(Ended {
             kind: EndKind::Crashed,
-            reason: format!("ECS no longer knows task {arn} (MISSING): it ended while nobody watched"),
+            reason: format!(
+                "ECS no longer knows task {arn} (MISSING): it ended while nobody watched"
+            ),
         }));
         tasks.remove(arn);
     }

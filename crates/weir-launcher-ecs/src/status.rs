@@ -87,7 +87,10 @@ pub fn ended(task: &Task, cancel_requested: bool) -> Ended {
     };
     let code = task.stop_code();
     if container_reason.contains("OutOfMemory") || reason.contains("OutOfMemory") {
-        let limit = task.memory().map(|m| format!(" (limit {m} MiB)")).unwrap_or_default();
+        let limit = task
+            .memory()
+            .map(|m| format!(" (limit {m} MiB)"))
+            .unwrap_or_default();
         return crashed(quoted(&format!("out of memory{limit}")));
     }
     match code {

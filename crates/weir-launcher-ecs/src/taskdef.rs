@@ -157,10 +157,7 @@ pub struct Registered {
 
 /// Finds the revision of `spec`'s family registered from the same spec (by its hash tag),
 /// looking at the newest revision first, then a few recent ones. `None` when there is none.
-pub async fn find(
-    ecs: &aws_sdk_ecs::Client,
-    spec: &TaskSpec,
-) -> Result<Option<Registered>, Error> {
+pub async fn find(ecs: &aws_sdk_ecs::Client, spec: &TaskSpec) -> Result<Option<Registered>, Error> {
     let family = spec.family();
     let hash = spec.hash();
     if let Some(arn) = revision_with_hash(ecs, &family, &hash).await? {
@@ -272,12 +269,12 @@ pub fn check_fargate_size(cpu: u32, memory_mib: u32) -> Result<(), String> {
     let gib = |g: u32| g * 1024;
     let ok = match cpu {
         256 => [512, 1024, 2048].contains(&memory_mib),
-        512 => (gib(1)..=gib(4)).contains(&memory_mib) && memory_mib % 1024 == 0,
-        1024 => (gib(2)..=gib(8)).contains(&memory_mib) && memory_mib % 1024 == 0,
-        2048 => (gib(4)..=gib(16)).contains(&memory_mib) && memory_mib % 1024 == 0,
-        4096 => (gib(8)..=gib(30)).contains(&memory_mib) && memory_mib % 1024 == 0,
-        8192 => (gib(16)..=gib(60)).contains(&memory_mib) && memory_mib % gib(4) == 0,
-        16384 => (gib(32)..=gib(120)).contains(&memory_mib) && memory_mib % gib(8) == 0,
+        512 => (gib(1)..=gib(4)).contains(&memory_mib) && memory_mib.is_multiple_of(1024),
+        1024 => (gib(2)..=gib(8)).contains(&memory_mib) && memory_mib.is_multiple_of(1024),
+        2048 => (gib(4)..=gib(16)).contains(&memory_mib) && memory_mib.is_multiple_of(1024),
+        4096 => (gib(8)..=gib(30)).contains(&memory_mib) && memory_mib.is_multiple_of(1024),
+        8192 => (gib(16)..=gib(60)).contains(&memory_mib) && memory_mib.is_multiple_of(gib(4)),
+        16384 => (gib(32)..=gib(120)).contains(&memory_mib) && memory_mib.is_multiple_of(gib(8)),
         _ => {
             return Err(format!(
                 "cpu {cpu} is not a Fargate size: use 256, 512, 1024, 2048, 4096, 8192 or 16384 CPU units"
@@ -341,9 +338,9 @@ mod tests {
         assert!(check_fargate_size(256, 512).is_ok());
         assert!(check_fargate_size(1024, 3072).is_ok());
         assert!(check_fargate_size(16384, 122880).is_ok());
-        let e = check_fargate_size(256, 4096).unwrap_err();
+        let e = check_fargate_size(256, 4096).expect_err("too much");
         assert!(e.contains("512, 1024 or 2048"), "{e}");
-        let e = check_fargate_size(300, 512).unwrap_err();
+        let e = check_fargate_size(300, 512).expect_err("no such cpu");
         assert!(e.contains("cpu 300"), "{e}");
         assert!(check_fargate_size(8192, 20480).is_ok());
         assert!(check_fargate_size(8192, 18432).is_err());

@@ -39,7 +39,11 @@ pub async fn config(endpoint: &str) -> SdkConfig {
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(ecs::config::Credentials::new(
-            "test", "test", None, None, "weir-tests",
+            "test",
+            "test",
+            None,
+            None,
+            "weir-tests",
         ))
         .load()
         .await
