@@ -50,4 +50,9 @@ fi
 # The Python SDK's pytest suite, against the binaries just built (its own venv; pytest's exit
 # code fails the run).
 scripts/test-python.sh || status=$?
+
+# The deploy kit, offline: Terraform parses and passes checkov, the IAM policies pass parliament
+# and the least-privilege asserts, docs/aws.md agrees with the module and the CLI, every
+# Dockerfile builds on the local engine (PyPI tools in their own venvs, installed once).
+scripts/test-deploy.sh || status=$?
 exit "$status"
