@@ -400,8 +400,10 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
             params,
         ]);
     }
+    // The run token is a credential like any secret: never in the run's logs.
     let redact: Vec<String> = secrets
         .values()
+        .chain(claimed.run_token.iter())
         .filter(|v| !v.is_empty())
         .cloned()
         .collect();

@@ -205,6 +205,13 @@ pub enum KeysCommand {
         /// Key id (as `weir keys ls` shows).
         id: String,
     },
+    /// Write a fresh admin key straight into the database, when every admin key is lost
+    /// (needs access to the database, not to a server); prints it once.
+    Recover {
+        /// The server's database: sqlite://PATH or postgres://USER@HOST/DB.
+        #[arg(long)]
+        db: String,
+    },
 }
 
 /// `weir runs …`.

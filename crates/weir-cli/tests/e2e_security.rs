@@ -292,3 +292,41 @@ fn canary_secret_never_leaves_the_run() {
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("serialisable")
 }
+
+/// The run token an agent hands its flow process (`WEIR_API_KEY=weirrun_…`) is a
+/// credential: a program printing its environment shows `***` in the run's logs (the agent
+/// redacts it from captured output; the SDK also redacts it from what a flows binary reports).
+#[test]
+fn run_token_is_redacted_from_captured_output() {
+    let mut w = Weir::start(ServerOptions::default());
+    w.start_agent(2);
+    w.deploy(
+        r#"
+project = "dev"
+
+[deployments.env]
+command = ["sh", "-c", "echo token=$WEIR_API_KEY; env | grep WEIR_API_KEY >&2"]
+plain = true
+"#,
+    );
+    let id = start_run(&w, "dev/env");
+    let d = w.wait_terminal(id, Duration::from_secs(30));
+    assert_eq!(
+        d.run.state,
+        StateKind::Completed,
+        "{}",
+        common::describe(&d)
+    );
+    let logs = w
+        .block_on(w.client.logs(id, 0, 100))
+        .expect("logs")
+        .items
+        .into_iter()
+        .map(|l| l.message)
+        .collect::<Vec<_>>();
+    assert!(logs.iter().any(|m| m == "token=***"), "{logs:?}");
+    assert!(
+        logs.iter().all(|m| !m.contains("weirrun_")),
+        "no run token in the logs: {logs:?}"
+    );
+}

@@ -10,6 +10,7 @@ pub mod auth;
 mod background;
 mod error;
 mod extract;
+mod limits;
 mod metrics;
 mod openapi;
 mod routes;
@@ -28,7 +29,7 @@ use tokio::task::JoinHandle;
 
 /// The router for `state`: every endpoint, with its error handling, limits and metrics.
 pub fn app(state: AppState) -> axum::Router {
-    routes::router(state)
+    routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(state, limits::body))
 }
 
 /// A running server: its address, and a way to stop it.

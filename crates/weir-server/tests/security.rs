@@ -1144,6 +1144,31 @@ async fn run_tokens_reach_only_their_run_and_attempt() {
         )
         .await;
     assert_eq!(a.status, 200, "the new attempt's token works: {a:?}");
+
+    // When its attempt ends, the token stops working at once, even to read its own run.
+    let nt = Some(new_token.as_str());
+    for state in ["Running", "Completed"] {
+        let a = w
+            .call(
+                Method::POST,
+                &format!("/api/v1/flow_runs/{id}/state"),
+                nt,
+                Some(&json!({"state": state, "attempt": 2})),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{state}: {a:?}");
+    }
+    for (m, path, body) in [
+        (Method::GET, format!("/api/v1/flow_runs/{id}"), None),
+        (
+            Method::POST,
+            format!("/api/v1/flow_runs/{id}/heartbeat"),
+            Some(json!({"attempt": 2})),
+        ),
+    ] {
+        let a = w.call(m.clone(), &path, nt, body.as_ref()).await;
+        assert_eq!(a.status, 401, "ended attempt: {m} {path}: {a:?}");
+    }
     w.s.stop().await;
 }
 

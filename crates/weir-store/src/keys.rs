@@ -78,17 +78,38 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Revokes a key at once. Revoking a revoked key keeps the first revocation time.
+    /// Revokes a key at once. Revoking a revoked key keeps the first revocation time. An
+    /// active unscoped admin key is revoked only while another unscoped admin key that never
+    /// expires remains, so the server can neither lose its last admin by revocation nor by
+    /// the expiry of the admins left: otherwise an [`Error::Invalid`] says what to do.
     pub async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<ApiKey> {
-        sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
-            .bind(micros(now))
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        self.api_key(id)
+        // One statement, so the check and the change cannot be split by another revocation.
+        let changed = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND NOT ( \
+             role = 'admin' AND project IS NULL AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $1) \
+             AND NOT EXISTS (SELECT 1 FROM api_keys o WHERE o.id <> $2 AND o.role = 'admin' \
+             AND o.project IS NULL AND o.revoked_at IS NULL AND o.expires_at IS NULL))",
+        )
+        .bind(micros(now))
+        .bind(id)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        let key = self
+            .api_key(id)
             .await?
             .map(|(k, _)| k)
-            .ok_or_else(|| Error::NotFound(format!("API key {id}")))
+            .ok_or_else(|| Error::NotFound(format!("API key {id}")))?;
+        if changed == 0 {
+            return Err(Error::Invalid(format!(
+                "API key {id} is the last admin key that does not expire: revoking it would \
+                 leave nobody able to manage this server (now, or once the other admin keys \
+                 expire). Create another admin key without expiry first (weir keys create \
+                 --role admin), then revoke this one"
+            )));
+        }
+        Ok(key)
     }
 
     /// Appends to the audit log.

@@ -16,6 +16,7 @@ use crate::local::LocalTracker;
 use crate::tracker::{FlowRunFinish, FlowRunStart, StartedFlowRun, Tracker};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -31,6 +32,10 @@ use weir_core::api::{
 const MAX_BATCH: usize = 5_000;
 /// How long the sender waits for more items before sending a partial batch.
 const LINGER: Duration = Duration::from_millis(20);
+
+/// A tracked run's heartbeat task, and its flag "the final state is being sent" (after
+/// which a refused run token is expected, not a lost run).
+type Beating = (JoinHandle<()>, Arc<AtomicBool>);
 
 enum Msg {
     Task(TaskRunReport),
@@ -50,7 +55,8 @@ pub struct HttpTracker {
     heartbeat_every: Duration,
     tx: mpsc::UnboundedSender<Msg>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Msg>>>,
-    heartbeats: Mutex<HashMap<Uuid, JoinHandle<()>>>,
+    /// Each tracked run's heartbeat task, and its flag "the final state is being sent".
+    heartbeats: Mutex<HashMap<Uuid, Beating>>,
     /// Values of the secret environment variables named by `WEIR_SECRET_VARS`, replaced by
     /// `***` in everything reported.
     redactor: weir_core::redact::Redactor,
@@ -154,6 +160,8 @@ impl HttpTracker {
     fn start_heartbeat(&self, run: StartedFlowRun, top_level: bool) {
         let client = self.client.clone();
         let every = self.heartbeat_every;
+        let finishing = Arc::new(AtomicBool::new(false));
+        let flag = finishing.clone();
         let handle = tokio::spawn(async move {
             // The first beat goes out at once: it tells the server's lease, and beats then
             // come at least three times per lease (a server may run with a lease shorter
@@ -181,12 +189,26 @@ impl HttpTracker {
                         wait = beat;
                     }
                     Ok(_) => {}
+                    // The run token stops working when its attempt ends (another attempt
+                    // took over, or the run was ended without this process): stop.
+                    Err(e)
+                        if top_level
+                            && !e.is_transient()
+                            && e.status()
+                                .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 404) =>
+                    {
+                        if !finishing.load(Ordering::SeqCst) {
+                            crate::say::err!("weir: this attempt is over ({e}); stopping");
+                            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
+                        }
+                        return;
+                    }
                     Err(e) => crate::say::err!("weir: heartbeat failed (will retry): {e}"),
                 }
             }
         });
         if let Ok(mut hb) = self.heartbeats.lock() {
-            hb.insert(run.flow_run_id, handle);
+            hb.insert(run.flow_run_id, (handle, flag));
         }
     }
 
@@ -293,6 +315,15 @@ impl Tracker for HttpTracker {
                 result: finish.result.clone().map(|r| self.redact_json(r)),
             };
             self.write_outcome(finish.flow_run_id, &proposal);
+            // From here the run token may stop working at any moment: that is not a lost run.
+            if let Some(finishing) = self
+                .heartbeats
+                .lock()
+                .ok()
+                .and_then(|h| h.get(&finish.flow_run_id).map(|(_, f)| f.clone()))
+            {
+                finishing.store(true, Ordering::SeqCst);
+            }
             let outcome = tokio::time::timeout(
                 flush_limit(),
                 retry("report the final state", || {
@@ -306,7 +337,7 @@ impl Tracker for HttpTracker {
                 .ok()
                 .and_then(|mut h| h.remove(&finish.flow_run_id))
             {
-                h.abort();
+                h.0.abort();
             }
             self.local.finish_flow_run(finish).await?;
             match outcome {
@@ -452,12 +483,17 @@ where
 }
 
 /// A redactor for the values of the environment variables named in `WEIR_SECRET_VARS`
-/// (comma-separated), which an agent sets to the variables it filled from secret references.
+/// (comma-separated), which an agent sets to the variables it filled from secret references,
+/// and for the run token in `WEIR_API_KEY` (`weirrun_…`), a credential like them.
 fn secret_redactor() -> weir_core::redact::Redactor {
     use weir_core::contract::launch::{secret_var_names, var};
     let names = std::env::var(var::SECRET_VARS).unwrap_or_default();
+    let run_token = std::env::var(var::API_KEY)
+        .ok()
+        .filter(|k| k.trim().starts_with(weir_core::auth::RUN_TOKEN_PREFIX));
     let values: Vec<String> = secret_var_names(&names)
         .filter_map(|n| std::env::var(n).ok())
+        .chain(run_token)
         .collect();
     weir_core::redact::Redactor::new(values)
 }

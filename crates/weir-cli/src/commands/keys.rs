@@ -9,6 +9,9 @@ use weir_core::auth::Role;
 
 /// `weir keys …`.
 pub async fn keys(api: &str, cmd: KeysCommand, json: bool) -> Result<ExitCode> {
+    if let KeysCommand::Recover { db } = &cmd {
+        return recover(db).await;
+    }
     let client = super::client(api)?;
     match cmd {
         KeysCommand::Create {
@@ -83,6 +86,7 @@ pub async fn keys(api: &str, cmd: KeysCommand, json: bool) -> Result<ExitCode> {
                 rows,
             );
         }
+        KeysCommand::Recover { .. } => {}
         KeysCommand::Revoke { id } => {
             let k = client.revoke_key(&id).await.map_err(super::explain)?;
             if json {
@@ -119,5 +123,15 @@ pub async fn audit(api: &str, limit: u32, json: bool) -> Result<ExitCode> {
         })
         .collect();
     output::table(&["AT", "WHO", "ACTION", "TARGET", "DETAIL"], rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir keys recover --db URL`: a fresh admin key written by the database's owner.
+async fn recover(db: &str) -> Result<ExitCode> {
+    let key = weir_server::auth::recover_admin_key(db)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    eprintln!("wrote a new admin key (recorded in the audit log); it is shown once, store it now:");
+    println!("{key}");
     Ok(ExitCode::SUCCESS)
 }
