@@ -10,7 +10,8 @@ a real `weir server`. Prints ONE JSON object (`weir-bench python` runs this scri
   reporting to a fresh `weir server` on SQLite, process start to exit (when every report is
   already on the server), divided by N — checked by counting the task runs the server has.
   `python_start_ms` (the same process running a 0-task chain) is reported beside it and not
-  subtracted.
+  subtracted; `rust_sdk_tracked_chain_10000_us_per_task_same_server` is the Rust SDK's
+  `example-flows run chain` against the same server, for scale.
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     out = {"python": sys.version.split()[0]}
+    import gc
+
+    gc.freeze()  # as `python -m weir ... run` does before a flow starts
     for n in (1000, 10_000):
         out[f"in_process_chain_{n}_us_per_task"] = round(in_process(n, args.repeat), 2)
     home = Path(tempfile.mkdtemp(prefix="weir-bench-py-"))
@@ -136,6 +140,18 @@ def main() -> None:
                 best = min(best, elapsed)
             out[f"tracked_chain_{n}_us_per_task"] = round(best / n * 1e6, 2)
             out[f"tracked_chain_{n}_task_runs_on_server_at_exit"] = stored
+        rust = Path(args.weir).with_name("example-flows")
+        if rust.exists():  # the Rust SDK's same chain against the same server, for scale
+            env = {k: v for k, v in os.environ.items() if not k.startswith("WEIR_")}
+            env.update(WEIR_API_URL=url, WEIR_API_KEY=key, WEIR_HOME=str(home),
+                       WEIR_PROJECT="bench", WEIR_QUIET="1")
+            best = float("inf")
+            for _ in range(args.repeat):
+                t = time.perf_counter()
+                subprocess.run([str(rust), "run", "chain", "--param", "n=10000"], env=env,
+                               check=True, capture_output=True, timeout=600)
+                best = min(best, time.perf_counter() - t)
+            out["rust_sdk_tracked_chain_10000_us_per_task_same_server"] = round(best / 1e4 * 1e6, 2)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)

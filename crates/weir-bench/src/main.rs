@@ -1,8 +1,9 @@
 //! `weir-bench`: Weir's benchmarks. Each subcommand measures one part and prints ONE JSON
-//! object on stdout. Subcommands live in their own modules: `sdk`, `server`, `launch`, `ui`.
+//! object on stdout. Subcommands live in their own modules: `sdk`, `server`, `launch`, `ui`, `python`.
 
 mod launch;
 mod procs;
+mod python;
 mod sdk;
 mod server;
 mod ui;
@@ -27,6 +28,8 @@ enum Command {
     Launch(launch::Args),
     /// Web UI: page times on a seeded database of 1,000,000 runs.
     Ui(ui::Args),
+    /// Python SDK: per-task overhead in process and tracked by a server (sdk/python/bench.py).
+    Python(python::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server::run(&args),
         Command::Launch(args) => launch::run(&args),
         Command::Ui(args) => ui::run(&args),
+        Command::Python(args) => python::run(&args),
     };
     match result.and_then(|v| Ok(serde_json::to_string(&v)?)) {
         Ok(json) => {

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import importlib.util
 import json
@@ -192,6 +193,9 @@ def run(flows: List[Flow], name: str, assignments: List[str], params_json: Optio
     except ParamError as e:
         raise BadInput(f"flow {json.dumps(name)}: {e}") from None
     _install_signals()
+    # Everything imported so far lives as long as the process: keep the collector from
+    # walking it again and again while a long flow allocates.
+    gc.freeze()
     try:
         if flow.is_async:
             value = asyncio.run(flow(**kwargs))

@@ -48,18 +48,11 @@ class _Interrupt(Exception):
 
 
 class Call:
-    """One call of a task inside a flow run: what its reports share."""
+    """Field positions of a call tuple: what every report of one task run shares. A plain
+    tuple of strings and numbers, so the reports kept in memory cost the garbage collector
+    nothing."""
 
-    __slots__ = ("seq", "flow_run_id", "task", "map_index", "tags", "cache_key", "fingerprint")
-
-    def __init__(self, seq: int, flow_run_id: str, task: str, map_index: Optional[int], tags):
-        self.seq = seq
-        self.flow_run_id = flow_run_id
-        self.task = task
-        self.map_index = map_index
-        self.tags = tags
-        self.cache_key: Optional[str] = None
-        self.fingerprint: Optional[str] = None
+    SEQ, FLOW_RUN_ID, TASK, MAP_INDEX, TAGS, CACHE_KEY, FINGERPRINT = range(7)
 
 
 class unmapped:
@@ -431,19 +424,18 @@ class Task:
 
     # ---- the run loop ------------------------------------------------------------------
     def _begin(self, ctx, args, kwargs, map_index):
-        """The call's place in the flow run: its `Call`, and for persisted results its key."""
-        call = Call(_util.next_seq(), ctx.id, self.name, map_index, self.tags)
-        result_key = None
-        if self._prep:
-            if self.fingerprint or (self.cache and self.cache_key_fn is None):
-                call.fingerprint = _fingerprint(args, kwargs)
-                if self.cache and self.cache_key_fn is None:
-                    call.cache_key = call.fingerprint
-            if self.cache_key_fn is not None:
-                call.cache_key = str(self.cache_key_fn(*args, **kwargs))
-            if self.persist_result:
-                result_key = ResultStore.result_key(ctx.id, self.name,
-                                                    ctx.next_call_index(self.name))
+        """The call's place in the flow run: its call tuple (see `Call`), and for persisted
+        results its key."""
+        result_key = fingerprint = cache_key = None
+        if self.fingerprint or (self.cache and self.cache_key_fn is None):
+            fingerprint = _fingerprint(args, kwargs)
+            if self.cache and self.cache_key_fn is None:
+                cache_key = fingerprint
+        if self.cache_key_fn is not None:
+            cache_key = str(self.cache_key_fn(*args, **kwargs))
+        if self.persist_result:
+            result_key = ResultStore.result_key(ctx.id, self.name, ctx.next_call_index(self.name))
+        call = (_util.next_seq(), ctx.id, self.name, map_index, self.tags, cache_key, fingerprint)
         return call, result_key
 
     def _reuse(self, ctx, call, result_key, put):
@@ -464,8 +456,8 @@ class Task:
                            f"{ctx.attempt} resumed)")
                     put((REPORT, call, COMPLETED, _time(), 1, msg, store.location(result_key)))
                     return True, v
-        if call.cache_key is not None:
-            hit = cache_lookup(store, self.name, call.cache_key, self.cache_expiration)
+        if call[5] is not None:
+            hit = cache_lookup(store, self.name, call[5], self.cache_expiration)
             if hit is not None:
                 put((REPORT, call, COMPLETED, _time(), 1, "cache hit", hit[1]))
                 return True, self._typed(hit[0])
@@ -492,14 +484,14 @@ class Task:
             except Exception as e:
                 raise _PersistFailed(f"could not persist the result: {_util.describe_error(e)}")
             location = store.location(result_key)
-        if call.cache_key is not None:
+        if call[5] is not None:
             try:
-                store.put(cache_entry_key(self.name, call.cache_key),
-                          cache_encode(call.cache_key, _util.to_json(value)))
+                store.put(cache_entry_key(self.name, call[5]),
+                          cache_encode(call[5], _util.to_json(value)))
             except Exception as e:
                 from ._tracker import LOG
 
-                put((LOG, ctx.id, call.seq, _time(), 30,
+                put((LOG, ctx.id, call[0], _time(), 30,
                      f"could not write the cache entry: {_util.describe_error(e)}"))
         return location
 
@@ -516,11 +508,11 @@ class Task:
             if hit:
                 return v
         else:
-            call = Call(_util.next_seq(), ctx.id, self.name, map_index, self.tags)
+            call = (_util.next_seq(), ctx.id, self.name, map_index, self.tags, None, None)
         n = 1
         while True:
             put((REPORT, call, RUNNING, _time(), n, None, None))
-            tok = TASK.set(call.seq)
+            tok = TASK.set(call[0])
             ptok = PRINTS.set(True) if self.log_prints else None
             try:
                 if self.timeout is None:
@@ -598,11 +590,12 @@ class Task:
             if hit:
                 return v
         else:
-            call = Call(_util.next_seq(), ctx.id if ctx else "", self.name, map_index, self.tags)
+            call = (_util.next_seq(), ctx.id if ctx else "", self.name, map_index, self.tags, None,
+                    None)
         n = 1
         while True:
             put((REPORT, call, RUNNING, _time(), n, None, None))
-            tok = TASK.set(call.seq)
+            tok = TASK.set(call[0])
             ptok = PRINTS.set(True) if self.log_prints else None
             try:
                 coro = self.fn(*args, **kwargs)

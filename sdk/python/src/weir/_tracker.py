@@ -4,7 +4,7 @@
 The task path only puts a tuple on a queue (`Tracker.put`). Items are
 
 * `(REPORT, call, state, at, attempt, message, result_location)` — a task run entered a state
-  (`call` is the `_task.Call` of the task run: id counter, flow run, task, map index, tags, keys);
+  (`call` is the task run's call tuple, `_task.Call`: id counter, flow run, task, map index, tags, keys);
 * `(LOG, flow_run_id, task_seq, at, level, message)` — a log line;
 * `(FLUSH, threading.Event)` — set once everything before it is handled.
 
@@ -117,13 +117,13 @@ class Records:
         for it in items:
             if it[0] == REPORT:
                 call = it[1]
-                rec = by_seq.get(call.seq)
+                rec = by_seq.get(call[0])
                 if rec is None:
-                    rec = by_seq[call.seq] = {
-                        "id": _util.seq_id(call.seq),
-                        "flow_run_id": call.flow_run_id,
-                        "task": call.task,
-                        "map_index": call.map_index,
+                    rec = by_seq[call[0]] = {
+                        "id": _util.seq_id(call[0]),
+                        "flow_run_id": call[1],
+                        "task": call[2],
+                        "map_index": call[3],
                         "history": [],
                     }
                     self.task_runs.append(rec)
@@ -168,12 +168,12 @@ class LocalTracker:
 
     # -- terminal ------------------------------------------------------------------------
     def _label(self, call) -> str:
-        label = self._labels.get(call.seq)
+        label = self._labels.get(call[0])
         if label is None:
-            key = (call.flow_run_id, call.task)
+            key = (call[1], call[2])
             n = self._counters.get(key, 0)
             self._counters[key] = n + 1
-            label = self._labels[call.seq] = f"{call.task}-{n}"
+            label = self._labels[call[0]] = f"{call[2]}-{n}"
         return label
 
     def show(self, item: tuple) -> None:
@@ -383,25 +383,25 @@ class HttpTracker:
 def _report_json(it: tuple, redact) -> dict:
     call = it[1]
     d: Dict[str, Any] = {
-        "id": _util.seq_id(call.seq),
-        "flow_run_id": call.flow_run_id,
-        "task": call.task,
+        "id": _util.seq_id(call[0]),
+        "flow_run_id": call[1],
+        "task": call[2],
         "state": it[2],
         "at": _util.rfc3339(it[3]),
         "attempt": it[4],
     }
     if it[5] is not None:
         d["message"] = redact(it[5]) if redact else it[5]
-    if call.fingerprint is not None:
-        d["inputs_fingerprint"] = call.fingerprint
-    if call.cache_key is not None:
-        d["cache_key"] = call.cache_key
+    if call[6] is not None:
+        d["inputs_fingerprint"] = call[6]
+    if call[5] is not None:
+        d["cache_key"] = call[5]
     if it[6] is not None:
         d["result_location"] = it[6]
-    if call.map_index is not None:
-        d["map_index"] = call.map_index
-    if call.tags:
-        d["tags"] = list(call.tags)
+    if call[3] is not None:
+        d["map_index"] = call[3]
+    if call[4]:
+        d["tags"] = list(call[4])
     return d
 
 
