@@ -117,3 +117,24 @@ flow = "persisted"
     location = extracts[1]["result_location"]
     assert location.startswith("file://") and location.endswith(f"/{run_id}/extract/0.json")
     assert json.loads(open(location[len("file://"):]).read()) == [0, 1, 2, 3]
+
+
+def test_run_deployment_waits_for_the_other_run(server, agent, tmp_path):
+    from conftest import weir_py
+
+    p = deploy(server, tmp_path, header() + """
+[deployments.py-etl]
+flow = "fanout"
+parameters = { n = 12 }
+""")
+    assert p.returncode == 0, p.stderr
+    r = weir_py(str(FLOWS / "basics.py"), "run", "orchestrate", "--param", "n=4", server=server,
+                timeout=120)
+    assert r.code == 0, r
+    assert r.value["total"] == sum(x * x for x in range(4))
+    other = server.wait_state(r.value["started"], {"Completed"}, timeout=60)
+    assert (other["deployment"], other["result"]) == ("py-etl", 0)
+    assert any("started flow run" in line["message"] for line in server.logs(r.run_id))
+    r = weir_py(str(FLOWS / "basics.py"), "run", "orchestrate", "--param",
+                "deployment=pytest/nope", server=server)
+    assert r.code == 1 and "cannot start a run of pytest/nope" in r.stderr, r

@@ -223,3 +223,11 @@ def tick(i: int) -> int:
 def ticking(n: int = 300) -> int:
     """`n` short tasks: long enough to restart the server in the middle."""
     return sum(tick(i) for i in range(n))
+
+
+@weir.flow
+def orchestrate(deployment: str = "pytest/py-etl", n: int = 3) -> dict:
+    """Flows of flows: one run of another deployment, waited for, and one started only."""
+    total = weir.run_deployment(deployment, {"n": n})
+    started = weir.run_deployment(deployment, {"n": 1}, wait=False)
+    return {"total": total, "started": started["id"]}
