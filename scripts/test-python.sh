@@ -7,7 +7,7 @@
 #     scripts/test-python.sh            # every Python test
 #     scripts/test-python.sh -k cancel  # extra arguments go to pytest
 #
-# pytest and boto3 come from PyPI into a virtualenv in ${WEIR_TEST_PY_VENV:-/tmp/weir-py-venv}
+# pytest, boto3 and wheel (to build the SDK's wheel in a test) come from PyPI into a virtualenv in ${WEIR_TEST_PY_VENV:-/tmp/weir-py-venv}
 # (created once, reused while it holds the pinned versions); the SDK itself is used from the
 # checkout (PYTHONPATH), so the tests always run the code in this tree. pytest's exit code is
 # this script's: any failure (or no test collected) fails CI.
@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 
 PYTEST_VERSION="8.3.4"
 BOTO3_VERSION="1.35.99"
+WHEEL_VERSION="0.45.1"
 VENV="${WEIR_TEST_PY_VENV:-/tmp/weir-py-venv}"
 PYTHON="${WEIR_TEST_PYTHON:-python3}"
 
@@ -25,8 +26,9 @@ mkdir -p "$(dirname "$VENV")"
 exec 8>"$VENV.lock"
 flock 8
 if ! "$VENV/bin/python" -c "
-import sys, pytest, boto3
-sys.exit(pytest.__version__ != '$PYTEST_VERSION' or boto3.__version__ != '$BOTO3_VERSION')" 2>/dev/null; then
+import sys, pytest, boto3, wheel
+sys.exit(pytest.__version__ != '$PYTEST_VERSION' or boto3.__version__ != '$BOTO3_VERSION'
+         or wheel.__version__ != '$WHEEL_VERSION')" 2>/dev/null; then
     if [ ! -x "$VENV/bin/pip" ]; then
         say "creating a virtualenv in $VENV"
         "$PYTHON" -m venv "$VENV" >&2 || {
@@ -40,9 +42,9 @@ sys.exit(pytest.__version__ != '$PYTEST_VERSION' or boto3.__version__ != '$BOTO3
             fi
         }
     fi
-    say "installing pytest==$PYTEST_VERSION boto3==$BOTO3_VERSION from PyPI (once)"
+    say "installing pytest==$PYTEST_VERSION boto3==$BOTO3_VERSION wheel==$WHEEL_VERSION from PyPI (once)"
     "$VENV/bin/pip" install --disable-pip-version-check -q \
-        "pytest==$PYTEST_VERSION" "boto3==$BOTO3_VERSION" >&2
+        "pytest==$PYTEST_VERSION" "boto3==$BOTO3_VERSION" "wheel==$WHEEL_VERSION" >&2
 fi
 exec 8>&-
 
