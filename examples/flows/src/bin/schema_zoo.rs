@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use weir::prelude::*;
 
-/// How to run. (Variants and fields carry no doc comments: a Python `Enum` or dataclass has
-/// nowhere to put them, and the schemas are compared as they are.)
+// Variants and fields carry no doc comments: a Python `Enum` or dataclass has nowhere to put
+// them, and the schemas are compared as they are.
+/// How to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Mode {

@@ -9,8 +9,7 @@ import weir
 
 
 class Mode(enum.Enum):
-    """How to run. (Variants and fields carry no doc comments: a Python `Enum` or dataclass has
-    nowhere to put them, and the schemas are compared as they are.)"""
+    """How to run."""
 
     FAST = "fast"
     SLOW = "slow"
