@@ -42,6 +42,8 @@ pub struct Server {
     pub bootstrap_key: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Wakes this replica's long-polls when another one has work (PostgreSQL only).
+    work_listener: Option<JoinHandle<()>>,
 }
 
 /// Why the server could not start.
@@ -102,6 +104,8 @@ impl Server {
         let state = AppState::new(store, options, secret.into_bytes());
         let (shutdown, mut stop) = watch::channel(false);
         let mut tasks = background::spawn(state.clone(), shutdown.subscribe());
+        let work = state.work.clone();
+        let work_listener = state.store.listen_work(move || work.notify_waiters());
         let router = app(state.clone());
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -133,12 +137,16 @@ impl Server {
             bootstrap_key,
             shutdown,
             tasks,
+            work_listener,
         })
     }
 
     /// Stops accepting requests, finishes those in flight, and stops the background loops.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        if let Some(l) = &self.work_listener {
+            l.abort();
+        }
         for t in self.tasks {
             let _ = t.await;
         }

@@ -90,6 +90,15 @@ impl AppState {
     /// Wakes agents waiting for work.
     pub(crate) fn work_available(&self) {
         self.work.notify_waiters();
+        // And agents long-polling on other replicas (PostgreSQL NOTIFY; nothing on SQLite).
+        if self.store.dialect() == weir_store::Dialect::Postgres {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(error) = store.notify_work().await {
+                    tracing::debug!(message = "work notification not sent", %error);
+                }
+            });
+        }
     }
 
     /// Wakes log and state streams.

@@ -21,6 +21,7 @@ mod runs;
 mod scheduling;
 mod states;
 mod task_runs;
+mod wake;
 
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
 
@@ -98,6 +99,8 @@ pub struct Store {
     /// Queue of the state-proposal group commit (see `batch`); `None` in the batcher's own
     /// handle, which applies proposals directly.
     proposals: Option<tokio::sync::mpsc::UnboundedSender<batch::Job>>,
+    /// The PostgreSQL URL, for the work listener (see `wake`).
+    url: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -120,6 +123,7 @@ impl Store {
                 read,
                 dialect: Dialect::Sqlite,
                 proposals: None,
+                url: None,
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = AnyPoolOptions::new()
@@ -132,6 +136,7 @@ impl Store {
                 read: pool,
                 dialect: Dialect::Postgres,
                 proposals: None,
+                url: Some(url.into()),
             }
         } else {
             return Err(Error::UnsupportedUrl(url.to_string()));

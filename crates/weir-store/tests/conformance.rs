@@ -86,6 +86,45 @@ async fn postgres_claim_race_separate_stores() {
     }
 }
 
+/// Work notifications cross stores (replicas): a listener on one store is woken by
+/// `notify_work` on another over the same PostgreSQL database. SQLite has one server: no
+/// listener, and notifying is a no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_work_notifications_cross_replicas() {
+    let Some(db) = TestDb::new(Backend::Postgres, "postgres_work_notifications").await else {
+        return;
+    };
+    let (a, b) = (connect(&db).await, connect(&db).await);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = b.listen_work(move || {
+        let _ = tx.send(());
+    });
+    let listener = listener.expect("a listener on PostgreSQL");
+    // The first wake-up says the listener is connected (and anything missed must be looked at).
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("listening")
+        .expect("woken");
+    for _ in 0..3 {
+        a.notify_work().await.expect("notify");
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the other store was woken")
+            .expect("woken");
+    }
+    listener.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_work_notifications_are_local() {
+    let db = TestDb::new(Backend::Sqlite, "sqlite_work_notifications")
+        .await
+        .expect("sqlite");
+    let store = connect(&db).await;
+    assert!(store.listen_work(|| {}).is_none());
+    store.notify_work().await.expect("a no-op");
+}
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 
