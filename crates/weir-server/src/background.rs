@@ -21,7 +21,18 @@ pub(crate) fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHan
             "scheduler",
             schedule,
         )),
-        tokio::spawn(every_tick(state, stop, "crash detector", reap)),
+        tokio::spawn(every_tick(
+            state.clone(),
+            stop.clone(),
+            "crash detector",
+            reap,
+        )),
+        tokio::spawn(every_tick(
+            state,
+            stop,
+            "clock",
+            |st: AppState| async move { st.sync_clock().await },
+        )),
     ]
 }
 
@@ -49,7 +60,7 @@ async fn every_tick<F, Fut>(
 
 /// One scheduler pass: for each scheduled deployment, create its next runs.
 pub(crate) async fn schedule(state: AppState) -> Result<(), weir_store::Error> {
-    let now = Utc::now();
+    let now = state.now();
     let horizon = now
         + chrono::Duration::from_std(state.options.schedule_horizon)
             .unwrap_or(chrono::Duration::days(7));
@@ -110,7 +121,7 @@ async fn settle(
 
 /// One crash-detector pass: expired leases become Crashed (or a retry), overdue runs Late.
 pub(crate) async fn reap(state: AppState) -> Result<(), weir_store::Error> {
-    let now = Utc::now();
+    let now = state.now();
     let mut changed = false;
     // Right after a start, an expired lease says only that no server took heartbeats (every
     // replica was down, or the database was): agents and flow processes get one lease to

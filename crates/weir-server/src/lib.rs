@@ -102,6 +102,8 @@ impl Server {
                 other => StartError::Bootstrap(format!("{other:?}")),
             })?;
         let state = AppState::new(store, options, secret.into_bytes());
+        // Leases are dated by the database's clock from the first request on.
+        state.sync_clock().await?;
         let (shutdown, mut stop) = watch::channel(false);
         let mut tasks = background::spawn(state.clone(), shutdown.subscribe());
         let work = state.work.clone();

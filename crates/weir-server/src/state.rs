@@ -31,6 +31,10 @@ pub struct Options {
     /// one its operator holds (e.g. an SSM SecureString injected by ECS). Otherwise the
     /// server generates one. Only its digest is stored.
     pub admin_key: Option<String>,
+    /// Test hook: pretend this host's clock is off by this much (a clock step on one
+    /// replica). Orchestration times come from the database's clock, so it changes nothing
+    /// there.
+    pub clock_skew: chrono::Duration,
 }
 
 impl Default for Options {
@@ -46,6 +50,7 @@ impl Default for Options {
             max_body_bytes: 16 * 1024 * 1024,
             tls: None,
             admin_key: None,
+            clock_skew: chrono::Duration::zero(),
         }
     }
 }
@@ -67,6 +72,8 @@ pub struct AppState {
     /// When this server started: the crash detector gives agents one lease from then to
     /// heartbeat again before it reads an expired lease as a dead run.
     pub(crate) started: std::time::Instant,
+    /// The database's clock minus this host's, in microseconds (see [`AppState::now`]).
+    pub(crate) clock_offset_us: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl AppState {
@@ -79,7 +86,35 @@ impl AppState {
             activity: Arc::new(watch::channel(0).0),
             run_secret: Arc::new(secret),
             started: std::time::Instant::now(),
+            clock_offset_us: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         }
+    }
+
+    /// This host's clock (with the test-only skew).
+    fn host_now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.options.clock_skew
+    }
+
+    /// Now, by the database's clock: what leases, schedules and states are dated with, so
+    /// that replicas whose clocks disagree (or one whose clock was stepped) still agree on
+    /// when a lease expires. Kept as an offset refreshed every tick ([`AppState::sync_clock`]).
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let offset = self
+            .clock_offset_us
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.host_now() + Duration::microseconds(offset)
+    }
+
+    /// Measures the database's clock against this host's.
+    pub(crate) async fn sync_clock(&self) -> Result<(), weir_store::Error> {
+        let before = self.host_now();
+        let db = self.store.db_time().await?;
+        let after = self.host_now();
+        let mid = before + (after - before) / 2;
+        let offset = (db - mid).num_microseconds().unwrap_or(0);
+        self.clock_offset_us
+            .store(offset, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The lease as a chrono duration.

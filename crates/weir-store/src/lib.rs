@@ -12,6 +12,7 @@
 
 mod agents;
 mod batch;
+mod clock;
 mod codec;
 mod deployments;
 mod keys;

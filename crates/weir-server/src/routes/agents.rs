@@ -112,7 +112,7 @@ pub(crate) async fn heartbeat(
             refused.push(h.id);
         }
     }
-    let now = Utc::now();
+    let now = st.now();
     st.store.touch_agent(id, now).await?;
     let (cancel, mut lost) = st
         .store
@@ -146,7 +146,7 @@ pub(crate) async fn claim(
         ));
     }
     let mut limit = req.limit.min(MAX_CLAIM);
-    let now = Utc::now();
+    let now = st.now();
     st.store.touch_agent(id, now).await?;
     let agent = st.store.agent(id).await?;
     // Never more than the agent registered for, counting the runs it already holds.
@@ -165,7 +165,7 @@ pub(crate) async fn claim(
                 project.as_deref(),
                 limit,
                 st.lease(),
-                Utc::now(),
+                st.now(),
             )
             .await?;
         metrics::histogram!("weir_claim_seconds").record(started.elapsed().as_secs_f64());

@@ -11,7 +11,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use chrono::Utc;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -33,7 +32,7 @@ pub(crate) async fn create(
     caller: OnRun<perm::Run>,
     Json(mut req): Json<CreateFlowRun>,
 ) -> ApiResult<MaybeCreated<FlowRun>> {
-    let now = Utc::now();
+    let now = st.now();
     // A flow process (run token) may create the subflow runs of its own run, in its project.
     if let Caller::Run { .. } = *caller {
         let parent = req.parent_flow_run_id.ok_or_else(|| {
@@ -281,10 +280,7 @@ pub(crate) async fn propose(
     {
         return Err(ApiError::field("message", "message is longer than 64 KiB"));
     }
-    let run = st
-        .store
-        .propose_state(id, &p, st.lease(), Utc::now())
-        .await?;
+    let run = st.store.propose_state(id, &p, st.lease(), st.now()).await?;
     after_change(&st, &run);
     Ok(axum::Json(run))
 }
@@ -303,7 +299,7 @@ pub(crate) async fn cancel(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<FlowRun>> {
     caller.run(&st, id).await?;
-    let run = st.store.cancel_flow_run(id, Utc::now()).await?;
+    let run = st.store.cancel_flow_run(id, st.now()).await?;
     caller
         .audit(&st, AuditAction::Cancel, &id.to_string(), None)
         .await;
@@ -326,7 +322,7 @@ pub(crate) async fn retry(
             current: Some(Box::new(run)),
         });
     }
-    let run = st.store.retry_flow_run(id, from_failed, Utc::now()).await?;
+    let run = st.store.retry_flow_run(id, from_failed, st.now()).await?;
     let detail = from_failed.then(|| "from failed".to_string());
     caller
         .audit(&st, AuditAction::Retry, &id.to_string(), detail)
@@ -350,7 +346,7 @@ pub(crate) async fn heartbeat(
     }];
     let (cancel, lost) = st
         .store
-        .renew_leases(None, &held, st.lease(), Utc::now())
+        .renew_leases(None, &held, st.lease(), st.now())
         .await?;
     Ok(axum::Json(RunHeartbeatReply {
         cancel: !cancel.is_empty(),
