@@ -10,6 +10,8 @@ use std::time::Duration;
 use uuid::Uuid;
 use weir_core::api::*;
 
+pub mod transport;
+
 /// What can go wrong calling the API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,8 +23,9 @@ pub enum Error {
         /// The server's error body.
         body: Box<ErrorBody>,
     },
-    /// The server could not be reached, or the connection broke.
-    #[error("cannot reach the Weir server at {url}: {source}")]
+    /// The server could not be reached, the connection broke, or TLS failed. The message
+    /// says which, and what to do ([`transport::explain`]).
+    #[error("{}", transport::explain(url, source))]
     Transport {
         /// The base URL.
         url: String,
@@ -43,12 +46,21 @@ impl Error {
         }
     }
 
-    /// Whether retrying the same request later may succeed (network trouble, 5xx).
+    /// Whether retrying the same request later may succeed: the connection failed (but not
+    /// TLS verification, which fails the same way every time), or the server answered that it
+    /// is unavailable (503, or 502/504/429 from a proxy). A 409 or a 4xx is final.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transport { .. } => true,
-            Error::Api { status, .. } => {
-                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
+            Error::Transport { source, .. } => !transport::is_tls_failure(source),
+            Error::Api { status, body } => {
+                body.error.is_transient()
+                    || matches!(
+                        *status,
+                        StatusCode::SERVICE_UNAVAILABLE
+                            | StatusCode::BAD_GATEWAY
+                            | StatusCode::GATEWAY_TIMEOUT
+                            | StatusCode::TOO_MANY_REQUESTS
+                    )
             }
             Error::Decode(_) => false,
         }
@@ -183,7 +195,7 @@ impl Client {
             serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))
         } else {
             let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
-                error: "http".into(),
+                error: ErrorKind::Other,
                 message: format!(
                     "HTTP {status}: {}",
                     String::from_utf8_lossy(&bytes)

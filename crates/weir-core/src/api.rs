@@ -18,8 +18,8 @@ pub type Parameters = Map<String, Value>;
 /// The one error shape every endpoint returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
-    /// Machine-readable kind, e.g. `invalid_request`, `not_found`, `conflict`, `unauthorized`.
-    pub error: String,
+    /// Machine-readable kind: what went wrong, and so whether a retry can help.
+    pub error: ErrorKind,
     /// Human-readable message naming what is wrong and what to do.
     pub message: String,
     /// The request field at fault, when there is one.
@@ -28,6 +28,43 @@ pub struct ErrorBody {
     /// For `conflict` on a state proposal: the run as it is now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<Box<FlowRun>>,
+}
+
+/// The kinds of API error. Only [`ErrorKind::Unavailable`] (and a lost connection) is
+/// transient: retrying the same request later may succeed. Every other kind is final for that
+/// request, and a `conflict` carries the run as it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// 400: the request is malformed or invalid; `field` names the culprit.
+    InvalidRequest,
+    /// 401: missing, invalid, revoked or expired credentials.
+    Unauthorized,
+    /// 403: the caller's role may not do this.
+    Forbidden,
+    /// 404: no such thing, or not visible to the caller.
+    NotFound,
+    /// 405: the path exists, not with this method.
+    MethodNotAllowed,
+    /// 409: refused by the orchestration rules or by stored data.
+    Conflict,
+    /// 413: the body is larger than the server accepts.
+    PayloadTooLarge,
+    /// 500: a fault on the server that a retry will not mend (e.g. a corrupt stored row).
+    Internal,
+    /// 503: the database is unavailable or busy right now; retry with backoff.
+    Unavailable,
+    /// An answer that was not a Weir error body (a proxy's page, say), or a kind this client
+    /// does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorKind {
+    /// Whether retrying the same request later may succeed.
+    pub fn is_transient(self) -> bool {
+        self == ErrorKind::Unavailable
+    }
 }
 
 /// A page of results and the cursor for the next page, if any.

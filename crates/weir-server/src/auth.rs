@@ -377,7 +377,8 @@ impl Caller {
                     let Some(agent) = run.agent_id else {
                         return Err(hidden());
                     };
-                    let owner = st.store.agent_key(agent).await.ok().flatten();
+                    // A database failure is a 503 the caller retries, never a 404.
+                    let owner = st.store.agent_key(agent).await?;
                     if owner.as_deref() != Some(id.as_str()) {
                         return Err(hidden());
                     }

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use weir_core::api::{ErrorBody, FlowRun};
+use weir_core::api::{ErrorBody, ErrorKind, FlowRun};
 
 /// An API error: a status and a body naming what is wrong.
 #[derive(Debug)]
@@ -32,7 +32,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     /// 413: the body is larger than allowed.
     PayloadTooLarge(usize),
-    /// 503: the database is unavailable.
+    /// 500: a fault a retry will not mend.
+    Internal(String),
+    /// 503: the database is unavailable or busy; the client retries.
     Unavailable(String),
 }
 
@@ -67,9 +69,15 @@ impl From<weir_store::Error> for ApiError {
                 message,
                 current: None,
             },
+            other if other.is_transient() => {
+                tracing::warn!(message = "database unavailable", error = %other);
+                ApiError::Unavailable(format!(
+                    "the database is unavailable ({other}); retry shortly"
+                ))
+            }
             other => {
                 tracing::error!(message = "storage failure", error = %other);
-                ApiError::Unavailable("the database is unavailable; retry shortly".into())
+                ApiError::Internal(format!("storage failure: {other}"))
             }
         }
     }
@@ -79,40 +87,57 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, message, field, current) = match self {
             ApiError::BadRequest { message, field } => {
-                (StatusCode::BAD_REQUEST, "invalid_request", message, field, None)
+                (StatusCode::BAD_REQUEST, ErrorKind::InvalidRequest, message, field, None)
             }
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorKind::Unauthorized,
                 "missing, invalid, revoked or expired API key: pass a valid key as `Authorization: Bearer <key>`".into(),
                 None,
                 None,
             ),
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None, None),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None, None),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, ErrorKind::Forbidden, m, None, None),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, ErrorKind::NotFound, m, None, None),
             ApiError::Conflict { message, current } => {
-                (StatusCode::CONFLICT, "conflict", message, None, current)
+                (StatusCode::CONFLICT, ErrorKind::Conflict, message, None, current)
             }
             ApiError::MethodNotAllowed(m) => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorKind::MethodNotAllowed,
                 m,
                 None,
                 None,
             ),
             ApiError::PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorKind::PayloadTooLarge,
                 format!("request body is larger than {limit} bytes; send smaller batches"),
                 None,
                 None,
             ),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None, None),
+            ApiError::Internal(m) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, m, None, None)
+            }
+            ApiError::Unavailable(m) => {
+                let body = ErrorBody {
+                    error: ErrorKind::Unavailable,
+                    message: m,
+                    field: None,
+                    current: None,
+                };
+                // Tells clients (and proxies) that this is worth retrying soon.
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, "1")],
+                    Json(body),
+                )
+                    .into_response();
+            }
         };
         (
             status,
             Json(ErrorBody {
-                error: kind.into(),
+                error: kind,
                 message,
                 field,
                 current,

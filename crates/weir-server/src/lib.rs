@@ -112,6 +112,7 @@ impl Server {
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         match acceptor {
             None => tasks.push(tokio::spawn(async move {
                 let serve = axum::serve(listener, router).with_graceful_shutdown(stopped);
@@ -132,7 +133,11 @@ impl Server {
                 }));
             }
         }
-        tracing::info!(message = "weir server listening", %addr, database = state.store.dialect().as_str());
+        tracing::info!(
+            message = "weir server listening",
+            url = %format!("{scheme}://{addr}"),
+            database = state.store.dialect().as_str()
+        );
         Ok(Server {
             addr,
             state,

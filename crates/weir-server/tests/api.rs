@@ -533,3 +533,77 @@ async fn claims_respect_the_agent_limit(db: &TestDb) {
     assert!(second.is_empty(), "no free slot while it holds two runs");
     s.stop().await;
 }
+
+/// A database outage is transient end to end: the store classifies the failure, the API
+/// answers 503 with `unavailable` and Retry-After (never a 409), the client calls it
+/// transient, and the same proposal succeeds once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_is_a_503_and_the_proposal_succeeds_after_it() {
+    let Some(db) = TestDb::new(Backend::Postgres, "database_outage").await else {
+        return;
+    };
+    let s = TestServer::start(options(&db)).await;
+    let run = s
+        .client
+        .create_flow_run(&CreateFlowRun {
+            project: Some("dev".into()),
+            flow: Some("adhoc".into()),
+            state: Some(StateKind::Running),
+            ..CreateFlowRun::default()
+        })
+        .await
+        .expect("ad-hoc run");
+    assert_eq!(run.state, StateKind::Running);
+
+    db.set_reachable(false).await;
+    let done = propose(StateKind::Completed, run.attempt);
+    let err = s
+        .client
+        .propose_state(run.id, &done)
+        .await
+        .expect_err("the database is away");
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err:?}");
+    assert!(
+        err.is_transient(),
+        "a database outage must be retried: {err:?}"
+    );
+    match &err {
+        weir_client::Error::Api { body, .. } => {
+            assert_eq!(
+                body.error,
+                weir_core::api::ErrorKind::Unavailable,
+                "{body:?}"
+            );
+            assert!(body.message.contains("retry"), "{}", body.message);
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    }
+    let raw = s
+        .http
+        .get(s.url(&format!("/api/v1/flow_runs/{}", run.id)))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(raw.status().as_u16(), 503);
+    assert_eq!(
+        raw.headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+
+    db.set_reachable(true).await;
+    // The pool reconnects on the next request; retry as the agent and SDK do.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        match s.client.propose_state(run.id, &done).await {
+            Ok(r) => break r,
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("after the outage: {e:?}"),
+        }
+    };
+    assert_eq!(after.state, StateKind::Completed);
+    s.stop().await;
+}

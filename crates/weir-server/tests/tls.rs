@@ -153,3 +153,127 @@ async fn unusable_certificates_are_named() {
     .expect("a missing certificate is refused");
     assert!(err.to_string().contains("nope.pem"), "{err}");
 }
+
+/// PEM files of a certificate for `names` made from `params`.
+fn files_for(dir: &Path, tag: &str, mut params: rcgen::CertificateParams) -> TlsFiles {
+    let key = rcgen::KeyPair::generate().expect("key");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let cert = params.self_signed(&key).expect("certificate");
+    let files = TlsFiles {
+        cert: dir.join(format!("{tag}-cert.pem")),
+        key: dir.join(format!("{tag}-key.pem")),
+    };
+    std::fs::write(&files.cert, cert.pem()).expect("write cert");
+    std::fs::write(&files.key, key.serialize_pem()).expect("write key");
+    files
+}
+
+/// What the client says about each way TLS goes wrong: which problem, and what to do.
+#[tokio::test]
+async fn client_errors_name_the_real_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let message = |e: weir_client::Error| {
+        assert!(
+            !e.is_transient(),
+            "a TLS failure does not mend itself: {e:?}"
+        );
+        e.to_string()
+    };
+
+    // Not trusted: the certificate's issuer is unknown to the client.
+    let own = certificate(dir.path());
+    let server = start(dir.path(), own.clone()).await;
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let e = Client::with_ca(&url, None, None)
+        .expect("client")
+        .ready()
+        .await
+        .expect_err("untrusted");
+    let m = message(e);
+    assert!(
+        m.contains("not signed by a CA this client trusts") && m.contains("--ca-file"),
+        "{m}"
+    );
+
+    // Trusted, but asked for by a name it does not carry.
+    let wrong = Client::with_ca(
+        &url.replace("127.0.0.1", "localhost"),
+        None,
+        Some(&own.cert),
+    )
+    .expect("client");
+    assert!(
+        wrong.ready().await.is_ok(),
+        "localhost is in the certificate"
+    );
+    server.stop().await;
+    let other_name = files_for(
+        dir.path(),
+        "other",
+        rcgen::CertificateParams::new(vec!["weir.example.invalid".to_string()]).expect("params"),
+    );
+    let server = start(dir.path(), other_name.clone()).await;
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let e = Client::with_ca(&url, None, Some(&other_name.cert))
+        .expect("client")
+        .ready()
+        .await
+        .expect_err("name mismatch");
+    let m = message(e);
+    assert!(
+        m.contains("not valid for \"127.0.0.1\"") && m.contains("subjectAltName"),
+        "{m}"
+    );
+    server.stop().await;
+
+    // A CA certificate served as the server's own (what `openssl req -x509` makes).
+    let mut ca_params = rcgen::CertificateParams::new(names.clone()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = files_for(dir.path(), "ca", ca_params);
+    let server = start(dir.path(), ca.clone()).await;
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let e = Client::with_ca(&url, None, Some(&ca.cert))
+        .expect("client")
+        .ready()
+        .await
+        .expect_err("CA as end entity");
+    let m = message(e);
+    assert!(m.contains("presents a CA certificate as its own"), "{m}");
+    server.stop().await;
+
+    // https:// to a plain HTTP server.
+    let plain = Server::start(Options {
+        database_url: format!("sqlite://{}", dir.path().join("plain.db").display()),
+        bind: "127.0.0.1:0".into(),
+        ..Options::default()
+    })
+    .await
+    .expect("plain server");
+    let url = format!("https://127.0.0.1:{}", plain.addr.port());
+    let e = Client::new(&url, None)
+        .expect("client")
+        .ready()
+        .await
+        .expect_err("not TLS");
+    let m = message(e);
+    assert!(
+        m.contains("did not answer in TLS") && m.contains("http://"),
+        "{m}"
+    );
+    let port = plain.addr.port();
+    plain.stop().await;
+
+    // Nothing listening: a transient failure, and the message says to start a server.
+    let e = Client::new(&format!("http://127.0.0.1:{port}"), None)
+        .expect("client")
+        .ready()
+        .await
+        .expect_err("refused");
+    assert!(e.is_transient(), "{e:?}");
+    let m = e.to_string();
+    assert!(
+        m.contains("nothing is listening") && m.contains("weir up"),
+        "{m}"
+    );
+}

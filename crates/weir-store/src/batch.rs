@@ -82,11 +82,11 @@ async fn run_batch(store: &Store, jobs: Vec<Job>) {
                 let _ = job.reply.send(r);
             }
         }
+        // One job whose transaction failed: its caller gets the database's error as it is
+        // (transient ones answer 503 and are retried), never a verdict on the proposal.
         Err(e) => {
-            for job in jobs {
-                let _ = job.reply.send(Err(Error::Invalid(format!(
-                    "could not apply the state: {e}"
-                ))));
+            if let Some(job) = jobs.into_iter().next() {
+                let _ = job.reply.send(Err(e));
             }
         }
     }

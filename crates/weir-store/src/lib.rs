@@ -77,12 +77,53 @@ pub enum Error {
         /// What.
         reason: String,
     },
+    /// The database could not do it now (busy, contended, a connection lost): transient.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Error {
+    /// Whether the same operation may succeed if retried later: the database was unreachable,
+    /// busy or contended, not wrong about the request or its data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unavailable(_) => true,
+            Error::Db(e) => db_error_is_transient(e),
+            _ => false,
+        }
+    }
+}
+
+fn db_error_is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            // PostgreSQL: serialization failure, deadlock, insufficient resources (class 53),
+            // the server shutting down or in recovery, connection errors (class 08). SQLite:
+            // busy, locked.
+            let code = db.code().unwrap_or_default();
+            // 55000 is also what a database refusing connections answers at connect.
+            matches!(
+                code.as_ref(),
+                "40001" | "40P01" | "55000" | "57P01" | "57P02" | "57P03"
+            ) || code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517")
+                || db.message().contains("database is locked")
+        }
+        _ => false,
+    }
 }
 
 /// Result alias of this crate.

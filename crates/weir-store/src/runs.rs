@@ -488,7 +488,7 @@ impl Store {
             }
             tx.rollback().await?;
         }
-        Err(Error::Invalid(format!(
+        Err(Error::Unavailable(format!(
             "flow run {id} is changing too fast; try again"
         )))
     }

@@ -164,6 +164,47 @@ async fn drop_stale(conn: &mut PgConnection, now: u64) {
     }
 }
 
+impl TestDb {
+    /// PostgreSQL only: refuses (`false`) or allows new connections to this database, and on
+    /// refusing ends every session already connected — a database outage as its clients see
+    /// it, while the server itself keeps running.
+    ///
+    /// # Panics
+    /// On SQLite, or when the PostgreSQL server refuses the change.
+    pub async fn set_reachable(&self, reachable: bool) {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "an outage needs PostgreSQL"
+        );
+        let admin = std::env::var(POSTGRES_ENV).unwrap_or_default();
+        let name = self
+            .url
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.split('?').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(name.starts_with(PREFIX), "not a test database: {name}");
+        let mut conn = match PgConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) => panic!("cannot reach the PostgreSQL test server: {e}"),
+        };
+        let sql = format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {reachable}");
+        if let Err(e) = conn.execute(sqlx::AssertSqlSafe(sql)).await {
+            panic!("cannot change {name}: {e}");
+        }
+        if !reachable {
+            let end = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                       WHERE datname = $1 AND pid <> pg_backend_pid()";
+            if let Err(e) = sqlx::query(end).bind(&name).execute(&mut conn).await {
+                panic!("cannot end the sessions of {name}: {e}");
+            }
+        }
+        let _ = conn.close().await;
+    }
+}
+
 /// `url` with its database (path) replaced by `db`, keeping user, host, port and query.
 fn with_database(url: &str, db: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -62,12 +62,7 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
     let server = Server::start(options)
         .await
         .context("cannot start the server")?;
-    let scheme = if server.state.options.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let url = format!("{scheme}://{}", server.addr);
+    let url = server_url(&server);
     config::record_server(&url)?;
     if let Some(key) = &server.bootstrap_key {
         let path = config::store_admin_key(key)?;
@@ -85,13 +80,23 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
     Ok(server)
 }
 
+/// The URL the server really serves: `https://` when it was given a certificate.
+fn server_url(server: &Server) -> String {
+    let scheme = if server.state.options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}", server.addr)
+}
+
 /// `weir server`.
 pub async fn server(args: ServerArgs) -> Result<ExitCode> {
     init_logging();
     let server = start_server(&args).await?;
     println!(
-        "weir server listening on http://{} ({} database)",
-        server.addr,
+        "weir server listening on {} ({} database)",
+        server_url(&server),
         server.state.store.dialect().as_str()
     );
     stop_signal().await;

@@ -174,7 +174,7 @@ pub(crate) async fn claim(
             let mut out = Vec::with_capacity(claimed.len());
             for (run, resume) in claimed {
                 let spec = match run.deployment_id {
-                    Some(d) => st.store.deployment_by_id(d).await.ok().map(|d| d.spec),
+                    Some(d) => claimed_spec(&st, d).await?,
                     None => None,
                 };
                 let run_token = Some(crate::auth::run_token(&st.run_secret, run.id, run.attempt));
@@ -210,4 +210,27 @@ async fn own_agent(st: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
         Caller::Key { id: key, .. } if owner.as_deref() == Some(key.as_str()) => Ok(()),
         _ => Err(ApiError::NotFound(format!("agent {id} not found"))),
     }
+}
+
+/// The spec of a claimed run's deployment: `None` only when the deployment is gone. The claim
+/// is already committed, so a database hiccup is retried here rather than handing the agent a
+/// run without its spec (which it would have to crash); if the database stays away, the error
+/// answers 503 and the claimed runs fall to the crash detector when their lease expires.
+async fn claimed_spec(
+    st: &AppState,
+    deployment: uuid::Uuid,
+) -> ApiResult<Option<weir_core::api::DeploymentSpec>> {
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..5 {
+        match st.store.deployment_by_id(deployment).await {
+            Ok(d) => return Ok(Some(d.spec)),
+            Err(weir_store::Error::NotFound(_)) => return Ok(None),
+            Err(e) if e.is_transient() => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Some(st.store.deployment_by_id(deployment).await?.spec))
 }

@@ -431,7 +431,7 @@ struct Follow {
 
 /// `GET /api/v1/flow_runs/{id}/stream`: server-sent events — `state` (the run, whenever its
 /// state changes), `log` (each line) and a final `end` once the run is terminal and every
-/// line was sent.
+/// line was sent (or `error`, if the run can no longer be read).
 pub(crate) async fn stream(
     State(st): State<AppState>,
     caller: OnRun<perm::Read>,
@@ -458,14 +458,26 @@ pub(crate) async fn stream(
                 return None;
             }
             f.activity.borrow_and_update();
-            let Ok(run) = f.st.store.flow_run(f.id).await else {
-                return None;
+            // A database hiccup pauses the stream (no line is skipped: `after` only moves with
+            // lines sent); any other failure ends it with an `error` event saying why.
+            let read = async {
+                let run = f.st.store.flow_run(f.id).await?;
+                let lines = f.st.store.logs(f.id, None, f.after, 500).await?;
+                Ok::<_, weir_store::Error>((run, lines))
             };
-            let lines =
-                f.st.store
-                    .logs(f.id, None, f.after, 500)
-                    .await
-                    .unwrap_or_default();
+            let (run, lines) = match read.await {
+                Ok(read) => read,
+                Err(e) if e.is_transient() => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(e) => {
+                    f.pending
+                        .push_back(Event::default().event("error").data(e.to_string()));
+                    f.done = true;
+                    continue;
+                }
+            };
             for line in &lines {
                 f.after = line.seq;
                 if let Ok(ev) = Event::default()

@@ -29,7 +29,7 @@ type Page = Result<Response, UiError>;
 
 fn html(t: impl Template) -> Page {
     t.render().map(|s| Html(s).into_response()).map_err(|e| {
-        UiError(ApiError::Unavailable(format!(
+        UiError(ApiError::Internal(format!(
             "page could not be rendered: {e}"
         )))
     })
@@ -74,7 +74,7 @@ fn login_page(next: String, error: Option<String>, status: StatusCode) -> Page {
         error,
     }
     .render()
-    .map_err(|e| UiError(ApiError::Unavailable(e.to_string())))?;
+    .map_err(|e| UiError(ApiError::Internal(e.to_string())))?;
     let cookie =
         format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
     Ok((status, [(header::SET_COOKIE, cookie)], Html(page)).into_response())
