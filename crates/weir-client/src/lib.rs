@@ -103,28 +103,8 @@ pub struct Client {
     token: Option<String>,
 }
 
-/// Filters of [`Client::list_flow_runs`].
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RunQuery {
-    /// Project.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project: Option<String>,
-    /// Deployment name (needs project).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deployment: Option<String>,
-    /// Flow name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flow: Option<String>,
-    /// Comma-separated states.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    /// Page cursor.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    /// Page size.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-}
+/// Filters of [`Client::list_flow_runs`]: the server's own query type.
+pub use weir_core::api::FlowRunsQuery as RunQuery;
 
 impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:4200`), authenticating with
@@ -342,25 +322,26 @@ impl Client {
     pub async fn task_runs(
         &self,
         id: Uuid,
-        cursor: Option<&str>,
+        cursor: Option<Uuid>,
         limit: u32,
     ) -> Result<Page<TaskRun>> {
-        let mut rb = self
-            .req(Method::GET, &format!("/api/v1/flow_runs/{id}/task_runs"))
-            .query(&[("limit", limit.to_string())]);
-        if let Some(c) = cursor {
-            rb = rb.query(&[("cursor", c)]);
-        }
-        self.send(rb).await
+        let q = PageQuery {
+            cursor,
+            limit: Some(limit),
+        };
+        let path = format!("/api/v1/flow_runs/{id}/task_runs");
+        self.send(self.req(Method::GET, &path).query(&q)).await
     }
 
     /// `GET /api/v1/flow_runs/{id}/logs` after sequence number `after`.
     pub async fn logs(&self, id: Uuid, after: i64, limit: u32) -> Result<Page<LogLine>> {
-        self.send(
-            self.req(Method::GET, &format!("/api/v1/flow_runs/{id}/logs"))
-                .query(&[("after", after.to_string()), ("limit", limit.to_string())]),
-        )
-        .await
+        let q = LogsQuery {
+            after: Some(after),
+            limit: Some(limit),
+            task_run: None,
+        };
+        let path = format!("/api/v1/flow_runs/{id}/logs");
+        self.send(self.req(Method::GET, &path).query(&q)).await
     }
 
     /// `POST /api/v1/task_runs/batch`.
@@ -410,14 +391,13 @@ impl Client {
     }
 
     /// `GET /api/v1/audit`.
-    pub async fn audit(&self, cursor: Option<&str>, limit: u32) -> Result<Page<AuditEntry>> {
-        let mut rb = self
-            .req(Method::GET, "/api/v1/audit")
-            .query(&[("limit", limit.to_string())]);
-        if let Some(c) = cursor {
-            rb = rb.query(&[("cursor", c)]);
-        }
-        self.send(rb).await
+    pub async fn audit(&self, cursor: Option<Uuid>, limit: u32) -> Result<Page<AuditEntry>> {
+        let q = PageQuery {
+            cursor,
+            limit: Some(limit),
+        };
+        self.send(self.req(Method::GET, "/api/v1/audit").query(&q))
+            .await
     }
 
     /// `POST /api/v1/agents/{id}/claim`, long-polling up to `wait`.

@@ -12,6 +12,18 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+mod query;
+pub use query::*;
+
+/// A text with at least one non-space character (JSON Schema pattern).
+pub const NOT_BLANK: &str = "\\S";
+
+/// The secret reference schemes a deployment may name (JSON Schema pattern).
+pub const SECRET_REFERENCE_PATTERN: &str = "^(env|file|ssm|secretsmanager):";
+
+/// Longest API key lifetime: ten years, in seconds.
+pub const MAX_KEY_LIFETIME_S: u64 = 10 * 365 * 86400;
+
 /// JSON object of parameter values keyed by parameter name.
 pub type Parameters = Map<String, Value>;
 
@@ -91,6 +103,7 @@ pub struct Project {
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     /// Name: lowercase letters, digits, `-` and `_`, at most 63 characters.
+    #[schemars(pattern(crate::names::PATTERN))]
     pub name: String,
 }
 
@@ -118,6 +131,7 @@ pub struct ScheduleSpec {
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
     /// Name of the flow this deployment runs (as the flows binary's `describe` names it).
+    #[schemars(pattern(NOT_BLANK))]
     pub flow: String,
     /// Free text shown in the UI.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -135,6 +149,7 @@ pub struct DeploymentSpec {
     pub infrastructure: Infrastructure,
     /// Work queue runs are put on (default `default`).
     #[serde(default = "default_queue")]
+    #[schemars(pattern(crate::names::PATTERN))]
     pub work_queue: String,
     /// When to run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -148,6 +163,7 @@ pub struct DeploymentSpec {
     /// Environment variable name → secret reference (`env:`, `file:`, `ssm:`, `secretsmanager:`).
     /// Only references are stored; values are resolved by the agent at launch.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(inner(pattern(SECRET_REFERENCE_PATTERN)))]
     pub secrets: BTreeMap<String, String>,
     /// Plain (non-secret) environment variables for the run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -577,11 +593,14 @@ pub struct BatchAccepted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgent {
-    /// A readable name (host name by default).
+    /// A readable name (host name by default), at most 200 characters.
+    #[schemars(length(max = 200), pattern(NOT_BLANK))]
     pub name: String,
-    /// Queues it takes runs from.
+    /// Queues it takes runs from (at least one).
+    #[schemars(length(min = 1), inner(pattern(crate::names::PATTERN)))]
     pub queues: Vec<String>,
     /// Most runs it will have at once.
+    #[schemars(range(min = 1))]
     pub limit: u32,
     /// Infrastructure kinds it can launch (default: `process` only).
     #[serde(default = "process_only")]
@@ -652,6 +671,7 @@ pub struct ClaimRequest {
     pub limit: u32,
     /// Long-poll: wait up to this long for a run to become due (max 30000).
     #[serde(default)]
+    #[schemars(range(max = 30_000))]
     pub wait_ms: u64,
 }
 
@@ -719,15 +739,18 @@ pub struct Health {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// A name for the service account, e.g. `ci`.
+    /// A name for the service account, e.g. `ci`, at most 100 characters.
+    #[schemars(length(max = 100), pattern(NOT_BLANK))]
     pub name: String,
     /// Its role.
     pub role: crate::auth::Role,
     /// Restrict it to one project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::names::PATTERN))]
     pub project: Option<String>,
-    /// Lifetime in seconds (none: no expiry).
+    /// Lifetime in seconds, at most ten years (none: no expiry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_KEY_LIFETIME_S))]
     pub expires_in_s: Option<u64>,
 }
 

@@ -1,5 +1,8 @@
 //! Names of projects, deployments and work queues.
 
+/// The names [`check`] accepts, as a JSON Schema (ECMA-262) pattern, for the OpenAPI document.
+pub const PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,62}$";
+
 /// Checks a project, deployment or queue name: 1–63 characters of lowercase letters,
 /// digits, `-` and `_`, starting with a letter or digit. `kind` names the thing in the error.
 pub fn check(kind: &str, name: &str) -> Result<(), String> {

@@ -741,7 +741,7 @@ impl Weir {
                 .unwrap_or_else(|e| panic!("list runs of {project}/{deployment}: {e}"));
             out.extend(page.items);
             match page.next_cursor {
-                Some(c) => cursor = Some(c),
+                Some(c) => cursor = Some(c.parse().expect("a run cursor is a uuid")),
                 None => return out,
             }
         }

@@ -38,7 +38,7 @@ pub(crate) async fn register(
     for (i, q) in req.queues.iter().enumerate() {
         names::check("work queue", q).map_err(|m| ApiError::field(format!("queues[{i}]"), m))?;
     }
-    if req.name.trim().is_empty() || req.name.len() > 200 {
+    if req.name.trim().is_empty() || req.name.chars().count() > 200 {
         return Err(ApiError::field(
             "name",
             "agent name must be 1-200 characters",

@@ -7,8 +7,11 @@ use crate::openapi::MaybeCreated;
 use crate::state::AppState;
 use axum::extract::State;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
-use weir_core::api::{CreateProject, Deployment, Project, UpsertDeployment, UpsertResult};
+use serde::Serialize;
+use weir_core::api::{
+    CreateProject, Deployment, DeploymentPath, Project, ProjectQuery, UpsertDeployment,
+    UpsertResult,
+};
 use weir_core::audit::AuditAction;
 use weir_core::names;
 
@@ -62,19 +65,11 @@ pub(crate) async fn get_project(
     Ok(axum::Json(find_project(&st, &project).await?))
 }
 
-/// Filter of deployment lists.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProjectFilter {
-    /// Only this project's.
-    project: Option<String>,
-}
-
 /// `GET /api/v1/deployments?project=`.
 pub(crate) async fn list_deployments(
     State(st): State<AppState>,
     caller: Require<perm::Read>,
-    Query(f): Query<ProjectFilter>,
+    Query(f): Query<ProjectQuery>,
 ) -> ApiResult<axum::Json<Vec<Deployment>>> {
     let projects = caller.narrow(f.project);
     Ok(axum::Json(st.store.deployments(projects.as_deref()).await?))
@@ -95,7 +90,7 @@ pub(crate) struct FlowInfo {
 pub(crate) async fn list_flows(
     State(st): State<AppState>,
     caller: Require<perm::Read>,
-    Query(f): Query<ProjectFilter>,
+    Query(f): Query<ProjectQuery>,
 ) -> ApiResult<axum::Json<Vec<FlowInfo>>> {
     let projects = caller.narrow(f.project);
     let mut flows: std::collections::BTreeMap<String, FlowInfo> = Default::default();
@@ -119,7 +114,7 @@ pub(crate) async fn list_flows(
 pub(crate) async fn upsert(
     State(st): State<AppState>,
     caller: Require<perm::Deploy>,
-    Path((project, name)): Path<(String, String)>,
+    Path(DeploymentPath { project, name }): Path<DeploymentPath>,
     Json(req): Json<UpsertDeployment>,
 ) -> ApiResult<axum::Json<UpsertResult>> {
     caller.check_project(&project, || format!("project {project:?}"))?;
@@ -155,7 +150,7 @@ fn validate_spec(spec: &weir_core::api::DeploymentSpec) -> ApiResult<()> {
 pub(crate) async fn get_deployment(
     State(st): State<AppState>,
     caller: Require<perm::Read>,
-    Path((project, name)): Path<(String, String)>,
+    Path(DeploymentPath { project, name }): Path<DeploymentPath>,
 ) -> ApiResult<axum::Json<Deployment>> {
     caller.check_project(&project, || format!("deployment {project}/{name}"))?;
     Ok(axum::Json(st.store.deployment(&project, &name).await?))
@@ -165,7 +160,7 @@ pub(crate) async fn get_deployment(
 pub(crate) async fn pause(
     st: State<AppState>,
     caller: Require<perm::Deploy>,
-    path: Path<(String, String)>,
+    path: Path<DeploymentPath>,
 ) -> ApiResult<axum::Json<Deployment>> {
     set_paused(st, caller, path, true).await
 }
@@ -174,7 +169,7 @@ pub(crate) async fn pause(
 pub(crate) async fn resume(
     st: State<AppState>,
     caller: Require<perm::Deploy>,
-    path: Path<(String, String)>,
+    path: Path<DeploymentPath>,
 ) -> ApiResult<axum::Json<Deployment>> {
     set_paused(st, caller, path, false).await
 }
@@ -182,7 +177,7 @@ pub(crate) async fn resume(
 async fn set_paused(
     State(st): State<AppState>,
     caller: Require<perm::Deploy>,
-    Path((project, name)): Path<(String, String)>,
+    Path(DeploymentPath { project, name }): Path<DeploymentPath>,
     paused: bool,
 ) -> ApiResult<axum::Json<Deployment>> {
     caller.check_project(&project, || format!("deployment {project}/{name}"))?;

@@ -8,14 +8,11 @@ use crate::openapi::Created;
 use crate::state::AppState;
 use axum::extract::State;
 use chrono::Utc;
-use serde::Deserialize;
-use uuid::Uuid;
-use weir_core::api::{ApiKey, AuditEntry, CreateApiKey, CreatedApiKey, Page};
+use weir_core::api::{
+    ApiKey, AuditEntry, CreateApiKey, CreatedApiKey, MAX_KEY_LIFETIME_S, Page, PageQuery,
+};
 use weir_core::audit::AuditAction;
 use weir_core::names;
-
-/// Longest key lifetime: ten years.
-const MAX_LIFETIME_S: u64 = 10 * 365 * 86400;
 
 /// `POST /api/v1/keys`: the secret is in this answer and nowhere else, ever.
 pub(crate) async fn create(
@@ -23,7 +20,7 @@ pub(crate) async fn create(
     caller: Require<perm::Admin>,
     Json(req): Json<CreateApiKey>,
 ) -> ApiResult<Created<CreatedApiKey>> {
-    if req.name.trim().is_empty() || req.name.len() > 100 {
+    if req.name.trim().is_empty() || req.name.chars().count() > 100 {
         return Err(ApiError::field(
             "name",
             "a key's name must be 1-100 characters",
@@ -47,7 +44,7 @@ pub(crate) async fn create(
     }
     let lifetime = match req.expires_in_s {
         Some(0) => return Err(ApiError::field("expires_in_s", "must be at least 1 second")),
-        Some(s) if s > MAX_LIFETIME_S => {
+        Some(s) if s > MAX_KEY_LIFETIME_S => {
             return Err(ApiError::field("expires_in_s", "must be at most ten years"));
         }
         Some(s) => Some(chrono::Duration::seconds(
@@ -112,19 +109,11 @@ pub(crate) async fn revoke(
     Ok(axum::Json(key))
 }
 
-/// Pagination of the audit log.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuditQuery {
-    cursor: Option<Uuid>,
-    limit: Option<u32>,
-}
-
 /// `GET /api/v1/audit`: newest first.
 pub(crate) async fn audit(
     State(st): State<AppState>,
     caller: Require<perm::Admin>,
-    Query(q): Query<AuditQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<AuditEntry>>> {
     if caller.projects().is_some() {
         return Err(ApiError::Forbidden(

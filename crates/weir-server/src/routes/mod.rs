@@ -13,8 +13,7 @@ use aide::axum::routing::{get_with, post_with, put_with};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
-/// Largest page any list endpoint returns.
-pub(crate) const MAX_PAGE: u32 = 1000;
+use weir_core::api::MAX_PAGE;
 
 /// Checks a requested page size: absent means `default`; 0 or more than [`MAX_PAGE`] is an
 /// error naming the parameter.

@@ -11,17 +11,16 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
 use uuid::Uuid;
 use weir_core::api::{
-    CreateFlowRun, FlowRun, FlowRunDetail, LogLine, Page, ProposeState, RetryFlowRun, RunHeartbeat,
-    RunHeartbeatReply, TaskRun, TaskRunDetail,
+    CreateFlowRun, FlowRun, FlowRunDetail, FlowRunsQuery, LogLine, LogsQuery, Page, PageQuery,
+    ProposeState, RetryFlowRun, RunHeartbeat, RunHeartbeatReply, TaskRun, TaskRunDetail,
 };
 use weir_core::audit::AuditAction;
 use weir_core::auth::Permission;
-use weir_core::{StateKind, Timestamp, names};
+use weir_core::{StateKind, names};
 use weir_store::{NewFlowRun, RunFilter};
 
 /// `POST /api/v1/flow_runs`: from a deployment (an agent launches it) or ad hoc (created
@@ -190,26 +189,11 @@ pub(crate) async fn create(
     Ok(MaybeCreated { created, body: run })
 }
 
-/// Filters of `GET /api/v1/flow_runs`.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListQuery {
-    project: Option<String>,
-    deployment: Option<String>,
-    flow: Option<String>,
-    /// Comma-separated states.
-    state: Option<String>,
-    since: Option<Timestamp>,
-    until: Option<Timestamp>,
-    cursor: Option<Uuid>,
-    limit: Option<u32>,
-}
-
 /// `GET /api/v1/flow_runs`: newest first, with cursor pagination.
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Require<perm::Read>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<FlowRunsQuery>,
 ) -> ApiResult<axum::Json<Page<FlowRun>>> {
     let limit = super::page_size(q.limit, 50)?;
     let states = match &q.state {
@@ -355,20 +339,12 @@ pub(crate) async fn heartbeat(
     }))
 }
 
-/// Pagination of task runs.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TaskRunsQuery {
-    cursor: Option<Uuid>,
-    limit: Option<u32>,
-}
-
 /// `GET /api/v1/flow_runs/{id}/task_runs`: in creation order.
 pub(crate) async fn task_runs(
     State(st): State<AppState>,
     caller: OnRun<perm::Read>,
     Path(id): Path<Uuid>,
-    Query(q): Query<TaskRunsQuery>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<TaskRun>>> {
     let limit = super::page_size(q.limit, 200)?;
     caller.run(&st, id).await?;
@@ -387,16 +363,6 @@ pub(crate) async fn task_run(
         .await
         .map_err(|_| ApiError::NotFound(format!("task run {id} not found")))?;
     Ok(axum::Json(detail))
-}
-
-/// Cursor of log reads.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LogsQuery {
-    /// Lines after this sequence number.
-    after: Option<i64>,
-    limit: Option<u32>,
-    task_run: Option<Uuid>,
 }
 
 /// `GET /api/v1/flow_runs/{id}/logs`: oldest first after `after`.

@@ -708,7 +708,10 @@ async fn set_paused(
     paused: bool,
 ) -> Page {
     user.check_csrf(f.csrf.as_deref())?;
-    let path = ApiPath((project.clone(), name.clone()));
+    let path = ApiPath(weir_core::api::DeploymentPath {
+        project: project.clone(),
+        name: name.clone(),
+    });
     let caller = Require::new(user.caller.clone())?;
     if paused {
         let _ = api_deployments::pause(State(st), caller, path).await?;

@@ -213,7 +213,7 @@ pub async fn runs_of(c: &Client, deployment: &str) -> Vec<FlowRun> {
         let page = c.list_flow_runs(&q).await.expect("list runs");
         out.extend(page.items);
         match page.next_cursor {
-            Some(cursor) => q.cursor = Some(cursor),
+            Some(cursor) => q.cursor = Some(cursor.parse().expect("a run cursor is a uuid")),
             None => return out,
         }
     }
