@@ -33,6 +33,10 @@ unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
 eval "$(scripts/test-iam.sh)"
 export WEIR_TEST_PARLIAMENT
 
+# schemathesis, the schema-driven fuzzer of the API test (crates/weir-cli/tests/e2e_fuzz_api.rs).
+eval "$(scripts/test-schemathesis.sh)"
+export WEIR_TEST_SCHEMATHESIS
+
 # Every feature CI covers: the AWS secret stores are behind `weir-cli/aws`, the ECS launcher
 # behind `weir-cli/ecs`.
 FEATURES=(--features weir-cli/aws,weir-cli/ecs)

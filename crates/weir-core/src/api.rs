@@ -19,7 +19,10 @@ pub use query::*;
 pub const NOT_BLANK: &str = "\\S";
 
 /// The secret reference schemes a deployment may name (JSON Schema pattern).
-pub const SECRET_REFERENCE_PATTERN: &str = "^(env|file|ssm|secretsmanager):";
+pub const SECRET_REFERENCE_PATTERN: &str = "^(env|file|ssm|secretsmanager):.";
+
+/// Longest delay before a flow-run retry: a year, in seconds.
+pub const MAX_RETRY_DELAY_S: u64 = 365 * 86400;
 
 /// Longest API key lifetime: ten years, in seconds.
 pub const MAX_KEY_LIFETIME_S: u64 = 10 * 365 * 86400;
@@ -110,6 +113,10 @@ pub struct CreateProject {
 /// One schedule of a deployment: exactly one of `cron` or `interval`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["cron"], "properties": {"cron": {"type": "string"}, "interval": {"type": "null"}}},
+    {"required": ["interval"], "properties": {"interval": {"type": "string"}, "cron": {"type": "null"}}},
+]))]
 pub struct ScheduleSpec {
     /// A cron expression (5 or 6 fields; `L`, `#`, `W`, ranges and steps allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,7 +170,7 @@ pub struct DeploymentSpec {
     /// Environment variable name → secret reference (`env:`, `file:`, `ssm:`, `secretsmanager:`).
     /// Only references are stored; values are resolved by the agent at launch.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(inner(pattern(SECRET_REFERENCE_PATTERN)))]
+    #[schemars(extend("additionalProperties" = {"type": "string", "pattern": SECRET_REFERENCE_PATTERN}))]
     pub secrets: BTreeMap<String, String>,
     /// Plain (non-secret) environment variables for the run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -171,8 +178,9 @@ pub struct DeploymentSpec {
     /// Automatic retries of a failed or crashed flow run.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
-    /// Seconds to wait before each flow-run retry.
+    /// Seconds to wait before each flow-run retry (at most a year).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
+    #[schemars(range(max = MAX_RETRY_DELAY_S))]
     pub retry_delay_s: u64,
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -260,6 +268,7 @@ pub struct UpsertResult {
 /// Body of `POST /api/v1/flow_runs`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = create_flow_run_shapes)]
 pub struct CreateFlowRun {
     /// Project; required unless `deployment_id` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,6 +301,39 @@ pub struct CreateFlowRun {
     /// Labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+}
+
+/// The three shapes a [`CreateFlowRun`] takes, for its JSON Schema: a deployment's run by
+/// id, or by name within `project` (both start Scheduled, or with no `state`), or an ad-hoc
+/// run of `flow` in `project`, created Running by the process that executes it.
+fn create_flow_run_shapes(schema: &mut schemars::Schema) {
+    let scheduled = serde_json::json!({"enum": ["Scheduled", null]});
+    let shapes = serde_json::json!([
+        {
+            "required": ["deployment_id"],
+            "properties": {"deployment_id": {"type": "string"}, "state": scheduled},
+        },
+        {
+            "required": ["project", "deployment"],
+            "properties": {
+                "project": {"type": "string"},
+                "deployment": {"type": "string"},
+                "deployment_id": {"type": "null"},
+                "state": scheduled,
+            },
+        },
+        {
+            "required": ["project", "flow", "state"],
+            "properties": {
+                "project": {"type": "string", "pattern": crate::names::PATTERN},
+                "flow": {"type": "string", "pattern": NOT_BLANK},
+                "state": {"const": "Running"},
+                "deployment": {"type": "null"},
+                "deployment_id": {"type": "null"},
+            },
+        },
+    ]);
+    schema.insert("anyOf".into(), shapes);
 }
 
 /// One execution of a flow.

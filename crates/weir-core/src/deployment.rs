@@ -76,6 +76,16 @@ pub fn check_spec(spec: &DeploymentSpec) -> Result<(), SpecError> {
     }
     names::check("work queue", &spec.work_queue)
         .map_err(|m| SpecError::new("spec.work_queue", m))?;
+    if spec.retry_delay_s > crate::api::MAX_RETRY_DELAY_S {
+        return Err(SpecError::new(
+            "spec.retry_delay_s",
+            format!(
+                "retry_delay_s {} is longer than a year ({} s): use a shorter delay",
+                spec.retry_delay_s,
+                crate::api::MAX_RETRY_DELAY_S
+            ),
+        ));
+    }
     for (i, s) in spec.schedules.iter().enumerate() {
         Schedule::parse(s).map_err(|e| {
             let part = match schedule_error_field(&e) {

@@ -98,18 +98,66 @@ fn with_missing(field: Option<String>, message: &str) -> Option<String> {
     }
 }
 
-/// Deserialises JSON, naming the path of the first bad field.
+/// Deserialises JSON, naming the path of the first bad field. A number with a zero fraction
+/// (`3.0`) is an integer in JSON (and in JSON Schema), so where the first try fails on one, a
+/// second reads it as the integer it is; the error named is the first try's.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let inner = e.inner().to_string();
-        let field = with_missing(field_of(e.path()), &inner);
-        let message = match &field {
-            Some(p) => format!("invalid request body at {p:?}: {inner}"),
-            None => format!("invalid request body: {inner}"),
-        };
-        ApiError::BadRequest { message, field }
-    })
+    let first = serde_path_to_error::deserialize(de);
+    let error = match first {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && integral_floats_to_integers(&mut value)
+        && let Ok(v) = serde_json::from_value(value)
+    {
+        return Ok(v);
+    }
+    Err(body_error(error))
+}
+
+/// Rewrites every `N.0` in `value` as the integer `N`; whether any was rewritten.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            let integer = if f.fract() != 0.0 {
+                None
+            } else if f >= 0.0 && f < u64::MAX as f64 {
+                Some(Value::from(f as u64))
+            } else if f < 0.0 && f >= i64::MIN as f64 {
+                Some(Value::from(f as i64))
+            } else {
+                None
+            };
+            match integer {
+                Some(i) => {
+                    *value = i;
+                    true
+                }
+                None => false,
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, v| integral_floats_to_integers(v) || any),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, v| integral_floats_to_integers(v) || any),
+        _ => false,
+    }
+}
+
+fn body_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = e.inner().to_string();
+    let field = with_missing(field_of(e.path()), &inner);
+    let message = match &field {
+        Some(p) => format!("invalid request body at {p:?}: {inner}"),
+        None => format!("invalid request body: {inner}"),
+    };
+    ApiError::BadRequest { message, field }
 }
 
 /// Query-string parameters, with errors naming the parameter.
@@ -170,5 +218,25 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
                     field,
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::api::RegisterAgent;
+
+    #[test]
+    fn integers_with_a_zero_fraction_are_integers() {
+        let body = br#"{"name": "a", "queues": ["default"], "limit": 3.0}"#;
+        let agent: RegisterAgent = parse_json(body).expect("3.0 is the integer 3");
+        assert_eq!(agent.limit, 3);
+        let Err(ApiError::BadRequest { field, message }) =
+            parse_json::<RegisterAgent>(br#"{"name": "a", "queues": ["default"], "limit": 3.5}"#)
+        else {
+            panic!("3.5 is not an integer");
+        };
+        assert_eq!(field.as_deref(), Some("limit"));
+        assert!(message.contains("3.5"), "{message}");
     }
 }

@@ -31,8 +31,28 @@ pub(crate) fn begin() {
     in_context(|ctx| {
         ctx.schema = SchemaGenerator::new(SchemaSettings::draft2020_12().with(|s| {
             s.definitions_path = "#/components/schemas/".into();
+            s.transforms
+                .push(Box::new(schemars::transform::RecursiveTransform(
+                    integer_bounds as fn(&mut schemars::Schema),
+                )));
         }));
     });
+}
+
+/// Gives fixed-width integers the bounds of their Rust type (schemars names the width in
+/// `format` only), so a number the server cannot hold is outside the documented range.
+fn integer_bounds(schema: &mut schemars::Schema) {
+    let (min, max): (Value, Value) = match schema.get("format").and_then(Value::as_str) {
+        Some("uint32") => (json!(0), json!(u32::MAX)),
+        Some("uint64" | "uint") => (json!(0), json!(u64::MAX)),
+        Some("int32") => (json!(i32::MIN), json!(i32::MAX)),
+        Some("int64") => (json!(i64::MIN), json!(i64::MAX)),
+        _ => return,
+    };
+    if let Some(o) = schema.as_object_mut() {
+        o.entry("minimum").or_insert(min);
+        o.entry("maximum").or_insert(max);
+    }
 }
 
 /// Turns the registered routes into the router and the serialised document.
@@ -345,7 +365,18 @@ impl OperationOutput for EventStream {
         _: &mut GenContext,
         _: &mut Operation,
     ) -> Vec<(Option<StatusCode>, Response)> {
-        let schema = schemars::json_schema!({"type": "string"});
+        // Each event: `state` (data: the run as JSON, `FlowRun`), `log` (data: a log line as
+        // JSON, `LogLine`, with its sequence number as id), then one `end` (data: the final
+        // state's name).
+        let schema = schemars::json_schema!({
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"enum": ["state", "log", "end"]},
+                "data": {"type": "string"},
+                "id": {"type": "string"},
+            },
+        });
         vec![(
             Some(StatusCode::Code(200)),
             media_response(

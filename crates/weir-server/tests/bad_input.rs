@@ -275,6 +275,24 @@ async fn bad_bodies(db: &TestDb) {
         Some("spec.secrets.TOKEN"),
         &["TOKEN"],
     );
+    // Found by the API fuzzer: a retry delay beyond what a time can hold crashed the handler
+    // that cancelled or retried the deployment's runs.
+    let r = send(
+        &s,
+        Method::PUT,
+        dep,
+        Some(&put(
+            json!({"spec": {"flow": "etl", "retry_delay_s": u64::MAX}}),
+        )),
+    )
+    .await;
+    assert_refusal(
+        &r,
+        400,
+        "invalid_request",
+        Some("spec.retry_delay_s"),
+        &["longer than a year"],
+    );
     let r = send(
         &s,
         Method::PUT,

@@ -129,7 +129,8 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
     for row in q.fetch_all(&mut *tx).await? {
         let delay: i64 = row.try_get("retry_delay_s")?;
         let run = codec::flow_run(&row)?;
-        runs.insert(run.id, (run, Duration::seconds(delay)));
+        let delay = crate::runs::retry_delay(run.id, delay)?;
+        runs.insert(run.id, (run, delay));
     }
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut history: Vec<(Uuid, FlowRun)> = Vec::new();

@@ -664,6 +664,16 @@ async fn transition_exists(tx: &mut Transaction<'static, Any>, tid: Uuid) -> Res
         .is_some())
 }
 
+/// A stored retry delay as a duration; one out of range is a corrupt row, never a panic.
+pub(crate) fn retry_delay(run: Uuid, seconds: i64) -> Result<Duration> {
+    Duration::try_seconds(seconds)
+        .filter(|d| *d >= Duration::zero())
+        .ok_or_else(|| Error::Corrupt {
+            column: "retry_delay_s",
+            reason: format!("flow run {run} has a retry delay of {seconds} s, out of range"),
+        })
+}
+
 /// Loads a run and its retry delay inside a write transaction.
 async fn load(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<(FlowRun, Duration)> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -674,7 +684,7 @@ async fn load(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<(FlowRun, 
     .await?
     .ok_or_else(|| Error::NotFound(format!("flow run {id}")))?;
     let delay: i64 = row.try_get("retry_delay_s")?;
-    Ok((codec::flow_run(&row)?, Duration::seconds(delay)))
+    Ok((codec::flow_run(&row)?, retry_delay(id, delay)?))
 }
 
 /// Writes `next` over `prev` if the row still has `prev`'s state and attempt (no history row).

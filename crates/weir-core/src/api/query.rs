@@ -74,6 +74,15 @@ pub struct LogsQuery {
     pub task_run: Option<Uuid>,
 }
 
+/// Where a run's event stream starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Send log lines after this sequence number (default 0: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+}
+
 /// Filter of the deployment and flow lists.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

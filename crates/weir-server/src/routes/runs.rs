@@ -16,7 +16,8 @@ use std::time::Duration;
 use uuid::Uuid;
 use weir_core::api::{
     CreateFlowRun, FlowRun, FlowRunDetail, FlowRunsQuery, LogLine, LogsQuery, Page, PageQuery,
-    ProposeState, RetryFlowRun, RunHeartbeat, RunHeartbeatReply, TaskRun, TaskRunDetail,
+    ProposeState, RetryFlowRun, RunHeartbeat, RunHeartbeatReply, StreamQuery, TaskRun,
+    TaskRunDetail,
 };
 use weir_core::audit::AuditAction;
 use weir_core::auth::Permission;
@@ -402,7 +403,7 @@ pub(crate) async fn stream(
     State(st): State<AppState>,
     caller: OnRun<perm::Read>,
     Path(id): Path<Uuid>,
-    Query(q): Query<LogsQuery>,
+    Query(q): Query<StreamQuery>,
 ) -> ApiResult<EventStream> {
     caller.run(&st, id).await?;
     let activity = st.activity.subscribe();
