@@ -140,12 +140,21 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
                 None => false,
             }
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |any, v| integral_floats_to_integers(v) || any),
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |any, v| integral_floats_to_integers(v) || any),
+        // Every item is rewritten (no short circuit).
+        Value::Array(items) => {
+            let mut any = false;
+            for v in items {
+                any |= integral_floats_to_integers(v);
+            }
+            any
+        }
+        Value::Object(map) => {
+            let mut any = false;
+            for v in map.values_mut() {
+                any |= integral_floats_to_integers(v);
+            }
+            any
+        }
         _ => false,
     }
 }

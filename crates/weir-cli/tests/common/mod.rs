@@ -732,7 +732,7 @@ impl Weir {
             let q = RunQuery {
                 project: Some(project.into()),
                 deployment: Some(deployment.into()),
-                cursor: cursor.clone(),
+                cursor,
                 limit: Some(1000),
                 ..Default::default()
             };
