@@ -178,6 +178,28 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Start a flows repository in DIR: an example flow, weir.toml, a Dockerfile, CI
+    /// workflows and a pointer to the Terraform module.
+    Init {
+        /// The new repository's directory (must not exist, or be empty).
+        dir: PathBuf,
+        /// The flows' language.
+        #[arg(long, value_enum, default_value = "python")]
+        lang: InitLang,
+        /// Rust: the Weir checkout whose SDK (crates/weir) the flows depend on (default: the
+        /// checkout this weir was built from).
+        #[arg(long)]
+        weir_path: Option<PathBuf>,
+    },
+}
+
+/// The language of `weir init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitLang {
+    /// Python flows with Weir's Python SDK.
+    Python,
+    /// A Rust flows binary with Weir's SDK.
+    Rust,
 }
 
 /// `weir keys …`.

@@ -1,6 +1,7 @@
 //! One module per group of commands; [`dispatch`] routes a parsed command line.
 
 mod deploy;
+mod init;
 mod inspect;
 mod keys;
 mod prune;
@@ -63,6 +64,11 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Queues(_) => inspect::queues(&api, json).await,
         Command::Keys(cmd) => keys::keys(&api, cmd, json).await,
         Command::Audit { limit } => keys::audit(&api, limit, json).await,
+        Command::Init {
+            dir,
+            lang,
+            weir_path,
+        } => init::init(&dir, lang, weir_path.as_deref()),
     }
 }
 
