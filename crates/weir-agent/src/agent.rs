@@ -75,6 +75,9 @@ struct Held {
     attempt: u32,
     cancel: Option<crate::launcher::Canceller>,
     cancelling: bool,
+    /// Launched on infrastructure that outlives the agent (an ECS task): left running when
+    /// the agent stops, for the agent that replaces it to take over.
+    survives: bool,
 }
 
 struct Shared {
@@ -171,12 +174,13 @@ impl Agent {
             running = held_count(&sh)
         );
         let deadline = tokio::time::Instant::now() + sh.options.shutdown_grace;
-        while held_count(&sh) > 0 && tokio::time::Instant::now() < deadline {
+        while stoppable_count(&sh) > 0 && tokio::time::Instant::now() < deadline {
             let _ =
                 tokio::time::timeout(Duration::from_millis(200), sh.slot_freed.notified()).await;
         }
         let left: Vec<_> = lock(&sh)
             .values()
+            .filter(|h| !h.survives)
             .filter_map(|h| h.cancel.clone())
             .collect();
         for c in &left {
@@ -184,7 +188,7 @@ impl Agent {
         }
         let deadline =
             tokio::time::Instant::now() + sh.options.cancel_grace + Duration::from_secs(5);
-        while held_count(&sh) > 0 && tokio::time::Instant::now() < deadline {
+        while stoppable_count(&sh) > 0 && tokio::time::Instant::now() < deadline {
             let _ =
                 tokio::time::timeout(Duration::from_millis(200), sh.slot_freed.notified()).await;
         }
@@ -199,6 +203,11 @@ fn lock(sh: &Shared) -> std::sync::MutexGuard<'_, HashMap<Uuid, Held>> {
 
 fn held_count(sh: &Shared) -> u32 {
     u32::try_from(lock(sh).len()).unwrap_or(u32::MAX)
+}
+
+/// Runs the agent would stop on shutdown (not those on infrastructure that outlives it).
+fn stoppable_count(sh: &Shared) -> usize {
+    lock(sh).values().filter(|h| !h.survives).count()
 }
 
 async fn register(sh: &Shared) -> Result<Uuid, Error> {
@@ -278,6 +287,7 @@ fn start(sh: &Arc<Shared>, claimed: ClaimedRun) {
             attempt: claimed.run.attempt,
             cancel: None,
             cancelling: false,
+            survives: false,
         },
     );
     let sh = sh.clone();
@@ -377,7 +387,15 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         report(sh, &run, StateKind::Crashed, Some(msg)).await;
         return;
     }
-    let secrets = match sh.resolver.resolve_all(&spec.secrets).await {
+    // Launchers whose infrastructure injects secrets itself (ECS `valueFrom`) get the
+    // references; the agent then never holds a value.
+    let by_reference = launcher.secrets_by_reference();
+    let resolved = if by_reference {
+        Ok(BTreeMap::new())
+    } else {
+        sh.resolver.resolve_all(&spec.secrets).await
+    };
+    let secrets = match resolved {
         Ok(s) => s,
         Err(e) => {
             report(
@@ -420,7 +438,11 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         deployment: run.deployment.clone(),
         parameters: run.parameters.clone(),
         // Names only: the SDK in the child redacts these variables' values from what it reports.
-        secret_vars: secrets.keys().cloned().collect(),
+        secret_vars: if by_reference {
+            spec.secrets.keys().cloned().collect()
+        } else {
+            secrets.keys().cloned().collect()
+        },
         outcome_file: Some(
             crate::outcome::path(&sh.options.state_dir, run.id, run.attempt)
                 .display()
@@ -439,6 +461,11 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         env,
         workdir: sh.options.workdir.clone(),
         redact,
+        secret_refs: if by_reference {
+            spec.secrets.clone()
+        } else {
+            BTreeMap::new()
+        },
     };
     let mut launched = match launcher.launch(launch).await {
         Ok(l) => l,
@@ -460,6 +487,7 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         match held.get_mut(&run.id) {
             Some(h) => {
                 h.cancel = Some(launched.canceller());
+                h.survives = launcher.survives_agent();
                 h.cancelling
             }
             None => false,
@@ -615,6 +643,7 @@ fn adopt_orphans(sh: &Arc<Shared>) {
                 attempt,
                 cancel: Some(crate::launcher::process::pid_canceller(pid)),
                 cancelling: false,
+                survives: false,
             },
         );
         let sh = sh.clone();

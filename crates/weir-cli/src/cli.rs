@@ -88,6 +88,25 @@ pub struct AgentArgs {
     /// docker when it can reach a Docker engine).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
     pub launchers: Option<Vec<weir_core::infrastructure::InfrastructureKind>>,
+    /// ECS: the cluster flow tasks run in.
+    #[arg(long, default_value = "weir", env = "WEIR_ECS_CLUSTER")]
+    pub ecs_cluster: String,
+    /// ECS: subnets of the tasks' network interfaces (comma-separated; private ones).
+    #[arg(long, value_delimiter = ',', env = "WEIR_ECS_SUBNETS")]
+    pub ecs_subnets: Vec<String>,
+    /// ECS: security groups of the tasks' network interfaces (comma-separated).
+    #[arg(long, value_delimiter = ',', env = "WEIR_ECS_SECURITY_GROUPS")]
+    pub ecs_security_groups: Vec<String>,
+    /// ECS: give tasks a public IP (only for public subnets without NAT; default DISABLED).
+    #[arg(long)]
+    pub ecs_assign_public_ip: bool,
+    /// ECS: seconds a task may take to reach RUNNING (capacity retries included) before it is
+    /// stopped and its run Crashed.
+    #[arg(long, default_value_t = 600)]
+    pub ecs_start_deadline_s: u64,
+    /// ECS: milliseconds between two DescribeTasks rounds of the agent's reconciler.
+    #[arg(long, default_value_t = 5000)]
+    pub ecs_poll_ms: u64,
 }
 
 /// The commands.

@@ -229,7 +229,28 @@ pub struct EcsInfrastructure {
     /// Memory for the task, e.g. `512Mi`, `2Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// Role ECS uses to start the task: pull the image, write its logs, read its `ssm:` and
+    /// `secretsmanager:` secrets (injected by ECS; the agent never sees them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_arn: Option<String>,
+    /// Role the flow's code runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role_arn: Option<String>,
+    /// CloudWatch log group of the task's output (stream prefix: the deployment's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group: Option<String>,
+    /// `FARGATE` (default) or `FARGATE_SPOT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
 }
+
+/// The ECS keys of an infrastructure table beyond image, cpu and memory, all strings.
+pub const ECS_STRING_KEYS: [&str; 4] = [
+    "execution_role_arn",
+    "task_role_arn",
+    "log_group",
+    "capacity",
+];
 
 fn yes() -> bool {
     true

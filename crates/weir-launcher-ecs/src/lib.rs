@@ -2,12 +2,13 @@
 //!
 //! | module | job |
 //! |---|---|
+//! | [`deployment`] | a deployment's ECS infrastructure and secrets → its task definition spec |
+//! | [`agent`] | the agent's [`weir_agent::launcher::Launcher`] for `type = "ecs"` |
 //! | [`taskdef`] | task definitions by content hash: registered by `weir deploy`, found by the agent |
 //! | [`launcher`] | `RunTask` with per-run overrides, capacity retries, re-adoption after a restart |
 //! | [`reconciler`] | one loop per agent batching `DescribeTasks`, start deadline, cancel |
 //! | [`status`] | what a described task or a `RunTask` failure means (pure, tested on recorded responses) |
 //! | [`logs`] | the CloudWatch tail of a task that died without reporting itself |
-//! | [`local_fargate`] | test kit: runs moto's ECS tasks on the local Docker engine |
 //!
 //! **Invariants.** The agent never calls `RegisterTaskDefinition` and never sees a secret
 //! value: secrets are `valueFrom` references resolved by ECS with the execution role. The only
@@ -20,6 +21,8 @@
 //! `weir-cli` and `weir-bench` (behind their `ecs` features) depend on it. HTTPS is the
 //! workspace's one client ([`weir_secrets_aws::config_loader`]: hyper 1, rustls on ring).
 
+pub mod agent;
+pub mod deployment;
 pub mod launcher;
 pub mod logs;
 pub mod reconciler;

@@ -56,6 +56,9 @@ pub struct LaunchSpec {
     /// Secret values: every occurrence in captured output is replaced by `***`
     /// (see [`Redactor`] for the exact rules).
     pub redact: Vec<String>,
+    /// Environment variable → secret reference, for launchers whose infrastructure injects
+    /// secrets itself ([`Launcher::secrets_by_reference`]); empty otherwise.
+    pub secret_refs: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for LaunchSpec {
@@ -69,6 +72,7 @@ impl fmt::Debug for LaunchSpec {
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("workdir", &self.workdir)
             .field("redact", &self.redact.len())
+            .field("secret_refs", &self.secret_refs)
             .finish()
     }
 }
@@ -203,6 +207,18 @@ pub trait Launcher: Send + Sync + 'static {
 
     /// The infrastructure kind it launches; the agent registers the kinds of its launchers.
     fn kind(&self) -> InfrastructureKind;
+
+    /// Whether the infrastructure resolves the deployment's secret references itself (ECS
+    /// `valueFrom`): the agent then passes [`LaunchSpec::secret_refs`] and resolves nothing.
+    fn secrets_by_reference(&self) -> bool {
+        false
+    }
+
+    /// Whether a launched run outlives the agent (an ECS task): a stopping agent leaves such
+    /// runs running, for the agent that replaces it to take over, instead of stopping them.
+    fn survives_agent(&self) -> bool {
+        false
+    }
 
     /// Starts one attempt. Resolves once the run has started (not when it ends).
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>>;

@@ -229,6 +229,17 @@ pub async fn deploy(
         .into_iter()
         .map(|d| (d.name, d.spec))
         .collect();
+    // ECS task definitions first: a deployment is stored only once its task can run.
+    #[cfg(feature = "ecs")]
+    match super::ecs::task_definitions(&project, &deployments, mode.plan).await {
+        Ok(lines) if !json => lines.iter().for_each(|l| println!("{l}")),
+        Ok(_) => {}
+        Err(errors) => {
+            errors.iter().for_each(|e| eprintln!("{e}"));
+            eprintln!("nothing was deployed");
+            return Ok(ExitCode::from(2));
+        }
+    }
     let mut report = register(&client, &project, &deployments, mode.plan, json).await?;
     let names: Vec<&str> = deployments.iter().map(|(n, _)| n.as_str()).collect();
     report.extend(super::prune::removals(&client, &project, &names, mode, json).await?);

@@ -1,6 +1,8 @@
 //! One module per group of commands; [`dispatch`] routes a parsed command line.
 
 mod deploy;
+#[cfg(feature = "ecs")]
+mod ecs;
 mod init;
 mod inspect;
 mod keys;

@@ -148,13 +148,18 @@ fn agent_options(api: &str, args: &AgentArgs) -> Result<AgentOptions> {
 }
 
 /// The launchers for `kinds`, or an error naming a kind this build cannot launch.
-fn launchers(args: &AgentArgs, kinds: &[InfrastructureKind]) -> Result<Vec<Arc<dyn Launcher>>> {
+async fn launchers(
+    args: &AgentArgs,
+    kinds: &[InfrastructureKind],
+) -> Result<Vec<Arc<dyn Launcher>>> {
     let mut out: Vec<Arc<dyn Launcher>> = Vec::new();
     for kind in kinds {
         match kind {
             InfrastructureKind::Process => out.push(Arc::new(
                 ProcessLauncher::new().with_pass_env(args.pass_env.clone()),
             )),
+            #[cfg(feature = "ecs")]
+            InfrastructureKind::Ecs => out.push(super::ecs::launcher(args).await?),
             other => anyhow::bail!(
                 "this weir cannot launch {other} runs: it was built without the {other} launcher"
             ),
@@ -172,7 +177,7 @@ pub async fn agent(api: &str, args: AgentArgs) -> Result<ExitCode> {
         .launchers
         .clone()
         .unwrap_or_else(|| vec![InfrastructureKind::Process]);
-    let launchers = launchers(&args, &kinds)?;
+    let launchers = launchers(&args, &kinds).await?;
     let agent = Agent::new(client, options, launchers, resolver().await);
     agent.run(stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
@@ -208,7 +213,7 @@ pub async fn up(
         Some(kinds) => kinds,
         None => vec![InfrastructureKind::Process],
     };
-    let launchers = launchers(&agent_args, &kinds)?;
+    let launchers = launchers(&agent_args, &kinds).await?;
     let agent = Agent::new(client, options, launchers, resolver().await);
     println!();
     println!("  Weir is up.");

@@ -6,13 +6,25 @@
 use super::{EnvTable, Item, Parser, entries, integer, kind};
 use toml::de::{DeTable, DeValue};
 use weir_core::infrastructure::{
-    DockerInfrastructure, EcsInfrastructure, Infrastructure, InfrastructureKind, PullPolicy,
-    check_volume, parse_memory,
+    DockerInfrastructure, ECS_STRING_KEYS, EcsInfrastructure, Infrastructure, InfrastructureKind,
+    PullPolicy, check_volume, parse_memory,
 };
 
 /// Every key an infrastructure table may have, for "did you mean".
 const KEYS: &[&str] = &[
-    "type", "image", "cpu", "memory", "network", "env", "volumes", "pull", "init",
+    "type",
+    "image",
+    "cpu",
+    "memory",
+    "network",
+    "env",
+    "volumes",
+    "pull",
+    "init",
+    "execution_role_arn",
+    "task_role_arn",
+    "log_group",
+    "capacity",
 ];
 
 /// The keys each type takes besides `type`.
@@ -22,7 +34,15 @@ fn keys_of(kind: InfrastructureKind) -> &'static [&'static str] {
         InfrastructureKind::Docker => &[
             "image", "cpu", "memory", "network", "env", "volumes", "pull", "init",
         ],
-        InfrastructureKind::Ecs => &["image", "cpu", "memory"],
+        InfrastructureKind::Ecs => &[
+            "image",
+            "cpu",
+            "memory",
+            "execution_role_arn",
+            "task_role_arn",
+            "log_group",
+            "capacity",
+        ],
     }
 }
 
@@ -43,6 +63,8 @@ pub(super) struct InfraPartial {
     volumes: Option<(Vec<String>, usize)>,
     pull: Option<(PullPolicy, usize)>,
     init: Option<(bool, usize)>,
+    /// The ECS string keys ([`ECS_STRING_KEYS`]).
+    ecs: std::collections::BTreeMap<&'static str, (String, usize)>,
 }
 
 impl InfraPartial {
@@ -62,6 +84,9 @@ impl InfraPartial {
         add("volumes", self.volumes.as_ref().map(|x| x.1));
         add("pull", self.pull.map(|x| x.1));
         add("init", self.init.map(|x| x.1));
+        for (k, (_, at)) in &self.ecs {
+            v.push((k, *at));
+        }
         v
     }
 
@@ -101,6 +126,11 @@ impl InfraPartial {
             volumes: o.volumes.or_else(|| d.volumes.clone()),
             pull: o.pull.or(d.pull),
             init: o.init.or(d.init),
+            ecs: {
+                let mut m = d.ecs.clone();
+                m.extend(o.ecs);
+                m
+            },
         })
     }
 }
@@ -173,6 +203,26 @@ impl Parser<'_> {
                     DeValue::Boolean(b) => p.init = Some((*b, key_at)),
                     _ => self.wrong_type(key, v, &ctx, "true or false"),
                 },
+                "capacity" => {
+                    if let Some(c) = self.string(key, v, &ctx) {
+                        if c == "FARGATE" || c == "FARGATE_SPOT" {
+                            p.ecs.insert("capacity", (c, key_at));
+                        } else {
+                            let problem = format!(
+                                "unknown capacity {c:?}: expected \"FARGATE\" or \"FARGATE_SPOT\""
+                            );
+                            self.invalid(key, v.span().start, &ctx, &problem);
+                        }
+                    }
+                }
+                other if ECS_STRING_KEYS.contains(&other) => {
+                    if let (Some(s), Some(k)) = (
+                        self.non_empty_string(key, v, &ctx),
+                        ECS_STRING_KEYS.iter().find(|k| **k == other),
+                    ) {
+                        p.ecs.insert(k, (s, key_at));
+                    }
+                }
                 other => self.unknown(other, key_at, &ctx, KEYS),
             }
         }
@@ -279,11 +329,19 @@ impl Parser<'_> {
                 pull: p.pull.map(|x| x.0).unwrap_or_default(),
                 init: p.init.is_none_or(|i| i.0),
             }),
-            InfrastructureKind::Ecs => Infrastructure::Ecs(EcsInfrastructure {
-                image,
-                cpu: p.cpu.map(|c| c.0),
-                memory: p.memory.map(|m| m.0),
-            }),
+            InfrastructureKind::Ecs => {
+                let mut ecs = p.ecs;
+                let mut take = |k: &str| ecs.remove(k).map(|v| v.0);
+                Infrastructure::Ecs(EcsInfrastructure {
+                    image,
+                    cpu: p.cpu.map(|c| c.0),
+                    memory: p.memory.map(|m| m.0),
+                    execution_role_arn: take("execution_role_arn"),
+                    task_role_arn: take("task_role_arn"),
+                    log_group: take("log_group"),
+                    capacity: take("capacity"),
+                })
+            }
         })
     }
 }

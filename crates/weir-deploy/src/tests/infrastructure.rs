@@ -52,7 +52,8 @@ fn defaults_are_inherited_key_by_key_and_a_new_type_replaces_them() {
                 infrastructure = { memory = \"1Gi\", env = { B = \"2\" } }\n\n\
                 [deployments.c]\ncommand = [\"f\"]\ninfrastructure = { type = \"process\" }\n\n\
                 [deployments.d]\ncommand = [\"f\"]\n\
-                infrastructure = { type = \"ecs\", image = \"x:1\", cpu = 1 }\n";
+                infrastructure = { type = \"ecs\", image = \"x:1\", cpu = 1, \
+                execution_role_arn = \"arn:aws:iam::1:role/e\", capacity = \"FARGATE_SPOT\" }\n";
     let mut a = DockerInfrastructure::new("flows:dev");
     a.memory = Some("256Mi".into());
     a.env.insert("A".into(), "1".into());
@@ -67,9 +68,28 @@ fn defaults_are_inherited_key_by_key_and_a_new_type_replaces_them() {
         Infrastructure::Ecs(EcsInfrastructure {
             image: "x:1".into(),
             cpu: Some(1.0),
-            memory: None
+            memory: None,
+            execution_role_arn: Some("arn:aws:iam::1:role/e".into()),
+            task_role_arn: None,
+            log_group: None,
+            capacity: Some("FARGATE_SPOT".into()),
         })
     );
+}
+
+#[test]
+fn an_unknown_ecs_capacity_is_refused() {
+    let e = one_error(&with(
+        "infrastructure = { type = \"ecs\", image = \"x\", capacity = \"SPOT\" }",
+    ));
+    assert!(
+        e.contains("expected \"FARGATE\" or \"FARGATE_SPOT\""),
+        "{e}"
+    );
+    let e = one_error(&with(
+        "infrastructure = { type = \"docker\", image = \"x\", log_group = \"/g\" }",
+    ));
+    assert!(e.contains("log_group"), "{e}");
 }
 
 #[test]
@@ -108,7 +128,8 @@ fn bad_tables_are_reported_with_positions() {
             "infrastructure = { type = \"ecs\", image = \"x\", volumes = [] }"
         )),
         "weir.toml:4:47: key \"volumes\" is not a setting of ecs infrastructure (deployment \
-         \"etl\"; type \"ecs\" takes image, cpu, memory)"
+         \"etl\"; type \"ecs\" takes image, cpu, memory, execution_role_arn, task_role_arn, log_group, \
+         capacity)"
     );
     assert_eq!(
         one_error(&with("image = \"x\"")),
