@@ -281,6 +281,7 @@ impl OperationOutput for ApiError {
                 409,
                 "Refused by the orchestration rules in the current state",
             ),
+            error_response(ctx, 500, "Stored data is corrupt; a retry will not mend it"),
             error_response(ctx, 503, "The database is unavailable; retry shortly"),
         ]
     }
