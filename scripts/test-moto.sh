@@ -116,4 +116,6 @@ except sm.exceptions.ResourceNotFoundException:
 EOF
 say "moto $MOTO_VERSION ready on $URL"
 
-echo "export WEIR_TEST_AWS_ENDPOINT=$URL"
+# The server program too: the S3 access-denied test starts its own instance with
+# authentication on (crates/weir-results/tests/moto.rs).
+echo "export WEIR_TEST_AWS_ENDPOINT=$URL WEIR_TEST_MOTO_SERVER=$VENV/bin/moto_server"

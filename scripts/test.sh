@@ -24,7 +24,7 @@ export WEIR_TEST_POSTGRES_URL
 # with the dummy credentials and region it accepts. Real AWS settings of the caller are
 # masked, so no test can reach a real account.
 eval "$(scripts/test-moto.sh)"
-export WEIR_TEST_AWS_ENDPOINT
+export WEIR_TEST_AWS_ENDPOINT WEIR_TEST_MOTO_SERVER
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
     AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE

@@ -50,7 +50,7 @@ pub struct AgentOptions {
     pub state_dir: PathBuf,
     /// Working directory of launched processes.
     pub workdir: Option<PathBuf>,
-    /// Extra environment for every run (e.g. `WEIR_RESULTS_URL`).
+    /// Extra environment for every run (e.g. `WEIR_RESULT_STORAGE`).
     pub env: BTreeMap<String, String>,
 }
 
@@ -448,6 +448,8 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
                 .display()
                 .to_string(),
         ),
+        // Over the agent's own --result-storage (in `options.env`).
+        result_storage: spec.result_storage.clone(),
     };
     let mut env = sh.options.env.clone();
     env.extend(spec.env.clone());

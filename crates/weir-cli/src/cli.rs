@@ -107,6 +107,11 @@ pub struct AgentArgs {
     /// ECS: milliseconds between two DescribeTasks rounds of the agent's reconciler.
     #[arg(long, default_value_t = 5000)]
     pub ecs_poll_ms: u64,
+    /// Where runs write results and cache entries unless their deployment sets
+    /// `result_storage`: file:///path, a path, or s3://bucket/prefix (the runs' own AWS
+    /// credentials are used). Default: each run's `$WEIR_HOME/results`.
+    #[arg(long, env = "WEIR_RESULT_STORAGE", value_name = "URL")]
+    pub result_storage: Option<String>,
 }
 
 /// The commands.
@@ -277,6 +282,15 @@ pub enum RunsCommand {
     Show {
         /// Flow run id.
         id: String,
+    },
+    /// Fetch a run's result from the team's result storage, with your own credentials (the
+    /// server keeps only its location): to stdout, or to a file with -o.
+    Result {
+        /// Flow run id.
+        id: String,
+        /// Write it to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
     },
     /// Cancel a run.
     Cancel {

@@ -85,10 +85,28 @@ fn quick_run_with_watch_completes_and_is_listed() {
         show.stdout
     );
     assert!(
-        show.stdout.contains("\"total_cents\""),
-        "show has the result: {}",
+        show.stdout.contains(&format!("/{id}/result.json (")),
+        "show has the result's location: {}",
         show.stdout
     );
+    // The server holds only the location: the CLI reads the result from the storage itself.
+    let result = w.weir(&["runs", "result", &id.to_string()]).ok();
+    assert!(
+        result.stdout.contains("\"total_cents\""),
+        "runs result prints the result: {}",
+        result.stdout
+    );
+    let out = w.sb.path("etl-result.json");
+    w.weir(&[
+        "runs",
+        "result",
+        &id.to_string(),
+        "-o",
+        out.to_str().expect("utf-8 path"),
+    ])
+    .ok();
+    let saved = std::fs::read_to_string(&out).expect("runs result -o writes the file");
+    assert_eq!(saved.trim(), result.stdout.trim());
 
     let json = w.weir(&["runs", "show", &id.to_string(), "--json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("runs show --json");

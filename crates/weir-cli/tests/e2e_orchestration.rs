@@ -220,7 +220,21 @@ parameters = {{ seconds = {sdk_seconds} }}
         "the SDK run outlives its agent: {}",
         describe(&d)
     );
-    assert_eq!(d.run.result, Some(json!(sdk_seconds)));
+    let result = d
+        .run
+        .result
+        .clone()
+        .expect("a Completed SDK run has a result location");
+    let path = result
+        .location
+        .strip_prefix("file://")
+        .expect("local storage");
+    let bytes = std::fs::read(path).expect("the result is in the result storage");
+    assert_eq!(result.size, bytes.len() as u64);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&bytes).expect("json"),
+        json!(sdk_seconds)
+    );
     wait_until(
         "the SDK flow process to exit",
         Duration::from_secs(5),

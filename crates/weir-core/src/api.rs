@@ -185,6 +185,10 @@ pub struct DeploymentSpec {
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Where the runs' results and cache entries go (`file:///path`, a path, or
+    /// `s3://bucket/prefix`; see [`crate::storage`]); else the agent's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_storage: Option<String>,
 }
 
 fn default_queue() -> String {
@@ -389,12 +393,24 @@ pub struct FlowRun {
     /// Calling flow run, for subflows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_flow_run_id: Option<Uuid>,
-    /// The flow's result (a small JSON value or a location), when Completed.
+    /// Where the flow's result was written, when Completed (the server never holds its
+    /// bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    pub result: Option<ResultRef>,
     /// Labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+}
+
+/// Where a result lives in the team's result storage, and its size: all the server keeps of
+/// it. Fetch it with `weir runs result ID` (the caller's own storage credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResultRef {
+    /// Full URL, e.g. `s3://team-results/weir/0190…/result.json` or `file:///…/result.json`.
+    pub location: String,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// An entry of a run's state history.
@@ -427,9 +443,9 @@ pub struct ProposeState {
     /// Idempotency: the same id proposed twice returns the first outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transition_id: Option<Uuid>,
-    /// Result of the flow, with `Completed`.
+    /// Where the flow's result was written, with `Completed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    pub result: Option<ResultRef>,
 }
 
 /// Body of `POST /api/v1/flow_runs/{id}/retry`.

@@ -86,6 +86,10 @@ pub fn check_spec(spec: &DeploymentSpec) -> Result<(), SpecError> {
             ),
         ));
     }
+    if let Some(url) = &spec.result_storage {
+        crate::storage::StorageUrl::parse(url)
+            .map_err(|e| SpecError::new("spec.result_storage", e.to_string()))?;
+    }
     for (i, s) in spec.schedules.iter().enumerate() {
         Schedule::parse(s).map_err(|e| {
             let part = match schedule_error_field(&e) {

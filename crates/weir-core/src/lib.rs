@@ -18,6 +18,7 @@ pub mod retry;
 pub mod schedule;
 pub mod secret;
 pub mod state;
+pub mod storage;
 
 pub use retry::RetryPolicy;
 pub use schedule::{Schedule, ScheduleError};

@@ -28,6 +28,7 @@ const DEPLOYMENT_KEYS: &[&str] = &[
     "retries",
     "retry_delay",
     "tags",
+    "result_storage",
 ];
 /// Deployment keys that make no sense for every deployment at once.
 const NOT_IN_DEFAULTS: &[&str] = &["flow", "description", "parameters"];
@@ -56,6 +57,7 @@ struct Partial {
     retries: Option<u32>,
     retry_delay_s: Option<u64>,
     tags: Option<Vec<String>>,
+    result_storage: Option<String>,
 }
 
 struct Parser<'t> {
@@ -343,6 +345,7 @@ impl<'t> Parser<'t> {
                 },
                 "retry_delay" => p.retry_delay_s = self.retry_delay(item, ctx),
                 "tags" => p.tags = self.strings(key, item, ctx),
+                "result_storage" => p.result_storage = self.storage_url(key, item, ctx),
                 other => {
                     let known: Vec<&str> = DEPLOYMENT_KEYS
                         .iter()
@@ -354,6 +357,18 @@ impl<'t> Parser<'t> {
             }
         }
         p
+    }
+
+    /// A result-storage URL, checked by weir-core's rule and kept in its canonical form.
+    fn storage_url(&mut self, key: &str, item: &Item<'_>, ctx: &str) -> Option<String> {
+        let text = self.string(key, item, ctx)?;
+        match weir_core::storage::StorageUrl::parse(&text) {
+            Ok(url) => Some(url.to_string()),
+            Err(e) => {
+                self.invalid(key, item.span().start, ctx, &e.to_string());
+                None
+            }
+        }
     }
 
     fn retry_delay(&mut self, item: &Item<'_>, ctx: &str) -> Option<u64> {
@@ -617,6 +632,9 @@ impl<'t> Parser<'t> {
                 .tags
                 .or_else(|| defaults.tags.clone())
                 .unwrap_or_default(),
+            result_storage: own
+                .result_storage
+                .or_else(|| defaults.result_storage.clone()),
         })
     }
 }

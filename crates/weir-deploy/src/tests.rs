@@ -114,6 +114,7 @@ fn full_file_parses_with_defaults_applied() {
         retries: 2,
         retry_delay_s: 30,
         tags: vec!["nightly".into()],
+        result_storage: None,
     };
     assert_eq!(etl, &expected);
 
@@ -570,4 +571,37 @@ fn variables_fill_string_values_and_unset_ones_point_at_their_column() {
         shown[2].starts_with("weir.toml:5:51: variable TAG is not set"),
         "{shown:#?}"
     );
+}
+
+#[test]
+fn result_storage_is_checked_and_canonical() {
+    let file = parse(
+        Path::new("weir.toml"),
+        &format!(
+            "[defaults]\nresult_storage = \"s3://team-results/weir/\"\n{}\n\
+             [deployments.local]\ncommand = [\"flows\"]\nresult_storage = \"file:///var/r\"\n",
+            with("")
+        ),
+    )
+    .expect("valid storage URLs");
+    let storage: Vec<Option<&str>> = file
+        .deployments
+        .iter()
+        .map(|d| d.spec.result_storage.as_deref())
+        .collect();
+    assert_eq!(
+        storage,
+        [Some("s3://team-results/weir"), Some("file:///var/r")]
+    );
+
+    let e = one_error(&with("result_storage = \"s3://Team_Results\""));
+    assert!(e.starts_with("weir.toml:4:"), "{e}");
+    assert!(
+        e.contains("s3://Team_Results") && e.contains("bucket names"),
+        "{e}"
+    );
+    let e = one_error(&with("result_storage = \"gs://bucket/x\""));
+    assert!(e.contains("scheme \"gs\""), "{e}");
+    let e = one_error(&with("result_storage = 3"));
+    assert!(e.contains("expected a string"), "{e}");
 }

@@ -151,12 +151,16 @@ async fn run_lifecycle(db: &TestDb) {
         5
     );
     let mut done = propose(StateKind::Completed, 1);
-    done.result = Some(json!({"rows": 3}));
+    let result = weir_core::api::ResultRef {
+        location: "s3://team-results/weir/run/result.json".into(),
+        size: 11,
+    };
+    done.result = Some(result.clone());
     c.propose_state(id, &done).await.expect("completed");
 
     let detail = c.flow_run(id).await.expect("detail");
     assert_eq!(detail.run.state, StateKind::Completed);
-    assert_eq!(detail.run.result, Some(json!({"rows": 3})));
+    assert_eq!(detail.run.result, Some(result));
     let states: Vec<StateKind> = detail.history.iter().map(|h| h.state).collect();
     assert_eq!(
         states,

@@ -709,7 +709,11 @@ async fn case_propose_state(store: Store) {
 
     let t2 = t + Duration::seconds(2);
     let mut done = propose(StateKind::Completed, 1);
-    done.result = Some(serde_json::json!({"rows": 7}));
+    let result = weir_core::api::ResultRef {
+        location: "file:///tmp/r/run/result.json".into(),
+        size: 10,
+    };
+    done.result = Some(result.clone());
     let completed = store
         .propose_state(run.id, &done, LEASE, t2)
         .await
@@ -717,7 +721,7 @@ async fn case_propose_state(store: Store) {
     assert_eq!(completed.state, StateKind::Completed);
     assert_eq!(completed.ended_at, Some(t2));
     assert_eq!(completed.lease_expires_at, None);
-    assert_eq!(completed.result, Some(serde_json::json!({"rows": 7})));
+    assert_eq!(completed.result, Some(result));
     // Terminal: nothing moves it.
     for s in StateKind::ALL {
         expect_rejected(store.propose_state(run.id, &propose(s, 1), LEASE, t2).await);
@@ -2306,7 +2310,10 @@ async fn case_import_flow_runs(store: Store) {
                 agent_id: None,
                 lease_expires_at: None,
                 parent_flow_run_id: None,
-                result: (state == StateKind::Completed).then(|| serde_json::json!({"n": i})),
+                result: (state == StateKind::Completed).then(|| weir_core::api::ResultRef {
+                    location: format!("file:///tmp/r/{i}/result.json"),
+                    size: 8,
+                }),
                 tags: vec!["imported".into()],
             }
         })

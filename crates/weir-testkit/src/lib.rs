@@ -8,7 +8,11 @@
 //! pass — except when `CI` is set, where a missing database is a failure, so that no test
 //! silently turns into a no-op there.
 //!
+//! [`moto`]: moto's S3 endpoint and fresh buckets for the result-storage tests.
+//!
 //! [`both_backends!`] writes the two variants of a test from one `async fn case(url)`.
+
+pub mod moto;
 
 use sqlx::{Connection, Executor, PgConnection};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

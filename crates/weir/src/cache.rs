@@ -6,7 +6,8 @@
 //!
 //! Cache entries live in the result storage (see [`crate::results`]) under
 //! `cache/{task}/{sha256(key)}.json`, so they are shared by every flow run that uses the same
-//! storage; `cache_expiration` bounds their age (no expiration: valid forever).
+//! storage; `cache_expiration` bounds their age (no expiration: valid forever). Entries are
+//! written create-only: two runs racing on one key leave the first whole entry.
 
 use crate::results::ResultStore;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -62,23 +63,53 @@ struct Entry<T> {
     value: T,
 }
 
+/// What the cache holds for a key.
+pub(crate) enum Lookup<T> {
+    /// A valid entry: its value and location.
+    Hit(T, String),
+    /// Nothing (or nothing readable).
+    Miss,
+    /// An entry older than the expiration: replace it.
+    Expired,
+}
+
 /// The cached value of `task` for `key`, if present, readable and not expired.
 pub(crate) async fn lookup<T: DeserializeOwned>(
     store: &ResultStore,
     task: &str,
     key: &str,
     expiration: Option<Duration>,
-) -> Option<(T, String)> {
+) -> Lookup<T> {
     let skey = entry_key(task, key);
-    let bytes = store.get(&skey).await.ok()??;
-    let entry: Entry<T> = serde_json::from_slice(&bytes).ok()?;
+    let Ok(Some(bytes)) = store.get(&skey).await else {
+        return Lookup::Miss;
+    };
+    let Ok(entry) = serde_json::from_slice::<Entry<T>>(&bytes) else {
+        return Lookup::Miss;
+    };
     if let Some(exp) = expiration {
         let age = chrono::Utc::now().signed_duration_since(entry.created_at);
         if age.to_std().map(|a| a > exp).unwrap_or(false) {
-            return None;
+            return Lookup::Expired;
         }
     }
-    Some((entry.value, store.location(&skey)))
+    Lookup::Hit(entry.value, store.location(&skey))
+}
+
+/// Writes a cache entry create-only, so that runs racing on one key leave one whole entry
+/// (the first); an expired entry is deleted first. `Ok(false)`: another run's entry won.
+pub(crate) async fn store(
+    store: &ResultStore,
+    task: &str,
+    key: &str,
+    bytes: Vec<u8>,
+    expired: bool,
+) -> Result<bool, crate::results::Error> {
+    let skey = entry_key(task, key);
+    if expired {
+        store.delete(&skey).await?;
+    }
+    store.put_new(&skey, bytes).await
 }
 
 /// The bytes of a cache entry holding `value` (serialize before awaiting the write, so `T`
@@ -104,18 +135,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cache_roundtrip_and_expiry() {
+    async fn cache_roundtrip_expiry_and_create_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = ResultStore::in_dir(dir.path());
-        assert!(lookup::<u32>(&s, "t", "k", None).await.is_none());
+        assert!(matches!(
+            lookup::<u32>(&s, "t", "k", None).await,
+            Lookup::Miss
+        ));
         let bytes = encode("k", &7u32).expect("encode");
-        s.put(&entry_key("t", "k"), bytes).await.expect("store");
-        assert_eq!(
-            lookup::<u32>(&s, "t", "k", None).await.map(|v| v.0),
-            Some(7)
-        );
+        assert!(store(&s, "t", "k", bytes, false).await.expect("store"));
+        let again = encode("k", &8u32).expect("encode");
+        assert!(!store(&s, "t", "k", again, false).await.expect("exists"));
+        assert!(matches!(
+            lookup::<u32>(&s, "t", "k", None).await,
+            Lookup::Hit(7, _)
+        ));
         tokio::time::sleep(Duration::from_millis(30)).await;
         let expired = lookup::<u32>(&s, "t", "k", Some(Duration::from_millis(10))).await;
-        assert!(expired.is_none());
+        assert!(matches!(expired, Lookup::Expired));
+        let fresh = encode("k", &9u32).expect("encode");
+        assert!(store(&s, "t", "k", fresh, true).await.expect("replace"));
+        assert!(matches!(
+            lookup::<u32>(&s, "t", "k", None).await,
+            Lookup::Hit(9, _)
+        ));
     }
 }

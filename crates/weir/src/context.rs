@@ -5,7 +5,7 @@
 //! task run id is a second task-local set around each task attempt; the tracing layer reads
 //! both to attribute log lines.
 
-use crate::results::ResultStore;
+use crate::results::Storage;
 use crate::tracker::Tracker;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -26,16 +26,16 @@ thread_local! {
 /// What every flow run started by one [`crate::Runner`] shares.
 pub(crate) struct RunEnv {
     pub tracker: Arc<dyn Tracker>,
-    pub results: Arc<ResultStore>,
+    pub storage: Storage,
     /// Flow runs started and not yet finished (outermost first), for cancellation.
     pub active: Mutex<Vec<(Uuid, u32)>>,
 }
 
 impl RunEnv {
-    pub fn new(tracker: Arc<dyn Tracker>, results: Arc<ResultStore>) -> Arc<Self> {
+    pub fn new(tracker: Arc<dyn Tracker>, storage: Storage) -> Arc<Self> {
         Arc::new(RunEnv {
             tracker,
-            results,
+            storage,
             active: Mutex::new(Vec::new()),
         })
     }
@@ -45,10 +45,7 @@ impl RunEnv {
         static GLOBAL: OnceLock<Arc<RunEnv>> = OnceLock::new();
         GLOBAL
             .get_or_init(|| {
-                RunEnv::new(
-                    crate::environment::tracker_from_env(),
-                    Arc::new(ResultStore::from_env()),
-                )
+                RunEnv::new(crate::environment::tracker_from_env(), Storage::from_env())
             })
             .clone()
     }

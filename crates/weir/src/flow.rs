@@ -9,6 +9,7 @@
 use crate::context::{CTX, FlowCtx, RUNNER, RunEnv, TASK_RUN};
 use crate::error::{FlowStartError, Panicked, panic_message};
 use crate::params::ParamError;
+use crate::results::ResultStore;
 use crate::task::TaskDef;
 use crate::tracker::{FlowRunFinish, FlowRunStart};
 use futures::FutureExt;
@@ -18,7 +19,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use weir_core::StateKind;
-use weir_core::api::Parameters;
+use weir_core::api::{Parameters, ResultRef};
 
 /// The future of a flow started from JSON parameters; yields the result as JSON.
 pub type FlowFuture =
@@ -130,6 +131,25 @@ where
     run_boxed_flow(flow, parameters, body)
 }
 
+/// Writes a flow run's result to result storage; the server gets only its location and size.
+async fn persist_flow_result(
+    env: &RunEnv,
+    id: uuid::Uuid,
+    json: &serde_json::Value,
+) -> anyhow::Result<ResultRef> {
+    let store = &env.storage.store;
+    let key = ResultStore::flow_result_key(id);
+    let bytes = serde_json::to_vec(json)?;
+    let size = store
+        .put(&key, bytes)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not persist the flow's result: {e}"))?;
+    Ok(ResultRef {
+        location: store.location(&key),
+        size,
+    })
+}
+
 async fn run_boxed_flow<T>(
     flow: &'static str,
     parameters: Parameters,
@@ -160,13 +180,32 @@ where
             message: format!("{e:#}"),
         })?;
     let (id, attempt) = (started.flow_run_id, started.attempt);
+    let reported = env.tracker.reports_to_server();
+    if parent.is_none()
+        && let Err(e) = env.storage.ready(reported).await
+    {
+        // Before any user code: a misconfigured storage fails the run at once.
+        let message = format!("before the flow started: {e}");
+        let _ = env
+            .tracker
+            .finish_flow_run(FlowRunFinish {
+                flow_run_id: id,
+                attempt,
+                state: StateKind::Failed,
+                message: Some(message.clone()),
+                result: None,
+                result_ref: None,
+            })
+            .await;
+        return Err(anyhow::anyhow!(message));
+    }
     let ctx = Arc::new(FlowCtx::new(id, attempt, started.resume, flow, env.clone()));
     env.add_active(id, attempt);
     let body = AssertUnwindSafe(body).catch_unwind();
     let outcome = CTX.scope(ctx, TASK_RUN.scope(None, body)).await;
     env.remove_active(id);
 
-    let (state, message, result, ret) = match outcome {
+    let (mut state, mut message, result, mut ret) = match outcome {
         Ok(Ok(v)) => {
             let json = serde_json::to_value(&v).ok();
             (StateKind::Completed, None, json, Ok(v))
@@ -177,6 +216,17 @@ where
             (StateKind::Failed, Some(format!("flow {e}")), None, Err(e))
         }
     };
+    let mut result_ref = None;
+    if reported && let Some(json) = &result {
+        match persist_flow_result(&env, id, json).await {
+            Ok(r) => result_ref = Some(r),
+            Err(e) => {
+                state = StateKind::Failed;
+                message = Some(format!("{e:#}"));
+                ret = Err(e);
+            }
+        }
+    }
     let finished = env
         .tracker
         .finish_flow_run(FlowRunFinish {
@@ -185,6 +235,7 @@ where
             state,
             message,
             result,
+            result_ref,
         })
         .await;
     let ret = match (ret, finished) {

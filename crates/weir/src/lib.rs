@@ -37,7 +37,9 @@
 //! * **Results** pass in memory. `persist_result = true` writes them as JSON to result storage
 //!   under `{flow_run_id}/{task_name}/{call_index}.json` (call index = n-th call of that task in
 //!   the flow run, taken when the call is created); a resumed flow run (same id, later attempt,
-//!   `resume`) loads them instead of running the task again. See [`results`].
+//!   `resume`) loads them instead of running the task again. A flow run reported to a server
+//!   writes its own result to `{flow_run_id}/result.json`; the server keeps only the location
+//!   and size. See [`results`] for the storage (local directory or S3) and the exact layout.
 //! * **Cache** entries live in the result storage too (`cache/{task}/{sha256(key)}.json`), so
 //!   they are shared across flow runs and processes using the same storage.
 //!
@@ -56,7 +58,8 @@
 //! | `WEIR_FLOW_RUN_ID` | id of the top-level flow run (set by an agent) |
 //! | `WEIR_ATTEMPT` | its attempt, default 1 |
 //! | `WEIR_RESUME` | `1`: reuse persisted results of earlier attempts |
-//! | `WEIR_RESULTS_URL` | result storage root, default `file://$WEIR_HOME/results` |
+//! | `WEIR_RESULT_STORAGE` | result storage: `file:///path`, a path or `s3://bucket/prefix`; default `file://$WEIR_HOME/results` ([`results`]) |
+//! | `AWS_*` | for `s3://` storage: credentials (keys, web identity, ECS container endpoint), `AWS_REGION`, `AWS_ENDPOINT_URL` |
 //! | `WEIR_HOME` | default `./.weir` (made absolute) |
 //! | `WEIR_QUIET` | `1`: no terminal lines from the local tracker |
 //! | `WEIR_PARAMETERS` | base JSON object of parameters for `run` |

@@ -3,7 +3,7 @@
 use crate::context::{RUNNER, RunEnv};
 use crate::flow::FlowDef;
 use crate::params::ParamError;
-use crate::results::ResultStore;
+use crate::results::{ResultStore, Storage};
 use crate::tracker::{FlowRunFinish, Tracker};
 use std::future::Future;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use weir_core::api::Parameters;
 /// Runs flows with a given tracker and result storage.
 ///
 /// A flow awaited outside any runner uses [`crate::environment::tracker_from_env`] and
-/// [`ResultStore::from_env`].
+/// the result storage of `WEIR_RESULT_STORAGE` ([`crate::results`]).
 ///
 /// ```ignore
 /// let tracker = Arc::new(LocalTracker::new().quiet());
@@ -29,7 +29,7 @@ pub struct Runner {
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runner")
-            .field("results", &self.env.results)
+            .field("results", &self.env.storage.store)
             .finish()
     }
 }
@@ -38,7 +38,7 @@ impl Runner {
     /// A runner reporting to `tracker`, with result storage from the environment.
     pub fn new(tracker: Arc<dyn Tracker>) -> Self {
         Runner {
-            env: RunEnv::new(tracker, Arc::new(ResultStore::from_env())),
+            env: RunEnv::new(tracker, Storage::from_env()),
         }
     }
 
@@ -47,10 +47,10 @@ impl Runner {
         Runner::new(crate::environment::tracker_from_env())
     }
 
-    /// The same runner with another result storage.
+    /// The same runner with another result storage (checked before the first flow body runs).
     pub fn with_results(self, results: ResultStore) -> Self {
         Runner {
-            env: RunEnv::new(self.env.tracker.clone(), Arc::new(results)),
+            env: RunEnv::new(self.env.tracker.clone(), Storage::new(results, true)),
         }
     }
 
@@ -61,7 +61,7 @@ impl Runner {
 
     /// The result storage.
     pub fn results(&self) -> &ResultStore {
-        &self.env.results
+        &self.env.storage.store
     }
 
     /// Awaits `fut` (typically a flow call such as `etl(100)`) with this runner in scope.
@@ -94,6 +94,7 @@ impl Runner {
                     state: StateKind::Cancelled,
                     message: Some(message.to_string()),
                     result: None,
+                    result_ref: None,
                 })
                 .await;
         }

@@ -261,7 +261,7 @@ where
     Fut: Future<Output = anyhow::Result<T>>,
     T: Serialize + DeserializeOwned,
 {
-    let store = t.ctx.env.results.clone();
+    let store = t.ctx.env.storage.store.clone();
     let result_key = def
         .persist_result
         .then(|| ResultStore::result_key(t.ctx.id, def.name, t.index));
@@ -285,18 +285,22 @@ where
         return Ok(v);
     }
 
-    if let Some(key) = &t.cache_key
-        && let Some((v, location)) =
-            cache::lookup::<T>(&store, def.name, key, def.cache_expiration).await
-    {
-        t.report(
-            def,
-            StateKind::Completed,
-            1,
-            Some("cache hit".to_string()),
-            Some(location),
-        );
-        return Ok(v);
+    let mut expired = false;
+    if let Some(key) = &t.cache_key {
+        match cache::lookup::<T>(&store, def.name, key, def.cache_expiration).await {
+            cache::Lookup::Hit(v, location) => {
+                t.report(
+                    def,
+                    StateKind::Completed,
+                    1,
+                    Some("cache hit".to_string()),
+                    Some(location),
+                );
+                return Ok(v);
+            }
+            cache::Lookup::Expired => expired = true,
+            cache::Lookup::Miss => {}
+        }
     }
 
     let mut guard = CancelGuard {
@@ -332,8 +336,7 @@ where
                 }
                 if let Some(key) = &t.cache_key {
                     let written = match cache::encode(key, &v) {
-                        Ok(bytes) => store
-                            .put(&cache::entry_key(def.name, key), bytes)
+                        Ok(bytes) => cache::store(&store, def.name, key, bytes, expired)
                             .await
                             .map_err(anyhow::Error::from),
                         Err(e) => Err(e.into()),

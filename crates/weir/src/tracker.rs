@@ -25,6 +25,11 @@ pub trait Tracker: Send + Sync + 'static {
         &self,
         finish: FlowRunFinish,
     ) -> futures::future::BoxFuture<'_, anyhow::Result<()>>;
+    /// Whether runs are reported to a server. Then a flow's result is written to result
+    /// storage and only its location and size are reported.
+    fn reports_to_server(&self) -> bool {
+        false
+    }
 }
 
 /// A flow run about to start.
@@ -62,6 +67,8 @@ pub struct FlowRunFinish {
     pub state: StateKind,
     /// Message (error text for Failed).
     pub message: Option<String>,
-    /// The flow's result as JSON, when Completed.
+    /// The flow's result as JSON, when Completed (kept in memory by the local tracker).
     pub result: Option<serde_json::Value>,
+    /// Where the result was written, when the run reports to a server: all the server gets.
+    pub result_ref: Option<weir_core::api::ResultRef>,
 }

@@ -300,6 +300,10 @@ impl Tracker for HttpTracker {
         let _ = self.tx.send(Msg::Log(line));
     }
 
+    fn reports_to_server(&self) -> bool {
+        true
+    }
+
     fn finish_flow_run(&self, finish: FlowRunFinish) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
             if !self.flush().await {
@@ -312,7 +316,7 @@ impl Tracker for HttpTracker {
                 message: finish.message.clone().map(|m| self.redact(m)),
                 attempt: finish.attempt,
                 transition_id: Some(Uuid::now_v7()),
-                result: finish.result.clone().map(|r| self.redact_json(r)),
+                result: finish.result_ref.clone(),
             };
             self.write_outcome(finish.flow_run_id, &proposal);
             // From here the run token may stop working at any moment: that is not a lost run.

@@ -1,9 +1,10 @@
 //! Example Weir flows in one flows binary: `etl`, `chain`, `fanout`, `flaky`, `slow`, `fails`,
-//! `leaky`.
+//! `leaky`, and the S3 flows `s3_download` and `s3_roundtrip` (module `s3`).
 //!
 //! `example-flows describe` lists them; `example-flows run etl --param rows=500` runs one.
 //! Tests and benchmarks drive this binary as a real process (see `witness`).
 
+mod s3;
 mod witness;
 
 use serde::{Deserialize, Serialize};
@@ -208,4 +209,14 @@ async fn leaky() -> anyhow::Result<u64> {
     use_token().await
 }
 
-weir::main!(etl, chain, fanout, flaky, slow, fails, leaky);
+weir::main!(
+    etl,
+    chain,
+    fanout,
+    flaky,
+    slow,
+    fails,
+    leaky,
+    s3::s3_download,
+    s3::s3_roundtrip
+);

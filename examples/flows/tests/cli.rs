@@ -10,7 +10,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_example-flows");
 fn cmd(home: &std::path::Path) -> Command {
     let mut c = Command::new(BIN);
     c.env("WEIR_HOME", home)
-        .env_remove("WEIR_RESULTS_URL")
+        .env_remove("WEIR_RESULT_STORAGE")
         .env_remove("WEIR_FLOW_RUN_ID")
         .env_remove("WEIR_ATTEMPT")
         .env_remove("WEIR_RESUME")

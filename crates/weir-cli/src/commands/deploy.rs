@@ -215,7 +215,12 @@ pub async fn deploy(
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let errors = complete(&mut parsed, &file.display().to_string(), &dir).await;
+    let mut errors = complete(&mut parsed, &file.display().to_string(), &dir).await;
+    let storage = parsed.deployments.iter().filter_map(|d| {
+        let url = d.spec.result_storage.as_deref()?;
+        Some((d.name.as_str(), url))
+    });
+    errors.extend(super::result::check_storage(storage).await);
     if !errors.is_empty() {
         for e in errors {
             eprintln!("{e}");

@@ -7,6 +7,7 @@ mod init;
 mod inspect;
 mod keys;
 mod prune;
+mod result;
 mod run;
 mod serve;
 mod show;

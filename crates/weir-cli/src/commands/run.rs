@@ -126,7 +126,7 @@ async fn follow(client: &Client, id: Uuid, show_states: bool) -> Result<ExitCode
         }
         if run.state.is_terminal() {
             if let Some(result) = &run.result {
-                println!("{result}");
+                super::result::print(result).await;
             }
             return Ok(if run.state == StateKind::Completed {
                 ExitCode::SUCCESS
@@ -205,6 +205,11 @@ pub async fn runs(api: &str, cmd: RunsCommand, json: bool) -> Result<ExitCode> {
                 rows,
             );
         }
+        RunsCommand::Result { id, output } => {
+            let id = run_id(&id)?;
+            let d = client.flow_run(id).await.map_err(super::explain)?;
+            super::result::fetch(&d.run, output.as_deref()).await?;
+        }
         RunsCommand::Show { id } => {
             let id = run_id(&id)?;
             let d = client.flow_run(id).await.map_err(super::explain)?;
@@ -240,7 +245,7 @@ pub async fn runs(api: &str, cmd: RunsCommand, json: bool) -> Result<ExitCode> {
                 serde_json::Value::Object(r.parameters.clone())
             );
             if let Some(res) = &r.result {
-                println!("  result:      {res}");
+                println!("  result:      {} ({} bytes)", res.location, res.size);
             }
             println!(
                 "  task runs:   {}",

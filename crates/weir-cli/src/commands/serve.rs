@@ -118,6 +118,12 @@ async fn resolver() -> Resolver {
     resolver
 }
 
+/// `--result-storage`, checked; a relative path is made absolute (runs may start elsewhere).
+fn result_storage(url: &str) -> Result<String> {
+    let parsed = weir_results::StorageUrl::parse(url).context("--result-storage")?;
+    Ok(weir_results::ResultStore::at(parsed).url().to_string())
+}
+
 fn agent_options(api: &str, args: &AgentArgs) -> Result<AgentOptions> {
     let home = config::ensure_home()?;
     let name = args.name.clone().unwrap_or_else(|| {
@@ -131,6 +137,9 @@ fn agent_options(api: &str, args: &AgentArgs) -> Result<AgentOptions> {
     env.insert("WEIR_HOME".to_string(), home.display().to_string());
     if let Some(ca) = super::ca_file() {
         env.insert("WEIR_CA_FILE".to_string(), ca.display().to_string());
+    }
+    if let Some(url) = &args.result_storage {
+        env.insert(weir_results::ENV_VAR.to_string(), result_storage(url)?);
     }
     Ok(AgentOptions {
         name,

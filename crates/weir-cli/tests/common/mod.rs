@@ -166,7 +166,7 @@ impl Sandbox {
             .env_remove("WEIR_DB")
             .env_remove("WEIR_BIND")
             .env(
-                "WEIR_RESULTS_URL",
+                "WEIR_RESULT_STORAGE",
                 format!("file://{}", self.shared().join("results").display()),
             )
             .env("WEIR_WITNESS_DIR", self.shared())

@@ -33,8 +33,10 @@ pub mod var {
     /// File the process writes its final state to before proposing it, so its agent can
     /// deliver that state if the process cannot reach the server (JSON `ProposeState`).
     pub const OUTCOME_FILE: &str = "WEIR_OUTCOME_FILE";
-    /// Root of result storage (`file://…`, a path, or `s3://bucket/prefix`).
-    pub const RESULTS_URL: &str = "WEIR_RESULTS_URL";
+    /// Result storage (`file:///path`, a path, or `s3://bucket/prefix`; see
+    /// [`crate::storage`]): set from the deployment's `result_storage` or the agent's
+    /// `--result-storage`.
+    pub const RESULT_STORAGE: &str = "WEIR_RESULT_STORAGE";
     /// Weir's data directory, default [`DEFAULT_HOME`](super::DEFAULT_HOME).
     pub const HOME: &str = "WEIR_HOME";
     /// `1`: no terminal output from a local run.
@@ -137,6 +139,8 @@ pub struct LaunchEnv {
     pub secret_vars: Vec<String>,
     /// Where the process leaves its final state for the agent, if the agent reads one.
     pub outcome_file: Option<String>,
+    /// The deployment's result storage, when it sets one (over the agent's own).
+    pub result_storage: Option<String>,
 }
 
 impl LaunchEnv {
@@ -159,6 +163,9 @@ impl LaunchEnv {
         }
         if let Some(path) = &self.outcome_file {
             vars.push((var::OUTCOME_FILE, path.clone()));
+        }
+        if let Some(url) = &self.result_storage {
+            vars.push((var::RESULT_STORAGE, url.clone()));
         }
         if !self.secret_vars.is_empty() {
             vars.push((var::SECRET_VARS, self.secret_vars.join(",")));
@@ -204,12 +211,17 @@ mod tests {
                 .unwrap_or_default(),
             secret_vars: vec!["DB_PASSWORD".into(), "TOKEN".into()],
             outcome_file: None,
+            result_storage: Some("s3://team-results/weir".into()),
         };
         let vars = env.to_vars();
         let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         assert_eq!(AssignedRun::from_lookup(get), Ok(Some(env.run.clone())));
         assert_eq!(get(var::PARAMETERS).as_deref(), Some(r#"{"rows":5}"#));
         assert_eq!(get(var::SECRET_VARS).as_deref(), Some("DB_PASSWORD,TOKEN"));
+        assert_eq!(
+            get(var::RESULT_STORAGE).as_deref(),
+            Some("s3://team-results/weir")
+        );
         let names: Vec<_> = secret_var_names(" A, ,B ").collect();
         assert_eq!(names, ["A", "B"]);
     }

@@ -359,7 +359,10 @@ fn page_for_run(
         message: run.state_message.clone().unwrap_or_default(),
         scheduled: Time::of(&run.scheduled_at),
         parameters: serde_json::Value::Object(run.parameters.clone()).to_string(),
-        result: run.result.as_ref().map(|r| r.to_string()),
+        result: run
+            .result
+            .as_ref()
+            .map(|r| format!("{} ({} bytes)", r.location, r.size)),
         parent: run.parent_flow_run_id.map(|p| p.to_string()),
         cancellable: weir_core::orchestration::cancel_target(run.state).is_some(),
         retriable: run.state.is_terminal(),
