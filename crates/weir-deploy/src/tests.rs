@@ -170,7 +170,7 @@ fn unknown_key_with_suggestion() {
         one_error(&with("bogus = 1")),
         "weir.toml:4:1: unknown key \"bogus\" in deployment \"etl\" (expected one of: flow, \
          description, command, plain, infrastructure, work_queue, parameters, schedules, secrets, env, \
-         retries, retry_delay, tags)"
+         retries, retry_delay, tags, result_storage)"
     );
     assert_eq!(
         one_error(&with(

@@ -42,7 +42,7 @@ fn stdout_json(o: &Output) -> Value {
 }
 
 #[test]
-fn describe_lists_seven_flows_with_schemas_and_tasks() {
+fn describe_lists_every_flow_with_schemas_and_tasks() {
     let (out, _h) = run(&["describe"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let doc = stdout_json(&out);
@@ -50,7 +50,17 @@ fn describe_lists_seven_flows_with_schemas_and_tasks() {
     let names: Vec<&str> = flows.iter().filter_map(|f| f["name"].as_str()).collect();
     assert_eq!(
         names,
-        ["etl", "chain", "fanout", "flaky", "slow", "fails", "leaky"]
+        [
+            "etl",
+            "chain",
+            "fanout",
+            "flaky",
+            "slow",
+            "fails",
+            "leaky",
+            "s3_download",
+            "s3_roundtrip"
+        ]
     );
     for f in flows {
         assert_eq!(f["parameters"]["type"], "object", "{}", f["name"]);
