@@ -238,5 +238,16 @@ def project(server):
     return name
 
 
+def result_of(run: Dict[str, Any]) -> Any:
+    """A run's result, read from result storage: the server holds only its location and size."""
+    ref = run.get("result")
+    if ref is None:
+        return None
+    assert ref["location"].startswith("file://"), ref
+    data = Path(ref["location"][len("file://"):]).read_bytes()
+    assert len(data) == ref["size"], ref
+    return json.loads(data)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import FLOWS, SDK_SRC, base_env, binary
+from conftest import FLOWS, SDK_SRC, base_env, binary, result_of
 
 
 def deploy(server, tmp_path, body: str, project: str = "pytest") -> subprocess.CompletedProcess:
@@ -49,12 +49,12 @@ flow = "flaky"
     run_id = quick_run(server, "py-etl", {"offset": 1})
     run = server.wait_state(run_id, {"Completed", "Failed", "Crashed"}, timeout=60)
     assert run["state"] == "Completed", run
-    assert run["result"] == sum(x * x + 1 for x in range(12))
+    assert result_of(run) == sum(x * x + 1 for x in range(12))
     tasks = server.task_runs(run_id)
     assert sorted(t["task"] for t in tasks) == ["square"] * 12 + ["total"]
     run_id = quick_run(server, "py-flaky")
     run = server.wait_state(run_id, {"Completed", "Failed", "Crashed"}, timeout=60)
-    assert (run["state"], run["result"]) == ("Completed", "ok after 3"), run
+    assert (run["state"], result_of(run)) == ("Completed", "ok after 3"), run
     (t,) = server.task_runs(run_id)
     assert t["attempt"] == 3
     assert any(line["message"] == "succeeded on attempt 3" and line["task_run_id"] == t["id"]
@@ -109,7 +109,7 @@ flow = "persisted"
     (tmp_path / "fail").unlink()
     server.post(f"/api/v1/flow_runs/{run_id}/retry", {"from_failed": True})
     run = server.wait_state(run_id, {"Completed"}, timeout=60)
-    assert (run["result"], run["attempt"]) == (6, 2)
+    assert (result_of(run), run["attempt"]) == (6, 2)
     assert marks.read_text().splitlines() == ["extract 4", "load", "load"]
     extracts = [t for t in server.task_runs(run_id) if t["task"] == "extract"]
     assert [t["state"] for t in extracts] == ["Completed", "Completed"]

@@ -203,7 +203,7 @@ def test_describe_lists_tasks_and_subflows_with_their_options():
 
 def test_results_and_cache_are_laid_out_as_the_rust_sdk_lays_them_out(tmp_path):
     marks = tmp_path / "marks"
-    env = {"WEIR_RESULTS_URL": f"file://{tmp_path}/results", "RESULTS_TEST_MARKS": str(marks),
+    env = {"WEIR_RESULT_STORAGE": f"file://{tmp_path}/results", "RESULTS_TEST_MARKS": str(marks),
            "WEIR_QUIET": "1"}
     results = str(FLOWS / "results.py")
     for _ in range(2):
@@ -234,7 +234,7 @@ def test_results_and_cache_are_laid_out_as_the_rust_sdk_lays_them_out(tmp_path):
     assert marks.read_text().count("extract") == before
     assert "extract-0 Completed: result reused from an earlier attempt (flow run attempt 2 " \
            "resumed)" in r.stderr
-    r = weir_py(results, "run", "cached", env={**env, "WEIR_RESULTS_URL": "ftp://nowhere"})
+    r = weir_py(results, "run", "cached", env={**env, "WEIR_RESULT_STORAGE": "ftp://nowhere"})
     assert r.code == 0, "caching must not fail a task when storage is unusable"
     assert os.path.exists(tmp_path / "results")
 

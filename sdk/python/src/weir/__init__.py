@@ -32,7 +32,7 @@ Environment read by the SDK:
 | `WEIR_RESUME` | `1`: reuse persisted results of earlier attempts |
 | `WEIR_PARAMETERS` | base JSON object of parameters for `run` |
 | `WEIR_SECRET_VARS` | names of variables whose values are redacted from reports |
-| `WEIR_RESULTS_URL` | result storage root (`file://…`, `s3://…`), default `file://$WEIR_HOME/results` |
+| `WEIR_RESULT_STORAGE` | result storage root (`file://…`, `s3://…`), default `file://$WEIR_HOME/results` |
 | `WEIR_HOME` | default `./.weir` |
 | `WEIR_QUIET` | `1`: no terminal lines |
 | `WEIR_CA_FILE` | extra CA certificates (PEM) for an https server |

@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any, Dict, Optional
 
-from . import _util
+from . import _results, _util
 from ._context import FLOW, get_run_logger
 from ._http import ApiError, Client, key_from_env
 
@@ -29,7 +29,8 @@ def run_deployment(name: str, parameters: Optional[Dict[str, Any]] = None, wait:
     """Creates a run of deployment `name` (`project/deployment`, or `deployment` in
     `WEIR_PROJECT`) with `parameters` merged over its defaults; an agent picks it up.
 
-    With `wait=True` (the default), waits until the run ends and returns its result, raising
+    With `wait=True` (the default), waits until the run ends and returns its result (read from
+    result storage with this process's credentials: the server keeps only its location), raising
     `DeploymentRunFailed` when it ends Failed, Crashed or Cancelled (or `TimeoutError` after
     `timeout` seconds). With `wait=False`, returns the new run (a dict) at once.
 
@@ -71,4 +72,5 @@ def run_deployment(name: str, parameters: Optional[Dict[str, Any]] = None, wait:
         raise DeploymentRunFailed(
             f"flow run {run['id']} of {project}/{deployment} ended {run['state']}"
             + (f": {msg}" if msg else ""), run)
-    return run.get("result")
+    ref = run.get("result")
+    return None if ref is None else _results.fetch(ref["location"])

@@ -1,10 +1,12 @@
 """Result storage: persisted task results and cache entries, laid out as the Rust SDK lays
 them out so either SDK (and retry-from-failed) finds them:
 
+* `{flow_run_id}/result.json` — a flow run's result, written when it reports to a server (the
+  server keeps only `{"location", "size"}`);
 * `{flow_run_id}/{task}/{call_index}.json` — a persisted result (the value as plain JSON);
 * `cache/{task}/{sha256(cache_key)}.json` — a cache entry (`{"created_at", "key", "value"}`).
 
-The root is `WEIR_RESULTS_URL`: `file:///abs/dir` or `s3://bucket/prefix` (through boto3, which
+The root is `WEIR_RESULT_STORAGE`: `file:///abs/dir` or `s3://bucket/prefix` (through boto3, which
 must then be installed; it honours `AWS_ENDPOINT_URL` and the usual AWS settings). Default:
 `file://$WEIR_HOME/results`, `WEIR_HOME` defaulting to `./.weir`. Nothing is opened until a
 task persists or caches.
@@ -105,7 +107,7 @@ class ResultStore:
     """Where results go; see the module docs."""
 
     def __init__(self, url: Optional[str] = None):
-        url = (url if url is not None else os.environ.get("WEIR_RESULTS_URL", "")).strip()
+        url = (url if url is not None else os.environ.get("WEIR_RESULT_STORAGE", "")).strip()
         self._error: Optional[str] = None
         self._backend: Any = None
         if not url:
@@ -139,6 +141,23 @@ class ResultStore:
 
     def get(self, key: str) -> Optional[bytes]:
         return self._b().get(key)
+
+
+def fetch(location: str) -> Any:
+    """The JSON value at a full `location` (`file:///…` or `s3://bucket/key`, as the server
+    reports a flow run's result), read with this process's own credentials."""
+    if location.startswith("file://"):
+        path = location[len("file://"):]
+        store = FileStore(os.path.dirname(path))
+        raw = store.get(os.path.basename(path))
+    elif location.startswith("s3://"):
+        bucket, _, key = location[len("s3://"):].partition("/")
+        raw = S3Store(f"s3://{bucket}").get(key)
+    else:
+        raise ResultStoreError(f"unsupported result location {location!r}")
+    if raw is None:
+        raise ResultStoreError(f"no result at {location}")
+    return json.loads(raw)
 
 
 def cache_entry_key(task: str, key: str) -> str:

@@ -243,6 +243,18 @@ class LocalTracker:
         return Records(list(self._flows), list(self._items))
 
 
+def _persist_flow_result(flow_run_id: str, result) -> Dict[str, Any]:
+    """Writes a flow run's result to `{flow_run_id}/result.json` in result storage (the Rust
+    SDK's layout); returns the `{"location", "size"}` the server keeps."""
+    from . import _context
+
+    store = _context.results()
+    key = f"{flow_run_id}/result.json"
+    data = json.dumps(result, separators=(",", ":")).encode()
+    store.put(key, data)
+    return {"location": store.location(key), "size": len(data)}
+
+
 def _retry(what: str, fn, tries: int = 20, limit: Optional[float] = None):
     """Calls `fn` until it succeeds or fails for a reason retrying cannot fix (about a minute
     of retries for network trouble, at most `limit` seconds when given)."""
@@ -357,7 +369,13 @@ class HttpTracker:
         if message is not None:
             body["message"] = self.redactor.text(message)
         if result is not None:
-            body["result"] = self.redactor.json(result)
+            # The server keeps only where the result is and its size, never its bytes.
+            try:
+                body["result"] = _persist_flow_result(flow_run_id, result)
+            except Exception as e:
+                body["state"] = "Failed"
+                body["message"] = self.redactor.text(
+                    f"could not persist the flow's result: {_util.describe_error(e)}")
         self._hb.remove(flow_run_id)
         self._write_outcome(flow_run_id, body)
         try:
