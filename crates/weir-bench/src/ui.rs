@@ -147,7 +147,7 @@ fn flow_run(
         parent_flow_run_id: None,
         result: (state == StateKind::Completed).then(|| weir_core::api::ResultRef {
             location: format!("s3://bench-results/weir/{id}/result.json"),
-            size: 12 + u64::from(i % 1000),
+            size: 12 + i % 1000,
         }),
         tags: vec![],
     }

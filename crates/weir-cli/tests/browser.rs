@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::{Weir, wait_until};
+use common::{Weir, result_value, wait_until};
 use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -726,7 +726,7 @@ fn web_ui_in_headless_chromium() {
         Duration::from_secs(20),
     );
     assert_eq!(d.run.parameters.get("mode"), Some(&json!("slow")));
-    assert_eq!(d.run.result, Some(json!("Slow b false")));
+    assert_eq!(result_value(&d.run), Some(json!("Slow b false")));
 
     // ---- cancel a slow run from its page ----
     b.goto("/deployments/dev/slow");

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{Sandbox, ServerOptions, Weir, describe, flows_bin, is_alive, params, wait_until};
+use common::{
+    Sandbox, ServerOptions, Weir, describe, flows_bin, is_alive, params, result_value, wait_until,
+};
 use std::time::Duration;
 use uuid::Uuid;
 use weir_client::Client;
@@ -81,7 +83,7 @@ fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
     let d = detail("to end", &|s| s.is_terminal(), Duration::from_secs(60));
     assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
     assert_eq!(
-        d.run.result,
+        result_value(&d.run),
         Some(serde_json::json!(10)),
         "{}",
         describe(&d)
@@ -149,7 +151,12 @@ fn final_state_outlives_a_server_outage_through_the_agent() {
     w.restart_server(ServerOptions { lease_s: 30 });
     let d = w.wait_terminal(id, Duration::from_secs(60));
     assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
-    assert_eq!(d.run.result, Some(serde_json::json!(2)), "{}", describe(&d));
+    assert_eq!(
+        result_value(&d.run),
+        Some(serde_json::json!(2)),
+        "{}",
+        describe(&d)
+    );
     assert!(
         w.agent_log(agent)
             .contains("delivering the final state its process left"),

@@ -768,6 +768,19 @@ impl Weir {
 }
 
 /// A run's state, attempt and history on one line, for panic messages.
+/// A run's result, read from its (local) result storage: the server holds only its location
+/// and size.
+pub fn result_value(run: &FlowRun) -> Option<serde_json::Value> {
+    let r = run.result.as_ref()?;
+    let path = r
+        .location
+        .strip_prefix("file://")
+        .expect("local result storage");
+    let bytes = std::fs::read(path).expect("the result file exists");
+    assert_eq!(bytes.len() as u64, r.size, "the recorded size");
+    Some(serde_json::from_slice(&bytes).expect("the result is JSON"))
+}
+
 pub fn describe(d: &FlowRunDetail) -> String {
     let history: Vec<String> = d
         .history
