@@ -63,7 +63,7 @@ def test_s3_download_flow(server, project, bucket):
 def test_results_and_cache_in_s3(bucket, tmp_path):
     s3, name = bucket
     marks = tmp_path / "marks"
-    env = {**AWS, "WEIR_RESULTS_URL": f"s3://{name}/weir/results",
+    env = {**AWS, "WEIR_RESULT_STORAGE": f"s3://{name}/weir/results",
            "RESULTS_TEST_MARKS": str(marks), "WEIR_QUIET": "1"}
     run_id = "0190a000-0000-7000-8000-0000000000c3"
     results = str(FLOWS / "results.py")
