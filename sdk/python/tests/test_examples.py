@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import EXAMPLES, FLOWS, base_env, binary, weir_py
+from conftest import EXAMPLES, FLOWS, base_env, binary, result_of, weir_py
 
 ENDPOINT = os.environ.get("WEIR_TEST_AWS_ENDPOINT")
 AWS = {"AWS_ENDPOINT_URL": ENDPOINT or "", "AWS_ACCESS_KEY_ID": "test",
@@ -44,7 +44,7 @@ def test_s3_download_flow(server, project, bucket):
     assert r.code == 0, r
     assert r.value == 1234
     run = server.run(r.run_id)
-    assert (run["state"], run["result"]) == ("Completed", 1234)
+    assert (run["state"], result_of(run)) == ("Completed", 1234)
     (t,) = server.task_runs(r.run_id)
     assert (t["task"], t["state"], t["attempt"]) == ("s3_download", "Completed", 1)
     assert [line["message"] for line in server.logs(r.run_id)] == [
