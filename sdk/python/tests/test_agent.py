@@ -133,7 +133,7 @@ parameters = { n = 12 }
     assert r.code == 0, r
     assert r.value["total"] == sum(x * x for x in range(4))
     other = server.wait_state(r.value["started"], {"Completed"}, timeout=60)
-    assert (other["deployment"], other["result"]) == ("py-etl", 0)
+    assert (other["deployment"], result_of(other)) == ("py-etl", 0)
     assert any("started flow run" in line["message"] for line in server.logs(r.run_id))
     r = weir_py(str(FLOWS / "basics.py"), "run", "orchestrate", "--param",
                 "deployment=pytest/nope", server=server)
