@@ -108,7 +108,7 @@ pub(crate) fn flow_run(row: &AnyRow) -> Result<FlowRun> {
         agent_id: opt_uuid(row, "agent_id")?,
         lease_expires_at: opt_ts(row.try_get("lease_expires_at")?),
         parent_flow_run_id: opt_uuid(row, "parent_flow_run_id")?,
-        result: opt_json(row, "result")?,
+        result: result_ref(row)?,
         tags: json(row, "tags")?,
     })
 }
@@ -167,4 +167,14 @@ pub(crate) fn placeholders(first: usize, count: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A flow run's stored result: a [`ResultRef`](weir_core::api::ResultRef). Rows written before
+/// results were stored by reference hold the value itself (any JSON); they read as no result
+/// rather than as a corrupt row, so old runs stay readable. Text that is not JSON is corrupt.
+fn result_ref(row: &AnyRow) -> Result<Option<weir_core::api::ResultRef>> {
+    let Some(value) = opt_json::<serde_json::Value>(row, "result")? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_value(value).ok())
 }

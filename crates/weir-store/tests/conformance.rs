@@ -2361,3 +2361,40 @@ async fn case_import_flow_runs(store: Store) {
     );
     assert_eq!(store.import_flow_runs(&[]).await.expect("empty"), 0);
 }
+
+weir_testkit::both_backends!(legacy_inline_result => sqlite_legacy_inline_result_reads_as_none, postgres_legacy_inline_result_reads_as_none);
+
+/// Rows from before results were stored by reference hold the value itself: such a run stays
+/// readable (no result) instead of becoming a corrupt row; a stored reference reads back.
+async fn legacy_inline_result(db: &TestDb) {
+    let store = connect(db).await;
+    let d = deploy(&store, "dev", "etl", spec("etl")).await;
+    let run = create(&store, &d, now(), now()).await;
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&db.url)
+        .await
+        .expect("raw connection");
+    let write = |result: &'static str| {
+        sqlx::query("UPDATE flow_runs SET result = $1 WHERE id = $2")
+            .bind(result)
+            .bind(run.id.to_string())
+            .execute(&raw)
+    };
+    write(r#"{"rows": 10}"#)
+        .await
+        .expect("an old inline result");
+    let read = store
+        .flow_run(run.id)
+        .await
+        .expect("old rows stay readable");
+    assert_eq!(read.result, None);
+    write(r#"{"location": "file:///r/result.json", "size": 3}"#)
+        .await
+        .expect("a reference");
+    let read = store.flow_run(run.id).await.expect("read");
+    assert_eq!(
+        read.result.map(|r| (r.location, r.size)),
+        Some(("file:///r/result.json".into(), 3))
+    );
+    raw.close().await;
+}
