@@ -1,7 +1,5 @@
-# The agent's command line: its queues, its limit, and the kind of runs it launches (ECS
-# tasks). The ECS launcher's cluster, subnets and security group are this module's
-# (aws_ecs_cluster.weir, var.private_subnet_ids, aws_security_group.tasks): see docs/aws.md,
-# "Known limits", for how the agent learns them.
+# The agent's command line: its queues, its limit, and the ECS launcher's settings: this
+# cluster, the flow runs' private subnets and security group (no public IP, the default).
 
 locals {
   agent_command = [
@@ -9,5 +7,8 @@ locals {
     "--queue", join(",", var.agent_queues),
     "--limit", tostring(var.agent_limit),
     "--launchers", "ecs",
+    "--ecs-cluster", aws_ecs_cluster.weir.name,
+    "--ecs-subnets", join(",", var.private_subnet_ids),
+    "--ecs-security-groups", aws_security_group.tasks.id,
   ]
 }
