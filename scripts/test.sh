@@ -41,6 +41,10 @@ export WEIR_TEST_SCHEMATHESIS
 # behind `weir-cli/ecs`.
 FEATURES=(--features weir-cli/aws,weir-cli/ecs)
 
+# The Docker tests build their images (weir-test-*) from the binaries under test themselves;
+# remove them when the suite ends.
+trap 'docker rmi -f weir-test-weir:dev weir-test-weir-example-flows:dev >/dev/null 2>&1 || true' EXIT
+
 # Tests need the binaries they drive (weir, example-flows) built first.
 cargo build --workspace --bins "${FEATURES[@]}"
 

@@ -10,7 +10,9 @@
 //! - every run being supervised is written to the state directory, so an agent restarted
 //!   after a crash takes over the processes still alive instead of losing them.
 
-use crate::launcher::{ExitStatus, LaunchSpec, Launched, Launcher, OutputLine, Stream};
+use crate::launcher::{
+    ExitStatus, LaunchError, LaunchSpec, Launched, Launcher, OutputLine, Stream,
+};
 use crate::secrets::Resolver;
 use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
@@ -472,13 +474,13 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
     let mut launched = match launcher.launch(launch).await {
         Ok(l) => l,
         Err(e) => {
-            report(
-                sh,
-                &run,
-                StateKind::Crashed,
-                Some(format!("launch failed ({} launcher): {e}", launcher.name())),
-            )
-            .await;
+            // A missing image is the deployment's mistake, not an accident: Failed.
+            let state = match e {
+                LaunchError::ImageNotFound { .. } => StateKind::Failed,
+                _ => StateKind::Crashed,
+            };
+            let msg = format!("launch failed ({} launcher): {e}", launcher.name());
+            report(sh, &run, state, Some(msg)).await;
             return;
         }
     };
@@ -596,6 +598,8 @@ async fn settle_once(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) 
         (StateKind::Completed, format!("{exit}"))
     } else if plain && matches!(exit, ExitStatus::Code(_)) {
         (StateKind::Failed, format!("the command failed with {exit}"))
+    } else if let ExitStatus::Stopped(reason) = &exit {
+        (StateKind::Crashed, reason.clone())
     } else {
         (
             StateKind::Crashed,

@@ -20,6 +20,8 @@
 //! through a [`LineSplitter`] so lines are cut and redacted like everywhere else, and build
 //! the result with [`Launched::new`].
 
+#[cfg(feature = "docker")]
+pub mod docker;
 mod output;
 pub mod process;
 
@@ -121,6 +123,9 @@ pub enum ExitStatus {
     /// The launcher could not tell how the run ended (for example, the task monitoring it
     /// stopped, or the container runtime lost it); the reason says why.
     Unknown(String),
+    /// The infrastructure stopped the run for a known reason (out of memory, the container
+    /// vanished); the reason is said as is.
+    Stopped(String),
 }
 
 impl ExitStatus {
@@ -140,6 +145,7 @@ impl fmt::Display for ExitStatus {
                 Err(_) => write!(f, "killed by signal {sig}"),
             },
             ExitStatus::Unknown(reason) => write!(f, "unknown exit status ({reason})"),
+            ExitStatus::Stopped(reason) => f.write_str(reason),
         }
     }
 }
@@ -187,6 +193,18 @@ pub enum LaunchError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// The image to run is not there and cannot be pulled: the attempt fails, nothing ran.
+    #[error(
+        "image {image} not found: {detail}. Build it (scripts/build-images.sh builds weir:dev \
+         and weir-example-flows:dev), load it with `docker load`, or set the deployment's \
+         infrastructure pull = \"if-missing\" to pull it from a registry"
+    )]
+    ImageNotFound {
+        /// The image as the deployment names it.
+        image: String,
+        /// Why it is not there.
+        detail: String,
     },
     /// The launcher's infrastructure (container engine, cloud API) refused or failed.
     #[error("{launcher} launcher: {message}")]

@@ -156,9 +156,12 @@ fn agent_options(api: &str, args: &AgentArgs) -> Result<AgentOptions> {
     })
 }
 
-/// The launchers for `kinds`, or an error naming a kind this build cannot launch.
+/// The launchers for `kinds`, or an error naming a kind this build cannot launch (or whose
+/// infrastructure does not answer). `agent` is the agent's name, for container labels.
+#[cfg_attr(not(feature = "docker"), allow(unused_variables))]
 async fn launchers(
     args: &AgentArgs,
+    agent: &str,
     kinds: &[InfrastructureKind],
 ) -> Result<Vec<Arc<dyn Launcher>>> {
     let mut out: Vec<Arc<dyn Launcher>> = Vec::new();
@@ -169,12 +172,42 @@ async fn launchers(
             )),
             #[cfg(feature = "ecs")]
             InfrastructureKind::Ecs => out.push(super::ecs::launcher(args).await?),
+            #[cfg(feature = "docker")]
+            InfrastructureKind::Docker => out.push(Arc::new(
+                weir_agent::launcher::docker::DockerLauncher::connect(agent)
+                    .await
+                    .context("--launchers docker")?,
+            )),
             other => anyhow::bail!(
                 "this weir cannot launch {other} runs: it was built without the {other} launcher"
             ),
         }
     }
     Ok(out)
+}
+
+/// What `weir up` launches: processes, plus containers when a Docker engine answers (said
+/// either way, so a user knows why docker deployments would wait).
+async fn up_kinds() -> Vec<InfrastructureKind> {
+    let mut kinds = vec![InfrastructureKind::Process];
+    #[cfg(feature = "docker")]
+    match weir_agent::launcher::docker::DockerLauncher::connect("probe").await {
+        Ok(_) => {
+            kinds.push(InfrastructureKind::Docker);
+            tracing::info!(
+                message = "a Docker engine answers: the agent also launches docker deployments"
+            );
+        }
+        Err(e) => tracing::warn!(
+            message = "docker deployments will wait: the agent launches processes only",
+            reason = %e
+        ),
+    }
+    #[cfg(not(feature = "docker"))]
+    tracing::warn!(
+        message = "docker deployments will wait: this weir was built without the docker launcher"
+    );
+    kinds
 }
 
 /// `weir agent`.
@@ -186,7 +219,7 @@ pub async fn agent(api: &str, args: AgentArgs) -> Result<ExitCode> {
         .launchers
         .clone()
         .unwrap_or_else(|| vec![InfrastructureKind::Process]);
-    let launchers = launchers(&args, &kinds).await?;
+    let launchers = launchers(&args, &options.name, &kinds).await?;
     let agent = Agent::new(client, options, launchers, resolver().await);
     agent.run(stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
@@ -220,9 +253,9 @@ pub async fn up(
     let client = super::client(&url)?;
     let kinds = match agent_args.launchers.clone() {
         Some(kinds) => kinds,
-        None => vec![InfrastructureKind::Process],
+        None => up_kinds().await,
     };
-    let launchers = launchers(&agent_args, &kinds).await?;
+    let launchers = launchers(&agent_args, &options.name, &kinds).await?;
     let agent = Agent::new(client, options, launchers, resolver().await);
     println!();
     println!("  Weir is up.");

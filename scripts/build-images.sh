@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds Weir's images without a registry or base image, FROM scratch:
+#
+#     scripts/build-images.sh                 # weir:dev and weir-example-flows:dev, static binaries
+#     scripts/build-images.sh --from DIR      # take the binaries already built in DIR (e.g.
+#                                             # target/debug) with the libraries `ldd` lists
+#     scripts/build-images.sh --tag T         # tag T instead of dev
+#     scripts/build-images.sh --prefix P      # name the images P-weir and P-weir-example-flows
+#
+# The static build (`-C target-feature=+crt-static` on the gnu target) goes to its own target
+# directory (target/static), so it does not invalidate the ordinary build cache. `--from` is
+# what the test suite uses: no second build, the same binaries the tests run. Idempotent:
+# building again with the same binaries leaves the images as they are (Docker's cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FROM_DIR=""; TAG="dev"; PREFIX=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --from) FROM_DIR="$2"; shift 2 ;;
+        --tag) TAG="$2"; shift 2 ;;
+        --prefix) PREFIX="$2-"; shift 2 ;;
+        *) echo "build-images: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+command -v docker >/dev/null || { echo "build-images: docker is not installed" >&2; exit 1; }
+
+if [ -z "$FROM_DIR" ]; then
+    TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target "$TRIPLE" \
+        --target-dir target/static -p weir-cli -p example-flows >&2
+    FROM_DIR="target/static/$TRIPLE/release"
+fi
+for bin in weir example-flows; do
+    [ -x "$FROM_DIR/$bin" ] || { echo "build-images: $FROM_DIR/$bin is missing: build it first" >&2; exit 1; }
+done
+
+CA=/etc/ssl/certs/ca-certificates.crt
+WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
+
+# stage NAME BIN...: a root file system with the binaries at /, their libraries (when
+# dynamically linked) at the paths the loader looks for them, and the CA certificates.
+stage() {
+    local ctx="$WORK/$1"; shift
+    mkdir -p "$ctx/rootfs/etc/ssl/certs"
+    [ -f "$CA" ] && cp "$CA" "$ctx/rootfs/etc/ssl/certs/"
+    for bin in "$@"; do
+        cp "$FROM_DIR/$bin" "$ctx/rootfs/$bin"
+        ldd "$FROM_DIR/$bin" 2>/dev/null | grep -o '/[^ ]*' | sort -u | while read -r lib; do
+            mkdir -p "$ctx/rootfs$(dirname "$lib")"
+            cp -L "$lib" "$ctx/rootfs$lib"
+        done || true
+    done
+    echo "$ctx"
+}
+
+ctx="$(stage weir weir)"
+docker build -q -t "${PREFIX}weir:$TAG" -f docker/weir/Dockerfile "$ctx" >/dev/null
+ctx="$(stage flows example-flows weir)"
+docker build -q -t "${PREFIX}weir-example-flows:$TAG" -f docker/example-flows/Dockerfile "$ctx" >/dev/null
+echo "build-images: built ${PREFIX}weir:$TAG and ${PREFIX}weir-example-flows:$TAG from $FROM_DIR" >&2
