@@ -35,27 +35,13 @@ for bin in weir example-flows; do
     [ -x "$FROM_DIR/$bin" ] || { echo "build-images: $FROM_DIR/$bin is missing: build it first" >&2; exit 1; }
 done
 
-CA=/etc/ssl/certs/ca-certificates.crt
 WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
 
-# stage NAME BIN...: a root file system with the binaries at /, their libraries (when
-# dynamically linked) at the paths the loader looks for them, and the CA certificates.
-stage() {
-    local ctx="$WORK/$1"; shift
-    mkdir -p "$ctx/rootfs/etc/ssl/certs"
-    [ -f "$CA" ] && cp "$CA" "$ctx/rootfs/etc/ssl/certs/"
-    for bin in "$@"; do
-        cp "$FROM_DIR/$bin" "$ctx/rootfs/$bin"
-        ldd "$FROM_DIR/$bin" 2>/dev/null | grep -o '/[^ ]*' | sort -u | while read -r lib; do
-            mkdir -p "$ctx/rootfs$(dirname "$lib")"
-            cp -L "$lib" "$ctx/rootfs$lib"
-        done || true
-    done
-    echo "$ctx"
-}
-
-ctx="$(stage weir weir)"
-docker build -q -t "${PREFIX}weir:$TAG" -f docker/weir/Dockerfile "$ctx" >/dev/null
-ctx="$(stage flows example-flows weir)"
-docker build -q -t "${PREFIX}weir-example-flows:$TAG" -f docker/example-flows/Dockerfile "$ctx" >/dev/null
+# The contexts come from deploy/docker/rootfs.sh and the Dockerfiles beside it, the same ones
+# a registry build uses: programs in /usr/local/bin, their libraries, CA certificates.
+deploy/docker/rootfs.sh "$WORK/weir" "$FROM_DIR/weir"
+docker build -q -t "${PREFIX}weir:$TAG" -f deploy/docker/weir.Dockerfile "$WORK/weir" >/dev/null
+deploy/docker/rootfs.sh "$WORK/flows" "$FROM_DIR/example-flows" "$FROM_DIR/weir"
+docker build -q -t "${PREFIX}weir-example-flows:$TAG" -f deploy/docker/flows-rust.Dockerfile \
+    "$WORK/flows" >/dev/null
 echo "build-images: built ${PREFIX}weir:$TAG and ${PREFIX}weir-example-flows:$TAG from $FROM_DIR" >&2

@@ -132,7 +132,7 @@ fn docker_weir() -> Option<Weir> {
 project = "dev"
 
 [defaults]
-command = ["/example-flows"]
+command = ["/usr/local/bin/example-flows"]
 infrastructure = {{ type = "docker", image = "{image}", memory = "128Mi", pull = "never" }}
 
 [deployments.etl-docker]
@@ -144,7 +144,7 @@ flow = "slow"
 parameters = {{ seconds = 30 }}
 
 [deployments.exit-docker]
-command = ["/example-flows", "no-such-subcommand"]
+command = ["/usr/local/bin/example-flows", "no-such-subcommand"]
 plain = true
 
 [deployments.missing-image]

@@ -106,6 +106,9 @@ fn body(
     d: &DockerInfrastructure,
 ) -> Result<ContainerCreateBody, LaunchError> {
     let mut env = spec.env.clone();
+    // The agent's own data directory means nothing inside the container: the image's
+    // WEIR_HOME (or the SDK's default) applies.
+    env.remove(var::HOME);
     env.extend(d.env.clone());
     let mut binds = d.volumes.clone();
     // The outcome file lives in the agent's state directory: mount that directory at the same
