@@ -120,6 +120,32 @@ fn body(
         let dir = dir.display().to_string();
         binds.push(format!("{dir}:{dir}"));
     }
+    // Local result storage (a directory on the agent's machine) is mounted at the same path,
+    // and the container runs as the directory's owner, so results land where a process run
+    // puts them and the image's own user needs no write access to the host.
+    let mut user = None;
+    if let Some(weir_core::storage::StorageUrl::Local(dir)) = env
+        .get(var::RESULT_STORAGE)
+        .and_then(|url| weir_core::storage::StorageUrl::parse(url).ok())
+        && dir.is_absolute()
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            infra(format!(
+                "cannot create the result storage directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let owner = std::fs::metadata(&dir).map_err(|e| {
+            infra(format!(
+                "cannot read the result storage directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        user = Some(format!("{}:{}", owner.uid(), owner.gid()));
+        let dir = dir.display().to_string();
+        binds.push(format!("{dir}:{dir}"));
+    }
     let memory = d
         .memory
         .as_deref()
@@ -143,6 +169,7 @@ fn body(
         env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         labels: Some(labels),
         working_dir: spec.workdir.as_ref().map(|w| w.display().to_string()),
+        user,
         host_config: Some(HostConfig {
             init: Some(d.init),
             auto_remove: Some(false),
