@@ -66,6 +66,20 @@ pub fn schedule_error_field(e: &ScheduleError) -> &'static str {
     }
 }
 
+/// Checks a deployment's parameters against `spec.parameter_schema`, when it is known
+/// (nothing to check otherwise): unknown parameters, types and ranges always; missing required
+/// parameters only when the deployment has schedules, since scheduled runs get no parameters
+/// but the deployment's (a manual run may still supply them for an unscheduled deployment).
+pub fn check_parameters(spec: &DeploymentSpec) -> Result<(), Vec<params::ParamError>> {
+    match &spec.parameter_schema {
+        None => Ok(()),
+        Some(schema) if spec.schedules.is_empty() => {
+            params::validate_present(schema, &spec.parameters)
+        }
+        Some(schema) => params::validate(schema, &spec.parameters),
+    }
+}
+
 /// Checks a whole spec; the first problem found, in field order.
 pub fn check_spec(spec: &DeploymentSpec) -> Result<(), SpecError> {
     if spec.flow.trim().is_empty() {
@@ -123,8 +137,7 @@ pub fn check_spec(spec: &DeploymentSpec) -> Result<(), SpecError> {
             ));
         }
     }
-    if let Some(schema) = &spec.parameter_schema
-        && let Err(errors) = params::validate(schema, &spec.parameters)
+    if let Err(errors) = check_parameters(spec)
         && let Some(first) = errors.first()
     {
         return Err(SpecError::new(
@@ -175,5 +188,27 @@ mod tests {
             check_spec(&s).map_err(|e| e.field),
             Err("spec.work_queue".into())
         );
+    }
+
+    #[test]
+    fn required_parameters_are_needed_only_by_schedules() {
+        let mut s = spec();
+        s.parameter_schema = Some(serde_json::json!({
+            "type": "object",
+            "properties": {"bucket": {"type": "string"}, "key": {"type": "string"}},
+            "required": ["bucket", "key"],
+            "additionalProperties": false
+        }));
+        s.parameters.insert("key".into(), "hello.txt".into());
+        assert_eq!(check_spec(&s), Ok(()), "a manual run may supply the bucket");
+        s.schedules.push(crate::api::ScheduleSpec {
+            interval: Some("1h".into()),
+            ..Default::default()
+        });
+        let e = check_spec(&s).expect_err("scheduled runs get no parameters of their own");
+        assert_eq!(e.field, "spec.parameters.bucket");
+        s.schedules.clear();
+        s.parameters.insert("key".into(), 7.into());
+        assert!(check_spec(&s).is_err(), "a given value is still checked");
     }
 }

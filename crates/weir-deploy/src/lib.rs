@@ -201,18 +201,10 @@ pub fn load_with(path: &Path, vars: &Vars) -> Result<DeployFile, Error> {
     parse_with(path, &text, vars)
 }
 
-/// Checks a deployment's parameters against `spec.parameter_schema`, when it is known
-/// (nothing to check otherwise): unknown parameters, types and ranges always; missing required
-/// parameters only when the deployment has schedules, since scheduled runs get no parameters
-/// but the deployment's (a manual run may still supply them for an unscheduled deployment).
+/// Checks a deployment's parameters against its schema: the rule of
+/// [`weir_core::deployment::check_parameters`], which the server applies too.
 pub fn validate_parameters(spec: &DeploymentSpec) -> Result<(), Vec<ParamError>> {
-    match &spec.parameter_schema {
-        None => Ok(()),
-        Some(schema) if spec.schedules.is_empty() => {
-            weir_core::params::validate_present(schema, &spec.parameters)
-        }
-        Some(schema) => weir_core::params::validate(schema, &spec.parameters),
-    }
+    weir_core::deployment::check_parameters(spec)
 }
 
 #[cfg(test)]
