@@ -276,22 +276,7 @@ pub async fn deploy_examples(api: &str) -> Result<Vec<String>> {
             d.spec.command[0] = binary.clone();
         }
     }
-    let errors = complete(&mut parsed, "examples/flows/weir.toml", dir).await;
-    if !errors.is_empty() {
-        bail!("{}", errors.join("\n"));
-    }
-    let project = parsed.project.clone().unwrap_or_else(|| "dev".into());
-    let client = super::client(api)?;
-    let deployments: Vec<_> = parsed
-        .deployments
-        .into_iter()
-        .map(|d| (d.name, d.spec))
-        .collect();
-    register(&client, &project, &deployments, false, true).await?;
-    Ok(deployments
-        .iter()
-        .map(|(n, _)| format!("{project}/{n}"))
-        .collect())
+    register_examples(parsed, "examples/flows/weir.toml", dir, api).await
 }
 
 /// Deploys the Python example flows (project `dev`) from the checkout this `weir` was built
@@ -327,7 +312,18 @@ pub async fn deploy_python_examples(api: &str) -> Result<Vec<String>> {
             .env
             .insert("PYTHONPATH".into(), sdk.display().to_string());
     }
-    let errors = complete(&mut parsed, "examples/python/weir.toml", &dir).await;
+    register_examples(parsed, "examples/python/weir.toml", &dir, api).await
+}
+
+/// Completes a parsed example file (schemas from `describe`, run in `dir`), registers its
+/// deployments (project `dev` unless the file names one) and returns their names.
+async fn register_examples(
+    mut parsed: DeployFile,
+    label: &str,
+    dir: &Path,
+    api: &str,
+) -> Result<Vec<String>> {
+    let errors = complete(&mut parsed, label, dir).await;
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
     }

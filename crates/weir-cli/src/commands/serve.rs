@@ -178,6 +178,8 @@ async fn launchers(
                     .await
                     .context("--launchers docker")?,
             )),
+            // Reached only in builds without some launcher feature.
+            #[allow(unreachable_patterns)]
             other => anyhow::bail!(
                 "this weir cannot launch {other} runs: it was built without the {other} launcher"
             ),
