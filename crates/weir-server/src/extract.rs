@@ -102,6 +102,13 @@ fn with_missing(field: Option<String>, message: &str) -> Option<String> {
 /// (`3.0`) is an integer in JSON (and in JSON Schema), so where the first try fails on one, a
 /// second reads it as the integer it is; the error named is the first try's.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every request body of the API is a JSON object. serde also reads a struct from an array
+    // of its fields in order, which the API's schema does not allow: refuse it here, once.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::bad(
+            "invalid request body: expected a JSON object `{…}`, found an array",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let first = serde_path_to_error::deserialize(de);
     let error = match first {
@@ -247,5 +254,21 @@ mod tests {
         };
         assert_eq!(field.as_deref(), Some("limit"));
         assert!(message.contains("3.5"), "{message}");
+    }
+
+    #[test]
+    fn a_body_is_an_object_never_an_array_of_fields() {
+        use weir_core::api::RetryFlowRun;
+        for body in [&b"[]"[..], b" [true]", b"\n[\"a\", [\"default\"], 3]"] {
+            let Err(ApiError::BadRequest { message, .. }) = parse_json::<RetryFlowRun>(body) else {
+                panic!("{} was accepted", String::from_utf8_lossy(body));
+            };
+            assert!(message.contains("JSON object"), "{message}");
+        }
+        assert!(parse_json::<RegisterAgent>(b"[\"a\", [\"default\"], 3]").is_err());
+        assert_eq!(
+            parse_json::<RetryFlowRun>(b"{}").ok(),
+            Some(RetryFlowRun::default())
+        );
     }
 }
