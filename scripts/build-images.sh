@@ -41,7 +41,10 @@ WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
 # a registry build uses: programs in /usr/local/bin, their libraries, CA certificates.
 deploy/docker/rootfs.sh "$WORK/weir" "$FROM_DIR/weir"
 docker build -q -t "${PREFIX}weir:$TAG" -f deploy/docker/weir.Dockerfile "$WORK/weir" >/dev/null
-deploy/docker/rootfs.sh "$WORK/flows" "$FROM_DIR/example-flows" "$FROM_DIR/weir"
+# The example flows image also has a shell and sleep from this machine, for plain commands run
+# through `weir exec` (the hello-docker example).
+deploy/docker/rootfs.sh "$WORK/flows" "$FROM_DIR/example-flows" "$FROM_DIR/weir" \
+    "$(command -v sh)" "$(command -v sleep)"
 docker build -q -t "${PREFIX}weir-example-flows:$TAG" -f deploy/docker/flows-rust.Dockerfile \
     "$WORK/flows" >/dev/null
 echo "build-images: built ${PREFIX}weir:$TAG and ${PREFIX}weir-example-flows:$TAG from $FROM_DIR" >&2

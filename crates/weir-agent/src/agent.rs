@@ -10,22 +10,17 @@
 //! - every run being supervised is written to the state directory, so an agent restarted
 //!   after a crash takes over the processes still alive instead of losing them.
 
-use crate::launcher::{
-    ExitStatus, LaunchError, LaunchSpec, Launched, Launcher, OutputLine, Stream,
-};
+use crate::launcher::{ExitStatus, LaunchError, LaunchSpec, Launched, Launcher};
 use crate::secrets::Resolver;
-use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use uuid::Uuid;
 use weir_client::Client;
 use weir_core::StateKind;
-use weir_core::api::{
-    ClaimedRun, FlowRun, HeldRun, LogBatch, LogLevel, NewLogLine, ProposeState, RegisterAgent,
-};
+use weir_core::api::{ClaimedRun, FlowRun, HeldRun, ProposeState, RegisterAgent};
 use weir_core::contract::{AssignedRun, LaunchEnv};
 use weir_core::infrastructure::InfrastructureKind;
 
@@ -452,6 +447,7 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
         ),
         // Over the agent's own --result-storage (in `options.env`).
         result_storage: spec.result_storage.clone(),
+        output_forwarded: launcher.forwards_output(),
     };
     let mut env = sh.options.env.clone();
     env.extend(spec.env.clone());
@@ -508,59 +504,15 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
 
 /// Streams the launch's output to the server as log lines (batched), then waits for it.
 async fn drain_and_wait(sh: &Arc<Shared>, run: &FlowRun, launched: &mut Launched) -> ExitStatus {
-    let (tx, rx) = mpsc::channel::<NewLogLine>(4096);
-    let shipper = tokio::spawn(ship_logs(sh.client.clone(), rx));
-    while let Some(OutputLine { stream, text }) = launched.output.recv().await {
-        let line = NewLogLine {
-            flow_run_id: run.id,
-            task_run_id: None,
-            at: Utc::now(),
-            level: match stream {
-                Stream::Stdout => LogLevel::Info,
-                Stream::Stderr => LogLevel::Warn,
-            },
-            message: text,
-        };
-        if tx.send(line).await.is_err() {
+    let shipper = crate::logs::Shipper::start(sh.client.clone());
+    while let Some(line) = launched.output.recv().await {
+        if !shipper.send(crate::logs::log_line(run.id, line)).await {
             break;
         }
     }
-    drop(tx);
     let exit = launched.wait().await;
-    let _ = shipper.await;
+    shipper.close().await;
     exit
-}
-
-async fn ship_logs(client: Client, mut rx: mpsc::Receiver<NewLogLine>) {
-    let mut batch = Vec::new();
-    loop {
-        let next = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await;
-        let closed = matches!(next, Ok(None));
-        if let Ok(Some(line)) = next {
-            batch.push(line);
-            if batch.len() < 1000 {
-                continue;
-            }
-        }
-        if !batch.is_empty() {
-            let lines = std::mem::take(&mut batch);
-            let body = LogBatch { lines };
-            for delay in [0u64, 200, 1000, 3000] {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                match client.ingest_logs(&body).await {
-                    Ok(_) => break,
-                    Err(e) if e.is_transient() => continue,
-                    Err(e) => {
-                        tracing::warn!(message = "log lines refused", error = %e);
-                        break;
-                    }
-                }
-            }
-        }
-        if closed {
-            return;
-        }
-    }
 }
 
 /// After the process exited: if it did not report a final state itself, deliver the one it

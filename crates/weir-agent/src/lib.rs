@@ -6,9 +6,14 @@
 //! - [`launcher`]: the infrastructure interface ([`launcher::Launcher`]) and the process
 //!   launcher ([`launcher::ProcessLauncher`]).
 //! - [`secrets`]: resolving secret references for the run being launched.
+//! - [`logs`]: output lines to log lines, shipped in batches (agent and `weir exec`).
+//! - [`exec`]: `weir exec`, the shim that reports a command without an SDK as its run.
 
 pub mod agent;
+pub mod exec;
 pub mod launcher;
+pub mod logs;
+mod oom;
 mod outcome;
 pub mod secrets;
 

@@ -202,6 +202,18 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Run a command that uses no SDK as the flow run an agent launched it for (the
+    /// deployment's command in an image: `weir exec -- python job.py`). Sends the command's
+    /// output as logs, heartbeats, forwards SIGTERM, and reports the final state from its exit
+    /// code, with the run token of the launch environment.
+    Exec {
+        /// Seconds between SIGTERM and SIGKILL when the command is stopped.
+        #[arg(long, default_value_t = 10)]
+        grace_s: u64,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// Start a flows repository in DIR: an example flow, weir.toml, a Dockerfile, CI
     /// workflows and a pointer to the Terraform module.
     Init {

@@ -342,8 +342,8 @@ fn weir_up_serves_runs_and_stops_on_sigterm() {
         Duration::from_secs(30),
         || {
             let out = cli(&["deployments", "ls"]);
-            // Registered one by one; dev/hello-shell is the file's last.
-            if out.code == 0 && out.stdout.contains("dev/hello-shell") {
+            // Registered one by one; dev/hello-docker is the file's last.
+            if out.code == 0 && out.stdout.contains("dev/hello-docker") {
                 Ok(out)
             } else {
                 Err(format!("{out:?}"))

@@ -297,6 +297,22 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Writes a memory size in bytes as a deployment would: `512Mi`, `1Gi`, or the number of
+/// bytes when it is no whole number of KiB (the inverse of [`parse_memory`] for those).
+pub fn format_memory(bytes: u64) -> String {
+    for (unit, size) in [
+        ("Ti", 1u64 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
 /// Checks a volume `SOURCE:TARGET[:ro|rw]`: the target is an absolute path, the source an
 /// absolute host path or a volume name.
 pub fn check_volume(v: &str) -> Result<(), String> {

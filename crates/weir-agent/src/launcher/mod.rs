@@ -238,6 +238,15 @@ pub trait Launcher: Send + Sync + 'static {
         false
     }
 
+    /// Whether the launcher reads the run's stdout and stderr and yields them as
+    /// [`Launched::output`], for the agent to send as log lines. Sets `WEIR_OUTPUT_FORWARDED`
+    /// for the run: `weir exec`, which sends its command's output itself, then writes nothing of
+    /// it to its own output (no line is logged twice); elsewhere (an ECS task) it also echoes the
+    /// output for the platform's logs.
+    fn forwards_output(&self) -> bool {
+        false
+    }
+
     /// Starts one attempt. Resolves once the run has started (not when it ends).
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>>;
 }

@@ -219,6 +219,10 @@ impl Launcher for ProcessLauncher {
         weir_core::infrastructure::InfrastructureKind::Process
     }
 
+    fn forwards_output(&self) -> bool {
+        true
+    }
+
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>> {
         Box::pin(self.start(spec))
     }

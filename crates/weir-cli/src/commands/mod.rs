@@ -3,6 +3,7 @@
 mod deploy;
 #[cfg(feature = "ecs")]
 mod ecs;
+mod exec;
 mod init;
 mod inspect;
 mod keys;
@@ -67,6 +68,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Queues(_) => inspect::queues(&api, json).await,
         Command::Keys(cmd) => keys::keys(&api, cmd, json).await,
         Command::Audit { limit } => keys::audit(&api, limit, json).await,
+        Command::Exec { grace_s, command } => exec::exec(grace_s, command).await,
         Command::Init {
             dir,
             lang,

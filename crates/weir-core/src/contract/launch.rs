@@ -41,6 +41,10 @@ pub mod var {
     pub const HOME: &str = "WEIR_HOME";
     /// `1`: no terminal output from a local run.
     pub const QUIET: &str = "WEIR_QUIET";
+    /// `1`: the launcher reads the process's stdout and stderr and sends them to the server as
+    /// log lines (the process and Docker launchers). Unset where nobody reads them (an ECS
+    /// task): `weir exec` then also echoes the command's output for the platform's own logs.
+    pub const OUTPUT_FORWARDED: &str = "WEIR_OUTPUT_FORWARDED";
     /// Prefix reserved for Weir: deployments may not set variables starting with it.
     pub const RESERVED_PREFIX: &str = "WEIR_";
 }
@@ -59,17 +63,33 @@ pub struct AssignedRun {
     pub resume: bool,
 }
 
-/// A launch-environment variable with a value that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {var}={value:?}: {expected}")]
+/// A launch-environment variable that is missing (an empty `value`) or does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchEnvError {
     /// The variable.
     pub var: &'static str,
-    /// Its value.
+    /// Its value; empty when the variable is not set.
     pub value: String,
     /// What it should be.
     pub expected: &'static str,
 }
+
+impl std::fmt::Display for LaunchEnvError {
+    /// `invalid WEIR_ATTEMPT="two": a positive integer`, or `WEIR_API_URL is not set: …`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.value.trim().is_empty() {
+            write!(f, "{} is not set: {}", self.var, self.expected)
+        } else {
+            write!(
+                f,
+                "invalid {}={:?}: {}",
+                self.var, self.value, self.expected
+            )
+        }
+    }
+}
+
+impl std::error::Error for LaunchEnvError {}
 
 impl AssignedRun {
     /// Reads the assigned run through `get` (e.g. `|k| std::env::var(k).ok()`). `Ok(None)`
@@ -118,6 +138,84 @@ impl AssignedRun {
     }
 }
 
+/// What a process reporting on its assigned run without an SDK (`weir exec`) reads from the
+/// launch environment: the run, where to report, the run token, what to redact and where to
+/// leave its final state. Every part must be there: such a process has no other way to know.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReportingEnv {
+    /// The server (`WEIR_API_URL`).
+    pub api_url: String,
+    /// The per-run token (`WEIR_API_KEY`).
+    pub api_key: String,
+    /// The run and attempt.
+    pub run: AssignedRun,
+    /// Names of the variables holding secret values (`WEIR_SECRET_VARS`).
+    pub secret_vars: Vec<String>,
+    /// Where to write the final state before proposing it (`WEIR_OUTCOME_FILE`).
+    pub outcome_file: Option<String>,
+    /// Whether the launcher forwards the process's own output (`WEIR_OUTPUT_FORWARDED=1`).
+    pub output_forwarded: bool,
+}
+
+impl std::fmt::Debug for ReportingEnv {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportingEnv")
+            .field("api_url", &self.api_url)
+            .field("run", &self.run)
+            .field("secret_vars", &self.secret_vars)
+            .field("outcome_file", &self.outcome_file)
+            .field("output_forwarded", &self.output_forwarded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReportingEnv {
+    /// Reads it through `get`; a missing or malformed variable is an error naming it.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, LaunchEnvError> {
+        const SET_BY_AGENT: &str = "set by the agent that launched the run; `weir exec` runs \
+                                    a command only for a run an agent launched";
+        let required = |name: &'static str, expected: &'static str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .ok_or(LaunchEnvError {
+                    var: name,
+                    value: String::new(),
+                    expected,
+                })
+        };
+        let api_url = required(var::API_URL, SET_BY_AGENT)?;
+        let api_key = required(var::API_KEY, SET_BY_AGENT)?;
+        let run = AssignedRun::from_lookup(&get)?.ok_or(LaunchEnvError {
+            var: var::FLOW_RUN_ID,
+            value: String::new(),
+            expected: SET_BY_AGENT,
+        })?;
+        let output_forwarded = match get(var::OUTPUT_FORWARDED).as_deref().map(str::trim) {
+            None | Some("" | "0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(LaunchEnvError {
+                    var: var::OUTPUT_FORWARDED,
+                    value: other.to_string(),
+                    expected: "1 or 0",
+                });
+            }
+        };
+        Ok(ReportingEnv {
+            api_url,
+            api_key,
+            run,
+            secret_vars: get(var::SECRET_VARS)
+                .map(|v| secret_var_names(&v).map(str::to_string).collect())
+                .unwrap_or_default(),
+            outcome_file: get(var::OUTCOME_FILE).filter(|p| !p.trim().is_empty()),
+            output_forwarded,
+        })
+    }
+}
+
 /// Everything a launcher passes to a flow process it starts for a claimed run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchEnv {
@@ -141,6 +239,8 @@ pub struct LaunchEnv {
     pub outcome_file: Option<String>,
     /// The deployment's result storage, when it sets one (over the agent's own).
     pub result_storage: Option<String>,
+    /// Whether the launcher forwards the process's stdout and stderr as log lines.
+    pub output_forwarded: bool,
 }
 
 impl LaunchEnv {
@@ -169,6 +269,9 @@ impl LaunchEnv {
         }
         if !self.secret_vars.is_empty() {
             vars.push((var::SECRET_VARS, self.secret_vars.join(",")));
+        }
+        if self.output_forwarded {
+            vars.push((var::OUTPUT_FORWARDED, "1".into()));
         }
         vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
@@ -212,6 +315,7 @@ mod tests {
             secret_vars: vec!["DB_PASSWORD".into(), "TOKEN".into()],
             outcome_file: None,
             result_storage: Some("s3://team-results/weir".into()),
+            output_forwarded: true,
         };
         let vars = env.to_vars();
         let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -224,6 +328,41 @@ mod tests {
         );
         let names: Vec<_> = secret_var_names(" A, ,B ").collect();
         assert_eq!(names, ["A", "B"]);
+        let reporting = ReportingEnv::from_lookup(get).expect("complete");
+        assert_eq!(reporting.run, env.run);
+        assert_eq!(reporting.api_key, "weirrun_x");
+        assert_eq!(reporting.secret_vars, ["DB_PASSWORD", "TOKEN"]);
+        assert!(reporting.output_forwarded);
+        assert!(!format!("{reporting:?}").contains("weirrun_x"));
+    }
+
+    #[test]
+    fn reporting_env_names_what_is_missing() {
+        let id = Uuid::now_v7().to_string();
+        let full = [
+            (var::API_URL, "http://127.0.0.1:4200"),
+            (var::API_KEY, "weirrun_y"),
+            (var::FLOW_RUN_ID, id.as_str()),
+        ];
+        for missing in [var::API_URL, var::API_KEY, var::FLOW_RUN_ID] {
+            let pairs: Vec<_> = full
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            let e = ReportingEnv::from_lookup(lookup(&pairs)).expect_err("missing");
+            assert_eq!(e.var, missing);
+            assert!(
+                e.to_string().starts_with(&format!("{missing} is not set")),
+                "{e}"
+            );
+        }
+        let mut bad = full.to_vec();
+        bad.push((var::OUTPUT_FORWARDED, "yes"));
+        let e = ReportingEnv::from_lookup(lookup(&bad)).expect_err("bad flag");
+        assert_eq!(e.var, var::OUTPUT_FORWARDED);
+        let ok = ReportingEnv::from_lookup(lookup(&full)).expect("ok");
+        assert!(!ok.output_forwarded && ok.outcome_file.is_none());
     }
 
     #[test]

@@ -10,4 +10,4 @@ pub mod describe;
 pub mod launch;
 
 pub use describe::{Description, FlowDescription, TaskDescription};
-pub use launch::{AssignedRun, LaunchEnv, LaunchEnvError};
+pub use launch::{AssignedRun, LaunchEnv, LaunchEnvError, ReportingEnv};

@@ -86,6 +86,7 @@ impl DockerLauncher {
             id,
             memory_of(infra_spec),
             &spec.redact,
+            None,
         ))
     }
 }
@@ -104,6 +105,10 @@ pub(crate) fn infra(message: impl ToString) -> LaunchError {
 impl Launcher for DockerLauncher {
     fn kind(&self) -> InfrastructureKind {
         InfrastructureKind::Docker
+    }
+
+    fn forwards_output(&self) -> bool {
+        true
     }
 
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>> {

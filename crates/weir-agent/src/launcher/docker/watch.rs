@@ -20,17 +20,26 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Starts following container `id`: returns the launched run whose output and exit come from
-/// it. `memory` is the limit as written, for the out-of-memory message.
+/// Starts following container `id`: returns the launched run whose output (from unix time
+/// `since`, or all of it) and exit come from it. `memory` is the limit as written, for the
+/// out-of-memory message.
 pub(crate) fn follow(
     docker: Docker,
     id: String,
     memory: Option<String>,
     redact: &[String],
+    since: Option<i64>,
 ) -> Launched {
     let (tx, rx) = mpsc::channel(1024);
     let redactor = Arc::new(Redactor::new(redact.iter().cloned()));
-    let task = tokio::spawn(supervise(docker.clone(), id.clone(), memory, redactor, tx));
+    let task = tokio::spawn(supervise(
+        docker.clone(),
+        id.clone(),
+        memory,
+        redactor,
+        since,
+        tx,
+    ));
     Launched::new(
         rx,
         Handle {
@@ -48,9 +57,10 @@ async fn supervise(
     id: String,
     memory: Option<String>,
     redactor: Arc<Redactor>,
+    since: Option<i64>,
     tx: mpsc::Sender<OutputLine>,
 ) -> ExitStatus {
-    pump_logs(&docker, &id, redactor, &tx).await;
+    pump_logs(&docker, &id, redactor, since, &tx).await;
     drop(tx);
     let status = exit_status(&docker, &id, memory).await;
     if let Err(e) = remove(&docker, &id).await
@@ -65,13 +75,17 @@ async fn pump_logs(
     docker: &Docker,
     id: &str,
     redactor: Arc<Redactor>,
+    since: Option<i64>,
     tx: &mpsc::Sender<OutputLine>,
 ) {
-    let options = LogsOptionsBuilder::default()
+    let mut options = LogsOptionsBuilder::default()
         .follow(true)
         .stdout(true)
-        .stderr(true)
-        .build();
+        .stderr(true);
+    if let Some(since) = since.and_then(|s| i32::try_from(s).ok()) {
+        options = options.since(since);
+    }
+    let options = options.build();
     let mut logs = docker.logs(id, Some(options));
     let mut out = LineSplitter::new(Stream::Stdout, redactor.clone());
     let mut err = LineSplitter::new(Stream::Stderr, redactor);
@@ -128,7 +142,7 @@ async fn exit_status(docker: &Docker, id: &str, memory: Option<String>) -> ExitS
     }
 }
 
-fn vanished(id: &str) -> ExitStatus {
+pub(crate) fn vanished(id: &str) -> ExitStatus {
     ExitStatus::Stopped(format!(
         "the container {} disappeared (removed outside Weir) before it reported how it ended",
         &id[..id.len().min(12)]
