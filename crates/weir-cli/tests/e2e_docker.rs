@@ -81,30 +81,47 @@ fn engine() -> bool {
     ok
 }
 
-/// The test images, `weir-test-weir-example-flows:dev` (and `weir-test-weir:dev`), built once
-/// per test binary from the binaries under test by scripts/build-images.sh.
-fn test_image() -> &'static str {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
+/// This test process's images, `weir-test-weir:tPID` and `weir-test-weir-example-flows:tPID`,
+/// built from the binaries under test by scripts/build-images.sh (layers are shared, so each
+/// build after the first is quick) and removed when dropped.
+struct Images {
+    tag: String,
+}
+
+impl Images {
+    fn build() -> Images {
+        let tag = format!("t{}", std::process::id());
         let dir = common::weir_bin().parent().expect("bin dir").to_path_buf();
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images.sh");
         let out = std::process::Command::new(script)
-            .args([
-                "--from",
-                &dir.display().to_string(),
-                "--prefix",
-                "weir-test",
-            ])
+            .args(["--from", &dir.display().to_string()])
+            .args(["--prefix", "weir-test", "--tag", &tag])
             .output()
             .expect("run build-images.sh");
+        let images = Images { tag };
         assert!(
             out.status.success(),
             "build-images.sh: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    });
-    "weir-test-weir-example-flows:dev"
+        images
+    }
+
+    /// The example flows image (with `weir exec`, `sh` and `sleep`).
+    fn flows(&self) -> String {
+        format!("weir-test-weir-example-flows:{}", self.tag)
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f"])
+            .arg(format!("weir-test-weir:{}", self.tag))
+            .arg(self.flows())
+            .output();
+    }
 }
 
 /// Containers labelled with run `id` that still exist.
@@ -121,11 +138,14 @@ fn containers_of(id: uuid::Uuid) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn docker_weir() -> Option<Weir> {
+/// A server, an agent launching processes and containers, and the test deployments; `None`
+/// (said on stderr) when no engine answers. Drop the `Weir` before the `Images`.
+fn docker_weir() -> Option<(Weir, Images)> {
     if !engine() {
         return None;
     }
-    let image = test_image();
+    let images = Images::build();
+    let image = images.flows();
     let mut w = Weir::start(ServerOptions::default());
     w.deploy(&format!(
         r#"
@@ -150,11 +170,70 @@ plain = true
 [deployments.missing-image]
 plain = true
 infrastructure = {{ type = "docker", image = "weir-test-absent:dev", pull = "never" }}
+
+[deployments.lines-docker]
+command = ["sh", "-c", "for i in 1 2 3 4 5; do echo line $i; done; echo on-stderr >&2"]
+plain = true
+
+[deployments.hello-docker]
+command = ["/usr/local/bin/weir", "exec", "--", "sh", "-c", "for i in 1 2 3 4 5; do echo line $i; done; echo \"hello from a container\"; echo \"parameters: $WEIR_PARAMETERS\""]
+plain = true
+parameters = {{ greeting = "hi" }}
+
+[deployments.oom-docker]
+command = ["sh", "-c", "s=x; while :; do s=\"$s$s\"; done"]
+plain = true
+infrastructure = {{ type = "docker", image = "{image}", memory = "512Mi", pull = "never" }}
+
+[deployments.oom-exec-docker]
+command = ["/usr/local/bin/weir", "exec", "--", "sh", "-c", "s=x; while :; do s=\"$s$s\"; done"]
+plain = true
+infrastructure = {{ type = "docker", image = "{image}", memory = "512Mi", pull = "never" }}
+
+[deployments.ticks-docker]
+command = ["/usr/local/bin/weir", "exec", "--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 1; done"]
+plain = true
 "#
     ));
     let home = w.sb.path("agent-docker");
     w.start_agent_with(&home, 4, &["--launchers", "process,docker"], &[]);
-    Some(w)
+    Some((w, images))
+}
+
+/// The run's log messages, in order.
+fn messages(w: &Weir, id: uuid::Uuid) -> Vec<String> {
+    let page = w
+        .block_on(w.client.logs(id, 0, 1000))
+        .expect("read the run's logs");
+    page.items.into_iter().map(|l| l.message).collect()
+}
+
+/// Waits until no container of `ids` is left.
+fn no_container_left(ids: &[uuid::Uuid]) {
+    for id in ids {
+        common::wait_until(
+            "the run's container to be removed",
+            Duration::from_secs(10),
+            || match containers_of(*id) {
+                s if s.is_empty() => Ok(()),
+                s => Err(s),
+            },
+        );
+    }
+}
+
+/// `line 1` … `line 5` appear once each and in order.
+fn assert_lines_once_in_order(logs: &[String]) {
+    let lines: Vec<&str> = logs
+        .iter()
+        .map(String::as_str)
+        .filter(|m| m.starts_with("line "))
+        .collect();
+    assert_eq!(
+        lines,
+        ["line 1", "line 2", "line 3", "line 4", "line 5"],
+        "{logs:#?}"
+    );
 }
 
 /// A flow in a container completes with its logs in order; a plain command's exit code
@@ -162,7 +241,9 @@ infrastructure = {{ type = "docker", image = "weir-test-absent:dev", pull = "nev
 /// within the grace (2 s) + 2 s; no container is left behind.
 #[test]
 fn container_runs_complete_fail_and_cancel() {
-    let Some(w) = docker_weir() else { return };
+    let Some((w, _images)) = docker_weir() else {
+        return;
+    };
     let ok = w.create_run("dev", "etl-docker", Parameters::new());
     let d = w.wait_terminal(ok.id, Duration::from_secs(60));
     assert_eq!(
@@ -211,14 +292,60 @@ fn container_runs_complete_fail_and_cancel() {
         asked.elapsed()
     );
 
-    for id in [ok.id, bad.id, missing.id, slow.id] {
-        common::wait_until(
-            "the run's container to be removed",
-            Duration::from_secs(10),
-            || match containers_of(id) {
-                s if s.is_empty() => Ok(()),
-                s => Err(s),
-            },
+    no_container_left(&[ok.id, bad.id, missing.id, slow.id]);
+}
+
+/// A plain command's output is forwarded by the agent, and `weir exec`'s by the shim over
+/// HTTP: either way every line arrives once, in order.
+#[test]
+fn container_logs_arrive_once_in_order_with_or_without_weir_exec() {
+    let Some((w, _images)) = docker_weir() else {
+        return;
+    };
+    let plain = w.create_run("dev", "lines-docker", Parameters::new());
+    let hello = w.create_run("dev", "hello-docker", Parameters::new());
+    for id in [plain.id, hello.id] {
+        let d = w.wait_terminal(id, Duration::from_secs(60));
+        assert_eq!(
+            d.run.state,
+            StateKind::Completed,
+            "{}",
+            common::describe(&d)
         );
     }
+    let logs = messages(&w, plain.id);
+    assert_lines_once_in_order(&logs);
+    assert!(logs.contains(&"on-stderr".to_string()), "{logs:#?}");
+    let logs = messages(&w, hello.id);
+    assert_lines_once_in_order(&logs);
+    let hellos = logs
+        .iter()
+        .filter(|m| *m == "hello from a container")
+        .count();
+    assert_eq!(hellos, 1, "{logs:#?}");
+    assert!(
+        logs.contains(&r#"parameters: {"greeting":"hi"}"#.to_string()),
+        "{logs:#?}"
+    );
+    no_container_left(&[plain.id, hello.id]);
+}
+
+/// Out of memory ends the run Crashed with the limit, whether the launcher sees it (a plain
+/// command) or `weir exec` does (its command killed inside the container).
+#[test]
+fn out_of_memory_is_crashed_with_the_limit() {
+    let Some((w, _images)) = docker_weir() else {
+        return;
+    };
+    let ids = [
+        w.create_run("dev", "oom-docker", Parameters::new()).id,
+        w.create_run("dev", "oom-exec-docker", Parameters::new()).id,
+    ];
+    for id in ids {
+        let d = w.wait_terminal(id, Duration::from_secs(60));
+        assert_eq!(d.run.state, StateKind::Crashed, "{}", common::describe(&d));
+        let msg = d.run.state_message.clone().unwrap_or_default();
+        assert!(msg.contains("out of memory (limit 512Mi)"), "{msg}");
+    }
+    no_container_left(&ids);
 }
