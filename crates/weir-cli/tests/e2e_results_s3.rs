@@ -1,0 +1,169 @@
+//! End to end: results in the team's own S3 bucket (moto's server), through a real `weir
+//! server` and `weir agent`. A deployment of the seed's `s3_download` flow with
+//! `result_storage = "s3://B/results"` runs the flow as a child process of the agent (AWS
+//! settings passed with `--pass-env 'AWS_*'`); the run's result lands in the bucket and the
+//! server holds only its location and size; `weir runs show` prints the location and `weir runs
+//! result` reads the bytes back with the caller's own credentials, not through the server.
+//!
+//! Needs `cargo build --workspace --bins` and `eval "$(scripts/test-moto.sh)"`
+//! (`WEIR_TEST_AWS_ENDPOINT`); without the endpoint the test prints "skipped" and passes,
+//! except when `CI` is set.
+
+mod common;
+
+use common::{ServerOptions, Weir, params};
+use serde_json::{Value, json};
+use std::time::Duration;
+use weir_core::StateKind;
+use weir_results::ResultStore;
+use weir_testkit::moto;
+
+/// The AWS settings of a client of moto.
+fn aws_env(ep: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", ep.to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[test]
+fn a_deployment_with_s3_result_storage_leaves_its_result_in_the_bucket() {
+    let Some(ep) =
+        moto::endpoint("a_deployment_with_s3_result_storage_leaves_its_result_in_the_bucket")
+    else {
+        return;
+    };
+    let bucket = moto::create_bucket(&ep, "e2e-results");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let data = ResultStore::open(&format!("s3://{bucket}"))
+        .expect("bucket url")
+        .with_endpoint(&ep);
+    let body = "order_id,total\n1,9.50\n2,12.00\n".repeat(1000);
+    rt.block_on(data.put_object("exports/orders.csv", body.clone().into_bytes(), "text/csv"))
+        .expect("upload the input object");
+
+    let mut w = Weir::start(ServerOptions::default());
+    let env = aws_env(&ep);
+    let env = borrowed(&env);
+    let home = w.sb.path("agent-0");
+    w.start_agent_with(&home, 2, &["--pass-env", "AWS_*"], &env);
+    let storage = format!("s3://{bucket}/results");
+    w.write_toml(&format!(
+        "project = \"data\"\n\n[deployments.s3_download]\ncommand = [\"{{flows}}\"]\n\
+         parameters = {{ bucket = \"{bucket}\", key = \"exports/orders.csv\" }}\n\
+         result_storage = \"{storage}\"\n"
+    ));
+    // `weir deploy` checks the bucket with the caller's credentials.
+    let key = w.admin_key.clone();
+    let mut cli_env = env.clone();
+    cli_env.push(("WEIR_API_KEY", key.as_str()));
+    let cli = |args: &[&str]| {
+        w.sb.cli_env(
+            Some(&w.url),
+            &w.sb.path("cli"),
+            &cli_env,
+            args,
+            Duration::from_secs(60),
+        )
+    };
+    cli(&["deploy"]).ok();
+
+    let run = w.create_run("data", "s3_download", params(&[]));
+    let done = w.wait_terminal(run.id, Duration::from_secs(60));
+    assert_eq!(
+        done.run.state,
+        StateKind::Completed,
+        "{}",
+        common::describe(&done)
+    );
+    let result = done
+        .run
+        .result
+        .clone()
+        .expect("a completed run has a result");
+    let location = format!("{storage}/{}/result.json", run.id);
+    assert_eq!(
+        result.location, location,
+        "the documented key under the prefix"
+    );
+
+    // In the bucket, with the recorded size: the server kept only the reference.
+    let stored = rt
+        .block_on(ResultStore::fetch_via(&location, &ep))
+        .expect("the result is in the bucket");
+    assert_eq!(stored.bytes.len() as u64, result.size);
+    let summary: Value = serde_json::from_slice(&stored.bytes).expect("the result is JSON");
+    assert_eq!(summary["size"], json!(body.len()));
+    assert_eq!(summary["content_type"], json!("text/csv"));
+    assert_eq!(
+        summary["url"],
+        json!(format!("s3://{bucket}/exports/orders.csv"))
+    );
+    // The persisted task result sits next to it.
+    let keys: Vec<String> = rt
+        .block_on(
+            ResultStore::open(&storage)
+                .expect("url")
+                .with_endpoint(&ep)
+                .list(&run.id.to_string()),
+        )
+        .expect("list the run's results")
+        .into_iter()
+        .map(|l| l.key)
+        .collect();
+    assert!(
+        keys.contains(&format!("{}/download/0.json", run.id)),
+        "persisted task result in the bucket: {keys:?}"
+    );
+
+    // `weir runs show` names the location; `weir runs result` reads it with our credentials.
+    let id = run.id.to_string();
+    let shown = cli(&["runs", "show", &id]).ok();
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("{location} ({} bytes)", result.size)),
+        "runs show prints the location and size: {}",
+        shown.stdout
+    );
+    let fetched = cli(&["runs", "result", &id]).ok();
+    let fetched: Value = serde_json::from_str(fetched.stdout.trim()).expect("JSON on stdout");
+    assert_eq!(fetched, summary);
+    let out = w.sb.path("cli/result.json");
+    let out_s = out.display().to_string();
+    cli(&["runs", "result", &id, "-o", &out_s]).ok();
+    assert_eq!(
+        std::fs::read(&out).expect("written file"),
+        stored.bytes.to_vec()
+    );
+
+    // Without credentials for the bucket's endpoint the CLI says where the result is and what
+    // to check, instead of asking the server for the bytes.
+    let denied = w.sb.cli_env(
+        Some(&w.url),
+        &w.sb.path("cli"),
+        &[
+            ("WEIR_API_KEY", key.as_str()),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+        &["runs", "result", &id],
+        Duration::from_secs(90),
+    );
+    assert_ne!(denied.code, 0, "{denied:#?}");
+    assert!(
+        denied.stderr.contains(&location) || denied.stderr.contains(&format!("s3://{bucket}")),
+        "the error names the storage: {}",
+        denied.stderr
+    );
+}
