@@ -1,9 +1,10 @@
 //! `weir-bench`: Weir's benchmarks. Each subcommand measures one part and prints ONE JSON
-//! object on stdout. Subcommands live in their own modules: `sdk`, `server`, `launch`, `ui`, `python`.
+//! object on stdout. Subcommands live in their own modules: `sdk`, `server`, `launch`, `ui`, `python`, `retention`.
 
 mod launch;
 mod procs;
 mod python;
+mod retention;
 mod sdk;
 mod server;
 mod ui;
@@ -30,6 +31,8 @@ enum Command {
     Ui(ui::Args),
     /// Python SDK: per-task overhead in process and tracked by a server (sdk/python/bench.py).
     Python(python::Args),
+    /// Retention: pruning rate and API latency while 1,000,000 runs are pruned.
+    Retention(retention::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Launch(args) => launch::run(&args),
         Command::Ui(args) => ui::run(&args),
         Command::Python(args) => python::run(&args),
+        Command::Retention(args) => retention::run(&args),
     };
     match result.and_then(|v| Ok(serde_json::to_string(&v)?)) {
         Ok(json) => {

@@ -50,6 +50,19 @@ pub struct ServerArgs {
     /// environment, not on the command line. Without it the server generates one.
     #[arg(long, env = "WEIR_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// Delete finished runs (with their task runs, states and logs) whose last state change
+    /// is older than N days, in projects that set no retention of their own
+    /// (`weir projects retention`). Default: keep them forever.
+    #[arg(long, env = "WEIR_RETAIN_DAYS", value_name = "N")]
+    pub retain_days: Option<u32>,
+    /// Before deleting, export the runs as JSON lines to this storage (file:///path, a path,
+    /// s3://bucket/prefix) under retention/PROJECT/DAY/; a run that could not be exported is
+    /// not deleted.
+    #[arg(long, env = "WEIR_RETAIN_EXPORT", value_name = "URL")]
+    pub retain_export: Option<String>,
+    /// Seconds between retention passes.
+    #[arg(long, default_value_t = 300, value_name = "S")]
+    pub retain_interval_s: u64,
 }
 
 /// Options shared by `agent` and `up`.
@@ -184,6 +197,9 @@ pub enum Command {
     /// Deployments.
     #[command(subcommand)]
     Deployments(DeploymentsCommand),
+    /// Projects and their retention.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
     /// Pause or resume a deployment's schedules.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -339,6 +355,34 @@ pub enum DeploymentsCommand {
     Show {
         /// PROJECT/DEPLOYMENT.
         target: String,
+    },
+}
+
+/// `weir projects …`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// List projects with their retention.
+    Ls,
+    /// Show one project: its retention and what retention has deleted.
+    Show {
+        /// Project name.
+        project: String,
+    },
+    /// Set how long PROJECT keeps finished runs.
+    Retention {
+        /// Project name.
+        project: String,
+        /// Keep finished runs N days (0: forever).
+        #[arg(
+            long,
+            value_name = "N",
+            conflicts_with = "server_default",
+            required_unless_present = "server_default"
+        )]
+        days: Option<u32>,
+        /// Use the server's default (`weir server --retain-days`).
+        #[arg(long)]
+        server_default: bool,
     },
 }
 

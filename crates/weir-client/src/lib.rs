@@ -215,6 +215,25 @@ impl Client {
         self.get("/api/v1/projects").await
     }
 
+    /// `GET /api/v1/projects/{project}`.
+    pub async fn project(&self, project: &str) -> Result<Project> {
+        self.get(&format!("/api/v1/projects/{project}")).await
+    }
+
+    /// `PUT /api/v1/projects/{project}/retention`: days finished runs are kept (`Some(0)`:
+    /// forever; `None`: the server's default).
+    pub async fn set_retention(&self, project: &str, days: Option<u32>) -> Result<Project> {
+        let body = SetRetention { retain_days: days };
+        self.send(
+            self.req(
+                Method::PUT,
+                &format!("/api/v1/projects/{project}/retention"),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
     /// `PUT /api/v1/projects/{project}/deployments/{name}`.
     pub async fn upsert_deployment(
         &self,

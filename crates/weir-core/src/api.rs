@@ -99,6 +99,30 @@ pub struct Project {
     pub name: String,
     /// When it was created.
     pub created_at: Timestamp,
+    /// The project's own retention in days (`0`: keep runs forever); absent: the server's
+    /// default applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_days: Option<u32>,
+    /// The retention in force: the project's own, else the server's default; absent: finished
+    /// runs are kept forever. Finished runs whose last state change is older are deleted with
+    /// their task runs, states and logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_retain_days: Option<u32>,
+    /// Finished runs deleted by retention so far.
+    #[serde(default)]
+    pub pruned_runs: u64,
+    /// When retention last deleted runs of this project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_at: Option<Timestamp>,
+}
+
+/// Body of `PUT /api/v1/projects/{project}/retention`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRetention {
+    /// Days finished runs are kept (`0`: forever); `null`: use the server's default.
+    #[schemars(range(max = 36500))]
+    pub retain_days: Option<u32>,
 }
 
 /// Body of `POST /api/v1/projects`.

@@ -23,11 +23,15 @@ pub enum AuditAction {
     KeyRevoke,
     /// Archived a deployment (`weir deploy --prune`, `weir deployments rm`).
     DeploymentArchive,
+    /// Changed a project's retention.
+    RetentionSet,
+    /// Retention deleted a project's finished runs (the server itself is the actor).
+    RunsPruned,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 9] = [
+    pub const ALL: [AuditAction; 11] = [
         AuditAction::Deploy,
         AuditAction::Run,
         AuditAction::Cancel,
@@ -37,6 +41,8 @@ impl AuditAction {
         AuditAction::KeyCreate,
         AuditAction::KeyRevoke,
         AuditAction::DeploymentArchive,
+        AuditAction::RetentionSet,
+        AuditAction::RunsPruned,
     ];
 
     /// The name stored and shown (`weir audit`, the audit page).
@@ -51,6 +57,8 @@ impl AuditAction {
             AuditAction::KeyCreate => "key.create",
             AuditAction::KeyRevoke => "key.revoke",
             AuditAction::DeploymentArchive => "deployment.archive",
+            AuditAction::RetentionSet => "retention.set",
+            AuditAction::RunsPruned => "runs.pruned",
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod names;
 pub mod orchestration;
 pub mod params;
 pub mod redact;
+pub mod retention;
 pub mod retry;
 pub mod schedule;
 pub mod secret;

@@ -1,5 +1,6 @@
-//! Background loops: the scheduler (materialises future runs of scheduled deployments) and
-//! the crash detector (expired leases → Crashed or a retry; overdue runs → Late).
+//! Background loops: the scheduler (materialises future runs of scheduled deployments), the
+//! crash detector (expired leases → Crashed or a retry; overdue runs → Late) and retention
+//! (`retention.rs`).
 //!
 //! Both are safe to run in every replica at once: runs are created with idempotency keys
 //! derived from deployment and time, and every transition is a compare-and-set.
@@ -27,6 +28,7 @@ pub(crate) fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHan
             "crash detector",
             reap,
         )),
+        tokio::spawn(crate::retention::run(state.clone(), stop.clone())),
         tokio::spawn(every_tick(
             state,
             stop,

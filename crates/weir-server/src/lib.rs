@@ -13,6 +13,7 @@ mod extract;
 mod limits;
 mod metrics;
 mod openapi;
+mod retention;
 mod routes;
 mod state;
 mod tls;
@@ -58,6 +59,9 @@ pub enum StartError {
     /// The first admin key could not be created.
     #[error("cannot create the first admin key: {0}")]
     Bootstrap(String),
+    /// `retain_export` is not a usable storage URL.
+    #[error("--retain-export: {0}")]
+    RetainExport(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -71,6 +75,10 @@ pub enum StartError {
 impl Server {
     /// Opens the database, binds `options.bind`, and starts serving and the background loops.
     pub async fn start(options: Options) -> Result<Server, StartError> {
+        if let Some(url) = &options.retain_export {
+            weir_results::ResultStore::open(url)
+                .map_err(|e| StartError::RetainExport(e.to_string()))?;
+        }
         let acceptor = match &options.tls {
             Some(files) => Some(tls::acceptor(files).map_err(StartError::Tls)?),
             None => None,

@@ -35,6 +35,15 @@ pub struct Options {
     /// replica). Orchestration times come from the database's clock, so it changes nothing
     /// there.
     pub clock_skew: chrono::Duration,
+    /// Days finished runs are kept in projects without their own `retain_days`
+    /// (`weir server --retain-days`); `None` or 0: forever.
+    pub retain_days: Option<u32>,
+    /// Result storage URL to export runs to, as JSON lines, before retention deletes them.
+    pub retain_export: Option<String>,
+    /// How often the retention loop looks for runs past their project's window.
+    pub retain_interval: std::time::Duration,
+    /// Most runs deleted in one transaction (the loop adapts below it).
+    pub retain_batch: u32,
 }
 
 impl Default for Options {
@@ -51,6 +60,10 @@ impl Default for Options {
             tls: None,
             admin_key: None,
             clock_skew: chrono::Duration::zero(),
+            retain_days: None,
+            retain_export: None,
+            retain_interval: std::time::Duration::from_secs(300),
+            retain_batch: 500,
         }
     }
 }

@@ -86,6 +86,11 @@ const MATRIX: &[(&str, &str, [Exp; 7])] = &[
         "/api/v1/projects/{project}",
         [U, OK, OK, F, OK, N, F],
     ),
+    (
+        "put",
+        "/api/v1/projects/{project}/retention",
+        [U, OK, OK, F, F, N, F],
+    ),
     ("get", "/api/v1/deployments", [U, OK, OK, F, OK, OK, F]),
     ("get", "/api/v1/flows", [U, OK, OK, F, OK, OK, F]),
     (
@@ -431,6 +436,7 @@ async fn cell_request(
     }
     let body = match (method.as_str(), route) {
         ("POST", "/api/v1/projects") => Some(json!({"name": "main"})),
+        ("PUT", "/api/v1/projects/{project}/retention") => Some(json!({"retain_days": 30})),
         ("PUT", _) => Some(json!({"spec": spec("etl")})),
         ("POST", "/api/v1/flow_runs") => Some(json!({"project": "main", "deployment": "etl"})),
         ("POST", "/api/v1/flow_runs/{id}/state") => Some(json!({"state": "Running", "attempt": 1})),

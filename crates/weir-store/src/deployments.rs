@@ -27,6 +27,20 @@ fn deployment(row: &AnyRow) -> Result<Deployment> {
     })
 }
 
+/// A project row; `effective_retain_days` is the server's to fill in.
+fn project(r: &AnyRow) -> Result<Project> {
+    let retain: Option<i64> = r.try_get("retain_days")?;
+    let pruned: i64 = r.try_get("pruned_runs")?;
+    Ok(Project {
+        name: r.try_get("name")?,
+        created_at: ts(r.try_get("created_at")?),
+        retain_days: retain.map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
+        effective_retain_days: None,
+        pruned_runs: u64::try_from(pruned).unwrap_or(0),
+        pruned_at: r.try_get::<Option<i64>, _>("pruned_at")?.map(ts),
+    })
+}
+
 impl Store {
     /// Creates a project if it does not exist. Returns true when it was created.
     pub async fn ensure_project(&self, name: &str, now: Timestamp) -> Result<bool> {
@@ -43,17 +57,13 @@ impl Store {
 
     /// All projects, by name.
     pub async fn projects(&self) -> Result<Vec<Project>> {
-        let rows = sqlx::query("SELECT name, created_at FROM projects ORDER BY name")
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Project {
-                    name: r.try_get("name")?,
-                    created_at: ts(r.try_get("created_at")?),
-                })
-            })
-            .collect()
+        let rows = sqlx::query(
+            "SELECT name, created_at, retain_days, pruned_runs, pruned_at FROM projects \
+             ORDER BY name",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(project).collect()
     }
 
     /// Whether a project exists.

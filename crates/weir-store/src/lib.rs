@@ -18,12 +18,14 @@ mod deployments;
 mod keys;
 mod logs;
 mod migrate;
+mod retention;
 mod runs;
 mod scheduling;
 mod states;
 mod task_runs;
 mod wake;
 
+pub use retention::Pruned;
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -18,7 +18,7 @@ fn level_str(l: LogLevel) -> &'static str {
     }
 }
 
-fn parse_level(s: &str) -> LogLevel {
+pub(crate) fn parse_level(s: &str) -> LogLevel {
     match s {
         "trace" => LogLevel::Trace,
         "debug" => LogLevel::Debug,

@@ -35,6 +35,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "infrastructure",
         include_str!("../migrations/sqlite/0006_infrastructure.sql"),
     ),
+    (
+        10,
+        "retention",
+        include_str!("../migrations/sqlite/0010_retention.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -66,6 +71,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "infrastructure",
         include_str!("../migrations/postgres/0006_infrastructure.sql"),
+    ),
+    (
+        10,
+        "retention",
+        include_str!("../migrations/postgres/0010_retention.sql"),
     ),
 ];
 

@@ -32,6 +32,9 @@ pub(crate) static LEASED: LazyLock<String> = LazyLock::new(|| list(StateKind::ho
 pub(crate) static ACTIVE: LazyLock<String> =
     LazyLock::new(|| list(|s| s.is_claimable() || s.holds_lease()));
 
+/// Finished states ([`StateKind::is_terminal`]): what retention may delete.
+pub(crate) static FINISHED: LazyLock<String> = LazyLock::new(|| list(StateKind::is_terminal));
+
 /// States counted as failures in summaries ([`StateKind::is_failure`]).
 pub(crate) static FAILURES: LazyLock<String> = LazyLock::new(|| list(StateKind::is_failure));
 
@@ -44,6 +47,7 @@ mod tests {
         assert_eq!(*CLAIMABLE, "'Scheduled', 'Late', 'AwaitingRetry'");
         assert_eq!(*LEASED, "'Pending', 'Running', 'Cancelling', 'Paused'");
         assert_eq!(*FAILURES, "'Failed', 'Crashed'");
+        assert_eq!(*FINISHED, "'Completed', 'Failed', 'Crashed', 'Cancelled'");
         for s in StateKind::ALL {
             assert_eq!(
                 ACTIVE.contains(&one(s)),
@@ -65,6 +69,7 @@ mod tests {
             ("runs.rs", include_str!("runs.rs")),
             ("scheduling.rs", include_str!("scheduling.rs")),
             ("task_runs.rs", include_str!("task_runs.rs")),
+            ("retention.rs", include_str!("retention.rs")),
         ];
         for (file, text) in sources {
             for s in StateKind::ALL {

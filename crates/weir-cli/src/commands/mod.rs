@@ -7,6 +7,7 @@ mod exec;
 mod init;
 mod inspect;
 mod keys;
+mod projects;
 mod prune;
 mod result;
 mod run;
@@ -63,6 +64,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Runs(cmd) => run::runs(&api, cmd, json).await,
         Command::Logs { id, follow } => run::logs(&api, &id, follow).await,
         Command::Deployments(cmd) => inspect::deployments(&api, cmd, json).await,
+        Command::Projects(cmd) => projects::projects(&api, cmd, json).await,
         Command::Schedule(cmd) => inspect::schedule(&api, cmd, json).await,
         Command::Agents(_) => inspect::agents(&api, json).await,
         Command::Queues(_) => inspect::queues(&api, json).await,

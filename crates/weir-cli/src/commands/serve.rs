@@ -42,6 +42,10 @@ async fn stop_signal() {
 }
 
 async fn start_server(args: &ServerArgs) -> Result<Server> {
+    if let Some(days) = args.retain_days {
+        weir_core::retention::check_days(days)
+            .map_err(|m| anyhow::anyhow!("--retain-days: {m}"))?;
+    }
     let home = config::ensure_home()?;
     let options = Options {
         database_url: args.db.clone().unwrap_or_else(|| config::default_db(&home)),
@@ -57,6 +61,9 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
             _ => None,
         },
         admin_key: args.admin_key.clone(),
+        retain_days: args.retain_days,
+        retain_export: args.retain_export.clone(),
+        retain_interval: Duration::from_secs(args.retain_interval_s.max(1)),
         ..Options::default()
     };
     let server = Server::start(options)

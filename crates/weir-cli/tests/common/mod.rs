@@ -590,6 +590,12 @@ impl Weir {
     /// Starts the server again after [`Weir::kill_server`], on the same address and
     /// database, and waits until it answers `/readyz`.
     pub fn restart_server(&mut self, opts: ServerOptions) {
+        self.restart_server_with(opts, &[]);
+    }
+
+    /// Like [`Weir::restart_server`], with extra `weir server` arguments `extra` (such as
+    /// `--retain-days 30`).
+    pub fn restart_server_with(&mut self, opts: ServerOptions, extra: &[&str]) {
         let home = self.sb.path("server");
         let bind = self
             .url
@@ -599,22 +605,19 @@ impl Weir {
         let lease = opts.lease_s.to_string();
         let n = self.restarts;
         self.restarts += 1;
-        self.server = self.sb.spawn(
-            &format!("server-{n}"),
-            &[
-                "server",
-                "--bind",
-                &bind,
-                "--lease-s",
-                &lease,
-                "--tick-ms",
-                "100",
-                "--late-after-s",
-                "60",
-            ],
-            &home,
-            &[],
-        );
+        let mut args = vec![
+            "server",
+            "--bind",
+            &bind,
+            "--lease-s",
+            &lease,
+            "--tick-ms",
+            "100",
+            "--late-after-s",
+            "60",
+        ];
+        args.extend_from_slice(extra);
+        self.server = self.sb.spawn(&format!("server-{n}"), &args, &home, &[]);
         wait_until(
             "the server to be ready again",
             Duration::from_secs(20),

@@ -9,11 +9,11 @@ use axum::extract::State;
 use chrono::Utc;
 use serde::Serialize;
 use weir_core::api::{
-    CreateProject, Deployment, DeploymentPath, Project, ProjectQuery, UpsertDeployment,
-    UpsertResult,
+    CreateProject, Deployment, DeploymentPath, Project, ProjectQuery, SetRetention,
+    UpsertDeployment, UpsertResult,
 };
 use weir_core::audit::AuditAction;
-use weir_core::names;
+use weir_core::{names, retention};
 
 /// `GET /api/v1/projects`.
 pub(crate) async fn list_projects(
@@ -22,7 +22,12 @@ pub(crate) async fn list_projects(
 ) -> ApiResult<axum::Json<Vec<Project>>> {
     let mut projects = st.store.projects().await?;
     projects.retain(|p| caller.sees(&p.name));
-    Ok(axum::Json(projects))
+    Ok(axum::Json(
+        projects
+            .into_iter()
+            .map(|p| with_retention(&st, p))
+            .collect(),
+    ))
 }
 
 /// `POST /api/v1/projects`.
@@ -52,7 +57,39 @@ async fn find_project(st: &AppState, name: &str) -> ApiResult<Project> {
         .await?
         .into_iter()
         .find(|p| p.name == name)
+        .map(|p| with_retention(st, p))
         .ok_or_else(|| ApiError::NotFound(format!("project {name:?} not found")))
+}
+
+/// `project` with the retention in force (its own, else the server's default).
+fn with_retention(st: &AppState, mut project: Project) -> Project {
+    project.effective_retain_days =
+        retention::effective_days(project.retain_days, st.options.retain_days);
+    project
+}
+
+/// `PUT /api/v1/projects/{project}/retention`: the project's own retention (`null`: the
+/// server's default; 0: forever).
+pub(crate) async fn set_retention(
+    State(st): State<AppState>,
+    caller: Require<perm::Deploy>,
+    Path(project): Path<String>,
+    Json(req): Json<SetRetention>,
+) -> ApiResult<axum::Json<Project>> {
+    caller.check_project(&project, || format!("project {project:?}"))?;
+    if let Some(days) = req.retain_days {
+        retention::check_days(days).map_err(|m| ApiError::field("retain_days", m))?;
+    }
+    let updated = st.store.set_retention(&project, req.retain_days).await?;
+    let detail = match req.retain_days {
+        None => "server default".to_string(),
+        Some(0) => "forever".to_string(),
+        Some(d) => format!("{d} days"),
+    };
+    caller
+        .audit(&st, AuditAction::RetentionSet, &project, Some(detail))
+        .await;
+    Ok(axum::Json(with_retention(&st, updated)))
 }
 
 /// `GET /api/v1/projects/{project}`.

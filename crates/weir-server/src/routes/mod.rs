@@ -49,6 +49,14 @@ pub(crate) fn router(state: AppState) -> Router {
             get_with(deployments::get_project, |o| o.summary("Get a project")),
         )
         .api_route(
+            "/projects/{project}/retention",
+            put_with(deployments::set_retention, |o| {
+                o.summary(
+                    "Set how long a project keeps finished runs (days; 0 forever; null the server default)",
+                )
+            }),
+        )
+        .api_route(
             "/deployments",
             get_with(deployments::list_deployments, |o| {
                 o.summary("List deployments, optionally of one project")

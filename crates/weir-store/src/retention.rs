@@ -1,0 +1,272 @@
+//! Retention: finding a project's finished runs past its window, reading them for export, and
+//! deleting them with their task runs, states and logs in small batches.
+//!
+//! Each step is short and index-driven, so writers never wait long: [`Store::expired_runs`]
+//! reads a batch of ids through `flow_runs_project_state_at` (no transaction); the export (the
+//! server's, [`Store::archive_runs`]) happens outside any transaction; [`Store::delete_runs`]
+//! is one write transaction per batch that first re-checks which of the ids are still finished
+//! and past the window (a run retried meanwhile stays), locking them on PostgreSQL with `FOR
+//! UPDATE SKIP LOCKED` so replicas pruning at once never wait on each other, then deletes by
+//! primary key and by the `…_run` indexes.
+
+use crate::codec::{self, FLOW_RUN_COLUMNS, TASK_RUN_COLUMNS, micros, placeholders};
+use crate::{Dialect, Error, Result, Store, states};
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+use weir_core::Timestamp;
+use weir_core::api::{LogLine, Project, TaskRunDetail, TaskRunState};
+use weir_core::retention::ArchivedRun;
+
+/// What one call of [`Store::delete_runs`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Flow runs.
+    pub runs: u64,
+    /// Task runs.
+    pub task_runs: u64,
+    /// Flow-run and task-run state history rows.
+    pub states: u64,
+    /// Log lines.
+    pub logs: u64,
+}
+
+impl std::ops::AddAssign for Pruned {
+    fn add_assign(&mut self, o: Pruned) {
+        self.runs += o.runs;
+        self.task_runs += o.task_runs;
+        self.states += o.states;
+        self.logs += o.logs;
+    }
+}
+
+fn ids_text(ids: &[Uuid]) -> Vec<String> {
+    ids.iter().map(Uuid::to_string).collect()
+}
+
+impl Store {
+    /// Sets a project's own retention (`None`: the server's default; `Some(0)`: forever) and
+    /// returns the project. `NotFound` when there is no such project.
+    pub async fn set_retention(&self, project: &str, days: Option<u32>) -> Result<Project> {
+        let n = sqlx::query("UPDATE projects SET retain_days = $1 WHERE name = $2")
+            .bind(days.map(i64::from))
+            .bind(project)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::NotFound(format!("project {project:?}")));
+        }
+        self.projects()
+            .await?
+            .into_iter()
+            .find(|p| p.name == project)
+            .ok_or_else(|| Error::NotFound(format!("project {project:?}")))
+    }
+
+    /// Up to `limit` ids of `project`'s finished runs whose last state change is before
+    /// `cutoff`, in no particular order.
+    pub async fn expired_runs(
+        &self,
+        project: &str,
+        cutoff: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Uuid>> {
+        let sql = format!(
+            "SELECT id FROM flow_runs WHERE project = $1 AND state IN ({}) AND state_at < $2 \
+             LIMIT $3",
+            *states::FINISHED
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(project)
+            .bind(micros(cutoff))
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| codec::uuid(r, "id")).collect()
+    }
+
+    /// Everything retention deletes with runs `ids`, one [`ArchivedRun`] each, in id order.
+    pub async fn archive_runs(&self, ids: &[Uuid]) -> Result<Vec<ArchivedRun>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = placeholders(1, ids.len());
+        let text = ids_text(ids);
+        let fetch = |sql: String| {
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in &text {
+                q = q.bind(id.clone());
+            }
+            q.fetch_all(&self.read)
+        };
+        let runs = fetch(format!(
+            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE id IN ({list}) ORDER BY id"
+        ))
+        .await?;
+        let mut out: BTreeMap<Uuid, ArchivedRun> = BTreeMap::new();
+        for r in &runs {
+            let run = codec::flow_run(r)?;
+            out.insert(
+                run.id,
+                ArchivedRun {
+                    run,
+                    history: Vec::new(),
+                    task_runs: Vec::new(),
+                    logs: Vec::new(),
+                },
+            );
+        }
+        let history = fetch(format!(
+            "SELECT id, flow_run_id, state, message, attempt, at FROM flow_run_states \
+             WHERE flow_run_id IN ({list}) ORDER BY at, id"
+        ))
+        .await?;
+        for r in &history {
+            if let Some(a) = out.get_mut(&codec::uuid(r, "flow_run_id")?) {
+                a.history.push(codec::state_change(r)?);
+            }
+        }
+        let tasks = fetch(format!(
+            "SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE flow_run_id IN ({list}) ORDER BY id"
+        ))
+        .await?;
+        let mut task_of: BTreeMap<Uuid, (Uuid, usize)> = BTreeMap::new();
+        for r in &tasks {
+            let t = codec::task_run(r)?;
+            if let Some(a) = out.get_mut(&t.flow_run_id) {
+                task_of.insert(t.id, (t.flow_run_id, a.task_runs.len()));
+                a.task_runs.push(TaskRunDetail {
+                    task_run: t,
+                    history: Vec::new(),
+                });
+            }
+        }
+        let task_states = fetch(format!(
+            "SELECT s.task_run_id, s.state, s.message, s.attempt, s.at FROM task_run_states s \
+             JOIN task_runs t ON t.id = s.task_run_id WHERE t.flow_run_id IN ({list}) \
+             ORDER BY s.at"
+        ))
+        .await?;
+        for r in &task_states {
+            let Some((run, i)) = task_of.get(&codec::uuid(r, "task_run_id")?) else {
+                continue;
+            };
+            if let Some(a) = out.get_mut(run) {
+                a.task_runs[*i].history.push(TaskRunState {
+                    state: codec::state(r, "state")?,
+                    message: r.try_get("message")?,
+                    attempt: codec::u32_col(r, "attempt")?,
+                    at: codec::ts(r.try_get("at")?),
+                });
+            }
+        }
+        let logs = fetch(format!(
+            "SELECT seq, flow_run_id, task_run_id, at, level, message FROM logs \
+             WHERE flow_run_id IN ({list}) ORDER BY seq"
+        ))
+        .await?;
+        for r in &logs {
+            let line = log_line(r)?;
+            if let Some(a) = out.get_mut(&line.flow_run_id) {
+                a.logs.push(line);
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Deletes those of runs `ids` of `project` that are still finished and last changed
+    /// before `cutoff`, with their task runs, states and logs, in one short transaction.
+    pub async fn delete_runs(
+        &self,
+        project: &str,
+        ids: &[Uuid],
+        cutoff: Timestamp,
+    ) -> Result<Pruned> {
+        if ids.is_empty() {
+            return Ok(Pruned::default());
+        }
+        let lock = match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "SELECT id FROM flow_runs WHERE id IN ({}) AND project = ${} AND state IN ({}) \
+             AND state_at < ${}{lock}",
+            placeholders(1, ids.len()),
+            ids.len() + 1,
+            *states::FINISHED,
+            ids.len() + 2,
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in ids_text(ids) {
+            q = q.bind(id);
+        }
+        let rows = q
+            .bind(project)
+            .bind(micros(cutoff))
+            .fetch_all(&mut *tx)
+            .await?;
+        let confirmed: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        if confirmed.is_empty() {
+            tx.commit().await?;
+            return Ok(Pruned::default());
+        }
+        let list = placeholders(1, confirmed.len());
+        let mut pruned = Pruned::default();
+        let statements = [
+            format!("DELETE FROM logs WHERE flow_run_id IN ({list})"),
+            format!(
+                "DELETE FROM task_run_states WHERE task_run_id IN \
+                 (SELECT id FROM task_runs WHERE flow_run_id IN ({list}))"
+            ),
+            format!("DELETE FROM task_runs WHERE flow_run_id IN ({list})"),
+            format!("DELETE FROM flow_run_states WHERE flow_run_id IN ({list})"),
+            format!("DELETE FROM flow_runs WHERE id IN ({list})"),
+        ];
+        for (i, sql) in statements.into_iter().enumerate() {
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in &confirmed {
+                q = q.bind(id.clone());
+            }
+            let n = q.execute(&mut *tx).await?.rows_affected();
+            match i {
+                0 => pruned.logs = n,
+                1 | 3 => pruned.states += n,
+                2 => pruned.task_runs = n,
+                _ => pruned.runs = n,
+            }
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    /// Adds `runs` to `project`'s count of pruned runs and stamps the time.
+    pub async fn record_pruned(&self, project: &str, runs: u64, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE projects SET pruned_runs = pruned_runs + $1, pruned_at = $2 WHERE name = $3",
+        )
+        .bind(i64::try_from(runs).unwrap_or(i64::MAX))
+        .bind(micros(now))
+        .bind(project)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+}
+
+fn log_line(r: &sqlx::any::AnyRow) -> Result<LogLine> {
+    let level: String = r.try_get("level")?;
+    Ok(LogLine {
+        seq: r.try_get("seq")?,
+        flow_run_id: codec::uuid(r, "flow_run_id")?,
+        task_run_id: codec::opt_uuid(r, "task_run_id")?,
+        at: codec::ts(r.try_get("at")?),
+        level: crate::logs::parse_level(&level),
+        message: r.try_get("message")?,
+    })
+}

@@ -1,0 +1,435 @@
+//! Retention in the store, on both backends (an SQLite file; a fresh PostgreSQL database):
+//! which runs are past a window, what an export holds, what a delete removes (the run, its
+//! task runs, both state histories, its logs — and nothing of anyone else's), that a run
+//! retried between selection and deletion stays, and that pruning in batches never blocks
+//! writers nor double-deletes when two pruners race.
+
+use chrono::{Duration, Utc};
+use std::collections::HashSet;
+use std::sync::Arc;
+use uuid::Uuid;
+use weir_core::api::{DeploymentSpec, FlowRun, LogLevel, NewLogLine, TaskRunReport};
+use weir_core::{StateKind, Timestamp};
+use weir_store::{Error, NewFlowRun, Pruned, Store};
+use weir_testkit::{Backend, TestDb};
+
+macro_rules! retention_cases {
+    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $sqlite() {
+            if let Some(db) = TestDb::new(Backend::Sqlite, stringify!($sqlite)).await {
+                $case(connect(&db).await).await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $postgres() {
+            if let Some(db) = TestDb::new(Backend::Postgres, stringify!($postgres)).await {
+                $case(connect(&db).await).await;
+            }
+        }
+    )*};
+}
+
+retention_cases! {
+    case_prunes_only_finished_runs_past_the_window => sqlite_prunes_only_finished_runs_past_the_window, postgres_prunes_only_finished_runs_past_the_window;
+    case_a_run_retried_meanwhile_stays => sqlite_a_run_retried_meanwhile_stays, postgres_a_run_retried_meanwhile_stays;
+    case_project_retention_setting => sqlite_project_retention_setting, postgres_project_retention_setting;
+    case_batches_beside_writers_and_racing_pruners => sqlite_batches_beside_writers_and_racing_pruners, postgres_batches_beside_writers_and_racing_pruners;
+}
+
+async fn connect(db: &TestDb) -> Store {
+    match Store::connect(&db.url).await {
+        Ok(s) => s,
+        Err(e) => panic!("cannot open {}: {e}", db.url),
+    }
+}
+
+/// Now at the stores' precision (microseconds).
+fn now() -> Timestamp {
+    let t = Utc::now();
+    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).expect("in range")
+}
+
+/// Deploys `project/etl` and returns its id.
+async fn deployment(store: &Store, project: &str) -> Uuid {
+    let spec = DeploymentSpec {
+        flow: "etl".into(),
+        work_queue: "default".into(),
+        ..Default::default()
+    };
+    store
+        .upsert_deployment(project, "etl", &spec, false, now())
+        .await
+        .expect("upsert")
+        .deployment
+        .expect("deployment")
+        .id
+}
+
+/// A run of `project/etl` created at `at`, in `state` since `at + 1 min`.
+fn run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> FlowRun {
+    let id = Uuid::now_v7();
+    let finished = state.is_terminal();
+    FlowRun {
+        id,
+        project: project.into(),
+        deployment_id: Some(d),
+        deployment: Some("etl".into()),
+        flow: "etl".into(),
+        name: format!("etl-{}", &id.simple().to_string()[26..]),
+        state,
+        state_message: None,
+        state_at: at + Duration::minutes(1),
+        attempt: 1,
+        retries_used: 0,
+        retries: 0,
+        parameters: Default::default(),
+        work_queue: "default".into(),
+        scheduled_at: at,
+        created_at: at,
+        started_at: Some(at),
+        ended_at: finished.then(|| at + Duration::minutes(1)),
+        agent_id: None,
+        lease_expires_at: (!finished).then(|| now() + Duration::days(1)),
+        parent_flow_run_id: None,
+        result: None,
+        tags: vec![],
+    }
+}
+
+/// Two task runs (each Running then its end state) and three log lines for `r`.
+async fn add_tasks_and_logs(store: &Store, r: &FlowRun) {
+    let mut reports = Vec::new();
+    let mut lines = Vec::new();
+    for (k, task) in ["extract", "load"].into_iter().enumerate() {
+        let id = Uuid::now_v7();
+        let at = r.created_at + Duration::seconds(k as i64 + 1);
+        for (state, when) in [
+            (StateKind::Running, at),
+            (StateKind::Completed, at + Duration::milliseconds(500)),
+        ] {
+            reports.push(TaskRunReport {
+                id,
+                flow_run_id: r.id,
+                task: task.into(),
+                state,
+                at: when,
+                message: None,
+                attempt: 1,
+                inputs_fingerprint: None,
+                cache_key: None,
+                result_location: None,
+                map_index: None,
+                tags: vec![],
+            });
+        }
+        lines.push(NewLogLine {
+            flow_run_id: r.id,
+            task_run_id: Some(id),
+            at,
+            level: LogLevel::Info,
+            message: format!("{task} done"),
+        });
+    }
+    lines.push(NewLogLine {
+        flow_run_id: r.id,
+        task_run_id: None,
+        at: r.created_at,
+        level: LogLevel::Warn,
+        message: "flow-level line".into(),
+    });
+    store.ingest_task_runs(&reports).await.expect("task runs");
+    store.ingest_logs(&lines).await.expect("logs");
+}
+
+fn ids(v: &[&FlowRun]) -> HashSet<Uuid> {
+    v.iter().map(|r| r.id).collect()
+}
+
+async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
+    let d = deployment(&store, "ret").await;
+    let other = deployment(&store, "keep").await;
+    let t = now();
+    let cutoff = t - Duration::days(30);
+    let old = t - Duration::days(40);
+    let old_done = run("ret", d, old, StateKind::Completed);
+    let old_failed = run("ret", d, old, StateKind::Failed);
+    let old_running = run("ret", d, old, StateKind::Running);
+    let recent = run("ret", d, t - Duration::days(2), StateKind::Completed);
+    let other_old = run("keep", other, old, StateKind::Completed);
+    let all = [&old_done, &old_failed, &old_running, &recent, &other_old];
+    let runs: Vec<FlowRun> = all.iter().map(|r| (*r).clone()).collect();
+    store.import_flow_runs(&runs).await.expect("import");
+    for r in all {
+        add_tasks_and_logs(&store, r).await;
+    }
+
+    let expired: HashSet<Uuid> = store
+        .expired_runs("ret", cutoff, 100)
+        .await
+        .expect("expired")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        expired,
+        ids(&[&old_done, &old_failed]),
+        "finished and past the window"
+    );
+    assert_eq!(
+        store
+            .expired_runs("ret", cutoff, 1)
+            .await
+            .expect("limit")
+            .len(),
+        1
+    );
+
+    // The export holds everything the delete removes.
+    let batch: Vec<Uuid> = expired.iter().copied().collect();
+    let archived = store.archive_runs(&batch).await.expect("archive");
+    assert_eq!(archived.len(), 2);
+    for a in &archived {
+        let original = if a.run.id == old_done.id {
+            &old_done
+        } else {
+            &old_failed
+        };
+        assert_eq!(&a.run, original);
+        assert_eq!(a.history.len(), 1, "the imported history row");
+        assert_eq!(a.task_runs.len(), 2);
+        for t in &a.task_runs {
+            assert_eq!(
+                t.history.len(),
+                2,
+                "Running and Completed of {}",
+                t.task_run.task
+            );
+        }
+        assert_eq!(a.logs.len(), 3);
+        assert!(
+            a.logs.windows(2).all(|w| w[0].seq < w[1].seq),
+            "logs in order"
+        );
+    }
+
+    let pruned = store
+        .delete_runs("ret", &batch, cutoff)
+        .await
+        .expect("delete");
+    assert_eq!(
+        pruned,
+        Pruned {
+            runs: 2,
+            task_runs: 4,
+            states: 2 + 8,
+            logs: 6
+        }
+    );
+    for r in [&old_done, &old_failed] {
+        assert!(matches!(
+            store.flow_run(r.id).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(
+            store
+                .flow_run_history(r.id)
+                .await
+                .expect("history")
+                .is_empty()
+        );
+        assert!(
+            store
+                .logs(r.id, None, 0, 100)
+                .await
+                .expect("logs")
+                .is_empty()
+        );
+        let tasks = store.task_runs(r.id, None, 100).await.expect("task runs");
+        assert!(tasks.items.is_empty(), "task runs deleted");
+    }
+    for r in [&old_running, &recent, &other_old] {
+        assert_eq!(&store.flow_run(r.id).await.expect("kept"), r);
+        assert_eq!(store.logs(r.id, None, 0, 100).await.expect("logs").len(), 3);
+        let tasks = store.task_runs(r.id, None, 100).await.expect("task runs");
+        assert_eq!(tasks.items.len(), 2);
+        for t in &tasks.items {
+            let detail = store.task_run(t.id).await.expect("task run");
+            assert_eq!(detail.history.len(), 2, "task states kept");
+        }
+    }
+    assert!(
+        store
+            .expired_runs("ret", cutoff, 100)
+            .await
+            .expect("none left")
+            .is_empty()
+    );
+    // Deleting again deletes nothing.
+    assert_eq!(
+        store
+            .delete_runs("ret", &batch, cutoff)
+            .await
+            .expect("again"),
+        Pruned::default()
+    );
+}
+
+async fn case_a_run_retried_meanwhile_stays(store: Store) {
+    let d = deployment(&store, "ret").await;
+    let t = now();
+    let cutoff = t - Duration::days(7);
+    let r = run("ret", d, t - Duration::days(10), StateKind::Failed);
+    store
+        .import_flow_runs(std::slice::from_ref(&r))
+        .await
+        .expect("import");
+    let batch = store
+        .expired_runs("ret", cutoff, 10)
+        .await
+        .expect("expired");
+    assert_eq!(batch, vec![r.id]);
+    // Someone retries it before the pruner deletes: it is no longer finished.
+    let retried = store.retry_flow_run(r.id, false, t).await.expect("retry");
+    assert_eq!(retried.state, StateKind::Scheduled);
+    let pruned = store
+        .delete_runs("ret", &batch, cutoff)
+        .await
+        .expect("delete");
+    assert_eq!(pruned, Pruned::default());
+    assert_eq!(
+        store.flow_run(r.id).await.expect("still there").state,
+        StateKind::Scheduled
+    );
+    // A wrong project deletes nothing either.
+    let old = run("ret", d, t - Duration::days(10), StateKind::Completed);
+    store
+        .import_flow_runs(std::slice::from_ref(&old))
+        .await
+        .expect("import");
+    let pruned = store
+        .delete_runs("other", &[old.id], cutoff)
+        .await
+        .expect("delete");
+    assert_eq!(pruned.runs, 0);
+    store.flow_run(old.id).await.expect("kept");
+}
+
+async fn case_project_retention_setting(store: Store) {
+    deployment(&store, "ret").await;
+    let p = store.set_retention("ret", Some(14)).await.expect("set");
+    assert_eq!((p.name.as_str(), p.retain_days), ("ret", Some(14)));
+    assert_eq!(p.pruned_runs, 0);
+    assert_eq!(p.pruned_at, None);
+    let t = now();
+    store.record_pruned("ret", 5, t).await.expect("record");
+    store.record_pruned("ret", 7, t).await.expect("record");
+    let p = store
+        .set_retention("ret", None)
+        .await
+        .expect("back to default");
+    assert_eq!(p.retain_days, None);
+    assert_eq!((p.pruned_runs, p.pruned_at), (12, Some(t)));
+    assert_eq!(
+        store
+            .set_retention("ret", Some(0))
+            .await
+            .expect("forever")
+            .retain_days,
+        Some(0)
+    );
+    assert!(matches!(
+        store.set_retention("nope", Some(3)).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+/// 1,500 old runs pruned in batches of 50 by two racing pruners while a writer creates runs:
+/// every run goes exactly once, the writer never fails, and its runs stay.
+async fn case_batches_beside_writers_and_racing_pruners(store: Store) {
+    let d = deployment(&store, "ret").await;
+    let t = now();
+    let cutoff = t - Duration::days(30);
+    let old: Vec<FlowRun> = (0..1500)
+        .map(|i| {
+            let state = if i % 5 == 0 {
+                StateKind::Cancelled
+            } else {
+                StateKind::Completed
+            };
+            run(
+                "ret",
+                d,
+                t - Duration::days(60) + Duration::seconds(i),
+                state,
+            )
+        })
+        .collect();
+    store.import_flow_runs(&old).await.expect("import");
+    let store = Arc::new(store);
+    let pruner = |store: Arc<Store>| async move {
+        let mut total = Pruned::default();
+        loop {
+            let batch = store
+                .expired_runs("ret", cutoff, 50)
+                .await
+                .expect("expired");
+            if batch.is_empty() {
+                return total;
+            }
+            total += store
+                .delete_runs("ret", &batch, cutoff)
+                .await
+                .expect("delete");
+        }
+    };
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut made = Vec::new();
+            for _ in 0..100 {
+                let new = NewFlowRun {
+                    project: "ret".into(),
+                    deployment: Some((d, "etl".into())),
+                    flow: "etl".into(),
+                    parameters: Default::default(),
+                    work_queue: "default".into(),
+                    scheduled_at: now(),
+                    state: StateKind::Scheduled,
+                    retries: 0,
+                    retry_delay_s: 0,
+                    idempotency_key: None,
+                    parent_flow_run_id: None,
+                    tags: vec![],
+                    auto_scheduled: false,
+                };
+                let (r, _) = store
+                    .create_flow_run(new, Duration::seconds(30), now())
+                    .await
+                    .expect("a writer is never refused while pruning runs");
+                made.push(r.id);
+            }
+            made
+        })
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(pruner(store.clone())),
+        tokio::spawn(pruner(store.clone()))
+    );
+    let (a, b) = (a.expect("pruner a"), b.expect("pruner b"));
+    assert_eq!(
+        a.runs + b.runs,
+        1500,
+        "every old run deleted exactly once: {a:?} {b:?}"
+    );
+    for id in writer.await.expect("writer") {
+        store.flow_run(id).await.expect("the writer's runs stay");
+    }
+    assert!(
+        store
+            .expired_runs("ret", cutoff, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
