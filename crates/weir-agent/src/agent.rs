@@ -8,7 +8,9 @@
 //! - a launch that fails, or a process that exits without a final state, is reported
 //!   Crashed (Failed/Completed by exit code for plain commands);
 //! - every run being supervised is written to the state directory, so an agent restarted
-//!   after a crash takes over the processes still alive instead of losing them.
+//!   after a crash takes over the processes still alive instead of losing them, and runs on
+//!   infrastructure that outlives agents (ECS tasks) are taken over by whichever agent of
+//!   their queues starts next ([`adopt`]).
 
 use crate::launcher::{ExitStatus, LaunchError, LaunchSpec, Launched, Launcher};
 use crate::secrets::Resolver;
@@ -23,6 +25,8 @@ use weir_core::StateKind;
 use weir_core::api::{ClaimedRun, FlowRun, HeldRun, ProposeState, RegisterAgent};
 use weir_core::contract::{AssignedRun, LaunchEnv};
 use weir_core::infrastructure::InfrastructureKind;
+
+mod adopt;
 
 /// Agent settings.
 #[derive(Debug, Clone)]
@@ -131,7 +135,7 @@ impl Agent {
         let me = register(&sh).await?;
         let launchers: Vec<&str> = sh.launchers.keys().map(|k| k.as_str()).collect();
         tracing::info!(message = "agent registered", agent = %me, queues = ?sh.options.queues, limit = sh.options.limit, ?launchers);
-        adopt_orphans(&sh);
+        adopt::adopt(&sh).await;
         let heartbeat = tokio::spawn(heartbeat_loop(sh.clone(), me));
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(200);
@@ -456,6 +460,7 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
     let launch = LaunchSpec {
         flow_run_id: run.id,
         attempt: run.attempt,
+        queue: run.work_queue.clone(),
         argv,
         infrastructure: spec.infrastructure.clone(),
         env,
@@ -480,8 +485,16 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
             return;
         }
     };
-    let record = serde_json::json!({"run": run.id, "attempt": run.attempt, "pid": launched.id()});
-    let _ = std::fs::write(record_path(sh, run.id), record.to_string());
+    adopt::write_record(
+        sh,
+        &adopt::Record {
+            run: run.id,
+            attempt: run.attempt,
+            pid: launched.id(),
+            launcher: Some(launcher.name().to_string()),
+            plain: spec.plain_command,
+        },
+    );
     let cancelled_early = {
         let mut held = lock(sh);
         match held.get_mut(&run.id) {
@@ -560,74 +573,4 @@ async fn settle_once(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) 
     };
     tracing::info!(message = "run finished", run = %run.id, %state, %exit);
     report(sh, &current, state, Some(message)).await;
-}
-
-/// Takes over runs whose supervision records survived an agent restart: while their
-/// process lives they are heartbeated; when it dies without a final state they are
-/// reported Crashed.
-fn adopt_orphans(sh: &Arc<Shared>) {
-    let Ok(entries) = std::fs::read_dir(&sh.options.state_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(record) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        else {
-            continue;
-        };
-        let run = record["run"].as_str().and_then(|s| Uuid::parse_str(s).ok());
-        let attempt = record["attempt"]
-            .as_u64()
-            .and_then(|a| u32::try_from(a).ok());
-        let pid = record["pid"].as_str().and_then(|p| p.parse::<u32>().ok());
-        let (Some(run), Some(attempt), Some(pid)) = (run, attempt, pid) else {
-            let _ = std::fs::remove_file(&path);
-            continue;
-        };
-        if !crate::launcher::is_alive(pid) {
-            let sh = sh.clone();
-            tokio::spawn(async move {
-                settle_orphan(&sh, run, attempt).await;
-                let _ = std::fs::remove_file(record_path(&sh, run));
-            });
-            continue;
-        }
-        tracing::info!(message = "taking over a run still alive from a previous agent", %run, pid);
-        lock(sh).insert(
-            run,
-            Held {
-                attempt,
-                cancel: Some(crate::launcher::process::pid_canceller(pid)),
-                cancelling: false,
-                survives: false,
-            },
-        );
-        let sh = sh.clone();
-        tokio::spawn(async move {
-            while crate::launcher::is_alive(pid) {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            settle_orphan(&sh, run, attempt).await;
-            lock(&sh).remove(&run);
-            let _ = std::fs::remove_file(record_path(&sh, run));
-            sh.slot_freed.notify_waiters();
-        });
-    }
-}
-
-async fn settle_orphan(sh: &Shared, run: Uuid, attempt: u32) {
-    match read_run(sh, run).await {
-        Some(current) if current.attempt == attempt => {
-            settle(
-                sh,
-                &current,
-                false,
-                ExitStatus::Unknown("the process ended while the agent was down".into()),
-            )
-            .await;
-        }
-        _ => {}
-    }
 }

@@ -15,9 +15,10 @@ use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
 use weir_agent::launcher::{
-    Cancel, Canceller, ExitStatus, LaunchError, LaunchHandle, LaunchSpec, Launched, Launcher,
-    OutputLine, Stream,
+    Cancel, Canceller, ExitStatus, Found, LaunchError, LaunchHandle, LaunchSpec, Launched,
+    Launcher, OutputLine, Stream,
 };
 use weir_core::contract::launch::var;
 use weir_core::infrastructure::{Infrastructure, InfrastructureKind};
@@ -63,12 +64,14 @@ impl AgentLauncher {
         )
         .map_err(invalid)?;
         let mut env = spec.env.clone();
-        // The agent's outcome file is on the agent's disk, not in the task.
+        // The agent's outcome file and data directory are on the agent's disk, not in the
+        // task: the image's WEIR_HOME applies.
         env.remove(var::OUTCOME_FILE);
+        env.remove(var::HOME);
         let req = RunRequest {
             flow_run_id: spec.flow_run_id,
             attempt: spec.attempt,
-            queue: String::new(),
+            queue: spec.queue.clone(),
             capacity: crate::deployment::capacity(infra),
             task: task.clone(),
             command: spec.argv.clone(),
@@ -76,14 +79,7 @@ impl AgentLauncher {
             cpu: None,
             memory_mib: None,
         };
-        let started = self
-            .ecs
-            .run(&req)
-            .await
-            .map_err(|e| LaunchError::Infrastructure {
-                launcher: "ecs",
-                message: e.to_string(),
-            })?;
+        let started = self.ecs.run(&req).await.map_err(infrastructure)?;
         Ok(self.launched(started.arn, started.end, task.log))
     }
 
@@ -219,5 +215,59 @@ impl Launcher for AgentLauncher {
 
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>> {
         Box::pin(self.start(spec))
+    }
+
+    /// The task of the attempt, found with `ListTasks(startedBy)` (the id recorded is its
+    /// ARN, but `startedBy` is what identifies an attempt's task for sure).
+    fn reattach(
+        &self,
+        flow_run_id: Uuid,
+        attempt: u32,
+        _id: &str,
+    ) -> BoxFuture<'_, Result<Option<Launched>, LaunchError>> {
+        Box::pin(async move {
+            let Some(task) = self
+                .ecs
+                .adopt(flow_run_id, attempt)
+                .await
+                .map_err(infrastructure)?
+            else {
+                return Ok(None);
+            };
+            let log = self.ecs.log_spec_of_task(&task.arn).await;
+            Ok(Some(self.launched(task.arn, task.end, log)))
+        })
+    }
+
+    /// Every Weir task of the cluster tagged with one of `queues`, found by its tags.
+    fn discover(&self, queues: &[String]) -> BoxFuture<'_, Result<Vec<Found>, LaunchError>> {
+        let queues = queues.to_vec();
+        Box::pin(async move {
+            let found = self.ecs.discover().await.map_err(infrastructure)?;
+            let mut out = Vec::new();
+            for f in found {
+                if !f.queue.as_ref().is_some_and(|q| queues.contains(q)) {
+                    continue;
+                }
+                let log = match &f.definition {
+                    Some(d) => self.ecs.log_spec(d).await,
+                    None => None,
+                };
+                let task = self.ecs.watch(&f.arn);
+                out.push(Found {
+                    flow_run_id: f.flow_run_id,
+                    attempt: f.attempt,
+                    launched: self.launched(task.arn, task.end, log),
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn infrastructure(e: crate::Error) -> LaunchError {
+    LaunchError::Infrastructure {
+        launcher: "ecs",
+        message: e.to_string(),
     }
 }

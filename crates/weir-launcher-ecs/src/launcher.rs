@@ -15,7 +15,7 @@
 
 use crate::reconciler::{Reconciler, TaskEnd};
 use crate::status::{FailureKind, classify_failure};
-use crate::taskdef::{self, TaskSpec};
+use crate::taskdef::{self, LogSpec, TaskSpec};
 use crate::{Error, describe_error};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
@@ -154,6 +154,8 @@ pub struct FoundTask {
     pub attempt: u32,
     /// Its work queue.
     pub queue: Option<String>,
+    /// Its task definition's ARN.
+    pub definition: Option<String>,
 }
 
 /// Starts and watches ECS tasks for one agent.
@@ -162,6 +164,8 @@ pub struct EcsLauncher {
     options: EcsOptions,
     reconciler: Reconciler,
     definitions: Mutex<HashMap<String, String>>,
+    /// Task definition ARN → its log configuration, for tasks taken over.
+    log_specs: Mutex<HashMap<String, Option<LogSpec>>>,
     calls: LaunchCalls,
 }
 
@@ -179,6 +183,7 @@ impl EcsLauncher {
             options,
             reconciler,
             definitions: Mutex::new(HashMap::new()),
+            log_specs: Mutex::new(HashMap::new()),
             calls: LaunchCalls::default(),
         })
     }
@@ -356,6 +361,38 @@ impl EcsLauncher {
         Ok(None)
     }
 
+    /// The log configuration of task definition `definition` (read once per definition), for
+    /// the CloudWatch tail of a task taken over. `None` when it has none or cannot be read.
+    pub async fn log_spec(&self, definition: &str) -> Option<LogSpec> {
+        if let Some(known) = lock(&self.log_specs).get(definition) {
+            return known.clone();
+        }
+        match taskdef::log_spec(&self.ecs, definition).await {
+            Ok(log) => {
+                lock(&self.log_specs).insert(definition.to_string(), log.clone());
+                log
+            }
+            Err(error) => {
+                tracing::warn!(message = "cannot read the task definition's log configuration", %definition, %error);
+                None
+            }
+        }
+    }
+
+    /// The log configuration of task `arn`'s definition (see [`log_spec`](Self::log_spec)).
+    pub async fn log_spec_of_task(&self, arn: &str) -> Option<LogSpec> {
+        let out = self
+            .ecs
+            .describe_tasks()
+            .cluster(&self.options.cluster)
+            .tasks(arn)
+            .send()
+            .await
+            .ok()?;
+        let definition = out.tasks().first()?.task_definition_arn()?.to_string();
+        self.log_spec(&definition).await
+    }
+
     /// Watches a task found in the cluster (see [`discover`](Self::discover)).
     pub fn watch(&self, arn: &str) -> StartedTask {
         StartedTask {
@@ -415,6 +452,7 @@ impl EcsLauncher {
                         flow_run_id,
                         attempt,
                         queue: tag(QUEUE_TAG).map(str::to_string),
+                        definition: task.task_definition_arn().map(str::to_string),
                     });
                 }
             }

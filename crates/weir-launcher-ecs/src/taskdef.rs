@@ -155,6 +155,42 @@ pub struct Registered {
     pub registered: bool,
 }
 
+/// The `awslogs` configuration of registered task definition `definition` (an ARN or
+/// `family:revision`), as [`LogSpec`]; `None` without one.
+pub async fn log_spec(
+    ecs: &aws_sdk_ecs::Client,
+    definition: &str,
+) -> Result<Option<LogSpec>, Error> {
+    let out = ecs
+        .describe_task_definition()
+        .task_definition(definition)
+        .send()
+        .await
+        .map_err(|e| describe_error("DescribeTaskDefinition", &e))?;
+    let Some(log) = out
+        .task_definition()
+        .and_then(|d| {
+            d.container_definitions()
+                .iter()
+                .find(|c| c.name() == Some(CONTAINER))
+        })
+        .and_then(|c| c.log_configuration())
+        .filter(|l| l.log_driver() == &LogDriver::Awslogs)
+        .and_then(|l| l.options())
+    else {
+        return Ok(None);
+    };
+    let get = |k: &str| log.get(k).cloned();
+    Ok(match (get("awslogs-group"), get("awslogs-stream-prefix")) {
+        (Some(group), Some(stream_prefix)) => Some(LogSpec {
+            group,
+            region: get("awslogs-region").unwrap_or_default(),
+            stream_prefix,
+        }),
+        _ => None,
+    })
+}
+
 /// Finds the revision of `spec`'s family registered from the same spec (by its hash tag),
 /// looking at the newest revision first, then a few recent ones. `None` when there is none.
 pub async fn find(ecs: &aws_sdk_ecs::Client, spec: &TaskSpec) -> Result<Option<Registered>, Error> {

@@ -45,6 +45,10 @@ pub struct LaunchSpec {
     pub flow_run_id: Uuid,
     /// The attempt number, starting at 1.
     pub attempt: u32,
+    /// The work queue the run was claimed from. Launchers whose runs outlive the agent tag
+    /// them with it, so an agent replacing another on the same queues finds them
+    /// ([`Launcher::discover`]).
+    pub queue: String,
     /// Program and arguments. The process launcher runs `argv[0]` (looked up on `PATH` when
     /// it has no `/`); container launchers use it as the container's command, if non-empty.
     pub argv: Vec<String>,
@@ -69,6 +73,7 @@ impl fmt::Debug for LaunchSpec {
         f.debug_struct("LaunchSpec")
             .field("flow_run_id", &self.flow_run_id)
             .field("attempt", &self.attempt)
+            .field("queue", &self.queue)
             .field("argv", &self.argv)
             .field("infrastructure", &self.infrastructure.kind())
             .field("env", &self.env.keys().collect::<Vec<_>>())
@@ -249,6 +254,41 @@ pub trait Launcher: Send + Sync + 'static {
 
     /// Starts one attempt. Resolves once the run has started (not when it ends).
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>>;
+
+    /// Takes over attempt `attempt` of run `flow_run_id`, which an earlier agent over the
+    /// same state directory launched as `id` ([`LaunchHandle::id`]), after a restart.
+    /// `Ok(None)`: the launcher cannot find it (it never started, or it ended and its
+    /// infrastructure forgot it); the agent then settles the run from what the server knows.
+    /// Launchers that cannot follow runs across agents keep the default (`Ok(None)`).
+    fn reattach(
+        &self,
+        flow_run_id: Uuid,
+        attempt: u32,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Option<Launched>, LaunchError>> {
+        let _ = (flow_run_id, attempt, id);
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Runs of `queues` still on this launcher's infrastructure, whichever agent launched
+    /// them: how a new agent instance (new identity, same infrastructure and queues) takes
+    /// over from the one it replaces, without launching anything again. The default finds
+    /// none.
+    fn discover(&self, queues: &[String]) -> BoxFuture<'_, Result<Vec<Found>, LaunchError>> {
+        let _ = queues;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// A run found on a launcher's infrastructure by [`Launcher::discover`], followed again.
+#[derive(Debug)]
+pub struct Found {
+    /// The flow run.
+    pub flow_run_id: Uuid,
+    /// The attempt it runs.
+    pub attempt: u32,
+    /// The run, followed: its output, end and cancel.
+    pub launched: Launched,
 }
 
 /// The launcher-specific side of a [`Launched`] run.

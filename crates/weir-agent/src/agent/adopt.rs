@@ -1,0 +1,261 @@
+//! Taking over runs the agent did not launch in this life: after a restart, and from an
+//! agent it replaces.
+//!
+//! - **Records.** Every supervised run has a record in the state directory (run, attempt,
+//!   launcher, the launch's id). A restarted agent reads them before claiming anything: a
+//!   local process still alive is followed by its pid; a run of another launcher is handed
+//!   back by [`Launcher::reattach`] (an ECS task found by its `startedBy`). A run whose
+//!   process or task is gone is settled from what the server knows (its own report, its
+//!   outcome file, else Crashed).
+//! - **Discovery.** Then every launcher whose runs outlive agents is asked for the runs of
+//!   the agent's queues still on its infrastructure ([`Launcher::discover`]): how a new agent
+//!   instance — new identity, same cluster and queues — takes over the ECS tasks of the one
+//!   it replaces while that one drains, instead of launching them again or losing their end.
+//! - A run is taken over only while the server says it is at the same attempt and not
+//!   finished; heartbeating it then makes this agent its holder. When two agents follow the
+//!   same task during a hand-over, both see its end and the server applies the first report.
+
+use super::{Held, Shared, drain_and_wait, lock, read_run, record_path, settle};
+use crate::launcher::{ExitStatus, Launched, Launcher};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+use weir_core::infrastructure::InfrastructureKind;
+
+/// A supervision record, `<state_dir>/<run>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Record {
+    /// The flow run.
+    pub run: Uuid,
+    /// Its attempt.
+    pub attempt: u32,
+    /// The launch's id on its infrastructure ([`Launched::id`]): a pid, a task ARN.
+    pub pid: String,
+    /// The launcher's name; records without one are processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<String>,
+    /// Whether the deployment runs a plain command (its exit code decides its state).
+    #[serde(default)]
+    pub plain: bool,
+}
+
+/// Writes the record of a run being supervised.
+pub(super) fn write_record(sh: &Shared, record: &Record) {
+    if let Ok(text) = serde_json::to_string(record) {
+        let _ = std::fs::write(record_path(sh, record.run), text);
+    }
+}
+
+/// Takes over what the records and the launchers' infrastructure hold; returns once every
+/// such run is supervised again (before the agent claims anything).
+pub(super) async fn adopt(sh: &Arc<Shared>) {
+    let mut reattach = Vec::new();
+    for record in read_records(sh) {
+        match launcher_of(sh, &record) {
+            None => follow_process(sh, record),
+            Some(launcher) => reattach.push((launcher, record)),
+        }
+    }
+    for (launcher, record) in reattach {
+        match launcher
+            .reattach(record.run, record.attempt, &record.pid)
+            .await
+        {
+            Ok(Some(launched)) => {
+                tracing::info!(message = "taking over a run still on its infrastructure", run = %record.run, id = %record.pid);
+                follow(
+                    sh,
+                    &launcher,
+                    record.run,
+                    record.attempt,
+                    record.plain,
+                    launched,
+                )
+                .await;
+            }
+            Ok(None) => {
+                let sh = sh.clone();
+                tokio::spawn(async move {
+                    settle_orphan(&sh, record.run, record.attempt).await;
+                    let _ = std::fs::remove_file(record_path(&sh, record.run));
+                });
+            }
+            // The run's own heartbeats keep it alive meanwhile; discovery may still find it.
+            Err(error) => {
+                tracing::warn!(message = "cannot look for a run of the previous agent", run = %record.run, %error)
+            }
+        }
+    }
+    discover(sh).await;
+}
+
+/// Runs of this agent's queues on infrastructure that outlives agents, not yet followed.
+async fn discover(sh: &Arc<Shared>) {
+    let launchers: Vec<Arc<dyn Launcher>> = sh
+        .launchers
+        .values()
+        .filter(|l| l.survives_agent())
+        .cloned()
+        .collect();
+    for launcher in launchers {
+        let found = match launcher.discover(&sh.options.queues).await {
+            Ok(f) => f,
+            Err(error) => {
+                tracing::warn!(message = "cannot look for runs to take over", launcher = launcher.name(), %error);
+                continue;
+            }
+        };
+        for f in found {
+            if lock(sh).contains_key(&f.flow_run_id) {
+                continue;
+            }
+            let plain = plain_command(sh, f.flow_run_id).await;
+            tracing::info!(message = "taking over a run another agent launched", run = %f.flow_run_id, attempt = f.attempt, id = %f.launched.id());
+            follow(sh, &launcher, f.flow_run_id, f.attempt, plain, f.launched).await;
+        }
+    }
+}
+
+/// Whether run `id`'s deployment runs a plain command (false when it cannot be read).
+async fn plain_command(sh: &Shared, id: Uuid) -> bool {
+    let Some(run) = read_run(sh, id).await else {
+        return false;
+    };
+    let Some(deployment) = run.deployment.as_deref() else {
+        return false;
+    };
+    match sh.client.deployment(&run.project, deployment).await {
+        Ok(d) => d.spec.plain_command,
+        Err(_) => false,
+    }
+}
+
+/// Supervises a run taken over, if the server still has it at `attempt` and unfinished.
+async fn follow(
+    sh: &Arc<Shared>,
+    launcher: &Arc<dyn Launcher>,
+    run: Uuid,
+    attempt: u32,
+    plain: bool,
+    mut launched: Launched,
+) {
+    let current = match read_run(sh, run).await {
+        Some(r) if r.attempt == attempt && !r.state.is_terminal() => r,
+        _ => {
+            let _ = std::fs::remove_file(record_path(sh, run));
+            return;
+        }
+    };
+    lock(sh).insert(
+        run,
+        Held {
+            attempt,
+            cancel: Some(launched.canceller()),
+            cancelling: false,
+            survives: launcher.survives_agent(),
+        },
+    );
+    write_record(
+        sh,
+        &Record {
+            run,
+            attempt,
+            pid: launched.id(),
+            launcher: Some(launcher.name().to_string()),
+            plain,
+        },
+    );
+    let sh = sh.clone();
+    tokio::spawn(async move {
+        let exit = drain_and_wait(&sh, &current, &mut launched).await;
+        settle(&sh, &current, plain, exit).await;
+        lock(&sh).remove(&run);
+        let _ = std::fs::remove_file(record_path(&sh, run));
+        sh.slot_freed.notify_waiters();
+    });
+}
+
+/// The launcher a record names, unless it is a local process (followed by its pid).
+fn launcher_of(sh: &Shared, record: &Record) -> Option<Arc<dyn Launcher>> {
+    let name = record.launcher.as_deref()?;
+    if name == InfrastructureKind::Process.as_str() {
+        return None;
+    }
+    sh.launchers.values().find(|l| l.name() == name).cloned()
+}
+
+fn read_records(sh: &Shared) -> Vec<Record> {
+    let Ok(entries) = std::fs::read_dir(&sh.options.state_dir) else {
+        return Vec::new();
+    };
+    let mut records = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| serde_json::from_str::<Record>(&s).ok())
+        {
+            Some(r) => records.push(r),
+            None => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    records
+}
+
+/// A local process of the previous agent: heartbeated while alive, settled when it dies.
+fn follow_process(sh: &Arc<Shared>, record: Record) {
+    let (run, attempt) = (record.run, record.attempt);
+    let Some(pid) = record.pid.parse::<u32>().ok() else {
+        let _ = std::fs::remove_file(record_path(sh, run));
+        return;
+    };
+    if !crate::launcher::is_alive(pid) {
+        let sh = sh.clone();
+        tokio::spawn(async move {
+            settle_orphan(&sh, run, attempt).await;
+            let _ = std::fs::remove_file(record_path(&sh, run));
+        });
+        return;
+    }
+    tracing::info!(message = "taking over a run still alive from a previous agent", %run, pid);
+    lock(sh).insert(
+        run,
+        Held {
+            attempt,
+            cancel: Some(crate::launcher::process::pid_canceller(pid)),
+            cancelling: false,
+            survives: false,
+        },
+    );
+    let sh = sh.clone();
+    tokio::spawn(async move {
+        while crate::launcher::is_alive(pid) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        settle_orphan(&sh, run, attempt).await;
+        lock(&sh).remove(&run);
+        let _ = std::fs::remove_file(record_path(&sh, run));
+        sh.slot_freed.notify_waiters();
+    });
+}
+
+async fn settle_orphan(sh: &Shared, run: Uuid, attempt: u32) {
+    match read_run(sh, run).await {
+        Some(current) if current.attempt == attempt => {
+            settle(
+                sh,
+                &current,
+                false,
+                ExitStatus::Unknown("the run ended while the agent was down".into()),
+            )
+            .await;
+        }
+        _ => {}
+    }
+}
