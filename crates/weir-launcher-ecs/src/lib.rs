@@ -9,6 +9,7 @@
 //! | [`reconciler`] | one loop per agent batching `DescribeTasks`, start deadline, cancel |
 //! | [`status`] | what a described task or a `RunTask` failure means (pure, tested on recorded responses) |
 //! | [`logs`] | the CloudWatch tail of a task that died without reporting itself |
+//! | [`requests`] | counting the ECS requests really sent, by operation (an SDK interceptor) |
 //!
 //! **Invariants.** The agent never calls `RegisterTaskDefinition` and never sees a secret
 //! value: secrets are `valueFrom` references resolved by ECS with the execution role. The only
@@ -26,6 +27,7 @@ pub mod deployment;
 pub mod launcher;
 pub mod logs;
 pub mod reconciler;
+pub mod requests;
 pub mod status;
 pub mod taskdef;
 
@@ -118,14 +120,19 @@ pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     /// CloudWatch Logs.
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// The ECS requests sent through `ecs`, by operation.
+    pub requests: requests::Requests,
 }
 
 impl Clients {
-    /// Both clients from one SDK configuration.
+    /// Both clients from one SDK configuration, the ECS one counting its requests.
     pub fn new(config: &weir_secrets_aws::aws_config::SdkConfig) -> Clients {
+        let requests = requests::Requests::default();
+        let ecs_config = requests.attach(aws_sdk_ecs::config::Builder::from(config));
         Clients {
-            ecs: aws_sdk_ecs::Client::new(config),
+            ecs: aws_sdk_ecs::Client::from_conf(ecs_config.build()),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            requests,
         }
     }
 
