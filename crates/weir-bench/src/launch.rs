@@ -1,6 +1,8 @@
 //! `weir-bench launch`: time from a run's creation to the first line of its user code, with
 //! an idle agent already waiting (real `weir server`, `weir agent` and `example-flows`
 //! processes; the flow appends a timestamp to `WEIR_BENCH_MARK_FILE` when its code starts).
+//! With `--launcher docker` the runs are containers, beside bare `docker run`s of the same
+//! image ([`crate::launch_docker`]).
 
 use crate::procs::{self, Proc, round};
 use anyhow::{Context, Result, bail};
@@ -15,10 +17,23 @@ use weir_core::api::{CreateFlowRun, DeploymentSpec};
 pub struct Args {
     /// Runs to measure.
     #[arg(long, default_value_t = 60)]
-    runs: u32,
+    pub runs: u32,
+    /// Where runs start: local processes, or containers (then also bare `docker run`s of the
+    /// same image, for comparison).
+    #[arg(long, value_enum, default_value = "process")]
+    pub launcher: Kind,
 }
 
-fn now_us() -> u128 {
+/// The launchers `weir-bench launch` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// Local processes.
+    Process,
+    /// Containers on the local Docker engine.
+    Docker,
+}
+
+pub(crate) fn now_us() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros())
@@ -27,6 +42,9 @@ fn now_us() -> u128 {
 
 /// Measures and returns the figures.
 pub fn run(args: &Args) -> Result<Value> {
+    if args.launcher == Kind::Docker {
+        return crate::launch_docker::run(args.runs);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -66,22 +84,8 @@ pub fn run(args: &Args) -> Result<Value> {
             ..Default::default()
         }))?;
         let id = run.id.to_string();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mark = loop {
-            let text = std::fs::read_to_string(&marks).unwrap_or_default();
-            if let Some(t) = text
-                .lines()
-                .filter_map(|l| l.split_once(' '))
-                .find(|(_, rid)| *rid == id)
-                .and_then(|(t, _)| t.parse::<u128>().ok())
-            {
-                break t;
-            }
-            if Instant::now() > deadline {
-                bail!("run {id} did not start within 30 s");
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        };
+        let mark = wait_mark(&marks, |rid| rid == id)
+            .with_context(|| format!("run {id} did not start within 30 s"))?;
         if i > 0 {
             latencies.push(mark.saturating_sub(t0) as f64 / 1000.0);
         }
@@ -99,12 +103,41 @@ pub fn run(args: &Args) -> Result<Value> {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    let pct = percentiles(latencies);
     Ok(json!({
-        "launch_runs": latencies.len(),
-        "launch_p50_ms": round(pct(0.5), 1),
-        "launch_p99_ms": round(pct(0.99), 1),
-        "launch_max_ms": round(pct(1.0), 1),
+        "launch_runs": args.runs,
+        "launch_p50_ms": pct(0.5),
+        "launch_p99_ms": pct(0.99),
+        "launch_max_ms": pct(1.0),
     }))
+}
+
+/// The time (unix µs) of the first mark in `marks` whose run id satisfies `is_it`, waiting
+/// up to 30 s for it.
+pub(crate) fn wait_mark(marks: &std::path::Path, is_it: impl Fn(&str) -> bool) -> Result<u128> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(marks).unwrap_or_default();
+        if let Some(t) = text
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(_, rid)| is_it(rid))
+            .and_then(|(t, _)| t.parse::<u128>().ok())
+        {
+            return Ok(t);
+        }
+        if Instant::now() > deadline {
+            bail!("no mark in {} within 30 s", marks.display());
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// The percentile function of `values` (ms), rounded to 0.1.
+pub(crate) fn percentiles(mut values: Vec<f64>) -> impl Fn(f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    move |p: f64| match values.len() {
+        0 => 0.0,
+        n => round(values[((n as f64 - 1.0) * p).round() as usize], 1),
+    }
 }

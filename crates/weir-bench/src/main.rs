@@ -1,7 +1,9 @@
 //! `weir-bench`: Weir's benchmarks. Each subcommand measures one part and prints ONE JSON
-//! object on stdout. Subcommands live in their own modules: `sdk`, `server`, `launch`, `ui`, `python`, `retention`.
+//! object on stdout. Subcommands live in their own modules: `sdk`, `server`, `launch` (and
+//! `launch_docker`), `ui`, `python`, `retention`.
 
 mod launch;
+mod launch_docker;
 mod procs;
 mod python;
 mod retention;

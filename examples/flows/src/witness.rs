@@ -4,7 +4,9 @@
 //!   `$WEIR_WITNESS_DIR/witness.log` when it starts (one `O_APPEND` write), so tests can prove
 //!   each run was launched exactly once;
 //! * `WEIR_BENCH_MARK_FILE` set: appends `{unix_time_us} {flow_run_id}` to that file at the very
-//!   start of user code (for the launch-latency benchmark).
+//!   start of user code (for the launch-latency benchmark). `BENCH_MARK_FILE` does the same for
+//!   runs whose environment comes from their deployment alone (a container: deployments may not
+//!   set `WEIR_` names).
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,7 +31,10 @@ pub fn record() {
     let Some(run) = weir::context::current_flow_run() else {
         return;
     };
-    if let Some(path) = std::env::var_os("WEIR_BENCH_MARK_FILE").filter(|p| !p.is_empty()) {
+    let mark = ["WEIR_BENCH_MARK_FILE", "BENCH_MARK_FILE"]
+        .into_iter()
+        .find_map(|name| std::env::var_os(name).filter(|p| !p.is_empty()));
+    if let Some(path) = mark {
         append(
             std::path::Path::new(&path),
             &format!("{now_us} {}\n", run.flow_run_id),
