@@ -88,8 +88,18 @@ struct Images {
     tag: String,
 }
 
+/// Held while building or removing test images: the legacy builder's cache images are shared
+/// by every tag, and removing one tag while another build uses its cache breaks that build.
+fn image_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join("weir-test-images.lock");
+    let file = std::fs::File::create(&path).expect("create the image lock file");
+    file.lock().expect("lock the image lock file");
+    file
+}
+
 impl Images {
     fn build() -> Images {
+        let _lock = image_lock();
         let tag = format!("t{}", std::process::id());
         let dir = common::weir_bin().parent().expect("bin dir").to_path_buf();
         let script =
@@ -116,6 +126,7 @@ impl Images {
 
 impl Drop for Images {
     fn drop(&mut self) {
+        let _lock = image_lock();
         let _ = std::process::Command::new("docker")
             .args(["rmi", "-f"])
             .arg(format!("weir-test-weir:{}", self.tag))
@@ -348,4 +359,74 @@ fn out_of_memory_is_crashed_with_the_limit() {
         assert!(msg.contains("out of memory (limit 512Mi)"), "{msg}");
     }
     no_container_left(&ids);
+}
+
+/// An agent killed (`kill -9`) and restarted mid-run takes its containers over instead of
+/// launching them again: a flow and a `weir exec` command complete on attempt 1 with one
+/// container each, every line logged once in order, containers removed by the new agent; a
+/// container removed while no agent ran ends its run Crashed, saying so.
+#[test]
+fn a_restarted_agent_takes_its_containers_over() {
+    let Some((mut w, _images)) = docker_weir() else {
+        return;
+    };
+    let flow = w.create_run(
+        "dev",
+        "slow-docker",
+        common::params(&[("seconds", 6.into())]),
+    );
+    let ticks = w.create_run("dev", "ticks-docker", Parameters::new());
+    let gone = w.create_run("dev", "slow-docker", Parameters::new());
+    for id in [flow.id, ticks.id, gone.id] {
+        w.wait_state(id, StateKind::Running, Duration::from_secs(30));
+    }
+    common::wait_until("the first tick", Duration::from_secs(20), || {
+        let logs = messages(&w, ticks.id);
+        if logs.iter().any(|m| m == "tick 1") {
+            Ok(())
+        } else {
+            Err(format!("{logs:?}"))
+        }
+    });
+    w.kill_agent(0);
+    let removed = std::process::Command::new("docker")
+        .args(["rm", "-f", &containers_of(gone.id)])
+        .output()
+        .expect("docker rm");
+    assert!(removed.status.success(), "{removed:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    let home = w.agent_home(0);
+    let again = w.start_agent_with(&home, 4, &["--launchers", "process,docker"], &[]);
+
+    for id in [flow.id, ticks.id] {
+        let d = w.wait_terminal(id, Duration::from_secs(60));
+        assert_eq!(
+            d.run.state,
+            StateKind::Completed,
+            "{}",
+            common::describe(&d)
+        );
+        assert_eq!(d.run.attempt, 1, "launched once: {}", common::describe(&d));
+    }
+    let d = w.wait_terminal(gone.id, Duration::from_secs(30));
+    assert_eq!(d.run.state, StateKind::Crashed, "{}", common::describe(&d));
+    let msg = d.run.state_message.clone().unwrap_or_default();
+    assert!(msg.contains("disappeared"), "{msg}");
+
+    let logs = messages(&w, ticks.id);
+    let seen: Vec<&str> = logs
+        .iter()
+        .map(String::as_str)
+        .filter(|m| m.starts_with("tick "))
+        .collect();
+    let expected: Vec<String> = (1..=8).map(|i| format!("tick {i}")).collect();
+    assert_eq!(seen, expected, "{logs:#?}");
+    let log = w.agent_log(again);
+    assert!(
+        log.matches("taking over a run still on its infrastructure")
+            .count()
+            >= 2,
+        "{log}"
+    );
+    no_container_left(&[flow.id, ticks.id, gone.id]);
 }

@@ -13,7 +13,10 @@
 //!   (the default when `WEIR_API_URL` is a loopback address); otherwise it joins the
 //!   infrastructure's `network` or the engine's default, and `WEIR_API_URL` must be an address
 //!   the container can reach.
+//! - An agent restarted mid-run takes its containers over ([`Launcher::reattach`], see
+//!   `adopt.rs`) instead of launching them again; one that vanished ends its run Crashed.
 
+mod adopt;
 mod create;
 mod watch;
 
@@ -113,5 +116,15 @@ impl Launcher for DockerLauncher {
 
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<Launched, LaunchError>> {
         Box::pin(self.start(spec))
+    }
+
+    fn reattach(
+        &self,
+        flow_run_id: uuid::Uuid,
+        attempt: u32,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Option<Launched>, LaunchError>> {
+        let id = id.to_string();
+        Box::pin(async move { adopt::reattach(&self.docker, flow_run_id, attempt, &id).await })
     }
 }
