@@ -1,5 +1,5 @@
 //! Example Weir flows in one flows binary: `etl`, `chain`, `fanout`, `flaky`, `slow`, `fails`,
-//! `leaky`, and the S3 flows `s3_download` and `s3_roundtrip` (module `s3`).
+//! `leaky`, `witness` (the fault suite's), and the S3 flows `s3_download` and `s3_roundtrip` (module `s3`).
 //!
 //! `example-flows describe` lists them; `example-flows run etl --param rows=500` runs one.
 //! Tests and benchmarks drive this binary as a real process (see `witness`).
@@ -9,6 +9,7 @@ mod witness;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use weir::prelude::*;
@@ -209,7 +210,41 @@ async fn leaky() -> anyhow::Result<u64> {
     use_token().await
 }
 
+/// One step of `witness`: records it, logs it through tracing and stdout, then sleeps.
+#[task]
+async fn tick(step: u64, of: u64, interval_ms: u64) -> anyhow::Result<u64> {
+    let attempt = weir::context::current_flow_run().map_or(0, |r| r.attempt);
+    witness::event("tick", step);
+    tracing::info!("tick {step}/{of} attempt {attempt}");
+    // Not `println!`: it panics once the agent that read this pipe is gone.
+    let _ = writeln!(std::io::stdout(), "stdout tick {step}/{of} attempt {attempt}");
+    tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+    Ok(step)
+}
+
+/// The fault suite's witness: `ticks` steps of `interval_ms`, each one task run, a witness
+/// event (`start`, `tick`, `end` in `$WEIR_WITNESS_DIR/events.log`) and two log lines; it
+/// uses the secret `$CANARY` (when its deployment injects one) where redaction must hide it.
+#[flow]
+async fn witness(
+    #[param(default = 10, description = "How many steps")] ticks: u64,
+    #[param(default = 200, description = "Milliseconds per step")] interval_ms: u64,
+) -> anyhow::Result<u64> {
+    witness::record();
+    witness::event("start", 0);
+    if let Ok(canary) = std::env::var("CANARY") {
+        tracing::info!("connecting with {canary}");
+    }
+    let mut done = 0;
+    for step in 1..=ticks {
+        done = tick(step, ticks, interval_ms).await?;
+    }
+    witness::event("end", done);
+    Ok(done)
+}
+
 weir::main!(
+    witness,
     etl,
     chain,
     fanout,
