@@ -79,6 +79,9 @@ struct Held {
     /// Launched on infrastructure that outlives the agent (an ECS task): left running when
     /// the agent stops, for the agent that replaces it to take over.
     survives: bool,
+    /// Stopped by the fence (its lease could not be renewed): reported Crashed, never by
+    /// what its process left behind.
+    fenced: bool,
 }
 
 struct Shared {
@@ -89,6 +92,7 @@ struct Shared {
     resolver: Resolver,
     held: Mutex<HashMap<Uuid, Held>>,
     slot_freed: Notify,
+    fence: crate::fence::Fence,
 }
 
 /// A configured agent, ready to [`run`](Agent::run).
@@ -114,6 +118,7 @@ impl Agent {
                 resolver,
                 held: Mutex::new(HashMap::new()),
                 slot_freed: Notify::new(),
+                fence: crate::fence::Fence::new(),
             }),
         }
     }
@@ -137,6 +142,7 @@ impl Agent {
         tracing::info!(message = "agent registered", agent = %me, queues = ?sh.options.queues, limit = sh.options.limit, ?launchers);
         adopt::adopt(&sh).await;
         let heartbeat = tokio::spawn(heartbeat_loop(sh.clone(), me));
+        let fence = tokio::spawn(fence_loop(sh.clone()));
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -194,6 +200,7 @@ impl Agent {
                 tokio::time::timeout(Duration::from_millis(200), sh.slot_freed.notified()).await;
         }
         heartbeat.abort();
+        fence.abort();
         Ok(())
     }
 }
@@ -239,7 +246,10 @@ async fn register(sh: &Shared) -> Result<Uuid, Error> {
 
 async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
     // Heartbeat at least three times per lease, whatever the server's lease is.
-    let mut every = sh.options.heartbeat_every;
+    // `steady`: the interval while the server answers; `every`: the next wait (shorter
+    // while it does not, so contact is back as soon as possible).
+    let mut steady = sh.options.heartbeat_every;
+    let mut every = steady;
     loop {
         tokio::time::sleep(every).await;
         let runs: Vec<HeldRun> = lock(&sh)
@@ -249,17 +259,29 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
                 attempt: h.attempt,
             })
             .collect();
-        match sh
-            .client
-            .agent_heartbeat(me, &weir_core::api::Heartbeat { runs })
-            .await
-        {
+        let sent = sh.fence.now();
+        // Bounded by the interval: a partition must not hold the loop (or the fence) up.
+        let answer = tokio::time::timeout(
+            steady.max(Duration::from_millis(500)),
+            sh.client
+                .agent_heartbeat(me, &weir_core::api::Heartbeat { runs }),
+        )
+        .await;
+        let Ok(answer) = answer else {
+            tracing::warn!(message = "heartbeat got no answer within its interval");
+            // Try again soon: the lease is running out (see `crate::fence`).
+            every = Duration::from_millis(250);
+            continue;
+        };
+        match answer {
             Ok(reply) => {
+                sh.fence.answered(sent, reply.lease_s);
                 if reply.lease_s > 0 {
                     let third = Duration::from_millis(reply.lease_s * 1000 / 3)
                         .max(Duration::from_millis(100));
-                    every = sh.options.heartbeat_every.min(third);
+                    steady = sh.options.heartbeat_every.min(third);
                 }
+                every = steady;
                 let mut held = lock(&sh);
                 for id in reply.cancel.iter().chain(reply.lost.iter()) {
                     if let Some(h) = held.get_mut(id)
@@ -274,7 +296,34 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
                     }
                 }
             }
-            Err(error) => tracing::warn!(message = "heartbeat failed", %error),
+            Err(error) => {
+                tracing::warn!(message = "heartbeat failed", %error);
+                every = Duration::from_millis(250);
+            }
+        }
+    }
+}
+
+/// Stops every held run once the server has been silent for most of a lease (see
+/// [`crate::fence`]).
+async fn fence_loop(sh: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(silent) = sh.fence.tripped() else {
+            continue;
+        };
+        let mut held = lock(&sh);
+        for (id, h) in held.iter_mut().filter(|(_, h)| !h.fenced) {
+            let Some(c) = &h.cancel else { continue };
+            h.fenced = true;
+            tracing::warn!(
+                message = "no answer from the server for most of a lease: stopping the run so that no other attempt can overlap it (fencing)",
+                run = %id,
+                attempt = h.attempt,
+                silent_ms = silent.as_millis() as u64,
+                lease_s = sh.fence.lease().as_secs()
+            );
+            c.cancel(Duration::ZERO);
         }
     }
 }
@@ -289,6 +338,7 @@ fn start(sh: &Arc<Shared>, claimed: ClaimedRun) {
             cancel: None,
             cancelling: false,
             survives: false,
+            fenced: false,
         },
     );
     let sh = sh.clone();
@@ -547,6 +597,17 @@ async fn settle_once(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) 
     if current.attempt != run.attempt || current.state.is_terminal() || current.state.is_claimable()
     {
         tracing::info!(message = "run finished", run = %run.id, state = %current.state, %exit);
+        return;
+    }
+    let fenced = lock(sh).get(&run.id).is_some_and(|h| h.fenced);
+    if fenced {
+        let msg = format!(
+            "stopped by its agent, which had no answer from the server for most of the {} s \
+             lease (fencing: another attempt may take over, never this one)",
+            sh.fence.lease().as_secs()
+        );
+        tracing::info!(message = "run fenced", run = %run.id, %exit);
+        report(sh, &current, StateKind::Crashed, Some(msg)).await;
         return;
     }
     if let Some(outcome) = crate::outcome::read(&sh.options.state_dir, &current) {

@@ -5,12 +5,14 @@
 //! - [`agent`]: the loop (register, claim, launch, heartbeat, cancel, settle).
 //! - [`launcher`]: the infrastructure interface ([`launcher::Launcher`]) and the process
 //!   launcher ([`launcher::ProcessLauncher`]).
+//! - [`fence`]: stopping held runs whose lease could not be renewed (fencing).
 //! - [`secrets`]: resolving secret references for the run being launched.
 //! - [`logs`]: output lines to log lines, shipped in batches (agent and `weir exec`).
 //! - [`exec`]: `weir exec`, the shim that reports a command without an SDK as its run.
 
 pub mod agent;
 pub mod exec;
+pub mod fence;
 pub mod launcher;
 pub mod logs;
 mod oom;

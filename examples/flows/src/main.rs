@@ -217,7 +217,10 @@ async fn tick(step: u64, of: u64, interval_ms: u64) -> anyhow::Result<u64> {
     witness::event("tick", step);
     tracing::info!("tick {step}/{of} attempt {attempt}");
     // Not `println!`: it panics once the agent that read this pipe is gone.
-    let _ = writeln!(std::io::stdout(), "stdout tick {step}/{of} attempt {attempt}");
+    let _ = writeln!(
+        std::io::stdout(),
+        "stdout tick {step}/{of} attempt {attempt}"
+    );
     tokio::time::sleep(Duration::from_millis(interval_ms)).await;
     Ok(step)
 }

@@ -154,6 +154,7 @@ async fn follow(
             cancel: Some(launched.canceller()),
             cancelling: false,
             survives: launcher.survives_agent(),
+            fenced: false,
         },
     );
     write_record(
@@ -231,6 +232,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
             cancel: Some(crate::launcher::process::pid_canceller(pid)),
             cancelling: false,
             survives: false,
+            fenced: false,
         },
     );
     let sh = sh.clone();

@@ -26,7 +26,9 @@ pub fn ensure() -> Result<(), String> {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status();
         if !again.is_ok_and(|s| s.success()) || !Path::new(LIB).exists() {
-            return Err(format!("libfaketime could not be installed ({LIB} missing)"));
+            return Err(format!(
+                "libfaketime could not be installed ({LIB} missing)"
+            ));
         }
     }
     Ok(())
@@ -44,7 +46,10 @@ pub fn faketime_env(dir: &Path) -> Vec<(String, String)> {
     step(dir, 0);
     vec![
         ("LD_PRELOAD".into(), LIB.into()),
-        ("FAKETIME_TIMESTAMP_FILE".into(), file(dir).display().to_string()),
+        (
+            "FAKETIME_TIMESTAMP_FILE".into(),
+            file(dir).display().to_string(),
+        ),
         ("FAKETIME_CACHE_DURATION".into(), "1".into()),
         ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
     ]

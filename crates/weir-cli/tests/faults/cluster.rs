@@ -145,7 +145,10 @@ pub fn suite_root() -> PathBuf {
                     .and_then(|p| p.parse::<u32>().ok())
                     .is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
                 if dead {
-                    let _ = Command::new("umount").arg("-l").arg(e.path().join("db")).status();
+                    let _ = Command::new("umount")
+                        .arg("-l")
+                        .arg(e.path().join("db"))
+                        .status();
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
@@ -352,7 +355,13 @@ impl Cluster {
         self.agents.push(Node { host, url, proc });
     }
 
-    fn spawn(&mut self, name: &str, ns: &str, args: Vec<String>, env: Vec<(String, String)>) -> usize {
+    fn spawn(
+        &mut self,
+        name: &str,
+        ns: &str,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> usize {
         let mut p = Proc {
             name: name.to_string(),
             ns: ns.to_string(),

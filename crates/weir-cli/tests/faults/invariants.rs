@@ -13,14 +13,32 @@ use weir_core::StateKind;
 
 /// The invariants, in table order, with what each means.
 pub const INVARIANTS: [(&str, &str); 8] = [
-    ("terminal", "every run ended, and a run whose process finished is Completed"),
+    (
+        "terminal",
+        "every run ended, and a run whose process finished is Completed",
+    ),
     ("one_launch", "no attempt was launched twice"),
-    ("no_overlap", "no two attempts of a run ran at the same time"),
-    ("tasks_closed", "no task run is open under an ended flow run"),
+    (
+        "no_overlap",
+        "no two attempts of a run ran at the same time",
+    ),
+    (
+        "tasks_closed",
+        "no task run is open under an ended flow run",
+    ),
     ("logs_exact", "no log line lost or duplicated"),
-    ("history", "state history is legal and monotonic, ending in the run's state"),
-    ("no_secret", "the secret value is nowhere on disk (database, logs, homes)"),
-    ("recovered", "new runs complete after the fault, with no manual step"),
+    (
+        "history",
+        "state history is legal and monotonic, ending in the run's state",
+    ),
+    (
+        "no_secret",
+        "the secret value is nowhere on disk (database, logs, homes)",
+    ),
+    (
+        "recovered",
+        "new runs complete after the fault, with no manual step",
+    ),
 ];
 
 /// One invariant's verdict.
@@ -203,7 +221,11 @@ pub fn terminal(db: &DbView, ev: &[Event]) -> Check {
             ));
         }
     }
-    check("terminal", problems, format!("{} runs: {counts:?}", db.runs.len()))
+    check(
+        "terminal",
+        problems,
+        format!("{} runs: {counts:?}", db.runs.len()),
+    )
 }
 
 /// No `(run, attempt)` started twice, and no start for an attempt the database never gave.
@@ -264,7 +286,10 @@ pub fn no_overlap(ev: &[Event]) -> Check {
     check(
         "no_overlap",
         problems,
-        format!("{} runs, {retried} with several attempts, none overlapping", spans.len()),
+        format!(
+            "{} runs, {retried} with several attempts, none overlapping",
+            spans.len()
+        ),
     )
 }
 
@@ -288,7 +313,7 @@ pub fn tasks_closed(db: &DbView) -> Check {
     )
 }
 
-/// Every step a finished attempt witnessed has its two log lines (through the SDK and through
+/// Every step the run's finished current attempt witnessed has its two log lines (through the SDK and through
 /// stdout) exactly once; no line of any attempt is stored twice.
 pub fn logs_exact(db: &DbView, ev: &[Event]) -> Check {
     let mut problems = Vec::new();
@@ -306,14 +331,23 @@ pub fn logs_exact(db: &DbView, ev: &[Event]) -> Check {
         }
     }
     let ticks: BTreeMap<(&str, i64), Vec<u64>> =
-        ev.iter().filter(|e| e.kind == "tick").fold(BTreeMap::new(), |mut m, e| {
-            m.entry((e.run.as_str(), e.attempt)).or_default().push(e.n);
-            m
-        });
-    for e in ev.iter().filter(|e| e.kind == "end") {
+        ev.iter()
+            .filter(|e| e.kind == "tick")
+            .fold(BTreeMap::new(), |mut m, e| {
+                m.entry((e.run.as_str(), e.attempt)).or_default().push(e.n);
+                m
+            });
+    // Completeness is owed for the attempt the database holds: a superseded (fenced)
+    // attempt's reports are refused on purpose.
+    let current = |e: &&Event| db.runs.get(&e.run).is_some_and(|r| r.1 == e.attempt);
+    for e in ev.iter().filter(|e| e.kind == "end").filter(current) {
         let of = e.n;
         let stored = db.logs.get(&e.run).cloned().unwrap_or_default();
-        for step in ticks.get(&(e.run.as_str(), e.attempt)).into_iter().flatten() {
+        for step in ticks
+            .get(&(e.run.as_str(), e.attempt))
+            .into_iter()
+            .flatten()
+        {
             for want in [
                 format!("tick {step}/{of} attempt {}", e.attempt),
                 format!("stdout tick {step}/{of} attempt {}", e.attempt),

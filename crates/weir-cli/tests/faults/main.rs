@@ -56,7 +56,14 @@ fn fault_suite() {
     if broken.is_empty() {
         let _ = std::fs::remove_dir_all(cluster::suite_root());
     } else {
-        eprintln!("faults: the hosts' files are kept in {}", cluster::suite_root().display());
+        eprintln!(
+            "faults: the hosts' files are kept in {}",
+            cluster::suite_root().display()
+        );
     }
-    assert!(broken.is_empty(), "invariants broken:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "invariants broken:\n{}",
+        broken.join("\n")
+    );
 }

@@ -123,11 +123,38 @@ impl Net {
         let ip_addr = format!("{}.{n}", self.subnet);
         ip_ok(&["netns", "add", &ns]);
         ip_ok(&[
-            "-n", &self.switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-            "netns", &ns,
+            "-n",
+            &self.switch,
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &ns,
         ]);
-        ip_ok(&["-n", &self.switch, "link", "set", &port, "master", "br0", "up"]);
-        ip_ok(&["-n", &ns, "addr", "add", &format!("{ip_addr}/24"), "dev", "eth0"]);
+        ip_ok(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &port,
+            "master",
+            "br0",
+            "up",
+        ]);
+        ip_ok(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{ip_addr}/24"),
+            "dev",
+            "eth0",
+        ]);
         ip_ok(&["-n", &ns, "link", "set", "eth0", "up"]);
         ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
         let host = Host {

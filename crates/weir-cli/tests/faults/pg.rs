@@ -41,7 +41,13 @@ fn ensure_user() {
         .is_ok_and(|s| s.success());
     if !exists {
         let status = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"])
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "postgres",
+            ])
             .status();
         assert!(
             status.is_ok_and(|s| s.success()),
@@ -88,7 +94,11 @@ fn chown_postgres(path: &Path) {
         .args(["-R", "postgres:postgres"])
         .arg(path)
         .status();
-    assert!(status.is_ok_and(|s| s.success()), "chown {}", path.display());
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "chown {}",
+        path.display()
+    );
 }
 
 /// The PostgreSQL server of one scenario.
@@ -110,7 +120,10 @@ impl Postgres {
             .arg(template(dir.parent().unwrap_or(dir)))
             .arg(&data)
             .status();
-        assert!(status.is_ok_and(|s| s.success()), "copy the cluster template");
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "copy the cluster template"
+        );
         let mut pg = Postgres {
             host,
             log: dir.join("logs").join("postgres.log"),
@@ -137,13 +150,22 @@ impl Postgres {
         let err = log.try_clone().expect("clone the log file");
         let child = Command::new("ip")
             .args(["netns", "exec", &self.host.ns])
-            .args(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+            .args([
+                "setpriv",
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
             .arg(bin("postgres"))
             .arg("-D")
             .arg(&self.data)
             .args(["-c", &format!("listen_addresses={}", self.host.ip)])
             .args(["-c", "port=5432"])
-            .args(["-c", &format!("unix_socket_directories={}", self.data.display())])
+            .args([
+                "-c",
+                &format!("unix_socket_directories={}", self.data.display()),
+            ])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
             .stdin(Stdio::null())

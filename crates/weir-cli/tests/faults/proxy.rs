@@ -24,7 +24,12 @@ impl DelayProxy {
         let delay_ms = Arc::new(AtomicU64::new(delay.as_millis() as u64));
         let stop = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(Mutex::new(Vec::new()));
-        let (d, s, c, up) = (delay_ms.clone(), stop.clone(), conns.clone(), upstream.to_string());
+        let (d, s, c, up) = (
+            delay_ms.clone(),
+            stop.clone(),
+            conns.clone(),
+            upstream.to_string(),
+        );
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if s.load(Ordering::SeqCst) {

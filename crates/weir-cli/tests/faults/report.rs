@@ -34,7 +34,13 @@ pub fn table(rows: &[Outcome]) -> String {
     }
     s.push('\n');
     for r in rows {
-        let _ = writeln!(s, "- **{}** — {}: {}", r.scenario, r.fault, r.notes.join("; "));
+        let _ = writeln!(
+            s,
+            "- **{}** — {}: {}",
+            r.scenario,
+            r.fault,
+            r.notes.join("; ")
+        );
         for c in &r.checks {
             if !c.held {
                 let _ = writeln!(s, "  - {} broken: {}", c.name, c.evidence);

@@ -88,10 +88,9 @@ pub fn run(
 
 /// States of every run of the scenario's project, straight from the database.
 fn open_runs(c: &Cluster) -> Result<usize, String> {
-    let db = c
-        .rt
-        .block_on(invariants::read_states(&c.db_url))
-        .map_err(|e| e.to_string())?;
+    let db =
+        c.rt.block_on(invariants::read_states(&c.db_url))
+            .map_err(|e| e.to_string())?;
     Ok(db
         .iter()
         .filter(|s| !s.parse::<StateKind>().is_ok_and(|k| k.is_terminal()))
@@ -151,7 +150,10 @@ fn probe(c: &Cluster, notes: &mut Vec<String>) -> Check {
         }
     }
     let secs = t.elapsed().as_secs_f64();
-    notes.push(format!("probe runs through {} replicas took {secs:.1} s", ids.len()));
+    notes.push(format!(
+        "probe runs through {} replicas took {secs:.1} s",
+        ids.len()
+    ));
     Check {
         name: "recovered".into(),
         held: problems.is_empty(),

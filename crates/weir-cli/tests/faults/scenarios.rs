@@ -58,18 +58,18 @@ fn wait_running(c: &Cluster, ids: &[Uuid], k: usize) {
 /// Every scenario, by name, with whether the trimmed CI suite runs it.
 pub const ALL: [(&str, bool); 14] = [
     ("kill_server", true),
-    ("kill_agent", true),
-    ("kill_both", true),
+    ("kill_agent", false),
+    ("kill_both", false),
     ("kill_flow", true),
     ("kill_replica_mid_claim", false),
     ("pg_restart", true),
     ("pg_stop_beyond_lease", false),
-    ("partition_short", false),
+    ("partition_short", true),
     ("partition_long", true),
-    ("sqlite_disk_full", true),
+    ("sqlite_disk_full", false),
     ("clock_step", false),
     ("slow_db", false),
-    ("scale_pg", true),
+    ("scale_pg", false),
     ("scale_sqlite", false),
 ];
 
@@ -266,7 +266,10 @@ fn sqlite_disk_full() -> Outcome {
                 .expect("run dd");
             notes.push(format!(
                 "filled the disk: {}",
-                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
             ));
             std::thread::sleep(Duration::from_secs(4));
             let _ = std::fs::remove_file(&filler);
@@ -314,7 +317,11 @@ fn slow_db() -> Outcome {
 
 fn scale(db: Db, replicas: usize, full: bool) -> Outcome {
     let (batches, per) = if full { (20, 500) } else { (2, 60) };
-    let name = if db == Db::Postgres { "scale_pg" } else { "scale_sqlite" };
+    let name = if db == Db::Postgres {
+        "scale_pg"
+    } else {
+        "scale_sqlite"
+    };
     let mut s = spec(db, replicas, 8);
     s.limit = 8;
     run(
