@@ -45,6 +45,9 @@ FEATURES=(--features weir-cli/aws,weir-cli/ecs)
 # remove them when the suite ends.
 trap 'docker rmi -f weir-test-weir:dev weir-test-weir-example-flows:dev >/dev/null 2>&1 || true' EXIT
 
+# The workspace run includes the trimmed fault suite (crates/weir-cli/tests/faults, root and
+# network namespaces); scripts/chaos.sh runs the full one.
+
 # Tests need the binaries they drive (weir, example-flows) built first.
 cargo build --workspace --bins "${FEATURES[@]}"
 

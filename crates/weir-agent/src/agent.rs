@@ -599,6 +599,12 @@ async fn settle_once(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) 
         tracing::info!(message = "run finished", run = %run.id, state = %current.state, %exit);
         return;
     }
+    if let Some(outcome) = crate::outcome::read(&sh.options.state_dir, &current) {
+        tracing::info!(message = "run finished; delivering the final state its process left", run = %run.id, state = %outcome.state, %exit);
+        deliver(sh, run.id, &outcome).await;
+        return;
+    }
+    // A process that finished before the fence stopped it left its true outcome (above).
     let fenced = lock(sh).get(&run.id).is_some_and(|h| h.fenced);
     if fenced {
         let msg = format!(
@@ -608,11 +614,6 @@ async fn settle_once(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) 
         );
         tracing::info!(message = "run fenced", run = %run.id, %exit);
         report(sh, &current, StateKind::Crashed, Some(msg)).await;
-        return;
-    }
-    if let Some(outcome) = crate::outcome::read(&sh.options.state_dir, &current) {
-        tracing::info!(message = "run finished; delivering the final state its process left", run = %run.id, state = %outcome.state, %exit);
-        deliver(sh, run.id, &outcome).await;
         return;
     }
     let (state, message) = if current.state == StateKind::Cancelling {
