@@ -209,6 +209,9 @@ pub enum Command {
     /// Work queues.
     #[command(subcommand)]
     Queues(QueuesCommand),
+    /// Concurrency limits of tags, across deployments and projects.
+    #[command(subcommand)]
+    Limits(LimitsCommand),
     /// API keys of service accounts (admin).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -320,6 +323,13 @@ pub enum RunsCommand {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<std::path::PathBuf>,
     },
+    /// Explain why a run is not running: not due yet, awaiting a retry, no live agent on its
+    /// queue or for its infrastructure, agents at capacity, a full concurrency limit (and the
+    /// runs holding it), a paused schedule.
+    Why {
+        /// Flow run id.
+        id: String,
+    },
     /// Cancel a run.
     Cancel {
         /// Flow run id.
@@ -406,6 +416,25 @@ pub enum ScheduleCommand {
 pub enum AgentsCommand {
     /// List agents seen in the last 24 hours.
     Ls,
+}
+
+/// `weir limits …`.
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// At most SLOTS runs carrying TAG run at once (a new limit, or a changed one).
+    Set {
+        /// The tag, as deployments' `tags` name it.
+        tag: String,
+        /// How many runs may hold a slot at once.
+        slots: u32,
+    },
+    /// List tag limits with the runs holding their slots.
+    Ls,
+    /// Remove TAG's limit.
+    Rm {
+        /// The tag.
+        tag: String,
+    },
 }
 
 /// `weir queues …`.

@@ -205,6 +205,36 @@ impl Client {
         self.send(self.req(Method::POST, path).json(body)).await
     }
 
+    /// `GET /api/v1/concurrency_limits`.
+    pub async fn tag_limits(&self) -> Result<Vec<weir_core::api::ConcurrencyLimit>> {
+        self.get("/api/v1/concurrency_limits").await
+    }
+
+    /// `PUT /api/v1/concurrency_limits/{tag}`.
+    pub async fn set_tag_limit(
+        &self,
+        tag: &str,
+        slots: u32,
+    ) -> Result<weir_core::api::ConcurrencyLimit> {
+        let body = weir_core::api::SetConcurrencyLimit { slots };
+        self.send(
+            self.req(Method::PUT, &format!("/api/v1/concurrency_limits/{tag}"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/concurrency_limits/{tag}`.
+    pub async fn remove_tag_limit(&self, tag: &str) -> Result<weir_core::api::ConcurrencyLimit> {
+        self.send(self.req(Method::DELETE, &format!("/api/v1/concurrency_limits/{tag}")))
+            .await
+    }
+
+    /// `GET /api/v1/flow_runs/{id}/why`.
+    pub async fn why(&self, id: Uuid) -> Result<weir_core::api::Explanation> {
+        self.get(&format!("/api/v1/flow_runs/{id}/why")).await
+    }
+
     /// `GET /readyz`.
     pub async fn ready(&self) -> Result<Health> {
         self.get("/readyz").await

@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+mod limits;
 mod query;
+pub use limits::*;
 pub use query::*;
 
 /// A text with at least one non-space character (JSON Schema pattern).
@@ -206,9 +208,19 @@ pub struct DeploymentSpec {
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     #[schemars(range(max = MAX_RETRY_DELAY_S))]
     pub retry_delay_s: u64,
-    /// Free-form labels.
+    /// Free-form labels. Runs inherit them; a tag limit (`weir limits set TAG N`) counts
+    /// every run carrying its tag.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// At most this many runs of the deployment hold a slot at once (a slot is held while a
+    /// run's attempt holds a live lease); absent: no limit of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = crate::limits::MAX_SLOTS))]
+    pub concurrency: Option<u32>,
+    /// What a due run does when a limit it falls under is full: `wait` (the default) or
+    /// `skip` (its first attempt ends Cancelled, with a message naming the limit).
+    #[serde(default, skip_serializing_if = "crate::limits::OnLimit::is_wait")]
+    pub on_limit: crate::limits::OnLimit,
     /// Where the runs' results and cache entries go (`file:///path`, a path, or
     /// `s3://bucket/prefix`; see [`crate::storage`]); else the agent's choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]

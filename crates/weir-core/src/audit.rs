@@ -27,11 +27,15 @@ pub enum AuditAction {
     RetentionSet,
     /// Retention deleted a project's finished runs (the server itself is the actor).
     RunsPruned,
+    /// Set a tag's concurrency limit.
+    LimitSet,
+    /// Removed a tag's concurrency limit.
+    LimitRemove,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 13] = [
         AuditAction::Deploy,
         AuditAction::Run,
         AuditAction::Cancel,
@@ -43,6 +47,8 @@ impl AuditAction {
         AuditAction::DeploymentArchive,
         AuditAction::RetentionSet,
         AuditAction::RunsPruned,
+        AuditAction::LimitSet,
+        AuditAction::LimitRemove,
     ];
 
     /// The name stored and shown (`weir audit`, the audit page).
@@ -59,6 +65,8 @@ impl AuditAction {
             AuditAction::DeploymentArchive => "deployment.archive",
             AuditAction::RetentionSet => "retention.set",
             AuditAction::RunsPruned => "runs.pruned",
+            AuditAction::LimitSet => "limit.set",
+            AuditAction::LimitRemove => "limit.remove",
         }
     }
 }

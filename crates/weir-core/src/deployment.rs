@@ -100,6 +100,9 @@ pub fn check_spec(spec: &DeploymentSpec) -> Result<(), SpecError> {
             ),
         ));
     }
+    if let Some(n) = spec.concurrency {
+        crate::limits::check_slots(n).map_err(|m| SpecError::new("spec.concurrency", m))?;
+    }
     if let Some(url) = &spec.result_storage {
         crate::storage::StorageUrl::parse(url)
             .map_err(|e| SpecError::new("spec.result_storage", e.to_string()))?;
@@ -164,6 +167,12 @@ mod tests {
     #[test]
     fn what_the_file_refuses_the_api_refuses() {
         assert_eq!(check_spec(&spec()), Ok(()));
+        let mut s = spec();
+        s.concurrency = Some(0);
+        assert_eq!(
+            check_spec(&s).map_err(|e| e.field),
+            Err("spec.concurrency".to_string())
+        );
         let mut s = spec();
         s.env.insert("WEIR_API_URL".into(), "x".into());
         assert_eq!(

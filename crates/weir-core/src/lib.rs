@@ -10,6 +10,7 @@ pub mod auth;
 pub mod contract;
 pub mod deployment;
 pub mod infrastructure;
+pub mod limits;
 pub mod names;
 pub mod orchestration;
 pub mod params;
@@ -20,6 +21,7 @@ pub mod schedule;
 pub mod secret;
 pub mod state;
 pub mod storage;
+pub mod why;
 
 pub use retry::RetryPolicy;
 pub use schedule::{Schedule, ScheduleError};

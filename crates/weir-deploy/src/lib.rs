@@ -42,6 +42,8 @@
 //! retries = 2
 //! retry_delay = "30s"             # duration (500ms is refused: whole seconds) or a number of seconds
 //! tags = ["nightly"]
+//! concurrency = 2                 # at most 2 runs of this deployment at once (default: no limit)
+//! on_limit = "wait"               # a due run when a limit is full: "wait" (default) or "skip"
 //! ```
 //!
 //! Variables: `${NAME}` in any string value is replaced by the value `weir deploy --var

@@ -1,6 +1,7 @@
 //! Reading `weir.toml` from the spanned TOML tree, collecting every problem with its position.
 
 mod infrastructure;
+mod limits;
 
 use crate::suggest::suggest;
 use crate::{DeployFile, DeploymentEntry, Diagnostic, Error, Location, Vars};
@@ -29,6 +30,8 @@ const DEPLOYMENT_KEYS: &[&str] = &[
     "retry_delay",
     "tags",
     "result_storage",
+    "concurrency",
+    "on_limit",
 ];
 /// Deployment keys that make no sense for every deployment at once.
 const NOT_IN_DEFAULTS: &[&str] = &["flow", "description", "parameters"];
@@ -58,6 +61,8 @@ struct Partial {
     retry_delay_s: Option<u64>,
     tags: Option<Vec<String>>,
     result_storage: Option<String>,
+    concurrency: Option<u32>,
+    on_limit: Option<weir_core::limits::OnLimit>,
 }
 
 struct Parser<'t> {
@@ -346,6 +351,8 @@ impl<'t> Parser<'t> {
                 "retry_delay" => p.retry_delay_s = self.retry_delay(item, ctx),
                 "tags" => p.tags = self.strings(key, item, ctx),
                 "result_storage" => p.result_storage = self.storage_url(key, item, ctx),
+                "concurrency" => p.concurrency = self.concurrency(item, ctx),
+                "on_limit" => p.on_limit = self.on_limit(item, ctx),
                 other => {
                     let known: Vec<&str> = DEPLOYMENT_KEYS
                         .iter()
@@ -635,6 +642,8 @@ impl<'t> Parser<'t> {
             result_storage: own
                 .result_storage
                 .or_else(|| defaults.result_storage.clone()),
+            concurrency: own.concurrency.or(defaults.concurrency),
+            on_limit: own.on_limit.or(defaults.on_limit).unwrap_or_default(),
         })
     }
 }

@@ -7,6 +7,7 @@ use weir_core::api::ScheduleSpec;
 use weir_core::infrastructure::{DockerInfrastructure, Infrastructure};
 
 mod infrastructure;
+mod limits;
 
 const FULL: &str = r#"project = "dev"
 
@@ -32,6 +33,7 @@ env = { LOG_LEVEL = "debug", WORKERS = 4 }
 retries = 2
 retry_delay = "30s"
 tags = ["nightly"]
+concurrency = 2
 
 [deployments.cleanup]
 plain = true
@@ -73,7 +75,7 @@ fn full_file_parses_with_defaults_applied() {
     let names: Vec<&str> = file.deployments.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["etl", "cleanup", "report"], "file order");
     let lines: Vec<usize> = file.deployments.iter().map(|d| d.location.line).collect();
-    assert_eq!(lines, [9, 26, 30]);
+    assert_eq!(lines, [9, 27, 31]);
 
     let etl = &file.deployments[0].spec;
     let anchor = serde_json::from_value(json!("2026-01-01T00:05:00Z")).expect("timestamp");
@@ -115,6 +117,8 @@ fn full_file_parses_with_defaults_applied() {
         retry_delay_s: 30,
         tags: vec!["nightly".into()],
         result_storage: None,
+        concurrency: Some(2),
+        on_limit: weir_core::limits::OnLimit::Wait,
     };
     assert_eq!(etl, &expected);
 
@@ -170,7 +174,7 @@ fn unknown_key_with_suggestion() {
         one_error(&with("bogus = 1")),
         "weir.toml:4:1: unknown key \"bogus\" in deployment \"etl\" (expected one of: flow, \
          description, command, plain, infrastructure, work_queue, parameters, schedules, secrets, env, \
-         retries, retry_delay, tags, result_storage)"
+         retries, retry_delay, tags, result_storage, concurrency, on_limit)"
     );
     assert_eq!(
         one_error(&with(

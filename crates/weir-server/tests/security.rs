@@ -168,6 +168,26 @@ const MATRIX: &[(&str, &str, [Exp; 7])] = &[
         [U, OK, F, OK, F, F, F],
     ),
     ("post", "/api/v1/agents/{id}/claim", [U, OK, F, OK, F, F, F]),
+    (
+        "get",
+        "/api/v1/flow_runs/{id}/why",
+        [U, OK, OK, OK, OK, N, OK],
+    ),
+    (
+        "get",
+        "/api/v1/concurrency_limits",
+        [U, OK, OK, F, OK, F, F],
+    ),
+    (
+        "put",
+        "/api/v1/concurrency_limits/{tag}",
+        [U, OK, OK, F, F, F, F],
+    ),
+    (
+        "delete",
+        "/api/v1/concurrency_limits/{tag}",
+        [U, OK, OK, F, F, F, F],
+    ),
     ("get", "/api/v1/keys", [U, OK, F, F, F, F, F]),
     ("post", "/api/v1/keys", [U, OK, F, F, F, F, F]),
     ("post", "/api/v1/keys/{id}/revoke", [U, OK, F, F, F, F, F]),
@@ -430,6 +450,15 @@ async fn cell_request(
     if route.starts_with("/api/v1/agents/{id}") {
         path = path.replace("{id}", &w.agent_id.to_string());
     }
+    if route == "/api/v1/concurrency_limits/{tag}" {
+        path = path.replace("{tag}", "matrix");
+        if method == Method::DELETE {
+            w.s.client
+                .set_tag_limit("matrix", 2)
+                .await
+                .unwrap_or_else(|e| panic!("set a tag limit: {e}"));
+        }
+    }
     if route == "/api/v1/keys/{id}/revoke" {
         let k = create_key(&w.s.client, "to-revoke", Role::Viewer, None).await;
         path = path.replace("{id}", &k.key.id);
@@ -437,6 +466,7 @@ async fn cell_request(
     let body = match (method.as_str(), route) {
         ("POST", "/api/v1/projects") => Some(json!({"name": "main"})),
         ("PUT", "/api/v1/projects/{project}/retention") => Some(json!({"retain_days": 30})),
+        ("PUT", "/api/v1/concurrency_limits/{tag}") => Some(json!({"slots": 2})),
         ("PUT", _) => Some(json!({"spec": spec("etl")})),
         ("POST", "/api/v1/flow_runs") => Some(json!({"project": "main", "deployment": "etl"})),
         ("POST", "/api/v1/flow_runs/{id}/state") => Some(json!({"state": "Running", "attempt": 1})),

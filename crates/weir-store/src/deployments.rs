@@ -136,8 +136,8 @@ impl Store {
         // instead of failing on the duplicate version.
         let n = sqlx::query(
             "UPDATE deployments SET version = $1, spec = $2, flow = $3, work_queue = $4, \
-             updated_at = $5, archived_at = NULL, infrastructure = $8 \
-             WHERE id = $6 AND version = $7",
+             updated_at = $5, archived_at = NULL, infrastructure = $8, concurrency = $9, \
+             on_limit = $10 WHERE id = $6 AND version = $7",
         )
         .bind(version)
         .bind(to_json(spec))
@@ -147,6 +147,8 @@ impl Store {
         .bind(d.id.to_string())
         .bind(i64::from(d.version))
         .bind(spec.infrastructure.kind().as_str())
+        .bind(spec.concurrency.map(i64::from))
+        .bind(spec.on_limit.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -183,8 +185,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "INSERT INTO deployments (id, project, name, version, spec, flow, work_queue, \
-             paused, created_at, updated_at, infrastructure) \
-             VALUES ($1, $2, $3, 1, $4, $5, $6, 0, $7, $7, $8) \
+             paused, created_at, updated_at, infrastructure, concurrency, on_limit) \
+             VALUES ($1, $2, $3, 1, $4, $5, $6, 0, $7, $7, $8, $9, $10) \
              ON CONFLICT (project, name) DO NOTHING",
         )
         .bind(id.to_string())
@@ -195,6 +197,8 @@ impl Store {
         .bind(&spec.work_queue)
         .bind(micros(now))
         .bind(spec.infrastructure.kind().as_str())
+        .bind(spec.concurrency.map(i64::from))
+        .bind(spec.on_limit.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();

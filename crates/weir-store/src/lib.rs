@@ -12,10 +12,13 @@
 
 mod agents;
 mod batch;
+mod claim;
 mod clock;
 mod codec;
 mod deployments;
 mod keys;
+mod limits;
+mod load;
 mod logs;
 mod migrate;
 mod retention;
@@ -24,8 +27,10 @@ mod scheduling;
 mod states;
 mod task_runs;
 mod wake;
+mod why;
 
 pub use retention::Pruned;
+pub use load::QueueLoad;
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

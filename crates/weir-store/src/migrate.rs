@@ -36,6 +36,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_infrastructure.sql"),
     ),
     (
+        8,
+        "concurrency_limits",
+        include_str!("../migrations/sqlite/0008_concurrency_limits.sql"),
+    ),
+    (
         10,
         "retention",
         include_str!("../migrations/sqlite/0010_retention.sql"),
@@ -71,6 +76,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "infrastructure",
         include_str!("../migrations/postgres/0006_infrastructure.sql"),
+    ),
+    (
+        8,
+        "concurrency_limits",
+        include_str!("../migrations/postgres/0008_concurrency_limits.sql"),
     ),
     (
         10,

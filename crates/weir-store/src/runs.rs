@@ -458,7 +458,7 @@ impl Store {
     /// Applies `decide` to the run in a transaction of its own, as a compare-and-set retried
     /// when another writer changed the run first. A `transition_id` already applied returns
     /// the run as it is, without a second transition.
-    async fn change(
+    pub(crate) async fn change(
         &self,
         id: Uuid,
         transition_id: Option<Uuid>,
@@ -491,90 +491,6 @@ impl Store {
         Err(Error::Unavailable(format!(
             "flow run {id} is changing too fast; try again"
         )))
-    }
-
-    /// Claims up to `limit` due runs from `queues` for `agent`: each moves to Pending with its
-    /// attempt bumped, in one atomic statement, so no run is claimed twice however many
-    /// agents race. Only runs whose infrastructure kind (their deployment's; `process` for
-    /// ad-hoc runs) is among the agent's registered launchers are taken; an agent the store
-    /// does not know counts as launching processes only. Returns the runs and whether each
-    /// should resume from persisted results.
-    pub async fn claim(
-        &self,
-        agent: Uuid,
-        queues: &[String],
-        limit: u32,
-        lease: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<(FlowRun, bool)>> {
-        self.claim_in(agent, queues, None, limit, lease, now).await
-    }
-
-    /// [`Store::claim`], only runs of `project` when given (for project-scoped agent keys).
-    pub async fn claim_in(
-        &self,
-        agent: Uuid,
-        queues: &[String],
-        project: Option<&str>,
-        limit: u32,
-        lease: Duration,
-        now: Timestamp,
-    ) -> Result<Vec<(FlowRun, bool)>> {
-        if queues.is_empty() || limit == 0 {
-            return Ok(vec![]);
-        }
-        let lock = match self.dialect {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        };
-        let sql = format!(
-            "UPDATE flow_runs SET state = {claimed}, attempt = attempt + 1, agent_id = $1, \
-             lease_expires_at = $2, state_at = $3, state_message = NULL, started_at = NULL, \
-             ended_at = NULL \
-             WHERE id IN (SELECT id FROM flow_runs \
-               WHERE state IN ({claimable}) AND scheduled_at <= $3 \
-               AND ($5 IS NULL OR project = $5) \
-               AND work_queue IN ({}) \
-               AND COALESCE((SELECT a.launchers FROM agents a WHERE a.id = $1), ',process,') \
-                 LIKE '%,' || \
-                 COALESCE((SELECT d.infrastructure FROM deployments d \
-                   WHERE d.id = flow_runs.deployment_id), 'process') || ',%' \
-               ORDER BY scheduled_at, id LIMIT $4{lock}) \
-             RETURNING {FLOW_RUN_COLUMNS}, resume",
-            placeholders(6, queues.len()),
-            claimed = states::one(orchestration::CLAIMED),
-            claimable = *states::CLAIMABLE,
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(agent.to_string())
-            .bind(micros(now + lease))
-            .bind(micros(now))
-            .bind(i64::from(limit))
-            .bind(project.map(str::to_string));
-        for queue in queues {
-            q = q.bind(queue.clone());
-        }
-        let mut tx = self.begin_write().await?;
-        let rows = q.fetch_all(&mut *tx).await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let run = codec::flow_run(row)?;
-            let resume: i64 = row.try_get("resume")?;
-            insert_history(
-                &mut tx,
-                Uuid::now_v7(),
-                run.id,
-                orchestration::CLAIMED,
-                None,
-                i64::from(run.attempt),
-                now,
-            )
-            .await?;
-            claimed.push((run, resume != 0));
-        }
-        tx.commit().await?;
-        claimed.sort_by_key(|(r, _)| (r.scheduled_at, r.id));
-        Ok(claimed)
     }
 
     /// Renews the leases of runs an agent (or a run's own process, with `agent` None) holds.
@@ -749,7 +665,7 @@ async fn save(
     Ok(true)
 }
 
-async fn insert_history(
+pub(crate) async fn insert_history(
     tx: &mut Transaction<'static, Any>,
     id: Uuid,
     run: Uuid,

@@ -63,13 +63,17 @@ mod tests {
         let sources = [
             ("agents.rs", include_str!("agents.rs")),
             ("batch.rs", include_str!("batch.rs")),
+            ("claim.rs", include_str!("claim.rs")),
             ("deployments.rs", include_str!("deployments.rs")),
             ("keys.rs", include_str!("keys.rs")),
+            ("limits.rs", include_str!("limits.rs")),
+            ("load.rs", include_str!("load.rs")),
             ("logs.rs", include_str!("logs.rs")),
             ("runs.rs", include_str!("runs.rs")),
             ("scheduling.rs", include_str!("scheduling.rs")),
             ("task_runs.rs", include_str!("task_runs.rs")),
             ("retention.rs", include_str!("retention.rs")),
+            ("why.rs", include_str!("why.rs")),
         ];
         for (file, text) in sources {
             for s in StateKind::ALL {

@@ -7,6 +7,7 @@ mod exec;
 mod init;
 mod inspect;
 mod keys;
+mod limits;
 mod projects;
 mod prune;
 mod result;
@@ -68,6 +69,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Schedule(cmd) => inspect::schedule(&api, cmd, json).await,
         Command::Agents(_) => inspect::agents(&api, json).await,
         Command::Queues(_) => inspect::queues(&api, json).await,
+        Command::Limits(cmd) => limits::limits(&api, cmd, json).await,
         Command::Keys(cmd) => keys::keys(&api, cmd, json).await,
         Command::Audit { limit } => keys::audit(&api, limit, json).await,
         Command::Exec { grace_s, command } => exec::exec(grace_s, command).await,

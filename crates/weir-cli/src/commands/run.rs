@@ -269,6 +269,14 @@ pub async fn runs(api: &str, cmd: RunsCommand, json: bool) -> Result<ExitCode> {
                 );
             }
         }
+        RunsCommand::Why { id } => {
+            let e = client.why(run_id(&id)?).await.map_err(super::explain)?;
+            if json {
+                output::json(&e);
+            } else {
+                print!("{}", super::limits::render_why(&e));
+            }
+        }
         RunsCommand::Cancel { id } => {
             let r = client.cancel(run_id(&id)?).await.map_err(super::explain)?;
             if json {

@@ -73,6 +73,16 @@ fn render(d: &Deployment) -> String {
     if !s.tags.is_empty() {
         line("tags:", s.tags.join(", "));
     }
+    line(
+        "concurrency:",
+        match s.concurrency {
+            Some(n) => format!("at most {n} at once; when full: {}", s.on_limit.as_str()),
+            None => format!(
+                "no limit of its own; when a tag limit is full: {}",
+                s.on_limit.as_str()
+            ),
+        },
+    );
     line("created:", output::time(&d.created_at));
     line("updated:", output::time(&d.updated_at));
     format!("{header}{out}")

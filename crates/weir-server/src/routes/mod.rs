@@ -5,6 +5,7 @@ pub(crate) mod deployments;
 mod health;
 mod ingest;
 pub(crate) mod keys;
+pub(crate) mod limits;
 pub(crate) mod runs;
 
 use crate::state::AppState;
@@ -131,6 +132,25 @@ pub(crate) fn router(state: AppState) -> Router {
             post_with(runs::heartbeat, |o| {
                 o.summary("Renew a run's lease from its own process")
             }),
+        )
+        .api_route(
+            "/flow_runs/{id}/why",
+            get_with(limits::why, |o| {
+                o.summary("Why a run is not running: every reason, most decisive first")
+            }),
+        )
+        .api_route(
+            "/concurrency_limits",
+            get_with(limits::list, |o| {
+                o.summary("Tag concurrency limits, with the runs holding their slots")
+            }),
+        )
+        .api_route(
+            "/concurrency_limits/{tag}",
+            put_with(limits::set, |o| {
+                o.summary("Set a tag's concurrency limit (across deployments and projects)")
+            })
+            .delete_with(limits::remove, |o| o.summary("Remove a tag's concurrency limit")),
         )
         .api_route(
             "/flow_runs/{id}/task_runs",

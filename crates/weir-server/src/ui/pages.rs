@@ -329,22 +329,48 @@ async fn run_page(
         .collect();
     let more_tasks = total.saturating_sub(task_rows.len() as u64);
     let can_run = allows(&user.caller, Permission::Run) && run.deployment_id.is_some();
-    page_for_run(
-        user, run, history, gantt, task_rows, more_tasks, can_run, flash,
-    )
+    let why = if run.state.is_claimable() {
+        crate::routes::limits::explain(st, &user.caller, id)
+            .await?
+            .messages
+    } else {
+        Vec::new()
+    };
+    let page = RunParts {
+        history,
+        gantt,
+        tasks: task_rows,
+        more_tasks,
+        can_run,
+        why,
+    };
+    page_for_run(user, run, page, flash)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn page_for_run(
-    user: UiUser,
-    run: FlowRun,
+/// What the run page shows besides the run.
+struct RunParts {
     history: Vec<weir_core::api::StateChange>,
     gantt: String,
     tasks: Vec<TaskRow>,
     more_tasks: u64,
     can_run: bool,
+    why: Vec<String>,
+}
+
+fn page_for_run(
+    user: UiUser,
+    run: FlowRun,
+    parts: RunParts,
     flash: Option<(&'static str, String)>,
 ) -> Page {
+    let RunParts {
+        history,
+        gantt,
+        tasks,
+        more_tasks,
+        can_run,
+        why,
+    } = parts;
     let deployment_link = run.deployment.as_ref().map(|d| {
         (
             format!("/deployments/{}/{d}", run.project),
@@ -354,6 +380,7 @@ fn page_for_run(
     html(RunPage {
         user: user.view,
         nav: "runs",
+        why,
         flash,
         deployment_link,
         message: run.state_message.clone().unwrap_or_default(),
@@ -606,6 +633,7 @@ async fn deployment_page(
             .join(", "),
         infrastructure: d.spec.infrastructure.kind().to_string(),
         infrastructure_settings: d.spec.infrastructure.settings(),
+        concurrency: weir_core::limits::describe(d.spec.concurrency, d.spec.on_limit),
         fields,
         runs,
         flash,

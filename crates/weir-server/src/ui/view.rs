@@ -170,6 +170,8 @@ pub(crate) struct RunPage {
     pub user: User,
     pub nav: &'static str,
     pub run: FlowRun,
+    /// Why a waiting run is not running (`weir_core::why`), one sentence per reason.
+    pub why: Vec<String>,
     pub flash: Option<(&'static str, String)>,
     pub deployment_link: Option<(String, String)>,
     pub message: String,
@@ -248,6 +250,8 @@ pub(crate) struct DeploymentPage {
     /// Infrastructure kind, and its settings as (name, value).
     pub infrastructure: String,
     pub infrastructure_settings: Vec<(&'static str, String)>,
+    /// Its concurrency limit and what a blocked run does, in words.
+    pub concurrency: String,
     pub can_run: bool,
     pub can_deploy: bool,
     pub fields: Vec<super::form::Field>,
