@@ -54,7 +54,9 @@ async fn every_tick<F, Fut>(
             _ = interval.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        metrics::counter!("weir_background_passes_total", "loop" => name).increment(1);
         if let Err(error) = f(state.clone()).await {
+            metrics::counter!("weir_background_errors_total", "loop" => name).increment(1);
             tracing::warn!(message = "background loop failed; will retry", loop_name = name, %error);
         }
     }
@@ -143,6 +145,14 @@ pub(crate) async fn reap(state: AppState) -> Result<(), weir_store::Error> {
             format!("no heartbeat since {since}: the process or its agent died (lease expired)");
         if let Some(next) = settle(&state, &run, StateKind::Crashed, message, now).await? {
             tracing::warn!(message = "run crashed", run = %run.id, state = %next.state);
+            let outcome = if next.state.is_claimable() {
+                "retry"
+            } else {
+                next.state.as_str()
+            };
+            metrics::counter!("weir_crash_detector_expired_leases_total", "outcome" => outcome)
+                .increment(1);
+            crate::metrics::run_changed(&next, now);
             if next.state.is_claimable() {
                 state.work_available();
             }
@@ -157,9 +167,13 @@ pub(crate) async fn reap(state: AppState) -> Result<(), weir_store::Error> {
             "due at {} and not started",
             run.scheduled_at.format("%H:%M:%S UTC")
         );
-        changed |= settle(&state, &run, StateKind::Late, message, now)
+        let late = settle(&state, &run, StateKind::Late, message, now)
             .await?
             .is_some();
+        if late {
+            metrics::counter!("weir_crash_detector_late_total").increment(1);
+        }
+        changed |= late;
     }
     let lag = match state.store.overdue_runs(now, 1).await {
         Ok(oldest) => oldest

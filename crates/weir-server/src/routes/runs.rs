@@ -265,7 +265,9 @@ pub(crate) async fn propose(
     {
         return Err(ApiError::field("message", "message is longer than 64 KiB"));
     }
-    let run = st.store.propose_state(id, &p, st.lease(), st.now()).await?;
+    let now = st.now();
+    let run = st.store.propose_state(id, &p, st.lease(), now).await?;
+    crate::metrics::run_changed(&run, now);
     after_change(&st, &run);
     Ok(axum::Json(run))
 }
