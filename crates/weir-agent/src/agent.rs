@@ -282,17 +282,40 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
                     steady = sh.options.heartbeat_every.min(third);
                 }
                 every = steady;
-                let mut held = lock(&sh);
-                for id in reply.cancel.iter().chain(reply.lost.iter()) {
-                    if let Some(h) = held.get_mut(id)
-                        && !h.cancelling
-                    {
-                        h.cancelling = true;
-                        let lost = reply.lost.contains(id);
-                        tracing::info!(message = if lost { "run no longer held; stopping it" } else { "cancelling run" }, run = %id);
-                        if let Some(c) = &h.cancel {
-                            c.cancel(sh.options.cancel_grace);
+                let mut stop = Vec::new();
+                {
+                    let mut held = lock(&sh);
+                    for id in reply.cancel.iter().chain(reply.lost.iter()) {
+                        if let Some(h) = held.get_mut(id)
+                            && !h.cancelling
+                        {
+                            let lost = reply.lost.contains(id);
+                            // A process that already wrote its final state ended this attempt
+                            // itself (a failure the server turned into a retry): it is exiting,
+                            // and stopping it would only make it say it was cancelled.
+                            let reported =
+                                crate::outcome::path(&sh.options.state_dir, *id, h.attempt)
+                                    .exists();
+                            if lost && reported {
+                                continue;
+                            }
+                            h.cancelling = true;
+                            if lost {
+                                stop.push((*id, h.attempt, h.cancel.clone()));
+                            } else {
+                                tracing::info!(message = "cancelling run", run = %id);
+                                if let Some(c) = &h.cancel {
+                                    c.cancel(sh.options.cancel_grace);
+                                }
+                            }
                         }
+                    }
+                }
+                for (id, attempt, cancel) in stop {
+                    let what = describe_lost(&sh, id, attempt).await;
+                    tracing::info!(message = "stopping the run's process", run = %id, reason = %what);
+                    if let Some(c) = cancel {
+                        c.cancel(sh.options.cancel_grace);
                     }
                 }
             }
@@ -325,6 +348,15 @@ async fn fence_loop(sh: Arc<Shared>) {
             );
             c.cancel(Duration::ZERO);
         }
+    }
+}
+
+/// What became of a run this agent no longer holds, in words: its state now, and for a
+/// retry when it is due.
+async fn describe_lost(sh: &Shared, id: Uuid, attempt: u32) -> String {
+    match sh.client.flow_run(id).await {
+        Ok(d) => weir_core::why::after_attempt(&d.run, attempt),
+        Err(e) => format!("attempt {attempt} is over (the run could not be read: {e})"),
     }
 }
 

@@ -172,7 +172,12 @@ fn run(
             },
             (signame, code) = &mut signal => {
                 drop(fut);
-                let msg = format!("cancelled by {signame}");
+                // A process that stopped itself because its attempt is over was not cancelled.
+                let stopped = crate::transport::stop_reason();
+                let msg = match stopped {
+                    Some(reason) => format!("stopped: {reason}"),
+                    None => format!("cancelled by {signame}"),
+                };
                 let _ = tokio::time::timeout(Duration::from_secs(5), runner.cancel_active(&msg)).await;
                 crate::say::err!("weir: flow run {msg}");
                 ExitCode::from(code)

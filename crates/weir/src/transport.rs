@@ -172,14 +172,22 @@ impl HttpTracker {
                 tokio::time::sleep(wait).await;
                 wait = beat;
                 match client.run_heartbeat(run.flow_run_id, run.attempt).await {
-                    Ok(reply) if top_level && (reply.cancel || reply.lost) => {
-                        let why = if reply.cancel {
-                            "cancellation requested"
-                        } else {
-                            "the run is no longer held by this process"
-                        };
-                        crate::say::err!("weir: {why}; stopping");
+                    // This process reported the final state itself: the attempt is over
+                    // because it said so (a failure may have become a retry), not stolen.
+                    Ok(reply) if reply.lost && finishing.load(Ordering::SeqCst) => return,
+                    Ok(reply) if top_level && reply.cancel => {
+                        crate::say::err!("weir: cancellation requested; stopping");
                         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
+                        return;
+                    }
+                    Ok(reply) if top_level && reply.lost => {
+                        let what = match client.flow_run(run.flow_run_id).await {
+                            Ok(d) => weir_core::why::after_attempt(&d.run, run.attempt),
+                            Err(_) => {
+                                format!("attempt {} is over: the server ended it", run.attempt)
+                            }
+                        };
+                        stop_because(what);
                         return;
                     }
                     Ok(reply) if reply.lease_s > 0 => {
@@ -198,8 +206,7 @@ impl HttpTracker {
                                 .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 404) =>
                     {
                         if !finishing.load(Ordering::SeqCst) {
-                            crate::say::err!("weir: this attempt is over ({e}); stopping");
-                            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
+                            stop_because(format!("attempt {} is over ({e})", run.attempt));
                         }
                         return;
                     }
@@ -343,9 +350,18 @@ impl Tracker for HttpTracker {
             {
                 h.0.abort();
             }
+            let (attempt, reported) = (finish.attempt, finish.state);
             self.local.finish_flow_run(finish).await?;
             match outcome {
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(run)) => {
+                    if run.state == StateKind::AwaitingRetry {
+                        crate::say::err!(
+                            "weir: {} ({reported} reported)",
+                            weir_core::why::after_attempt(&run, attempt)
+                        );
+                    }
+                    Ok(())
+                }
                 Ok(Err(e)) if e.status().is_some_and(|s| s.as_u16() == 409) => {
                     crate::say::err!("weir: the server kept its own final state: {e}");
                     Ok(())
@@ -363,6 +379,23 @@ impl Tracker for HttpTracker {
             }
         })
     }
+}
+
+/// Why this process stops itself, once it has: the flows binary's signal handler says this
+/// instead of "cancelled by SIGTERM".
+static STOP_REASON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records why the attempt is over, says it, and stops the process with SIGTERM (so the
+/// flow's tasks are stopped the same way as for a cancellation).
+fn stop_because(reason: String) {
+    crate::say::err!("weir: {reason}; stopping");
+    let _ = STOP_REASON.set(reason);
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
+}
+
+/// Why this process stopped itself, if it did (see [`stop_because`]).
+pub(crate) fn stop_reason() -> Option<&'static str> {
+    STOP_REASON.get().map(String::as_str)
 }
 
 /// How long a finished flow waits for an unreachable server, first to take its reports, then

@@ -205,7 +205,9 @@ def run(flows: List[Flow], name: str, assignments: List[str], params_json: Optio
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     except Terminated as t:
-        _util.say(f"weir: flow run {t}")
+        from ._tracker import STOP_REASON
+        _util.say(f"weir: flow run stopped: {STOP_REASON[0]}" if STOP_REASON
+                  else f"weir: flow run {t}")
         _exit(t.code)
     except Exception as e:
         _util.say(f"error: flow {json.dumps(name)} failed: {_util.describe_error(e)}")

@@ -380,9 +380,12 @@ class HttpTracker:
         self._write_outcome(flow_run_id, body)
         try:
             with self._control_lock:
-                _retry("report the final state",
-                       lambda: self._control.post(f"/api/v1/flow_runs/{flow_run_id}/state", body),
-                       tries=1000, limit=_util.flush_limit())
+                now = _retry("report the final state",
+                             lambda: self._control.post(f"/api/v1/flow_runs/{flow_run_id}/state",
+                                                        body),
+                             tries=1000, limit=_util.flush_limit())
+            if isinstance(now, dict) and now.get("state") == "AwaitingRetry":
+                _util.say(f"weir: {after_attempt(now, attempt)} ({body['state']} reported)")
         except ApiError as e:
             if e.status == 409:
                 _util.say(f"weir: the server kept its own final state: {e.message}")
@@ -514,6 +517,27 @@ def _send(client: Client, what: str, path: str, body: dict) -> None:
             delay = min(delay * 2, 2.0)
 
 
+# Why this process stopped itself because its attempt is over (not a cancellation): the
+# signal handler says this instead of "cancelled by SIGTERM".
+STOP_REASON: List[str] = []
+
+
+def after_attempt(run: dict, attempt: int) -> str:
+    """What became of a run after its attempt `attempt` ended, as one sentence (the Rust SDK's
+    `weir_core::why::after_attempt`)."""
+    state = run.get("state")
+    at = str(run.get("scheduled_at", ""))
+    if state == "AwaitingRetry" and run.get("attempt") == attempt:
+        return (f"attempt {attempt} failed; retry {run.get('retries_used')} of "
+                f"{run.get('retries')} is scheduled at {at}")
+    if state in ("Completed", "Failed", "Crashed", "Cancelled"):
+        msg = run.get("state_message")
+        return f"attempt {attempt} is over: the run ended {state}" + (f": {msg}" if msg else "")
+    if state in ("Scheduled", "Late", "AwaitingRetry"):
+        return f"attempt {attempt} is over: the run is {state}, due at {at}"
+    return f"attempt {attempt} is over: the run is {state} in attempt {run.get('attempt')}"
+
+
 class _Heartbeats:
     """Heartbeats every flow run this process tracks: at once, then at least three times per
     lease the server reports (at most every 5 s). A top-level run the server wants cancelled
@@ -542,6 +566,13 @@ class _Heartbeats:
             self.runs.pop(run_id, None)
             self.due.pop(run_id, None)
 
+    def _what_became_of(self, run_id: str, attempt: int) -> str:
+        try:
+            detail = self.client.get(f"/api/v1/flow_runs/{run_id}") or {}
+            return after_attempt(detail.get("run") or {}, attempt)
+        except (ApiError, TransportError):
+            return f"attempt {attempt} is over: the server ended it"
+
     def _loop(self) -> None:
         beat = self.every
         while True:
@@ -566,8 +597,11 @@ class _Heartbeats:
                     if run_id not in self.runs:
                         continue  # ended meanwhile: the answer is about a finished run
                 if top_level and (reply.get("cancel") or reply.get("lost")):
-                    why = ("cancellation requested" if reply.get("cancel")
-                           else "the run is no longer held by this process")
+                    if reply.get("cancel"):
+                        why = "cancellation requested"
+                    else:
+                        why = self._what_became_of(run_id, attempt)
+                        STOP_REASON.append(why)
                     _util.say(f"weir: {why}; stopping")
                     self.remove(run_id)
                     os.kill(os.getpid(), signal.SIGTERM)
