@@ -29,8 +29,8 @@ mod task_runs;
 mod wake;
 mod why;
 
-pub use retention::Pruned;
 pub use load::QueueLoad;
+pub use retention::Pruned;
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
