@@ -10,8 +10,13 @@
 //!
 //! [`moto`]: moto's S3 endpoint and fresh buckets for the result-storage tests.
 //!
+//! `fargate` (feature `fargate`): a local Fargate running moto's ECS tasks on the Docker
+//! engine, for the ECS end-to-end tests and `weir-bench ecs`.
+//!
 //! [`both_backends!`] writes the two variants of a test from one `async fn case(url)`.
 
+#[cfg(feature = "fargate")]
+pub mod fargate;
 pub mod moto;
 
 use sqlx::{Connection, Executor, PgConnection};

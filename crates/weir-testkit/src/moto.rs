@@ -66,3 +66,78 @@ pub fn create_bucket(endpoint: &str, what: &str) -> String {
     assert_eq!(status, 200, "moto created bucket {name}");
     name
 }
+
+/// Sends `body` (JSON) with `POST path` to `endpoint` (moto's own API, such as
+/// `/moto-api/state-manager/set-transition`); returns the status code (0: no answer).
+pub fn post_json(endpoint: &str, path: &str, body: &str) -> u16 {
+    send(endpoint, "POST", path, "application/json", None, body).0
+}
+
+/// The first subnet and security group of moto's default VPC: what a FARGATE `RunTask` on
+/// moto needs. Calls EC2's query API directly (the EC2 SDK is too heavy to build for two
+/// calls); moto checks only the service named in the credential scope, not the signature.
+pub fn default_network(endpoint: &str) -> Option<(String, String)> {
+    let ec2 = |action: &str, tag: &str| {
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, \
+                    SignedHeaders=host, Signature=0";
+        let body = format!("Action={action}&Version=2016-11-15");
+        let (_, text) = send(
+            endpoint,
+            "POST",
+            "/",
+            "application/x-www-form-urlencoded",
+            Some(auth),
+            &body,
+        );
+        let open = format!("<{tag}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find('<')? + start;
+        Some(text[start..end].to_string())
+    };
+    Some((
+        ec2("DescribeSubnets", "subnetId")?,
+        ec2("DescribeSecurityGroups", "groupId")?,
+    ))
+}
+
+/// One HTTP/1.1 request; returns the status code (0 when nothing answered) and the body.
+fn send(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let Some(authority) = endpoint.strip_prefix("http://") else {
+        return (0, String::new());
+    };
+    let authority = authority.trim_end_matches('/');
+    let Ok(mut s) = TcpStream::connect(authority) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\n{auth}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -630,6 +630,17 @@ impl Weir {
         );
     }
 
+    /// Agent `n`'s pid (to signal it).
+    pub fn agent_pid(&self, n: usize) -> u32 {
+        self.sb.pid(self.agents[n].0)
+    }
+
+    /// Waits at most `timeout` for agent `n` to exit; returns its exit code.
+    pub fn wait_agent_exit(&mut self, n: usize, timeout: Duration) -> i32 {
+        let idx = self.agents[n].0;
+        self.sb.wait_exit(idx, timeout)
+    }
+
     /// `kill -9` of agent `n` (its flow processes live on).
     pub fn kill_agent(&mut self, n: usize) {
         let idx = self.agents[n].0;

@@ -1,0 +1,431 @@
+//! End to end on ECS with flows that really run: `weir deploy` registers the task definition
+//! (once), a real `weir agent --launchers ecs` starts each run with `RunTask` on moto's
+//! server, and the test kit's local Fargate runs each task's image on the Docker engine with
+//! the task definition, the overrides and the `valueFrom` secrets resolved from moto's SSM.
+//! The flow reports its logs, result and final state over HTTP; moto (exit code always 0)
+//! never decides a run's state. Also: cancel through the agent (`StopTask` → Cancelled), a
+//! restarted agent re-adopting its task by `startedBy`, and a blue/green hand-over to a new
+//! agent instance while the old one drains.
+//!
+//! Needs `cargo build --workspace --bins --features weir-cli/aws,weir-cli/ecs`,
+//! `eval "$(scripts/test-moto.sh)"` and a Docker engine (skipped without one).
+
+#![cfg(feature = "ecs")]
+
+mod common;
+
+use common::{ServerOptions, Weir, describe, wait_until};
+use std::time::Duration;
+use uuid::Uuid;
+use weir_core::StateKind;
+use weir_core::api::Parameters;
+use weir_launcher_ecs::aws_sdk_ecs as ecs;
+use weir_secrets_aws::aws_config::{Region, SdkConfig};
+use weir_testkit::fargate::{self, LocalFargate, MotoEcs};
+
+/// The test image (shared with the Docker tests), built from the binaries under test.
+fn test_image() -> &'static str {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = common::weir_bin().parent().expect("bin dir").to_path_buf();
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images.sh");
+        let out = std::process::Command::new(script)
+            .args([
+                "--from",
+                &dir.display().to_string(),
+                "--prefix",
+                "weir-test",
+            ])
+            .output()
+            .expect("run build-images.sh");
+        assert!(
+            out.status.success(),
+            "build-images.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    "weir-test-weir-example-flows:dev"
+}
+
+fn engine() -> bool {
+    let ok = std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: no Docker engine answers (`docker version` failed)");
+    }
+    ok
+}
+
+/// Containers of the local Fargate still there.
+fn fargate_containers() -> String {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label={}", fargate::LABEL),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+/// A Weir server, moto (lifecycle frozen, a fresh cluster), the local Fargate, and the
+/// deployments registered by `weir deploy`.
+struct Ecs {
+    w: Weir,
+    rt: tokio::runtime::Runtime,
+    endpoint: String,
+    cluster: String,
+    subnet: String,
+    sg: String,
+    client: ecs::Client,
+    fargate: Option<LocalFargate>,
+    _moto: MotoEcs,
+}
+
+impl Ecs {
+    fn start() -> Option<Ecs> {
+        let endpoint = weir_testkit::moto::endpoint("e2e_ecs_fargate")?;
+        if !engine() {
+            return None;
+        }
+        let image = test_image();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let moto = rt.block_on(MotoEcs::lock(&endpoint)).expect("moto lock");
+        let config = rt.block_on(sdk_config(&endpoint));
+        let client = ecs::Client::new(&config);
+        let cluster = format!(
+            "weir-fargate-{}",
+            &Uuid::now_v7().simple().to_string()[20..]
+        );
+        rt.block_on(client.create_cluster().cluster_name(&cluster).send())
+            .expect("cluster");
+        let (subnet, sg) = weir_testkit::moto::default_network(&endpoint).expect("moto's VPC");
+        let secret = format!("/weir/e2e/{cluster}/canary");
+        let ssm = weir_secrets_aws::aws_sdk_ssm::Client::new(&config);
+        rt.block_on(
+            ssm.put_parameter()
+                .name(&secret)
+                .value("canary-value-7d1f")
+                .r#type(weir_secrets_aws::aws_sdk_ssm::types::ParameterType::SecureString)
+                .send(),
+        )
+        .expect("put parameter");
+        let fargate = rt
+            .block_on(LocalFargate::start(
+                &config,
+                fargate::Options::new(&cluster),
+            ))
+            .expect("local Fargate");
+        let w = Weir::start(ServerOptions::default());
+        let toml = format!(
+            r#"
+project = "p"
+
+[defaults]
+command = ["/usr/local/bin/example-flows"]
+
+[defaults.infrastructure]
+type = "ecs"
+image = "{image}"
+cpu = 0.25
+memory = "512Mi"
+execution_role_arn = "arn:aws:iam::123456789012:role/weir-flow-execution"
+log_group = "/weir/flows"
+
+[deployments.etl]
+flow = "etl"
+parameters = {{ rows = 20 }}
+
+[deployments.leaky]
+flow = "leaky"
+secrets = {{ CANARY = "ssm:{secret}" }}
+
+[deployments.slow]
+flow = "slow"
+parameters = {{ seconds = 60 }}
+"#
+        );
+        let file = w.write_toml(&toml).display().to_string();
+        let mut env = AWS_ENV.to_vec();
+        env.push(("AWS_ENDPOINT_URL", &endpoint));
+        env.push(("WEIR_API_KEY", &w.admin_key));
+        let deploy = |w: &Weir| {
+            w.sb.cli_env(
+                Some(&w.url),
+                &w.sb.path("cli"),
+                &env,
+                &["deploy", "--file", &file],
+                Duration::from_secs(60),
+            )
+            .ok()
+        };
+        let first = deploy(&w);
+        assert_eq!(first.stdout.matches("registered").count(), 3, "{first:#?}");
+        let again = deploy(&w);
+        assert_eq!(again.stdout.matches("unchanged").count(), 3, "{again:#?}");
+        Some(Ecs {
+            w,
+            rt,
+            endpoint,
+            cluster,
+            subnet,
+            sg,
+            client,
+            fargate: Some(fargate),
+            _moto: moto,
+        })
+    }
+
+    /// Starts `weir agent --launchers ecs` in `home` (its state directory).
+    fn agent(&mut self, home: &str) -> usize {
+        let home = self.w.sb.path(home);
+        let mut env = AWS_ENV.to_vec();
+        env.push(("AWS_ENDPOINT_URL", &self.endpoint));
+        let args = [
+            "--launchers",
+            "ecs",
+            "--ecs-cluster",
+            &self.cluster,
+            "--ecs-subnets",
+            &self.subnet,
+            "--ecs-security-groups",
+            &self.sg,
+            "--ecs-poll-ms",
+            "200",
+        ];
+        self.w.start_agent_with(&home, 4, &args, &env)
+    }
+
+    /// The tasks of the cluster started for `run` (attempt 1), by `startedBy`.
+    fn tasks_of(&self, run: Uuid) -> Vec<ecs::types::Task> {
+        let by = weir_launcher_ecs::started_by(run, 1);
+        self.rt.block_on(async {
+            let mut arns = Vec::new();
+            for status in [
+                ecs::types::DesiredStatus::Running,
+                ecs::types::DesiredStatus::Stopped,
+            ] {
+                let out = self
+                    .client
+                    .list_tasks()
+                    .cluster(&self.cluster)
+                    .started_by(&by)
+                    .desired_status(status)
+                    .send()
+                    .await
+                    .expect("list tasks");
+                arns.extend(out.task_arns().iter().cloned());
+            }
+            if arns.is_empty() {
+                return Vec::new();
+            }
+            let out = self
+                .client
+                .describe_tasks()
+                .cluster(&self.cluster)
+                .set_tasks(Some(arns))
+                .send()
+                .await
+                .expect("describe tasks");
+            out.tasks().to_vec()
+        })
+    }
+
+    fn logs(&self, run: Uuid) -> String {
+        self.w.weir(&["logs", &run.to_string()]).ok().stdout
+    }
+
+    /// Stops the local Fargate and checks it left no container behind.
+    fn finish(mut self) {
+        if let Some(f) = self.fargate.take() {
+            self.rt.block_on(f.stop());
+        }
+        assert_eq!(fargate_containers(), "", "no container is left behind");
+    }
+}
+
+async fn sdk_config(endpoint: &str) -> SdkConfig {
+    weir_secrets_aws::config_loader()
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(ecs::config::Credentials::new(
+            "test", "test", None, None, "t",
+        ))
+        .load()
+        .await
+}
+
+/// A flow completes from its own report (logs and result over HTTP); another fails from its
+/// own report although moto says exit code 0, with its `valueFrom` secret injected and
+/// redacted; a run cancelled through the agent is stopped with `StopTask` and Cancelled.
+#[test]
+fn ecs_runs_complete_fail_and_cancel_from_the_flow_itself() {
+    let Some(mut e) = Ecs::start() else { return };
+    let agent = e.agent("agent-ecs");
+
+    let ok = e.w.create_run("p", "etl", Parameters::new());
+    let d = e.w.wait_terminal(ok.id, Duration::from_secs(90));
+    assert_eq!(
+        d.run.state,
+        StateKind::Completed,
+        "{}\nagent: {}",
+        describe(&d),
+        e.w.agent_log(agent)
+    );
+    let result = d.run.result.clone().expect("the flow reported its result");
+    assert!(result.size > 0, "{result:?}");
+    let logs = e.logs(ok.id);
+    assert!(
+        logs.contains("extract"),
+        "the flow's task logs came over HTTP: {logs}"
+    );
+    let tasks = e.tasks_of(ok.id);
+    assert_eq!(tasks.len(), 1, "one task for one run");
+    assert_eq!(tasks[0].last_status(), Some("STOPPED"));
+    assert!(
+        tasks[0]
+            .stopped_reason()
+            .unwrap_or("")
+            .contains("Essential container in task exited"),
+        "STOPPED only once the container exited: {:?}",
+        tasks[0].stopped_reason()
+    );
+
+    let bad = e.w.create_run("p", "leaky", Parameters::new());
+    let d = e.w.wait_terminal(bad.id, Duration::from_secs(90));
+    assert_eq!(
+        d.run.state,
+        StateKind::Failed,
+        "the flow's own report wins over moto's exit 0: {}",
+        describe(&d)
+    );
+    let logs = e.logs(bad.id);
+    assert!(
+        logs.contains("using token ***"),
+        "the SSM value reached the task (and was redacted): {logs}"
+    );
+    assert!(!logs.contains("canary-value-7d1f") && !describe(&d).contains("canary-value-7d1f"));
+    let env = e.tasks_of(bad.id)[0]
+        .overrides()
+        .map(|o| format!("{:?}", o.container_overrides()))
+        .unwrap_or_default();
+    assert!(
+        !env.contains("canary-value-7d1f") && !env.contains("CANARY\""),
+        "no secret in the overrides: {env}"
+    );
+
+    let slow = e.w.create_run("p", "slow", Parameters::new());
+    wait_until("the slow flow to log", Duration::from_secs(60), || {
+        if e.logs(slow.id).contains("slept 1/") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    });
+    e.w.weir(&["runs", "cancel", &slow.id.to_string()]).ok();
+    let d = e.w.wait_terminal(slow.id, Duration::from_secs(30));
+    assert_eq!(d.run.state, StateKind::Cancelled, "{}", describe(&d));
+    let task = &e.tasks_of(slow.id)[0];
+    assert_eq!(
+        task.stopped_reason(),
+        Some("cancelled in Weir"),
+        "StopTask carried the reason"
+    );
+    wait_until(
+        "the cancelled task's container to go",
+        Duration::from_secs(20),
+        || {
+            let n = e.fargate.as_ref().map_or(0, |f| f.live());
+            if n == 0 {
+                Ok(())
+            } else {
+                Err(format!("{n} containers"))
+            }
+        },
+    );
+    e.finish();
+}
+
+/// A restarted agent (same state directory) re-adopts its task by `startedBy` and the run
+/// completes without a second `RunTask`; then a new agent instance (new identity and
+/// directory, same cluster and queue) takes over a running task while the old one drains,
+/// and carries its cancel to the end.
+#[test]
+fn ecs_tasks_are_readopted_after_restart_and_handed_over_blue_green() {
+    let Some(mut e) = Ecs::start() else { return };
+    let blue = e.agent("agent-blue");
+    let run =
+        e.w.create_run("p", "slow", common::params(&[("seconds", 6.into())]));
+    e.w.wait_state(run.id, StateKind::Running, Duration::from_secs(60));
+    e.w.kill_agent(blue);
+    let again = e.agent("agent-blue");
+    let d = e.w.wait_terminal(run.id, Duration::from_secs(60));
+    assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
+    assert_eq!(d.run.attempt, 1);
+    assert_eq!(e.tasks_of(run.id).len(), 1, "no second RunTask");
+    let log = e.w.agent_log(again);
+    assert!(
+        log.contains("taking over a run still on its infrastructure"),
+        "{log}"
+    );
+
+    let run = e.w.create_run("p", "slow", Parameters::new());
+    wait_until("the flow to log", Duration::from_secs(60), || {
+        if e.logs(run.id).contains("slept 1/") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    });
+    let green = e.agent("agent-green");
+    wait_until(
+        "green to take the task over",
+        Duration::from_secs(30),
+        || {
+            let log = e.w.agent_log(green);
+            if log.contains("taking over a run another agent launched") {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    );
+    // Blue drains: it stops claiming and leaves its ECS task running.
+    common::signal(e.w.agent_pid(again), "TERM");
+    e.w.wait_agent_exit(again, Duration::from_secs(30));
+    assert_eq!(
+        e.w.detail(run.id).run.state,
+        StateKind::Running,
+        "the task outlives blue"
+    );
+    // Only green can deliver the cancel now.
+    e.w.weir(&["runs", "cancel", &run.id.to_string()]).ok();
+    let d = e.w.wait_terminal(run.id, Duration::from_secs(30));
+    assert_eq!(
+        d.run.state,
+        StateKind::Cancelled,
+        "{}\ngreen: {}",
+        describe(&d),
+        e.w.agent_log(green)
+    );
+    let tasks = e.tasks_of(run.id);
+    assert_eq!(tasks.len(), 1, "no task launched again");
+    assert_eq!(tasks[0].stopped_reason(), Some("cancelled in Weir"));
+    e.finish();
+}
