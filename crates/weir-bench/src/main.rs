@@ -1,7 +1,9 @@
 //! `weir-bench`: Weir's benchmarks. Each subcommand measures one part and prints ONE JSON
 //! object on stdout. Subcommands live in their own modules: `sdk`, `server`, `launch` (and
-//! `launch_docker`), `ui`, `python`, `retention`.
+//! `launch_docker`), `ui`, `python`, `retention`, and `ecs` (with the `ecs` feature).
 
+#[cfg(feature = "ecs")]
+mod ecs;
 mod launch;
 mod launch_docker;
 mod procs;
@@ -35,6 +37,11 @@ enum Command {
     Python(python::Args),
     /// Retention: pruning rate and API latency while 1,000,000 runs are pruned.
     Retention(retention::Args),
+    /// ECS: N runs through an agent with the ECS launcher against an AWS-compatible endpoint
+    /// (moto), tasks run by the local Fargate: registrations, RunTask and DescribeTasks calls,
+    /// launch latency.
+    #[cfg(feature = "ecs")]
+    Ecs(ecs::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +53,8 @@ fn main() -> ExitCode {
         Command::Ui(args) => ui::run(&args),
         Command::Python(args) => python::run(&args),
         Command::Retention(args) => retention::run(&args),
+        #[cfg(feature = "ecs")]
+        Command::Ecs(args) => ecs::run(&args),
     };
     match result.and_then(|v| Ok(serde_json::to_string(&v)?)) {
         Ok(json) => {
