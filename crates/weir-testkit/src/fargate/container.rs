@@ -44,15 +44,23 @@ pub(crate) async fn run(inner: Arc<Inner>, task: Task) {
     if let Some((group, stream)) = &plan.log {
         ship_logs(&inner, &id, group, stream).await;
     }
-    // Still ours: the container ended on its own (else whoever stopped the task removes it).
-    if lock(&inner.containers).remove(&arn).is_some() {
-        inner.counts.exited.fetch_add(1, Ordering::Relaxed);
-        let reason = format!("Essential container in task exited (exit code {code})");
-        if let Err(e) = stop_task(&inner, &arn, &reason).await {
-            eprintln!("{e}");
-        }
-        remove(&inner.docker, &id).await;
+    // Unless the task was stopped from outside (then `stop` settles it), it ended on its own.
+    if !lock(&inner.settling).insert(arn.clone()) {
+        return;
     }
+    inner.counts.exited.fetch_add(1, Ordering::Relaxed);
+    let reason = format!("Essential container in task exited (exit code {code})");
+    if let Err(e) = stop_task(&inner, &arn, &reason).await {
+        eprintln!("{e}");
+    }
+    settled(&inner, &arn, &id).await;
+}
+
+/// Removes the container, then forgets the task.
+async fn settled(inner: &Inner, arn: &str, id: &str) {
+    remove(&inner.docker, id).await;
+    lock(&inner.containers).remove(arn);
+    lock(&inner.settling).remove(arn);
 }
 
 /// The task could not run: stopped with `why`, as ECS stops a task that failed to start.
@@ -66,7 +74,7 @@ async fn fail(inner: &Inner, arn: &str, why: &str) {
 
 /// The task was stopped from outside: SIGTERM, SIGKILL after the stop timeout, removal.
 pub(crate) async fn stop(inner: Arc<Inner>, arn: String, id: String) {
-    if lock(&inner.containers).remove(&arn).is_none() {
+    if !lock(&inner.settling).insert(arn.clone()) {
         return;
     }
     inner.counts.stopped.fetch_add(1, Ordering::Relaxed);
@@ -75,7 +83,7 @@ pub(crate) async fn stop(inner: Arc<Inner>, arn: String, id: String) {
     if let Err(e) = inner.docker.stop_container(&id, Some(options)).await {
         eprintln!("local Fargate: cannot stop container {id}: {e}");
     }
-    remove(&inner.docker, &id).await;
+    settled(&inner, &arn, &id).await;
 }
 
 /// Removes container `id` (and its anonymous volumes), whatever its state.

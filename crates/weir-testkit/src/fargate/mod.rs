@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     pub(crate) options: Options,
     /// Task ARN → its container id, while the container exists.
     pub(crate) containers: Mutex<HashMap<String, String>>,
+    /// Tasks being settled (stopped from outside, or ended on their own): left alone.
+    pub(crate) settling: Mutex<HashSet<String>>,
     pub(crate) counts: Counts,
 }
 
@@ -128,6 +130,7 @@ impl LocalFargate {
             docker,
             options,
             containers: Mutex::new(HashMap::new()),
+            settling: Mutex::new(HashSet::new()),
             counts: Counts::default(),
         });
         let (stop, stopped) = watch::channel(false);
@@ -145,10 +148,15 @@ impl LocalFargate {
         lock(&self.inner.containers).len()
     }
 
-    /// Stops watching and removes every container still there (their tasks are stopped).
+    /// Stops watching, lets the containers being settled go (up to the stop timeout), and
+    /// removes every container still there (their tasks are stopped).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        let deadline = tokio::time::Instant::now() + self.inner.options.stop_timeout;
+        while !lock(&self.inner.settling).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let left: Vec<(String, String)> = lock(&self.inner.containers).drain().collect();
         for (arn, id) in left {
             container::remove(&self.inner.docker, &id).await;
@@ -277,7 +285,7 @@ impl MotoEcs {
         })
         .await
         .map_err(err)?;
-        if status != 200 {
+        if !(200..300).contains(&status) {
             return Err(err(format!(
                 "moto refused to freeze its ECS task lifecycle (HTTP {status}): is the endpoint moto's server?"
             )));
