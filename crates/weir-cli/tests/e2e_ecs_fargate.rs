@@ -23,29 +23,55 @@ use weir_launcher_ecs::aws_sdk_ecs as ecs;
 use weir_secrets_aws::aws_config::{Region, SdkConfig};
 use weir_testkit::fargate::{self, LocalFargate, MotoEcs};
 
-/// The test image (shared with the Docker tests), built from the binaries under test.
-fn test_image() -> &'static str {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
+/// This test process's images (`weir-test-weir-example-flows:tPID`), built from the binaries
+/// under test by scripts/build-images.sh and removed when dropped; built and removed under
+/// the Docker tests' image lock (the builder's cache is shared by every tag).
+struct Images {
+    tag: String,
+}
+
+fn image_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join("weir-test-images.lock");
+    let file = std::fs::File::create(&path).expect("create the image lock file");
+    file.lock().expect("lock the image lock file");
+    file
+}
+
+impl Images {
+    fn build() -> Images {
+        let _lock = image_lock();
+        let tag = format!("t{}", std::process::id());
         let dir = common::weir_bin().parent().expect("bin dir").to_path_buf();
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images.sh");
         let out = std::process::Command::new(script)
-            .args([
-                "--from",
-                &dir.display().to_string(),
-                "--prefix",
-                "weir-test",
-            ])
+            .args(["--from", &dir.display().to_string()])
+            .args(["--prefix", "weir-test", "--tag", &tag])
             .output()
             .expect("run build-images.sh");
+        let images = Images { tag };
         assert!(
             out.status.success(),
             "build-images.sh: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    });
-    "weir-test-weir-example-flows:dev"
+        images
+    }
+
+    fn flows(&self) -> String {
+        format!("weir-test-weir-example-flows:{}", self.tag)
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        let _lock = image_lock();
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f"])
+            .arg(format!("weir-test-weir:{}", self.tag))
+            .arg(self.flows())
+            .output();
+    }
 }
 
 fn engine() -> bool {
@@ -93,6 +119,8 @@ struct Ecs {
     client: ecs::Client,
     fargate: Option<LocalFargate>,
     _moto: MotoEcs,
+    /// Dropped last: after every container is gone.
+    _images: Images,
 }
 
 impl Ecs {
@@ -101,7 +129,8 @@ impl Ecs {
         if !engine() {
             return None;
         }
-        let image = test_image();
+        let images = Images::build();
+        let image = images.flows();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -201,6 +230,7 @@ parameters = {{ seconds = 60 }}
             client,
             fargate: Some(fargate),
             _moto: moto,
+            _images: images,
         })
     }
 
