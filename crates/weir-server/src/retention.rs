@@ -128,7 +128,10 @@ async fn prune_project(
             ids = archived.iter().map(|a| a.run.id).collect();
         }
         let started = Instant::now();
-        let pruned = state.store.delete_runs(project, &ids, cutoff).await?;
+        let pruned = state
+            .store
+            .delete_runs(project, &ids, cutoff, state.now())
+            .await?;
         let took = started.elapsed();
         *total += pruned;
         if pruned.runs == 0 {
@@ -201,9 +204,6 @@ async fn report(
         logs = total.logs,
         export = export.map(ResultStore::url),
     );
-    if let Err(error) = state.store.record_pruned(project, total.runs, now).await {
-        tracing::warn!(message = "cannot record pruned runs", project, %error);
-    }
     let action = AuditAction::RunsPruned.as_str();
     if let Err(error) = state
         .store

@@ -4,10 +4,11 @@
 //! Each step is short and index-driven, so writers never wait long: [`Store::expired_runs`]
 //! reads a batch of ids through `flow_runs_project_state_at` (no transaction); the export (the
 //! server's, [`Store::archive_runs`]) happens outside any transaction; [`Store::delete_runs`]
-//! is one write transaction per batch that first re-checks which of the ids are still finished
-//! and past the window (a run retried meanwhile stays), locking them on PostgreSQL with `FOR
-//! UPDATE SKIP LOCKED` so replicas pruning at once never wait on each other, then deletes by
-//! primary key and by the `…_run` indexes.
+//! is one write transaction per batch that first reads the ids by primary key and keeps those
+//! still finished and past the window (a run retried meanwhile stays), locking them on
+//! PostgreSQL with `FOR UPDATE SKIP LOCKED` so replicas pruning at once never wait on each
+//! other, then deletes by primary key and by the `…_run` indexes and counts them in the
+//! project's `pruned_runs`.
 
 use crate::codec::{self, FLOW_RUN_COLUMNS, TASK_RUN_COLUMNS, micros, placeholders};
 use crate::{Dialect, Error, Result, Store, states};
@@ -176,12 +177,14 @@ impl Store {
     }
 
     /// Deletes those of runs `ids` of `project` that are still finished and last changed
-    /// before `cutoff`, with their task runs, states and logs, in one short transaction.
+    /// before `cutoff` ([`weir_core::retention::is_expired`]), with their task runs, states
+    /// and logs, and adds them to the project's `pruned_runs` — in one short transaction.
     pub async fn delete_runs(
         &self,
         project: &str,
         ids: &[Uuid],
         cutoff: Timestamp,
+        now: Timestamp,
     ) -> Result<Pruned> {
         if ids.is_empty() {
             return Ok(Pruned::default());
@@ -191,27 +194,26 @@ impl Store {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         };
         let mut tx = self.begin_write().await?;
+        // By primary key only: a condition on project or state would let the planner walk
+        // the retention index over every expired run instead.
         let sql = format!(
-            "SELECT id FROM flow_runs WHERE id IN ({}) AND project = ${} AND state IN ({}) \
-             AND state_at < ${}{lock}",
+            "SELECT id, project, state, state_at FROM flow_runs WHERE id IN ({}){lock}",
             placeholders(1, ids.len()),
-            ids.len() + 1,
-            *states::FINISHED,
-            ids.len() + 2,
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for id in ids_text(ids) {
             q = q.bind(id);
         }
-        let rows = q
-            .bind(project)
-            .bind(micros(cutoff))
-            .fetch_all(&mut *tx)
-            .await?;
-        let confirmed: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>("id"))
-            .collect::<std::result::Result<_, _>>()?;
+        let rows = q.fetch_all(&mut *tx).await?;
+        let mut confirmed: Vec<String> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let p: String = r.try_get("project")?;
+            let state = codec::state(r, "state")?;
+            let at = codec::ts(r.try_get("state_at")?);
+            if p == project && weir_core::retention::is_expired(state, at, cutoff) {
+                confirmed.push(r.try_get("id")?);
+            }
+        }
         if confirmed.is_empty() {
             tx.commit().await?;
             return Ok(Pruned::default());
@@ -241,21 +243,16 @@ impl Store {
                 _ => pruned.runs = n,
             }
         }
-        tx.commit().await?;
-        Ok(pruned)
-    }
-
-    /// Adds `runs` to `project`'s count of pruned runs and stamps the time.
-    pub async fn record_pruned(&self, project: &str, runs: u64, now: Timestamp) -> Result<()> {
         sqlx::query(
             "UPDATE projects SET pruned_runs = pruned_runs + $1, pruned_at = $2 WHERE name = $3",
         )
-        .bind(i64::try_from(runs).unwrap_or(i64::MAX))
+        .bind(i64::try_from(pruned.runs).unwrap_or(i64::MAX))
         .bind(micros(now))
         .bind(project)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(pruned)
     }
 }
 

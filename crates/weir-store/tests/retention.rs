@@ -214,7 +214,7 @@ async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
     }
 
     let pruned = store
-        .delete_runs("ret", &batch, cutoff)
+        .delete_runs("ret", &batch, cutoff, now())
         .await
         .expect("delete");
     assert_eq!(
@@ -268,7 +268,7 @@ async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
     // Deleting again deletes nothing.
     assert_eq!(
         store
-            .delete_runs("ret", &batch, cutoff)
+            .delete_runs("ret", &batch, cutoff, now())
             .await
             .expect("again"),
         Pruned::default()
@@ -293,7 +293,7 @@ async fn case_a_run_retried_meanwhile_stays(store: Store) {
     let retried = store.retry_flow_run(r.id, false, t).await.expect("retry");
     assert_eq!(retried.state, StateKind::Scheduled);
     let pruned = store
-        .delete_runs("ret", &batch, cutoff)
+        .delete_runs("ret", &batch, cutoff, now())
         .await
         .expect("delete");
     assert_eq!(pruned, Pruned::default());
@@ -308,7 +308,7 @@ async fn case_a_run_retried_meanwhile_stays(store: Store) {
         .await
         .expect("import");
     let pruned = store
-        .delete_runs("other", &[old.id], cutoff)
+        .delete_runs("other", &[old.id], cutoff, now())
         .await
         .expect("delete");
     assert_eq!(pruned.runs, 0);
@@ -321,9 +321,21 @@ async fn case_project_retention_setting(store: Store) {
     assert_eq!((p.name.as_str(), p.retain_days), ("ret", Some(14)));
     assert_eq!(p.pruned_runs, 0);
     assert_eq!(p.pruned_at, None);
+    // Deletes count in the project, in the deleting transaction.
+    let d = deployment(&store, "ret").await;
     let t = now();
-    store.record_pruned("ret", 5, t).await.expect("record");
-    store.record_pruned("ret", 7, t).await.expect("record");
+    let old: Vec<FlowRun> = (0..12)
+        .map(|_| run("ret", d, t - Duration::days(20), StateKind::Completed))
+        .collect();
+    store.import_flow_runs(&old).await.expect("import");
+    let cutoff = t - Duration::days(14);
+    let ids: Vec<Uuid> = old.iter().map(|r| r.id).collect();
+    for part in [&ids[..5], &ids[5..]] {
+        store
+            .delete_runs("ret", part, cutoff, t)
+            .await
+            .expect("delete");
+    }
     let p = store
         .set_retention("ret", None)
         .await
@@ -378,7 +390,7 @@ async fn case_batches_beside_writers_and_racing_pruners(store: Store) {
                 return total;
             }
             total += store
-                .delete_runs("ret", &batch, cutoff)
+                .delete_runs("ret", &batch, cutoff, now())
                 .await
                 .expect("delete");
         }
