@@ -107,6 +107,14 @@ fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Whether `e` is an HTTP connection failure or timeout (S3 only: `object_store`'s HTTP client
+/// exists only with the `s3` feature).
+#[cfg(not(feature = "s3"))]
+fn is_connect(_: &(dyn std::error::Error + 'static)) -> bool {
+    false
+}
+
+#[cfg(feature = "s3")]
 fn is_connect(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(s) = cur {
