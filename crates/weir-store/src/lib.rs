@@ -230,6 +230,12 @@ async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool> {
                 Ok(())
             })
         })
+        // A connection handed back still inside a transaction (a COMMIT that failed, e.g.
+        // on a full disk) is closed, not reused: else the one writer refuses every later
+        // write ("non-zero transaction depth") until the server restarts.
+        .after_release(|conn, _| {
+            Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+        })
         .connect(url)
         .await?)
 }
