@@ -264,6 +264,15 @@ fn container_runs_complete_fail_and_cancel() {
         common::describe(&d)
     );
 
+    // The container may write the outcome file in the agent's (mounted) state directory.
+    let logs = messages(&w, ok.id);
+    assert!(
+        !logs
+            .iter()
+            .any(|m| m.contains("cannot write the outcome file")),
+        "{logs:#?}"
+    );
+
     let bad = w.create_run("dev", "exit-docker", Parameters::new());
     let d = w.wait_terminal(bad.id, Duration::from_secs(60));
     assert_eq!(d.run.state, StateKind::Failed, "{}", common::describe(&d));

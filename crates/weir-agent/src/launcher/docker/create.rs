@@ -112,11 +112,17 @@ fn body(
     env.extend(d.env.clone());
     let mut binds = d.volumes.clone();
     // The outcome file lives in the agent's state directory: mount that directory at the same
-    // path, so the process can leave its final state where the agent looks for it.
+    // path, so the process can leave its final state where the agent looks for it, and run as
+    // the directory's owner (unless result storage says otherwise, below) so it may write there.
+    let mut outcome_owner = None;
     if let Some(dir) = env
         .get(var::OUTCOME_FILE)
         .and_then(|f| Path::new(f).parent())
     {
+        use std::os::unix::fs::MetadataExt;
+        outcome_owner = std::fs::metadata(dir)
+            .ok()
+            .map(|m| format!("{}:{}", m.uid(), m.gid()));
         let dir = dir.display().to_string();
         binds.push(format!("{dir}:{dir}"));
     }
@@ -146,6 +152,7 @@ fn body(
         let dir = dir.display().to_string();
         binds.push(format!("{dir}:{dir}"));
     }
+    let user = user.or(outcome_owner);
     let memory = d
         .memory
         .as_deref()
