@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 mod limits;
+pub mod notifications;
 mod query;
 pub use limits::*;
 pub use query::*;

@@ -31,11 +31,15 @@ pub enum AuditAction {
     LimitSet,
     /// Removed a tag's concurrency limit.
     LimitRemove,
+    /// Created or changed a notification rule.
+    NotificationSet,
+    /// Deleted a notification rule.
+    NotificationDelete,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 13] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::Deploy,
         AuditAction::Run,
         AuditAction::Cancel,
@@ -49,6 +53,8 @@ impl AuditAction {
         AuditAction::RunsPruned,
         AuditAction::LimitSet,
         AuditAction::LimitRemove,
+        AuditAction::NotificationSet,
+        AuditAction::NotificationDelete,
     ];
 
     /// The name stored and shown (`weir audit`, the audit page).
@@ -67,6 +73,8 @@ impl AuditAction {
             AuditAction::RunsPruned => "runs.pruned",
             AuditAction::LimitSet => "limit.set",
             AuditAction::LimitRemove => "limit.remove",
+            AuditAction::NotificationSet => "notification.set",
+            AuditAction::NotificationDelete => "notification.delete",
         }
     }
 }

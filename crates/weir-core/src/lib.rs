@@ -12,6 +12,7 @@ pub mod deployment;
 pub mod infrastructure;
 pub mod limits;
 pub mod names;
+pub mod notify;
 pub mod orchestration;
 pub mod params;
 pub mod redact;

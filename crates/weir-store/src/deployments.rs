@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 use weir_core::Timestamp;
+use weir_core::api::notifications::NotificationEvent;
 use weir_core::api::{Deployment, DeploymentSpec, Project, UpsertOutcome, UpsertResult};
 
 const DEPLOYMENT_COLUMNS: &str =
@@ -160,6 +161,15 @@ impl Store {
             insert_version(&mut tx, d.id, version, spec, now).await?;
             delete_future_runs(&mut tx, d.id, now).await?;
         }
+        let after = Deployment {
+            version: u32::try_from(version).unwrap_or(u32::MAX),
+            spec: spec.clone(),
+            updated_at: now,
+            archived_at: None,
+            ..d.clone()
+        };
+        let event = NotificationEvent::DeploymentChanged;
+        crate::notify::enqueue_deployment_event(&mut tx, event, &after, now).await?;
         tx.commit().await?;
         Ok(UpsertResult {
             outcome: if d.archived_at.is_some() {
@@ -208,6 +218,19 @@ impl Store {
             return Box::pin(self.upsert_deployment(project, name, spec, false, now)).await;
         }
         insert_version(&mut tx, id, 1, spec, now).await?;
+        let created = Deployment {
+            id,
+            project: project.to_string(),
+            name: name.to_string(),
+            version: 1,
+            spec: spec.clone(),
+            paused: false,
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+        };
+        let event = NotificationEvent::DeploymentCreated;
+        crate::notify::enqueue_deployment_event(&mut tx, event, &created, now).await?;
         tx.commit().await?;
         Ok(UpsertResult {
             outcome: UpsertOutcome::Created,
@@ -220,6 +243,7 @@ impl Store {
     /// removed), gets no new runs, and keeps its versions and run history. Archiving an
     /// archived deployment changes nothing. Returns whether this call archived it.
     pub async fn archive_deployment(&self, id: Uuid, now: Timestamp) -> Result<bool> {
+        let d = self.deployment_by_id(id).await?;
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE deployments SET archived_at = $1, updated_at = $1 \
@@ -237,6 +261,13 @@ impl Store {
             return Ok(false);
         }
         delete_future_runs(&mut tx, id, now).await?;
+        let archived = Deployment {
+            archived_at: Some(now),
+            updated_at: now,
+            ..d
+        };
+        let event = NotificationEvent::DeploymentArchived;
+        crate::notify::enqueue_deployment_event(&mut tx, event, &archived, now).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -22,6 +22,8 @@ mod load;
 mod logs;
 mod migrate;
 mod retention;
+mod notify;
+mod outbox;
 mod runs;
 mod scheduling;
 mod states;
@@ -31,6 +33,7 @@ mod why;
 
 pub use load::QueueLoad;
 pub use retention::Pruned;
+pub use outbox::ClaimedDelivery;
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -36,6 +36,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_infrastructure.sql"),
     ),
     (
+        7,
+        "notifications",
+        include_str!("../migrations/sqlite/0007_notifications.sql"),
+    ),
+    (
         8,
         "concurrency_limits",
         include_str!("../migrations/sqlite/0008_concurrency_limits.sql"),
@@ -76,6 +81,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "infrastructure",
         include_str!("../migrations/postgres/0006_infrastructure.sql"),
+    ),
+    (
+        7,
+        "notifications",
+        include_str!("../migrations/postgres/0007_notifications.sql"),
     ),
     (
         8,

@@ -637,6 +637,10 @@ pub(crate) async fn save_run(
     if changed > 0 && next.state.is_terminal() && !prev.state.is_terminal() {
         crate::task_runs::close_task_runs(tx, next).await?;
     }
+    if changed > 0 {
+        // In the change's own transaction: the event and its notifications commit together.
+        crate::notify::enqueue_run_events(tx, prev, next).await?;
+    }
     Ok(changed > 0)
 }
 

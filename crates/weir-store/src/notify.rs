@@ -1,0 +1,218 @@
+//! Notification rules, and writing the outbox rows a change triggers.
+//!
+//! [`enqueue_run_events`] and [`enqueue_deployment_event`] run inside the transaction of the
+//! state change or deployment write they are about, so the event and its notifications
+//! commit together or not at all: a crash never loses one. Which rules want which event is
+//! `weir_core::notify`'s decision. Delivering is the outbox's (`outbox.rs`).
+
+use crate::codec::{self, micros, to_json};
+use crate::{Error, Result, Store};
+use sqlx::{Any, Row, Transaction};
+use uuid::Uuid;
+use weir_core::Timestamp;
+use weir_core::api::notifications::{
+    DeliveryStatus, NotificationEvent, NotificationRule, NotificationRuleSpec, RuleSource,
+};
+use weir_core::api::{Deployment, FlowRun};
+use weir_core::notify::{self, Message};
+
+const RULE_COLUMNS: &str = "id, project, name, spec, source, created_at, updated_at";
+
+impl Store {
+    /// Creates or replaces rule `name` of `project` (creating the project if needed). The
+    /// boolean is true when the rule is new.
+    pub async fn upsert_notification_rule(
+        &self,
+        project: &str,
+        name: &str,
+        spec: &NotificationRuleSpec,
+        source: RuleSource,
+        now: Timestamp,
+    ) -> Result<(NotificationRule, bool)> {
+        self.ensure_project(project, now).await?;
+        let id = Uuid::now_v7();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO notification_rules (id, project, name, spec, source, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (project, name) DO UPDATE SET spec = excluded.spec, \
+             source = excluded.source, updated_at = excluded.updated_at",
+        )
+        .bind(id.to_string())
+        .bind(project)
+        .bind(name)
+        .bind(to_json(spec))
+        .bind(source.as_str())
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let rule = self.notification_rule(project, name).await?;
+        let created = rule.id == id;
+        Ok((rule, created))
+    }
+
+    /// One rule.
+    pub async fn notification_rule(&self, project: &str, name: &str) -> Result<NotificationRule> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RULE_COLUMNS} FROM notification_rules WHERE project = $1 AND name = $2"
+        )))
+        .bind(project)
+        .bind(name)
+        .fetch_optional(&self.write)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("notification rule {project}/{name}")))?;
+        rule(&row)
+    }
+
+    /// The rules of `projects` (`None`: all), by project and name.
+    pub async fn notification_rules(
+        &self,
+        projects: Option<&[String]>,
+    ) -> Result<Vec<NotificationRule>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RULE_COLUMNS} FROM notification_rules ORDER BY project, name"
+        )))
+        .fetch_all(&self.read)
+        .await?;
+        let mut rules = rows.iter().map(rule).collect::<Result<Vec<_>>>()?;
+        if let Some(ps) = projects {
+            rules.retain(|r| ps.contains(&r.project));
+        }
+        Ok(rules)
+    }
+
+    /// Deletes a rule; its deliveries stay in the log. Returns whether it existed.
+    pub async fn delete_notification_rule(&self, project: &str, name: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM notification_rules WHERE project = $1 AND name = $2")
+            .bind(project)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Puts a test notification of `rule` in the outbox, due now. Returns its id.
+    pub async fn enqueue_test_notification(
+        &self,
+        rule: &NotificationRule,
+        now: Timestamp,
+    ) -> Result<Uuid> {
+        let message = notify::test_message(&rule.project, &rule.name, now);
+        let mut tx = self.begin_write().await?;
+        let id = insert(&mut tx, rule.id, &rule.name, &rule.spec, &message, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
+fn rule(row: &sqlx::any::AnyRow) -> Result<NotificationRule> {
+    let source: String = row.try_get("source")?;
+    Ok(NotificationRule {
+        id: codec::uuid(row, "id")?,
+        project: row.try_get("project")?,
+        name: row.try_get("name")?,
+        spec: codec::json(row, "spec")?,
+        source: match source.as_str() {
+            "file" => RuleSource::File,
+            _ => RuleSource::Api,
+        },
+        created_at: codec::ts(row.try_get("created_at")?),
+        updated_at: codec::ts(row.try_get("updated_at")?),
+    })
+}
+
+/// Writes the notifications the change of a run from `prev` to `next` triggers, in the
+/// change's own transaction. Does nothing (no read) when the change is no event.
+pub(crate) async fn enqueue_run_events(
+    tx: &mut Transaction<'static, Any>,
+    prev: &FlowRun,
+    next: &FlowRun,
+) -> Result<()> {
+    let events = notify::run_events(prev, next);
+    if events.is_empty() {
+        return Ok(());
+    }
+    enqueue(
+        tx,
+        &next.project,
+        next.deployment.as_deref(),
+        &events,
+        |e| notify::run_message(e, next),
+    )
+    .await
+}
+
+/// Writes the notifications of `event` of deployment `d` (as it is after the write), in the
+/// write's own transaction.
+pub(crate) async fn enqueue_deployment_event(
+    tx: &mut Transaction<'static, Any>,
+    event: NotificationEvent,
+    d: &Deployment,
+    now: Timestamp,
+) -> Result<()> {
+    enqueue(tx, &d.project, Some(&d.name), &[event], |e| {
+        notify::deployment_message(e, d, now)
+    })
+    .await
+}
+
+async fn enqueue(
+    tx: &mut Transaction<'static, Any>,
+    project: &str,
+    deployment: Option<&str>,
+    events: &[NotificationEvent],
+    message: impl Fn(NotificationEvent) -> Message,
+) -> Result<()> {
+    let rows = sqlx::query("SELECT id, name, spec FROM notification_rules WHERE project = $1")
+        .bind(project)
+        .fetch_all(&mut **tx)
+        .await?;
+    for row in &rows {
+        let id = codec::uuid(row, "id")?;
+        let name: String = row.try_get("name")?;
+        let spec: NotificationRuleSpec = codec::json(row, "spec")?;
+        for &event in events {
+            if notify::wants(&spec, event, deployment) {
+                let m = message(event);
+                let at = m.at;
+                insert(tx, id, &name, &spec, &m, at).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn insert(
+    tx: &mut Transaction<'static, Any>,
+    rule_id: Uuid,
+    rule: &str,
+    spec: &NotificationRuleSpec,
+    message: &Message,
+    now: Timestamp,
+) -> Result<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO notification_outbox (id, rule_id, rule, project, event, title, message, \
+         destination, rate_count, rate_per_s, status, attempts, next_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $12)",
+    )
+    .bind(id.to_string())
+    .bind(rule_id.to_string())
+    .bind(rule)
+    .bind(&message.project)
+    .bind(message.event.as_str())
+    .bind(&message.title)
+    .bind(to_json(message))
+    .bind(to_json(&spec.destination))
+    .bind(i64::from(spec.rate_limit.count))
+    .bind(i64::try_from(spec.rate_limit.per_s).unwrap_or(i64::MAX))
+    .bind(DeliveryStatus::Pending.as_str())
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
