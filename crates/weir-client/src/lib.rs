@@ -10,6 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use weir_core::api::*;
 
+mod notifications;
 pub mod transport;
 
 /// What can go wrong calling the API.

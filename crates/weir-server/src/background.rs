@@ -1,6 +1,6 @@
 //! Background loops: the scheduler (materialises future runs of scheduled deployments), the
-//! crash detector (expired leases → Crashed or a retry; overdue runs → Late) and retention
-//! (`retention.rs`).
+//! crash detector (expired leases → Crashed or a retry; overdue runs → Late), retention
+//! (`retention.rs`) and the notification delivery loop (`notify`).
 //!
 //! Both are safe to run in every replica at once: runs are created with idempotency keys
 //! derived from deployment and time, and every transition is a compare-and-set.
@@ -15,7 +15,14 @@ use weir_core::{Schedule, StateKind};
 /// Starts the loops; they stop when `stop` turns true.
 pub(crate) fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     crate::metrics::init();
+    crate::notify::describe_metrics();
     vec![
+        tokio::spawn(every_tick(
+            state.clone(),
+            stop.clone(),
+            "notifications",
+            crate::notify::deliver,
+        )),
         tokio::spawn(every_tick(
             state.clone(),
             stop.clone(),

@@ -12,6 +12,7 @@ mod error;
 mod extract;
 mod limits;
 mod metrics;
+pub mod notify;
 mod openapi;
 mod retention;
 mod routes;

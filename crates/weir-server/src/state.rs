@@ -44,6 +44,8 @@ pub struct Options {
     pub retain_interval: std::time::Duration,
     /// Most runs deleted in one transaction (the loop adapts below it).
     pub retain_batch: u32,
+    /// How notifications resolve secret references and publish to SNS.
+    pub notify: crate::notify::Hooks,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             retain_export: None,
             retain_interval: std::time::Duration::from_secs(300),
             retain_batch: 500,
+            notify: crate::notify::Hooks::default(),
         }
     }
 }
@@ -87,13 +90,17 @@ pub struct AppState {
     pub(crate) started: std::time::Instant,
     /// The database's clock minus this host's, in microseconds (see [`AppState::now`]).
     pub(crate) clock_offset_us: Arc<std::sync::atomic::AtomicI64>,
+    /// Delivers notifications from the outbox.
+    pub(crate) notifier: Arc<crate::notify::Notifier>,
 }
 
 impl AppState {
     /// Wraps a connected store; `secret` signs run tokens and sessions.
     pub fn new(store: Store, options: Options, secret: Vec<u8>) -> AppState {
+        let notifier = Arc::new(crate::notify::Notifier::new(options.notify.clone()));
         AppState {
             store,
+            notifier,
             options: Arc::new(options),
             work: Arc::new(Notify::new()),
             activity: Arc::new(watch::channel(0).0),

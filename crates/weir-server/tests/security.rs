@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 use weir_client::Client;
 use weir_core::StateKind;
+use weir_core::api::notifications::{
+    Destination, NotificationEvent, NotificationRuleSpec, RateLimit, RuleSource,
+};
 use weir_core::api::{CreateApiKey, CreateFlowRun, CreatedApiKey, FlowRun, RegisterAgent};
 use weir_core::auth::{Permission, Role};
 use weir_testkit::{Backend, TestDb};
@@ -116,6 +119,32 @@ const MATRIX: &[(&str, &str, [Exp; 7])] = &[
     (
         "post",
         "/api/v1/projects/{project}/deployments/{name}/archive",
+        [U, OK, OK, F, F, N, F],
+    ),
+    ("get", "/api/v1/notifications", [U, OK, OK, F, OK, OK, F]),
+    (
+        "get",
+        "/api/v1/notifications/deliveries",
+        [U, OK, OK, F, OK, OK, F],
+    ),
+    (
+        "put",
+        "/api/v1/projects/{project}/notifications/{name}",
+        [U, OK, OK, F, F, N, F],
+    ),
+    (
+        "get",
+        "/api/v1/projects/{project}/notifications/{name}",
+        [U, OK, OK, F, OK, N, F],
+    ),
+    (
+        "delete",
+        "/api/v1/projects/{project}/notifications/{name}",
+        [U, OK, OK, F, F, N, F],
+    ),
+    (
+        "post",
+        "/api/v1/projects/{project}/notifications/{name}/test",
         [U, OK, OK, F, F, N, F],
     ),
     ("get", "/api/v1/flow_runs", [U, OK, OK, F, OK, OK, F]),
@@ -406,6 +435,19 @@ fn log_batch(run: Uuid, message: &str) -> Value {
     }]})
 }
 
+/// A notification rule to a webhook nothing listens on (deliveries fail in the background).
+fn rule_spec() -> NotificationRuleSpec {
+    NotificationRuleSpec {
+        on: vec![NotificationEvent::Failed],
+        deployments: vec![],
+        destination: Destination::Webhook {
+            url: "http://127.0.0.1:9/nowhere".into(),
+            signing_key: None,
+        },
+        rate_limit: RateLimit::default(),
+    }
+}
+
 /// The request of one matrix cell: method, concrete path and body, with the resources it
 /// needs created fresh; and the run token of the run it targets, if it targets one.
 async fn cell_request(
@@ -459,6 +501,13 @@ async fn cell_request(
                 .unwrap_or_else(|e| panic!("set a tag limit: {e}"));
         }
     }
+    if route.starts_with("/api/v1/projects/{project}/notifications/{name}") {
+        // Each cell gets the rule it reads, tests or deletes.
+        w.s.client
+            .upsert_notification_rule("main", "etl", &rule_spec(), RuleSource::Api)
+            .await
+            .expect("create rule main/etl");
+    }
     if route == "/api/v1/keys/{id}/revoke" {
         let k = create_key(&w.s.client, "to-revoke", Role::Viewer, None).await;
         path = path.replace("{id}", &k.key.id);
@@ -467,6 +516,9 @@ async fn cell_request(
         ("POST", "/api/v1/projects") => Some(json!({"name": "main"})),
         ("PUT", "/api/v1/projects/{project}/retention") => Some(json!({"retain_days": 30})),
         ("PUT", "/api/v1/concurrency_limits/{tag}") => Some(json!({"slots": 2})),
+        ("PUT", "/api/v1/projects/{project}/notifications/{name}") => {
+            Some(json!({"spec": rule_spec()}))
+        }
         ("PUT", _) => Some(json!({"spec": spec("etl")})),
         ("POST", "/api/v1/flow_runs") => Some(json!({"project": "main", "deployment": "etl"})),
         ("POST", "/api/v1/flow_runs/{id}/state") => Some(json!({"state": "Running", "attempt": 1})),
@@ -563,7 +615,8 @@ async fn role_matrix(db: &TestDb) {
         // cell; the others share one set per route (fewer runs to create and claim).
         let fresh = ["/state", "/cancel", "/retry", "/revoke"]
             .iter()
-            .any(|e| route.ends_with(e));
+            .any(|e| route.ends_with(e))
+            || *method == "delete";
         let mut shared = None;
         for (col, exp) in expected.iter().enumerate() {
             let (m, path, body, run_token) = match &shared {

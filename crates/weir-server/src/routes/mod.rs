@@ -6,6 +6,7 @@ mod health;
 mod ingest;
 pub(crate) mod keys;
 pub(crate) mod limits;
+pub(crate) mod notifications;
 pub(crate) mod runs;
 
 use crate::state::AppState;
@@ -96,6 +97,34 @@ pub(crate) fn router(state: AppState) -> Router {
                 o.summary(
                     "Archive a deployment (removed from its file): no schedules, no new runs, history kept; deploying it again restores it",
                 )
+            }),
+        )
+        .api_route(
+            "/notifications",
+            get_with(notifications::list, |o| {
+                o.summary("List notification rules, optionally of one project")
+            }),
+        )
+        .api_route(
+            "/notifications/deliveries",
+            get_with(notifications::deliveries, |o| {
+                o.summary("The notification delivery log, newest first")
+            }),
+        )
+        .api_route(
+            "/projects/{project}/notifications/{name}",
+            put_with(notifications::upsert, |o| {
+                o.summary("Create or replace a notification rule (201; 200 when it existed)")
+            })
+            .get_with(notifications::get, |o| o.summary("Get a notification rule"))
+            .delete_with(notifications::delete, |o| {
+                o.summary("Delete a notification rule (its delivery log stays)")
+            }),
+        )
+        .api_route(
+            "/projects/{project}/notifications/{name}/test",
+            post_with(notifications::test, |o| {
+                o.summary("Send a test notification through a rule (via the outbox)")
             }),
         )
         .api_route(

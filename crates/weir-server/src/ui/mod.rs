@@ -9,6 +9,7 @@
 
 mod form;
 mod gantt;
+mod notifications;
 mod pages;
 mod view;
 
@@ -52,6 +53,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/keys", get(pages::keys).post(pages::create_key))
         .route("/keys/{id}/revoke", post(pages::revoke_key))
         .route("/audit", get(pages::audit))
+        .route("/notifications", get(notifications::page))
         .route("/static/weir.css", get(stylesheet))
         .route("/static/weir.js", get(script))
 }
