@@ -215,6 +215,10 @@ pub enum Command {
     /// API keys of service accounts (admin).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Notification rules (on run failures, crashes, late runs, deployments) and their
+    /// delivery log.
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
     /// The audit log: who deployed, ran, cancelled, retried, created or revoked keys (admin).
     Audit {
         /// How many entries.
@@ -442,4 +446,64 @@ pub enum LimitsCommand {
 pub enum QueuesCommand {
     /// List work queues.
     Ls,
+}
+
+/// `weir notifications …`.
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// List rules.
+    Ls {
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Create or replace rule PROJECT/NAME with one destination: --webhook, --slack or --sns.
+    Add {
+        /// PROJECT/NAME.
+        target: String,
+        /// Events, comma-separated: failed, crashed, late, cancelled, completed, recovered,
+        /// deployment_created, deployment_changed, deployment_archived.
+        #[arg(long, value_delimiter = ',', required = true)]
+        on: Vec<String>,
+        /// Only runs and deployments of this deployment (repeatable; default: all).
+        #[arg(long = "deployment")]
+        deployments: Vec<String>,
+        /// POST signed JSON to this URL, or to the URL a secret reference names.
+        #[arg(long, group = "destination", required = true)]
+        webhook: Option<String>,
+        /// With --webhook: secret reference to the HMAC-SHA256 signing key.
+        #[arg(long, requires = "webhook")]
+        signing_key: Option<String>,
+        /// Secret reference to a Slack incoming-webhook URL (e.g. ssm:/chat/slack_url).
+        #[arg(long, group = "destination")]
+        slack: Option<String>,
+        /// Publish to this SNS topic ARN (a server built with AWS support).
+        #[arg(long, group = "destination")]
+        sns: Option<String>,
+        /// At most COUNT deliveries per window, e.g. 10/1h (default 60/1h).
+        #[arg(long)]
+        rate_limit: Option<String>,
+    },
+    /// Delete rule PROJECT/NAME (its delivery log stays).
+    Rm {
+        /// PROJECT/NAME.
+        target: String,
+    },
+    /// Send a test notification through rule PROJECT/NAME and wait for its outcome.
+    Test {
+        /// PROJECT/NAME.
+        target: String,
+    },
+    /// The delivery log, newest first.
+    Log {
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
 }

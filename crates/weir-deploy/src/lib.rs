@@ -52,8 +52,23 @@
 //! variable that is not passed is an error at its line and column; `$${` is a literal `${`;
 //! any other `$` stays as written. See [`Vars`].
 //!
+//! Notification rules of the project (`weir deploy` owns them: a rule it wrote that the file
+//! no longer has is deleted):
+//!
+//! ```toml
+//! [[notifications]]
+//! name = "chat"                   # rule name (a name like a deployment's)
+//! on = ["failed", "crashed", "late", "recovered", "deployment_created", "deployment_changed"]
+//! deployments = ["etl"]           # optional: only these deployments of the file (default: all)
+//! destination = { type = "sns", topic_arn = "arn:aws:sns:eu-west-1:123456789012:data-chat" }
+//! rate_limit = "10/1h"            # optional: at most 10 per hour (default 60/1h)
+//! # or { type = "webhook", url = "https://… | ssm:/…", signing_key = "ssm:/…" }
+//! # or { type = "slack", url = "ssm:/chat/slack_webhook_url" }   (a secret reference only)
+//! ```
+//!
 //! Rules:
-//! - Top-level keys: `project`, `defaults`, `deployments`. At least one deployment.
+//! - Top-level keys: `project`, `defaults`, `deployments`, `notifications`. At least one
+//!   deployment.
 //! - Project, deployment and work queue names: 1–63 lowercase letters, digits, `-` and `_`,
 //!   starting with a letter or digit (`weir_core::names`, the server's rule).
 //! - `[defaults]` takes every deployment key except `flow`, `description` and `parameters`
@@ -94,6 +109,19 @@ pub struct DeployFile {
     pub project: Option<String>,
     /// The deployments, in the order the file lists them.
     pub deployments: Vec<DeploymentEntry>,
+    /// The project's notification rules (`[[notifications]]`), in file order.
+    pub notifications: Vec<NotificationEntry>,
+}
+
+/// One notification rule of a [`DeployFile`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationEntry {
+    /// The rule's name.
+    pub name: String,
+    /// What it sends where (checked by `weir_core::notify::check_rule`).
+    pub spec: weir_core::api::notifications::NotificationRuleSpec,
+    /// Where its table starts.
+    pub location: Location,
 }
 
 /// One deployment of a [`DeployFile`].

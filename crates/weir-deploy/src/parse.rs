@@ -2,6 +2,7 @@
 
 mod infrastructure;
 mod limits;
+mod notifications;
 
 use crate::suggest::suggest;
 use crate::{DeployFile, DeploymentEntry, Diagnostic, Error, Location, Vars};
@@ -14,7 +15,7 @@ use toml::de::{DeTable, DeValue};
 use weir_core::Schedule;
 use weir_core::api::{DeploymentSpec, Parameters, ScheduleSpec};
 
-const TOP_KEYS: &[&str] = &["project", "defaults", "deployments"];
+const TOP_KEYS: &[&str] = &["project", "defaults", "deployments", "notifications"];
 const DEPLOYMENT_KEYS: &[&str] = &[
     "flow",
     "description",
@@ -90,6 +91,7 @@ pub(crate) fn parse(file: &Path, text: &str, vars: &Vars) -> Result<DeployFile, 
     let mut defaults = Partial::default();
     let mut deployments = None;
     let mut deployments_wrong = false;
+    let mut rules = None;
     for (key, key_at, item) in entries(root.get_ref()) {
         match key {
             "project" => {
@@ -107,6 +109,7 @@ pub(crate) fn parse(file: &Path, text: &str, vars: &Vars) -> Result<DeployFile, 
                 deployments = p.table(key, item, "at the top level");
                 deployments_wrong = deployments.is_none();
             }
+            "notifications" => rules = Some(item),
             other => p.unknown(other, key_at, "at the top level", TOP_KEYS),
         }
     }
@@ -133,10 +136,16 @@ pub(crate) fn parse(file: &Path, text: &str, vars: &Vars) -> Result<DeployFile, 
             });
         }
     }
+    let names: Vec<&str> = out.iter().map(|d| d.name.as_str()).collect();
+    let notifications = match rules {
+        Some(item) => p.notifications(item, &names),
+        None => vec![],
+    };
     if p.diagnostics.is_empty() {
         Ok(DeployFile {
             project,
             deployments: out,
+            notifications,
         })
     } else {
         Err(p.finish())

@@ -245,7 +245,10 @@ pub async fn deploy(
             return Ok(ExitCode::from(2));
         }
     }
-    let mut report = register(&client, &project, &deployments, mode.plan, json).await?;
+    // Rules first, so this deploy's own deployment events reach them.
+    let rules = &parsed.notifications;
+    let mut report = super::deploy_notify::sync(&client, &project, rules, mode.plan, json).await?;
+    report.extend(register(&client, &project, &deployments, mode.plan, json).await?);
     let names: Vec<&str> = deployments.iter().map(|(n, _)| n.as_str()).collect();
     report.extend(super::prune::removals(&client, &project, &names, mode, json).await?);
     if json {

@@ -1,6 +1,7 @@
 //! One module per group of commands; [`dispatch`] routes a parsed command line.
 
 mod deploy;
+mod deploy_notify;
 #[cfg(feature = "ecs")]
 mod ecs;
 mod exec;
@@ -9,6 +10,7 @@ mod inspect;
 mod keys;
 mod limits;
 mod projects;
+mod notifications;
 mod prune;
 mod result;
 mod run;
@@ -71,6 +73,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Queues(_) => inspect::queues(&api, json).await,
         Command::Limits(cmd) => limits::limits(&api, cmd, json).await,
         Command::Keys(cmd) => keys::keys(&api, cmd, json).await,
+        Command::Notifications(cmd) => notifications::notifications(&api, cmd, json).await,
         Command::Audit { limit } => keys::audit(&api, limit, json).await,
         Command::Exec { grace_s, command } => exec::exec(grace_s, command).await,
         Command::Init {

@@ -64,6 +64,7 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
         retain_days: args.retain_days,
         retain_export: args.retain_export.clone(),
         retain_interval: Duration::from_secs(args.retain_interval_s.max(1)),
+        notify: notify_hooks().await,
         ..Options::default()
     };
     let server = Server::start(options)
@@ -123,6 +124,62 @@ async fn resolver() -> Resolver {
         resolver = resolver.with_store(store);
     }
     resolver
+}
+
+/// What the server's notification loop resolves secret references and publishes with: this
+/// process's environment and files, plus (with the `aws` feature) SSM, Secrets Manager and
+/// SNS through the default AWS chain. The server resolves them at delivery time, so the
+/// values live only in its memory.
+async fn notify_hooks() -> weir_server::notify::Hooks {
+    let local = weir_server::notify::Hooks::default();
+    let secrets = Arc::new(ServerSecrets {
+        local: local.secrets.clone(),
+        resolver: resolver().await,
+    });
+    #[cfg(feature = "aws")]
+    let sns: Option<Arc<dyn weir_server::notify::SnsPublisher>> =
+        Some(Arc::new(weir_notify_aws::SnsTopics::from_env()));
+    #[cfg(not(feature = "aws"))]
+    let sns = None;
+    weir_server::notify::Hooks { secrets, sns }
+}
+
+/// `env:` and `file:` from the server's own environment; other schemes through the secret
+/// stores the agent uses.
+struct ServerSecrets {
+    local: Arc<dyn weir_server::notify::SecretSource>,
+    resolver: Resolver,
+}
+
+impl weir_server::notify::SecretSource for ServerSecrets {
+    fn resolve<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            use weir_core::secret::{SecretRef, SecretScheme};
+            match SecretRef::parse(reference).map(|r| r.scheme) {
+                Ok(SecretScheme::Env | SecretScheme::File) | Err(_) => {
+                    self.local.resolve(reference).await
+                }
+                Ok(_) => {
+                    let refs = std::collections::BTreeMap::from([(
+                        "VALUE".to_string(),
+                        reference.to_string(),
+                    )]);
+                    let mut values = self
+                        .resolver
+                        .resolve_all(&refs)
+                        .await
+                        .map_err(|e| e.reason)?;
+                    values
+                        .remove("VALUE")
+                        .ok_or_else(|| format!("{reference} resolved to nothing"))
+                }
+            }
+        })
+    }
 }
 
 /// `--result-storage`, checked; a relative path is made absolute (runs may start elsewhere).
