@@ -21,9 +21,9 @@ mod limits;
 mod load;
 mod logs;
 mod migrate;
-mod retention;
 mod notify;
 mod outbox;
+mod retention;
 mod runs;
 mod scheduling;
 mod states;
@@ -32,8 +32,8 @@ mod wake;
 mod why;
 
 pub use load::QueueLoad;
-pub use retention::Pruned;
 pub use outbox::ClaimedDelivery;
+pub use retention::Pruned;
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
