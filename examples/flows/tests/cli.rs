@@ -51,6 +51,7 @@ fn describe_lists_every_flow_with_schemas_and_tasks() {
     assert_eq!(
         names,
         [
+            "witness",
             "etl",
             "chain",
             "fanout",
