@@ -5,7 +5,8 @@
 //! [`RateLimit::allows`].
 
 use crate::api::notifications::{
-    Destination, NotificationEvent, NotificationRuleSpec, RateLimit, TOPIC_ARN_PATTERN,
+    Destination, MAX_RULE_DEPLOYMENTS, MAX_RULE_EVENTS, NotificationEvent, NotificationRuleSpec,
+    RateLimit, TOPIC_ARN_PATTERN,
 };
 use crate::api::{Deployment, FlowRun};
 use crate::deployment::SpecError;
@@ -222,6 +223,24 @@ pub fn check_rule(spec: &NotificationRuleSpec) -> Result<(), SpecError> {
         return Err(err(
             "spec.on",
             "name at least one event (e.g. [\"failed\", \"crashed\"])".into(),
+        ));
+    }
+    if spec.on.len() > MAX_RULE_EVENTS {
+        return Err(err(
+            "spec.on",
+            format!(
+                "names {} events; a rule names at most {MAX_RULE_EVENTS}",
+                spec.on.len()
+            ),
+        ));
+    }
+    if spec.deployments.len() > MAX_RULE_DEPLOYMENTS {
+        return Err(err(
+            "spec.deployments",
+            format!(
+                "names {} deployments; a rule names at most {MAX_RULE_DEPLOYMENTS}",
+                spec.deployments.len()
+            ),
         ));
     }
     for (i, d) in spec.deployments.iter().enumerate() {

@@ -176,11 +176,17 @@ impl RuleSource {
     }
 }
 
+/// Most events one rule may name (the `on` list's schema says the same).
+pub const MAX_RULE_EVENTS: usize = 10;
+
+/// Most deployments one rule may be narrowed to (the `deployments` list's schema says the same).
+pub const MAX_RULE_DEPLOYMENTS: usize = 100;
+
 /// What a rule sends where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationRuleSpec {
-    /// Events that trigger it.
+    /// Events that trigger it (at most [`MAX_RULE_EVENTS`]).
     #[schemars(length(min = 1, max = 10))]
     pub on: Vec<NotificationEvent>,
     /// Only events of these deployments; empty: every deployment of the project (and its

@@ -110,6 +110,12 @@ pub(crate) async fn deliveries(
     Query(q): Query<DeliveryQuery>,
 ) -> ApiResult<axum::Json<Page<Delivery>>> {
     let limit = super::page_size(q.limit, 50)?;
+    if let Some(p) = &q.project {
+        names::check("project", p).map_err(|m| ApiError::field("project", m))?;
+    }
+    if let Some(r) = &q.rule {
+        names::check("notification rule", r).map_err(|m| ApiError::field("rule", m))?;
+    }
     let projects = caller.narrow(q.project);
     Ok(axum::Json(
         st.store
