@@ -12,8 +12,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
+use weir_core::StateKind;
 use weir_core::api::FlowRun;
 
 /// The histogram of run durations, by project, deployment and final state.
@@ -43,24 +45,96 @@ pub(crate) fn run_changed(run: &FlowRun, now: chrono::DateTime<chrono::Utc>) {
     .record(seconds.max(0.0));
 }
 
+/// The queue gauges: a queue no longer named by a deployment, a waiting run or a live agent
+/// is reported at zero (not at its last value) from then on.
+const QUEUE_GAUGES: [&str; 4] = [
+    "weir_queue_runs_waiting",
+    "weir_queue_oldest_waiting_seconds",
+    "weir_queue_live_agents",
+    "weir_queue_free_slots",
+];
+
 /// Sets the gauges read from the database: queues, agents, late runs.
 async fn gauges(st: &AppState) -> Result<(), weir_store::Error> {
+    static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let now = st.now();
-    for q in st.store.queue_loads(now, st.lease()).await? {
+    let loads = st.store.queue_loads(now, st.lease()).await?;
+    let late = st.store.late_runs().await?;
+    let mut gone = SEEN.lock().map(|s| s.clone()).unwrap_or_default();
+    for q in &loads {
+        gone.remove(&q.queue);
         let oldest = q
             .oldest_due
             .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
-        metrics::gauge!("weir_queue_runs_waiting", "queue" => q.queue.clone())
-            .set(q.waiting as f64);
-        metrics::gauge!("weir_queue_oldest_waiting_seconds", "queue" => q.queue.clone())
-            .set(oldest);
-        metrics::gauge!("weir_queue_live_agents", "queue" => q.queue.clone())
-            .set(q.live_agents as f64);
-        metrics::gauge!("weir_queue_free_slots", "queue" => q.queue).set(q.free_slots as f64);
+        let values = [
+            q.waiting as f64,
+            oldest,
+            q.live_agents as f64,
+            q.free_slots as f64,
+        ];
+        for (name, v) in QUEUE_GAUGES.into_iter().zip(values) {
+            metrics::gauge!(name, "queue" => q.queue.clone()).set(v);
+        }
     }
-    metrics::gauge!("weir_flow_runs_late").set(st.store.late_runs().await? as f64);
+    for q in &gone {
+        for name in QUEUE_GAUGES {
+            metrics::gauge!(name, "queue" => q.clone()).set(0.0);
+        }
+    }
+    if let Ok(mut seen) = SEEN.lock() {
+        seen.extend(loads.into_iter().map(|q| q.queue));
+    }
+    metrics::gauge!("weir_flow_runs_late").set(late as f64);
     Ok(())
+}
+
+/// HELP lines of every family, and the crash detector's counters at zero, so an alert on
+/// their rate has a series before the first event.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!("weir_api_request_seconds", "API request latency by route and method");
+    describe_counter!("weir_api_requests_total", "API requests by route, method and status");
+    describe_histogram!("weir_claim_seconds", "latency of agents' claim requests");
+    describe_gauge!("weir_flow_runs_24h", "runs created in the last 24 hours, by their state now");
+    describe_gauge!("weir_scheduler_lag_seconds", "how long the most overdue due run has waited");
+    describe_counter!("weir_log_lines_total", "log lines accepted");
+    describe_counter!("weir_task_run_reports_total", "task-run reports accepted");
+    describe_gauge!("weir_queue_runs_waiting", "runs due and not yet claimed, per work queue");
+    describe_gauge!(
+        "weir_queue_oldest_waiting_seconds",
+        "how long the oldest waiting run of the queue has been due"
+    );
+    describe_gauge!(
+        "weir_queue_live_agents",
+        "agents serving the queue heard from within a lease"
+    );
+    describe_gauge!("weir_queue_free_slots", "runs the queue's live agents could still take");
+    describe_gauge!("weir_flow_runs_late", "runs Late now");
+    describe_histogram!(
+        RUN_DURATION,
+        "seconds from start to end of runs that ended in this process, by deployment and final state"
+    );
+    describe_counter!(
+        "weir_crash_detector_expired_leases_total",
+        "silent runs the crash detector ended (outcome Crashed) or retried (outcome retry)"
+    );
+    describe_counter!("weir_crash_detector_late_total", "runs the crash detector marked Late");
+    describe_counter!("weir_background_passes_total", "passes of each background loop");
+    describe_counter!("weir_background_errors_total", "failed passes of each background loop");
+    describe_counter!(
+        "weir_notifications_total",
+        "notification delivery attempts by outcome (delivered, retried, failed, suppressed)"
+    );
+    describe_gauge!(
+        "weir_notification_outbox_pending",
+        "notifications in the outbox waiting to be delivered"
+    );
+    for outcome in [StateKind::Crashed.as_str(), "retry"] {
+        metrics::counter!("weir_crash_detector_expired_leases_total", "outcome" => outcome)
+            .increment(0);
+    }
+    metrics::counter!("weir_crash_detector_late_total").increment(0);
 }
 
 /// The process-wide recorder (one per process, shared by every server in it).
@@ -79,7 +153,10 @@ fn handle() -> Option<&'static PrometheusHandle> {
 
 /// Installs the recorder early so metrics recorded before the first scrape are kept.
 pub(crate) fn init() {
-    let _ = handle();
+    static DESCRIBED: OnceLock<()> = OnceLock::new();
+    if handle().is_some() {
+        DESCRIBED.get_or_init(describe);
+    }
 }
 
 /// Middleware recording each request's latency and status by route template.
@@ -102,9 +179,10 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 pub(crate) async fn render(State(st): State<AppState>) -> crate::openapi::PrometheusText {
-    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    init();
+    let since = st.now() - chrono::Duration::hours(24);
     if let Ok(counts) = st.store.count_flow_runs_by_state(None, Some(since)).await {
-        for state in weir_core::StateKind::ALL {
+        for state in StateKind::ALL {
             let n = counts.get(&state).copied().unwrap_or(0);
             metrics::gauge!("weir_flow_runs_24h", "state" => state.as_str()).set(n as f64);
         }

@@ -442,25 +442,29 @@ impl Weir {
     /// Starts `weir server --bind 127.0.0.1:0 --lease-s N --tick-ms 100 --late-after-s 60`
     /// and waits until it answers `/readyz`.
     pub fn start(opts: ServerOptions) -> Weir {
+        Weir::start_with(opts, &[])
+    }
+
+    /// Like [`Weir::start`], with extra `weir server` arguments (such as `--db URL`); an
+    /// `--late-after-s` among them replaces the default 60.
+    pub fn start_with(opts: ServerOptions, extra: &[&str]) -> Weir {
         let mut sb = Sandbox::new();
         let home = sb.path("server");
         let lease = opts.lease_s.to_string();
-        let server = sb.spawn(
+        let mut args = vec![
             "server",
-            &[
-                "server",
-                "--bind",
-                "127.0.0.1:0",
-                "--lease-s",
-                &lease,
-                "--tick-ms",
-                "100",
-                "--late-after-s",
-                "60",
-            ],
-            &home,
-            &[],
-        );
+            "--bind",
+            "127.0.0.1:0",
+            "--lease-s",
+            &lease,
+            "--tick-ms",
+            "100",
+        ];
+        if !extra.contains(&"--late-after-s") {
+            args.extend(["--late-after-s", "60"]);
+        }
+        args.extend_from_slice(extra);
+        let server = sb.spawn("server", &args, &home, &[]);
         let url = sb.wait_server_url(&home, Duration::from_secs(20));
         let admin_key = sb.wait_admin_key(&home, Duration::from_secs(20));
         let rt = tokio::runtime::Builder::new_current_thread()
