@@ -14,6 +14,7 @@
 
 mod common;
 
+use common::images::{Images, engine};
 use common::{ServerOptions, Weir, describe, wait_until};
 use std::time::Duration;
 use uuid::Uuid;
@@ -22,68 +23,6 @@ use weir_core::api::Parameters;
 use weir_launcher_ecs::aws_sdk_ecs as ecs;
 use weir_secrets_aws::aws_config::{Region, SdkConfig};
 use weir_testkit::fargate::{self, LocalFargate, MotoEcs};
-
-/// This test process's images (`weir-test-weir-example-flows:tPID`), built from the binaries
-/// under test by scripts/build-images.sh and removed when dropped; built and removed under
-/// the Docker tests' image lock (the builder's cache is shared by every tag).
-struct Images {
-    tag: String,
-}
-
-fn image_lock() -> std::fs::File {
-    let path = std::env::temp_dir().join("weir-test-images.lock");
-    let file = std::fs::File::create(&path).expect("create the image lock file");
-    file.lock().expect("lock the image lock file");
-    file
-}
-
-impl Images {
-    fn build() -> Images {
-        let _lock = image_lock();
-        let tag = format!("t{}", std::process::id());
-        let dir = common::weir_bin().parent().expect("bin dir").to_path_buf();
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images.sh");
-        let out = std::process::Command::new(script)
-            .args(["--from", &dir.display().to_string()])
-            .args(["--prefix", "weir-test", "--tag", &tag])
-            .output()
-            .expect("run build-images.sh");
-        let images = Images { tag };
-        assert!(
-            out.status.success(),
-            "build-images.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        images
-    }
-
-    fn flows(&self) -> String {
-        format!("weir-test-weir-example-flows:{}", self.tag)
-    }
-}
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        let _lock = image_lock();
-        let _ = std::process::Command::new("docker")
-            .args(["rmi", "-f"])
-            .arg(format!("weir-test-weir:{}", self.tag))
-            .arg(self.flows())
-            .output();
-    }
-}
-
-fn engine() -> bool {
-    let ok = std::process::Command::new("docker")
-        .args(["version", "--format", "{{.Server.APIVersion}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: no Docker engine answers (`docker version` failed)");
-    }
-    ok
-}
 
 /// Containers of the local Fargate still there.
 fn fargate_containers() -> String {
@@ -433,7 +372,7 @@ fn ecs_runs_complete_fail_and_cancel_from_the_flow_itself() {
 /// A restarted agent (same state directory) re-adopts its task by `startedBy` and the run
 /// completes without a second `RunTask`; then a new agent instance (new identity and
 /// directory, same cluster and queue) takes over a running task while the old one drains,
-/// without launching it again.
+/// without launching it again, and sees the task's end when the flow cannot report it.
 #[test]
 fn ecs_tasks_are_readopted_after_restart_and_handed_over_blue_green() {
     let Some(mut e) = Ecs::start() else { return };
@@ -482,12 +421,36 @@ fn ecs_tasks_are_readopted_after_restart_and_handed_over_blue_green() {
         StateKind::Running,
         "the task outlives blue"
     );
-    // The run ends (cancelled) and nothing was launched again. (That green itself sees the
-    // task's end is not asserted yet: in this hand-over the end reached the server from the
-    // flow, not from green's reconciler — under investigation.)
-    e.w.weir(&["runs", "cancel", &run.id.to_string()]).ok();
-    let d = e.w.wait_terminal(run.id, Duration::from_secs(30));
-    assert_eq!(d.run.state, StateKind::Cancelled, "{}", describe(&d));
+    // Green alone follows the task now. Its container is killed, so the flow cannot report
+    // its end: the run's end reaches the server only through green's reconciler.
+    let arn = e.tasks_of(run.id)[0]
+        .task_arn()
+        .expect("the task has an ARN")
+        .to_string();
+    let kill = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "docker kill $(docker ps -q --filter label={}={arn})",
+                fargate::LABEL
+            ),
+        ])
+        .output()
+        .expect("docker kill");
+    assert!(kill.status.success(), "{kill:?}");
+    let d = e.w.wait_terminal(run.id, Duration::from_secs(60));
+    assert_eq!(d.run.state, StateKind::Crashed, "{}", describe(&d));
+    let message = d.run.state_message.clone().unwrap_or_default();
+    assert!(
+        message.contains("exit code 137"),
+        "the task's stopped reason, quoted: {message}"
+    );
+    let log = e.w.agent_log(green);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("run finished") && l.contains(&run.id.to_string())),
+        "green saw the task's end: {log}"
+    );
     e.wait_stopped(run.id);
     assert_eq!(e.tasks_of(run.id).len(), 1, "no task launched again");
     e.finish();

@@ -6,6 +6,11 @@
 //! The store takes `now` as an argument everywhere, so time-dependent rules (leases, retry
 //! delays, due times) are tested by passing later times instead of sleeping.
 
+#[macro_use]
+mod common;
+
+use common::{connect, now};
+
 use chrono::{Duration, TimeZone, Utc};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
@@ -17,26 +22,7 @@ use weir_core::{Schedule, StateKind, Timestamp};
 use weir_store::{Error, NewFlowRun, RunFilter, Store};
 use weir_testkit::{Backend, TestDb};
 
-/// Writes `#[tokio::test] sqlite_x` and `postgres_x` for each `case_x`.
-macro_rules! conformance {
-    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $sqlite() {
-            if let Some(db) = TestDb::new(Backend::Sqlite, stringify!($sqlite)).await {
-                $case(connect(&db).await).await;
-            }
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $postgres() {
-            if let Some(db) = TestDb::new(Backend::Postgres, stringify!($postgres)).await {
-                $case(connect(&db).await).await;
-            }
-        }
-    )*};
-}
-
-conformance! {
+both_backends! {
     case_projects => sqlite_projects, postgres_projects;
     case_deployment_upsert => sqlite_deployment_upsert, postgres_deployment_upsert;
     case_create_idempotent => sqlite_create_idempotent, postgres_create_idempotent;
@@ -127,24 +113,6 @@ async fn sqlite_work_notifications_are_local() {
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-async fn connect(db: &TestDb) -> Store {
-    match Store::connect(&db.url).await {
-        Ok(s) => s,
-        Err(e) => panic!("cannot open {}: {e}", db.url),
-    }
-}
-
-/// The current time at the stores' precision (microseconds), so values round-trip exactly.
-fn now() -> Timestamp {
-    micros(Utc::now())
-}
-
-fn micros(t: Timestamp) -> Timestamp {
-    Utc.timestamp_micros(t.timestamp_micros())
-        .single()
-        .expect("in range")
-}
 
 const LEASE: Duration = Duration::seconds(30);
 

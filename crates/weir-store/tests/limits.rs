@@ -4,51 +4,24 @@
 //! attempt Cancelled, concurrent claims on PostgreSQL never exceed a limit, and the facts of
 //! "why isn't it running" name the runs holding a full limit.
 
-use chrono::{Duration, TimeZone, Utc};
+#[macro_use]
+mod common;
+
+use common::now;
+
+use chrono::Duration;
 use uuid::Uuid;
 use weir_core::api::{Deployment, DeploymentSpec, FlowRun};
 use weir_core::limits::{LimitKey, OnLimit};
 use weir_core::why::{Reason, explain};
 use weir_core::{StateKind, Timestamp};
 use weir_store::{NewFlowRun, Store};
-use weir_testkit::{Backend, TestDb};
 
-macro_rules! both {
-    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $sqlite() {
-            if let Some(db) = TestDb::new(Backend::Sqlite, stringify!($sqlite)).await {
-                $case(connect(&db).await).await;
-            }
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $postgres() {
-            if let Some(db) = TestDb::new(Backend::Postgres, stringify!($postgres)).await {
-                $case(connect(&db).await).await;
-            }
-        }
-    )*};
-}
-
-both! {
+both_backends! {
     case_deployment_limit => sqlite_deployment_limit, postgres_deployment_limit;
     case_tag_limit => sqlite_tag_limit, postgres_tag_limit;
     case_skip => sqlite_skip, postgres_skip;
     case_concurrent_claims => sqlite_concurrent_claims, postgres_concurrent_claims;
-}
-
-async fn connect(db: &TestDb) -> Store {
-    match Store::connect(&db.url).await {
-        Ok(s) => s,
-        Err(e) => panic!("cannot open {}: {e}", db.url),
-    }
-}
-
-fn now() -> Timestamp {
-    Utc.timestamp_micros(Utc::now().timestamp_micros())
-        .single()
-        .expect("in range")
 }
 
 const LEASE: Duration = Duration::seconds(30);

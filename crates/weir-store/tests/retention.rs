@@ -4,51 +4,24 @@
 //! retried between selection and deletion stays, and that pruning in batches never blocks
 //! writers nor double-deletes when two pruners race.
 
-use chrono::{Duration, Utc};
+#[macro_use]
+mod common;
+
+use common::now;
+
+use chrono::Duration;
 use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
 use weir_core::api::{DeploymentSpec, FlowRun, LogLevel, NewLogLine, TaskRunReport};
 use weir_core::{StateKind, Timestamp};
 use weir_store::{Error, NewFlowRun, Pruned, Store};
-use weir_testkit::{Backend, TestDb};
 
-macro_rules! retention_cases {
-    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $sqlite() {
-            if let Some(db) = TestDb::new(Backend::Sqlite, stringify!($sqlite)).await {
-                $case(connect(&db).await).await;
-            }
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $postgres() {
-            if let Some(db) = TestDb::new(Backend::Postgres, stringify!($postgres)).await {
-                $case(connect(&db).await).await;
-            }
-        }
-    )*};
-}
-
-retention_cases! {
+both_backends! {
     case_prunes_only_finished_runs_past_the_window => sqlite_prunes_only_finished_runs_past_the_window, postgres_prunes_only_finished_runs_past_the_window;
     case_a_run_retried_meanwhile_stays => sqlite_a_run_retried_meanwhile_stays, postgres_a_run_retried_meanwhile_stays;
     case_project_retention_setting => sqlite_project_retention_setting, postgres_project_retention_setting;
     case_batches_beside_writers_and_racing_pruners => sqlite_batches_beside_writers_and_racing_pruners, postgres_batches_beside_writers_and_racing_pruners;
-}
-
-async fn connect(db: &TestDb) -> Store {
-    match Store::connect(&db.url).await {
-        Ok(s) => s,
-        Err(e) => panic!("cannot open {}: {e}", db.url),
-    }
-}
-
-/// Now at the stores' precision (microseconds).
-fn now() -> Timestamp {
-    let t = Utc::now();
-    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).expect("in range")
 }
 
 /// Deploys `project/etl` and returns its id.

@@ -19,6 +19,8 @@
 
 #![allow(dead_code)]
 
+pub mod images;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
