@@ -63,16 +63,11 @@ pub(super) async fn adopt(sh: &Arc<Shared>) {
             .await
         {
             Ok(Some(launched)) => {
-                tracing::info!(message = "taking over a run still on its infrastructure", run = %record.run, id = %record.pid);
-                follow(
-                    sh,
-                    &launcher,
-                    record.run,
-                    record.attempt,
-                    record.plain,
-                    launched,
-                )
-                .await;
+                let id = launched.id();
+                let (run, attempt, plain) = (record.run, record.attempt, record.plain);
+                if follow(sh, &launcher, run, attempt, plain, launched).await {
+                    tracing::info!(message = "taking over a run still on its infrastructure", %run, %id);
+                }
             }
             Ok(None) => {
                 let sh = sh.clone();
@@ -111,8 +106,10 @@ async fn discover(sh: &Arc<Shared>) {
                 continue;
             }
             let plain = plain_command(sh, f.flow_run_id).await;
-            tracing::info!(message = "taking over a run another agent launched", run = %f.flow_run_id, attempt = f.attempt, id = %f.launched.id());
-            follow(sh, &launcher, f.flow_run_id, f.attempt, plain, f.launched).await;
+            let id = f.launched.id();
+            if follow(sh, &launcher, f.flow_run_id, f.attempt, plain, f.launched).await {
+                tracing::info!(message = "taking over a run another agent launched", run = %f.flow_run_id, attempt = f.attempt, %id);
+            }
         }
     }
 }
@@ -131,7 +128,8 @@ async fn plain_command(sh: &Shared, id: Uuid) -> bool {
     }
 }
 
-/// Supervises a run taken over, if the server still has it at `attempt` and unfinished.
+/// Supervises a run taken over, if the server still has it at `attempt` and unfinished;
+/// says whether it does.
 async fn follow(
     sh: &Arc<Shared>,
     launcher: &Arc<dyn Launcher>,
@@ -139,12 +137,24 @@ async fn follow(
     attempt: u32,
     plain: bool,
     mut launched: Launched,
-) {
+) -> bool {
     let current = match read_run(sh, run).await {
         Some(r) if r.attempt == attempt && !r.state.is_terminal() => r,
-        _ => {
+        Some(_) => {
             let _ = std::fs::remove_file(record_path(sh, run));
-            return;
+            return false;
+        }
+        None => {
+            // The server hides a run from an agent key other than the one that launched it.
+            tracing::warn!(
+                message = "cannot take over a run: the server did not show it to this agent (it \
+                           hides runs from other agent keys: an agent replacing another must \
+                           use the same agent key)",
+                %run,
+                id = %launched.id()
+            );
+            let _ = std::fs::remove_file(record_path(sh, run));
+            return false;
         }
     };
     lock(sh).insert(
@@ -175,6 +185,7 @@ async fn follow(
         let _ = std::fs::remove_file(record_path(&sh, run));
         sh.slot_freed.notify_waiters();
     });
+    true
 }
 
 /// The launcher a record names, unless it is a local process (followed by its pid).

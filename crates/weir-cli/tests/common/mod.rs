@@ -530,6 +530,13 @@ impl Weir {
         key
     }
 
+    /// Gives agent home `to` the agent key of `from`, as a replacement agent deployed from the
+    /// same secret has.
+    pub fn share_agent_key(&mut self, from: &Path, to: &Path) {
+        let key = self.agent_key(from);
+        self.agent_keys.insert(to.to_path_buf(), key);
+    }
+
     /// Like [`Weir::start_agent_in`], with extra environment variables `env` for the agent.
     pub fn start_agent_env(&mut self, home: &Path, limit: u32, env: &[(&str, &str)]) -> usize {
         self.start_agent_with(home, limit, &[], env)
