@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod contract;
+pub mod create;
 pub mod deployment;
 pub mod infrastructure;
 pub mod limits;

@@ -194,7 +194,23 @@ pub(crate) fn bearer(parts: &Parts) -> Option<String> {
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim().to_string());
     }
-    crate::ui::session_token(parts)
+    session_from_cookie(parts)
+}
+
+/// Name of the UI's session cookie.
+pub(crate) const SESSION_COOKIE: &str = "weir_session";
+
+/// The UI's session cookie, if the request has one.
+pub(crate) fn session_from_cookie(parts: &Parts) -> Option<String> {
+    let cookies = parts
+        .headers
+        .get(axum::http::header::COOKIE)?
+        .to_str()
+        .ok()?;
+    cookies.split(';').find_map(|c| {
+        let (n, v) = c.trim().split_once('=')?;
+        (n == SESSION_COOKIE).then(|| v.to_string())
+    })
 }
 
 /// Prefix of UI session cookies.

@@ -21,7 +21,9 @@ pub(crate) fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHan
             state.clone(),
             stop.clone(),
             "notifications",
-            crate::notify::deliver,
+            |st: AppState| async move {
+                crate::notify::deliver(&st.store, &st.notifier, &|| st.now()).await
+            },
         )),
         tokio::spawn(every_tick(
             state.clone(),

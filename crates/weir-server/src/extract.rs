@@ -7,6 +7,22 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use weir_core::api::MAX_PAGE;
+
+/// Checks a requested page size: absent means `default`; 0 or more than [`MAX_PAGE`] is an
+/// error naming the parameter.
+pub(crate) fn page_size(limit: Option<u32>, default: u32) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::field(
+            "limit",
+            format!(
+                "limit {n} is out of range: use 1 to {MAX_PAGE} and follow next_cursor for more"
+            ),
+        )),
+    }
+}
 
 /// The request body as bytes, at most `max_body_bytes` long; a longer one is a 413 in the
 /// one error shape, naming the limit.

@@ -14,6 +14,7 @@ mod limits;
 mod metrics;
 pub mod notify;
 mod openapi;
+mod ops;
 mod retention;
 mod routes;
 mod state;
@@ -31,7 +32,8 @@ use tokio::task::JoinHandle;
 
 /// The router for `state`: every endpoint, with its error handling, limits and metrics.
 pub fn app(state: AppState) -> axum::Router {
-    routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(state, limits::body))
+    routes::router(state.clone(), ui::routes())
+        .layer(axum::middleware::from_fn_with_state(state, limits::body))
 }
 
 /// A running server: its address, and a way to stop it.

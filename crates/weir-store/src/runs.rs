@@ -8,40 +8,12 @@ use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-use weir_core::api::{FlowRun, HeldRun, Page, Parameters, ProposeState, StateChange};
+use weir_core::api::{FlowRun, HeldRun, Page, ProposeState, StateChange};
 use weir_core::orchestration::{self, Rejection};
 use weir_core::{StateKind, Timestamp};
 
-/// Everything needed to create a flow run.
-#[derive(Debug, Clone)]
-pub struct NewFlowRun {
-    /// Project (must exist).
-    pub project: String,
-    /// Deployment id and name, if created from one.
-    pub deployment: Option<(Uuid, String)>,
-    /// Flow name.
-    pub flow: String,
-    /// Parameters (already merged with defaults and validated).
-    pub parameters: Parameters,
-    /// Work queue.
-    pub work_queue: String,
-    /// When it is due.
-    pub scheduled_at: Timestamp,
-    /// Initial state: Scheduled (agents launch it) or Running (its own process runs it).
-    pub state: StateKind,
-    /// Automatic retries allowed.
-    pub retries: u32,
-    /// Delay before each automatic retry.
-    pub retry_delay_s: u64,
-    /// Dedupes creation within the project.
-    pub idempotency_key: Option<String>,
-    /// Calling flow run.
-    pub parent_flow_run_id: Option<Uuid>,
-    /// Labels.
-    pub tags: Vec<String>,
-    /// Created by the scheduler (removed when its deployment's schedule changes).
-    pub auto_scheduled: bool,
-}
+/// Everything needed to create a flow run: decided by `weir_core::create`.
+pub use weir_core::create::NewRun as NewFlowRun;
 
 /// Filters for listing flow runs. Empty filters match everything.
 #[derive(Debug, Clone, Default)]

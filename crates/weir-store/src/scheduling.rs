@@ -2,13 +2,12 @@
 //! future runs.
 
 use crate::codec::micros;
-use crate::runs::NewFlowRun;
 use crate::{Result, Store};
 use chrono::Duration;
 use sqlx::Row;
 use std::collections::HashSet;
+use weir_core::Timestamp;
 use weir_core::api::Deployment;
-use weir_core::{StateKind, Timestamp};
 
 impl Store {
     /// Deployments that are neither paused nor archived and have schedules.
@@ -46,28 +45,8 @@ impl Store {
         .collect::<Result<_, _>>()?;
         let mut created = 0;
         for t in times.iter().filter(|t| !existing.contains(&micros(**t))) {
-            let spec = &deployment.spec;
-            let (_, new) = self
-                .create_flow_run(
-                    NewFlowRun {
-                        project: deployment.project.clone(),
-                        deployment: Some((deployment.id, deployment.name.clone())),
-                        flow: spec.flow.clone(),
-                        parameters: spec.parameters.clone(),
-                        work_queue: spec.work_queue.clone(),
-                        scheduled_at: *t,
-                        state: StateKind::Scheduled,
-                        retries: spec.retries,
-                        retry_delay_s: spec.retry_delay_s,
-                        idempotency_key: Some(format!("schedule:{}:{}", deployment.id, micros(*t))),
-                        parent_flow_run_id: None,
-                        tags: spec.tags.clone(),
-                        auto_scheduled: true,
-                    },
-                    Duration::zero(),
-                    now,
-                )
-                .await?;
+            let new = weir_core::create::scheduled(deployment, *t);
+            let (_, new) = self.create_flow_run(new, Duration::zero(), now).await?;
             created += u32::from(new);
         }
         Ok(created)

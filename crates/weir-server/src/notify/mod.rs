@@ -15,12 +15,12 @@
 
 mod send;
 
-use crate::state::AppState;
 use futures::future::BoxFuture;
 use std::sync::Arc;
+use weir_core::Timestamp;
 use weir_core::api::notifications::DeliveryStatus;
 use weir_core::notify;
-use weir_store::ClaimedDelivery;
+use weir_store::{ClaimedDelivery, Store};
 
 /// Deliveries claimed per pass.
 const BATCH: u32 = 32;
@@ -155,21 +155,28 @@ pub(crate) fn describe_metrics() {
     metrics::gauge!("weir_notification_outbox_pending").set(0.0);
 }
 
+/// The clock deliveries are dated by (the server's database clock).
+pub(crate) type Clock<'a> = &'a (dyn Fn() -> Timestamp + Sync);
+
 /// One pass of the delivery loop: claim due deliveries and attempt each, concurrently.
-pub(crate) async fn deliver(st: AppState) -> Result<(), weir_store::Error> {
-    let now = st.now();
+pub(crate) async fn deliver(
+    store: &Store,
+    notifier: &Notifier,
+    now: Clock<'_>,
+) -> Result<(), weir_store::Error> {
     let lease = chrono::Duration::seconds(CLAIM_LEASE_S);
-    let claimed = st
-        .store
-        .claim_deliveries(&st.notifier.claimer, BATCH, lease, now)
+    let claimed = store
+        .claim_deliveries(&notifier.claimer, BATCH, lease, now())
         .await?;
     if !claimed.is_empty() {
-        let attempts = claimed.into_iter().map(|d| attempt(&st, d));
+        let attempts = claimed
+            .into_iter()
+            .map(|d| attempt(store, notifier, now, d));
         for r in futures::future::join_all(attempts).await {
             r?;
         }
     }
-    if let Ok(counts) = st.store.delivery_counts().await {
+    if let Ok(counts) = store.delivery_counts().await {
         let pending = counts.get(&DeliveryStatus::Pending).copied().unwrap_or(0);
         metrics::gauge!("weir_notification_outbox_pending").set(pending as f64);
     }
@@ -177,16 +184,20 @@ pub(crate) async fn deliver(st: AppState) -> Result<(), weir_store::Error> {
 }
 
 /// Attempts one claimed delivery and records how it went.
-async fn attempt(st: &AppState, d: ClaimedDelivery) -> Result<(), weir_store::Error> {
-    let now = st.now();
-    let claimer = st.notifier.claimer.as_str();
-    let sent = st
-        .store
+async fn attempt(
+    store: &Store,
+    notifier: &Notifier,
+    clock: Clock<'_>,
+    d: ClaimedDelivery,
+) -> Result<(), weir_store::Error> {
+    let now = clock();
+    let claimer = notifier.claimer.as_str();
+    let sent = store
         .delivered_since(d.rule_id, now - d.rate_limit.window())
         .await?;
     if !d.rate_limit.allows(sent) {
         let why = format!("rate limit of rule {} reached ({})", d.rule, d.rate_limit);
-        st.store
+        store
             .finish_delivery(
                 d.id,
                 claimer,
@@ -199,8 +210,8 @@ async fn attempt(st: &AppState, d: ClaimedDelivery) -> Result<(), weir_store::Er
         metrics::counter!("weir_notifications_total", "outcome" => "suppressed").increment(1);
         return Ok(());
     }
-    let outcome = send::send(&st.notifier, &d).await;
-    let now = st.now();
+    let outcome = send::send(notifier, &d).await;
+    let now = clock();
     let (status, error, retry_at, label) = match &outcome {
         Ok(()) => (DeliveryStatus::Delivered, None, None, "delivered"),
         Err(f) if f.permanent || d.attempt >= notify::MAX_ATTEMPTS => (
@@ -222,7 +233,7 @@ async fn attempt(st: &AppState, d: ClaimedDelivery) -> Result<(), weir_store::Er
             delivery = %d.id, rule = %d.rule, attempt = d.attempt, outcome = label, error = e
         );
     }
-    st.store
+    store
         .finish_delivery(d.id, claimer, status, error, retry_at, now)
         .await?;
     metrics::counter!("weir_notifications_total", "outcome" => label).increment(1);

@@ -4,6 +4,7 @@ use crate::access::{Require, perm};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::MaybeCreated;
+use crate::ops;
 use crate::state::AppState;
 use axum::extract::State;
 use chrono::Utc;
@@ -217,18 +218,8 @@ async fn set_paused(
     Path(DeploymentPath { project, name }): Path<DeploymentPath>,
     paused: bool,
 ) -> ApiResult<axum::Json<Deployment>> {
-    caller.check_project(&project, || format!("deployment {project}/{name}"))?;
-    let d = st.store.deployment(&project, &name).await?;
-    st.store.set_paused(d.id, paused, Utc::now()).await?;
-    let action = if paused {
-        AuditAction::SchedulePause
-    } else {
-        AuditAction::ScheduleResume
-    };
-    caller
-        .audit(&st, action, &format!("{project}/{name}"), None)
-        .await;
-    Ok(axum::Json(st.store.deployment(&project, &name).await?))
+    let d = ops::deployments::set_paused(&st, &caller, &project, &name, paused).await?;
+    Ok(axum::Json(d))
 }
 
 /// `POST …/archive`: what `weir deploy --prune` and `weir deployments rm` call. The

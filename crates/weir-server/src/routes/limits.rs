@@ -4,17 +4,13 @@ use crate::access::{OnRun, Require, perm};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
+use crate::ops;
 use crate::state::AppState;
 use axum::extract::State;
-use std::collections::BTreeSet;
 use uuid::Uuid;
 use weir_core::api::{ConcurrencyLimit, Explanation, SetConcurrencyLimit, TagPath};
 use weir_core::audit::AuditAction;
 use weir_core::limits::{check_slots, check_tag};
-use weir_core::why::Reason;
-
-/// Agents silent for longer than this are not considered for an explanation at all.
-const AGENTS_SEEN_FOR: chrono::Duration = chrono::Duration::hours(24);
 
 /// Tag limits span projects: a key scoped to one project may not read or change them.
 fn unscoped(caller: &Caller) -> ApiResult<()> {
@@ -87,32 +83,5 @@ pub(crate) async fn why(
     caller: OnRun<perm::Read>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Explanation>> {
-    caller.run(&st, id).await?;
-    Ok(axum::Json(explain(&st, &caller, id).await?))
-}
-
-/// The explanation of run `id` for `caller`: slot holders it may not see are counted, not
-/// named.
-pub(crate) async fn explain(st: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Explanation> {
-    let now = st.now();
-    let facts = st.store.why_facts(id, now, now - AGENTS_SEEN_FOR).await?;
-    let mut e = weir_core::why::explain(&facts, now, st.lease());
-    if caller.projects().is_some() {
-        let mut visible = BTreeSet::new();
-        for r in &e.reasons {
-            if let Reason::LimitFull { holders, .. } = r {
-                for h in holders {
-                    match st.store.flow_run(*h).await {
-                        Ok(run) if caller.sees(&run.project) => {
-                            visible.insert(*h);
-                        }
-                        Ok(_) | Err(weir_store::Error::NotFound(_)) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-        }
-        e.retain_holders(|h| visible.contains(h), now);
-    }
-    Ok(e)
+    Ok(axum::Json(ops::runs::why(&st, &caller, id).await?))
 }

@@ -15,27 +15,13 @@ use aide::axum::routing::{get_with, post_with, put_with};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
-use weir_core::api::MAX_PAGE;
-
-/// Checks a requested page size: absent means `default`; 0 or more than [`MAX_PAGE`] is an
-/// error naming the parameter.
-pub(crate) fn page_size(limit: Option<u32>, default: u32) -> Result<u32, crate::ApiError> {
-    match limit {
-        None => Ok(default),
-        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(n) => Err(crate::ApiError::field(
-            "limit",
-            format!(
-                "limit {n} is out of range: use 1 to {MAX_PAGE} and follow next_cursor for more"
-            ),
-        )),
-    }
-}
+pub(crate) use crate::extract::page_size;
 
 /// Every endpoint, registered once: the router, the OpenAPI document and each endpoint's
 /// permission (the `Require<P>`/`OnRun<P>` extractor in its handler's signature) all come from
-/// this list. `summary` is the operation's one line in the document.
-pub(crate) fn router(state: AppState) -> Router {
+/// this list. `summary` is the operation's one line in the document. `pages` (the UI) are
+/// served beside them, with the same fallbacks and layers, outside the document.
+pub(crate) fn router(state: AppState, pages: Router<AppState>) -> Router {
     let limit = state.options.max_body_bytes;
     crate::openapi::begin();
     let api = ApiRouter::new()
@@ -273,7 +259,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let (routes, document) =
         crate::openapi::finish(ApiRouter::new().nest("/api/v1", api).merge(public));
     routes
-        .merge(crate::ui::routes())
+        .merge(pages)
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(axum::Extension(crate::openapi::Document(document)))

@@ -1,12 +1,11 @@
 //! Flow runs: create, read, list, propose states, cancel, retry, heartbeat, task runs, logs,
 //! and a live stream of states and logs.
 
-pub(crate) use crate::access::visible_run;
 use crate::access::{OnRun, Require, perm};
-use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, OptionalJson, Path, Query};
 use crate::openapi::{EventStream, MaybeCreated};
+use crate::ops;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -14,15 +13,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use std::convert::Infallible;
 use std::time::Duration;
 use uuid::Uuid;
+use weir_core::StateKind;
 use weir_core::api::{
     CreateFlowRun, FlowRun, FlowRunDetail, FlowRunsQuery, LogLine, LogsQuery, Page, PageQuery,
     ProposeState, RetryFlowRun, RunHeartbeat, RunHeartbeatReply, StreamQuery, TaskRun,
     TaskRunDetail,
 };
-use weir_core::audit::AuditAction;
-use weir_core::auth::Permission;
-use weir_core::{StateKind, names};
-use weir_store::{NewFlowRun, RunFilter};
+use weir_store::RunFilter;
 
 /// `POST /api/v1/flow_runs`: from a deployment (an agent launches it) or ad hoc (created
 /// Running by the process that executes it). 201 when created, 200 when the idempotency key
@@ -30,163 +27,9 @@ use weir_store::{NewFlowRun, RunFilter};
 pub(crate) async fn create(
     State(st): State<AppState>,
     caller: OnRun<perm::Run>,
-    Json(mut req): Json<CreateFlowRun>,
+    Json(req): Json<CreateFlowRun>,
 ) -> ApiResult<MaybeCreated<FlowRun>> {
-    let now = st.now();
-    // A flow process (run token) may create the subflow runs of its own run, in its project.
-    if let Caller::Run { .. } = *caller {
-        let parent = req.parent_flow_run_id.ok_or_else(|| {
-            ApiError::Forbidden("a run token may only create subflow runs of its own run".into())
-        })?;
-        let parent = visible_run(&st, &caller, parent, Permission::Report).await?;
-        if req.deployment_id.is_some() || req.deployment.is_some() {
-            return Err(ApiError::Forbidden(
-                "a run token may not start deployments".into(),
-            ));
-        }
-        req.project = Some(parent.project);
-    } else {
-        caller.require(caller.permission())?;
-    }
-    let deployment = match (&req.deployment_id, &req.deployment, &req.project) {
-        (Some(id), _, _) => {
-            let d = st.store.deployment_by_id(*id).await?;
-            caller.check_project(&d.project, || format!("deployment {id}"))?;
-            Some(d)
-        }
-        (None, Some(name), Some(project)) => {
-            caller.check_project(project, || format!("deployment {project}/{name}"))?;
-            Some(st.store.deployment(project, name).await?)
-        }
-        (None, Some(_), None) => {
-            return Err(ApiError::field(
-                "project",
-                "`deployment` by name needs `project`",
-            ));
-        }
-        (None, None, _) => None,
-    };
-    let new = match deployment {
-        Some(d) if d.archived_at.is_some() => {
-            return Err(ApiError::Conflict {
-                message: format!(
-                    "deployment {}/{} is archived (removed from its weir.toml): it takes no new \
-                     runs; deploy it again to restore it",
-                    d.project, d.name
-                ),
-                current: None,
-            });
-        }
-        Some(d) => {
-            if let Some(state) = req.state
-                && state != StateKind::Scheduled
-            {
-                return Err(ApiError::field(
-                    "state",
-                    format!(
-                        "a deployment's run starts Scheduled (an agent launches it), not {state}"
-                    ),
-                ));
-            }
-            let mut parameters = d.spec.parameters.clone();
-            parameters.extend(req.parameters.clone());
-            if let Some(schema) = &d.spec.parameter_schema
-                && let Err(errors) = weir_core::params::validate(schema, &parameters)
-                && let Some(first) = errors.first()
-            {
-                let message = errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err(ApiError::field(
-                    format!("parameters.{}", first.param),
-                    message,
-                ));
-            }
-            NewFlowRun {
-                project: d.project.clone(),
-                deployment: Some((d.id, d.name.clone())),
-                flow: d.spec.flow.clone(),
-                parameters,
-                work_queue: d.spec.work_queue.clone(),
-                scheduled_at: req.scheduled_at.unwrap_or(now),
-                state: StateKind::Scheduled,
-                retries: d.spec.retries,
-                retry_delay_s: d.spec.retry_delay_s,
-                idempotency_key: req.idempotency_key.clone(),
-                parent_flow_run_id: req.parent_flow_run_id,
-                tags: if req.tags.is_empty() {
-                    d.spec.tags.clone()
-                } else {
-                    req.tags.clone()
-                },
-                auto_scheduled: false,
-            }
-        }
-        None => {
-            let project = req.project.clone().ok_or_else(|| {
-                ApiError::field(
-                    "project",
-                    "give `project` (with `flow` for an ad-hoc run, or with `deployment`)",
-                )
-            })?;
-            names::check("project", &project).map_err(|m| ApiError::field("project", m))?;
-            // A run token's project is its parent's, checked above.
-            if !matches!(*caller, Caller::Run { .. }) && !caller.sees(&project) {
-                return Err(ApiError::Forbidden(format!(
-                    "this key may only use its own project, not {project:?}"
-                )));
-            }
-            let flow = req
-                .flow
-                .clone()
-                .filter(|f| !f.trim().is_empty())
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "flow",
-                        "an ad-hoc run needs `flow`; or give `deployment` to run a deployment",
-                    )
-                })?;
-            if req.state != Some(StateKind::Running) {
-                return Err(ApiError::field(
-                    "state",
-                    "an ad-hoc run (no deployment) is created Running by the process that executes it; to have an agent launch a run, deploy the flow and pass `deployment`",
-                ));
-            }
-            st.store.ensure_project(&project, now).await?;
-            NewFlowRun {
-                project,
-                deployment: None,
-                flow,
-                parameters: req.parameters.clone(),
-                work_queue: weir_core::deployment::DEFAULT_QUEUE.into(),
-                scheduled_at: now,
-                state: StateKind::Running,
-                retries: 0,
-                retry_delay_s: 0,
-                idempotency_key: req.idempotency_key.clone(),
-                parent_flow_run_id: req.parent_flow_run_id,
-                tags: req.tags.clone(),
-                auto_scheduled: false,
-            }
-        }
-    };
-    let (run, created) = st.store.create_flow_run(new, st.lease(), now).await?;
-    if created && let Some(d) = &run.deployment {
-        caller
-            .audit(
-                &st,
-                AuditAction::Run,
-                &run.id.to_string(),
-                Some(format!("{}/{d}", run.project)),
-            )
-            .await;
-    }
-    if created && run.state == StateKind::Scheduled {
-        st.work_available();
-    }
-    st.touched();
+    let (run, created) = ops::runs::create(&st, &caller, req).await?;
     Ok(MaybeCreated { created, body: run })
 }
 
@@ -268,15 +111,8 @@ pub(crate) async fn propose(
     let now = st.now();
     let run = st.store.propose_state(id, &p, st.lease(), now).await?;
     crate::metrics::run_changed(&run, now);
-    after_change(&st, &run);
+    ops::runs::changed(&st, &run);
     Ok(axum::Json(run))
-}
-
-fn after_change(st: &AppState, run: &FlowRun) {
-    if run.state.is_claimable() {
-        st.work_available();
-    }
-    st.touched();
 }
 
 /// `POST /api/v1/flow_runs/{id}/cancel`.
@@ -285,13 +121,7 @@ pub(crate) async fn cancel(
     caller: OnRun<perm::Run>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<FlowRun>> {
-    caller.run(&st, id).await?;
-    let run = st.store.cancel_flow_run(id, st.now()).await?;
-    caller
-        .audit(&st, AuditAction::Cancel, &id.to_string(), None)
-        .await;
-    after_change(&st, &run);
-    Ok(axum::Json(run))
+    Ok(axum::Json(ops::runs::cancel(&st, &caller, id).await?))
 }
 
 /// `POST /api/v1/flow_runs/{id}/retry`: a terminal run goes back to Scheduled.
@@ -302,20 +132,9 @@ pub(crate) async fn retry(
     OptionalJson(body): OptionalJson<RetryFlowRun>,
 ) -> ApiResult<axum::Json<FlowRun>> {
     let from_failed = body.is_some_and(|b| b.from_failed);
-    let run = caller.run(&st, id).await?;
-    if run.deployment_id.is_none() {
-        return Err(ApiError::Conflict {
-            message: "an ad-hoc run has no deployment for an agent to launch again; rerun it the way it was started".into(),
-            current: Some(Box::new(run)),
-        });
-    }
-    let run = st.store.retry_flow_run(id, from_failed, st.now()).await?;
-    let detail = from_failed.then(|| "from failed".to_string());
-    caller
-        .audit(&st, AuditAction::Retry, &id.to_string(), detail)
-        .await;
-    after_change(&st, &run);
-    Ok(axum::Json(run))
+    Ok(axum::Json(
+        ops::runs::retry(&st, &caller, id, from_failed).await?,
+    ))
 }
 
 /// `POST /api/v1/flow_runs/{id}/heartbeat`: a flow process renews its run's lease and

@@ -3,9 +3,9 @@
 //!
 //! Sessions are signed cookies naming an API key (HttpOnly, SameSite=Strict, Secure behind
 //! TLS), so revoking the key ends every session of it. Every form carries a CSRF token
-//! derived from the session; the login form uses a double-submit cookie. Pages call the
-//! API's own handlers for anything that changes state, so the UI cannot do what the API
-//! would refuse.
+//! derived from the session; the login form uses a double-submit cookie. Pages change state
+//! only through the use cases of `ops`, the ones the API's handlers call, so the UI cannot do
+//! what the API would refuse.
 
 mod form;
 mod gantt;
@@ -25,8 +25,7 @@ use axum::routing::{get, post};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// Name of the session cookie.
-pub(crate) const SESSION_COOKIE: &str = "weir_session";
+pub(crate) use crate::auth::SESSION_COOKIE;
 /// Name of the login form's CSRF cookie.
 const LOGIN_CSRF_COOKIE: &str = "weir_login_csrf";
 /// How long a session lasts.
@@ -78,20 +77,6 @@ async fn script() -> impl IntoResponse {
     )
 }
 
-/// A cookie's value, if the request has it.
-fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    let cookies = parts.headers.get(header::COOKIE)?.to_str().ok()?;
-    cookies.split(';').find_map(|c| {
-        let (n, v) = c.trim().split_once('=')?;
-        (n == name).then(|| v.to_string())
-    })
-}
-
-/// The session cookie's value, if the request has one.
-pub(crate) fn session_token(parts: &Parts) -> Option<String> {
-    cookie(parts, SESSION_COOKIE)
-}
-
 fn hmac_hex(secret: &[u8], message: &str) -> String {
     let Ok(mut m) = Hmac::<Sha256>::new_from_slice(secret) else {
         return String::new();
@@ -140,7 +125,7 @@ impl FromRequestParts<AppState> for UiUser {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
-        let session = session_token(parts).ok_or_else(|| ToLogin(here.clone()))?;
+        let session = auth::session_from_cookie(parts).ok_or_else(|| ToLogin(here.clone()))?;
         let caller = match auth::authenticate(st, &session).await {
             Ok(Some(c @ Caller::Key { .. })) => c,
             _ => return Err(ToLogin(here)),

@@ -1,16 +1,13 @@
 //! The UI's handlers: read through the store (filtered by what the caller may see), change
-//! through the API's own handlers.
+//! through the use cases of `ops`, the same the API's handlers call.
 
 use super::form;
 use super::view::*;
 use super::{LOGIN_CSRF_COOKIE, UiError, UiUser, clear_cookie, session_cookie};
-use crate::access::{OnRun, Require};
+use crate::access::{OnRun, Require, visible_run};
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
-use crate::extract::OptionalJson;
-use crate::extract::{Json, Path as ApiPath};
-use crate::openapi::Created;
-use crate::routes::{deployments as api_deployments, keys as api_keys, runs as api_runs};
+use crate::ops;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
@@ -298,7 +295,7 @@ async fn run_page(
     id: Uuid,
     flash: Option<(&'static str, String)>,
 ) -> Page {
-    let run = api_runs::visible_run(st, &user.caller, id, Permission::Read).await?;
+    let run = visible_run(st, &user.caller, id, Permission::Read).await?;
     let history = st.store.flow_run_history(id).await?;
     let counts = st.store.task_run_counts(id).await?;
     let total: u64 = counts.values().sum();
@@ -330,7 +327,7 @@ async fn run_page(
     let more_tasks = total.saturating_sub(task_rows.len() as u64);
     let can_run = allows(&user.caller, Permission::Run) && run.deployment_id.is_some();
     let why = if run.state.is_claimable() {
-        crate::routes::limits::explain(st, &user.caller, id)
+        ops::runs::why(st, &OnRun::new(user.caller.clone()), id)
             .await?
             .messages
     } else {
@@ -392,7 +389,7 @@ fn page_for_run(
             .map(|r| format!("{} ({} bytes)", r.location, r.size)),
         parent: run.parent_flow_run_id.map(|p| p.to_string()),
         cancellable: weir_core::orchestration::cancel_target(run.state).is_some(),
-        retriable: run.state.is_terminal(),
+        retriable: ops::runs::retriable(&run),
         can_run,
         gantt,
         live: !run.state.is_terminal(),
@@ -406,7 +403,7 @@ fn page_for_run(
     })
 }
 
-/// `POST /runs/{id}/cancel`: through the API's handler.
+/// `POST /runs/{id}/cancel`.
 pub(crate) async fn cancel(
     State(st): State<AppState>,
     user: UiUser,
@@ -414,8 +411,7 @@ pub(crate) async fn cancel(
     Form(f): Form<Csrf>,
 ) -> Page {
     user.check_csrf(f.csrf.as_deref())?;
-    let caller = OnRun::new(user.caller.clone());
-    let _ = api_runs::cancel(State(st), caller, ApiPath(id)).await?;
+    ops::runs::cancel(&st, &OnRun::new(user.caller.clone()), id).await?;
     Ok(Redirect::to(&format!("/runs/{id}")).into_response())
 }
 
@@ -427,11 +423,8 @@ pub(crate) async fn retry(
     Form(f): Form<Csrf>,
 ) -> Page {
     user.check_csrf(f.csrf.as_deref())?;
-    let body = weir_core::api::RetryFlowRun {
-        from_failed: f.from_failed.is_some(),
-    };
     let caller = OnRun::new(user.caller.clone());
-    let _ = api_runs::retry(State(st), caller, ApiPath(id), OptionalJson(Some(body))).await?;
+    ops::runs::retry(&st, &caller, id, f.from_failed.is_some()).await?;
     Ok(Redirect::to(&format!("/runs/{id}")).into_response())
 }
 
@@ -445,7 +438,7 @@ pub(crate) async fn task_run(
         task_run: t,
         history,
     } = st.store.task_run(id).await?;
-    api_runs::visible_run(&st, &user.caller, t.flow_run_id, Permission::Read)
+    visible_run(&st, &user.caller, t.flow_run_id, Permission::Read)
         .await
         .map_err(|_| ApiError::NotFound(format!("task run {id} not found")))?;
     let logs = st
@@ -652,7 +645,6 @@ pub(crate) async fn quick_run(
     Form(form_values): Form<HashMap<String, String>>,
 ) -> Page {
     user.check_csrf(form_values.get("csrf").map(String::as_str))?;
-    user.caller.require(Permission::Run)?;
     user.caller
         .check_project(&project, || format!("deployment {project}/{name}"))?;
     let d = st.store.deployment(&project, &name).await?;
@@ -662,44 +654,6 @@ pub(crate) async fn quick_run(
     } else {
         form::parameters(d.spec.parameter_schema.as_ref(), &form_values)
     };
-    if let Some(schema) = &d.spec.parameter_schema {
-        let mut merged = d.spec.parameters.clone();
-        merged.extend(parameters.clone());
-        if let Err(problems) = weir_core::params::validate(schema, &merged) {
-            let errors: HashMap<String, String> = problems
-                .into_iter()
-                .map(|p| {
-                    (
-                        p.param
-                            .split(['.', '['])
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                        p.message,
-                    )
-                })
-                .collect();
-            let values = form_values
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix("p.").map(|n| (n.to_string(), v.clone())))
-                .collect();
-            let flash = Some((
-                "error",
-                "Fix the parameters below; no run was created.".to_string(),
-            ));
-            return deployment_page(
-                &st,
-                user,
-                &project,
-                &name,
-                values,
-                errors,
-                flash,
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
-    }
     let req = CreateFlowRun {
         project: Some(project.clone()),
         deployment: Some(name.clone()),
@@ -707,8 +661,45 @@ pub(crate) async fn quick_run(
         ..Default::default()
     };
     let caller = OnRun::new(user.caller.clone());
-    let run = api_runs::create(State(st), caller, Json(req)).await?.body;
-    Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response())
+    let problems = match ops::runs::create(&st, &caller, req).await {
+        Ok((run, _)) => return Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response()),
+        Err(ops::runs::CreateError::Rule(weir_core::create::Error::Parameters(problems))) => {
+            problems
+        }
+        Err(e) => return Err(ApiError::from(e).into()),
+    };
+    let errors: HashMap<String, String> = problems
+        .into_iter()
+        .map(|p| {
+            (
+                p.param
+                    .split(['.', '['])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                p.message,
+            )
+        })
+        .collect();
+    let values = form_values
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("p.").map(|n| (n.to_string(), v.clone())))
+        .collect();
+    let flash = Some((
+        "error",
+        "Fix the parameters below; no run was created.".to_string(),
+    ));
+    deployment_page(
+        &st,
+        user,
+        &project,
+        &name,
+        values,
+        errors,
+        flash,
+        StatusCode::BAD_REQUEST,
+    )
+    .await
 }
 
 /// `POST /deployments/{project}/{name}/pause`.
@@ -739,16 +730,8 @@ async fn set_paused(
     paused: bool,
 ) -> Page {
     user.check_csrf(f.csrf.as_deref())?;
-    let path = ApiPath(weir_core::api::DeploymentPath {
-        project: project.clone(),
-        name: name.clone(),
-    });
     let caller = Require::new(user.caller.clone())?;
-    if paused {
-        let _ = api_deployments::pause(State(st), caller, path).await?;
-    } else {
-        let _ = api_deployments::resume(State(st), caller, path).await?;
-    }
+    ops::deployments::set_paused(&st, &caller, &project, &name, paused).await?;
     Ok(Redirect::to(&format!("/deployments/{project}/{name}")).into_response())
 }
 
@@ -810,7 +793,7 @@ async fn keys_page(
     flash: Option<(&'static str, String)>,
 ) -> Page {
     let admin = Require::new(user.caller.clone())?;
-    let axum::Json(keys) = api_keys::list(State(st.clone()), admin).await?;
+    let keys = ops::keys::list(st, &admin).await?;
     let now = Utc::now();
     let keys = keys
         .into_iter()
@@ -894,8 +877,8 @@ pub(crate) async fn create_key(
         expires_in_s,
     };
     let admin = Require::new(user.caller.clone())?;
-    match api_keys::create(State(st.clone()), admin, Json(req)).await {
-        Ok(Created(created)) => keys_page(&st, user, Some(created.secret), None).await,
+    match ops::keys::create(&st, &admin, req).await {
+        Ok(created) => keys_page(&st, user, Some(created.secret), None).await,
         Err(ApiError::BadRequest { message, .. }) => {
             keys_page(&st, user, None, Some(("error", message))).await
         }
@@ -912,7 +895,7 @@ pub(crate) async fn revoke_key(
 ) -> Page {
     user.check_csrf(f.csrf.as_deref())?;
     let admin = Require::new(user.caller.clone())?;
-    let axum::Json(k) = api_keys::revoke(State(st.clone()), admin, ApiPath(id)).await?;
+    let k = ops::keys::revoke(&st, &admin, &id).await?;
     keys_page(
         &st,
         user,
@@ -934,11 +917,8 @@ pub(crate) async fn audit(
     user: UiUser,
     Query(q): Query<AuditQuery>,
 ) -> Page {
-    user.caller.require(Permission::Admin)?;
-    if user.caller.projects().is_some() {
-        return Err(ApiError::Forbidden("the audit log is for unscoped admin keys".into()).into());
-    }
-    let page = st.store.audit_log(q.cursor, 100).await?;
+    let admin = Require::new(user.caller.clone())?;
+    let page = ops::keys::audit_log(&st, &admin, q.cursor, None).await?;
     let rows = page
         .items
         .into_iter()
