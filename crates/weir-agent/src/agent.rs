@@ -82,6 +82,12 @@ struct Held {
     /// Stopped by the fence (its lease could not be renewed): reported Crashed, never by
     /// what its process left behind.
     fenced: bool,
+    /// When its lease was last renewed at the latest, on [`crate::fence::Fence::now`]'s
+    /// clock: the claim, or the sending of the last heartbeat that renewed it.
+    renewed: u64,
+    /// The server said this agent no longer holds it (its lease expired, or another attempt
+    /// took over): never launched, stopped if it was.
+    lost: bool,
 }
 
 struct Shared {
@@ -154,6 +160,7 @@ impl Agent {
                     _ = &mut shutdown => break,
                 }
             }
+            let sent = sh.fence.now();
             let claim = sh.client.claim(me, free, sh.options.poll_wait);
             let claimed = tokio::select! {
                 r = claim => r,
@@ -163,7 +170,9 @@ impl Agent {
                 Ok(runs) => {
                     backoff = Duration::from_millis(200);
                     for c in runs {
-                        start(&sh, c);
+                        sh.fence.learn_lease(c.lease_s);
+                        let renewed = sh.fence.claimed_at(sent, c.claimed_after_ms);
+                        start(&sh, me, c, renewed);
                     }
                 }
                 Err(error) => {
@@ -263,8 +272,12 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
         // Bounded by the interval: a partition must not hold the loop (or the fence) up.
         let answer = tokio::time::timeout(
             steady.max(Duration::from_millis(500)),
-            sh.client
-                .agent_heartbeat(me, &weir_core::api::Heartbeat { runs }),
+            sh.client.agent_heartbeat(
+                me,
+                &weir_core::api::Heartbeat {
+                    runs: runs.clone(),
+                },
+            ),
         )
         .await;
         let Ok(answer) = answer else {
@@ -275,7 +288,8 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
         };
         match answer {
             Ok(reply) => {
-                sh.fence.answered(sent, reply.lease_s);
+                sh.fence.learn_lease(reply.lease_s);
+                renewed(&sh, &runs, &reply.lost, sent);
                 if reply.lease_s > 0 {
                     let third = Duration::from_millis(reply.lease_s * 1000 / 3)
                         .max(Duration::from_millis(100));
@@ -300,6 +314,7 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
                                 continue;
                             }
                             h.cancelling = true;
+                            h.lost |= lost;
                             if lost {
                                 stop.push((*id, h.attempt, h.cancel.clone()));
                             } else {
@@ -327,20 +342,33 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
     }
 }
 
-/// Stops every held run once the server has been silent for most of a lease (see
+/// Records that the heartbeat sent at `sent` renewed the leases of `runs`, except those the
+/// server answered as `lost`.
+fn renewed(sh: &Shared, runs: &[HeldRun], lost: &[Uuid], sent: u64) {
+    let mut held = lock(sh);
+    for r in runs.iter().filter(|r| !lost.contains(&r.id)) {
+        if let Some(h) = held.get_mut(&r.id)
+            && h.attempt == r.attempt
+        {
+            h.renewed = h.renewed.max(sent);
+        }
+    }
+}
+
+/// Stops each launched run whose lease has gone unrenewed for most of a lease (see
 /// [`crate::fence`]).
 async fn fence_loop(sh: Arc<Shared>) {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let Some(silent) = sh.fence.tripped() else {
-            continue;
-        };
         let mut held = lock(&sh);
         for (id, h) in held.iter_mut().filter(|(_, h)| !h.fenced) {
+            let Some(silent) = sh.fence.tripped(h.renewed) else {
+                continue;
+            };
             let Some(c) = &h.cancel else { continue };
             h.fenced = true;
             tracing::warn!(
-                message = "no answer from the server for most of a lease: stopping the run so that no other attempt can overlap it (fencing)",
+                message = "lease not renewed for most of its length: stopping the run so that no other attempt can overlap it (fencing)",
                 run = %id,
                 attempt = h.attempt,
                 silent_ms = silent.as_millis() as u64,
@@ -360,8 +388,9 @@ async fn describe_lost(sh: &Shared, id: Uuid, attempt: u32) -> String {
     }
 }
 
-/// Starts supervising a claimed run in the background.
-fn start(sh: &Arc<Shared>, claimed: ClaimedRun) {
+/// Starts supervising a claimed run in the background; its lease was dated `renewed` at the
+/// latest (see [`crate::fence`]).
+fn start(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun, renewed: u64) {
     let id = claimed.run.id;
     lock(sh).insert(
         id,
@@ -371,11 +400,13 @@ fn start(sh: &Arc<Shared>, claimed: ClaimedRun) {
             cancelling: false,
             survives: false,
             fenced: false,
+            renewed,
+            lost: false,
         },
     );
     let sh = sh.clone();
     tokio::spawn(async move {
-        supervise(&sh, claimed).await;
+        supervise(&sh, me, claimed).await;
         lock(&sh).remove(&id);
         let _ = std::fs::remove_file(record_path(&sh, id));
         sh.slot_freed.notify_waiters();
@@ -436,7 +467,76 @@ async fn read_run(sh: &Shared, run: Uuid) -> Option<FlowRun> {
     None
 }
 
-async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
+/// Whether run `run` may be launched now: its lease is fresh (see [`crate::fence`]), or a
+/// heartbeat renewed it. False when the server no longer hands it to this agent (a claim
+/// answer held up until after its lease expired), or when no renewal got through for two
+/// leases; the run is then left to the crash detector, unlaunched.
+async fn lease_confirmed(sh: &Shared, me: Uuid, run: &FlowRun) -> bool {
+    let mut warned = false;
+    loop {
+        let Some((renewed, lost)) = lock(sh).get(&run.id).map(|h| (h.renewed, h.lost)) else {
+            return false;
+        };
+        if lost {
+            tracing::warn!(message = "not launching: the server no longer hands this run to this agent", run = %run.id, attempt = run.attempt);
+            return false;
+        }
+        if sh.fence.fresh_for_launch(renewed) {
+            return true;
+        }
+        let lease = sh.fence.lease();
+        if sh.fence.now().saturating_sub(renewed) > 2 * lease.as_millis() as u64 {
+            tracing::warn!(message = "not launching: its lease could not be renewed", run = %run.id, attempt = run.attempt);
+            return false;
+        }
+        if !warned {
+            tracing::info!(message = "the claim's answer came late; renewing the lease before launching", run = %run.id, attempt = run.attempt);
+            warned = true;
+        }
+        let held = [HeldRun {
+            id: run.id,
+            attempt: run.attempt,
+        }];
+        let sent = sh.fence.now();
+        let answer = tokio::time::timeout(
+            (lease / 3).max(Duration::from_millis(500)),
+            sh.client.agent_heartbeat(
+                me,
+                &weir_core::api::Heartbeat {
+                    runs: held.to_vec(),
+                },
+            ),
+        )
+        .await;
+        match answer {
+            Ok(Ok(reply)) => {
+                sh.fence.learn_lease(reply.lease_s);
+                if reply.lost.contains(&run.id) {
+                    if let Some(h) = lock(sh).get_mut(&run.id) {
+                        h.lost = true;
+                    }
+                } else {
+                    renewed_one(sh, run, sent);
+                }
+            }
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+fn renewed_one(sh: &Shared, run: &FlowRun, sent: u64) {
+    renewed(
+        sh,
+        &[HeldRun {
+            id: run.id,
+            attempt: run.attempt,
+        }],
+        &[],
+        sent,
+    );
+}
+
+async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
     let run = claimed.run;
     let Some(spec) = claimed.spec else {
         report(
@@ -554,6 +654,9 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
             BTreeMap::new()
         },
     };
+    if !lease_confirmed(sh, me, &run).await {
+        return;
+    }
     let mut launched = match launcher.launch(launch).await {
         Ok(l) => l,
         Err(e) => {
@@ -577,18 +680,21 @@ async fn supervise(sh: &Arc<Shared>, claimed: ClaimedRun) {
             plain: spec.plain_command,
         },
     );
-    let cancelled_early = {
+    let (cancelled_early, lost_early) = {
         let mut held = lock(sh);
         match held.get_mut(&run.id) {
             Some(h) => {
                 h.cancel = Some(launched.canceller());
                 h.survives = launcher.survives_agent();
-                h.cancelling
+                (h.cancelling, h.lost)
             }
-            None => false,
+            None => (false, false),
         }
     };
-    if cancelled_early {
+    if lost_early {
+        // Lost while launching: another attempt may already run.
+        launched.canceller().cancel(Duration::ZERO);
+    } else if cancelled_early {
         launched.canceller().cancel(sh.options.cancel_grace);
     }
     tracing::info!(message = "launched run", run = %run.id, attempt = run.attempt, id = %launched.id());

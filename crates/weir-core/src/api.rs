@@ -784,6 +784,15 @@ pub struct ClaimedRun {
     /// Reuse persisted results of tasks that completed in earlier attempts.
     #[serde(default)]
     pub resume: bool,
+    /// The lease the claim gave, in seconds (renewed by heartbeats).
+    #[serde(default)]
+    pub lease_s: u64,
+    /// How long after the server received the claim request the run was claimed: its lease
+    /// runs from then. So it lasts at least until the agent's send time plus this plus the
+    /// lease, on the agent's own clock — an answer arriving later than most of that (held up
+    /// by a partition) must be confirmed by a heartbeat before the run is launched.
+    #[serde(default)]
+    pub claimed_after_ms: u64,
 }
 
 /// Body of `POST /api/v1/flow_runs/{id}/heartbeat`, sent by a flow process that runs

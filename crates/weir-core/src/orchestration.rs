@@ -34,7 +34,8 @@ pub enum Rejection {
 ///
 /// Rules beyond [`StateKind::can_become`]:
 /// - the proposal must name the run's current attempt;
-/// - Failed or Crashed with retries left becomes AwaitingRetry, due after the retry delay;
+/// - Failed or Crashed with retries left becomes AwaitingRetry, due after the retry delay,
+///   unless the run is Cancelling (cancellation wins: it ends Cancelled or Failed);
 /// - entering Running stamps `started_at` and renews the lease;
 /// - a terminal state stamps `ended_at` and releases the agent and lease.
 pub fn decide(
@@ -59,7 +60,10 @@ pub fn decide(
     let mut next = run.clone();
     next.state_message = proposal.message.clone();
     next.state_at = now;
-    if matches!(target, StateKind::Failed | StateKind::Crashed) && run.retries_used < run.retries {
+    if matches!(target, StateKind::Failed | StateKind::Crashed)
+        && run.retries_used < run.retries
+        && run.state != StateKind::Cancelling
+    {
         next.state = StateKind::AwaitingRetry;
         next.retries_used += 1;
         next.scheduled_at = now + retry_delay;
@@ -235,6 +239,36 @@ mod tests {
         let again = retry(&r, Utc::now()).expect("terminal runs can be retried");
         assert_eq!(again.state, StateKind::Scheduled);
         assert!(retry(&run(StateKind::Running, 1, 0), Utc::now()).is_err());
+    }
+
+    /// Regression (#10, `partition_long`): a claimed run whose lease expired before it
+    /// started (Pending, then Crashed with retries left) was stored as Pending → AwaitingRetry,
+    /// which `can_become` refused. Every state `decide` stores must be one the rules allow.
+    #[test]
+    fn every_decision_is_a_legal_transition() {
+        for from in StateKind::ALL {
+            for to in StateKind::ALL {
+                for retries in [0, 2] {
+                    let r = run(from, 1, retries);
+                    if let Ok(next) = decide(&r, &propose(to, 1), D, D, Utc::now()) {
+                        assert!(
+                            from.can_become(next.state),
+                            "{from} + proposed {to} (retries {retries}) stored {}, which \
+                             can_become refuses",
+                            next.state
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_failure_while_cancelling_is_not_retried() {
+        let r = run(StateKind::Cancelling, 1, 3);
+        let next = decide(&r, &propose(StateKind::Failed, 1), D, D, Utc::now()).expect("legal");
+        assert_eq!(next.state, StateKind::Failed);
+        assert_eq!(next.retries_used, 0);
     }
 
     #[test]

@@ -93,7 +93,10 @@ impl StateKind {
 
     /// Whether a run in `self` may move to `next` by a proposal.
     ///
-    /// Retrying a terminal run is not a transition: it starts a new attempt (see the server).
+    /// AwaitingRetry is what Failed or Crashed becomes while retries are left, so it is
+    /// reachable from every state that may fail or crash, except Cancelling (a run being
+    /// cancelled is not retried). Retrying a terminal run is not a transition: it starts a new
+    /// attempt (see the server).
     pub fn can_become(self, next: StateKind) -> bool {
         use StateKind::*;
         match self {
@@ -101,13 +104,23 @@ impl StateKind {
             AwaitingRetry => matches!(next, Pending | Running | Cancelled | Scheduled),
             Pending => matches!(
                 next,
-                Running | Completed | Failed | Crashed | Cancelling | Cancelled | Scheduled
+                Running
+                    | Completed
+                    | Failed
+                    | Crashed
+                    | Cancelling
+                    | Cancelled
+                    | Scheduled
+                    | AwaitingRetry
             ),
             Running => matches!(
                 next,
                 Completed | Failed | Crashed | Cancelling | Cancelled | Paused | AwaitingRetry
             ),
-            Paused => matches!(next, Running | Cancelling | Cancelled | Crashed | Failed),
+            Paused => matches!(
+                next,
+                Running | Cancelling | Cancelled | Crashed | Failed | AwaitingRetry
+            ),
             Cancelling => matches!(next, Cancelled | Completed | Failed | Crashed),
             Completed | Failed | Crashed | Cancelled => false,
         }

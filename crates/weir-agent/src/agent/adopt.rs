@@ -165,6 +165,9 @@ async fn follow(
             cancelling: false,
             survives: launcher.survives_agent(),
             fenced: false,
+            // Its lease is vouched for from the take-over on: the next heartbeat renews it.
+            renewed: sh.fence.now(),
+            lost: false,
         },
     );
     write_record(
@@ -244,6 +247,8 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
             cancelling: false,
             survives: false,
             fenced: false,
+            renewed: sh.fence.now(),
+            lost: false,
         },
     );
     let sh = sh.clone();

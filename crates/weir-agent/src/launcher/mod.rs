@@ -325,7 +325,8 @@ impl Canceller {
     /// Asks the run to stop gracefully (SIGTERM to its whole process group, for processes),
     /// and forces it (SIGKILL to the group) if it is still running after `grace`. Returns at
     /// once; [`Launched::wait`] reports the outcome. Calling it again with a shorter grace
-    /// brings the forced stop forward.
+    /// brings the forced stop forward; a zero grace forces it at once, with no SIGTERM first
+    /// (fencing: the run must get no chance to report).
     pub fn cancel(&self, grace: Duration) {
         self.0.cancel(grace);
     }

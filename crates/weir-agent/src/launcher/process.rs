@@ -367,6 +367,12 @@ async fn monitor<F: Future<Output = ()>>(m: Monitor<F>) {
             }
             () = &mut readers, if !readers_done => readers_done = true,
             grace = cancel_rx.recv(), if cancel_open => match grace {
+                // No grace (fencing): SIGKILL alone, so the run gets no chance to report.
+                Some(grace) if grace.is_zero() => {
+                    tracing::debug!(pgid = pgid.as_raw(), "killing process group");
+                    signal_group(pgid, Signal::SIGKILL);
+                    kill_at = None;
+                }
                 Some(grace) => {
                     tracing::debug!(pgid = pgid.as_raw(), ?grace, "cancelling process group");
                     signal_group(pgid, Signal::SIGTERM);
@@ -465,6 +471,10 @@ impl Cancel for GroupCancel {
             return;
         };
         let pgid = Pid::from_raw(raw);
+        if grace.is_zero() {
+            signal_group(pgid, Signal::SIGKILL);
+            return;
+        }
         signal_group(pgid, Signal::SIGTERM);
         let pid = self.pid;
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

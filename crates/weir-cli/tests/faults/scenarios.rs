@@ -65,7 +65,7 @@ pub const ALL: [(&str, bool); 14] = [
     ("pg_restart", false),
     ("pg_stop_beyond_lease", false),
     ("partition_short", true),
-    ("partition_long", false),
+    ("partition_long", true),
     ("sqlite_disk_full", false),
     ("clock_step", false),
     ("slow_db", false),

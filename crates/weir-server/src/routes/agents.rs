@@ -134,6 +134,8 @@ pub(crate) async fn claim(
     Path(id): Path<Uuid>,
     Json(req): Json<ClaimRequest>,
 ) -> ApiResult<axum::Json<Vec<ClaimedRun>>> {
+    // Leases are dated from the claim; the agent bounds them from when it sent this request.
+    let received = Instant::now();
     own_agent(&st, &caller, id).await?;
     let project = match &*caller {
         Caller::Key { project, .. } => project.clone(),
@@ -157,6 +159,8 @@ pub(crate) async fn claim(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let started = Instant::now();
+        let claimed_after_ms =
+            u64::try_from(started.duration_since(received).as_millis()).unwrap_or(u64::MAX);
         let claimed = st
             .store
             .claim_in(
@@ -183,6 +187,8 @@ pub(crate) async fn claim(
                     spec,
                     run_token,
                     resume,
+                    lease_s: st.options.lease.as_secs(),
+                    claimed_after_ms,
                 });
             }
             return Ok(axum::Json(out));
