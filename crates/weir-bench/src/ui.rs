@@ -8,6 +8,10 @@
 //! then the session cookie), and requests every page N times over one keep-alive
 //! connection, measuring wall time per request.
 //!
+//! The pages: the dashboard (runs-over-time chart of the last 24 hours, and of 7 days), the
+//! run lists, the 10,000-task run and a small one, the deployments and one deployment (its
+//! success rate over 7 days and duration trend), projects, agents, keys, audit.
+//!
 //! Prints one JSON object: per page `{"p50_ms", "p99_ms"}` (nearest rank), the overall
 //! `page_p50_ms`/`page_p99_ms` over every request, `slowest_page`, and the seeding figures
 //! (`seed_s`, `runs`, `task_runs`, `db_mib`).
@@ -476,6 +480,7 @@ pub fn run(args: &Args) -> Result<Value> {
     let key = server.key.clone();
     let pages: Vec<(&str, String)> = vec![
         ("dashboard", "/".into()),
+        ("dashboard_7d", "/?range=7d".into()),
         ("runs", "/runs".into()),
         ("runs_failed", "/runs?state=Failed".into()),
         (

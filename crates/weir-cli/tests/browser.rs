@@ -916,6 +916,277 @@ fn web_ui_in_headless_chromium() {
     );
 }
 
+/// chromedriver, or `None` (after saying why) when the test is to be skipped.
+fn chromedriver_or_skip(test: &str) -> Option<PathBuf> {
+    let found = find_program("CHROMEDRIVER", &["chromedriver"], "/usr/bin/chromedriver");
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "chromedriver not found and CI is set: install chromium and chromium-driver \
+                 (scripts/test.sh does) or set CHROMEDRIVER"
+            );
+        }
+        eprintln!(
+            "SKIPPED {test}: chromedriver not found (apt-get install chromium chromium-driver, \
+             or set CHROMEDRIVER)"
+        );
+    }
+    found
+}
+
+/// Deployments for [`charts_trends_and_why_in_headless_chromium`]: `mixed` succeeds or fails
+/// by its `outcome` parameter; `nightly` sleeps on a queue no agent serves at first.
+const CHARTS_TOML: &str = r#"project = "dev"
+
+[deployments.mixed]
+command = ["sh", "-c", "sleep 0.3; case \"$WEIR_PARAMETERS\" in *fail*) echo failing; exit 3;; esac; echo fine"]
+plain = true
+parameters = { outcome = "ok" }
+
+[deployments.nightly]
+command = ["sh", "-c", "sleep 6"]
+plain = true
+work_queue = "nightly"
+"#;
+
+/// The dashboard's runs-over-time chart (both ranges), a deployment's success rate and
+/// duration trend, and the run page's "Why isn't it running?" panel, in headless Chromium,
+/// each checked against what the API says of the same runs.
+#[test]
+fn charts_trends_and_why_in_headless_chromium() {
+    let Some(driver_bin) = chromedriver_or_skip("charts_trends_and_why_in_headless_chromium")
+    else {
+        return;
+    };
+    let mut w = Weir::start(Default::default());
+    w.deploy(CHARTS_TOML);
+    w.start_agent(4);
+    // Two runs that succeed and one that fails, one after the other.
+    let mut ended = Vec::new();
+    for outcome in ["ok", "fail", "ok"] {
+        let run = w.create_run(
+            "dev",
+            "mixed",
+            common::params(&[("outcome", json!(outcome))]),
+        );
+        ended.push(w.wait_terminal(run.id, Duration::from_secs(30)).run);
+    }
+    let states: Vec<StateKind> = ended.iter().map(|r| r.state).collect();
+    assert_eq!(
+        states,
+        [
+            StateKind::Completed,
+            StateKind::Failed,
+            StateKind::Completed
+        ],
+        "the plain command's exit code decides"
+    );
+    // A run nobody can take: no agent serves its queue.
+    let waiting = w.create_run("dev", "nightly", Default::default());
+
+    let mut b = Browser::start(&driver_bin, w.sb.root(), &w.url);
+    // A directory of its own: the other browser test clears the shared one when it starts.
+    b.shots = b.shots.join("charts");
+    std::fs::create_dir_all(&b.shots).expect("create the screenshot directory");
+    log_in(&b, &w.admin_key);
+
+    // ---- the dashboard's chart, last 24 hours ----
+    let bars = |b: &Browser| {
+        b.js(
+            "var svg = document.getElementById('runs-chart');\
+             if (!svg) return null;\
+             var out = {buckets: +svg.getAttribute('data-buckets'), bars: [], byState: {}, filled: true};\
+             var gs = svg.querySelectorAll('g.bar');\
+             out.span = gs.length ? (Date.parse(gs[gs.length - 1].getAttribute('data-end')) - Date.parse(gs[0].getAttribute('data-start'))) / 1000 : 0;\
+             gs.forEach(function (g) {\
+               out.bars.push(+g.getAttribute('data-total'));\
+               g.querySelectorAll('rect').forEach(function (r) {\
+                 var s = r.getAttribute('data-state');\
+                 out.byState[s] = (out.byState[s] || 0) + +r.getAttribute('data-count');\
+                 var want = getComputedStyle(document.documentElement).getPropertyValue('--s-' + s).trim();\
+                 var probe = document.createElement('span'); probe.style.color = want;\
+                 document.body.appendChild(probe);\
+                 var rgb = getComputedStyle(probe).color; probe.remove();\
+                 if (getComputedStyle(r).fill !== rgb || r.getBoundingClientRect().height <= 0) out.filled = false;\
+               });\
+             });\
+             return out;",
+            vec![],
+        )
+    };
+    // The sum of the last two bars' totals (the runs were made a moment ago, perhaps across an
+    // hour's turn).
+    let latest = |c: &Value| -> i64 {
+        let bars = c["bars"].as_array().cloned().unwrap_or_default();
+        bars.iter().rev().take(2).filter_map(Value::as_i64).sum()
+    };
+    let window = |c: &Value, seconds: f64| {
+        let span = c["span"].as_f64().unwrap_or(0.0);
+        assert!(
+            (span - seconds).abs() <= 1.0,
+            "the bars cover {span} s: {c}"
+        );
+    };
+    let chart = bars(&b);
+    let n = chart["buckets"].as_u64().unwrap_or(0);
+    assert!((24..=25).contains(&n), "hourly bars over 24 hours: {chart}");
+    assert_eq!(
+        chart["bars"].as_array().map(Vec::len),
+        Some(n as usize),
+        "{chart}"
+    );
+    window(&chart, 86_400.0);
+    assert_eq!(
+        chart["byState"],
+        json!({"Completed": 2, "Failed": 1, "Scheduled": 1}),
+        "the chart stacks every run of the day by its state"
+    );
+    assert_eq!(
+        latest(&chart),
+        4,
+        "the four runs are in the latest bars: {chart}"
+    );
+    assert_eq!(
+        chart["filled"],
+        json!(true),
+        "each segment is drawn, in its state's colour: {chart}"
+    );
+    assert!(b.text("#runs-over-time h2").contains("24 hours"));
+    assert!(b.exists("#range-24h[aria-current]") && !b.exists("#range-7d[aria-current]"));
+    b.shot("30-dashboard-chart-24h");
+
+    // ---- the 7-day toggle ----
+    b.click("#range-7d");
+    b.wait_path("the 7-day dashboard", Duration::from_secs(10), |p| {
+        p == "/?range=7d"
+    });
+    b.wait_for("#runs-chart", Duration::from_secs(5));
+    let week = bars(&b);
+    let n = week["buckets"].as_u64().unwrap_or(0);
+    assert!((28..=29).contains(&n), "six-hour bars over 7 days: {week}");
+    window(&week, 7.0 * 86_400.0);
+    assert_eq!(
+        week["byState"], chart["byState"],
+        "the same runs over 7 days"
+    );
+    assert_eq!(latest(&week), 4, "{week}");
+    assert!(b.text("#runs-over-time h2").contains("7 days"));
+    assert!(b.exists("#range-7d[aria-current]"));
+    b.shot("31-dashboard-chart-7d");
+    b.goto("/?range=30d");
+    b.wait_for("main h1", Duration::from_secs(5));
+    assert!(
+        b.text("main").contains("range=24h or range=7d"),
+        "an unknown range is refused, naming the choices: {}",
+        b.text("main")
+    );
+
+    // ---- a deployment's success rate and duration trend ----
+    b.goto("/deployments/dev/mixed");
+    b.wait_for("#health", Duration::from_secs(5));
+    assert_eq!(b.text("#success-rate"), "66.7 %", "2 of 3 Completed");
+    assert!(
+        b.text("#success-summary").contains("2 of 3"),
+        "{}",
+        b.text("#success-summary")
+    );
+    let drawn = b.js(
+        "return Array.from(document.querySelectorAll('#duration-chart rect.run')).map(function (r) {\
+           return {run: r.getAttribute('data-run'), state: r.getAttribute('data-state'),\
+                   seconds: +r.getAttribute('data-seconds'), height: r.getBoundingClientRect().height};\
+         });",
+        vec![],
+    );
+    let drawn = drawn.as_array().expect("bars").clone();
+    assert_eq!(drawn.len(), 3, "one bar per ended run: {drawn:?}");
+    for (bar, run) in drawn.iter().zip(&ended) {
+        assert_eq!(
+            bar["run"],
+            json!(run.id.to_string()),
+            "oldest first: {drawn:?}"
+        );
+        assert_eq!(bar["state"], json!(run.state.as_str()));
+        let want = match (run.started_at, run.ended_at) {
+            (Some(s), Some(e)) => (e - s).num_microseconds().unwrap_or(0) as f64 / 1e6,
+            _ => panic!("an ended run has start and end: {run:?}"),
+        };
+        let got = bar["seconds"].as_f64().unwrap_or(-1.0);
+        assert!((got - want).abs() < 0.001, "bar {got} s for a {want} s run");
+        assert!(bar["height"].as_f64().unwrap_or(0.0) > 0.0, "drawn: {bar}");
+    }
+    assert!(b.exists("#duration-chart line.median"), "the median line");
+    b.shot("32-deployment-trend");
+    b.click(&format!(
+        "#duration-chart a[href='/runs/{}'] rect",
+        ended[1].id
+    ));
+    b.wait_path(
+        "the run a trend bar links to",
+        Duration::from_secs(10),
+        |p| p == format!("/runs/{}", ended[1].id),
+    );
+
+    // ---- "Why isn't it running?": no agent on the queue ----
+    let why_of = |id: Uuid| -> Vec<String> {
+        w.block_on(w.client.why(id))
+            .unwrap_or_else(|e| panic!("why of {id}: {e}"))
+            .messages
+    };
+    let page_why = |b: &Browser| -> Vec<String> {
+        let v = b.js(
+            "return Array.from(document.querySelectorAll('#why li')).map(function (l) { return l.innerText; });",
+            vec![],
+        );
+        serde_json::from_value(v).expect("why lines")
+    };
+    b.goto(&format!("/runs/{}", waiting.id));
+    b.wait_for("#why li", Duration::from_secs(5));
+    let shown = page_why(&b);
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.contains("no agent serves work queue \"nightly\"")),
+        "the panel names the queue no agent serves: {shown:?}"
+    );
+    assert_eq!(shown, why_of(waiting.id), "the page says what the API says");
+    b.shot("33-why-no-agent");
+
+    // ---- an agent with one slot takes it; a second run waits for that slot ----
+    let home = w.sb.path("agent-nightly");
+    w.start_agent_with(&home, 1, &["--queue", "nightly"], &[]);
+    w.wait_state(waiting.id, StateKind::Running, Duration::from_secs(20));
+    let second = w.create_run("dev", "nightly", Default::default());
+    // The agent's load reaches the server with its claim and heartbeats.
+    let shown = wait_until(
+        "the run page to say the agent is at capacity",
+        Duration::from_secs(10),
+        || {
+            b.goto(&format!("/runs/{}", second.id));
+            b.wait_for("#why li", Duration::from_secs(5));
+            let shown = page_why(&b);
+            if shown
+                .iter()
+                .any(|l| l.contains("at capacity") && l.contains("runs 1 of 1"))
+            {
+                Ok(shown)
+            } else {
+                Err(format!("{shown:?}"))
+            }
+        },
+    );
+    assert!(
+        !shown.iter().any(|l| l.contains("no agent serves")),
+        "an agent serves the queue now: {shown:?}"
+    );
+    b.shot("34-why-at-capacity");
+    // Once it runs, the page has no such panel.
+    w.wait_state(second.id, StateKind::Running, Duration::from_secs(30));
+    b.goto(&format!("/runs/{}", second.id));
+    b.wait_for("#run-state", Duration::from_secs(5));
+    assert!(!b.exists("#why"), "no 'why' panel on a running run");
+    b.shot("35-why-gone-when-running");
+}
+
 /// An `application/x-www-form-urlencoded` body.
 fn form_body(pairs: &[(&str, &str)]) -> String {
     pairs

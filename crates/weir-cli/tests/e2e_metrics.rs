@@ -117,9 +117,9 @@ impl Metrics {
 
     /// The sample of `family` whose labels include every pair of `labels`.
     fn find(&self, family: &str, labels: &[(&str, &str)]) -> Option<&Sample> {
-        self.samples.iter().find(|s| {
-            s.metric == family && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-        })
+        self.samples
+            .iter()
+            .find(|s| s.metric == family && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
     }
 
     /// A gauge's or counter's value, checking its declared type.
@@ -156,7 +156,12 @@ impl Metrics {
     }
 }
 
-fn expect(errors: &mut Vec<String>, what: &str, got: Result<f64, String>, want: impl Fn(f64) -> bool) {
+fn expect(
+    errors: &mut Vec<String>,
+    what: &str,
+    got: Result<f64, String>,
+    want: impl Fn(f64) -> bool,
+) {
     match got {
         Ok(v) if want(v) => {}
         Ok(v) => errors.push(format!("{what}: got {v}")),
@@ -184,23 +189,116 @@ fn settled_scrape(w: &Weir, etl_seconds: f64) -> Metrics {
             let g = "gauge";
             let c = "counter";
             let q = |name: &'static str| [("queue", name)];
-            expect(&mut e, "nightly waiting", m.value("weir_queue_runs_waiting", &q("nightly"), g), |v| v == 1.0);
-            expect(&mut e, "nightly oldest wait ≥ 2 s", m.value("weir_queue_oldest_waiting_seconds", &q("nightly"), g), |v| v >= 2.0);
-            expect(&mut e, "nightly live agents", m.value("weir_queue_live_agents", &q("nightly"), g), |v| v == 0.0);
-            expect(&mut e, "nightly free slots", m.value("weir_queue_free_slots", &q("nightly"), g), |v| v == 0.0);
-            expect(&mut e, "default waiting", m.value("weir_queue_runs_waiting", &q("default"), g), |v| v == 0.0);
-            expect(&mut e, "default oldest wait", m.value("weir_queue_oldest_waiting_seconds", &q("default"), g), |v| v == 0.0);
-            expect(&mut e, "default live agents", m.value("weir_queue_live_agents", &q("default"), g), |v| v == 1.0);
-            expect(&mut e, "default free slots", m.value("weir_queue_free_slots", &q("default"), g), |v| v == 4.0);
-            expect(&mut e, "ghosts live agents (silent beyond a lease)", m.value("weir_queue_live_agents", &q("ghosts"), g), |v| v == 0.0);
-            expect(&mut e, "ghosts waiting", m.value("weir_queue_runs_waiting", &q("ghosts"), g), |v| v == 0.0);
-            expect(&mut e, "late runs", m.value("weir_flow_runs_late", &[], g), |v| v == 1.0);
-            expect(&mut e, "marked late", m.value("weir_crash_detector_late_total", &[], c), |v| v == 1.0);
-            expect(&mut e, "expired leases → Crashed", m.value("weir_crash_detector_expired_leases_total", &[("outcome", "Crashed")], c), |v| v == 1.0);
-            expect(&mut e, "expired leases → retry", m.value("weir_crash_detector_expired_leases_total", &[("outcome", "retry")], c), |v| v == 0.0);
-            expect(&mut e, "notifications delivered", m.value("weir_notifications_total", &[("outcome", "delivered")], c), |v| v == 1.0);
-            expect(&mut e, "notifications failed", m.value("weir_notifications_total", &[("outcome", "failed")], c), |v| v == 0.0);
-            expect(&mut e, "outbox pending", m.value("weir_notification_outbox_pending", &[], g), |v| v == 0.0);
+            expect(
+                &mut e,
+                "nightly waiting",
+                m.value("weir_queue_runs_waiting", &q("nightly"), g),
+                |v| v == 1.0,
+            );
+            expect(
+                &mut e,
+                "nightly oldest wait ≥ 2 s",
+                m.value("weir_queue_oldest_waiting_seconds", &q("nightly"), g),
+                |v| v >= 2.0,
+            );
+            expect(
+                &mut e,
+                "nightly live agents",
+                m.value("weir_queue_live_agents", &q("nightly"), g),
+                |v| v == 0.0,
+            );
+            expect(
+                &mut e,
+                "nightly free slots",
+                m.value("weir_queue_free_slots", &q("nightly"), g),
+                |v| v == 0.0,
+            );
+            expect(
+                &mut e,
+                "default waiting",
+                m.value("weir_queue_runs_waiting", &q("default"), g),
+                |v| v == 0.0,
+            );
+            expect(
+                &mut e,
+                "default oldest wait",
+                m.value("weir_queue_oldest_waiting_seconds", &q("default"), g),
+                |v| v == 0.0,
+            );
+            expect(
+                &mut e,
+                "default live agents",
+                m.value("weir_queue_live_agents", &q("default"), g),
+                |v| v == 1.0,
+            );
+            expect(
+                &mut e,
+                "default free slots",
+                m.value("weir_queue_free_slots", &q("default"), g),
+                |v| v == 4.0,
+            );
+            expect(
+                &mut e,
+                "ghosts live agents (silent beyond a lease)",
+                m.value("weir_queue_live_agents", &q("ghosts"), g),
+                |v| v == 0.0,
+            );
+            expect(
+                &mut e,
+                "ghosts waiting",
+                m.value("weir_queue_runs_waiting", &q("ghosts"), g),
+                |v| v == 0.0,
+            );
+            expect(
+                &mut e,
+                "late runs",
+                m.value("weir_flow_runs_late", &[], g),
+                |v| v == 1.0,
+            );
+            expect(
+                &mut e,
+                "marked late",
+                m.value("weir_crash_detector_late_total", &[], c),
+                |v| v == 1.0,
+            );
+            expect(
+                &mut e,
+                "expired leases → Crashed",
+                m.value(
+                    "weir_crash_detector_expired_leases_total",
+                    &[("outcome", "Crashed")],
+                    c,
+                ),
+                |v| v == 1.0,
+            );
+            expect(
+                &mut e,
+                "expired leases → retry",
+                m.value(
+                    "weir_crash_detector_expired_leases_total",
+                    &[("outcome", "retry")],
+                    c,
+                ),
+                |v| v == 0.0,
+            );
+            expect(
+                &mut e,
+                "notifications delivered",
+                m.value("weir_notifications_total", &[("outcome", "delivered")], c),
+                |v| v == 1.0,
+            );
+            expect(
+                &mut e,
+                "notifications failed",
+                m.value("weir_notifications_total", &[("outcome", "failed")], c),
+                |v| v == 0.0,
+            );
+            expect(
+                &mut e,
+                "outbox pending",
+                m.value("weir_notification_outbox_pending", &[], g),
+                |v| v == 0.0,
+            );
             for (state, n) in [
                 (StateKind::Completed, 1.0),
                 (StateKind::Failed, 1.0),
@@ -208,12 +306,35 @@ fn settled_scrape(w: &Weir, etl_seconds: f64) -> Metrics {
                 (StateKind::Crashed, 1.0),
                 (StateKind::Running, 0.0),
             ] {
-                expect(&mut e, &format!("runs in 24 h {state}"), m.value("weir_flow_runs_24h", &[("state", state.as_str())], g), |v| v == n);
+                expect(
+                    &mut e,
+                    &format!("runs in 24 h {state}"),
+                    m.value("weir_flow_runs_24h", &[("state", state.as_str())], g),
+                    |v| v == n,
+                );
             }
-            let etl = [("project", "dev"), ("deployment", "etl"), ("state", "Completed")];
-            expect(&mut e, "etl Completed durations", m.histogram_count("weir_flow_run_duration_seconds", &etl), |v| v == 1.0);
-            let fails = [("project", "dev"), ("deployment", "fails"), ("state", "Failed")];
-            expect(&mut e, "fails Failed durations", m.histogram_count("weir_flow_run_duration_seconds", &fails), |v| v == 1.0);
+            let etl = [
+                ("project", "dev"),
+                ("deployment", "etl"),
+                ("state", "Completed"),
+            ];
+            expect(
+                &mut e,
+                "etl Completed durations",
+                m.histogram_count("weir_flow_run_duration_seconds", &etl),
+                |v| v == 1.0,
+            );
+            let fails = [
+                ("project", "dev"),
+                ("deployment", "fails"),
+                ("state", "Failed"),
+            ];
+            expect(
+                &mut e,
+                "fails Failed durations",
+                m.histogram_count("weir_flow_run_duration_seconds", &fails),
+                |v| v == 1.0,
+            );
             let sum = m
                 .find("weir_flow_run_duration_seconds_sum", &etl)
                 .map(|s| match s.value {
@@ -221,15 +342,28 @@ fn settled_scrape(w: &Weir, etl_seconds: f64) -> Metrics {
                     ref other => Err(format!("etl duration sum is {other:?}")),
                 })
                 .unwrap_or_else(|| Err("no etl duration sum".into()));
-            expect(&mut e, "etl duration sum = the run's duration", sum, |v| (v - etl_seconds).abs() < 0.002);
-            if m.find("weir_flow_run_duration_seconds", &[("deployment", "ghostly")]).is_some() {
+            expect(&mut e, "etl duration sum = the run's duration", sum, |v| {
+                (v - etl_seconds).abs() < 0.002
+            });
+            if m.find(
+                "weir_flow_run_duration_seconds",
+                &[("deployment", "ghostly")],
+            )
+            .is_some()
+            {
                 e.push("a duration for the ghostly run, which never started".into());
             }
             let unparsed = m.unparsed_families();
             if !unparsed.is_empty() {
-                e.push(format!("families the parser found no sample of: {unparsed:?}"));
+                e.push(format!(
+                    "families the parser found no sample of: {unparsed:?}"
+                ));
             }
-            if e.is_empty() { Ok(m) } else { Err(e.join("; ")) }
+            if e.is_empty() {
+                Ok(m)
+            } else {
+                Err(e.join("; "))
+            }
         },
     )
 }
@@ -282,12 +416,14 @@ fn scrape_after_real_runs(db: Option<&str>) {
     assert_eq!(claimed.len(), 1, "the ghost claimed its run");
     assert_eq!(claimed[0].run.id, ghostly.id);
     w.wait_state(ghostly.id, StateKind::Crashed, Duration::from_secs(30));
-    wait_until("the Crashed webhook", Duration::from_secs(20), || {
-        match receiver.got.load(Ordering::SeqCst) {
+    wait_until(
+        "the Crashed webhook",
+        Duration::from_secs(20),
+        || match receiver.got.load(Ordering::SeqCst) {
             0 => Err("none yet".into()),
             n => Ok(n),
-        }
-    });
+        },
+    );
 
     let run = &etl.run;
     let etl_seconds = match (run.started_at, run.ended_at) {

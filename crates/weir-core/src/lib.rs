@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod secret;
 pub mod state;
 pub mod storage;
+pub mod trend;
 pub mod why;
 
 pub use retry::RetryPolicy;

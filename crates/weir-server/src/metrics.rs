@@ -93,14 +93,29 @@ async fn gauges(st: &AppState) -> Result<(), weir_store::Error> {
 /// their rate has a series before the first event.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_histogram!("weir_api_request_seconds", "API request latency by route and method");
-    describe_counter!("weir_api_requests_total", "API requests by route, method and status");
+    describe_histogram!(
+        "weir_api_request_seconds",
+        "API request latency by route and method"
+    );
+    describe_counter!(
+        "weir_api_requests_total",
+        "API requests by route, method and status"
+    );
     describe_histogram!("weir_claim_seconds", "latency of agents' claim requests");
-    describe_gauge!("weir_flow_runs_24h", "runs created in the last 24 hours, by their state now");
-    describe_gauge!("weir_scheduler_lag_seconds", "how long the most overdue due run has waited");
+    describe_gauge!(
+        "weir_flow_runs_24h",
+        "runs created in the last 24 hours, by their state now"
+    );
+    describe_gauge!(
+        "weir_scheduler_lag_seconds",
+        "how long the most overdue due run has waited"
+    );
     describe_counter!("weir_log_lines_total", "log lines accepted");
     describe_counter!("weir_task_run_reports_total", "task-run reports accepted");
-    describe_gauge!("weir_queue_runs_waiting", "runs due and not yet claimed, per work queue");
+    describe_gauge!(
+        "weir_queue_runs_waiting",
+        "runs due and not yet claimed, per work queue"
+    );
     describe_gauge!(
         "weir_queue_oldest_waiting_seconds",
         "how long the oldest waiting run of the queue has been due"
@@ -109,7 +124,10 @@ fn describe() {
         "weir_queue_live_agents",
         "agents serving the queue heard from within a lease"
     );
-    describe_gauge!("weir_queue_free_slots", "runs the queue's live agents could still take");
+    describe_gauge!(
+        "weir_queue_free_slots",
+        "runs the queue's live agents could still take"
+    );
     describe_gauge!("weir_flow_runs_late", "runs Late now");
     describe_histogram!(
         RUN_DURATION,
@@ -119,9 +137,18 @@ fn describe() {
         "weir_crash_detector_expired_leases_total",
         "silent runs the crash detector ended (outcome Crashed) or retried (outcome retry)"
     );
-    describe_counter!("weir_crash_detector_late_total", "runs the crash detector marked Late");
-    describe_counter!("weir_background_passes_total", "passes of each background loop");
-    describe_counter!("weir_background_errors_total", "failed passes of each background loop");
+    describe_counter!(
+        "weir_crash_detector_late_total",
+        "runs the crash detector marked Late"
+    );
+    describe_counter!(
+        "weir_background_passes_total",
+        "passes of each background loop"
+    );
+    describe_counter!(
+        "weir_background_errors_total",
+        "failed passes of each background loop"
+    );
     describe_counter!(
         "weir_notifications_total",
         "notification delivery attempts by outcome (delivered, retried, failed, suppressed)"

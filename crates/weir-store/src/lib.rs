@@ -28,6 +28,7 @@ mod runs;
 mod scheduling;
 mod states;
 mod task_runs;
+mod trends;
 mod wake;
 mod why;
 
@@ -35,6 +36,7 @@ pub use load::QueueLoad;
 pub use outbox::ClaimedDelivery;
 pub use retention::Pruned;
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
+pub use trends::{EndedRun, HourCounts};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};

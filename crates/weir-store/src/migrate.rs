@@ -50,6 +50,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../migrations/sqlite/0010_retention.sql"),
     ),
+    (
+        12,
+        "trends",
+        include_str!("../migrations/sqlite/0012_trends.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -96,6 +101,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         10,
         "retention",
         include_str!("../migrations/postgres/0010_retention.sql"),
+    ),
+    (
+        12,
+        "trends",
+        include_str!("../migrations/postgres/0012_trends.sql"),
     ),
 ];
 

@@ -7,6 +7,7 @@
 //! only through the use cases of `ops`, the ones the API's handlers call, so the UI cannot do
 //! what the API would refuse.
 
+mod charts;
 mod form;
 mod gantt;
 mod notifications;

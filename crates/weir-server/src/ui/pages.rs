@@ -1,6 +1,7 @@
 //! The UI's handlers: read through the store (filtered by what the caller may see), change
 //! through the use cases of `ops`, the same the API's handlers call.
 
+use super::charts::{self, Range};
 use super::form;
 use super::view::*;
 use super::{LOGIN_CSRF_COOKIE, UiError, UiUser, clear_cookie, session_cookie};
@@ -165,19 +166,36 @@ pub(crate) async fn logout(user: UiUser, Form(f): Form<Csrf>) -> Page {
 
 // ---- dashboard ----
 
+/// The dashboard's query: `range=24h` (default) or `range=7d`.
+#[derive(Deserialize)]
+pub(crate) struct DashboardQuery {
+    range: Option<String>,
+}
+
 /// `GET /`.
-pub(crate) async fn dashboard(State(st): State<AppState>, user: UiUser) -> Page {
+pub(crate) async fn dashboard(
+    State(st): State<AppState>,
+    user: UiUser,
+    Query(q): Query<DashboardQuery>,
+) -> Page {
     user.caller.require(Permission::Read)?;
+    let range = Range::parse(q.range.as_deref()).map_err(|m| ApiError::field("range", m))?;
     let projects = user.caller.projects();
-    let since = Utc::now() - chrono::Duration::hours(24);
-    let by_state = st
+    let now = Utc::now();
+    let from = now - range.span();
+    let hours = st
         .store
-        .count_flow_runs_by_state(projects.as_deref(), Some(since))
+        .runs_by_hour(projects.as_deref(), from, now)
         .await?;
+    let buckets = charts::buckets(&hours, from, now, range.hours_per_bar());
     let counts = StateKind::ALL
         .iter()
-        .filter_map(|s| by_state.get(s).map(|n| (s.as_str(), *n)))
+        .filter_map(|s| {
+            let n: u64 = buckets.iter().filter_map(|b| b.counts.get(s)).sum();
+            (n > 0).then_some((s.as_str(), n))
+        })
         .collect();
+    let chart = charts::runs_over_time(&buckets);
     let problems = st
         .store
         .list_flow_runs(&RunFilter {
@@ -202,6 +220,9 @@ pub(crate) async fn dashboard(State(st): State<AppState>, user: UiUser) -> Page 
     html(DashboardPage {
         user: user.view,
         nav: "dashboard",
+        range: range.param(),
+        range_words: range.words(),
+        chart,
         counts,
         problems,
         upcoming,
@@ -594,6 +615,10 @@ async fn deployment_page(
         .next_scheduled(d.id)
         .await?
         .map(|r| Time::of(&r.scheduled_at));
+    let since = Utc::now() - chrono::Duration::days(charts::RATE_DAYS);
+    let outcomes = st.store.deployment_outcomes(d.id, since).await?;
+    let ended = st.store.last_ended_runs(d.id, charts::TREND_RUNS).await?;
+    let health = charts::Health::of(&weir_core::trend::Outcomes::of(&outcomes), &ended);
     let fields = form::fields(
         d.spec.parameter_schema.as_ref(),
         &d.spec.parameters,
@@ -629,6 +654,7 @@ async fn deployment_page(
         concurrency: weir_core::limits::describe(d.spec.concurrency, d.spec.on_limit),
         fields,
         runs,
+        health,
         flash,
     };
     let mut resp = html(page)?;

@@ -112,6 +112,12 @@ pub(crate) fn render_error(title: &str, message: &str) -> axum::response::Html<S
 pub(crate) struct DashboardPage {
     pub user: User,
     pub nav: &'static str,
+    /// `24h` or `7d`.
+    pub range: &'static str,
+    /// "24 hours" or "7 days".
+    pub range_words: &'static str,
+    /// The runs-over-time SVG (`charts::runs_over_time`).
+    pub chart: String,
     pub counts: Vec<(&'static str, u64)>,
     pub problems: Vec<RunRow>,
     pub upcoming: Vec<RunRow>,
@@ -256,6 +262,8 @@ pub(crate) struct DeploymentPage {
     pub can_deploy: bool,
     pub fields: Vec<super::form::Field>,
     pub runs: Vec<RunRow>,
+    /// Success rate and duration trend (`charts::Health`).
+    pub health: super::charts::Health,
     pub flash: Option<(&'static str, String)>,
 }
 

@@ -1,0 +1,216 @@
+//! The UI's history queries on both backends (an SQLite file; a fresh PostgreSQL database):
+//! runs per hour by state within an exact window and a project filter, a deployment's
+//! outcomes since a time, and its last runs to end.
+
+#[macro_use]
+mod common;
+
+use chrono::{Duration, TimeZone, Utc};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+use weir_core::api::{DeploymentSpec, FlowRun};
+use weir_core::{StateKind, Timestamp};
+use weir_store::{HourCounts, Store};
+
+both_backends! {
+    case_runs_by_hour => sqlite_runs_by_hour, postgres_runs_by_hour;
+    case_deployment_outcomes_and_last_ended => sqlite_deployment_outcomes_and_last_ended, postgres_deployment_outcomes_and_last_ended;
+}
+
+async fn deployment(store: &Store, project: &str, name: &str) -> Uuid {
+    let spec = DeploymentSpec {
+        flow: name.into(),
+        work_queue: "default".into(),
+        ..Default::default()
+    };
+    store
+        .upsert_deployment(project, name, &spec, false, Utc::now())
+        .await
+        .expect("upsert")
+        .deployment
+        .expect("deployment")
+        .id
+}
+
+/// A run of `project/name` (deployment `d`) created at `at`; a finished one started a second
+/// later and ended `seconds` after that.
+fn run(
+    project: &str,
+    (d, name): (Uuid, &str),
+    at: Timestamp,
+    state: StateKind,
+    seconds: i64,
+) -> FlowRun {
+    let id = Uuid::now_v7();
+    let started = (state != StateKind::Scheduled).then(|| at + Duration::seconds(1));
+    let ended = state
+        .is_terminal()
+        .then(|| at + Duration::seconds(1 + seconds));
+    FlowRun {
+        id,
+        project: project.into(),
+        deployment_id: Some(d),
+        deployment: Some(name.into()),
+        flow: name.into(),
+        name: format!("{name}-{}", &id.simple().to_string()[26..]),
+        state,
+        state_message: None,
+        state_at: ended.or(started).unwrap_or(at),
+        attempt: u32::from(started.is_some()),
+        retries_used: 0,
+        retries: 0,
+        parameters: Default::default(),
+        work_queue: "default".into(),
+        scheduled_at: at,
+        created_at: at,
+        started_at: started,
+        ended_at: ended,
+        agent_id: None,
+        lease_expires_at: None,
+        parent_flow_run_id: None,
+        result: None,
+        tags: vec![],
+    }
+}
+
+async fn case_runs_by_hour(store: Store) {
+    let dev = deployment(&store, "dev", "etl").await;
+    let main = deployment(&store, "main", "etl").await;
+    let t = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, 30, h, m, 0).unwrap();
+    use StateKind::*;
+    let runs = vec![
+        // Before the window (10:20): left out, though in the window's first hour.
+        run("dev", (dev, "etl"), t(10, 5), Completed, 3),
+        run("dev", (dev, "etl"), t(10, 20), Completed, 3),
+        run("dev", (dev, "etl"), t(10, 59), Failed, 3),
+        run("main", (main, "etl"), t(10, 40), Completed, 3),
+        run("dev", (dev, "etl"), t(12, 0), Crashed, 3),
+        run("dev", (dev, "etl"), t(12, 30), Completed, 3),
+        run("main", (main, "etl"), t(12, 31), Running, 0),
+        // At the window's end (13:00): left out.
+        run("dev", (dev, "etl"), t(13, 0), Scheduled, 0),
+    ];
+    store.import_flow_runs(&runs).await.expect("import");
+    let hours = store
+        .runs_by_hour(None, t(10, 20), t(13, 0))
+        .await
+        .expect("runs by hour");
+    let want = vec![
+        HourCounts {
+            hour: t(10, 0),
+            counts: BTreeMap::from([(Completed, 2), (Failed, 1)]),
+        },
+        HourCounts {
+            hour: t(12, 0),
+            counts: BTreeMap::from([(Completed, 1), (Crashed, 1), (Running, 1)]),
+        },
+    ];
+    assert_eq!(hours, want);
+    let dev_only = store
+        .runs_by_hour(Some(&["dev".to_string()]), t(10, 20), t(13, 0))
+        .await
+        .expect("dev's runs by hour");
+    assert_eq!(
+        dev_only
+            .iter()
+            .map(|h| (h.hour, h.counts.values().sum::<u64>()))
+            .collect::<Vec<_>>(),
+        [(t(10, 0), 2), (t(12, 0), 2)]
+    );
+    assert!(
+        store
+            .runs_by_hour(Some(&[]), t(10, 0), t(13, 0))
+            .await
+            .expect("no projects")
+            .is_empty()
+    );
+    assert!(
+        store
+            .runs_by_hour(None, t(13, 0), t(10, 0))
+            .await
+            .expect("an empty window")
+            .is_empty()
+    );
+}
+
+async fn case_deployment_outcomes_and_last_ended(store: Store) {
+    let etl = deployment(&store, "dev", "etl").await;
+    let other = deployment(&store, "dev", "other").await;
+    let base = Utc::now() - Duration::days(10);
+    use StateKind::*;
+    let mut runs = Vec::new();
+    // 9 days ago: outside a 7-day window.
+    runs.push(run(
+        "dev",
+        (etl, "etl"),
+        base + Duration::days(1),
+        Failed,
+        5,
+    ));
+    for (i, (state, secs)) in [
+        (Completed, 10),
+        (Failed, 20),
+        (Completed, 30),
+        (Cancelled, 40),
+        (Crashed, 50),
+        (Completed, 60),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        runs.push(run(
+            "dev",
+            (etl, "etl"),
+            base + Duration::days(5) + Duration::hours(i as i64),
+            state,
+            secs,
+        ));
+    }
+    // Not ended, and another deployment's: never counted.
+    runs.push(run("dev", (etl, "etl"), Utc::now(), Running, 0));
+    runs.push(run(
+        "dev",
+        (other, "other"),
+        base + Duration::days(6),
+        Failed,
+        1,
+    ));
+    store.import_flow_runs(&runs).await.expect("import");
+
+    let outcomes = store
+        .deployment_outcomes(etl, Utc::now() - Duration::days(7))
+        .await
+        .expect("outcomes");
+    assert_eq!(
+        outcomes,
+        BTreeMap::from([(Completed, 3), (Failed, 1), (Cancelled, 1), (Crashed, 1)])
+    );
+    let o = weir_core::trend::Outcomes::of(&outcomes);
+    assert_eq!(
+        o.success_rate(),
+        Some(0.6),
+        "3 of 5, the cancelled one aside"
+    );
+
+    let last = store.last_ended_runs(etl, 4).await.expect("last ended");
+    let durations: Vec<(StateKind, i64)> = last
+        .iter()
+        .map(|r| {
+            let s = r.started_at.expect("started");
+            (r.state, (r.ended_at - s).num_seconds())
+        })
+        .collect();
+    assert_eq!(
+        durations,
+        [
+            (Completed, 60),
+            (Crashed, 50),
+            (Cancelled, 40),
+            (Completed, 30)
+        ],
+        "the most recent to end first"
+    );
+    assert_eq!(last[0].id, runs[6].id);
+    assert_eq!(last[0].name, runs[6].name);
+    assert_eq!(store.last_ended_runs(etl, 100).await.expect("all").len(), 7);
+}
