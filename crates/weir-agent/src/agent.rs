@@ -634,6 +634,7 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
         // Over the agent's own --result-storage (in `options.env`).
         result_storage: spec.result_storage.clone(),
         output_forwarded: launcher.forwards_output(),
+        tick_at: run.tick_at,
     };
     let mut env = sh.options.env.clone();
     env.extend(spec.env.clone());

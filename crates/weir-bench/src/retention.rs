@@ -86,6 +86,7 @@ fn flow_run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> FlowRun 
         parameters: [("rows".to_string(), json!(100))].into_iter().collect(),
         work_queue: "default".into(),
         scheduled_at: at,
+        tick_at: None,
         created_at: at,
         started_at: Some(at + Duration::milliseconds(300)),
         ended_at: finished.then(|| at + Duration::seconds(40)),

@@ -143,6 +143,7 @@ fn flow_run(
         parameters,
         work_queue: "default".into(),
         scheduled_at: at,
+        tick_at: None,
         created_at: at,
         started_at: started,
         ended_at: ended,

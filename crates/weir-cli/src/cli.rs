@@ -200,9 +200,30 @@ pub enum Command {
     /// Projects and their retention.
     #[command(subcommand)]
     Projects(ProjectsCommand),
-    /// Pause or resume a deployment's schedules.
+    /// Preview when a schedule fires; pause or resume a deployment's schedules.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Create the runs of every tick of PROJECT/DEPLOYMENT's schedules in a window
+    /// (idempotent: a tick that has its run, from the scheduler or an earlier backfill, gets no
+    /// other). Each run's flow sees its tick as WEIR_TICK_AT.
+    Backfill {
+        /// PROJECT/DEPLOYMENT.
+        target: String,
+        /// The window's first instant (ticks at or after it): RFC 3339
+        /// (2026-11-01T00:00:00Z), or a date-time or date in UTC (2026-11-01 06:00, 2026-11-01).
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// The window's last instant (ticks at or before it), in the same forms; not in the
+        /// future (`now` is fine).
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// Refuse a window holding more ticks than this (at most 10000).
+        #[arg(long, default_value_t = weir_core::api::DEFAULT_BACKFILL_MAX, value_name = "N")]
+        max: u32,
+        /// List what would be created, and create nothing.
+        #[arg(long)]
+        plan: bool,
+    },
     /// Agents.
     #[command(subcommand)]
     Agents(AgentsCommand),
@@ -403,6 +424,35 @@ pub enum ProjectsCommand {
 /// `weir schedule …`.
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
+    /// Print a schedule's next fire times in UTC and in its time zone, marking times moved
+    /// out of a DST gap and times in a DST repeat (no server needed).
+    Preview {
+        /// A cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with
+        /// seconds first; `L`, `#`, `W`, ranges, lists and steps allowed.
+        #[arg(
+            long,
+            value_name = "EXPR",
+            conflicts_with = "interval",
+            required_unless_present = "interval"
+        )]
+        cron: Option<String>,
+        /// A fixed interval instead, e.g. 15m, 1h, 1d.
+        #[arg(long, value_name = "DURATION")]
+        interval: Option<String>,
+        /// With --interval: a time it fires at (default 1970-01-01T00:00:00Z).
+        #[arg(long, requires = "interval", value_name = "TIME")]
+        anchor: Option<String>,
+        /// IANA time zone the cron fields are read in (and times shown in).
+        #[arg(long, default_value = "UTC", value_name = "TZ")]
+        timezone: String,
+        /// Start after this time: RFC 3339, or a date-time or date in --timezone
+        /// (2026-03-29 01:00, 2026-03-29). Default: now.
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// How many fire times (1 to 1000).
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        count: u32,
+    },
     /// Pause PROJECT/DEPLOYMENT's schedules.
     Pause {
         /// PROJECT/DEPLOYMENT.

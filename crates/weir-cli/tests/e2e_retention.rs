@@ -38,6 +38,7 @@ fn aged_run(project: &str, d: Uuid, age: Duration, state: StateKind) -> FlowRun 
         parameters: Default::default(),
         work_queue: "default".into(),
         scheduled_at: at,
+        tick_at: None,
         created_at: at,
         started_at: Some(at),
         ended_at: finished.then(|| at + Duration::seconds(30)),

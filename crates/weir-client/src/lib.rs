@@ -313,6 +313,22 @@ impl Client {
         .await
     }
 
+    /// `POST /api/v1/projects/{project}/deployments/{name}/backfill`: the runs of every tick
+    /// of the deployment's schedules in a window (idempotent), or with `dry_run` what would be
+    /// created.
+    pub async fn backfill(
+        &self,
+        project: &str,
+        name: &str,
+        req: &weir_core::api::Backfill,
+    ) -> Result<weir_core::api::BackfillResult> {
+        self.post(
+            &format!("/api/v1/projects/{project}/deployments/{name}/backfill"),
+            req,
+        )
+        .await
+    }
+
     /// Archives a deployment (removed from its file): no schedules, no new runs, history
     /// kept. Idempotent; deploying it again restores it.
     pub async fn archive_deployment(&self, project: &str, name: &str) -> Result<Deployment> {

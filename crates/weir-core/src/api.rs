@@ -15,8 +15,10 @@ use uuid::Uuid;
 mod limits;
 pub mod notifications;
 mod query;
+mod schedules;
 pub use limits::*;
 pub use query::*;
+pub use schedules::*;
 
 /// A text with at least one non-space character (JSON Schema pattern).
 pub const NOT_BLANK: &str = "\\S";
@@ -188,6 +190,11 @@ pub struct DeploymentSpec {
     /// When to run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<ScheduleSpec>,
+    /// What the scheduler does with ticks missed while no server ran: `none`, `latest` (the
+    /// default: one run for the most recent) or `all` (at most 100, the most recent; see
+    /// [`crate::schedule::catchup`]).
+    #[serde(default, skip_serializing_if = "crate::schedule::Catchup::is_latest")]
+    pub catchup: crate::schedule::Catchup,
     /// Default parameter values.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub parameters: Parameters,
@@ -413,6 +420,10 @@ pub struct FlowRun {
     pub work_queue: String,
     /// When it is due.
     pub scheduled_at: Timestamp,
+    /// The schedule tick this run is for (runs of the scheduler, catch-up and backfill; the
+    /// flow reads it as `WEIR_TICK_AT`). Absent for runs started by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_at: Option<Timestamp>,
     /// Created.
     pub created_at: Timestamp,
     /// First entered Running in this attempt.

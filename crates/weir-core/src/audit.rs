@@ -35,11 +35,13 @@ pub enum AuditAction {
     NotificationSet,
     /// Deleted a notification rule.
     NotificationDelete,
+    /// Created the runs of a deployment's ticks in a window (`weir backfill`).
+    Backfill,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::Deploy,
         AuditAction::Run,
         AuditAction::Cancel,
@@ -55,6 +57,7 @@ impl AuditAction {
         AuditAction::LimitRemove,
         AuditAction::NotificationSet,
         AuditAction::NotificationDelete,
+        AuditAction::Backfill,
     ];
 
     /// The name stored and shown (`weir audit`, the audit page).
@@ -75,6 +78,7 @@ impl AuditAction {
             AuditAction::LimitRemove => "limit.remove",
             AuditAction::NotificationSet => "notification.set",
             AuditAction::NotificationDelete => "notification.delete",
+            AuditAction::Backfill => "backfill",
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct NewRun {
     pub tags: Vec<String>,
     /// Created by the scheduler (removed when its deployment's schedule changes).
     pub auto_scheduled: bool,
+    /// The schedule tick the run is for (scheduler, catch-up and backfill runs; the flow's
+    /// `WEIR_TICK_AT`).
+    pub tick_at: Option<Timestamp>,
 }
 
 /// What a request asks of a new run; everything it leaves out comes from the deployment (or,
@@ -156,14 +159,41 @@ pub fn of_deployment(d: &Deployment, req: RunRequest, now: Timestamp) -> Result<
     })
 }
 
+/// The idempotency key of the run of deployment `deployment`'s tick at `at`: every run of a
+/// tick (the scheduler's, catch-up's, a backfill's) has it, so a tick gets one run whoever
+/// meets it first.
+pub fn tick_key(deployment: Uuid, at: Timestamp) -> String {
+    format!("schedule:{deployment}:{}", at.timestamp_micros())
+}
+
 /// The run a schedule of deployment `d` fires at `at`: the deployment's parameters and tags,
-/// and an idempotency key derived from deployment and time, so however many schedulers fire
-/// the same tick it gets one run.
+/// and the tick's idempotency key ([`tick_key`]), so however many schedulers fire the same
+/// tick it gets one run.
 pub fn scheduled(d: &Deployment, at: Timestamp) -> NewRun {
     NewRun {
-        idempotency_key: Some(format!("schedule:{}:{}", d.id, at.timestamp_micros())),
+        idempotency_key: Some(tick_key(d.id, at)),
         auto_scheduled: true,
+        tick_at: Some(at),
         ..deployment_run(d, at)
+    }
+}
+
+/// The run catch-up keeps for tick `at` that no server was up to run: the scheduler's run of
+/// that tick, due at `now` (not Late for the outage).
+pub fn caught_up(d: &Deployment, at: Timestamp, now: Timestamp) -> NewRun {
+    NewRun {
+        scheduled_at: now,
+        ..scheduled(d, at)
+    }
+}
+
+/// The run `weir backfill` creates for tick `at`: the tick's key (so it never doubles the
+/// scheduler's run), due at `now`, and not the scheduler's (a schedule change keeps it).
+pub fn backfilled(d: &Deployment, at: Timestamp, now: Timestamp) -> NewRun {
+    NewRun {
+        scheduled_at: now,
+        auto_scheduled: false,
+        ..scheduled(d, at)
     }
 }
 
@@ -184,6 +214,7 @@ fn deployment_run(d: &Deployment, at: Timestamp) -> NewRun {
         parent_flow_run_id: None,
         tags: spec.tags.clone(),
         auto_scheduled: false,
+        tick_at: None,
     }
 }
 
@@ -232,6 +263,7 @@ pub fn ad_hoc(
         parent_flow_run_id: req.parent_flow_run_id,
         tags: req.tags,
         auto_scheduled: false,
+        tick_at: None,
     })
 }
 
@@ -345,6 +377,25 @@ mod tests {
         assert_eq!(run.scheduled_at, now());
         assert_eq!(run.parameters, params(json!({"a": 1})));
         assert_eq!(run.tags, vec!["t".to_string()]);
+        assert_eq!(run.tick_at, Some(now()));
+    }
+
+    #[test]
+    fn catch_up_and_backfill_runs_share_the_tick_key_and_are_due_now() {
+        let d = deployment(json!({"flow": "etl"}));
+        let tick = now() - chrono::Duration::hours(5);
+        let key = Some(tick_key(d.id, tick));
+        let late = caught_up(&d, tick, now());
+        let back = backfilled(&d, tick, now());
+        for run in [&late, &back] {
+            assert_eq!(run.idempotency_key, key);
+            assert_eq!((run.tick_at, run.scheduled_at), (Some(tick), now()));
+        }
+        assert!(late.auto_scheduled, "catch-up keeps the scheduler's run");
+        assert!(
+            !back.auto_scheduled,
+            "a schedule change keeps a backfilled run"
+        );
     }
 
     #[test]

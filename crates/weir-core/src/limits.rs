@@ -167,6 +167,7 @@ pub(crate) fn sample_run(state: StateKind) -> FlowRun {
         parameters: serde_json::Map::new(),
         work_queue: crate::deployment::DEFAULT_QUEUE.into(),
         scheduled_at: now - chrono::Duration::minutes(1),
+        tick_at: None,
         created_at: now,
         started_at: None,
         ended_at: None,

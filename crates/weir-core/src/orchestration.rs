@@ -180,6 +180,7 @@ mod tests {
             parameters: Map::new(),
             work_queue: crate::deployment::DEFAULT_QUEUE.into(),
             scheduled_at: now,
+            tick_at: None,
             created_at: now,
             started_at: None,
             ended_at: None,

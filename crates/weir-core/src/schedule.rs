@@ -1,14 +1,46 @@
-//! Schedules: cron expressions in an IANA time zone, and fixed intervals.
+//! Schedules: cron expressions in an IANA time zone, and fixed intervals — the one home of
+//! when a deployment fires, used by the scheduler, `weir schedule preview`, `weir backfill`,
+//! `weir deploy --plan` and the deployment page.
 //!
-//! Cron parsing and DST handling come from `croner`; this module adds the time zone, the
-//! interval kind, and the "fire once per wall-clock time" rule the scheduler relies on.
+//! Cron parsing comes from `croner`; this module adds the time zone, the interval kind, the
+//! union of a deployment's schedules ([`ticks`]), how a fire time meets a DST change
+//! ([`preview`]), what happens to ticks missed while no server ran ([`catchup`]), which ticks
+//! a backfill window holds ([`backfill`]) and how a time typed on a command line is read
+//! ([`when`]).
+//!
+//! # The rule for daylight-saving changes
+//!
+//! A cron expression is read on the wall clock of its time zone (default UTC, which has no
+//! DST). Where the clocks change:
+//!
+//! - **A gap** (spring forward: in Europe/Berlin on the last Sunday of March, 02:00 jumps to
+//!   03:00, so 02:30 never happens). An expression with one fixed second, minute and hour (a
+//!   *fixed-time* expression such as `30 2 * * *`) fires once, at the first instant after the
+//!   gap (03:00 CEST); the preview marks it *moved*. An expression with a wildcard, step,
+//!   range or list in those fields (`*/15 * * * *`, `0 * * * *`, `0 1,2 * * *`) skips the
+//!   times that do not exist.
+//! - **A repeat** (fall back: on the last Sunday of October 02:00–03:00 happens twice, first in
+//!   CEST, then in CET). A fixed-time expression fires once, at the first of the two
+//!   instants; any other expression fires at both. The preview marks each as a *repeat* and
+//!   says whether the other one fires too.
+//! - **Intervals** are fixed periods of real time from their anchor: DST never moves or
+//!   repeats them; only the local time they are shown in changes.
 
 use crate::Timestamp;
 use crate::api::ScheduleSpec;
 use chrono::{TimeZone, Utc};
-use chrono_tz::Tz;
 use std::str::FromStr;
 use std::time::Duration;
+
+pub mod backfill;
+pub mod catchup;
+pub mod preview;
+pub mod when;
+
+pub use catchup::Catchup;
+/// IANA time zones, as schedules name them.
+pub use chrono_tz::Tz;
+pub use preview::{DstNote, FireTime};
 
 /// A validated schedule, ready to compute fire times.
 #[derive(Debug, Clone)]
@@ -26,6 +58,8 @@ pub enum Schedule {
         every: Duration,
         /// A fire time; all others are whole periods away from it.
         anchor: Timestamp,
+        /// The time zone fire times are shown in (default UTC); it never moves them.
+        tz: Tz,
     },
 }
 
@@ -71,9 +105,12 @@ impl Schedule {
                 })
             }
             (None, Some(every)) => {
-                if let Some(tz) = &spec.timezone {
-                    Tz::from_str(tz).map_err(|_| ScheduleError::InvalidTimezone(tz.clone()))?;
-                }
+                let tz = match &spec.timezone {
+                    Some(tz) => {
+                        Tz::from_str(tz).map_err(|_| ScheduleError::InvalidTimezone(tz.clone()))?
+                    }
+                    None => Tz::UTC,
+                };
                 let every = crate::retry::parse_duration(every)
                     .ok()
                     .filter(|d| *d >= Duration::from_secs(1))
@@ -81,7 +118,7 @@ impl Schedule {
                 let anchor = spec
                     .anchor
                     .unwrap_or_else(|| Utc.timestamp_opt(0, 0).single().unwrap_or_default());
-                Ok(Schedule::Interval { every, anchor })
+                Ok(Schedule::Interval { every, anchor, tz })
             }
             _ => Err(ScheduleError::Ambiguous),
         }
@@ -96,7 +133,7 @@ impl Schedule {
                     .ok()
                     .map(|t| t.with_timezone(&Utc))
             }
-            Schedule::Interval { every, anchor } => {
+            Schedule::Interval { every, anchor, .. } => {
                 let period = i64::try_from(every.as_micros()).ok()?.max(1);
                 let since = (after - *anchor).num_microseconds()?;
                 let n = since.div_euclid(period) + 1;
@@ -121,6 +158,13 @@ impl Schedule {
         out
     }
 
+    /// The time zone fire times are read (cron) or shown (intervals) in.
+    pub fn zone(&self) -> Tz {
+        match self {
+            Schedule::Cron { tz, .. } | Schedule::Interval { tz, .. } => *tz,
+        }
+    }
+
     /// The schedule in words, for the UI and the CLI.
     pub fn describe(&self) -> String {
         match self {
@@ -128,6 +172,104 @@ impl Schedule {
             Schedule::Interval { every, .. } => format!("every {}", humanize(*every)),
         }
     }
+}
+
+/// Parses every schedule of a deployment (all were checked when it was deployed).
+pub fn parse_all(specs: &[ScheduleSpec]) -> Result<Vec<Schedule>, ScheduleError> {
+    specs.iter().map(Schedule::parse).collect()
+}
+
+/// A deployment's ticks: the fire times of all its schedules in `(after, until]`, merged,
+/// each time once, increasing, at most `limit`. Two schedules firing at the same instant make
+/// one tick (one run), as in the scheduler.
+pub fn ticks(
+    schedules: &[Schedule],
+    after: Timestamp,
+    until: Timestamp,
+    limit: usize,
+) -> Vec<Timestamp> {
+    let mut out: Vec<Timestamp> = schedules
+        .iter()
+        .flat_map(|s| s.fire_times(after, until, limit))
+        .collect();
+    out.sort();
+    out.dedup();
+    out.truncate(limit);
+    out
+}
+
+/// The next `n` ticks of a deployment's schedules after `after`, each as the schedule that
+/// fires at it shows it (local time, DST note): what `weir deploy --plan` and the deployment
+/// page print.
+pub fn next_fire_times(schedules: &[Schedule], after: Timestamp, n: usize) -> Vec<FireTime> {
+    let far = after + chrono::Duration::days(366 * 5);
+    ticks(schedules, after, far, n)
+        .into_iter()
+        .filter_map(|t| {
+            let before = t.checked_sub_signed(chrono::Duration::microseconds(1))?;
+            let s = schedules
+                .iter()
+                .find(|s| s.next_after(before) == Some(t))
+                .or(schedules.first())?;
+            Some(s.fire_time(t))
+        })
+        .collect()
+}
+
+/// The last `n` ticks in `(after, until]`, increasing, and whether earlier ticks of the
+/// window were left out. Looks back from `until` over a span that doubles until it holds `n`
+/// ticks or reaches `after`, so a long window with a dense schedule costs about `2n` steps,
+/// not one per tick of the window.
+pub fn last_ticks(
+    schedules: &[Schedule],
+    after: Timestamp,
+    until: Timestamp,
+    n: usize,
+) -> (Vec<Timestamp>, bool) {
+    if until <= after {
+        return (Vec::new(), false);
+    }
+    if n == 0 {
+        return (Vec::new(), !ticks(schedules, after, until, 1).is_empty());
+    }
+    let mut span = Some(chrono::Duration::minutes(1));
+    loop {
+        let start = span
+            .and_then(|d| until.checked_sub_signed(d))
+            .map_or(after, |s| s.max(after));
+        let (last, seen) = walk_last(schedules, start, until, n);
+        if seen >= n || start == after {
+            let more = seen > n || (start > after && !ticks(schedules, after, start, 1).is_empty());
+            return (last, more);
+        }
+        span = span.and_then(|d| d.checked_mul(2));
+    }
+}
+
+/// The last `n` ticks in `(after, until]` and how many ticks the window has.
+fn walk_last(
+    schedules: &[Schedule],
+    after: Timestamp,
+    until: Timestamp,
+    n: usize,
+) -> (Vec<Timestamp>, usize) {
+    let mut last = std::collections::VecDeque::with_capacity(n + 1);
+    let mut seen = 0usize;
+    let mut cursor = after;
+    while let Some(t) = schedules
+        .iter()
+        .filter_map(|s| s.next_after(cursor))
+        .min()
+        .filter(|t| *t <= until)
+    {
+        seen += 1;
+        last.push_back(t);
+        if last.len() > n {
+            last.pop_front();
+        }
+        cursor = t;
+    }
+    (last.into_iter().collect(), seen)
 }
 
 fn humanize(d: Duration) -> String {
@@ -144,109 +286,4 @@ fn humanize(d: Duration) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{Datelike, NaiveDate, Timelike};
-
-    fn cron(expr: &str, tz: &str) -> Schedule {
-        Schedule::parse(&ScheduleSpec {
-            cron: Some(expr.into()),
-            timezone: Some(tz.into()),
-            ..Default::default()
-        })
-        .expect("valid schedule")
-    }
-
-    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> Timestamp {
-        Utc.with_ymd_and_hms(y, m, d, h, min, 0)
-            .single()
-            .expect("valid time")
-    }
-
-    /// Fire times of `30 2 * * *` in New York over three days around a DST change, as local
-    /// dates: each local day fires exactly once.
-    fn local_days(s: &Schedule, from: Timestamp, to: Timestamp) -> Vec<(NaiveDate, u32, u32)> {
-        let tz: Tz = "America/New_York".parse().expect("tz");
-        s.fire_times(from, to, 100)
-            .into_iter()
-            .map(|t| {
-                let l = t.with_timezone(&tz);
-                (l.date_naive(), l.hour(), l.minute())
-            })
-            .collect()
-    }
-
-    #[test]
-    fn spring_forward_fires_once() {
-        // 2026-03-08: clocks jump from 02:00 to 03:00 in New York; 02:30 does not exist.
-        let s = cron("30 2 * * *", "America/New_York");
-        let days = local_days(&s, utc(2026, 3, 7, 0, 0), utc(2026, 3, 10, 0, 0));
-        let dates: Vec<u32> = days.iter().map(|d| d.0.day()).collect();
-        assert_eq!(dates, vec![7, 8, 9], "one fire per day: {days:?}");
-    }
-
-    #[test]
-    fn fall_back_fires_once() {
-        // 2026-11-01: clocks fall back from 02:00 to 01:00; 01:30 happens twice.
-        let s = cron("30 1 * * *", "America/New_York");
-        let days = local_days(&s, utc(2026, 10, 31, 0, 0), utc(2026, 11, 3, 0, 0));
-        let dates: Vec<u32> = days.iter().map(|d| d.0.day()).collect();
-        assert_eq!(dates, vec![31, 1, 2], "one fire per day: {days:?}");
-        let s = cron("30 2 * * *", "America/New_York");
-        let days = local_days(&s, utc(2026, 10, 31, 0, 0), utc(2026, 11, 3, 0, 0));
-        assert_eq!(days.len(), 3, "{days:?}");
-    }
-
-    #[test]
-    fn last_day_and_nth_weekday() {
-        let s = cron("0 9 L * *", "UTC");
-        let t = s.next_after(utc(2026, 2, 1, 0, 0)).expect("fires");
-        assert_eq!((t.month(), t.day(), t.hour()), (2, 28, 9));
-        // Second Tuesday of the month.
-        let s = cron("0 9 * * 2#2", "UTC");
-        let t = s.next_after(utc(2026, 12, 1, 0, 0)).expect("fires");
-        assert_eq!((t.month(), t.day()), (12, 8));
-        let s = cron("0 9-17 * * 1-5", "UTC");
-        let t = s.next_after(utc(2026, 11, 28, 12, 0)).expect("fires"); // a Saturday
-        assert_eq!((t.day(), t.hour()), (30, 9));
-    }
-
-    #[test]
-    fn intervals_align_to_anchor() {
-        let s = Schedule::parse(&ScheduleSpec {
-            interval: Some("15m".into()),
-            anchor: Some(utc(2026, 1, 1, 0, 5)),
-            ..Default::default()
-        })
-        .expect("valid");
-        let t = s.next_after(utc(2026, 5, 5, 10, 7)).expect("fires");
-        assert_eq!((t.hour(), t.minute()), (10, 20));
-        assert_eq!(
-            s.fire_times(utc(2026, 5, 5, 10, 0), utc(2026, 5, 5, 11, 0), 10)
-                .len(),
-            4
-        );
-    }
-
-    #[test]
-    fn bad_schedules_name_the_problem() {
-        let bad = |spec: ScheduleSpec| Schedule::parse(&spec).expect_err("must be refused");
-        let e = bad(ScheduleSpec {
-            cron: Some("61 * * * *".into()),
-            ..Default::default()
-        });
-        assert!(e.to_string().contains("61 * * * *"), "{e}");
-        let e = bad(ScheduleSpec {
-            cron: Some("0 * * * *".into()),
-            timezone: Some("Mars/Olympus".into()),
-            ..Default::default()
-        });
-        assert!(e.to_string().contains("Mars/Olympus"), "{e}");
-        assert_eq!(bad(ScheduleSpec::default()), ScheduleError::Ambiguous);
-        let e = bad(ScheduleSpec {
-            interval: Some("0s".into()),
-            ..Default::default()
-        });
-        assert!(matches!(e, ScheduleError::InvalidInterval(_)));
-    }
-}
+mod tests;

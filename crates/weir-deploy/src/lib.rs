@@ -12,7 +12,8 @@
 //! ```
 //!
 //! [`validate_parameters`] checks a deployment's parameters against its flow's schema once the
-//! CLI has it, and [`diff`] renders what an upsert would change.
+//! CLI has it, [`diff`] renders what an upsert would change, and [`plan::fire_times`] the next
+//! fire times of a created or changed schedule.
 //!
 //! # Format
 //!
@@ -44,6 +45,8 @@
 //! tags = ["nightly"]
 //! concurrency = 2                 # at most 2 runs of this deployment at once (default: no limit)
 //! on_limit = "wait"               # a due run when a limit is full: "wait" (default) or "skip"
+//! catchup = "latest"              # ticks missed while no server ran: "none", "latest" (default)
+//!                                 # or "all" (at most 100, the most recent)
 //! ```
 //!
 //! Variables: `${NAME}` in any string value is replaced by the value `weir deploy --var
@@ -92,6 +95,7 @@
 mod diff;
 mod interpolate;
 mod parse;
+pub mod plan;
 mod suggest;
 
 pub use diff::diff;

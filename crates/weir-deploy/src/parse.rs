@@ -1,5 +1,6 @@
 //! Reading `weir.toml` from the spanned TOML tree, collecting every problem with its position.
 
+mod catchup;
 mod infrastructure;
 mod limits;
 mod notifications;
@@ -33,6 +34,7 @@ const DEPLOYMENT_KEYS: &[&str] = &[
     "result_storage",
     "concurrency",
     "on_limit",
+    "catchup",
 ];
 /// Deployment keys that make no sense for every deployment at once.
 const NOT_IN_DEFAULTS: &[&str] = &["flow", "description", "parameters"];
@@ -64,6 +66,7 @@ struct Partial {
     result_storage: Option<String>,
     concurrency: Option<u32>,
     on_limit: Option<weir_core::limits::OnLimit>,
+    catchup: Option<weir_core::schedule::Catchup>,
 }
 
 struct Parser<'t> {
@@ -362,6 +365,7 @@ impl<'t> Parser<'t> {
                 "result_storage" => p.result_storage = self.storage_url(key, item, ctx),
                 "concurrency" => p.concurrency = self.concurrency(item, ctx),
                 "on_limit" => p.on_limit = self.on_limit(item, ctx),
+                "catchup" => p.catchup = self.catchup(item, ctx),
                 other => {
                     let known: Vec<&str> = DEPLOYMENT_KEYS
                         .iter()
@@ -653,6 +657,7 @@ impl<'t> Parser<'t> {
                 .or_else(|| defaults.result_storage.clone()),
             concurrency: own.concurrency.or(defaults.concurrency),
             on_limit: own.on_limit.or(defaults.on_limit).unwrap_or_default(),
+            catchup: own.catchup.or(defaults.catchup).unwrap_or_default(),
         })
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use weir_core::api::ScheduleSpec;
 use weir_core::infrastructure::{DockerInfrastructure, Infrastructure};
 
+mod catchup;
 mod infrastructure;
 mod limits;
 
@@ -119,6 +120,7 @@ fn full_file_parses_with_defaults_applied() {
         result_storage: None,
         concurrency: Some(2),
         on_limit: weir_core::limits::OnLimit::Wait,
+        catchup: weir_core::schedule::Catchup::Latest,
     };
     assert_eq!(etl, &expected);
 
@@ -174,7 +176,7 @@ fn unknown_key_with_suggestion() {
         one_error(&with("bogus = 1")),
         "weir.toml:4:1: unknown key \"bogus\" in deployment \"etl\" (expected one of: flow, \
          description, command, plain, infrastructure, work_queue, parameters, schedules, secrets, env, \
-         retries, retry_delay, tags, result_storage, concurrency, on_limit)"
+         retries, retry_delay, tags, result_storage, concurrency, on_limit, catchup)"
     );
     assert_eq!(
         one_error(&with(

@@ -9,8 +9,9 @@ use crate::state::AppState;
 use chrono::Utc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use weir_core::StateKind;
 use weir_core::api::ProposeState;
-use weir_core::{Schedule, StateKind};
+use weir_core::schedule::{self, Catchup, catchup};
 
 /// Starts the loops; they stop when `stop` turns true.
 pub(crate) fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
@@ -71,28 +72,67 @@ async fn every_tick<F, Fut>(
     }
 }
 
-/// One scheduler pass: for each scheduled deployment, create its next runs.
+/// One scheduler pass: move the watermark; if the previous pass is older than the late
+/// threshold (no server ran), apply each deployment's catch-up policy to the ticks it missed
+/// (`weir_core::schedule::catchup`); then create every scheduled deployment's next runs.
+/// The server runs one pass before it serves, so no agent claims a missed run first.
 pub(crate) async fn schedule(state: AppState) -> Result<(), weir_store::Error> {
     let now = state.now();
+    let seen = state.store.scheduler_watermark().await?;
+    let late_after = chrono::Duration::from_std(state.options.late_after)
+        .unwrap_or(chrono::Duration::seconds(30));
+    let missed = catchup::missed_window(seen, now, late_after);
+    // Only the pass that moves the watermark past the window catches up (replicas race here).
+    let closes = state.store.advance_scheduler_watermark(seen, now).await?;
     let horizon = now
         + chrono::Duration::from_std(state.options.schedule_horizon)
             .unwrap_or(chrono::Duration::days(7));
     let max = state.options.schedule_max_runs;
     let mut created = 0;
     for deployment in state.store.scheduled_deployments().await? {
-        let mut times = Vec::new();
-        for spec in &deployment.spec.schedules {
-            match Schedule::parse(spec) {
-                Ok(s) => times.extend(s.fire_times(now, horizon, max)),
-                Err(error) => tracing::warn!(
+        let schedules = match schedule::parse_all(&deployment.spec.schedules) {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(
                     message = "skipping invalid schedule",
                     deployment = %deployment.name, %error
-                ),
+                );
+                continue;
             }
+        };
+        let mut from = now;
+        if let Some((after, until)) = missed.filter(|_| closes) {
+            let policy = deployment.spec.catchup;
+            let plan = catchup::plan(policy, &schedules, after, until);
+            let done = state
+                .store
+                .catch_up(&deployment, after, until, &plan.run, now)
+                .await?;
+            created += done.created;
+            if plan.skipped || !plan.run.is_empty() {
+                tracing::info!(
+                    message = "caught up ticks missed while no server ran",
+                    deployment = %format!("{}/{}", deployment.project, deployment.name),
+                    catchup = %policy,
+                    missed_from = %after,
+                    missed_until = %until,
+                    runs = plan.run.len(),
+                    removed = done.removed,
+                    skipped_some = plan.skipped,
+                );
+            }
+            if plan.skipped && policy == Catchup::All {
+                tracing::warn!(
+                    message = "catchup = \"all\" ran only the most recent missed ticks; \
+                               `weir backfill` creates the older ones",
+                    deployment = %format!("{}/{}", deployment.project, deployment.name),
+                    most = catchup::MAX_CATCHUP_RUNS,
+                );
+            }
+            // Ticks due within the late threshold are simply due: their runs start now.
+            from = until;
         }
-        times.sort();
-        times.dedup();
-        times.truncate(max);
+        let times = schedule::ticks(&schedules, from, horizon, max);
         created += state
             .store
             .materialise_runs(&deployment, &times, now)

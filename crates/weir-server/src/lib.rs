@@ -115,6 +115,11 @@ impl Server {
         let state = AppState::new(store, options, secret.into_bytes());
         // Leases are dated by the database's clock from the first request on.
         state.sync_clock().await?;
+        // Catch-up first: ticks missed while no server ran are decided before any agent can
+        // claim one of their runs or the crash detector marks it Late.
+        if let Err(error) = background::schedule(state.clone()).await {
+            tracing::warn!(message = "first scheduler pass failed; the loop retries", %error);
+        }
         let (shutdown, mut stop) = watch::channel(false);
         let mut tasks = background::spawn(state.clone(), shutdown.subscribe());
         let work = state.work.clone();

@@ -121,6 +121,11 @@ const MATRIX: &[(&str, &str, [Exp; 7])] = &[
         "/api/v1/projects/{project}/deployments/{name}/archive",
         [U, OK, OK, F, F, N, F],
     ),
+    (
+        "post",
+        "/api/v1/projects/{project}/deployments/{name}/backfill",
+        [U, OK, OK, F, F, N, F],
+    ),
     ("get", "/api/v1/notifications", [U, OK, OK, F, OK, OK, F]),
     (
         "get",
@@ -282,6 +287,12 @@ impl World {
                 .await
                 .unwrap_or_else(|e| panic!("deploy {project}/{name}: {e}"));
         }
+        // Backfills need ticks: an hourly deployment.
+        let mut hourly = spec("etl");
+        hourly.schedules = vec![common::every("1h")];
+        c.upsert_deployment("main", "hourly", &hourly, false)
+            .await
+            .unwrap_or_else(|e| panic!("deploy main/hourly: {e}"));
         let agent_id = s
             .client_with(&agent)
             .register_agent(&RegisterAgent {
@@ -466,6 +477,8 @@ async fn cell_request(
     path = if route.ends_with("/pause") || route.ends_with("/resume") || route.ends_with("/archive")
     {
         path.replace("{name}", "sched")
+    } else if route.ends_with("/backfill") {
+        path.replace("{name}", "hourly")
     } else {
         path.replace("{name}", "etl")
     };
@@ -521,6 +534,11 @@ async fn cell_request(
         }
         ("PUT", _) => Some(json!({"spec": spec("etl")})),
         ("POST", "/api/v1/flow_runs") => Some(json!({"project": "main", "deployment": "etl"})),
+        ("POST", "/api/v1/projects/{project}/deployments/{name}/backfill") => {
+            let now = chrono::Utc::now();
+            let from = now - chrono::Duration::hours(3);
+            Some(json!({"from": from, "to": now, "dry_run": true}))
+        }
         ("POST", "/api/v1/flow_runs/{id}/state") => Some(json!({"state": "Running", "attempt": 1})),
         ("POST", "/api/v1/flow_runs/{id}/heartbeat") => Some(json!({"attempt": 1})),
         ("POST", "/api/v1/task_runs/batch") => run_id.map(|r| task_batch(r, Uuid::now_v7())),

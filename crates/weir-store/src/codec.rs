@@ -83,7 +83,7 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
 pub(crate) const FLOW_RUN_COLUMNS: &str = "id, project, deployment_id, deployment, flow, name, \
     state, state_message, state_at, attempt, retries_used, retries, parameters, work_queue, \
     scheduled_at, created_at, started_at, ended_at, agent_id, lease_expires_at, \
-    parent_flow_run_id, result, tags";
+    parent_flow_run_id, result, tags, tick_at";
 
 pub(crate) fn flow_run(row: &AnyRow) -> Result<FlowRun> {
     Ok(FlowRun {
@@ -110,6 +110,7 @@ pub(crate) fn flow_run(row: &AnyRow) -> Result<FlowRun> {
         parent_flow_run_id: opt_uuid(row, "parent_flow_run_id")?,
         result: result_ref(row)?,
         tags: json(row, "tags")?,
+        tick_at: opt_ts(row.try_get("tick_at")?),
     })
 }
 

@@ -138,7 +138,7 @@ impl Store {
         let n = sqlx::query(
             "UPDATE deployments SET version = $1, spec = $2, flow = $3, work_queue = $4, \
              updated_at = $5, archived_at = NULL, infrastructure = $8, concurrency = $9, \
-             on_limit = $10 WHERE id = $6 AND version = $7",
+             on_limit = $10, catchup = $11 WHERE id = $6 AND version = $7",
         )
         .bind(version)
         .bind(to_json(spec))
@@ -150,6 +150,7 @@ impl Store {
         .bind(spec.infrastructure.kind().as_str())
         .bind(spec.concurrency.map(i64::from))
         .bind(spec.on_limit.as_str())
+        .bind(spec.catchup.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -195,8 +196,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "INSERT INTO deployments (id, project, name, version, spec, flow, work_queue, \
-             paused, created_at, updated_at, infrastructure, concurrency, on_limit) \
-             VALUES ($1, $2, $3, 1, $4, $5, $6, 0, $7, $7, $8, $9, $10) \
+             paused, created_at, updated_at, infrastructure, concurrency, on_limit, catchup) \
+             VALUES ($1, $2, $3, 1, $4, $5, $6, 0, $7, $7, $8, $9, $10, $11) \
              ON CONFLICT (project, name) DO NOTHING",
         )
         .bind(id.to_string())
@@ -209,6 +210,7 @@ impl Store {
         .bind(spec.infrastructure.kind().as_str())
         .bind(spec.concurrency.map(i64::from))
         .bind(spec.on_limit.as_str())
+        .bind(spec.catchup.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();

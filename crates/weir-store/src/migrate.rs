@@ -46,6 +46,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_concurrency_limits.sql"),
     ),
     (
+        9,
+        "schedules",
+        include_str!("../migrations/sqlite/0009_schedules.sql"),
+    ),
+    (
         10,
         "retention",
         include_str!("../migrations/sqlite/0010_retention.sql"),
@@ -96,6 +101,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "concurrency_limits",
         include_str!("../migrations/postgres/0008_concurrency_limits.sql"),
+    ),
+    (
+        9,
+        "schedules",
+        include_str!("../migrations/postgres/0009_schedules.sql"),
     ),
     (
         10,

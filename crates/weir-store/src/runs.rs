@@ -38,8 +38,8 @@ pub struct RunFilter {
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments>;
 
-/// Runs per multi-row statement of [`Store::import_flow_runs`]: 23 columns each, so about
-/// 11,500 parameters, below SQLite's (32,766) and PostgreSQL's (65,535) limits.
+/// Runs per multi-row statement of [`Store::import_flow_runs`]: 24 columns each, so about
+/// 12,000 parameters, below SQLite's (32,766) and PostgreSQL's (65,535) limits.
 pub const IMPORT_CHUNK: usize = 500;
 
 impl Store {
@@ -67,9 +67,9 @@ impl Store {
             "INSERT INTO flow_runs (id, project, deployment_id, deployment, flow, name, state, \
              state_at, attempt, retries, retry_delay_s, parameters, work_queue, scheduled_at, \
              created_at, started_at, lease_expires_at, parent_flow_run_id, tags, \
-             idempotency_key, auto_scheduled) \
+             idempotency_key, auto_scheduled, tick_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21) ON CONFLICT (project, idempotency_key) DO NOTHING",
+             $18, $19, $20, $21, $22) ON CONFLICT (project, idempotency_key) DO NOTHING",
         )
         .bind(id.to_string())
         .bind(&new.project)
@@ -92,6 +92,7 @@ impl Store {
         .bind(to_json(&new.tags))
         .bind(new.idempotency_key.clone())
         .bind(i64::from(new.auto_scheduled))
+        .bind(new.tick_at.map(micros))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -134,7 +135,7 @@ impl Store {
         for chunk in runs.chunks(IMPORT_CHUNK) {
             let sql = format!(
                 "INSERT INTO flow_runs ({FLOW_RUN_COLUMNS}) VALUES {}",
-                codec::values_rows(self.dialect, chunk.len(), 23)
+                codec::values_rows(self.dialect, chunk.len(), 24)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for r in chunk {
@@ -161,7 +162,8 @@ impl Store {
                     .bind(r.lease_expires_at.map(micros))
                     .bind(r.parent_flow_run_id.map(|p| p.to_string()))
                     .bind(r.result.as_ref().map(to_json))
-                    .bind(to_json(&r.tags));
+                    .bind(to_json(&r.tags))
+                    .bind(r.tick_at.map(micros));
             }
             q.execute(&mut *tx).await?;
             let sql = format!(

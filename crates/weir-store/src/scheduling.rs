@@ -1,13 +1,30 @@
-//! What the scheduler needs: deployments with schedules and idempotent creation of their
-//! future runs.
+//! What the scheduler needs: deployments with schedules, idempotent creation of the runs of
+//! their ticks (ahead of time, on catch-up after an outage, on backfill), and the watermark
+//! of the scheduler's last pass.
+//!
+//! Every run of a tick has the idempotency key `weir_core::create::tick_key` (deployment and
+//! tick), so however many schedulers, catch-ups and backfills meet one tick, it gets one run.
 
-use crate::codec::micros;
-use crate::{Result, Store};
+use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders};
+use crate::{Result, Store, states};
 use chrono::Duration;
-use sqlx::Row;
-use std::collections::HashSet;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{HashMap, HashSet};
 use weir_core::Timestamp;
-use weir_core::api::Deployment;
+use weir_core::api::{Deployment, FlowRun};
+use weir_core::create::{self, tick_key};
+
+/// The setting holding the time of the scheduler's last pass, in microseconds.
+const WATERMARK: &str = "scheduler_pass_at";
+
+/// What catch-up did for one deployment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatchUpOutcome {
+    /// Runs put ahead for missed ticks that were removed (never claimed).
+    pub removed: u64,
+    /// Runs created for missed ticks that had none.
+    pub created: u32,
+}
 
 impl Store {
     /// Deployments that are neither paused nor archived and have schedules.
@@ -51,33 +68,184 @@ impl Store {
         }
         Ok(created)
     }
-}
 
-/// Removes the runs a deployment's schedules put in the future and that have not started,
-/// with their history, so the scheduler can recreate them from the current schedules.
-pub(crate) async fn delete_future_runs(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    deployment: uuid::Uuid,
-    now: Timestamp,
-) -> Result<()> {
-    let future = format!(
-        "SELECT id FROM flow_runs WHERE deployment_id = $1 \
-         AND auto_scheduled = 1 AND state = {} AND scheduled_at > $2",
-        crate::states::one(weir_core::StateKind::Scheduled)
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM flow_run_states WHERE flow_run_id IN ({future})"
-    )))
-    .bind(deployment.to_string())
-    .bind(micros(now))
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM flow_runs WHERE id IN ({future})"
-    )))
-    .bind(deployment.to_string())
-    .bind(micros(now))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    /// The time of the scheduler's last pass (by any replica), if one ever ran.
+    pub async fn scheduler_watermark(&self) -> Result<Option<Timestamp>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(WATERMARK)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(match row {
+            Some(r) => r
+                .try_get::<String, _>("value")?
+                .parse::<i64>()
+                .ok()
+                .map(codec::ts),
+            None => None,
+        })
+    }
+
+    /// Moves the watermark from `seen` (what [`Store::scheduler_watermark`] read) to `now`, if
+    /// no other pass moved it meanwhile. Returns whether this pass moved it: the one pass that
+    /// does applies catch-up for the window it closes.
+    pub async fn advance_scheduler_watermark(
+        &self,
+        seen: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let value = micros(seen.map_or(now, |s| s.max(now))).to_string();
+        let n = match seen {
+            None => sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(WATERMARK)
+            .bind(value)
+            .execute(&self.write)
+            .await?
+            .rows_affected(),
+            Some(old) => {
+                sqlx::query("UPDATE settings SET value = $1 WHERE name = $2 AND value = $3")
+                    .bind(value)
+                    .bind(WATERMARK)
+                    .bind(micros(old).to_string())
+                    .execute(&self.write)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(n > 0)
+    }
+
+    /// Applies catch-up to `deployment` for the missed window `(after, until]`: the runs put
+    /// ahead for its ticks that no agent claimed are removed, except those at `keep`; each tick
+    /// of `keep` gets its run (created if missing), due at `now` and keeping its tick as
+    /// `tick_at`. Runs an agent claimed meanwhile are left alone.
+    pub async fn catch_up(
+        &self,
+        deployment: &Deployment,
+        after: Timestamp,
+        until: Timestamp,
+        keep: &[Timestamp],
+        now: Timestamp,
+    ) -> Result<CatchUpOutcome> {
+        let keep_list = if keep.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND scheduled_at NOT IN ({})",
+                keep.iter()
+                    .map(|t| micros(*t).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let missed = format!(
+            "SELECT id FROM flow_runs WHERE deployment_id = $1 AND auto_scheduled = 1 \
+             AND attempt = 0 AND state IN ({}) AND scheduled_at > $2 AND scheduled_at <= $3{keep_list}",
+            *states::CLAIMABLE
+        );
+        let mut tx = self.begin_write().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM flow_run_states WHERE flow_run_id IN ({missed})"
+        )))
+        .bind(deployment.id.to_string())
+        .bind(micros(after))
+        .bind(micros(until))
+        .execute(&mut *tx)
+        .await?;
+        let removed = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM flow_runs WHERE id IN ({missed})"
+        )))
+        .bind(deployment.id.to_string())
+        .bind(micros(after))
+        .bind(micros(until))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if !keep.is_empty() {
+            // Runs put ahead for kept ticks are due now, not Late for the outage.
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE flow_runs SET scheduled_at = $1, tick_at = COALESCE(tick_at, scheduled_at) \
+                 WHERE deployment_id = $2 AND auto_scheduled = 1 AND attempt = 0 \
+                 AND state IN ({}) AND scheduled_at IN ({})",
+                *states::CLAIMABLE,
+                keep.iter()
+                    .map(|t| micros(*t).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+            .bind(micros(now))
+            .bind(deployment.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        let mut created = 0;
+        for t in keep {
+            let (_, new) = self
+                .create_flow_run(
+                    create::caught_up(deployment, *t, now),
+                    Duration::zero(),
+                    now,
+                )
+                .await?;
+            created += u32::from(new);
+        }
+        Ok(CatchUpOutcome { removed, created })
+    }
+
+    /// The run of each tick, if it has one (by [`tick_key`]), for a backfill's plan.
+    pub async fn tick_runs(
+        &self,
+        deployment: &Deployment,
+        ticks: &[Timestamp],
+    ) -> Result<HashMap<Timestamp, FlowRun>> {
+        let mut out = HashMap::new();
+        for chunk in ticks.chunks(500) {
+            let keys: Vec<String> = chunk.iter().map(|t| tick_key(deployment.id, *t)).collect();
+            let sql = format!(
+                "SELECT {FLOW_RUN_COLUMNS}, idempotency_key FROM flow_runs \
+                 WHERE project = $1 AND idempotency_key IN ({})",
+                placeholders(2, keys.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(deployment.project.clone());
+            for k in &keys {
+                q = q.bind(k.clone());
+            }
+            let by_key: HashMap<&str, Timestamp> = keys
+                .iter()
+                .map(String::as_str)
+                .zip(chunk.iter().copied())
+                .collect();
+            for row in q.fetch_all(&self.read).await? {
+                let key: String = row.try_get("idempotency_key")?;
+                if let Some(t) = by_key.get(key.as_str()) {
+                    out.insert(*t, codec::flow_run(&row)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates the run of each tick that has none (a backfill), due at `now`. Returns each
+    /// tick's run and whether it was created now.
+    pub async fn backfill(
+        &self,
+        deployment: &Deployment,
+        ticks: &[Timestamp],
+        now: Timestamp,
+    ) -> Result<Vec<(Timestamp, FlowRun, bool)>> {
+        let mut out = Vec::with_capacity(ticks.len());
+        for t in ticks {
+            let (run, created) = self
+                .create_flow_run(
+                    create::backfilled(deployment, *t, now),
+                    Duration::zero(),
+                    now,
+                )
+                .await?;
+            out.push((*t, run, created));
+        }
+        Ok(out)
+    }
 }

@@ -59,6 +59,7 @@ async fn runs(store: &Store, d: &Deployment, n: usize, at: Timestamp) -> Vec<Flo
             parameters: Default::default(),
             work_queue: d.spec.work_queue.clone(),
             scheduled_at: at - Duration::seconds(100 - i as i64),
+            tick_at: None,
             state: StateKind::Scheduled,
             retries: 0,
             retry_delay_s: 0,

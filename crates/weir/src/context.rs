@@ -134,3 +134,20 @@ pub fn current_flow_run() -> Option<FlowRunInfo> {
 pub fn current_task_run_id() -> Option<Uuid> {
     TASK_RUN.try_with(|t| *t).ok().flatten()
 }
+
+/// The schedule tick of the run this process was launched for (`WEIR_TICK_AT`): the time its
+/// schedule named, for runs of the scheduler, catch-up and `weir backfill`; `Ok(None)` for a
+/// run started by hand or run locally. Pick the data a run works on by its tick, not by the
+/// clock: a backfilled or caught-up run starts long after its tick.
+///
+/// ```no_run
+/// # fn main() -> anyhow::Result<()> {
+/// let day = weir::context::tick_at()?
+///     .map(|t| t.date_naive())
+///     .unwrap_or_else(|| chrono::Utc::now().date_naive());
+/// # let _ = day; Ok(()) }
+/// ```
+pub fn tick_at() -> Result<Option<weir_core::Timestamp>, weir_core::contract::launch::LaunchEnvError>
+{
+    weir_core::contract::launch::tick_at_from_lookup(|k| std::env::var(k).ok())
+}

@@ -58,6 +58,7 @@
 //! | `WEIR_FLOW_RUN_ID` | id of the top-level flow run (set by an agent) |
 //! | `WEIR_ATTEMPT` | its attempt, default 1 |
 //! | `WEIR_RESUME` | `1`: reuse persisted results of earlier attempts |
+//! | `WEIR_TICK_AT` | the schedule tick the run is for, RFC 3339 UTC (scheduled, caught-up and backfilled runs): [`context::tick_at`] |
 //! | `WEIR_RESULT_STORAGE` | result storage: `file:///path`, a path or `s3://bucket/prefix`; default `file://$WEIR_HOME/results` ([`results`]) |
 //! | `AWS_*` | for `s3://` storage: credentials (keys, web identity, ECS container endpoint), `AWS_REGION`, `AWS_ENDPOINT_URL` |
 //! | `WEIR_HOME` | default `./.weir` (made absolute) |

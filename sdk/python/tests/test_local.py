@@ -252,3 +252,25 @@ def test_a_broken_launch_environment_never_starts_a_run_of_its_own():
         assert f"flow 'chain' could not start: {message}; this process was launched with a " \
                "broken launch environment" in r.stderr, r
         assert "add_one" not in r.stderr and r.stdout == ""
+
+
+def test_tick_at_reads_the_launch_environment():
+    import subprocess
+    import sys
+
+    from conftest import base_env
+
+    code = "import weir; t = weir.tick_at(); print(t.isoformat() if t else None)"
+
+    def run(value):
+        env = base_env()
+        env.pop("WEIR_TICK_AT", None)
+        if value is not None:
+            env["WEIR_TICK_AT"] = value
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    assert run(None).stdout.strip() == "None"
+    assert run("2026-03-29T03:00:00+02:00").stdout.strip() == "2026-03-29T01:00:00+00:00"
+    bad = run("soon")
+    assert bad.returncode != 0 and "WEIR_TICK_AT='soon'" in bad.stderr, bad

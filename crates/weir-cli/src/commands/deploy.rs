@@ -144,6 +144,13 @@ async fn register(
             Some(prev) => weir_deploy::diff(prev, spec),
             None => vec![],
         };
+        // The plan shows when a created or changed schedule fires next.
+        let fire_times = match (plan, r.outcome) {
+            (true, UpsertOutcome::Unchanged) | (false, _) => vec![],
+            (true, _) => {
+                weir_deploy::plan::fire_times(r.previous.as_ref(), spec, chrono::Utc::now())
+            }
+        };
         if !json {
             let version = r
                 .deployment
@@ -154,12 +161,19 @@ async fn register(
             for c in &changes {
                 println!("              {c}");
             }
+            for line in weir_deploy::plan::fire_time_lines(&fire_times) {
+                println!("            {line}");
+            }
         }
-        report.push(serde_json::json!({
+        let mut entry = serde_json::json!({
             "deployment": format!("{project}/{name}"),
             "outcome": verb,
             "changes": changes,
-        }));
+        });
+        if !fire_times.is_empty() {
+            entry["next_fire_times"] = serde_json::json!(fire_times);
+        }
+        report.push(entry);
     }
     Ok(report)
 }

@@ -78,6 +78,9 @@ pub async fn schedule(api: &str, cmd: ScheduleCommand, json: bool) -> Result<Exi
     let (target, paused) = match cmd {
         ScheduleCommand::Pause { target } => (target, true),
         ScheduleCommand::Resume { target } => (target, false),
+        ScheduleCommand::Preview { .. } => {
+            anyhow::bail!("`weir schedule preview` needs no server (dispatched earlier)")
+        }
     };
     let (project, name) = split_target(&target)?;
     let d = super::client(api)?

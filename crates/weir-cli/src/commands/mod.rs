@@ -14,6 +14,7 @@ mod projects;
 mod prune;
 mod result;
 mod run;
+mod schedule;
 mod serve;
 mod show;
 
@@ -68,7 +69,32 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Logs { id, follow } => run::logs(&api, &id, follow).await,
         Command::Deployments(cmd) => inspect::deployments(&api, cmd, json).await,
         Command::Projects(cmd) => projects::projects(&api, cmd, json).await,
+        Command::Schedule(crate::cli::ScheduleCommand::Preview {
+            cron,
+            interval,
+            anchor,
+            timezone,
+            from,
+            count,
+        }) => {
+            let args = schedule::PreviewArgs {
+                cron,
+                interval,
+                anchor,
+                timezone,
+                from,
+                count,
+            };
+            Ok(schedule::preview(args, json))
+        }
         Command::Schedule(cmd) => inspect::schedule(&api, cmd, json).await,
+        Command::Backfill {
+            target,
+            from,
+            to,
+            max,
+            plan,
+        } => schedule::backfill(&api, &target, (&from, &to), max, plan, json).await,
         Command::Agents(_) => inspect::agents(&api, json).await,
         Command::Queues(_) => inspect::queues(&api, json).await,
         Command::Limits(cmd) => limits::limits(&api, cmd, json).await,

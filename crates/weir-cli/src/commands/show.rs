@@ -60,6 +60,12 @@ fn render(d: &Deployment) -> String {
             schedules.join("; ")
         },
     );
+    if !s.schedules.is_empty() {
+        line(
+            "catchup:",
+            format!("{} (ticks missed while no server ran)", s.catchup),
+        );
+    }
     line(
         "parameters:",
         serde_json::Value::Object(s.parameters.clone()).to_string(),

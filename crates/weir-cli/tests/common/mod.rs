@@ -607,7 +607,8 @@ impl Weir {
     }
 
     /// Like [`Weir::restart_server`], with extra `weir server` arguments `extra` (such as
-    /// `--retain-days 30`).
+    /// `--retain-days 30`); a flag of `extra` replaces the fixture's default for it (such as
+    /// `--late-after-s 2`).
     pub fn restart_server_with(&mut self, opts: ServerOptions, extra: &[&str]) {
         let home = self.sb.path("server");
         let bind = self
@@ -618,17 +619,17 @@ impl Weir {
         let lease = opts.lease_s.to_string();
         let n = self.restarts;
         self.restarts += 1;
-        let mut args = vec![
-            "server",
-            "--bind",
-            &bind,
-            "--lease-s",
-            &lease,
-            "--tick-ms",
-            "100",
-            "--late-after-s",
-            "60",
-        ];
+        let mut args = vec!["server", "--bind", &bind];
+        // The defaults, unless `extra` sets the flag itself (e.g. `--late-after-s 2`).
+        for (flag, value) in [
+            ("--lease-s", lease.as_str()),
+            ("--tick-ms", "100"),
+            ("--late-after-s", "60"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag, value]);
+            }
+        }
         args.extend_from_slice(extra);
         self.server = self.sb.spawn(&format!("server-{n}"), &args, &home, &[]);
         wait_until(

@@ -5,6 +5,7 @@
 //! launched for. A malformed value is an error naming the variable, never a silent fallback: a
 //! process that cannot tell which run it is must not create another one.
 
+use crate::Timestamp;
 use crate::api::Parameters;
 use uuid::Uuid;
 
@@ -28,6 +29,9 @@ pub mod var {
     pub const DEPLOYMENT: &str = "WEIR_DEPLOYMENT";
     /// The run's parameters as one JSON object.
     pub const PARAMETERS: &str = "WEIR_PARAMETERS";
+    /// The schedule tick the run is for, RFC 3339 in UTC (`2026-12-01T03:00:00Z`): set for
+    /// runs of the scheduler, catch-up and `weir backfill`; unset for runs started by hand.
+    pub const TICK_AT: &str = "WEIR_TICK_AT";
     /// Comma-separated names of the variables holding secret values, to redact from output.
     pub const SECRET_VARS: &str = "WEIR_SECRET_VARS";
     /// File the process writes its final state to before proposing it, so its agent can
@@ -241,6 +245,8 @@ pub struct LaunchEnv {
     pub result_storage: Option<String>,
     /// Whether the launcher forwards the process's stdout and stderr as log lines.
     pub output_forwarded: bool,
+    /// The schedule tick the run is for, if it came from a schedule or a backfill.
+    pub tick_at: Option<Timestamp>,
 }
 
 impl LaunchEnv {
@@ -273,8 +279,35 @@ impl LaunchEnv {
         if self.output_forwarded {
             vars.push((var::OUTPUT_FORWARDED, "1".into()));
         }
+        if let Some(t) = self.tick_at {
+            vars.push((var::TICK_AT, format_tick(t)));
+        }
         vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
+}
+
+/// A tick as `WEIR_TICK_AT` writes it: RFC 3339 in UTC, fractions of a second only when
+/// there are any.
+pub fn format_tick(t: Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The tick of the run this process was launched for (`WEIR_TICK_AT`), read through `get`:
+/// `Ok(None)` when unset or empty (a run started by hand), an error naming the variable when
+/// it is not an RFC 3339 time.
+pub fn tick_at_from_lookup(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Timestamp>, LaunchEnvError> {
+    let Some(raw) = get(var::TICK_AT).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| Some(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| LaunchEnvError {
+            var: var::TICK_AT,
+            value: raw,
+            expected: "an RFC 3339 time, e.g. 2026-12-01T03:00:00Z",
+        })
 }
 
 /// The names in a `WEIR_SECRET_VARS` value.
@@ -316,6 +349,11 @@ mod tests {
             outcome_file: None,
             result_storage: Some("s3://team-results/weir".into()),
             output_forwarded: true,
+            tick_at: Some(
+                chrono::DateTime::parse_from_rfc3339("2026-12-01T03:00:00Z")
+                    .expect("time")
+                    .with_timezone(&chrono::Utc),
+            ),
         };
         let vars = env.to_vars();
         let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -334,6 +372,21 @@ mod tests {
         assert_eq!(reporting.secret_vars, ["DB_PASSWORD", "TOKEN"]);
         assert!(reporting.output_forwarded);
         assert!(!format!("{reporting:?}").contains("weirrun_x"));
+        assert_eq!(get(var::TICK_AT).as_deref(), Some("2026-12-01T03:00:00Z"));
+        assert_eq!(tick_at_from_lookup(&get), Ok(env.tick_at));
+    }
+
+    #[test]
+    fn tick_at_is_optional_but_never_garbage() {
+        assert_eq!(tick_at_from_lookup(lookup(&[])), Ok(None));
+        assert_eq!(tick_at_from_lookup(lookup(&[(var::TICK_AT, "")])), Ok(None));
+        let e = tick_at_from_lookup(lookup(&[(var::TICK_AT, "yesterday")])).expect_err("bad");
+        assert_eq!(e.var, var::TICK_AT);
+        assert!(e.to_string().contains("\"yesterday\""), "{e}");
+        let t = tick_at_from_lookup(lookup(&[(var::TICK_AT, "2026-03-29T03:00:00+02:00")]))
+            .expect("valid")
+            .expect("set");
+        assert_eq!(format_tick(t), "2026-03-29T01:00:00Z");
     }
 
     #[test]

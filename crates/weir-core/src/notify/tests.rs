@@ -22,6 +22,7 @@ fn run(state: StateKind, attempt: u32, deployment: Option<&str>) -> FlowRun {
         parameters: Map::new(),
         work_queue: "default".into(),
         scheduled_at: now,
+        tick_at: None,
         created_at: now,
         started_at: None,
         ended_at: None,

@@ -11,3 +11,4 @@
 pub(crate) mod deployments;
 pub(crate) mod keys;
 pub(crate) mod runs;
+pub(crate) mod schedules;

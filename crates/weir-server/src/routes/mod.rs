@@ -8,6 +8,7 @@ pub(crate) mod keys;
 pub(crate) mod limits;
 pub(crate) mod notifications;
 pub(crate) mod runs;
+mod schedules;
 
 use crate::state::AppState;
 use aide::axum::ApiRouter;
@@ -75,6 +76,22 @@ pub(crate) fn router(state: AppState, pages: Router<AppState>) -> Router {
             "/projects/{project}/deployments/{name}/resume",
             post_with(deployments::resume, |o| {
                 o.summary("Resume a deployment's schedules")
+            }),
+        )
+        .api_route(
+            "/projects/{project}/deployments/{name}/backfill",
+            post_with(schedules::backfill, |o| {
+                o.summary(
+                    "Create the runs of every tick of a deployment's schedules in a window (idempotent; dry_run lists them)",
+                )
+                .description(
+                    "Every tick t of the deployment's schedules with from <= t <= to gets one run, due at once, \
+                     with tick_at = t (the flow's WEIR_TICK_AT), unless it has one: runs of a tick share the \
+                     scheduler's idempotency key, so a second backfill, or a tick the scheduler already ran, \
+                     creates nothing. 400 when to is in the future, from is after to, or the window holds \
+                     more than max ticks (default 1000); 409 when the deployment is archived or has no \
+                     schedules. Nothing is created when it is refused, or with dry_run.",
+                )
             }),
         )
         .api_route(

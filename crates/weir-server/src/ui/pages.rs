@@ -640,6 +640,7 @@ async fn deployment_page(
         archived: d.archived_at.as_ref().map(Time::of),
         has_schedule: !d.spec.schedules.is_empty(),
         next,
+        fire_times: super::view::fire_rows(&d, st.now()),
         work_queue: d.spec.work_queue.clone(),
         command: d.spec.command.join(" "),
         secrets: d

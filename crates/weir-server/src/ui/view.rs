@@ -29,6 +29,38 @@ impl Time {
     }
 }
 
+/// One of a deployment's next fire times, as its page lists it.
+pub(crate) struct FireRow {
+    /// In UTC.
+    pub utc: String,
+    /// On the schedule's wall clock, with the zone's abbreviation.
+    pub local: String,
+    /// How it meets a DST change, in words; empty when it does not.
+    pub note: String,
+}
+
+/// How many fire times a deployment page lists.
+const PAGE_FIRE_TIMES: usize = 5;
+
+/// The next fire times of a deployment's schedules after `now` (`weir_core::schedule`'s
+/// rule); none while it is paused or archived, since it does not fire then.
+pub(crate) fn fire_rows(d: &weir_core::api::Deployment, now: Timestamp) -> Vec<FireRow> {
+    if d.paused || d.archived_at.is_some() {
+        return Vec::new();
+    }
+    let Ok(schedules) = weir_core::schedule::parse_all(&d.spec.schedules) else {
+        return Vec::new();
+    };
+    weir_core::schedule::next_fire_times(&schedules, now, PAGE_FIRE_TIMES)
+        .into_iter()
+        .map(|f| FireRow {
+            utc: f.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            local: f.local_text(),
+            note: f.dst.as_ref().map(|n| n.describe()).unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// A duration between two times, short.
 pub(crate) fn duration(start: Option<Timestamp>, end: Option<Timestamp>) -> String {
     match (start, end) {
@@ -250,6 +282,8 @@ pub(crate) struct DeploymentPage {
     pub archived: Option<Time>,
     pub has_schedule: bool,
     pub next: Option<Time>,
+    /// The next fire times of its schedules.
+    pub fire_times: Vec<FireRow>,
     pub work_queue: String,
     pub command: String,
     pub secrets: String,

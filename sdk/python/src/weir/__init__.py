@@ -30,6 +30,7 @@ Environment read by the SDK:
 | `WEIR_PROJECT` | project of runs not launched by an agent (default `default`) |
 | `WEIR_FLOW_RUN_ID`, `WEIR_ATTEMPT` | the flow run (and attempt) an agent launched |
 | `WEIR_RESUME` | `1`: reuse persisted results of earlier attempts |
+| `WEIR_TICK_AT` | the schedule tick the run is for (RFC 3339 UTC): `weir.tick_at()` |
 | `WEIR_PARAMETERS` | base JSON object of parameters for `run` |
 | `WEIR_SECRET_VARS` | names of variables whose values are redacted from reports |
 | `WEIR_RESULT_STORAGE` | result storage root (`file://…`, `s3://…`), default `file://$WEIR_HOME/results` |
@@ -40,7 +41,7 @@ Environment read by the SDK:
 | `WEIR_TASK_WORKERS` | threads for submitted sync tasks (32) |
 """
 
-from ._context import get_run_logger
+from ._context import get_run_logger, tick_at
 from ._deployments import DeploymentRunFailed, run_deployment
 from ._flow import Flow, FlowFailed, SubflowFailed, flow
 from ._results import ResultStore, ResultStoreError
@@ -50,7 +51,7 @@ from ._task import Future, FutureList, Task, TaskTimeout, task, unmapped
 __version__ = "0.1.0"
 
 __all__ = [
-    "flow", "task", "unmapped", "get_run_logger", "run_deployment",
+    "flow", "task", "unmapped", "get_run_logger", "run_deployment", "tick_at",
     "Flow", "Task", "Future", "FutureList",
     "FlowFailed", "SubflowFailed", "TaskTimeout", "ParamError", "DeploymentRunFailed",
     "ResultStore", "ResultStoreError",

@@ -118,3 +118,27 @@ def enable_log_prints() -> None:
     if not _patched:
         builtins.print = _print
         _patched = True
+
+
+def tick_at() -> "Optional[datetime.datetime]":
+    """The schedule tick of the run this process was launched for (`WEIR_TICK_AT`), as an
+    aware UTC datetime: the time its schedule named, for runs of the scheduler, catch-up and
+    `weir backfill`; None for a run started by hand or run locally. Pick the data a run works
+    on by its tick, not by the clock: a backfilled run starts long after its tick. A malformed
+    value raises ValueError naming the variable."""
+    import datetime
+    import os
+
+    raw = os.environ.get("WEIR_TICK_AT", "").strip()
+    if not raw:
+        return None
+    text = raw[:-1] + "+00:00" if raw.endswith("Z") else raw
+    try:
+        t = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"invalid WEIR_TICK_AT={raw!r}: an RFC 3339 time, e.g. 2026-12-01T03:00:00Z"
+        ) from None
+    if t.tzinfo is None:
+        raise ValueError(f"invalid WEIR_TICK_AT={raw!r}: the time needs an offset (Z)")
+    return t.astimezone(datetime.timezone.utc)
