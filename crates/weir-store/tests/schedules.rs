@@ -4,43 +4,20 @@
 //! unclaimed runs of missed ticks but the kept ones, creates kept ticks that had none, and never
 //! touches a run an agent claimed.
 
+#[macro_use]
+mod common;
+
 use chrono::{Duration, TimeZone, Utc};
 use uuid::Uuid;
 use weir_core::api::{Deployment, DeploymentSpec, FlowRun, ScheduleSpec};
 use weir_core::schedule::{self, Catchup, catchup};
 use weir_core::{StateKind, Timestamp};
 use weir_store::{RunFilter, Store};
-use weir_testkit::{Backend, TestDb};
 
-macro_rules! both {
-    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $sqlite() {
-            if let Some(db) = TestDb::new(Backend::Sqlite, stringify!($sqlite)).await {
-                $case(connect(&db).await).await;
-            }
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $postgres() {
-            if let Some(db) = TestDb::new(Backend::Postgres, stringify!($postgres)).await {
-                $case(connect(&db).await).await;
-            }
-        }
-    )*};
-}
-
-both! {
+both_backends! {
     case_backfill_is_idempotent => sqlite_backfill_is_idempotent, postgres_backfill_is_idempotent;
     case_watermark => sqlite_watermark, postgres_watermark;
     case_catch_up => sqlite_catch_up, postgres_catch_up;
-}
-
-async fn connect(db: &TestDb) -> Store {
-    match Store::connect(&db.url).await {
-        Ok(s) => s,
-        Err(e) => panic!("cannot open {}: {e}", db.url),
-    }
 }
 
 fn at(h: u32, m: u32) -> Timestamp {
