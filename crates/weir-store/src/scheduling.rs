@@ -249,3 +249,32 @@ impl Store {
         Ok(out)
     }
 }
+
+/// Removes the runs a deployment's schedules put in the future and that have not started,
+/// with their history, so the scheduler can recreate them from the current schedules.
+pub(crate) async fn delete_future_runs(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    deployment: uuid::Uuid,
+    now: Timestamp,
+) -> Result<()> {
+    let future = format!(
+        "SELECT id FROM flow_runs WHERE deployment_id = $1 \
+         AND auto_scheduled = 1 AND state = {} AND scheduled_at > $2",
+        crate::states::one(weir_core::StateKind::Scheduled)
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM flow_run_states WHERE flow_run_id IN ({future})"
+    )))
+    .bind(deployment.to_string())
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM flow_runs WHERE id IN ({future})"
+    )))
+    .bind(deployment.to_string())
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
