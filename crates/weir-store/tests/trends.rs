@@ -62,6 +62,7 @@ fn run(
         parameters: Default::default(),
         work_queue: "default".into(),
         scheduled_at: at,
+        tick_at: None,
         created_at: at,
         started_at: started,
         ended_at: ended,
