@@ -272,12 +272,8 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
         // Bounded by the interval: a partition must not hold the loop (or the fence) up.
         let answer = tokio::time::timeout(
             steady.max(Duration::from_millis(500)),
-            sh.client.agent_heartbeat(
-                me,
-                &weir_core::api::Heartbeat {
-                    runs: runs.clone(),
-                },
-            ),
+            sh.client
+                .agent_heartbeat(me, &weir_core::api::Heartbeat { runs: runs.clone() }),
         )
         .await;
         let Ok(answer) = answer else {

@@ -126,7 +126,10 @@ mod tests {
         let f = Fence::new();
         f.learn_lease(1);
         let sent = f.now();
-        assert!(f.fresh_for_launch(f.claimed_at(sent, 0)), "answered at once");
+        assert!(
+            f.fresh_for_launch(f.claimed_at(sent, 0)),
+            "answered at once"
+        );
         std::thread::sleep(Duration::from_millis(600));
         assert!(
             !f.fresh_for_launch(f.claimed_at(sent, 0)),

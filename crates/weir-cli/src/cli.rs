@@ -426,33 +426,7 @@ pub enum ProjectsCommand {
 pub enum ScheduleCommand {
     /// Print a schedule's next fire times in UTC and in its time zone, marking times moved
     /// out of a DST gap and times in a DST repeat (no server needed).
-    Preview {
-        /// A cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with
-        /// seconds first; `L`, `#`, `W`, ranges, lists and steps allowed.
-        #[arg(
-            long,
-            value_name = "EXPR",
-            conflicts_with = "interval",
-            required_unless_present = "interval"
-        )]
-        cron: Option<String>,
-        /// A fixed interval instead, e.g. 15m, 1h, 1d.
-        #[arg(long, value_name = "DURATION")]
-        interval: Option<String>,
-        /// With --interval: a time it fires at (default 1970-01-01T00:00:00Z).
-        #[arg(long, requires = "interval", value_name = "TIME")]
-        anchor: Option<String>,
-        /// IANA time zone the cron fields are read in (and times shown in).
-        #[arg(long, default_value = "UTC", value_name = "TZ")]
-        timezone: String,
-        /// Start after this time: RFC 3339, or a date-time or date in --timezone
-        /// (2026-03-29 01:00, 2026-03-29). Default: now.
-        #[arg(long, value_name = "TIME")]
-        from: Option<String>,
-        /// How many fire times (1 to 1000).
-        #[arg(long, default_value_t = 10, value_name = "N")]
-        count: u32,
-    },
+    Preview(PreviewArgs),
     /// Pause PROJECT/DEPLOYMENT's schedules.
     Pause {
         /// PROJECT/DEPLOYMENT.
@@ -463,6 +437,36 @@ pub enum ScheduleCommand {
         /// PROJECT/DEPLOYMENT.
         target: String,
     },
+}
+
+/// `weir schedule preview`'s flags.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// A cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with
+    /// seconds first; `L`, `#`, `W`, ranges, lists and steps allowed.
+    #[arg(
+        long,
+        value_name = "EXPR",
+        conflicts_with = "interval",
+        required_unless_present = "interval"
+    )]
+    pub cron: Option<String>,
+    /// A fixed interval instead, e.g. 15m, 1h, 1d.
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// With --interval: a time it fires at (default 1970-01-01T00:00:00Z).
+    #[arg(long, requires = "interval", value_name = "TIME")]
+    pub anchor: Option<String>,
+    /// IANA time zone the cron fields are read in (and times shown in).
+    #[arg(long, default_value = "UTC", value_name = "TZ")]
+    pub timezone: String,
+    /// Start after this time: RFC 3339, or a date-time or date in --timezone
+    /// (2026-03-29 01:00, 2026-03-29). Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// How many fire times (1 to 1000).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub count: u32,
 }
 
 /// `weir agents …`.

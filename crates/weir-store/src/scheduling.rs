@@ -128,16 +128,16 @@ impl Store {
         keep: &[Timestamp],
         now: Timestamp,
     ) -> Result<CatchUpOutcome> {
+        // Times of our own computing (at most `MAX_CATCHUP_RUNS`), not input: safe as literals.
+        let times = keep
+            .iter()
+            .map(|t| micros(*t).to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         let keep_list = if keep.is_empty() {
             String::new()
         } else {
-            format!(
-                " AND scheduled_at NOT IN ({})",
-                keep.iter()
-                    .map(|t| micros(*t).to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!(" AND scheduled_at NOT IN ({times})")
         };
         let missed = format!(
             "SELECT id FROM flow_runs WHERE deployment_id = $1 AND auto_scheduled = 1 \
@@ -167,12 +167,8 @@ impl Store {
             sqlx::query(AssertSqlSafe(format!(
                 "UPDATE flow_runs SET scheduled_at = $1, tick_at = COALESCE(tick_at, scheduled_at) \
                  WHERE deployment_id = $2 AND auto_scheduled = 1 AND attempt = 0 \
-                 AND state IN ({}) AND scheduled_at IN ({})",
+                 AND state IN ({}) AND scheduled_at IN ({times})",
                 *states::CLAIMABLE,
-                keep.iter()
-                    .map(|t| micros(*t).to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
             )))
             .bind(micros(now))
             .bind(deployment.id.to_string())

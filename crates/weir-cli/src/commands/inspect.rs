@@ -78,7 +78,7 @@ pub async fn schedule(api: &str, cmd: ScheduleCommand, json: bool) -> Result<Exi
     let (target, paused) = match cmd {
         ScheduleCommand::Pause { target } => (target, true),
         ScheduleCommand::Resume { target } => (target, false),
-        ScheduleCommand::Preview { .. } => {
+        ScheduleCommand::Preview(_) => {
             anyhow::bail!("`weir schedule preview` needs no server (dispatched earlier)")
         }
     };

@@ -69,22 +69,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Logs { id, follow } => run::logs(&api, &id, follow).await,
         Command::Deployments(cmd) => inspect::deployments(&api, cmd, json).await,
         Command::Projects(cmd) => projects::projects(&api, cmd, json).await,
-        Command::Schedule(crate::cli::ScheduleCommand::Preview {
-            cron,
-            interval,
-            anchor,
-            timezone,
-            from,
-            count,
-        }) => {
-            let args = schedule::PreviewArgs {
-                cron,
-                interval,
-                anchor,
-                timezone,
-                from,
-                count,
-            };
+        Command::Schedule(crate::cli::ScheduleCommand::Preview(args)) => {
             Ok(schedule::preview(args, json))
         }
         Command::Schedule(cmd) => inspect::schedule(&api, cmd, json).await,

@@ -2,6 +2,7 @@
 //! backfill` (the runs of every tick in a window, through the API). The rules are
 //! `weir_core::schedule`'s; this module only reads flags and prints.
 
+use crate::cli::PreviewArgs;
 use crate::config::split_target;
 use crate::output;
 use anyhow::Result;
@@ -14,22 +15,6 @@ use weir_core::schedule::{FireTime, Tz, when};
 
 /// Most fire times one preview prints.
 const MAX_PREVIEW: u32 = 1000;
-
-/// The flags of `weir schedule preview`.
-pub struct PreviewArgs {
-    /// `--cron`.
-    pub cron: Option<String>,
-    /// `--interval`.
-    pub interval: Option<String>,
-    /// `--anchor`.
-    pub anchor: Option<String>,
-    /// `--timezone`.
-    pub timezone: String,
-    /// `--from`.
-    pub from: Option<String>,
-    /// `--count`.
-    pub count: u32,
-}
 
 /// What `weir schedule preview --json` prints.
 #[derive(Serialize)]
