@@ -373,7 +373,7 @@ mod tests {
         assert!(reporting.output_forwarded);
         assert!(!format!("{reporting:?}").contains("weirrun_x"));
         assert_eq!(get(var::TICK_AT).as_deref(), Some("2026-12-01T03:00:00Z"));
-        assert_eq!(tick_at_from_lookup(&get), Ok(env.tick_at));
+        assert_eq!(tick_at_from_lookup(get), Ok(env.tick_at));
     }
 
     #[test]
