@@ -23,7 +23,7 @@ use uuid::Uuid;
 use weir_client::Client;
 use weir_core::StateKind;
 use weir_core::api::{ClaimedRun, FlowRun, HeldRun, ProposeState, RegisterAgent};
-use weir_core::contract::{AssignedRun, LaunchEnv};
+use weir_core::contract::{AssignedRun, LaunchEnv, heartbeat};
 use weir_core::infrastructure::InfrastructureKind;
 
 mod adopt;
@@ -254,8 +254,8 @@ async fn register(sh: &Shared) -> Result<Uuid, Error> {
 }
 
 async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
-    // Heartbeat at least three times per lease, whatever the server's lease is.
-    // `steady`: the interval while the server answers; `every`: the next wait (shorter
+    // Heartbeat at the one cadence (`weir_core::contract::heartbeat`), whatever the server's
+    // lease is. `steady`: the interval while the server answers; `every`: the next wait (shorter
     // while it does not, so contact is back as soon as possible).
     let mut steady = sh.options.heartbeat_every;
     let mut every = steady;
@@ -287,9 +287,7 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
                 sh.fence.learn_lease(reply.lease_s);
                 renewed(&sh, &runs, &reply.lost, sent);
                 if reply.lease_s > 0 {
-                    let third = Duration::from_millis(reply.lease_s * 1000 / 3)
-                        .max(Duration::from_millis(100));
-                    steady = sh.options.heartbeat_every.min(third);
+                    steady = heartbeat::interval(sh.options.heartbeat_every, reply.lease_s);
                 }
                 every = steady;
                 let mut stop = Vec::new();
@@ -751,12 +749,7 @@ async fn settle_once(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) 
         report(sh, &current, StateKind::Crashed, Some(msg)).await;
         return;
     }
-    let (state, message) = if current.state == StateKind::Cancelling {
-        (
-            StateKind::Cancelled,
-            format!("cancelled; process ended with {exit}"),
-        )
-    } else if plain && exit.success() {
+    let (verdict, message) = if plain && exit.success() {
         (StateKind::Completed, format!("{exit}"))
     } else if plain && matches!(exit, ExitStatus::Code(_)) {
         (StateKind::Failed, format!("the command failed with {exit}"))
@@ -767,6 +760,12 @@ async fn settle_once(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) 
             StateKind::Crashed,
             format!("the process ended with {exit} without reporting a final state"),
         )
+    };
+    let state = weir_core::orchestration::unreported_end(current.state, verdict);
+    let message = if state == verdict {
+        message
+    } else {
+        format!("cancelled; process ended with {exit}")
     };
     tracing::info!(message = "run finished", run = %run.id, %state, %exit);
     report(sh, &current, state, Some(message)).await;

@@ -236,9 +236,7 @@ async fn heartbeat(
         match client.run_heartbeat(run, attempt).await {
             Ok(reply) => {
                 if reply.lease_s > 0 {
-                    wait = every
-                        .min(Duration::from_secs(reply.lease_s) / 3)
-                        .max(Duration::from_millis(100));
+                    wait = weir_core::contract::heartbeat::interval(every, reply.lease_s);
                 }
                 if reply.cancel || reply.lost {
                     let reason = if reply.cancel { CANCELLED } else { LOST };

@@ -52,9 +52,8 @@ pub fn decide(
         });
     }
     let mut target = proposal.state;
-    // A run whose cancellation was requested ends Cancelled, whatever killed it.
-    if run.state == StateKind::Cancelling && target == StateKind::Crashed {
-        target = StateKind::Cancelled;
+    if target == StateKind::Crashed {
+        target = unreported_end(run.state, target);
     }
     run.state.check_transition(target)?;
     let mut next = run.clone();
@@ -141,6 +140,18 @@ pub fn cancel(run: &FlowRun, now: Timestamp) -> Result<FlowRun, TransitionError>
         next.agent_id = None;
     }
     Ok(next)
+}
+
+/// How a run ends that stopped without reporting a final state of its own (its process or
+/// container was killed, crashed or exited, or was Crashed by whoever watched it): Cancelled
+/// once its cancellation was requested (`current` is Cancelling), whatever stopped it;
+/// otherwise `otherwise`, the verdict of how it stopped.
+pub fn unreported_end(current: StateKind, otherwise: StateKind) -> StateKind {
+    if current == StateKind::Cancelling {
+        StateKind::Cancelled
+    } else {
+        otherwise
+    }
 }
 
 /// What a cancellation request does: runs not yet launched end Cancelled at once; launched

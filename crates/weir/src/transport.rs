@@ -191,9 +191,7 @@ impl HttpTracker {
                         return;
                     }
                     Ok(reply) if reply.lease_s > 0 => {
-                        beat = every
-                            .min(Duration::from_secs(reply.lease_s) / 3)
-                            .max(Duration::from_millis(100));
+                        beat = weir_core::contract::heartbeat::interval(every, reply.lease_s);
                         wait = beat;
                     }
                     Ok(_) => {}
