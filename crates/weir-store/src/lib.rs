@@ -169,10 +169,11 @@ impl Store {
             } else {
                 format!("{url}?mode=rwc")
             };
-            let write = sqlite_pool(&url, 1).await?;
+            let write = sqlite_pool(&url, 1, "PRAGMA wal_autocheckpoint=0").await?;
             // Set WAL once before the readers open: it is a property of the file.
             write.execute("PRAGMA journal_mode=WAL").await?;
-            let read = sqlite_pool(&url, 4).await?;
+            let read = sqlite_pool(&url, 4, "").await?;
+            checkpoints(read.clone());
             Store {
                 write,
                 read,
@@ -222,17 +223,47 @@ impl Store {
     }
 }
 
-async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool> {
+/// How often the WAL is checkpointed (see [`checkpoints`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints the SQLite WAL into the database file from a reader connection, every
+/// [`CHECKPOINT_EVERY`], until the pool closes. The writer connection has automatic
+/// checkpoints turned off: otherwise the commit that crosses the WAL's threshold copies and
+/// syncs the pages itself while holding the one writer, and every write queued behind it
+/// waits (hundreds of milliseconds under retention's deletes). A PASSIVE checkpoint takes no
+/// writer lock, so writers go on while it runs.
+fn checkpoints(read: AnyPool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !read.is_closed() {
+            tick.tick().await;
+            if let Err(error) = read.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                if read.is_closed() {
+                    return;
+                }
+                tracing::warn!(message = "WAL checkpoint failed; will retry", %error);
+            }
+        }
+    });
+}
+
+/// A pool on the SQLite file `url`; `extra` is run on each new connection after the settings
+/// every connection has.
+async fn sqlite_pool(url: &str, max: u32, extra: &'static str) -> Result<AnyPool> {
     Ok(AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(
                     "PRAGMA busy_timeout=10000; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
                 )
                 .await?;
+                if !extra.is_empty() {
+                    conn.execute(extra).await?;
+                }
                 Ok(())
             })
         })
