@@ -321,7 +321,13 @@ async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
                     }
                 }
                 for (id, attempt, cancel) in stop {
-                    let what = describe_lost(&sh, id, attempt).await;
+                    let (what, exiting) = describe_lost(&sh, id, attempt).await;
+                    if exiting {
+                        // An ECS task or container whose flow reported its end is about to
+                        // stop by itself: stop it only if it is still there after the grace.
+                        stop_unless_gone(&sh, id, attempt, cancel);
+                        continue;
+                    }
                     tracing::info!(message = "stopping the run's process", run = %id, reason = %what);
                     if let Some(c) = cancel {
                         c.cancel(sh.options.cancel_grace);
@@ -375,11 +381,38 @@ async fn fence_loop(sh: Arc<Shared>) {
 
 /// What became of a run this agent no longer holds, in words: its state now, and for a
 /// retry when it is due.
-async fn describe_lost(sh: &Shared, id: Uuid, attempt: u32) -> String {
+/// What became of a run whose attempt the agent lost, and whether that attempt ended with
+/// its process's own report ([`weir_core::why::ended_by_its_process`]).
+async fn describe_lost(sh: &Shared, id: Uuid, attempt: u32) -> (String, bool) {
     match sh.client.flow_run(id).await {
-        Ok(d) => weir_core::why::after_attempt(&d.run, attempt),
-        Err(e) => format!("attempt {attempt} is over (the run could not be read: {e})"),
+        Ok(d) => (
+            weir_core::why::after_attempt(&d.run, attempt),
+            weir_core::why::ended_by_its_process(&d.run, attempt),
+        ),
+        Err(e) => (
+            format!("attempt {attempt} is over (the run could not be read: {e})"),
+            false,
+        ),
     }
+}
+
+/// Stops attempt `attempt` of run `id` if the agent still holds it once the cancel grace has
+/// passed (a process that reported its end but did not exit).
+fn stop_unless_gone(
+    sh: &Arc<Shared>,
+    id: Uuid,
+    attempt: u32,
+    cancel: Option<crate::launcher::Canceller>,
+) {
+    let sh = sh.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(sh.options.cancel_grace).await;
+        let held = lock(&sh).get(&id).is_some_and(|h| h.attempt == attempt);
+        if held && let Some(c) = cancel {
+            tracing::info!(message = "stopping the run's process", run = %id, reason = "it reported its end but did not exit within the cancel grace");
+            c.cancel(sh.options.cancel_grace);
+        }
+    });
 }
 
 /// Starts supervising a claimed run in the background; its lease was dated `renewed` at the

@@ -236,7 +236,8 @@ fn agent_options(api: &str, home: &std::path::Path, limit: u32) -> AgentOptions 
         limit,
         poll_wait: Duration::from_secs(2),
         heartbeat_every: Duration::from_secs(5),
-        cancel_grace: Duration::from_secs(5),
+        // The agent's default (`weir agent --cancel-grace-s`).
+        cancel_grace: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(1),
         api_url: api.to_string(),
         state_dir: home.join("agent"),

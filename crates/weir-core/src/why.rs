@@ -284,6 +284,13 @@ pub fn after_attempt(run: &FlowRun, attempt: u32) -> String {
     }
 }
 
+/// Whether attempt `attempt` ended with its own report (Completed or Failed at that attempt:
+/// the crash detector and cancellations never write these), so its process is exiting by
+/// itself and stopping it would only race its exit.
+pub fn ended_by_its_process(run: &FlowRun, attempt: u32) -> bool {
+    run.attempt == attempt && matches!(run.state, StateKind::Completed | StateKind::Failed)
+}
+
 fn when(at: Timestamp, now: Timestamp) -> String {
     let secs = (at - now).num_seconds();
     let rel = if secs >= 0 {

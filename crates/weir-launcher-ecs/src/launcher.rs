@@ -166,6 +166,9 @@ pub struct EcsLauncher {
     definitions: Mutex<HashMap<String, String>>,
     /// Task definition ARN → its log configuration, for tasks taken over.
     log_specs: Mutex<HashMap<String, Option<LogSpec>>>,
+    /// Held while a definition or log configuration is looked up, so launches that start
+    /// together make one lookup and the others find its answer.
+    lookup: tokio::sync::Mutex<()>,
     calls: LaunchCalls,
 }
 
@@ -184,6 +187,7 @@ impl EcsLauncher {
             reconciler,
             definitions: Mutex::new(HashMap::new()),
             log_specs: Mutex::new(HashMap::new()),
+            lookup: tokio::sync::Mutex::new(()),
             calls: LaunchCalls::default(),
         })
     }
@@ -206,6 +210,10 @@ impl EcsLauncher {
     /// The registered task definition of `spec` (by hash), found once per hash.
     pub async fn task_definition(&self, spec: &TaskSpec) -> Result<String, Error> {
         let hash = spec.hash();
+        if let Some(arn) = lock(&self.definitions).get(&hash) {
+            return Ok(arn.clone());
+        }
+        let _one = self.lookup.lock().await;
         if let Some(arn) = lock(&self.definitions).get(&hash) {
             return Ok(arn.clone());
         }
@@ -364,6 +372,10 @@ impl EcsLauncher {
     /// The log configuration of task definition `definition` (read once per definition), for
     /// the CloudWatch tail of a task taken over. `None` when it has none or cannot be read.
     pub async fn log_spec(&self, definition: &str) -> Option<LogSpec> {
+        if let Some(known) = lock(&self.log_specs).get(definition) {
+            return known.clone();
+        }
+        let _one = self.lookup.lock().await;
         if let Some(known) = lock(&self.log_specs).get(definition) {
             return known.clone();
         }
