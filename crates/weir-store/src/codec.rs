@@ -2,6 +2,7 @@
 
 use crate::{Error, Result};
 use chrono::{TimeZone, Utc};
+use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -49,6 +50,16 @@ pub(crate) fn state(row: &AnyRow, col: &'static str) -> Result<StateKind> {
             column: col,
             reason: e.to_string(),
         })
+}
+
+/// `SELECT state, COUNT(*) AS n … GROUP BY state` rows as counts per state.
+pub(crate) fn state_counts(rows: &[AnyRow]) -> Result<BTreeMap<StateKind, u64>> {
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let n: i64 = row.try_get("n")?;
+        out.insert(state(row, "state")?, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(out)
 }
 
 pub(crate) fn json<T: DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<T> {

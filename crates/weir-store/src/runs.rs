@@ -344,12 +344,7 @@ impl Store {
         for b in binds {
             q = b.bind(q);
         }
-        let mut out = BTreeMap::new();
-        for row in q.fetch_all(&self.read).await? {
-            let n: i64 = row.try_get("n")?;
-            out.insert(codec::state(&row, "state")?, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(out)
+        codec::state_counts(&q.fetch_all(&self.read).await?)
     }
 
     /// Applies a state proposal by the orchestration rules. A repeated `transition_id`

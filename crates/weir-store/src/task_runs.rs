@@ -200,12 +200,7 @@ impl Store {
         .bind(flow_run.to_string())
         .fetch_all(&self.read)
         .await?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let n: i64 = row.try_get("n")?;
-            out.insert(codec::state(&row, "state")?, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(out)
+        codec::state_counts(&rows)
     }
 
     /// For each id that exists: its project, attempt and state. Used to check a batch refers

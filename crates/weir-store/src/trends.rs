@@ -111,12 +111,7 @@ impl Store {
         .bind(i64::MAX)
         .fetch_all(&self.read)
         .await?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let n: i64 = row.try_get("n")?;
-            out.insert(codec::state(&row, "state")?, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(out)
+        codec::state_counts(&rows)
     }
 
     /// The last `limit` runs of a deployment to end, the most recent first.
