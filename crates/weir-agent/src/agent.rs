@@ -733,7 +733,7 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
 
 /// Streams the launch's output to the server as log lines (batched), then waits for it.
 async fn drain_and_wait(sh: &Arc<Shared>, run: &FlowRun, launched: &mut Launched) -> ExitStatus {
-    let shipper = crate::logs::Shipper::start(sh.client.clone());
+    let shipper = crate::logs::Shipper::start(sh.client.clone(), run.attempt);
     while let Some(line) = launched.output.recv().await {
         if !shipper.send(crate::logs::log_line(run.id, line)).await {
             break;

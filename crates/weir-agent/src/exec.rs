@@ -112,7 +112,7 @@ pub async fn run(client: Client, env: ReportingEnv, options: Options) -> i32 {
             why.clone(),
         ))
     });
-    let shipper = Shipper::start(client.clone());
+    let shipper = Shipper::start(client.clone(), attempt);
     while let Some(line) = launched.output.recv().await {
         if !env.output_forwarded {
             echo(&line);

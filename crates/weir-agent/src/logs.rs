@@ -3,7 +3,8 @@
 //! One home for "an output line becomes a log line": the agent uses it for the output it
 //! reads from its launchers, `weir exec` for the output of the command it runs. Lines are sent
 //! in order, in batches of up to 1000 or every 100 ms, and a batch the server cannot take yet
-//! is retried a few times.
+//! is retried a few times. Each line carries its attempt, the shipper's stream (random) and
+//! its number in it, so a batch sent again after a lost answer is stored once.
 
 use crate::launcher::{OutputLine, Stream};
 use chrono::Utc;
@@ -30,6 +31,9 @@ pub fn log_line(run: Uuid, line: OutputLine) -> NewLogLine {
             Stream::Stderr => LogLevel::Warn,
         },
         message: line.text,
+        attempt: None,
+        stream: None,
+        seq: None,
     }
 }
 
@@ -37,21 +41,31 @@ pub fn log_line(run: Uuid, line: OutputLine) -> NewLogLine {
 pub struct Shipper {
     tx: mpsc::Sender<NewLogLine>,
     task: JoinHandle<()>,
+    attempt: u32,
+    stream: u32,
+    next: std::sync::atomic::AtomicU64,
 }
 
 impl Shipper {
-    /// Starts sending through `client`.
-    pub fn start(client: Client) -> Shipper {
+    /// Starts sending the lines of one `attempt` through `client`.
+    pub fn start(client: Client, attempt: u32) -> Shipper {
         let (tx, rx) = mpsc::channel(4096);
         Shipper {
             tx,
             task: tokio::spawn(ship(client, rx)),
+            attempt,
+            stream: weir_client::new_log_stream(),
+            next: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// Queues one line (waits while the queue is full, so a run cannot outpace the server
-    /// without bound). Returns false once the sender has stopped.
-    pub async fn send(&self, line: NewLogLine) -> bool {
+    /// Queues one line, numbered in this shipper's stream (waits while the queue is full, so
+    /// a run cannot outpace the server without bound). Returns false once the sender has
+    /// stopped.
+    pub async fn send(&self, mut line: NewLogLine) -> bool {
+        line.attempt = Some(self.attempt);
+        line.stream = Some(self.stream);
+        line.seq = Some(self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         self.tx.send(line).await.is_ok()
     }
 

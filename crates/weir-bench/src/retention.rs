@@ -143,6 +143,9 @@ fn task_of(r: &FlowRun, reports: &mut Vec<TaskRunReport>, lines: &mut Vec<NewLog
             at: r.created_at + Duration::seconds(k as i64 + 1),
             level: LogLevel::Info,
             message: m.into(),
+            attempt: None,
+            stream: None,
+            seq: None,
         });
     }
 }

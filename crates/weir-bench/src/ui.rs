@@ -316,6 +316,9 @@ async fn seed(url: &str, args: &Args) -> Result<Seeded> {
             at: at + Duration::milliseconds(30),
             level: LogLevel::Info,
             message: format!("{task}: done"),
+            attempt: None,
+            stream: None,
+            seq: None,
         });
     }
     store.ingest_task_runs(&reports).await?;

@@ -86,6 +86,9 @@ async fn write_history(db: &str, runs: &[FlowRun]) {
                 at: r.created_at + Duration::milliseconds(k as i64 * 10),
                 level: LogLevel::Info,
                 message: message.into(),
+                attempt: None,
+                stream: None,
+                seq: None,
             });
         }
     }

@@ -96,6 +96,24 @@ pub fn key_from_env() -> Option<String> {
         .filter(|k| !k.is_empty())
 }
 
+/// A new log stream number (`NewLogLine::stream`): random, so the senders of one attempt's
+/// lines (the flow process itself; an agent following its output, and another one after a
+/// take-over) never share one, and each numbers its own lines from 0.
+pub fn new_log_stream() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    static SENDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // `RandomState` is seeded from the operating system's randomness.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(SENDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    h.write_u128(nanos);
+    (h.finish() >> 32) as u32
+}
+
 /// A client of one Weir server; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Client {

@@ -652,6 +652,18 @@ pub struct NewLogLine {
     pub level: LogLevel,
     /// The text.
     pub message: String,
+    /// The attempt of the flow run that emitted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// The sender's stream: a random number each sender (a flow process, an agent following
+    /// one attempt's output) picks once. With `seq` (and `attempt`) it makes the line
+    /// idempotent: a batch sent again because its answer was lost is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<u32>,
+    /// The line's number in its stream, assigned by the sender (increasing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = i64::MAX))]
+    pub seq: Option<u64>,
 }
 
 /// A stored log line; `seq` orders lines of one flow run and is the follow cursor.

@@ -38,6 +38,9 @@ fn log(run: Uuid, message: &str) -> NewLogLine {
         at: chrono::Utc::now(),
         level: LogLevel::Info,
         message: message.into(),
+        attempt: None,
+        stream: None,
+        seq: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Log lines: batched ingest and cursor reads.
 
 use crate::codec::{self, micros};
-use crate::{Result, Store};
+use crate::{Error, Result, Store};
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 use weir_core::api::{LogLevel, LogLine, NewLogLine};
@@ -29,31 +29,49 @@ pub(crate) fn parse_level(s: &str) -> LogLevel {
 }
 
 impl Store {
-    /// Appends log lines in order. Returns how many were stored.
+    /// Appends log lines in order. Returns how many were stored: a line whose origin
+    /// (run, attempt, stream, seq) is already stored is skipped, so a batch sent again after
+    /// its answer was lost is stored once. A `seq` above `i64::MAX` is refused.
     pub async fn ingest_logs(&self, lines: &[NewLogLine]) -> Result<u64> {
         if lines.is_empty() {
             return Ok(0);
         }
+        let seqs = lines
+            .iter()
+            .map(|l| {
+                l.seq
+                    .map(|s| {
+                        i64::try_from(s).map_err(|_| {
+                            Error::Invalid(format!("log line seq {s} is above {}", i64::MAX))
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<Result<Vec<Option<i64>>>>()?;
+        let mut stored = 0;
         let mut tx = self.begin_write().await?;
-        for chunk in lines.chunks(CHUNK) {
-            let values = codec::values_rows(self.dialect, chunk.len(), 5);
+        for (chunk, seqs) in lines.chunks(CHUNK).zip(seqs.chunks(CHUNK)) {
+            let values = codec::values_rows(self.dialect, chunk.len(), 8);
             let sql = format!(
-                "INSERT INTO logs (flow_run_id, task_run_id, at, level, message) VALUES {}",
-                values
+                "INSERT INTO logs (flow_run_id, task_run_id, at, level, message, attempt, stream, \
+                 stream_seq) VALUES {values} ON CONFLICT DO NOTHING"
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for l in chunk {
+            for (l, seq) in chunk.iter().zip(seqs) {
                 q = q
                     .bind(l.flow_run_id.to_string())
                     .bind(l.task_run_id.map(|t| t.to_string()))
                     .bind(micros(l.at))
                     .bind(level_str(l.level))
-                    .bind(l.message.clone());
+                    .bind(l.message.clone())
+                    .bind(l.attempt.map(i64::from))
+                    .bind(l.stream.map(i64::from))
+                    .bind(*seq);
             }
-            q.execute(&mut *tx).await?;
+            stored += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
-        Ok(lines.len() as u64)
+        Ok(stored)
     }
 
     /// Lines of a flow run after sequence number `after`, oldest first, at most `limit`;

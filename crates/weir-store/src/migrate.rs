@@ -56,6 +56,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0010_retention.sql"),
     ),
     (
+        11,
+        "log_origin",
+        include_str!("../migrations/sqlite/0011_log_origin.sql"),
+    ),
+    (
         12,
         "trends",
         include_str!("../migrations/sqlite/0012_trends.sql"),
@@ -111,6 +116,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         10,
         "retention",
         include_str!("../migrations/postgres/0010_retention.sql"),
+    ),
+    (
+        11,
+        "log_origin",
+        include_str!("../migrations/postgres/0011_log_origin.sql"),
     ),
     (
         12,

@@ -43,6 +43,7 @@ both_backends! {
     case_task_run_pagination => sqlite_task_run_pagination, postgres_task_run_pagination;
     case_task_runs_close_with_flow_run => sqlite_task_runs_close_with_flow_run, postgres_task_runs_close_with_flow_run;
     case_logs => sqlite_logs, postgres_logs;
+    case_logs_sent_again => sqlite_logs_sent_again, postgres_logs_sent_again;
     case_agents => sqlite_agents, postgres_agents;
     case_claim_by_launcher => sqlite_claim_by_launcher, postgres_claim_by_launcher;
     case_work_queues => sqlite_work_queues, postgres_work_queues;
@@ -1544,6 +1545,9 @@ async fn case_logs(store: Store) {
                 LogLevel::Info
             },
             message: format!("line {i} ✓"),
+            attempt: None,
+            stream: None,
+            seq: None,
         })
         .collect();
     assert_eq!(store.ingest_logs(&lines).await.expect("ingest"), 30);
@@ -2368,4 +2372,78 @@ async fn legacy_inline_result(db: &TestDb) {
         Some(("file:///r/result.json".into(), 3))
     );
     raw.close().await;
+}
+
+/// #10: a log batch sent again because its answer was lost (the server died after committing
+/// it) is stored once; lines are told apart by (run, attempt, stream, seq) only, and lines
+/// without them (older senders) are never merged.
+async fn case_logs_sent_again(store: Store) {
+    let d = deploy(&store, "dev", "etl", spec("etl")).await;
+    let t = now();
+    let run = create(&store, &d, t, t).await;
+    let line = |attempt: u32, stream: Option<u32>, seq: u64| NewLogLine {
+        flow_run_id: run.id,
+        task_run_id: None,
+        at: t + Duration::milliseconds(seq as i64),
+        level: LogLevel::Info,
+        message: format!("tick {seq}"),
+        attempt: Some(attempt),
+        stream,
+        seq: stream.map(|_| seq),
+    };
+    let batch: Vec<NewLogLine> = (0..10).map(|i| line(1, Some(7), i)).collect();
+    assert_eq!(store.ingest_logs(&batch).await.expect("first send"), 10);
+    assert_eq!(
+        store.ingest_logs(&batch).await.expect("sent again"),
+        0,
+        "every line of the batch sent again is already stored"
+    );
+    let overlapping: Vec<NewLogLine> = (5..15).map(|i| line(1, Some(7), i)).collect();
+    assert_eq!(store.ingest_logs(&overlapping).await.expect("overlap"), 5);
+    let mut within: Vec<NewLogLine> = (20..23).map(|i| line(1, Some(7), i)).collect();
+    within.push(line(1, Some(7), 20));
+    assert_eq!(
+        store
+            .ingest_logs(&within)
+            .await
+            .expect("a repeat inside one batch"),
+        3
+    );
+    // The same numbers from another stream, or of another attempt, are other lines.
+    assert_eq!(
+        store
+            .ingest_logs(&[line(1, Some(8), 0)])
+            .await
+            .expect("stream"),
+        1
+    );
+    assert_eq!(
+        store
+            .ingest_logs(&[line(2, Some(7), 0)])
+            .await
+            .expect("attempt"),
+        1
+    );
+    let legacy = [line(1, None, 0)];
+    assert_eq!(store.ingest_logs(&legacy).await.expect("legacy"), 1);
+    assert_eq!(store.ingest_logs(&legacy).await.expect("legacy again"), 1);
+    let stored = store.logs(run.id, None, 0, 1000).await.expect("read");
+    assert_eq!(stored.len(), 15 + 3 + 2 + 2);
+    for seq in 0..15 {
+        let n = stored
+            .iter()
+            .filter(|l| l.message == format!("tick {seq}"))
+            .count();
+        // tick 0 also from stream 8, attempt 2 and the two legacy lines.
+        let want = if seq == 0 { 5 } else { 1 };
+        assert_eq!(n, want, "tick {seq} stored {n} times");
+    }
+    let too_big = NewLogLine {
+        seq: Some(u64::MAX),
+        ..line(1, Some(9), 0)
+    };
+    assert!(
+        store.ingest_logs(&[too_big]).await.is_err(),
+        "a seq beyond BIGINT is refused"
+    );
 }

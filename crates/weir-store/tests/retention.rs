@@ -104,6 +104,9 @@ async fn add_tasks_and_logs(store: &Store, r: &FlowRun) {
             at,
             level: LogLevel::Info,
             message: format!("{task} done"),
+            attempt: None,
+            stream: None,
+            seq: None,
         });
     }
     lines.push(NewLogLine {
@@ -112,6 +115,9 @@ async fn add_tasks_and_logs(store: &Store, r: &FlowRun) {
         at: r.created_at,
         level: LogLevel::Warn,
         message: "flow-level line".into(),
+        attempt: None,
+        stream: None,
+        seq: None,
     });
     store.ingest_task_runs(&reports).await.expect("task runs");
     store.ingest_logs(&lines).await.expect("logs");

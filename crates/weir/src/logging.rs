@@ -83,6 +83,9 @@ impl<S: Subscriber> Layer<S> for WeirLayer {
                 at: chrono::Utc::now(),
                 level: lvl,
                 message: msg.0.trim_start().to_string(),
+                attempt: Some(ctx.attempt),
+                stream: None,
+                seq: None,
             });
         });
         if sent.is_err() && !self.quiet_outside {

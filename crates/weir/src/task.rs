@@ -129,6 +129,9 @@ impl Tracked {
             at: chrono::Utc::now(),
             level: LogLevel::Warn,
             message,
+            attempt: Some(self.ctx.attempt),
+            stream: None,
+            seq: None,
         });
     }
 }

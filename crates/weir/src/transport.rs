@@ -63,6 +63,10 @@ pub struct HttpTracker {
     /// Where the final state of the assigned run is written before it is sent
     /// (`WEIR_OUTCOME_FILE`): the agent delivers it if this process cannot.
     outcome: Option<(Uuid, std::path::PathBuf)>,
+    /// This process's log stream and the number of its next line: a batch sent again after
+    /// a lost answer is stored once.
+    log_stream: u32,
+    log_seq: std::sync::atomic::AtomicU64,
 }
 
 impl HttpTracker {
@@ -92,6 +96,8 @@ impl HttpTracker {
             heartbeats: Mutex::new(HashMap::new()),
             redactor: secret_redactor(),
             outcome,
+            log_stream: weir_client::new_log_stream(),
+            log_seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -301,6 +307,8 @@ impl Tracker for HttpTracker {
 
     fn log(&self, mut line: NewLogLine) {
         line.message = self.redact(line.message);
+        line.stream = Some(self.log_stream);
+        line.seq = Some(self.log_seq.fetch_add(1, Ordering::Relaxed));
         self.local.log(line.clone());
         let _ = self.tx.send(Msg::Log(line));
     }

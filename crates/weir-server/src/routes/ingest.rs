@@ -100,6 +100,20 @@ pub(crate) async fn logs(
         batch.lines.iter().map(|l| l.flow_run_id).collect(),
     )
     .await?;
+    if let Some((i, seq)) = batch
+        .lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| l.seq.filter(|s| i64::try_from(*s).is_err()).map(|s| (i, s)))
+    {
+        return Err(ApiError::field(
+            format!("lines[{i}].seq"),
+            format!(
+                "seq {seq} is too large; a line number is at most {}",
+                i64::MAX
+            ),
+        ));
+    }
     for line in &mut batch.lines {
         if line.message.len() > MAX_LINE {
             let mut cut = MAX_LINE;
