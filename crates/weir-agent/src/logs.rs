@@ -3,7 +3,7 @@
 //! One home for "an output line becomes a log line": the agent uses it for the output it
 //! reads from its launchers, `weir exec` for the output of the command it runs. Lines are sent
 //! in order, in batches of up to 1000 or every 100 ms, and a batch the server cannot take yet
-//! is retried a few times. Each line carries its attempt, the shipper's stream (random) and
+//! is retried for about 20 s (network trouble, or a 5xx while the database is away). Each line carries its attempt, the shipper's stream (random) and
 //! its number in it, so a batch sent again after a lost answer is stored once.
 
 use crate::launcher::{OutputLine, Stream};
@@ -99,11 +99,14 @@ async fn ship(client: Client, mut rx: mpsc::Receiver<NewLogLine>) {
         let body = LogBatch {
             lines: std::mem::take(&mut batch),
         };
-        for delay in [0u64, 200, 1000, 3000] {
+        for delay in [0u64, 200, 500, 1000, 2000, 3000, 5000, 10_000] {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             match client.ingest_logs(&body).await {
                 Ok(_) => break,
-                Err(e) if e.is_transient() => continue,
+                // A 5xx too (the database away, its disk full): lines are idempotent.
+                Err(e) if e.is_transient() || e.status().is_some_and(|s| s.is_server_error()) => {
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(message = "log lines refused", error = %e);
                     break;

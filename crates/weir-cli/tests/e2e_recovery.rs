@@ -169,3 +169,58 @@ fn final_state_outlives_a_server_outage_through_the_agent() {
         .unwrap_or_default();
     assert!(left.is_empty(), "outcome files are removed: {left:?}");
 }
+
+/// #10: the SDK retries a log batch the server answers with a 500 (its database refused the
+/// write — here the `logs` table is renamed away for 3 s, as a full disk or a lost database
+/// refuses it) instead of dropping it: once the table is back, every line of the run is
+/// stored, each once.
+#[test]
+fn log_lines_outlive_a_database_that_refuses_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("weir.db");
+    let db_url = format!("sqlite://{}", db.display());
+    let mut w = Weir::start_with(ServerOptions { lease_s: 30 }, &["--db", &db_url]);
+    w.start_agent(2);
+    w.deploy(
+        "project = \"dev\"\n\n[defaults]\ncommand = [\"{flows}\"]\n\n\
+         [deployments.slow]\nparameters = { seconds = 6 }\n",
+    );
+    let id = w.create_run("dev", "slow", params(&[])).id;
+    w.wait_state(id, StateKind::Running, Duration::from_secs(20));
+    let rename = |from: &str, to: &str| {
+        let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+        w.block_on(async {
+            use sqlx::ConnectOptions;
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&db)
+                .busy_timeout(Duration::from_secs(10))
+                .connect()
+                .await
+                .expect("open the server's database");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("rename the logs table");
+        });
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    rename("logs", "logs_away");
+    std::thread::sleep(Duration::from_secs(3));
+    rename("logs_away", "logs");
+    let d = w.wait_terminal(id, Duration::from_secs(60));
+    assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
+    let lines = w
+        .block_on(w.client.logs(id, 0, 1000))
+        .expect("read the run's logs")
+        .items;
+    for s in 1..=6 {
+        let want = format!("slept {s}/6 s");
+        let n = lines.iter().filter(|l| l.message == want).count();
+        assert_eq!(
+            n,
+            1,
+            "{want:?} stored {n} times; the run's lines: {:?}",
+            lines.iter().map(|l| &l.message).collect::<Vec<_>>()
+        );
+    }
+}

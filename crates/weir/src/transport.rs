@@ -2,7 +2,10 @@
 //!
 //! Task-run reports and log lines go into an in-process queue and a background sender ships
 //! them in batches, so tracking costs a task a channel send (well under a microsecond on the
-//! task's path). Network errors are retried with backoff while reports keep buffering;
+//! task's path). Network errors and server errors (a 500 while the database is away or its
+//! disk full: batches are idempotent, so sending one again is safe) are retried with backoff
+//! while reports keep buffering, up to [`MAX_PENDING_LOGS`] log lines (newer ones are then
+//! dropped and counted, so a long outage cannot exhaust memory);
 //! [`Tracker::finish_flow_run`] waits until everything reported before it is on the server,
 //! then proposes the final state — so when the process exits, the server has every task run
 //! and log line.
@@ -32,6 +35,11 @@ use weir_core::api::{
 const MAX_BATCH: usize = 5_000;
 /// How long the sender waits for more items before sending a partial batch.
 const LINGER: Duration = Duration::from_millis(20);
+/// Most log lines waiting for the server; beyond them new lines are dropped and counted.
+pub const MAX_PENDING_LOGS: usize = 100_000;
+/// How long a batch the server keeps failing with a 5xx other than 503 is retried before it
+/// is dropped (a server that is up but broken); unreachable or 503 servers are waited for.
+const SERVER_ERROR_PATIENCE: Duration = Duration::from_secs(300);
 
 /// A tracked run's heartbeat task, and its flag "the final state is being sent" (after
 /// which a refused run token is expected, not a lost run).
@@ -67,6 +75,9 @@ pub struct HttpTracker {
     /// a lost answer is stored once.
     log_stream: u32,
     log_seq: std::sync::atomic::AtomicU64,
+    /// Log lines queued and not yet sent (or refused), and those dropped for want of room.
+    pending_logs: Arc<std::sync::atomic::AtomicUsize>,
+    dropped_logs: std::sync::atomic::AtomicU64,
 }
 
 impl HttpTracker {
@@ -98,6 +109,8 @@ impl HttpTracker {
             outcome,
             log_stream: weir_client::new_log_stream(),
             log_seq: std::sync::atomic::AtomicU64::new(0),
+            pending_logs: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            dropped_logs: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -138,7 +151,11 @@ impl HttpTracker {
     fn ensure_sender(&self) {
         let rx = self.rx.lock().ok().and_then(|mut r| r.take());
         if let Some(rx) = rx {
-            tokio::spawn(send_loop(self.client.clone(), rx));
+            tokio::spawn(send_loop(
+                self.client.clone(),
+                rx,
+                self.pending_logs.clone(),
+            ));
         }
     }
 
@@ -310,6 +327,16 @@ impl Tracker for HttpTracker {
         line.stream = Some(self.log_stream);
         line.seq = Some(self.log_seq.fetch_add(1, Ordering::Relaxed));
         self.local.log(line.clone());
+        if self.pending_logs.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_LOGS {
+            self.pending_logs.fetch_sub(1, Ordering::SeqCst);
+            if self.dropped_logs.fetch_add(1, Ordering::SeqCst) == 0 {
+                crate::say::err!(
+                    "weir: {MAX_PENDING_LOGS} log lines are waiting for the server; dropping \
+                     newer ones until it takes them"
+                );
+            }
+            return;
+        }
         let _ = self.tx.send(Msg::Log(line));
     }
 
@@ -322,6 +349,13 @@ impl Tracker for HttpTracker {
             if !self.flush().await {
                 crate::say::err!(
                     "weir: some task runs or log lines could not be sent to the server"
+                );
+            }
+            let dropped = self.dropped_logs.swap(0, Ordering::SeqCst);
+            if dropped > 0 {
+                crate::say::err!(
+                    "weir: {dropped} log lines were dropped while the server could not take \
+                     them (more than {MAX_PENDING_LOGS} waiting)"
                 );
             }
             let proposal = ProposeState {
@@ -439,8 +473,13 @@ where
     }
 }
 
-/// Ships queued reports and lines in batches until every sender is gone.
-async fn send_loop(client: Client, mut rx: mpsc::UnboundedReceiver<Msg>) {
+/// Ships queued reports and lines in batches until every sender is gone; `pending_logs`
+/// counts the lines queued and not yet shipped.
+async fn send_loop(
+    client: Client,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    pending_logs: Arc<std::sync::atomic::AtomicUsize>,
+) {
     let mut tasks: Vec<TaskRunReport> = Vec::new();
     let mut logs: Vec<NewLogLine> = Vec::new();
     let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
@@ -487,6 +526,7 @@ async fn send_loop(client: Client, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 lines: logs.drain(..n).collect(),
             };
             send(&client, "log lines", || client.ingest_logs(&batch)).await;
+            pending_logs.fetch_sub(n, Ordering::SeqCst);
         }
         for a in acks.drain(..) {
             let _ = a.send(());
@@ -494,8 +534,10 @@ async fn send_loop(client: Client, mut rx: mpsc::UnboundedReceiver<Msg>) {
     }
 }
 
-/// Sends one batch, retrying network trouble with backoff for as long as it takes;
-/// a batch the server refuses is reported and dropped.
+/// Sends one batch, retrying network trouble with backoff for as long as it takes, and a
+/// server error (5xx: its database away, its disk full) for [`SERVER_ERROR_PATIENCE`]; a
+/// batch the server refuses (4xx) is reported and dropped. Batches are idempotent (task
+/// runs by id, log lines by their stream and number), so one sent again is stored once.
 async fn send<F, Fut>(client: &Client, what: &str, f: F)
 where
     F: Fn() -> Fut,
@@ -503,13 +545,21 @@ where
 {
     let mut delay = Duration::from_millis(50);
     let mut warned = false;
+    let mut failing_since: Option<std::time::Instant> = None;
     loop {
         match f().await {
             Ok(_) => return,
-            Err(e) if e.is_transient() => {
+            Err(e)
+                if e.is_transient()
+                    || (e.status().is_some_and(|s| s.is_server_error())
+                        && failing_since
+                            .get_or_insert_with(std::time::Instant::now)
+                            .elapsed()
+                            < SERVER_ERROR_PATIENCE) =>
+            {
                 if !warned {
                     crate::say::err!(
-                        "weir: cannot reach {} to send {what} ({e}); buffering and retrying",
+                        "weir: {} cannot take {what} now ({e}); buffering and retrying",
                         client.base_url()
                     );
                     warned = true;
