@@ -88,8 +88,9 @@ pub struct AppState {
     /// When this server started: the crash detector gives agents one lease from then to
     /// heartbeat again before it reads an expired lease as a dead run.
     pub(crate) started: std::time::Instant,
-    /// The database's clock minus this host's, in microseconds (see [`AppState::now`]).
-    pub(crate) clock_offset_us: Arc<std::sync::atomic::AtomicI64>,
+    /// The database's clock, read at a moment of this host's monotonic clock (see
+    /// [`AppState::now`]).
+    pub(crate) clock: Arc<std::sync::Mutex<DbClock>>,
     /// Delivers notifications from the outbox.
     pub(crate) notifier: Arc<crate::notify::Notifier>,
 }
@@ -98,6 +99,10 @@ impl AppState {
     /// Wraps a connected store; `secret` signs run tokens and sessions.
     pub fn new(store: Store, options: Options, secret: Vec<u8>) -> AppState {
         let notifier = Arc::new(crate::notify::Notifier::new(options.notify.clone()));
+        let clock = DbClock::new(
+            std::time::Instant::now(),
+            chrono::Utc::now() + options.clock_skew,
+        );
         AppState {
             store,
             notifier,
@@ -106,34 +111,28 @@ impl AppState {
             activity: Arc::new(watch::channel(0).0),
             run_secret: Arc::new(secret),
             started: std::time::Instant::now(),
-            clock_offset_us: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+            clock: Arc::new(std::sync::Mutex::new(clock)),
         }
-    }
-
-    /// This host's clock (with the test-only skew).
-    fn host_now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() + self.options.clock_skew
     }
 
     /// Now, by the database's clock: what leases, schedules and states are dated with, so
     /// that replicas whose clocks disagree (or one whose clock was stepped) still agree on
-    /// when a lease expires. Kept as an offset refreshed every tick ([`AppState::sync_clock`]).
+    /// when a lease expires. The database's time read at the last tick
+    /// ([`AppState::sync_clock`]) plus the time since on this host's *monotonic* clock: a step
+    /// of this host's wall clock never reaches a lease or a retry's due time (it did for up to
+    /// a tick, which was enough to crash every run and schedule retries an hour away).
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        let offset = self
-            .clock_offset_us
-            .load(std::sync::atomic::Ordering::Relaxed);
-        self.host_now() + Duration::microseconds(offset)
+        let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        clock.at(std::time::Instant::now())
     }
 
-    /// Measures the database's clock against this host's.
+    /// Reads the database's clock, dated at the middle of the round trip.
     pub(crate) async fn sync_clock(&self) -> Result<(), weir_store::Error> {
-        let before = self.host_now();
+        let before = std::time::Instant::now();
         let db = self.store.db_time().await?;
-        let after = self.host_now();
-        let mid = before + (after - before) / 2;
-        let offset = (db - mid).num_microseconds().unwrap_or(0);
-        self.clock_offset_us
-            .store(offset, std::sync::atomic::Ordering::Relaxed);
+        let after = std::time::Instant::now();
+        let read = DbClock::new(before + (after - before) / 2, db);
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = read;
         Ok(())
     }
 
@@ -159,5 +158,46 @@ impl AppState {
     /// Wakes log and state streams.
     pub(crate) fn touched(&self) {
         self.activity.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// The database's clock as this replica knows it: its time at one moment of the monotonic
+/// clock, carried forward by the monotonic clock alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DbClock {
+    read_at: std::time::Instant,
+    db: chrono::DateTime<chrono::Utc>,
+}
+
+impl DbClock {
+    /// The database said `db` at `read_at`.
+    pub(crate) fn new(read_at: std::time::Instant, db: chrono::DateTime<chrono::Utc>) -> Self {
+        DbClock { read_at, db }
+    }
+
+    /// The database's time at `instant`.
+    pub(crate) fn at(&self, instant: std::time::Instant) -> chrono::DateTime<chrono::Utc> {
+        match instant.checked_duration_since(self.read_at) {
+            Some(d) => self.db + Duration::from_std(d).unwrap_or(Duration::zero()),
+            None => {
+                let back = self.read_at.duration_since(instant);
+                self.db - Duration::from_std(back).unwrap_or(Duration::zero())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_clock_moves_with_the_monotonic_clock_only() {
+        let t0 = std::time::Instant::now();
+        let db = chrono::Utc::now() - Duration::hours(3);
+        let c = DbClock::new(t0, db);
+        let later = t0 + std::time::Duration::from_millis(1500);
+        assert_eq!(c.at(later), db + Duration::milliseconds(1500));
+        assert_eq!(c.at(t0), db);
     }
 }
