@@ -90,18 +90,7 @@ pub fn run(args: &Args) -> Result<Value> {
             latencies.push(mark.saturating_sub(t0) as f64 / 1000.0);
         }
         // Let the run finish so the agent is idle and waiting again.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !rt
-            .block_on(client.flow_run(run.id))?
-            .run
-            .state
-            .is_terminal()
-        {
-            if Instant::now() > deadline {
-                bail!("run {id} did not finish");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_finished(&rt, &client, run.id, Duration::from_secs(30))?;
     }
     let pct = percentiles(latencies);
     Ok(json!({
@@ -131,6 +120,23 @@ pub(crate) fn wait_mark(marks: &std::path::Path, is_it: impl Fn(&str) -> bool) -
         }
         std::thread::sleep(Duration::from_micros(500));
     }
+}
+
+/// Polls run `id` until it is in a final state, for at most `limit`.
+pub(crate) fn wait_finished(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    id: uuid::Uuid,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while !rt.block_on(client.flow_run(id))?.run.state.is_terminal() {
+        if Instant::now() > deadline {
+            bail!("run {id} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// The percentile function of `values` (ms), rounded to 0.1.

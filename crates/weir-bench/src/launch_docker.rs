@@ -8,14 +8,14 @@
 //! Both containers run with an init process on the host network, as the agent runs them for a
 //! loopback server.
 
-use crate::launch::{now_us, percentiles, wait_mark};
+use crate::launch::{now_us, percentiles, wait_finished, wait_mark};
 use crate::procs::{self, Proc, round};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use weir_client::Client;
 use weir_core::api::{CreateFlowRun, DeploymentSpec};
 use weir_core::infrastructure::{DockerInfrastructure, Infrastructure, PullPolicy};
@@ -136,18 +136,7 @@ pub fn run(runs: u32) -> Result<Value> {
         let id = run.id.to_string();
         let mark = wait_mark(&weir_marks, |rid| rid == id)
             .with_context(|| format!("run {id} did not start within 30 s"))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !rt
-            .block_on(client.flow_run(run.id))?
-            .run
-            .state
-            .is_terminal()
-        {
-            if Instant::now() > deadline {
-                bail!("run {id} did not finish");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_finished(&rt, &client, run.id, Duration::from_secs(60))?;
         let docker = docker_run(&image, &mount, &marks_dir.join(format!("bare-{i}.log")))?;
         if i > 0 {
             weir.push(mark.saturating_sub(t0) as f64 / 1000.0);

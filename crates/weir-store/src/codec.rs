@@ -2,10 +2,10 @@
 
 use crate::{Error, Result};
 use chrono::{TimeZone, Utc};
-use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 use weir_core::api::{FlowRun, StateChange, TaskRun};
 use weir_core::{StateKind, Timestamp};
