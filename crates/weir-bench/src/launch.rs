@@ -2,7 +2,9 @@
 //! an idle agent already waiting (real `weir server`, `weir agent` and `example-flows`
 //! processes; the flow appends a timestamp to `WEIR_BENCH_MARK_FILE` when its code starts).
 //! With `--launcher docker` the runs are containers, beside bare `docker run`s of the same
-//! image ([`crate::launch_docker`]).
+//! image ([`crate::launch_docker`]). With `--replicas 2` two servers share one PostgreSQL
+//! database: runs are created through the first while the agent long-polls the second, so
+//! the figure includes the wake-up between replicas (PostgreSQL `LISTEN/NOTIFY`).
 
 use crate::procs::{self, Proc, round};
 use anyhow::{Context, Result, bail};
@@ -22,6 +24,15 @@ pub struct Args {
     /// same image, for comparison).
     #[arg(long, value_enum, default_value = "process")]
     pub launcher: Kind,
+    /// Server replicas (process launcher only). More than one needs an empty PostgreSQL
+    /// database in `--db` or `WEIR_BENCH_POSTGRES_URL`; runs are created through the first
+    /// replica, the agent talks to the last.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub replicas: u8,
+    /// The database every replica uses (default: SQLite in a temporary directory, or
+    /// `WEIR_BENCH_POSTGRES_URL` with `--replicas` above 1).
+    #[arg(long)]
+    pub db: Option<String>,
 }
 
 /// The launchers `weir-bench launch` measures.
@@ -42,20 +53,46 @@ pub(crate) fn now_us() -> u128 {
 
 /// Measures and returns the figures.
 pub fn run(args: &Args) -> Result<Value> {
+    if args.launcher == Kind::Docker && args.replicas > 1 {
+        bail!("--replicas applies to the process launcher only");
+    }
     if args.launcher == Kind::Docker {
         return crate::launch_docker::run(args.runs);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let db = match (&args.db, args.replicas) {
+        (Some(db), _) => Some(db.clone()),
+        (None, 1) => None,
+        (None, _) => Some(std::env::var("WEIR_BENCH_POSTGRES_URL").map_err(|_| {
+            anyhow::anyhow!(
+                "--replicas {} needs a database the replicas share: pass --db postgres://… or set WEIR_BENCH_POSTGRES_URL (an empty database)",
+                args.replicas
+            )
+        })?),
+    };
+    if args.replicas > 1 && !db.as_deref().is_some_and(|d| d.starts_with("postgres")) {
+        bail!(
+            "--replicas above 1 needs a PostgreSQL database (--db postgres://…): SQLite has one server"
+        );
+    }
     let home = tempfile::tempdir()?;
-    let server = procs::start_server(home.path(), None, &[])?;
+    let server = procs::start_server(home.path(), db.as_deref(), &[])?;
+    // The other replicas: same database, their own home; the first replica's admin key.
+    let mut replicas = Vec::new();
+    for n in 1..args.replicas {
+        let dir = home.path().join(format!("replica-{n}"));
+        std::fs::create_dir_all(&dir)?;
+        replicas.push(procs::start_replica(&dir, db.as_deref(), &server.key)?);
+    }
+    let agent_url = replicas.last().map_or(&server.url, |r| &r.url);
     let marks = home.path().join("marks.log");
     let agent_home = home.path().join("agent-home");
     let _agent = Proc {
         child: Command::new(procs::sibling("weir")?)
             .args(["agent", "--queue", "bench", "--limit", "4"])
-            .env("WEIR_API_URL", &server.url)
+            .env("WEIR_API_URL", agent_url)
             .env("WEIR_API_KEY", &server.key)
             .env("WEIR_HOME", &agent_home)
             .env("WEIR_LOG", "warn")
@@ -95,6 +132,7 @@ pub fn run(args: &Args) -> Result<Value> {
     let pct = percentiles(latencies);
     Ok(json!({
         "launch_runs": args.runs,
+        "launch_replicas": args.replicas,
         "launch_p50_ms": pct(0.5),
         "launch_p99_ms": pct(0.99),
         "launch_max_ms": pct(1.0),

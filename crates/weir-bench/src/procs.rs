@@ -57,6 +57,29 @@ pub struct ServerProc {
 /// Starts `weir server` with data directory `home` and database `db` (default: SQLite in
 /// `home`), and waits until `/readyz` answers.
 pub fn start_server(home: &Path, db: Option<&str>, extra: &[&str]) -> Result<ServerProc> {
+    let (proc, url, ready_after) = spawn_server(home, db, extra)?;
+    let key = admin_key(home, Duration::from_secs(10))?;
+    Ok(ServerProc {
+        proc,
+        url,
+        ready_after,
+        key,
+    })
+}
+
+/// Starts another replica on the database of a running server whose admin key is `key`.
+pub fn start_replica(home: &Path, db: Option<&str>, key: &str) -> Result<ServerProc> {
+    let (proc, url, ready_after) = spawn_server(home, db, &[])?;
+    Ok(ServerProc {
+        proc,
+        url,
+        ready_after,
+        key: key.to_string(),
+    })
+}
+
+/// Spawns `weir server` on a free port and waits until it is ready.
+fn spawn_server(home: &Path, db: Option<&str>, extra: &[&str]) -> Result<(Proc, String, Duration)> {
     let weir = sibling("weir")?;
     let port = free_port()?;
     let mut cmd = Command::new(weir);
@@ -77,13 +100,7 @@ pub fn start_server(home: &Path, db: Option<&str>, extra: &[&str]) -> Result<Ser
     };
     let url = format!("http://127.0.0.1:{port}");
     let ready_after = wait_ready(&url, started, Duration::from_secs(30))?;
-    let key = admin_key(home, Duration::from_secs(10))?;
-    Ok(ServerProc {
-        proc,
-        url,
-        ready_after,
-        key,
-    })
+    Ok((proc, url, ready_after))
 }
 
 /// The admin key a server stored in `home/admin.key` (written just after it starts serving),
