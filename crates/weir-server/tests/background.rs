@@ -91,9 +91,18 @@ async fn scheduler_replicas(db: &TestDb) {
         let c = if i % 2 == 0 { &a.client } else { &b.client };
         deploy(c, name, sp).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     for name in names {
-        let runs = runs_of(&a.client, name).await;
+        // Both replicas fill the window (30 runs ahead) within a few ticks; on a loaded
+        // machine that can take longer than 1.5 s, so wait for it rather than sleeping.
+        let runs = eventually(
+            &format!("{name} to have 30 runs scheduled ahead"),
+            Duration::from_secs(30),
+            || async {
+                let runs = runs_of(&a.client, name).await;
+                (runs.len() >= 30).then_some(runs)
+            },
+        )
+        .await;
         assert!(
             assert_unique_times(&runs) >= 30,
             "{name}: {} runs",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use weir_core::StateKind;
 use weir_core::api::ProposeState;
+use weir_server::Options;
 use weir_testkit::TestDb;
 
 both! {
@@ -480,7 +481,13 @@ async fn bad_paths_and_queries(db: &TestDb) {
 }
 
 async fn refused_by_the_rules(db: &TestDb) {
-    let s = TestServer::start(options(db)).await;
+    // A lease long enough that the crash detector leaves the Running run alone however slow
+    // the machine: the test compares its history before and after the refusals.
+    let s = TestServer::start(Options {
+        lease: Duration::from_secs(120),
+        ..options(db)
+    })
+    .await;
     let c = &s.client;
     deploy(c, "etl", spec("etl")).await;
     let run = run_of(c, "etl").await;

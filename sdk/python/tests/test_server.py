@@ -110,9 +110,17 @@ def test_a_server_restart_mid_run_loses_no_report(server, project):
         results["r"] = weir_py(BASICS, "run", "ticking", "--param", "n=300", server=server,
                                timeout=120)
 
+    before = {r["id"] for r in server.runs()}
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(1.0)
+    # Kill it once the run is on the server and running (a loaded machine can take seconds
+    # to start the interpreter), so the SDK has reports in flight to buffer.
+    deadline = time.monotonic() + 60
+    while not any(r["flow"] == "ticking" and r["state"] == "Running" and r["id"] not in before
+                  for r in server.runs()):
+        assert time.monotonic() < deadline, "the run did not start within 60 s"
+        time.sleep(0.05)
+    time.sleep(0.3)
     server.stop(signal.SIGKILL)
     time.sleep(1.5)
     server.start()
