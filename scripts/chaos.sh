@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export WEIR_FAULTS="${WEIR_FAULTS:-full}"
 FEATURES=(--features weir-cli/aws,weir-cli/ecs)
-cargo build --workspace --bins "${FEATURES[@]}"
+# Built with the tests, so the binaries and the suite share one feature resolution (see
+# scripts/test.sh).
+cargo build --workspace --all-targets "${FEATURES[@]}"
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run -p weir-cli "${FEATURES[@]}" --test faults --no-capture || status=$?

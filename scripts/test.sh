@@ -48,8 +48,11 @@ trap 'docker rmi -f weir-test-weir:dev weir-test-weir-example-flows:dev >/dev/nu
 # The workspace run includes the trimmed fault suite (crates/weir-cli/tests/faults, root and
 # network namespaces); scripts/chaos.sh runs the full one.
 
-# Tests need the binaries they drive (weir, example-flows) built first.
-cargo build --workspace --bins "${FEATURES[@]}"
+# Tests need the binaries they drive (weir, example-flows) built first. They are built with
+# the tests (`--all-targets`) so one feature resolution, dev-dependencies included, serves
+# both: built apart, `--bins` alone resolves dependency features differently and every
+# shared dependency (the AWS SDKs, sqlx, axum, …) is compiled twice on a cold cache.
+cargo build --workspace --all-targets "${FEATURES[@]}"
 
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
