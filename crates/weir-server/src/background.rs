@@ -1,5 +1,6 @@
 //! Background loops: the scheduler (materialises future runs of scheduled deployments), the
-//! crash detector (expired leases → Crashed or a retry; overdue runs → Late), retention
+//! crash detector (expired leases → Crashed or a retry; overdue runs → Late), the fold of the
+//! dashboard's hourly run counts (`Store::fold_run_hours`, PostgreSQL only), retention
 //! (`retention.rs`) and the notification delivery loop (`notify`).
 //!
 //! Both are safe to run in every replica at once: runs are created with idempotency keys
@@ -37,6 +38,12 @@ pub(crate) fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHan
             stop.clone(),
             "crash detector",
             reap,
+        )),
+        tokio::spawn(every_tick(
+            state.clone(),
+            stop.clone(),
+            "run hours",
+            |st: AppState| async move { st.store.fold_run_hours().await.map(drop) },
         )),
         tokio::spawn(crate::retention::run(state.clone(), stop.clone())),
         tokio::spawn(every_tick(

@@ -65,6 +65,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "trends",
         include_str!("../migrations/sqlite/0012_trends.sql"),
     ),
+    (
+        13,
+        "run_hours",
+        include_str!("../migrations/sqlite/0013_run_hours.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -126,6 +131,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         12,
         "trends",
         include_str!("../migrations/postgres/0012_trends.sql"),
+    ),
+    (
+        13,
+        "run_hours",
+        include_str!("../migrations/postgres/0013_run_hours.sql"),
     ),
 ];
 

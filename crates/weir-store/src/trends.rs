@@ -1,11 +1,12 @@
 //! History for the UI's charts: runs over time by state (the dashboard), and a deployment's
-//! outcomes and last durations (its page). Each is one statement that reads an index alone
-//! (`flow_runs_created_state`, `flow_runs_project_created`, `flow_runs_deployment_ended`), so
-//! a page stays fast on a database of millions of runs.
+//! outcomes and last durations (its page). Each is one statement that reads small rows or an
+//! index alone (the hourly counts `flow_run_hours` with `flow_runs_created_state` or
+//! `flow_runs_project_created` for a window's partial hours; `flow_runs_deployment_ended`),
+//! so a page stays fast on a database of millions of runs.
 
 use crate::codec::{self, micros, placeholders, ts};
 use crate::runs::Bind;
-use crate::{Result, Store};
+use crate::{Dialect, Result, Store};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -20,8 +21,7 @@ pub struct HourCounts {
     pub counts: BTreeMap<StateKind, u64>,
 }
 
-/// Microseconds in an hour: the divisor of the `flow_runs_created_hour` index, spelled the
-/// same way in the statement so the planner matches the index's expression.
+/// Microseconds in an hour: the divisor of the hourly counts' `hour` (migration 0013).
 const HOUR_US: i64 = 3_600_000_000;
 
 /// A run that ended, for a duration trend.
@@ -43,6 +43,11 @@ impl Store {
     /// Runs created from `from` until before `until`, per hour they were created in (only
     /// hours with runs, oldest first), by their state now; only in `projects` when given (an
     /// empty list: none).
+    ///
+    /// One statement: the window's whole hours are read from the hourly counts
+    /// (`flow_run_hours`, kept by triggers on `flow_runs`, see migration 0013), its partial
+    /// first and last hours are counted from the runs themselves, so the edges are exact and
+    /// a 7-day chart reads ~2,000 small rows however many runs those days hold.
     pub async fn runs_by_hour(
         &self,
         projects: Option<&[String]>,
@@ -53,26 +58,56 @@ impl Store {
             return Ok(Vec::new());
         }
         let (start, end) = (micros(from), micros(until));
-        // Grouped in the order of the (hour, state, created_at) index, so the count streams
-        // through it without a sort; the condition on the hour picks the index's range, the
-        // one on created_at the window's exact edges. A project-scoped key's count goes
-        // through (project, created_at, state) instead.
-        let hour = format!("created_at / {HOUR_US}");
-        let mut sql = format!(
-            "SELECT {hour} AS hour, state, COUNT(*) AS n FROM flow_runs \
-             WHERE {hour} >= $1 AND {hour} <= $2 AND created_at >= $3 AND created_at < $4"
-        );
-        let mut binds = vec![
-            Bind::Int(start / HOUR_US),
-            Bind::Int(end / HOUR_US),
-            Bind::Int(start),
-            Bind::Int(end),
-        ];
-        if let Some(ps) = projects {
-            sql.push_str(&format!(" AND project IN ({})", placeholders(5, ps.len())));
+        // Whole hours: [first_whole, end_whole) in hour numbers.
+        let first_whole = start.div_euclid(HOUR_US) + i64::from(start.rem_euclid(HOUR_US) != 0);
+        let end_whole = end.div_euclid(HOUR_US);
+        let mut parts = Vec::new();
+        let mut binds = Vec::new();
+        let project_filter = |binds: &mut Vec<Bind>| -> String {
+            let Some(ps) = projects else {
+                return String::new();
+            };
+            let sql = format!(
+                " AND project IN ({})",
+                placeholders(binds.len() + 1, ps.len())
+            );
             binds.extend(ps.iter().map(|p| Bind::Text(p.clone())));
+            sql
+        };
+        // Runs of a part of one hour, counted through (created_at, state) or (project,
+        // created_at, state).
+        let exact = |binds: &mut Vec<Bind>, a: i64, b: i64| {
+            let n = binds.len();
+            binds.extend([Bind::Int(a.div_euclid(HOUR_US)), Bind::Int(a), Bind::Int(b)]);
+            let filter = project_filter(binds);
+            format!(
+                "SELECT CAST(${} AS BIGINT) AS hour, state, COUNT(*) AS n FROM flow_runs \
+                 WHERE created_at >= ${} AND created_at < ${}{filter} GROUP BY state",
+                n + 1,
+                n + 2,
+                n + 3
+            )
+        };
+        if first_whole >= end_whole {
+            parts.push(exact(&mut binds, start, end));
+        } else {
+            if start < first_whole * HOUR_US {
+                parts.push(exact(&mut binds, start, first_whole * HOUR_US));
+            }
+            let n = binds.len();
+            binds.extend([Bind::Int(first_whole), Bind::Int(end_whole)]);
+            let filter = project_filter(&mut binds);
+            parts.push(format!(
+                "SELECT hour, state, CAST(SUM(n) AS BIGINT) AS n FROM flow_run_hours \
+                 WHERE hour >= ${} AND hour < ${}{filter} GROUP BY hour, state",
+                n + 1,
+                n + 2
+            ));
+            if end_whole * HOUR_US < end {
+                parts.push(exact(&mut binds, end_whole * HOUR_US, end));
+            }
         }
-        sql.push_str(&format!(" GROUP BY {hour}, state"));
+        let sql = parts.join(" UNION ALL ");
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for b in binds {
             q = b.bind(q);
@@ -81,8 +116,12 @@ impl Store {
         for row in q.fetch_all(&self.read).await? {
             let h: i64 = row.try_get("hour")?;
             let n: i64 = row.try_get("n")?;
+            // A count folded to zero on PostgreSQL until its rows are folded away.
+            let Ok(n @ 1..) = u64::try_from(n) else {
+                continue;
+            };
             let state = codec::state(&row, "state")?;
-            *out.entry(h).or_default().entry(state).or_default() += u64::try_from(n).unwrap_or(0);
+            *out.entry(h).or_default().entry(state).or_default() += n;
         }
         let out = out
             .into_iter()
@@ -92,6 +131,42 @@ impl Store {
             })
             .collect();
         Ok(out)
+    }
+
+    /// Folds the hourly counts' appended changes into one row per hour, project and state
+    /// (PostgreSQL, where writers append `+n`/`-n` rows instead of updating a shared count;
+    /// see migration 0013), dropping counts that reached zero. Safe in every replica at once:
+    /// one folds at a time (an advisory lock; the others return at once), and changes
+    /// committed meanwhile stay for the next fold. Returns how many folded counts it wrote;
+    /// on SQLite, whose triggers update counts in place, it does nothing.
+    pub async fn fold_run_hours(&self) -> Result<u64> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind("weir-run-hours-fold")
+                .fetch_one(&mut *tx)
+                .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let folded = sqlx::query(
+            "WITH touched AS (SELECT DISTINCT hour, project, state FROM flow_run_hours \
+                 WHERE fresh), \
+             gone AS (DELETE FROM flow_run_hours h USING touched t \
+                 WHERE h.hour = t.hour AND h.project = t.project AND h.state = t.state \
+                 RETURNING h.hour, h.project, h.state, h.n) \
+             INSERT INTO flow_run_hours (hour, project, state, n, fresh) \
+             SELECT hour, project, state, SUM(n), FALSE FROM gone \
+             GROUP BY hour, project, state HAVING SUM(n) <> 0",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(folded)
     }
 
     /// How many runs of a deployment ended at or after `since`, by final state.

@@ -1,6 +1,7 @@
 //! The UI's history queries on both backends (an SQLite file; a fresh PostgreSQL database):
-//! runs per hour by state within an exact window and a project filter, a deployment's
-//! outcomes since a time, and its last runs to end.
+//! runs per hour by state within an exact window and a project filter — kept by the hourly
+//! counts through state changes, deletions and their fold —, a deployment's outcomes since a
+//! time, and its last runs to end.
 
 #[macro_use]
 mod common;
@@ -14,6 +15,7 @@ use weir_store::{HourCounts, Store};
 
 both_backends! {
     case_runs_by_hour => sqlite_runs_by_hour, postgres_runs_by_hour;
+    case_runs_by_hour_follows_changes => sqlite_runs_by_hour_follows_changes, postgres_runs_by_hour_follows_changes;
     case_deployment_outcomes_and_last_ended => sqlite_deployment_outcomes_and_last_ended, postgres_deployment_outcomes_and_last_ended;
 }
 
@@ -118,6 +120,35 @@ async fn case_runs_by_hour(store: Store) {
             .collect::<Vec<_>>(),
         [(t(10, 0), 2), (t(12, 0), 2)]
     );
+    // A partial last hour is counted up to the window's end; so is a window within an hour.
+    let tail = store
+        .runs_by_hour(None, t(10, 0), t(12, 31))
+        .await
+        .expect("a partial last hour");
+    assert_eq!(
+        tail.iter()
+            .map(|h| (h.hour, h.counts.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (t(10, 0), BTreeMap::from([(Completed, 3), (Failed, 1)])),
+            (t(12, 0), BTreeMap::from([(Completed, 1), (Crashed, 1)])),
+        ]
+    );
+    let inside = store
+        .runs_by_hour(
+            Some(&["dev".to_string(), "main".to_string()]),
+            t(12, 10),
+            t(12, 32),
+        )
+        .await
+        .expect("within one hour");
+    assert_eq!(
+        inside,
+        [HourCounts {
+            hour: t(12, 0),
+            counts: BTreeMap::from([(Completed, 1), (Running, 1)]),
+        }]
+    );
     assert!(
         store
             .runs_by_hour(Some(&[]), t(10, 0), t(13, 0))
@@ -131,6 +162,127 @@ async fn case_runs_by_hour(store: Store) {
             .await
             .expect("an empty window")
             .is_empty()
+    );
+}
+
+/// The hourly counts follow every change of a run: its state (cancel, retry), its deletion
+/// (retention), a new run; folding them (PostgreSQL) changes no count.
+async fn case_runs_by_hour_follows_changes(store: Store) {
+    let dev = deployment(&store, "dev", "etl").await;
+    let now = common::now();
+    let hour = |h: i64| {
+        let at = now - Duration::hours(h);
+        Utc.timestamp_micros(at.timestamp_micros() - at.timestamp_micros() % 3_600_000_000)
+            .unwrap()
+    };
+    use StateKind::*;
+    let mut old = run(
+        "dev",
+        (dev, "etl"),
+        hour(30) + Duration::minutes(1),
+        Completed,
+        3,
+    );
+    old.state_at = hour(30) + Duration::minutes(2);
+    let failed = run(
+        "dev",
+        (dev, "etl"),
+        hour(5) + Duration::minutes(3),
+        Failed,
+        3,
+    );
+    let waiting = run(
+        "dev",
+        (dev, "etl"),
+        hour(5) + Duration::minutes(4),
+        Scheduled,
+        0,
+    );
+    let done = run(
+        "dev",
+        (dev, "etl"),
+        hour(5) + Duration::minutes(5),
+        Completed,
+        3,
+    );
+    store
+        .import_flow_runs(&[old.clone(), failed.clone(), waiting.clone(), done])
+        .await
+        .expect("import");
+    let (from, until) = (hour(48), now + Duration::seconds(1));
+    let counts = |hours: Vec<HourCounts>| {
+        hours
+            .into_iter()
+            .map(|h| (h.hour, h.counts))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        counts(store.runs_by_hour(None, from, until).await.expect("before")),
+        [
+            (hour(30), BTreeMap::from([(Completed, 1)])),
+            (
+                hour(5),
+                BTreeMap::from([(Scheduled, 1), (Completed, 1), (Failed, 1)])
+            ),
+        ]
+    );
+
+    store
+        .cancel_flow_run(waiting.id, now)
+        .await
+        .expect("cancel");
+    store
+        .retry_flow_run(failed.id, false, now)
+        .await
+        .expect("retry");
+    let pruned = store
+        .delete_runs("dev", &[old.id], now - Duration::hours(1), now)
+        .await
+        .expect("delete");
+    assert_eq!(pruned.runs, 1);
+    let (fresh, _) = store
+        .create_flow_run(
+            weir_store::NewFlowRun {
+                project: "dev".into(),
+                deployment: Some((dev, "etl".into())),
+                flow: "etl".into(),
+                parameters: Default::default(),
+                work_queue: "default".into(),
+                scheduled_at: now,
+                state: Scheduled,
+                retries: 0,
+                retry_delay_s: 1,
+                idempotency_key: None,
+                parent_flow_run_id: None,
+                tags: vec![],
+                auto_scheduled: false,
+                tick_at: None,
+            },
+            Duration::seconds(30),
+            now,
+        )
+        .await
+        .expect("create");
+    assert_eq!(fresh.state, Scheduled);
+    let want = [
+        (
+            hour(5),
+            BTreeMap::from([(Scheduled, 1), (Completed, 1), (Cancelled, 1)]),
+        ),
+        (hour(0), BTreeMap::from([(Scheduled, 1)])),
+    ];
+    assert_eq!(
+        counts(store.runs_by_hour(None, from, until).await.expect("after")),
+        want,
+        "the deleted hour is gone, the retried run counts as Scheduled, the cancelled one as Cancelled"
+    );
+    let folded = store.fold_run_hours().await.expect("fold");
+    assert_eq!(folded > 0, store.dialect() == weir_store::Dialect::Postgres);
+    assert_eq!(store.fold_run_hours().await.expect("fold again"), 0);
+    assert_eq!(
+        counts(store.runs_by_hour(None, from, until).await.expect("folded")),
+        want,
+        "folding changes no count"
     );
 }
 
