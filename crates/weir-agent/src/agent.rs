@@ -10,9 +10,13 @@
 //! - every run being supervised is written to the state directory, so an agent restarted
 //!   after a crash takes over the processes still alive instead of losing them, and runs on
 //!   infrastructure that outlives agents (ECS tasks) are taken over by whichever agent of
-//!   their queues starts next ([`adopt`]).
+//!   their queues starts next ([`adopt`]);
+//! - a local process's output goes to the state directory's spool
+//!   ([`crate::launcher::spool`]), removed only once the attempt's end was reported and every
+//!   line shipped, so output written while the agent is down reaches the server once it is
+//!   back.
 
-use crate::launcher::{ExitStatus, LaunchError, LaunchSpec, Launched, Launcher};
+use crate::launcher::{ExitStatus, LaunchError, LaunchSpec, Launched, Launcher, Spool};
 use crate::secrets::Resolver;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -99,6 +103,8 @@ struct Shared {
     held: Mutex<HashMap<Uuid, Held>>,
     slot_freed: Notify,
     fence: crate::fence::Fence,
+    /// Where local processes write their output (`<state_dir>/spool`).
+    spool: Spool,
 }
 
 /// A configured agent, ready to [`run`](Agent::run).
@@ -119,12 +125,13 @@ impl Agent {
         Agent {
             shared: Arc::new(Shared {
                 client,
-                options,
                 launchers: launchers.into_iter().map(|l| (l.kind(), l)).collect(),
                 resolver,
                 held: Mutex::new(HashMap::new()),
                 slot_freed: Notify::new(),
                 fence: crate::fence::Fence::new(),
+                spool: Spool::new(crate::launcher::spool::dir(&options.state_dir)),
+                options,
             }),
         }
     }
@@ -433,9 +440,11 @@ fn start(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun, renewed: u64) {
     );
     let sh = sh.clone();
     tokio::spawn(async move {
-        supervise(&sh, me, claimed).await;
+        let keep_record = supervise(&sh, me, claimed).await;
         lock(&sh).remove(&id);
-        let _ = std::fs::remove_file(record_path(&sh, id));
+        if !keep_record {
+            let _ = std::fs::remove_file(record_path(&sh, id));
+        }
         sh.slot_freed.notify_waiters();
     });
 }
@@ -563,7 +572,10 @@ fn renewed_one(sh: &Shared, run: &FlowRun, sent: u64) {
     );
 }
 
-async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
+/// Launches and follows a claimed run to its end. True when its record must stay: its
+/// process ended but some of its spooled lines could not be shipped, which the agent's next
+/// start does ([`adopt`]).
+async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) -> bool {
     let run = claimed.run;
     let Some(spec) = claimed.spec else {
         report(
@@ -573,7 +585,7 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
             Some("the run has no deployment to launch".into()),
         )
         .await;
-        return;
+        return false;
     };
     let kind = spec.infrastructure.kind();
     let Some(launcher) = sh.launchers.get(&kind).cloned() else {
@@ -587,7 +599,7 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
                 .join(", ")
         );
         report(sh, &run, StateKind::Crashed, Some(msg)).await;
-        return;
+        return false;
     };
     if spec.command.is_empty() {
         let msg = format!(
@@ -595,7 +607,7 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
             run.deployment.clone().unwrap_or_default()
         );
         report(sh, &run, StateKind::Crashed, Some(msg)).await;
-        return;
+        return false;
     }
     // Launchers whose infrastructure injects secrets itself (ECS `valueFrom`) get the
     // references; the agent then never holds a value.
@@ -615,7 +627,7 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
                 Some(format!("before the flow started: {e}")),
             )
             .await;
-            return;
+            return false;
         }
     };
     let mut argv = spec.command.clone();
@@ -681,9 +693,10 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
         } else {
             BTreeMap::new()
         },
+        spool: Some(sh.spool.clone()),
     };
     if !lease_confirmed(sh, me, &run).await {
-        return;
+        return false;
     }
     let mut launched = match launcher.launch(launch).await {
         Ok(l) => l,
@@ -695,7 +708,7 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
             };
             let msg = format!("launch failed ({} launcher): {e}", launcher.name());
             report(sh, &run, state, Some(msg)).await;
-            return;
+            return false;
         }
     };
     adopt::write_record(
@@ -706,6 +719,7 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
             pid: launched.id(),
             launcher: Some(launcher.name().to_string()),
             plain: spec.plain_command,
+            ended: false,
         },
     );
     let (cancelled_early, lost_early) = {
@@ -727,21 +741,68 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) {
     }
     tracing::info!(message = "launched run", run = %run.id, attempt = run.attempt, id = %launched.id());
     report(sh, &run, StateKind::Running, None).await;
-    let exit = drain_and_wait(sh, &run, &mut launched).await;
+    let (exit, shipped) = drain_and_wait(sh, run.id, run.attempt, &mut launched).await;
     settle(sh, &run, spec.plain_command, exit).await;
+    finish_spool(
+        sh,
+        run.id,
+        run.attempt,
+        shipped,
+        &launched.id(),
+        spec.plain_command,
+    )
 }
 
 /// Streams the launch's output to the server as log lines (batched), then waits for it.
-async fn drain_and_wait(sh: &Arc<Shared>, run: &FlowRun, launched: &mut Launched) -> ExitStatus {
-    let shipper = crate::logs::Shipper::start(sh.client.clone(), run.attempt);
+/// Also says whether every line was delivered.
+async fn drain_and_wait(
+    sh: &Arc<Shared>,
+    run: Uuid,
+    attempt: u32,
+    launched: &mut Launched,
+) -> (ExitStatus, bool) {
+    let shipper = crate::logs::Shipper::start(sh.client.clone(), attempt);
     while let Some(line) = launched.output.recv().await {
-        if !shipper.send(crate::logs::log_line(run.id, line)).await {
+        if !shipper
+            .send(crate::logs::log_line(run, attempt, line))
+            .await
+        {
             break;
         }
     }
     let exit = launched.wait().await;
-    shipper.close().await;
-    exit
+    let shipped = shipper.close().await;
+    (exit, shipped)
+}
+
+/// After an attempt's end was settled: removes its spool when every line was shipped and
+/// says the record may go. Otherwise keeps both, the record marked ended, so that the agent's
+/// next start ships the rest ([`adopt`]); returns true then.
+fn finish_spool(
+    sh: &Shared,
+    run: Uuid,
+    attempt: u32,
+    shipped: bool,
+    pid: &str,
+    plain: bool,
+) -> bool {
+    if shipped || !sh.spool.exists(run, attempt) {
+        sh.spool.remove(run, attempt);
+        return false;
+    }
+    tracing::warn!(message = "keeping the run's spooled output: the server did not take all of it; the agent's next start sends it", %run, attempt);
+    adopt::write_record(
+        sh,
+        &adopt::Record {
+            run,
+            attempt,
+            pid: pid.to_string(),
+            launcher: Some(InfrastructureKind::Process.as_str().to_string()),
+            plain,
+            ended: true,
+        },
+    );
+    true
 }
 
 /// After the process exited: if it did not report a final state itself, deliver the one it

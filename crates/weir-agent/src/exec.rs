@@ -117,14 +117,14 @@ pub async fn run(client: Client, env: ReportingEnv, options: Options) -> i32 {
         if !env.output_forwarded {
             echo(&line);
         }
-        let _ = shipper.send(log_line(run, line)).await;
+        let _ = shipper.send(log_line(run, attempt, line)).await;
     }
     let exit = launched.wait().await;
     heartbeat.abort();
     if let Some(f) = forward {
         f.abort();
     }
-    shipper.close().await;
+    let _ = shipper.close().await;
     let why = why.load(Ordering::SeqCst);
     if why == LOST {
         eprintln!("weir exec: this attempt of the run is over; its state is not reported");

@@ -3,8 +3,11 @@
 //! One home for "an output line becomes a log line": the agent uses it for the output it
 //! reads from its launchers, `weir exec` for the output of the command it runs. Lines are sent
 //! in order, in batches of up to 1000 or every 100 ms, and a batch the server cannot take yet
-//! is retried for about 20 s (network trouble, or a 5xx while the database is away). Each line carries its attempt, the shipper's stream (random) and
-//! its number in it, so a batch sent again after a lost answer is stored once.
+//! is retried for about 20 s (network trouble, or a 5xx while the database is away). Each line carries its attempt, a stream and
+//! its number in it, so a batch sent again after a lost answer is stored once: for a line of
+//! a spool file, the file's stream ([`crate::launcher::spool::stream_id`]) and its position
+//! in the file, which every agent reading that file gives it; for other lines, the shipper's
+//! own random stream and its count.
 
 use crate::launcher::{OutputLine, Stream};
 use chrono::Utc;
@@ -20,8 +23,12 @@ const MAX_BATCH: usize = 1000;
 /// How long a partial batch waits for more lines.
 const LINGER: Duration = Duration::from_millis(100);
 
-/// The log line of `run` for one output line: stdout at level info, stderr at warn.
-pub fn log_line(run: Uuid, line: OutputLine) -> NewLogLine {
+/// The log line of attempt `attempt` of `run` for one output line: stdout at level info,
+/// stderr at warn; a numbered line ([`OutputLine::seq`]) keeps its number in its file's stream.
+pub fn log_line(run: Uuid, attempt: u32, line: OutputLine) -> NewLogLine {
+    let stream = line
+        .seq
+        .map(|_| crate::launcher::spool::stream_id(run, attempt, line.stream));
     NewLogLine {
         flow_run_id: run,
         task_run_id: None,
@@ -31,16 +38,16 @@ pub fn log_line(run: Uuid, line: OutputLine) -> NewLogLine {
             Stream::Stderr => LogLevel::Warn,
         },
         message: line.text,
-        attempt: None,
-        stream: None,
-        seq: None,
+        attempt: Some(attempt),
+        stream,
+        seq: line.seq,
     }
 }
 
 /// A background sender of log lines. Drop or [`close`](Shipper::close) it to send the rest.
 pub struct Shipper {
     tx: mpsc::Sender<NewLogLine>,
-    task: JoinHandle<()>,
+    task: JoinHandle<bool>,
     attempt: u32,
     stream: u32,
     next: std::sync::atomic::AtomicU64,
@@ -59,31 +66,36 @@ impl Shipper {
         }
     }
 
-    /// Queues one line, numbered in this shipper's stream (waits while the queue is full, so
-    /// a run cannot outpace the server without bound). Returns false once the sender has
-    /// stopped.
+    /// Queues one line, numbered in this shipper's stream unless it has a stream of its own
+    /// (waits while the queue is full, so a run cannot outpace the server without bound).
+    /// Returns false once the sender has stopped.
     pub async fn send(&self, mut line: NewLogLine) -> bool {
         line.attempt = Some(self.attempt);
-        line.stream = Some(self.stream);
-        line.seq = Some(self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        if line.stream.is_none() || line.seq.is_none() {
+            line.stream = Some(self.stream);
+            line.seq = Some(self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        }
         self.tx.send(line).await.is_ok()
     }
 
-    /// Sends what is queued and resolves once it was sent (or refused).
-    pub async fn close(self) {
+    /// Sends what is queued and resolves once it was sent (or refused). False when some
+    /// batch could not be delivered: the server stayed unreachable, or answered 5xx, through
+    /// every retry (a batch it refused counts as delivered: sending it again would not help).
+    pub async fn close(self) -> bool {
         drop(self.tx);
-        let _ = self.task.await;
+        self.task.await.unwrap_or(false)
     }
 }
 
-async fn ship(client: Client, mut rx: mpsc::Receiver<NewLogLine>) {
+async fn ship(client: Client, mut rx: mpsc::Receiver<NewLogLine>) -> bool {
     let mut batch = Vec::new();
     let mut closed = false;
+    let mut delivered_all = true;
     while !closed {
         // Wait for a first line, then up to LINGER for more (a batch never waits longer).
         match rx.recv().await {
             Some(line) => batch.push(line),
-            None => return,
+            None => return delivered_all,
         }
         let deadline = tokio::time::Instant::now() + LINGER;
         while batch.len() < MAX_BATCH {
@@ -99,19 +111,32 @@ async fn ship(client: Client, mut rx: mpsc::Receiver<NewLogLine>) {
         let body = LogBatch {
             lines: std::mem::take(&mut batch),
         };
+        let mut delivered = false;
         for delay in [0u64, 200, 500, 1000, 2000, 3000, 5000, 10_000] {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             match client.ingest_logs(&body).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    delivered = true;
+                    break;
+                }
                 // A 5xx too (the database away, its disk full): lines are idempotent.
                 Err(e) if e.is_transient() || e.status().is_some_and(|s| s.is_server_error()) => {
                     continue;
                 }
                 Err(e) => {
                     tracing::warn!(message = "log lines refused", error = %e);
+                    delivered = true;
                     break;
                 }
             }
         }
+        if !delivered {
+            tracing::warn!(
+                message = "log lines not delivered: the server did not take them",
+                lines = body.lines.len()
+            );
+            delivered_all = false;
+        }
     }
+    delivered_all
 }

@@ -134,6 +134,7 @@ async fn settle(
             .send(OutputLine {
                 stream: Stream::Stderr,
                 text: format!("[cloudwatch] {line}"),
+                seq: None,
             })
             .await;
     }

@@ -14,8 +14,16 @@
 //! - A run is taken over only while the server says it is at the same attempt and not
 //!   finished; heartbeating it then makes this agent its holder. When two agents follow the
 //!   same task during a hand-over, both see its end and the server applies the first report.
+//! - **Spools.** A local process's output is in its spool files
+//!   ([`crate::launcher::spool`]): they are read again from their start, alive or not, and
+//!   shipped under the numbers the earlier agent used (the server stores each line once),
+//!   redacted with the values of the process's own environment (`/proc/<pid>/environ`: its
+//!   run token and the variables `WEIR_SECRET_VARS` names) or, once it is gone, its
+//!   deployment's secrets resolved again and its run token recognised by its start. A spool
+//!   with no record (the agent died between launching and writing the record) is removed once
+//!   the server has the run finished, at another attempt, or no longer has it.
 
-use super::{Held, Shared, drain_and_wait, lock, read_run, record_path, settle};
+use super::{Held, Shared, drain_and_wait, finish_spool, lock, read_run, record_path, settle};
 use crate::launcher::{ExitStatus, Launched, Launcher};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -38,6 +46,10 @@ pub(super) struct Record {
     /// Whether the deployment runs a plain command (its exit code decides its state).
     #[serde(default)]
     pub plain: bool,
+    /// The process is known to have ended (its record stays for its spooled output to be
+    /// shipped): its pid is never looked at again, it may be another process's by now.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 /// Writes the record of a run being supervised.
@@ -51,7 +63,15 @@ pub(super) fn write_record(sh: &Shared, record: &Record) {
 /// such run is supervised again (before the agent claims anything).
 pub(super) async fn adopt(sh: &Arc<Shared>) {
     let mut reattach = Vec::new();
-    for record in read_records(sh) {
+    let records = read_records(sh);
+    let recorded: Vec<(Uuid, u32)> = records.iter().map(|r| (r.run, r.attempt)).collect();
+    for (run, attempt) in sh.spool.attempts() {
+        if !recorded.contains(&(run, attempt)) {
+            let sh = sh.clone();
+            tokio::spawn(async move { clean_unrecorded_spool(&sh, run, attempt).await });
+        }
+    }
+    for record in records {
         match launcher_of(sh, &record) {
             None => follow_process(sh, record),
             Some(launcher) => reattach.push((launcher, record)),
@@ -178,11 +198,12 @@ async fn follow(
             pid: launched.id(),
             launcher: Some(launcher.name().to_string()),
             plain,
+            ended: false,
         },
     );
     let sh = sh.clone();
     tokio::spawn(async move {
-        let exit = drain_and_wait(&sh, &current, &mut launched).await;
+        let (exit, _) = drain_and_wait(&sh, current.id, current.attempt, &mut launched).await;
         settle(&sh, &current, plain, exit).await;
         lock(&sh).remove(&run);
         let _ = std::fs::remove_file(record_path(&sh, run));
@@ -223,14 +244,17 @@ fn read_records(sh: &Shared) -> Vec<Record> {
     records
 }
 
-/// A local process of the previous agent: heartbeated while alive, settled when it dies.
+/// A local process of the previous agent: its spooled output shipped from the start of its
+/// files, heartbeated while alive, settled when it is gone.
 fn follow_process(sh: &Arc<Shared>, record: Record) {
     let (run, attempt) = (record.run, record.attempt);
     let Some(pid) = record.pid.parse::<u32>().ok() else {
         let _ = std::fs::remove_file(record_path(sh, run));
         return;
     };
-    if !crate::launcher::is_alive(pid) {
+    let alive = !record.ended && crate::launcher::is_alive(pid);
+    let spooled = sh.spool.exists(run, attempt);
+    if !alive && !spooled {
         let sh = sh.clone();
         tokio::spawn(async move {
             settle_orphan(&sh, run, attempt).await;
@@ -238,29 +262,127 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
         });
         return;
     }
-    tracing::info!(message = "taking over a run still alive from a previous agent", %run, pid);
-    lock(sh).insert(
-        run,
-        Held {
-            attempt,
-            cancel: Some(crate::launcher::process::pid_canceller(pid)),
-            cancelling: false,
-            survives: false,
-            fenced: false,
-            renewed: sh.fence.now(),
-            lost: false,
-        },
-    );
+    if alive {
+        tracing::info!(message = "taking over a run still alive from a previous agent", %run, pid);
+        lock(sh).insert(
+            run,
+            Held {
+                attempt,
+                cancel: Some(crate::launcher::process::pid_canceller(pid)),
+                cancelling: false,
+                survives: false,
+                fenced: false,
+                renewed: sh.fence.now(),
+                lost: false,
+            },
+        );
+    }
     let sh = sh.clone();
     tokio::spawn(async move {
-        while crate::launcher::is_alive(pid) {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        settle_orphan(&sh, run, attempt).await;
+        let keep_record = if spooled {
+            // Pid 0: nothing to wait for, the spool is complete.
+            let follow_pid = if alive { pid } else { 0 };
+            match adopted_redactions(&sh, run, alive.then_some(pid)).await {
+                Some(redact) => {
+                    let mut launched = crate::launcher::spool::follow(
+                        &sh.spool,
+                        run,
+                        attempt,
+                        follow_pid,
+                        &redact,
+                        SPOOL_DRAIN,
+                    );
+                    let (_, shipped) = drain_and_wait(&sh, run, attempt, &mut launched).await;
+                    settle_orphan(&sh, run, attempt).await;
+                    finish_spool(&sh, run, attempt, shipped, &record.pid, record.plain)
+                }
+                None => {
+                    tracing::warn!(message = "not sending the run's spooled output: its secrets cannot be resolved again to redact them", %run, attempt);
+                    while alive && crate::launcher::is_alive(pid) {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    settle_orphan(&sh, run, attempt).await;
+                    sh.spool.remove(run, attempt);
+                    false
+                }
+            }
+        } else {
+            while crate::launcher::is_alive(pid) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            settle_orphan(&sh, run, attempt).await;
+            false
+        };
         lock(&sh).remove(&run);
-        let _ = std::fs::remove_file(record_path(&sh, run));
+        if !keep_record {
+            let _ = std::fs::remove_file(record_path(&sh, run));
+        }
         sh.slot_freed.notify_waiters();
     });
+}
+
+/// How long a taken-over process's group may outlive it before the rest is killed (the
+/// process launcher's default drain timeout).
+const SPOOL_DRAIN: Duration = Duration::from_secs(2);
+
+/// The values to redact from a taken-over run's spooled output: those of its process's own
+/// environment while it is alive (its run token, the variables `WEIR_SECRET_VARS` names);
+/// once it is gone, its deployment's secrets resolved again (its run token is then redacted
+/// by its start, see [`crate::launcher::spool::follow`]). `None` when they cannot be known.
+async fn adopted_redactions(sh: &Shared, run: Uuid, pid: Option<u32>) -> Option<Vec<String>> {
+    use weir_core::contract::launch::{secret_var_names, var};
+    if let Some(env) = pid.and_then(environ) {
+        let mut values: Vec<String> = env.get(var::API_KEY).cloned().into_iter().collect();
+        if let Some(names) = env.get(var::SECRET_VARS) {
+            values.extend(secret_var_names(names).filter_map(|n| env.get(n).cloned()));
+        }
+        return Some(values);
+    }
+    let current = read_run(sh, run).await?;
+    let Some(deployment) = current.deployment.as_deref() else {
+        // An ad-hoc run has no secrets of Weir's.
+        return Some(Vec::new());
+    };
+    let spec = sh
+        .client
+        .deployment(&current.project, deployment)
+        .await
+        .ok()?
+        .spec;
+    match sh.resolver.resolve_all(&spec.secrets).await {
+        Ok(values) => Some(values.into_values().collect()),
+        Err(error) => {
+            tracing::warn!(message = "cannot resolve a taken-over run's secrets", %run, %error);
+            None
+        }
+    }
+}
+
+/// The environment process `pid` was started with, when this user may read it.
+fn environ(pid: u32) -> Option<std::collections::HashMap<String, String>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        bytes
+            .split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// A spool no record names: its process is not followed (the agent died between launching it
+/// and writing its record). Removed once the server has the run finished, at another attempt,
+/// or no longer has it; kept otherwise, for a later start to look at again.
+async fn clean_unrecorded_spool(sh: &Shared, run: Uuid, attempt: u32) {
+    let gone = match sh.client.flow_run(run).await {
+        Ok(d) => d.run.state.is_terminal() || d.run.attempt != attempt,
+        Err(e) => e.status().is_some_and(|s| s.as_u16() == 404),
+    };
+    if gone {
+        tracing::info!(message = "removing the spooled output of an attempt no agent follows", %run, attempt);
+        sh.spool.remove(run, attempt);
+    }
 }
 
 async fn settle_orphan(sh: &Shared, run: Uuid, attempt: u32) {

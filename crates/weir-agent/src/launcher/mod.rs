@@ -8,9 +8,10 @@
 //! # Using a launched run
 //!
 //! Read [`Launched::output`] until it yields `None`, then call [`Launched::wait`]; or read it
-//! from another task. Output is a bounded channel: a run whose output nobody reads is paused
-//! (its pipes fill up) and `wait` does not resolve, because `wait` also means "all output
-//! has been delivered". Dropping the receiver is fine: output is then discarded.
+//! from another task. Output is a bounded channel: while nobody reads it, a run writing to
+//! pipes is paused (they fill up), a spooled run's output waits in its files, and `wait` does
+//! not resolve, because `wait` also means "all output has been delivered". Dropping the
+//! receiver is fine: output is then discarded (a spool keeps it for a later reader).
 //!
 //! Cancel from anywhere with a [`Canceller`]; `wait` then reports how the run ended.
 //!
@@ -24,9 +25,11 @@
 pub mod docker;
 mod output;
 pub mod process;
+pub mod spool;
 
 pub use output::{LineSplitter, MAX_LINE_BYTES, REDACTED, Redactor};
 pub use process::{ProcessLauncher, is_alive};
+pub use spool::Spool;
 
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -65,6 +68,11 @@ pub struct LaunchSpec {
     /// Environment variable → secret reference, for launchers whose infrastructure injects
     /// secrets itself ([`Launcher::secrets_by_reference`]); empty otherwise.
     pub secret_refs: BTreeMap<String, String>,
+    /// Where a launcher that can should write the run's output for the agent to tail (see
+    /// [`spool`]): the process launcher then gives the child files instead of pipes, so
+    /// output outlives the agent. `None`: pipes (`weir exec`, which lives as long as its
+    /// command). Container launchers ignore it.
+    pub spool: Option<Spool>,
 }
 
 impl fmt::Debug for LaunchSpec {
@@ -80,6 +88,7 @@ impl fmt::Debug for LaunchSpec {
             .field("workdir", &self.workdir)
             .field("redact", &self.redact.len())
             .field("secret_refs", &self.secret_refs)
+            .field("spool", &self.spool.as_ref().map(Spool::root))
             .finish()
     }
 }
@@ -116,6 +125,10 @@ pub struct OutputLine {
     pub stream: Stream,
     /// The text: at most [`MAX_LINE_BYTES`] bytes, invalid UTF-8 replaced by U+FFFD.
     pub text: String,
+    /// Its number in its stream, when every reader of the output numbers it the same way (a
+    /// [`spool`] file: the line's position in it); `None` where a reader sees only part of
+    /// the output (a container's log stream followed again from the take-over on).
+    pub seq: Option<u64>,
 }
 
 /// How a launched run ended.

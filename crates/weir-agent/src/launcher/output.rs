@@ -25,6 +25,11 @@ pub struct LineSplitter {
     buf: Vec<u8>,
     /// How much of `buf` is known to hold no `\n`.
     scanned: usize,
+    /// The number of the next line, when lines are numbered ([`LineSplitter::numbered`]).
+    next: Option<u64>,
+    /// A run token's start (`weirrun_<run>_<attempt>_`): it and the rest of the token are
+    /// redacted where the token itself is not known ([`LineSplitter::redact_token`]).
+    token_prefix: Option<String>,
 }
 
 impl LineSplitter {
@@ -35,11 +40,30 @@ impl LineSplitter {
             redactor,
             buf: Vec::new(),
             scanned: 0,
+            next: None,
+            token_prefix: None,
         }
+    }
+
+    /// A splitter whose lines carry their number in the stream ([`OutputLine::seq`]), from 0:
+    /// the same bytes always give the same lines under the same numbers, however they were
+    /// chunked when read.
+    pub fn numbered(stream: Stream, redactor: std::sync::Arc<Redactor>) -> Self {
+        let mut s = Self::new(stream, redactor);
+        s.next = Some(0);
+        s
+    }
+
+    /// Also redacts every run token starting with `prefix` (`weirrun_<run>_<attempt>_`),
+    /// through the end of the token: for output read where the token's value is not known.
+    pub fn redact_token(mut self, prefix: String) -> Self {
+        self.token_prefix = Some(prefix).filter(|p| !p.is_empty());
+        self
     }
 
     /// Feeds `bytes` and appends every line they complete to `out`.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<OutputLine>) {
+        let first = out.len();
         self.buf.extend_from_slice(bytes);
         let mut start = 0;
         loop {
@@ -62,6 +86,7 @@ impl LineSplitter {
         }
         self.buf.drain(..start);
         self.scanned = self.buf.len();
+        self.number(&mut out[first..]);
     }
 
     /// The unfinished last line, if any: call when the stream has ended.
@@ -71,7 +96,10 @@ impl LineSplitter {
         }
         let rest = std::mem::take(&mut self.buf);
         self.scanned = 0;
-        Some(self.line(&rest))
+        let mut line = [self.line(&rest)];
+        self.number(&mut line);
+        let [line] = line;
+        Some(line)
     }
 
     /// Where to cut `rest`, longer than [`MAX_LINE_BYTES`] and holding no `\n` in reach: at most [`MAX_LINE_BYTES`], on a character boundary,
@@ -98,15 +126,47 @@ impl LineSplitter {
 
     fn line(&self, bytes: &[u8]) -> OutputLine {
         let text = String::from_utf8_lossy(bytes);
-        let text = match self.redactor.redact(&text) {
+        let mut text = match self.redactor.redact(&text) {
             Cow::Borrowed(_) => text.into_owned(),
             Cow::Owned(s) => s,
         };
+        if let Some(prefix) = &self.token_prefix {
+            text = redact_tokens(&text, prefix);
+        }
         OutputLine {
             stream: self.stream,
             text,
+            seq: None,
         }
     }
+
+    /// Gives `lines` their numbers, when this splitter numbers lines.
+    fn number(&mut self, lines: &mut [OutputLine]) {
+        if let Some(next) = &mut self.next {
+            for l in lines {
+                l.seq = Some(*next);
+                *next += 1;
+            }
+        }
+    }
+}
+
+/// `text` with every token starting with `prefix` replaced by [`REDACTED`], through its last
+/// token character (ASCII letters, digits, `-` and `_`).
+fn redact_tokens(text: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix) {
+        out.push_str(&rest[..at]);
+        out.push_str(REDACTED);
+        let tail = &rest[at + prefix.len()..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -181,6 +241,53 @@ mod tests {
         assert_eq!(
             split(&["-----BEGIN-----\r\nAAAABBBB\n"], &[b"k=AAAABBBB\n"]),
             vec!["k=***"]
+        );
+    }
+
+    #[test]
+    fn numbered_lines_do_not_depend_on_chunking() {
+        let data = b"one\ntwo\r\n\nfour";
+        let lines = |chunks: &[&[u8]]| {
+            let mut s = LineSplitter::numbered(Stream::Stderr, Arc::new(Redactor::new([""; 0])));
+            let mut out = Vec::new();
+            for c in chunks {
+                s.push(c, &mut out);
+            }
+            out.extend(s.finish());
+            out.into_iter().map(|l| (l.seq, l.text)).collect::<Vec<_>>()
+        };
+        let whole = lines(&[data]);
+        assert_eq!(
+            whole,
+            vec![
+                (Some(0), "one".to_string()),
+                (Some(1), "two".to_string()),
+                (Some(2), String::new()),
+                (Some(3), "four".to_string())
+            ]
+        );
+        let bytes: Vec<&[u8]> = data.chunks(1).collect();
+        assert_eq!(lines(&bytes), whole);
+        let mut plain = LineSplitter::new(Stream::Stdout, Arc::new(Redactor::new([""; 0])));
+        let mut out = Vec::new();
+        plain.push(b"x\n", &mut out);
+        assert_eq!(out[0].seq, None);
+    }
+
+    #[test]
+    fn tokens_are_redacted_by_their_start() {
+        let prefix = "weirrun_0193abc_2_";
+        let mut s = LineSplitter::new(Stream::Stdout, Arc::new(Redactor::new([""; 0])))
+            .redact_token(prefix.to_string());
+        let mut out = Vec::new();
+        s.push(
+            b"WEIR_API_KEY=weirrun_0193abc_2_9f8e7d6c5b4a and weirrun_0193abc_2_ff.\nweirrun_0193abc_3_aa\n",
+            &mut out,
+        );
+        assert_eq!(out[0].text, "WEIR_API_KEY=*** and ***.");
+        assert_eq!(
+            out[1].text, "weirrun_0193abc_3_aa",
+            "another attempt's token is not this one"
         );
     }
 

@@ -38,11 +38,15 @@ const INHERITED_ENV: [&str; 11] = [
 ///   never see the agent's credentials) and the names given to [`Self::with_pass_env`];
 ///   plus [`LaunchSpec::env`], which wins (so the agent may hand the run a key of its own).
 /// - stdin is `/dev/null`; stdout and stderr are read concurrently, split into lines and
-///   redacted (see [`LineSplitter`]).
+///   redacted (see [`LineSplitter`]). With a spool ([`LaunchSpec::spool`]) they are files
+///   the launcher tails, which outlive the agent, and lines are numbered by their position
+///   in them (see [`super::spool`]); without one, pipes.
 /// - When the child exits, its output is drained. If a background process it left behind
-///   still holds the output open after the launcher's drain timeout, the rest of the
-///   process group is killed with SIGKILL; if the output is still open after another drain
-///   timeout (held by a process that left the group, e.g. with `setsid`), reading stops.
+///   still holds the output open (pipes), or is still in the process group (spool), after
+///   the launcher's drain timeout, the rest of the process group is killed with SIGKILL; if
+///   the output is still open after another drain timeout (held by a process that left the
+///   group, e.g. with `setsid`), reading stops. A spool is read to its end when the group is
+///   gone; later writes by a process outside the group are not read.
 /// - Runs are not tied to the agent's lifetime: dropping a [`Launched`] or shutting the
 ///   agent's runtime down does not kill the child (the same as when the agent itself is
 ///   killed). Stop a run explicitly with its [`Canceller`].
@@ -131,15 +135,47 @@ impl ProcessLauncher {
         if let Some(dir) = &spec.workdir {
             cmd.current_dir(dir);
         }
+        // With a spool, the child writes files that outlive this agent (see `spool`).
+        let spooled = match &spec.spool {
+            Some(spool) => match spool.create(spec.flow_run_id, spec.attempt) {
+                Ok((out, err)) => {
+                    cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+                    Some(spool.clone())
+                }
+                Err(source) => {
+                    spool.remove(spec.flow_run_id, spec.attempt);
+                    return Err(LaunchError::Io {
+                        program,
+                        source: std::io::Error::new(
+                            source.kind(),
+                            format!(
+                                "cannot create the output spool in {}: {source}",
+                                spool.root().display()
+                            ),
+                        ),
+                    });
+                }
+            },
+            None => {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+                None
+            }
+        };
         cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .process_group(0)
             // The monitor task owns the child; if the runtime drops it, the run keeps going
             // (see the type's docs).
             .kill_on_drop(false);
 
-        let mut child = cmd.spawn().map_err(|source| match source.kind() {
+        let spawned = cmd.spawn();
+        // The child holds its own descriptors of the spool files now (or never will).
+        drop(cmd);
+        if spawned.is_err()
+            && let Some(spool) = &spooled
+        {
+            spool.remove(spec.flow_run_id, spec.attempt);
+        }
+        let mut child = spawned.map_err(|source| match source.kind() {
             ErrorKind::NotFound => LaunchError::ProgramNotFound {
                 program: program.clone(),
             },
@@ -151,13 +187,12 @@ impl ProcessLauncher {
                 source,
             },
         })?;
-        let (Some(pid), Some(stdout), Some(stderr)) =
-            (child.id(), child.stdout.take(), child.stderr.take())
-        else {
-            // Unreachable: a freshly spawned child has a pid and the pipes we asked for.
+        let pipes = (child.stdout.take(), child.stderr.take());
+        let Some(pid) = child.id() else {
+            // Unreachable: a freshly spawned child has a pid.
             return Err(LaunchError::Io {
                 program,
-                source: std::io::Error::other("child started without pid or output pipes"),
+                source: std::io::Error::other("child started without a pid"),
             });
         };
         tracing::debug!(
@@ -171,22 +206,37 @@ impl ProcessLauncher {
         let redactor = Arc::new(Redactor::new(&spec.redact));
         let (line_tx, line_rx) = mpsc::channel(self.output_capacity);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let out = tokio::spawn(pump(
-            stdout,
-            LineSplitter::new(Stream::Stdout, redactor.clone()),
-            line_tx.clone(),
-            stop_rx.clone(),
-        ));
-        let err = tokio::spawn(pump(
-            stderr,
-            LineSplitter::new(Stream::Stderr, redactor),
-            line_tx,
-            stop_rx,
-        ));
-        let readers = async move {
-            // A reader only ends early by panicking, which leaves nothing more to drain.
-            let _ = out.await;
-            let _ = err.await;
+        let readers: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match (&spooled, pipes) {
+            (Some(spool), _) => Box::pin(super::spool::tail_attempt(
+                spool,
+                spec.flow_run_id,
+                spec.attempt,
+                redactor,
+                None,
+                line_tx,
+                stop_rx,
+            )),
+            (None, (Some(stdout), Some(stderr))) => {
+                let out = tokio::spawn(pump(
+                    stdout,
+                    LineSplitter::new(Stream::Stdout, redactor.clone()),
+                    line_tx.clone(),
+                    stop_rx.clone(),
+                ));
+                let err = tokio::spawn(pump(
+                    stderr,
+                    LineSplitter::new(Stream::Stderr, redactor),
+                    line_tx,
+                    stop_rx,
+                ));
+                Box::pin(async move {
+                    // A reader only ends early by panicking, which leaves nothing more to drain.
+                    let _ = out.await;
+                    let _ = err.await;
+                })
+            }
+            // Unreachable: without a spool the child was given the pipes.
+            (None, _) => Box::pin(async {}),
         };
 
         let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
@@ -201,6 +251,7 @@ impl ProcessLauncher {
             stop_tx,
             status_tx,
             readers,
+            spooled: spooled.is_some(),
         }));
 
         Ok(Launched::new(
@@ -331,6 +382,9 @@ struct Monitor<F> {
     stop_tx: watch::Sender<bool>,
     status_tx: watch::Sender<Option<ExitStatus>>,
     readers: F,
+    /// Output goes to spool files: readers cannot see the writers close them, so they are
+    /// told to finish once the process group is gone.
+    spooled: bool,
 }
 
 /// Owns the child: reaps it, carries out cancellations, drains output, then publishes the
@@ -344,6 +398,7 @@ async fn monitor<F: Future<Output = ()>>(m: Monitor<F>) {
         stop_tx,
         status_tx,
         readers,
+        spooled,
     } = m;
     let mut readers = std::pin::pin!(readers);
     let mut exit: Option<ExitStatus> = None;
@@ -366,6 +421,14 @@ async fn monitor<F: Future<Output = ()>>(m: Monitor<F>) {
                 drain_at = Some(Instant::now() + drain_timeout);
             }
             () = &mut readers, if !readers_done => readers_done = true,
+            // Spooled output is complete once no process of the group can write it.
+            () = tokio::time::sleep(Duration::from_millis(50)),
+                if spooled && exit.is_some() && !readers_done && !*stop_tx.borrow() =>
+            {
+                if super::spool::group_empty(pgid.as_raw()) {
+                    let _ = stop_tx.send(true);
+                }
+            }
             grace = cancel_rx.recv(), if cancel_open => match grace {
                 // No grace (fencing): SIGKILL alone, so the run gets no chance to report.
                 Some(grace) if grace.is_zero() => {
