@@ -352,7 +352,7 @@ pub fn logs_exact(db: &DbView, ev: &[Event]) -> Check {
                 format!("tick {step}/{of} attempt {}", e.attempt),
                 format!("stdout tick {step}/{of} attempt {}", e.attempt),
             ] {
-                if !stored.iter().any(|m| *m == want) {
+                if !stored.contains(&want) {
                     problems.push(format!("run {}: {want:?} lost", e.run));
                 }
             }
