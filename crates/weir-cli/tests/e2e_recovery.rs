@@ -124,6 +124,145 @@ fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
     }
 }
 
+/// #10, the flow's own output: a flow that prints a line to stdout every 100 ms (the
+/// `witness` flow, 100 ticks) while `weir up` is killed with `kill -9` and started again 1 s
+/// later. Its stdout goes to the agent's spool, not a pipe, so the lines printed while no
+/// agent was alive are not lost: the restarted agent reads the spool again from its start and
+/// the server keeps each line once. The run is Completed, every printed line is in its logs
+/// exactly once and in order, and the spool is removed afterwards.
+#[test]
+fn weir_up_killed_mid_run_keeps_every_stdout_line() {
+    let mut sb = Sandbox::new();
+    let home = sb.path("up");
+    let bind = format!("127.0.0.1:{}", free_port());
+    let up = sb.spawn("up-1", &["up", "--bind", &bind], &home, &[]);
+    let url = sb.wait_server_url(&home, Duration::from_secs(30));
+    let key = sb.wait_admin_key(&home, Duration::from_secs(30));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let client = Client::new(&url, Some(key)).expect("API client");
+    std::fs::write(
+        sb.path("project/weir.toml"),
+        format!(
+            "project = \"dev\"\n\n[deployments.ticker]\nflow = \"witness\"\ncommand = [{:?}]\n\
+             parameters = {{ ticks = 100, interval_ms = 100 }}\n",
+            flows_bin().display().to_string()
+        ),
+    )
+    .expect("write weir.toml");
+    sb.cli(None, &home, &["deploy"], Duration::from_secs(30))
+        .ok();
+    let out = sb
+        .cli(None, &home, &["run", "dev/ticker"], Duration::from_secs(20))
+        .ok();
+    let id = Uuid::parse_str(out.stdout.trim())
+        .unwrap_or_else(|_| panic!("`weir run` printed a run id: {out:#?}"));
+    let detail = |what: &str, pred: &dyn Fn(StateKind) -> bool, timeout: Duration| {
+        wait_until(&format!("run {id} {what}"), timeout, || {
+            let d = rt
+                .block_on(client.flow_run(id))
+                .map_err(|e| e.to_string())?;
+            if pred(d.run.state) {
+                Ok(d)
+            } else {
+                Err(describe(&d))
+            }
+        })
+    };
+    detail(
+        "to be Running",
+        &|s| s == StateKind::Running,
+        Duration::from_secs(20),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    sb.kill(up);
+    let killed = now_us();
+    std::thread::sleep(Duration::from_secs(1));
+    let restarted = now_us();
+    let _up2 = sb.spawn("up-2", &["up", "--bind", &bind], &home, &[]);
+
+    let d = detail("to end", &|s| s.is_terminal(), Duration::from_secs(90));
+    assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
+    assert_eq!(d.run.attempt, 1, "{}", describe(&d));
+    let launches: Vec<_> = sb.witness().into_iter().filter(|(r, _)| *r == id).collect();
+    assert_eq!(launches, vec![(id, 1)], "exactly one launch of the run");
+
+    // The flow's own record of its ticks: some were printed while no agent was alive.
+    let events = std::fs::read_to_string(sb.shared().join("events.log")).unwrap_or_default();
+    let ticks: Vec<(u64, u64)> = events
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() >= 5 && f[0] == "tick" && f[1] == id.to_string())
+                .then(|| Some((f[3].parse().ok()?, f[4].parse().ok()?)))
+                .flatten()
+        })
+        .collect();
+    assert_eq!(
+        ticks.iter().map(|t| t.0).collect::<Vec<_>>(),
+        (1..=100).collect::<Vec<_>>(),
+        "the flow ran every tick once"
+    );
+    let while_down = ticks
+        .iter()
+        .filter(|(_, at)| *at > killed && *at < restarted)
+        .count();
+    assert!(
+        while_down >= 3,
+        "the flow printed lines while no agent was alive (ticks {killed}..{restarted}: {while_down})"
+    );
+
+    // The agent's shipping of the spool ends after the run's end: wait for the last line.
+    let want: Vec<String> = (1..=100)
+        .map(|n| format!("stdout tick {n}/100 attempt 1"))
+        .collect();
+    let printed = wait_until(
+        "every stdout line in the logs",
+        Duration::from_secs(30),
+        || {
+            let logs = rt
+                .block_on(client.logs(id, 0, 1000))
+                .map_err(|e| e.to_string())?;
+            let printed: Vec<String> = logs
+                .items
+                .iter()
+                .map(|l| l.message.clone())
+                .filter(|m| m.starts_with("stdout tick "))
+                .collect();
+            if printed.len() >= want.len() {
+                Ok(printed)
+            } else {
+                Err(format!("{} of {} lines", printed.len(), want.len()))
+            }
+        },
+    );
+    assert_eq!(
+        printed, want,
+        "every printed line exactly once, in order, including those printed while the agent was down"
+    );
+    let spool = home.join("agent").join("spool").join(id.to_string());
+    wait_until(
+        "the run's spool to be removed",
+        Duration::from_secs(30),
+        || {
+            if spool.exists() {
+                Err(format!("{} is still there", spool.display()))
+            } else {
+                Ok(())
+            }
+        },
+    );
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 /// The server is down when the flow ends, for longer than the flow process waits for it
 /// (`WEIR_FLUSH_TIMEOUT_S=1`): the process leaves its final state in its outcome file and
 /// exits; its agent, still alive, delivers that state once the server is back. The run is
