@@ -77,7 +77,7 @@ class _RunHandler(logging.Handler):
             msg = self.format(record)
         except Exception:  # a bad format string must not fail the task
             msg = str(record.msg)
-        ctx.put((LOG, ctx.id, TASK.get(), record.created, record.levelno, msg))
+        ctx.put((LOG, ctx.id, TASK.get(), record.created, record.levelno, msg, ctx.attempt))
 
 
 _logger = logging.getLogger("weir.run")
@@ -107,7 +107,7 @@ def _print(*args, sep=" ", end="\n", file=None, flush=False):
         ctx = FLOW.get()
         if ctx is not None:
             text = sep.join(str(a) for a in args) + ("" if end == "\n" else end)
-            ctx.put((LOG, ctx.id, TASK.get(), time.time(), logging.INFO, text))
+            ctx.put((LOG, ctx.id, TASK.get(), time.time(), logging.INFO, text, ctx.attempt))
             return
     _original_print(*args, sep=sep, end=end, file=file, flush=flush)
 

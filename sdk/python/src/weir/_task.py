@@ -492,7 +492,8 @@ class Task:
                 from ._tracker import LOG
 
                 put((LOG, ctx.id, call[0], _time(), 30,
-                     f"could not write the cache entry: {_util.describe_error(e)}"))
+                     f"could not write the cache entry: {_util.describe_error(e)}",
+                     ctx.attempt))
         return location
 
     def _run(self, ctx, args, kwargs, map_index):

@@ -5,12 +5,16 @@ The task path only puts a tuple on a queue (`Tracker.put`). Items are
 
 * `(REPORT, call, state, at, attempt, message, result_location)` — a task run entered a state
   (`call` is the task run's call tuple, `_task.Call`: id counter, flow run, task, map index, tags, keys);
-* `(LOG, flow_run_id, task_seq, at, level, message)` — a log line;
+* `(LOG, flow_run_id, task_seq, at, level, message, attempt)` — a log line of that attempt of
+  the flow run;
 * `(FLUSH, threading.Event)` — set once everything before it is handled.
 
 `HttpTracker` has one background thread that turns items into JSON and sends them in batches
 (at most 5,000 per request, after lingering 20 ms for more) to `/api/v1/task_runs/batch` and
-`/api/v1/logs/batch`, retrying network trouble with backoff while items keep queueing, and one
+`/api/v1/logs/batch`, retrying network trouble and 5xx answers with backoff while items keep
+queueing (each log line carries its attempt, the process's log stream — random, picked once per
+process — and its number in it, given by the sender thread, so a batch sent again after an
+answer was lost is stored once), and one
 heartbeat thread per process that keeps the leases of its flow runs fresh and stops the process
 with SIGTERM when the server asks to cancel. `finish_flow_run` waits until everything reported
 before it is on the server (at most `WEIR_FLUSH_TIMEOUT_S`, default 120 s), then proposes the
@@ -290,6 +294,11 @@ class HttpTracker:
         self.put = self._q.put
         self._sender: Optional[threading.Thread] = None
         self._hb = _Heartbeats(client.clone())
+        # This process's log stream (a random 32-bit number, like the Rust SDK's) and the number
+        # of its next line: with the attempt they make each line idempotent on the server.
+        # Numbered by the sender thread only.
+        self.log_stream = int.from_bytes(os.urandom(4), "big")
+        self.log_seq = 0
         path = os.environ.get("WEIR_OUTCOME_FILE", "").strip()
         self._outcome = (assigned.flow_run_id, path) if assigned is not None and path else None
 
@@ -426,13 +435,17 @@ def _report_json(it: tuple, redact) -> dict:
     return d
 
 
-def _log_json(it: tuple, redact) -> dict:
+def _log_json(it: tuple, redact, stream: int, seq: int) -> dict:
     d: Dict[str, Any] = {
         "flow_run_id": it[1],
         "at": _util.rfc3339(it[3]),
         "level": LEVELS.get(it[4], "info"),
         "message": redact(it[5]) if redact else it[5],
+        "stream": stream,
+        "seq": seq,
     }
+    if len(it) > 6 and it[6] is not None:
+        d["attempt"] = int(it[6])
     if it[2] is not None:
         d["task_run_id"] = _util.seq_id(it[2])
     return d
@@ -471,7 +484,8 @@ def _send_loop(tracker: HttpTracker) -> None:
             if kind == REPORT:
                 reports.append(_report_json(it, redact))
             elif kind == LOG:
-                logs.append(_log_json(it, redact))
+                logs.append(_log_json(it, redact, tracker.log_stream, tracker.log_seq))
+                tracker.log_seq += 1
             else:
                 acks.append(it[1])
                 continue
@@ -490,7 +504,7 @@ def _redacted_item(it: tuple, redact) -> tuple:
     if it[0] == REPORT and it[5] is not None:
         return it[:5] + (redact(it[5]),) + it[6:]
     if it[0] == LOG:
-        return it[:5] + (redact(it[5]),)
+        return it[:5] + (redact(it[5]),) + it[6:]
     return it
 
 
