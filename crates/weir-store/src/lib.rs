@@ -36,7 +36,7 @@ pub use load::QueueLoad;
 pub use outbox::ClaimedDelivery;
 pub use retention::Pruned;
 pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
-pub use scheduling::CatchUpOutcome;
+pub use scheduling::{BACKFILL_BATCH, CatchUpOutcome};
 pub use trends::{EndedRun, HourCounts};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

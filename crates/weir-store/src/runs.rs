@@ -58,45 +58,8 @@ impl Store {
         lease: Duration,
         now: Timestamp,
     ) -> Result<(FlowRun, bool)> {
-        let id = Uuid::now_v7();
-        let running = new.state == StateKind::Running;
-        let attempt: i64 = if running { 1 } else { 0 };
-        let name = format!("{}-{}", new.flow, &id.simple().to_string()[26..]);
         let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO flow_runs (id, project, deployment_id, deployment, flow, name, state, \
-             state_at, attempt, retries, retry_delay_s, parameters, work_queue, scheduled_at, \
-             created_at, started_at, lease_expires_at, parent_flow_run_id, tags, \
-             idempotency_key, auto_scheduled, tick_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22) ON CONFLICT (project, idempotency_key) DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(&new.project)
-        .bind(new.deployment.as_ref().map(|d| d.0.to_string()))
-        .bind(new.deployment.as_ref().map(|d| d.1.clone()))
-        .bind(&new.flow)
-        .bind(name)
-        .bind(new.state.as_str())
-        .bind(micros(now))
-        .bind(attempt)
-        .bind(i64::from(new.retries))
-        .bind(i64::try_from(new.retry_delay_s).unwrap_or(i64::MAX))
-        .bind(to_json(&new.parameters))
-        .bind(&new.work_queue)
-        .bind(micros(new.scheduled_at))
-        .bind(micros(now))
-        .bind(running.then(|| micros(now)))
-        .bind(running.then(|| micros(now + lease)))
-        .bind(new.parent_flow_run_id.map(|p| p.to_string()))
-        .bind(to_json(&new.tags))
-        .bind(new.idempotency_key.clone())
-        .bind(i64::from(new.auto_scheduled))
-        .bind(new.tick_at.map(micros))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        let Some(id) = insert_run(&mut tx, &new, lease, now).await? else {
             tx.rollback().await?;
             let key = new.idempotency_key.unwrap_or_default();
             let row = sqlx::query(AssertSqlSafe(format!(
@@ -108,8 +71,7 @@ impl Store {
             .await?
             .ok_or_else(|| Error::NotFound(format!("flow run with idempotency key {key:?}")))?;
             return Ok((codec::flow_run(&row)?, false));
-        }
-        insert_history(&mut tx, Uuid::now_v7(), id, new.state, None, attempt, now).await?;
+        };
         tx.commit().await?;
         Ok((self.flow_run(id).await?, true))
     }
@@ -636,6 +598,58 @@ async fn save(
     )
     .await?;
     Ok(true)
+}
+
+/// Inserts the run `new` describes with its first history row, in `tx`; `None` (nothing
+/// written) when a run with its idempotency key exists already.
+pub(crate) async fn insert_run(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewFlowRun,
+    lease: Duration,
+    now: Timestamp,
+) -> Result<Option<Uuid>> {
+    let id = Uuid::now_v7();
+    let running = new.state == StateKind::Running;
+    let attempt: i64 = if running { 1 } else { 0 };
+    let name = format!("{}-{}", new.flow, &id.simple().to_string()[26..]);
+    let inserted = sqlx::query(
+        "INSERT INTO flow_runs (id, project, deployment_id, deployment, flow, name, state, \
+         state_at, attempt, retries, retry_delay_s, parameters, work_queue, scheduled_at, \
+         created_at, started_at, lease_expires_at, parent_flow_run_id, tags, \
+         idempotency_key, auto_scheduled, tick_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21, $22) ON CONFLICT (project, idempotency_key) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(&new.project)
+    .bind(new.deployment.as_ref().map(|d| d.0.to_string()))
+    .bind(new.deployment.as_ref().map(|d| d.1.clone()))
+    .bind(&new.flow)
+    .bind(name)
+    .bind(new.state.as_str())
+    .bind(micros(now))
+    .bind(attempt)
+    .bind(i64::from(new.retries))
+    .bind(i64::try_from(new.retry_delay_s).unwrap_or(i64::MAX))
+    .bind(to_json(&new.parameters))
+    .bind(&new.work_queue)
+    .bind(micros(new.scheduled_at))
+    .bind(micros(now))
+    .bind(running.then(|| micros(now)))
+    .bind(running.then(|| micros(now + lease)))
+    .bind(new.parent_flow_run_id.map(|p| p.to_string()))
+    .bind(to_json(&new.tags))
+    .bind(new.idempotency_key.clone())
+    .bind(i64::from(new.auto_scheduled))
+    .bind(new.tick_at.map(micros))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(None);
+    }
+    insert_history(tx, Uuid::now_v7(), id, new.state, None, attempt, now).await?;
+    Ok(Some(id))
 }
 
 pub(crate) async fn insert_history(

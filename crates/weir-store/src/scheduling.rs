@@ -6,6 +6,7 @@
 //! tick), so however many schedulers, catch-ups and backfills meet one tick, it gets one run.
 
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders};
+use crate::runs::insert_run;
 use crate::{Result, Store, states};
 use chrono::Duration;
 use sqlx::{AssertSqlSafe, Row};
@@ -16,6 +17,11 @@ use weir_core::create::{self, tick_key};
 
 /// The setting holding the time of the scheduler's last pass, in microseconds.
 const WATERMARK: &str = "scheduler_pass_at";
+
+/// Ticks a backfill writes in one transaction: short enough that writers queued behind it
+/// wait a few milliseconds, long enough that a window of thousands of ticks is not thousands
+/// of commits.
+pub const BACKFILL_BATCH: usize = 100;
 
 /// What catch-up did for one deployment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -225,6 +231,11 @@ impl Store {
 
     /// Creates the run of each tick that has none (a backfill), due at `now`. Returns each
     /// tick's run and whether it was created now.
+    ///
+    /// The runs are written [`BACKFILL_BATCH`] ticks to a transaction (a window of 10,000
+    /// ticks is 100 short transactions, not 10,000), each tick through the scheduler's key with
+    /// `ON CONFLICT DO NOTHING`, so a tick that has a run — from the scheduler, catch-up, an
+    /// earlier or a racing backfill — keeps it and gets no second one.
     pub async fn backfill(
         &self,
         deployment: &Deployment,
@@ -232,15 +243,29 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<(Timestamp, FlowRun, bool)>> {
         let mut out = Vec::with_capacity(ticks.len());
-        for t in ticks {
-            let (run, created) = self
-                .create_flow_run(
-                    create::backfilled(deployment, *t, now),
-                    Duration::zero(),
-                    now,
-                )
-                .await?;
-            out.push((*t, run, created));
+        for chunk in ticks.chunks(BACKFILL_BATCH) {
+            let mut tx = self.begin_write().await?;
+            let mut created = HashSet::new();
+            for t in chunk {
+                let new = create::backfilled(deployment, *t, now);
+                if insert_run(&mut tx, &new, Duration::zero(), now)
+                    .await?
+                    .is_some()
+                {
+                    created.insert(micros(*t));
+                }
+            }
+            tx.commit().await?;
+            let runs = self.tick_runs(deployment, chunk).await?;
+            for t in chunk {
+                let run = runs.get(t).cloned().ok_or_else(|| {
+                    crate::Error::NotFound(format!(
+                        "the run of tick {t} of deployment {}",
+                        deployment.id
+                    ))
+                })?;
+                out.push((*t, run, created.contains(&micros(*t))));
+            }
         }
         Ok(out)
     }

@@ -2,7 +2,8 @@
 //! scheduler's tick key (twice creates nothing, and never a second run for a tick the scheduler
 //! made), the watermark moves once per pass even when replicas race, and catch-up removes the
 //! unclaimed runs of missed ticks but the kept ones, creates kept ticks that had none, and never
-//! touches a run an agent claimed.
+//! touches a run an agent claimed; a backfill longer than one batch creates each tick's run
+//! once.
 
 #[macro_use]
 mod common;
@@ -18,6 +19,7 @@ both_backends! {
     case_backfill_is_idempotent => sqlite_backfill_is_idempotent, postgres_backfill_is_idempotent;
     case_watermark => sqlite_watermark, postgres_watermark;
     case_catch_up => sqlite_catch_up, postgres_catch_up;
+    case_backfill_in_batches => sqlite_backfill_in_batches, postgres_backfill_in_batches;
 }
 
 fn at(h: u32, m: u32) -> Timestamp {
@@ -272,4 +274,52 @@ async fn case_catch_up(store: Store) {
     let runs = runs_of(&store, all).await;
     let last = runs.last().expect("runs");
     assert_eq!((last.tick_at, last.scheduled_at), (Some(at(9, 0)), later));
+}
+
+/// A window of several batches, with ticks the scheduler made in the middle of two of them:
+/// every other tick gets one run, the scheduler's keep theirs, and twice creates nothing.
+async fn case_backfill_in_batches(store: Store) {
+    let d = deploy(&store, "minutely", "* * * * *", Catchup::Latest).await;
+    let schedules = schedule::parse_all(&d.spec.schedules).expect("valid");
+    let ticks = schedule::ticks(&schedules, at(0, 0), at(4, 10), 1000);
+    assert_eq!(ticks.len(), 250, "00:01 to 04:10");
+    assert!(ticks.len() > 2 * weir_store::BACKFILL_BATCH);
+    let made = store
+        .materialise_runs(&d, &[ticks[50], ticks[150], ticks[249]], at(0, 0))
+        .await
+        .expect("materialise");
+    assert_eq!(made, 3);
+    let now = at(5, 0);
+    let first = store.backfill(&d, &ticks, now).await.expect("backfill");
+    assert_eq!(
+        first.iter().map(|(t, _, _)| *t).collect::<Vec<_>>(),
+        ticks,
+        "one answer per tick, in order"
+    );
+    let old: Vec<_> = first
+        .iter()
+        .filter(|(_, _, new)| !new)
+        .map(|(t, r, _)| (*t, r.scheduled_at))
+        .collect();
+    assert_eq!(
+        old,
+        vec![
+            (ticks[50], ticks[50]),
+            (ticks[150], ticks[150]),
+            (ticks[249], ticks[249])
+        ],
+        "the scheduler's runs stay as they were"
+    );
+    assert!(first.iter().all(|(t, r, _)| r.tick_at == Some(*t)));
+    let again = store.backfill(&d, &ticks, now).await.expect("again");
+    assert!(
+        again.iter().all(|(_, _, new)| !new),
+        "twice creates nothing"
+    );
+    assert_eq!(
+        again.iter().map(|(_, r, _)| r.id).collect::<Vec<_>>(),
+        first.iter().map(|(_, r, _)| r.id).collect::<Vec<_>>()
+    );
+    let runs = runs_of(&store, &d).await;
+    assert_eq!(runs.len(), 250, "one run per tick");
 }
