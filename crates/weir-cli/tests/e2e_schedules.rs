@@ -620,6 +620,21 @@ fn caught_up(w: &Weir, name: &str) -> Vec<FlowRun> {
 
 #[test]
 fn catchup_after_the_server_was_down() {
+    catchup_after_an_outage(false);
+}
+
+/// The first start after an upgrade from a Weir that kept no watermark: the database has
+/// its runs but no `scheduler_pass_at`, and catch-up still applies from the last moment the
+/// database shows the server at work.
+#[test]
+fn catchup_after_an_upgrade_that_finds_no_watermark() {
+    catchup_after_an_outage(true);
+}
+
+/// Stops the server for about 6 s with runs put ahead and no agent, then checks what each
+/// catch-up policy made of the missed ticks; with `forget_watermark`, the stopped server's
+/// database loses its watermark first, as one from before the watermark has none.
+fn catchup_after_an_outage(forget_watermark: bool) {
     let mut w = Weir::start(ServerOptions::default());
     w.deploy(CATCHUP);
     common::wait_until("runs put ahead", Duration::from_secs(20), || {
@@ -637,6 +652,24 @@ fn catchup_after_the_server_was_down() {
     // No agent: every run stays unclaimed. The server is away for about 6 s.
     w.kill_server();
     let stopped = Utc::now();
+    if forget_watermark {
+        let db = w.sb.path("server/weir.db");
+        w.block_on(async {
+            use sqlx::ConnectOptions;
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&db)
+                .busy_timeout(Duration::from_secs(10))
+                .connect()
+                .await
+                .expect("open the server's database");
+            let gone = sqlx::query("DELETE FROM settings WHERE name = 'scheduler_pass_at'")
+                .execute(&mut conn)
+                .await
+                .expect("remove the watermark")
+                .rows_affected();
+            assert_eq!(gone, 1, "the server had written its watermark");
+        });
+    }
     std::thread::sleep(Duration::from_secs(6));
     let restarted = Utc::now();
     w.restart_server_with(ServerOptions::default(), &["--late-after-s", "2"]);

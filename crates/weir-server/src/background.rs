@@ -81,14 +81,22 @@ async fn every_tick<F, Fut>(
 
 /// One scheduler pass: move the watermark; if the previous pass is older than the late
 /// threshold (no server ran), apply each deployment's catch-up policy to the ticks it missed
-/// (`weir_core::schedule::catchup`); then create every scheduled deployment's next runs.
+/// (`weir_core::schedule::catchup`); then create every scheduled deployment's next runs. With
+/// no watermark yet, the previous pass is `Store::inferred_last_pass` (none on a new
+/// database).
 /// The server runs one pass before it serves, so no agent claims a missed run first.
 pub(crate) async fn schedule(state: AppState) -> Result<(), weir_store::Error> {
     let now = state.now();
     let seen = state.store.scheduler_watermark().await?;
+    // No watermark: a new database, or one a Weir from before the watermark used — there the
+    // last pass is the last moment the database shows a server at work.
+    let last_pass = match seen {
+        Some(at) => Some(at),
+        None => state.store.inferred_last_pass(now).await?,
+    };
     let late_after = chrono::Duration::from_std(state.options.late_after)
         .unwrap_or(chrono::Duration::seconds(30));
-    let missed = catchup::missed_window(seen, now, late_after);
+    let missed = catchup::missed_window(last_pass, now, late_after);
     // Only the pass that moves the watermark past the window catches up (replicas race here).
     let closes = state.store.advance_scheduler_watermark(seen, now).await?;
     let horizon = now

@@ -91,6 +91,29 @@ impl Store {
         })
     }
 
+    /// On a database without a watermark, when the scheduler last ran, as far as the database
+    /// shows: the latest moment, not after `now`, at which a run was created or changed state
+    /// or an agent's heartbeat arrived — each written with a server's clock, and a server puts
+    /// runs ahead and hears from its agents while it runs. `None` when it shows no server at
+    /// work (a new database: nothing was missed).
+    ///
+    /// A database a Weir from before the watermark used has its history but no watermark, so
+    /// its first scheduler pass after the upgrade catches up from here, as after any outage.
+    /// Read once, on that first pass (the latest state change is not indexed: one scan).
+    pub async fn inferred_last_pass(&self, now: Timestamp) -> Result<Option<Timestamp>> {
+        let row = sqlx::query(
+            "SELECT MAX(t) AS t FROM (\
+             SELECT MAX(created_at) AS t FROM flow_runs WHERE created_at <= $1 \
+             UNION ALL SELECT MAX(state_at) AS t FROM flow_runs WHERE state_at <= $1 \
+             UNION ALL SELECT MAX(last_heartbeat_at) AS t FROM agents WHERE last_heartbeat_at <= $1\
+             ) AS activity",
+        )
+        .bind(micros(now))
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("t")?.map(codec::ts))
+    }
+
     /// Moves the watermark from `seen` (what [`Store::scheduler_watermark`] read) to `now`, if
     /// no other pass moved it meanwhile. Returns whether this pass moved it: the one pass that
     /// does applies catch-up for the window it closes.

@@ -3,7 +3,7 @@
 //! made), the watermark moves once per pass even when replicas race, and catch-up removes the
 //! unclaimed runs of missed ticks but the kept ones, creates kept ticks that had none, and never
 //! touches a run an agent claimed; a backfill longer than one batch creates each tick's run
-//! once.
+//! once; a database without a watermark (an upgrade) catches up from its last activity.
 
 #[macro_use]
 mod common;
@@ -20,6 +20,7 @@ both_backends! {
     case_watermark => sqlite_watermark, postgres_watermark;
     case_catch_up => sqlite_catch_up, postgres_catch_up;
     case_backfill_in_batches => sqlite_backfill_in_batches, postgres_backfill_in_batches;
+    case_catch_up_without_a_watermark => sqlite_catch_up_without_a_watermark, postgres_catch_up_without_a_watermark;
 }
 
 fn at(h: u32, m: u32) -> Timestamp {
@@ -322,4 +323,112 @@ async fn case_backfill_in_batches(store: Store) {
     );
     let runs = runs_of(&store, &d).await;
     assert_eq!(runs.len(), 250, "one run per tick");
+}
+
+/// A database a Weir from before the watermark used: runs put ahead, one claimed, an agent's
+/// heartbeat, but no watermark. The first pass takes the last activity as the last pass, so
+/// the ticks after it are missed and caught up as after any outage.
+async fn case_catch_up_without_a_watermark(store: Store) {
+    assert_eq!(
+        store.inferred_last_pass(at(6, 0)).await.expect("empty"),
+        None,
+        "a new database shows no server at work: nothing to catch up"
+    );
+    let d = deploy(&store, "hourly", "0 * * * *", Catchup::Latest).await;
+    let ahead: Vec<_> = (1..=5).map(|h| at(h, 0)).collect();
+    store
+        .materialise_runs(&d, &ahead, at(0, 30))
+        .await
+        .expect("materialise");
+    assert_eq!(
+        store.inferred_last_pass(at(6, 0)).await.expect("read"),
+        Some(at(0, 30)),
+        "the runs put ahead were created at 00:30"
+    );
+    let agent = store
+        .register_agent(
+            &weir_core::api::RegisterAgent {
+                name: "a".into(),
+                queues: vec!["default".into()],
+                limit: 10,
+                launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
+            },
+            None,
+            at(0, 40),
+        )
+        .await
+        .expect("agent");
+    let claimed = store
+        .claim(
+            agent.id,
+            &["default".to_string()],
+            1,
+            Duration::seconds(30),
+            at(1, 0),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    store
+        .touch_agent(agent.id, at(1, 10))
+        .await
+        .expect("heartbeat");
+    assert_eq!(
+        store.inferred_last_pass(at(6, 0)).await.expect("read"),
+        Some(at(1, 10)),
+        "the agent's last heartbeat is the latest activity"
+    );
+    assert_eq!(
+        store.inferred_last_pass(at(1, 5)).await.expect("read"),
+        Some(at(1, 0)),
+        "nothing after now counts"
+    );
+    assert_eq!(store.scheduler_watermark().await.expect("read"), None);
+
+    // The first pass after the upgrade, at 06:00.
+    let now = at(6, 0);
+    let last = store.inferred_last_pass(now).await.expect("read");
+    let (after, until) =
+        catchup::missed_window(last, now, Duration::seconds(30)).expect("missed ticks");
+    assert_eq!(after, at(1, 10));
+    assert!(
+        store
+            .advance_scheduler_watermark(None, now)
+            .await
+            .expect("first watermark"),
+        "the first pass writes the watermark and closes the window"
+    );
+    let schedules = schedule::parse_all(&d.spec.schedules).expect("valid");
+    let plan = catchup::plan(d.spec.catchup, &schedules, after, until);
+    assert_eq!(
+        plan.run,
+        vec![at(5, 0)],
+        "latest: the most recent missed tick"
+    );
+    let done = store
+        .catch_up(&d, after, until, &plan.run, now)
+        .await
+        .expect("catch up");
+    assert_eq!(
+        done,
+        weir_store::CatchUpOutcome {
+            removed: 3,
+            created: 0
+        },
+        "02:00–04:00 removed, 05:00 kept"
+    );
+    let runs = runs_of(&store, &d).await;
+    assert_eq!(
+        runs.iter()
+            .map(|r| (r.tick_at.unwrap_or(r.scheduled_at), r.attempt))
+            .collect::<Vec<_>>(),
+        vec![(at(1, 0), 1), (at(5, 0), 0)],
+        "the claimed 01:00 run stays; 05:00 is due now"
+    );
+    assert_eq!(runs[1].scheduled_at, now);
+    assert_eq!(
+        store.scheduler_watermark().await.expect("read"),
+        Some(now),
+        "later passes read the watermark"
+    );
 }
