@@ -1,8 +1,11 @@
 //! The SNS destination of Weir's notifications: [`SnsTopics`] publishes a notification to a
 //! topic with the official AWS SDK (one client per region, the region taken from the topic's
 //! ARN), configured by the default AWS chain through `weir_secrets_aws::config_loader` (the
-//! workspace's one HTTPS client on ring; `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SNS` point it
-//! at another endpoint, such as moto's server). The server calls it from its delivery loop.
+//! workspace's one HTTPS client on ring). As for the secret stores and the ECS launcher, the
+//! endpoint is the standard chain's: `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SNS` in the
+//! server's environment point it at another endpoint (moto's server, in
+//! `crates/weir-cli/tests/e2e_notifications.rs`); nothing else overrides it. The server calls
+//! it from its delivery loop.
 //!
 //! Failures are classified for the loop's retries: throttling, 5xx and network errors are
 //! transient; a missing topic, a refused authorization or an invalid parameter is permanent.
@@ -106,9 +109,22 @@ where
     match err.as_service_error() {
         Some(service) => {
             let code = service.code().unwrap_or("unknown error");
-            let text = match service.message() {
-                Some(m) => format!("SNS topic {topic}: {code}: {m}"),
-                None => format!("SNS topic {topic}: {code}"),
+            let said = match service.message() {
+                Some(m) => format!("{code}: {m}"),
+                None => code.to_string(),
+            };
+            let text = match code {
+                // The service's own words vary ("Topic does not exist", "Endpoint does not
+                // exist"): say plainly what is wrong and what to check.
+                "NotFound" => format!(
+                    "SNS topic {topic} not found ({said}): check the topic's name, region and \
+                     account in the ARN"
+                ),
+                "AuthorizationError" | "AccessDenied" | "AccessDeniedException" => format!(
+                    "SNS topic {topic}: not allowed to publish ({said}): the server's AWS \
+                     credentials need sns:Publish on the topic"
+                ),
+                _ => format!("SNS topic {topic}: {said}"),
             };
             let transient = code.contains("Throttl")
                 || code.contains("InternalError")

@@ -438,6 +438,8 @@ pub struct Weir {
     agent_keys: BTreeMap<PathBuf, String>,
     /// How many times the server was restarted (names its log files).
     restarts: usize,
+    /// Extra environment of the server process, kept for its restarts.
+    server_env: Vec<(String, String)>,
 }
 
 impl Weir {
@@ -450,6 +452,12 @@ impl Weir {
     /// Like [`Weir::start`], with extra `weir server` arguments (such as `--db URL`); an
     /// `--late-after-s` among them replaces the default 60.
     pub fn start_with(opts: ServerOptions, extra: &[&str]) -> Weir {
+        Weir::start_env(opts, extra, &[])
+    }
+
+    /// Like [`Weir::start_with`], with extra environment variables `env` for the server
+    /// process (such as `AWS_ENDPOINT_URL`); its restarts get them too.
+    pub fn start_env(opts: ServerOptions, extra: &[&str], env: &[(&str, &str)]) -> Weir {
         let mut sb = Sandbox::new();
         let home = sb.path("server");
         let lease = opts.lease_s.to_string();
@@ -466,7 +474,7 @@ impl Weir {
             args.extend(["--late-after-s", "60"]);
         }
         args.extend_from_slice(extra);
-        let server = sb.spawn("server", &args, &home, &[]);
+        let server = sb.spawn("server", &args, &home, env);
         let url = sb.wait_server_url(&home, Duration::from_secs(20));
         let admin_key = sb.wait_admin_key(&home, Duration::from_secs(20));
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -489,6 +497,10 @@ impl Weir {
             agents: Vec::new(),
             agent_keys: BTreeMap::new(),
             restarts: 0,
+            server_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -631,7 +643,12 @@ impl Weir {
             }
         }
         args.extend_from_slice(extra);
-        self.server = self.sb.spawn(&format!("server-{n}"), &args, &home, &[]);
+        let env: Vec<(&str, &str)> = self
+            .server_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.server = self.sb.spawn(&format!("server-{n}"), &args, &home, &env);
         wait_until(
             "the server to be ready again",
             Duration::from_secs(20),
