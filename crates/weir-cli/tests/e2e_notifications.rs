@@ -1,20 +1,26 @@
 //! Notifications end to end through real `weir server` processes, a real agent and the real
 //! `example-flows` binary:
 //!
+//! - **Durability across `kill -9`.** A run fails; its notification is committed with the
+//!   state change, and the webhook receiver (a real HTTP server in the test) answers its first
+//!   attempts with 500. The server is SIGKILLed while the delivery waits for its retry, started
+//!   again on the same database, and the receiver, healthy now, gets the notification: every
+//!   request of a delivery carries the same `X-Weir-Delivery` id and body, and exactly one of
+//!   them is answered 200 (on SQLite and PostgreSQL).
 //! - **SNS** (with `--features weir-cli/aws` and moto, `WEIR_TEST_AWS_ENDPOINT`): a server
 //!   pointed at moto by `AWS_ENDPOINT_URL` alone, as an AWS deployment is configured, publishes
 //!   a failed run's notification to a topic through the official SDK; an SQS queue subscribed
 //!   to the topic receives it with the delivery's title as subject and the JSON message as
 //!   body. A rule whose topic does not exist is in the delivery log as failed, naming the topic.
 //!
-//! Needs `cargo build -p weir-cli -p example-flows --bins --features weir-cli/aws`.
-
-#![cfg(feature = "aws")]
+//! Needs `cargo build -p weir-cli -p weir --bins` (with `--features weir-cli/aws` for SNS).
 
 mod common;
 
 use common::{ServerOptions, Weir, wait_until};
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 use weir_core::StateKind;
@@ -28,6 +34,105 @@ command = ["{flows}"]
 [deployments.fails]
 "#;
 
+/// One request the receiver got, and what it answered.
+#[derive(Debug, Clone)]
+struct Hit {
+    /// `X-Weir-Delivery`.
+    delivery: String,
+    /// `X-Weir-Event`.
+    event: String,
+    body: Vec<u8>,
+    /// The status it answered.
+    answered: u16,
+}
+
+/// A webhook receiver on 127.0.0.1 (plain threads and sockets, so it needs no runtime): it
+/// answers every request with the status `answer` holds at that moment and records it.
+struct Receiver {
+    url: String,
+    answer: Arc<AtomicU16>,
+    hits: Arc<Mutex<Vec<Hit>>>,
+}
+
+impl Receiver {
+    fn start(status: u16) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+        let url = format!(
+            "http://{}/hook",
+            listener.local_addr().expect("receiver address")
+        );
+        let answer = Arc::new(AtomicU16::new(status));
+        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let (status, sink) = (answer.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let Some((head, body)) = read_request(&mut conn) else {
+                    continue;
+                };
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.trim()
+                                .eq_ignore_ascii_case(name)
+                                .then(|| v.trim().to_string())
+                        })
+                        .unwrap_or_default()
+                };
+                let answered = status.load(Ordering::SeqCst);
+                sink.lock().expect("receiver lock").push(Hit {
+                    delivery: header("x-weir-delivery"),
+                    event: header("x-weir-event"),
+                    body,
+                    answered,
+                });
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 {answered} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Receiver { url, answer, hits }
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().expect("receiver lock").clone()
+    }
+}
+
+/// Reads one HTTP/1.1 request: its head and the body its `Content-Length` announces.
+fn read_request(conn: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        let length = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        if buf.len() >= end + 4 + length {
+            return Some((head, buf[end + 4..end + 4 + length].to_vec()));
+        }
+    }
+}
+
 /// The delivery log of rule `rule` of project `dev`.
 fn deliveries(w: &Weir, rule: &str) -> Vec<Delivery> {
     w.block_on(w.client.deliveries(&DeliveryQuery {
@@ -39,8 +144,168 @@ fn deliveries(w: &Weir, rule: &str) -> Vec<Delivery> {
     .items
 }
 
+/// Two runs fail while the receiver answers 500; the server is SIGKILLed with both
+/// deliveries waiting for their retry, and restarted; each is then delivered once (one 200)
+/// under its own id, every repeat carrying that id and the same body.
+fn delivered_once_across_a_sigkill(db: Option<&str>) {
+    let mut extra = Vec::new();
+    if let Some(url) = db {
+        extra.extend(["--db", url]);
+    }
+    let mut w = Weir::start_with(ServerOptions::default(), &extra);
+    w.deploy(TOML);
+    let rx = Receiver::start(500);
+    w.weir(&[
+        "notifications",
+        "add",
+        "dev/hook",
+        "--on",
+        "failed",
+        "--webhook",
+        &rx.url,
+    ])
+    .ok();
+    w.start_agent(2);
+    let runs: Vec<Uuid> = (0..2)
+        .map(|_| w.create_run("dev", "fails", Default::default()).id)
+        .collect();
+    for id in &runs {
+        w.wait_state(*id, StateKind::Failed, Duration::from_secs(30));
+    }
+    // Both notifications are committed and tried; each failed (500) and waits for its retry,
+    // with no attempt in flight for at least half a second, when the server is killed.
+    let waiting = wait_until(
+        "both deliveries to wait for a retry after a 500",
+        Duration::from_secs(30),
+        || {
+            let log = deliveries(&w, "hook");
+            let soon = chrono::Utc::now() + chrono::Duration::milliseconds(500);
+            let ready = log.len() == 2
+                && log.iter().all(|d| {
+                    d.status == DeliveryStatus::Pending
+                        && d.attempts >= 1
+                        && d.last_error.as_deref().is_some_and(|e| e.contains("500"))
+                        && d.next_attempt_at.is_some_and(|t| t > soon)
+                });
+            if ready {
+                Ok(log)
+            } else {
+                Err(format!("{log:#?}"))
+            }
+        },
+    );
+    w.kill_server();
+    let refused = rx.hits();
+    assert!(
+        refused.len() >= 2 && refused.iter().all(|h| h.answered == 500),
+        "each delivery was attempted and refused before the kill: {refused:#?}"
+    );
+
+    rx.answer.store(200, Ordering::SeqCst);
+    w.restart_server_with(ServerOptions::default(), &extra);
+    let done = wait_until(
+        "both deliveries delivered after the restart",
+        Duration::from_secs(90),
+        || {
+            let log = deliveries(&w, "hook");
+            if log.len() == 2 && log.iter().all(|d| d.status == DeliveryStatus::Delivered) {
+                Ok(log)
+            } else {
+                Err(format!("{log:#?}"))
+            }
+        },
+    );
+    // A delivered notification is never sent again: nothing more arrives.
+    std::thread::sleep(Duration::from_secs(3));
+    let hits = rx.hits();
+
+    let mut ids: Vec<Uuid> = done.iter().map(|d| d.id).collect();
+    let mut before: Vec<Uuid> = waiting.iter().map(|d| d.id).collect();
+    ids.sort();
+    before.sort();
+    assert_eq!(
+        ids, before,
+        "the same two deliveries, none added by the restart"
+    );
+    assert!(
+        hits.iter()
+            .all(|h| ids.iter().any(|id| h.delivery == id.to_string())),
+        "every request names one of the two deliveries: {hits:#?}"
+    );
+    let mut notified = Vec::new();
+    for d in &done {
+        let mine: Vec<&Hit> = hits
+            .iter()
+            .filter(|h| h.delivery == d.id.to_string())
+            .collect();
+        let accepted = mine.iter().filter(|h| h.answered == 200).count();
+        assert_eq!(
+            accepted, 1,
+            "delivery {} accepted exactly once: {mine:#?}",
+            d.id
+        );
+        assert!(
+            mine.len() >= 2 && mine.last().is_some_and(|h| h.answered == 200),
+            "delivery {} refused before the kill, repeated after the restart, then accepted: {mine:#?}",
+            d.id
+        );
+        assert!(
+            mine.iter()
+                .all(|h| h.body == mine[0].body && h.event == "failed"),
+            "every repeat of delivery {} carries the same event and body",
+            d.id
+        );
+        assert_eq!(d.last_error, None, "{d:?}");
+        let body: serde_json::Value =
+            serde_json::from_slice(&mine[0].body).expect("a JSON webhook body");
+        assert_eq!(body["event"], "failed");
+        assert_eq!(body["run"]["state"], "Failed");
+        assert!(
+            body["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("the source table 'orders' does not exist")),
+            "the flow's error is the text: {body}"
+        );
+        notified.push(
+            body["run"]["id"]
+                .as_str()
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .expect("the run's id"),
+        );
+    }
+    notified.sort();
+    let mut runs = runs;
+    runs.sort();
+    assert_eq!(notified, runs, "one notification for each failed run");
+
+    // The CLI's delivery log says the same.
+    let log = w.weir(&["notifications", "log", "--rule", "hook"]).ok();
+    assert_eq!(log.stdout.matches("delivered").count(), 2, "{}", log.stdout);
+}
+
+#[test]
+fn delivered_once_across_a_sigkill_sqlite() {
+    delivered_once_across_a_sigkill(None);
+}
+
+#[test]
+fn delivered_once_across_a_sigkill_postgres() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let Some(url) = rt.block_on(weir_testkit::postgres_url()) else {
+        eprintln!(
+            "delivered_once_across_a_sigkill_postgres: skipped: WEIR_TEST_POSTGRES_URL not set"
+        );
+        return;
+    };
+    delivered_once_across_a_sigkill(Some(&url));
+}
+
 /// SNS through moto: the topic, the SQS queue subscribed to it (SQS's JSON protocol over
 /// plain HTTP; moto checks the credential scope, not the signature).
+#[cfg(feature = "aws")]
 mod sns {
     use super::*;
     use weir_notify_aws::aws_sdk_sns as sns;
