@@ -1187,6 +1187,129 @@ fn charts_trends_and_why_in_headless_chromium() {
     b.shot("35-why-gone-when-running");
 }
 
+/// Two scheduled deployments whose next five fire times always include a daylight-saving
+/// change in Europe/Berlin, whatever the date: 02:30 on the Sundays of March (the last one
+/// falls in the spring-forward gap: it fires at 03:00 CEST, `moved`) and of October (the last
+/// one is in the hour that happens twice: it fires once, at the first, `repeat`).
+const SCHEDULES_TOML: &str = r#"project = "dev"
+
+[deployments.spring]
+plain = true
+command = ["true"]
+schedules = [{ cron = "30 2 * 3 0", timezone = "Europe/Berlin" }]
+
+[deployments.autumn]
+plain = true
+command = ["true"]
+schedules = [{ cron = "30 2 * 10 0", timezone = "Europe/Berlin" }]
+"#;
+
+/// A deployment page lists the next five fire times of its schedules, each in UTC and on the
+/// schedule's wall clock (not the viewer's: the browser runs in Asia/Kathmandu), marking the
+/// one that meets a DST change with its label and the rule's sentence, exactly as
+/// `weir_core::schedule` computes them; a paused deployment lists none.
+#[test]
+fn schedule_fire_times_in_headless_chromium() {
+    let Some(driver_bin) = chromedriver_or_skip("schedule_fire_times_in_headless_chromium") else {
+        return;
+    };
+    let w = Weir::start(Default::default());
+    w.deploy(SCHEDULES_TOML);
+    let mut b = Browser::start(&driver_bin, w.sb.root(), &w.url);
+    b.shots = b.shots.join("schedules");
+    std::fs::create_dir_all(&b.shots).expect("create the screenshot directory");
+    log_in(&b, &w.admin_key);
+    let rows = |b: &Browser| -> Vec<Value> {
+        let v = b.js(
+            "return Array.from(document.querySelectorAll('#fire-times .fire')).map(function (f) {\
+               var q = function (c) { var e = f.querySelector(c); return e ? e.innerText.trim() : ''; };\
+               var r = f.getBoundingClientRect();\
+               return {at: f.getAttribute('data-at'), utc: q('.utc'), local: q('.local'),\
+                       dst: q('.dst'), note: q('.note'), shown: r.height > 0 && r.width > 0};\
+             });",
+            vec![],
+        );
+        v.as_array().cloned().unwrap_or_default()
+    };
+    for (name, cron, label, wall) in [
+        ("spring", "30 2 * 3 0", "moved", "03:00:00 CEST"),
+        ("autumn", "30 2 * 10 0", "repeat", "02:30:00 CEST"),
+    ] {
+        b.goto(&format!("/deployments/dev/{name}"));
+        b.wait_for("#fire-times .fire", Duration::from_secs(10));
+        let shown = rows(&b);
+        let schedules = weir_core::schedule::parse_all(&[weir_core::api::ScheduleSpec {
+            cron: Some(cron.into()),
+            timezone: Some("Europe/Berlin".into()),
+            ..Default::default()
+        }])
+        .expect("a valid schedule");
+        let want = weir_core::schedule::next_fire_times(&schedules, chrono::Utc::now(), 5);
+        assert_eq!(
+            shown.len(),
+            5,
+            "the next five fire times of {name}: {shown:#?}"
+        );
+        for (row, f) in shown.iter().zip(&want) {
+            let utc = f.at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+            assert_eq!(row["utc"], json!(utc), "in UTC: {row}");
+            assert_eq!(
+                row["at"],
+                json!(f.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            );
+            assert_eq!(
+                row["local"],
+                json!(f.local_text()),
+                "on Berlin's wall clock, not the viewer's: {row}"
+            );
+            assert_eq!(row["shown"], json!(true), "visible: {row}");
+            match &f.dst {
+                Some(note) => {
+                    assert_eq!(row["dst"], json!(format!("DST {}", note.label())), "{row}");
+                    assert_eq!(row["note"], json!(note.describe()), "{row}");
+                }
+                None => assert_eq!(
+                    (&row["dst"], &row["note"]),
+                    (&json!(""), &json!("")),
+                    "{row}"
+                ),
+            }
+        }
+        let marked: Vec<&Value> = shown.iter().filter(|r| r["dst"] != json!("")).collect();
+        assert_eq!(
+            marked.len(),
+            1,
+            "one of {name}'s fire times meets a DST change: {shown:#?}"
+        );
+        assert_eq!(marked[0]["dst"], json!(format!("DST {label}")));
+        assert!(
+            marked[0]["local"]
+                .as_str()
+                .is_some_and(|l| l.ends_with(wall)),
+            "{name}'s DST fire time is at {wall}: {shown:#?}"
+        );
+        let note = marked[0]["note"].as_str().unwrap_or_default();
+        let says = if label == "moved" {
+            "02:30 does not exist"
+        } else {
+            "happens twice"
+        };
+        assert!(note.contains(says), "the rule in words: {note}");
+        assert!(
+            b.text("#fire-times")
+                .contains("UTC · the schedule's own time zone"),
+            "the list says what its two columns are: {}",
+            b.text("#fire-times")
+        );
+        b.shot(&format!("40-fire-times-{name}"));
+    }
+    // Paused, it does not fire: the page lists no fire times.
+    w.weir(&["schedule", "pause", "dev/spring"]).ok();
+    b.goto("/deployments/dev/spring");
+    b.wait_for("main h1", Duration::from_secs(10));
+    assert!(!b.exists("#fire-times"), "no fire times while paused");
+}
+
 /// An `application/x-www-form-urlencoded` body.
 fn form_body(pairs: &[(&str, &str)]) -> String {
     pairs

@@ -31,10 +31,14 @@ impl Time {
 
 /// One of a deployment's next fire times, as its page lists it.
 pub(crate) struct FireRow {
+    /// The instant (RFC 3339, UTC), for the row's `data-at`.
+    pub iso: String,
     /// In UTC.
     pub utc: String,
     /// On the schedule's wall clock, with the zone's abbreviation.
     pub local: String,
+    /// How it meets a DST change, in one word (`moved`, `repeat`); empty when it does not.
+    pub label: &'static str,
     /// How it meets a DST change, in words; empty when it does not.
     pub note: String,
 }
@@ -54,8 +58,10 @@ pub(crate) fn fire_rows(d: &weir_core::api::Deployment, now: Timestamp) -> Vec<F
     weir_core::schedule::next_fire_times(&schedules, now, PAGE_FIRE_TIMES)
         .into_iter()
         .map(|f| FireRow {
+            iso: f.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             utc: f.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             local: f.local_text(),
+            label: f.dst.as_ref().map(|n| n.label()).unwrap_or_default(),
             note: f.dst.as_ref().map(|n| n.describe()).unwrap_or_default(),
         })
         .collect()
