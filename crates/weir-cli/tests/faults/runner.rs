@@ -48,6 +48,7 @@ pub fn run(
         body(&mut c, &mut notes);
         wait_all_ended(&c, settle, &mut notes);
         let recovered = probe(&c, &mut notes);
+        wait_spools_shipped(&c, Duration::from_secs(15), &mut notes);
         let checks = checks(&c, recovered);
         (checks, c)
     }));
@@ -95,6 +96,37 @@ fn open_runs(c: &Cluster) -> Result<usize, String> {
         .iter()
         .filter(|s| !s.parse::<StateKind>().is_ok_and(|k| k.is_terminal()))
         .count())
+}
+
+/// Waits (at most `within`) until no agent has spooled output left: a run's end reaches the
+/// server from its flow, before the agent has shipped the last lines it printed, which the
+/// agent does before it removes the spool (`weir_agent::launcher::spool`). Spools still there
+/// afterwards are noted, and their lines count as lost if they are.
+fn wait_spools_shipped(c: &Cluster, within: Duration, notes: &mut Vec<String>) {
+    let left = || -> Vec<std::path::PathBuf> {
+        let Ok(hosts) = std::fs::read_dir(&c.dir) else {
+            return Vec::new();
+        };
+        hosts
+            .flatten()
+            .filter_map(|h| std::fs::read_dir(h.path().join("agent").join("spool")).ok())
+            .flat_map(|runs| runs.flatten().map(|r| r.path()))
+            .collect()
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        let spools = left();
+        if spools.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            notes.push(format!(
+                "spooled output not shipped within {within:?}: {spools:?}"
+            ));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn wait_all_ended(c: &Cluster, within: Duration, notes: &mut Vec<String>) {

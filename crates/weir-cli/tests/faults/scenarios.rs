@@ -57,7 +57,7 @@ fn wait_running(c: &Cluster, ids: &[Uuid], k: usize) {
 
 /// Every scenario, by name, with whether the trimmed CI suite runs it.
 pub const ALL: [(&str, bool); 14] = [
-    ("kill_server", false),
+    ("kill_server", true),
     ("kill_agent", false),
     ("kill_both", false),
     ("kill_flow", true),
@@ -67,7 +67,7 @@ pub const ALL: [(&str, bool); 14] = [
     ("partition_short", true),
     ("partition_long", true),
     ("sqlite_disk_full", false),
-    ("clock_step", false),
+    ("clock_step", true),
     ("slow_db", false),
     ("scale_pg", false),
     ("scale_sqlite", false),
