@@ -51,14 +51,9 @@ pub(crate) fn now_us() -> u128 {
         .unwrap_or(0)
 }
 
-/// Measures and returns the figures.
+/// Measures and returns the figures of process launches (`main` sends `--launcher docker`
+/// to [`crate::launch_docker`], which reuses this module's helpers).
 pub fn run(args: &Args) -> Result<Value> {
-    if args.launcher == Kind::Docker && args.replicas > 1 {
-        bail!("--replicas applies to the process launcher only");
-    }
-    if args.launcher == Kind::Docker {
-        return crate::launch_docker::run(args.runs);
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -49,6 +49,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sdk(args) => sdk::run(&args),
         Command::Server(args) => server::run(&args),
+        Command::Launch(args) if args.launcher == launch::Kind::Docker => {
+            if args.replicas > 1 {
+                Err(anyhow::anyhow!(
+                    "--replicas applies to the process launcher only"
+                ))
+            } else {
+                launch_docker::run(args.runs)
+            }
+        }
         Command::Launch(args) => launch::run(&args),
         Command::Ui(args) => ui::run(&args),
         Command::Python(args) => python::run(&args),

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 mod agents;
 mod deployments;
+mod explain;
 mod keys;
 mod limits;
 mod logs;
@@ -23,6 +24,7 @@ mod schedules;
 mod tasks;
 pub use agents::*;
 pub use deployments::*;
+pub use explain::*;
 pub use keys::*;
 pub use limits::*;
 pub use logs::*;

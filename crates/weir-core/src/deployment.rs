@@ -9,8 +9,7 @@ use crate::schedule::{Schedule, ScheduleError};
 use crate::secret::{SecretRef, SecretRefError};
 use crate::{names, params};
 
-/// The work queue runs go to when a deployment names none.
-pub const DEFAULT_QUEUE: &str = "default";
+pub use crate::names::DEFAULT_QUEUE;
 
 /// One problem with a spec: which field (a path such as `spec.secrets.TOKEN`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -336,41 +336,6 @@ pub fn check_volume(v: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Why a due run on `queue` whose infrastructure is `kind` is not being claimed, judged from
-/// the live agents: none serves the queue, or none of those can launch the kind. `None` when
-/// some live agent could take it (it is then only waiting for a free slot or the next claim).
-pub fn why_waiting(
-    kind: InfrastructureKind,
-    queue: &str,
-    live_agents: &[crate::api::Agent],
-) -> Option<String> {
-    let on_queue: Vec<_> = live_agents
-        .iter()
-        .filter(|a| a.queues.iter().any(|q| q == queue))
-        .collect();
-    if on_queue.is_empty() {
-        return Some(format!(
-            "no live agent takes runs from work queue {queue:?}: start one with \
-             `weir agent --queue {queue} --launchers {kind}`"
-        ));
-    }
-    if on_queue.iter().any(|a| a.launchers.contains(&kind)) {
-        return None;
-    }
-    let names: Vec<String> = on_queue
-        .iter()
-        .map(|a| {
-            let kinds: Vec<&str> = a.launchers.iter().map(|k| k.as_str()).collect();
-            format!("{} ({})", a.name, kinds.join(", "))
-        })
-        .collect();
-    Some(format!(
-        "no live agent on work queue {queue:?} can launch {kind} runs (agents: {}): start one \
-         with `weir agent --queue {queue} --launchers {kind}`",
-        names.join("; ")
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,35 +386,6 @@ mod tests {
         assert!(check_volume("/data").is_err());
         assert!(check_volume("/data:in").is_err());
         assert!(check_volume("/a:/b:rx").is_err());
-    }
-
-    #[test]
-    fn waiting_reasons() {
-        use crate::api::Agent;
-        let agent = |name: &str, queue: &str, launchers: Vec<InfrastructureKind>| Agent {
-            id: uuid::Uuid::nil(),
-            name: name.into(),
-            queues: vec![queue.into()],
-            limit: 1,
-            created_at: chrono::DateTime::UNIX_EPOCH,
-            last_heartbeat_at: chrono::DateTime::UNIX_EPOCH,
-            running: 0,
-            launchers,
-        };
-        let docker = InfrastructureKind::Docker;
-        let p = agent("a1", "default", vec![InfrastructureKind::Process]);
-        let reason = why_waiting(docker, "default", std::slice::from_ref(&p)).expect("ok");
-        assert!(
-            reason.contains("can launch docker runs (agents: a1 (process))"),
-            "{reason}"
-        );
-        assert!(
-            why_waiting(docker, "gpu", std::slice::from_ref(&p))
-                .expect("ok")
-                .contains("work queue \"gpu\"")
-        );
-        let d = agent("a2", "default", vec![docker]);
-        assert_eq!(why_waiting(docker, "default", &[p, d]), None);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Names of projects, deployments and work queues.
 
+/// The work queue runs go to when a deployment names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
 /// The names [`check`] accepts, as a JSON Schema (ECMA-262) pattern, for the OpenAPI document.
 pub const PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,62}$";
 

@@ -5,6 +5,7 @@
 //! when several server replicas race.
 
 use crate::api::{FlowRun, ProposeState};
+use crate::limits::{LimitKey, OnLimit, SKIPPED, skip_message};
 use crate::{StateKind, Timestamp, TransitionError};
 use chrono::Duration;
 
@@ -166,6 +167,68 @@ pub fn cancel_target(state: StateKind) -> Option<StateKind> {
     }
 }
 
+/// Whether a due run would be skipped rather than wait: its deployment says `skip` and this is
+/// the run's first attempt.
+pub fn skips(run: &FlowRun, on_limit: OnLimit) -> bool {
+    on_limit == OnLimit::Skip && run.attempt == 0 && run.state.is_claimable()
+}
+
+/// A due run skipped because `limit` was full: it ends [`SKIPPED`] at `now`, with
+/// [`skip_message`].
+pub fn skip(
+    run: &FlowRun,
+    limit: &LimitKey,
+    slots: u32,
+    now: Timestamp,
+) -> Result<FlowRun, TransitionError> {
+    if !run.state.is_claimable() || run.attempt != 0 {
+        return Err(TransitionError {
+            from: run.state,
+            to: SKIPPED,
+        });
+    }
+    let mut next = run.clone();
+    next.state = SKIPPED;
+    next.state_message = Some(skip_message(limit, slots));
+    next.state_at = now;
+    next.ended_at = Some(now);
+    next.agent_id = None;
+    next.lease_expires_at = None;
+    Ok(next)
+}
+
+/// A run for this crate's tests.
+#[cfg(test)]
+pub(crate) fn sample_run(state: StateKind) -> FlowRun {
+    let now = chrono::Utc::now();
+    FlowRun {
+        id: uuid::Uuid::now_v7(),
+        project: "main".into(),
+        deployment_id: Some(uuid::Uuid::now_v7()),
+        deployment: Some("etl".into()),
+        flow: "etl".into(),
+        name: "etl-1".into(),
+        state,
+        state_message: None,
+        state_at: now,
+        attempt: 0,
+        retries_used: 0,
+        retries: 0,
+        parameters: serde_json::Map::new(),
+        work_queue: crate::names::DEFAULT_QUEUE.into(),
+        scheduled_at: now - chrono::Duration::minutes(1),
+        tick_at: None,
+        created_at: now,
+        started_at: None,
+        ended_at: None,
+        agent_id: None,
+        lease_expires_at: None,
+        parent_flow_run_id: None,
+        result: None,
+        tags: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +351,26 @@ mod tests {
         let r = run(StateKind::Cancelling, 1, 3);
         let next = decide(&r, &propose(StateKind::Crashed, 1), D, D, Utc::now()).expect("legal");
         assert_eq!(next.state, StateKind::Cancelled);
+    }
+
+    #[test]
+    fn only_a_first_attempt_that_is_waiting_is_skipped() {
+        let now = chrono::Utc::now();
+        let mut run = sample_run(StateKind::Scheduled);
+        let key = LimitKey::Deployment("main/etl".into());
+        let next = skip(&run, &key, 2, now).expect("a waiting first attempt is skipped");
+        assert_eq!(next.state, SKIPPED);
+        assert_eq!(next.ended_at, Some(now));
+        let msg = next.state_message.expect("a message");
+        assert!(msg.contains("main/etl") && msg.contains("skip"), "{msg}");
+        assert!(skips(&run, OnLimit::Skip));
+        assert!(!skips(&run, OnLimit::Wait));
+        run.attempt = 1;
+        run.state = StateKind::AwaitingRetry;
+        assert!(skip(&run, &key, 2, now).is_err());
+        assert!(!skips(&run, OnLimit::Skip));
+        run.attempt = 0;
+        run.state = StateKind::Running;
+        assert!(skip(&run, &key, 2, now).is_err());
     }
 }

@@ -27,8 +27,9 @@
 //!   repeats them; only the local time they are shown in changes.
 
 use crate::Timestamp;
-use crate::api::ScheduleSpec;
 use chrono::{TimeZone, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -41,6 +42,29 @@ pub use catchup::Catchup;
 /// IANA time zones, as schedules name them.
 pub use chrono_tz::Tz;
 pub use preview::{DstNote, FireTime};
+
+/// One schedule of a deployment as written (in `weir.toml` and the API): exactly one of
+/// `cron` or `interval`. [`Schedule::parse`] checks it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    {"required": ["cron"], "properties": {"cron": {"type": "string"}, "interval": {"type": "null"}}},
+    {"required": ["interval"], "properties": {"interval": {"type": "string"}, "cron": {"type": "null"}}},
+]))]
+pub struct ScheduleSpec {
+    /// A cron expression (5 or 6 fields; `L`, `#`, `W`, ranges and steps allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// A fixed interval such as `30s`, `15m` or `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// IANA time zone the cron fields are read in (default `UTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// For intervals: a time the schedule fires at; others are whole periods away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Timestamp>,
+}
 
 /// A validated schedule, ready to compute fire times.
 #[derive(Debug, Clone)]

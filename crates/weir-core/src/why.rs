@@ -7,12 +7,12 @@
 //! paused schedule. A due run with none of these is ready: the next claim takes it.
 
 use crate::api::{Agent, FlowRun};
+/// The explanation's wire types, defined with the API's and given their sentences here.
+pub use crate::api::{AgentLoad, Explanation, Reason};
 use crate::infrastructure::InfrastructureKind;
 use crate::limits::{LimitKey, OnLimit};
 use crate::{StateKind, Timestamp};
 use chrono::Duration;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// What the store knows about a run's surroundings, gathered for [`explain`].
@@ -50,108 +50,6 @@ pub struct LimitFacts {
     pub slots: u32,
     /// Runs holding a slot (their attempt holds a live lease), excluding the run explained.
     pub holders: Vec<Uuid>,
-}
-
-/// An agent's load, for [`Reason::AgentsAtCapacity`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct AgentLoad {
-    /// The agent's name.
-    pub name: String,
-    /// Runs it holds.
-    pub running: u32,
-    /// Runs it takes at once.
-    pub limit: u32,
-}
-
-/// One reason a run is not running.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "reason", rename_all = "snake_case")]
-pub enum Reason {
-    /// It is not waiting: an agent claimed it, or it runs.
-    Started {
-        /// Its state.
-        state: StateKind,
-    },
-    /// It has ended.
-    Ended {
-        /// Its final state.
-        state: StateKind,
-        /// Its final state's message.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
-    /// It is scheduled for later.
-    NotDue {
-        /// When it is due.
-        at: Timestamp,
-    },
-    /// An attempt failed or crashed; the next one is due at `until`.
-    AwaitingRetry {
-        /// When the retry is due.
-        until: Timestamp,
-        /// Retries used, this one included.
-        used: u32,
-        /// Retries allowed.
-        allowed: u32,
-    },
-    /// No agent serving its queue has been heard from within a lease.
-    NoLiveAgent {
-        /// The queue.
-        queue: String,
-        /// The last time any agent serving it was heard from (in the last day).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        last_seen: Option<Timestamp>,
-    },
-    /// Live agents serve its queue, but none launches its infrastructure.
-    NoLauncher {
-        /// The queue.
-        queue: String,
-        /// The infrastructure it needs.
-        kind: InfrastructureKind,
-        /// The live agents on the queue.
-        agents: Vec<String>,
-    },
-    /// Every live agent that could take it already runs as many runs as it takes.
-    AgentsAtCapacity {
-        /// Those agents.
-        agents: Vec<AgentLoad>,
-    },
-    /// A concurrency limit it falls under is full.
-    LimitFull {
-        /// Which limit.
-        limit: LimitKey,
-        /// Its slots.
-        slots: u32,
-        /// How many runs hold a slot.
-        held: u32,
-        /// The runs holding them (those the caller may see).
-        holders: Vec<Uuid>,
-        /// Whether the run will be skipped rather than wait (`on_limit = "skip"`).
-        skip: bool,
-    },
-    /// Its deployment's schedules are paused: no new scheduled runs are made (this run still
-    /// starts when due).
-    SchedulePaused {
-        /// `project/name`.
-        deployment: String,
-    },
-    /// Nothing holds it back: the next claim of an agent on its queue takes it.
-    Ready,
-}
-
-/// The explanation of one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Explanation {
-    /// The run.
-    pub run: Uuid,
-    /// Its state.
-    pub state: StateKind,
-    /// Whether it waits to be started (claimable).
-    pub waiting: bool,
-    /// The reasons, most decisive first.
-    pub reasons: Vec<Reason>,
-    /// One sentence per reason, in the same order.
-    pub messages: Vec<String>,
 }
 
 /// Whether an agent last heard from at `last` is live at `now`: agents heartbeat at least three
@@ -239,7 +137,7 @@ fn waiting_reasons(facts: &Facts, now: Timestamp, lease: Duration, out: &mut Vec
     let skip = facts
         .deployment
         .as_ref()
-        .is_some_and(|d| crate::limits::skips(run, d.on_limit));
+        .is_some_and(|d| crate::orchestration::skips(run, d.on_limit));
     for l in &facts.limits {
         if l.holders.len() >= l.slots as usize {
             out.push(Reason::LimitFull {
@@ -260,6 +158,38 @@ fn waiting_reasons(facts: &Facts, now: Timestamp, lease: Duration, out: &mut Vec
     if !blocked {
         out.push(Reason::Ready);
     }
+}
+
+/// Why a due run on `queue` whose infrastructure is `kind` is not being claimed, judged from
+/// the live agents alone (what `weir run` prints while it waits; [`explain`] weighs every
+/// cause): none serves the queue, or none of those can launch the kind. `None` when
+/// some live agent could take it (it is then only waiting for a free slot or the next claim).
+pub fn why_waiting(kind: InfrastructureKind, queue: &str, live_agents: &[Agent]) -> Option<String> {
+    let on_queue: Vec<_> = live_agents
+        .iter()
+        .filter(|a| a.queues.iter().any(|q| q == queue))
+        .collect();
+    if on_queue.is_empty() {
+        return Some(format!(
+            "no live agent takes runs from work queue {queue:?}: start one with \
+             `weir agent --queue {queue} --launchers {kind}`"
+        ));
+    }
+    if on_queue.iter().any(|a| a.launchers.contains(&kind)) {
+        return None;
+    }
+    let names: Vec<String> = on_queue
+        .iter()
+        .map(|a| {
+            let kinds: Vec<&str> = a.launchers.iter().map(|k| k.as_str()).collect();
+            format!("{} ({})", a.name, kinds.join(", "))
+        })
+        .collect();
+    Some(format!(
+        "no live agent on work queue {queue:?} can launch {kind} runs (agents: {}): start one \
+         with `weir agent --queue {queue} --launchers {kind}`",
+        names.join("; ")
+    ))
 }
 
 /// What became of a run after its attempt `attempt` ended, as one sentence: for the process

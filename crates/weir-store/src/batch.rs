@@ -184,3 +184,35 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
     tx.commit().await?;
     Ok(outcomes)
 }
+
+impl Store {
+    /// Applies a state proposal by the orchestration rules. A repeated `transition_id`
+    /// returns the run without a second transition.
+    pub async fn propose_state(
+        &self,
+        id: Uuid,
+        proposal: &ProposeState,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<FlowRun> {
+        // Group commit: concurrent proposals share one transaction (see `batch`).
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            id,
+            proposal: proposal.clone(),
+            lease,
+            now,
+            reply,
+        };
+        let Some(queue) = &self.proposals else {
+            return self.propose_alone(id, proposal, lease, now).await;
+        };
+        if queue.send(job).is_err() {
+            return self.propose_alone(id, proposal, lease, now).await;
+        }
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => self.propose_alone(id, proposal, lease, now).await,
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //! SQLite the single writer (`BEGIN IMMEDIATE`) serialises them already.
 //!
 //! A due run of a deployment with `on_limit = "skip"` whose limit is full ends Cancelled
-//! instead (first attempts only; see `weir_core::limits`).
+//! instead (first attempts only; see `weir_core::orchestration::skip`).
 
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders};
 use crate::limits::{deployment_full, full_tag, limited, slot_free};
@@ -23,7 +23,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row};
 use uuid::Uuid;
 use weir_core::api::FlowRun;
-use weir_core::limits::{self, LimitKey};
+use weir_core::limits::LimitKey;
 use weir_core::{Timestamp, orchestration};
 
 /// Most runs one claim skips (`on_limit = "skip"`); the rest are skipped by the next claim.
@@ -279,7 +279,7 @@ impl Store {
             let now = codec::ts(micros(c.now));
             let skipped = self
                 .change(id, None, None, |run, _| {
-                    limits::skip(run, &key, slots, now).map_err(|_| crate::Error::Rejected {
+                    orchestration::skip(run, &key, slots, now).map_err(|_| crate::Error::Rejected {
                         reason: format!("run is {}; not skipped", run.state),
                         current: Box::new(run.clone()),
                     })

@@ -3,8 +3,9 @@
 use crate::{Error, Result};
 use chrono::{TimeZone, Utc};
 use serde::de::DeserializeOwned;
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 use weir_core::api::{FlowRun, StateChange, TaskRun};
@@ -189,4 +190,22 @@ fn result_ref(row: &AnyRow) -> Result<Option<weir_core::api::ResultRef>> {
         return Ok(None);
     };
     Ok(serde_json::from_value(value).ok())
+}
+
+/// A query being built, before its values are bound.
+pub(crate) type AnyQuery<'q> = Query<'q, Any, AnyArguments>;
+
+/// A value bound to a dynamically built query.
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Bind {
+    pub(crate) fn bind(self, q: AnyQuery<'_>) -> AnyQuery<'_> {
+        match self {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(i) => q.bind(i),
+        }
+    }
 }

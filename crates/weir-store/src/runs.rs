@@ -3,8 +3,6 @@
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders, to_json};
 use crate::{Dialect, Error, Result, Store, states};
 use chrono::Duration;
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -36,7 +34,8 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
-type AnyQuery<'q> = Query<'q, Any, AnyArguments>;
+/// Kept here too for the modules that bind through `runs`.
+pub(crate) use crate::codec::Bind;
 
 /// Runs per multi-row statement of [`Store::import_flow_runs`]: 24 columns each, so about
 /// 12,000 parameters, below SQLite's (32,766) and PostgreSQL's (65,535) limits.
@@ -307,36 +306,6 @@ impl Store {
             q = b.bind(q);
         }
         codec::state_counts(&q.fetch_all(&self.read).await?)
-    }
-
-    /// Applies a state proposal by the orchestration rules. A repeated `transition_id`
-    /// returns the run without a second transition.
-    pub async fn propose_state(
-        &self,
-        id: Uuid,
-        proposal: &ProposeState,
-        lease: Duration,
-        now: Timestamp,
-    ) -> Result<FlowRun> {
-        // Group commit: concurrent proposals share one transaction (see `batch`).
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = crate::batch::Job {
-            id,
-            proposal: proposal.clone(),
-            lease,
-            now,
-            reply,
-        };
-        let Some(queue) = &self.proposals else {
-            return self.propose_alone(id, proposal, lease, now).await;
-        };
-        if queue.send(job).is_err() {
-            return self.propose_alone(id, proposal, lease, now).await;
-        }
-        match answer.await {
-            Ok(result) => result,
-            Err(_) => self.propose_alone(id, proposal, lease, now).await,
-        }
     }
 
     /// [`Store::propose_state`] in a transaction of its own.
@@ -674,21 +643,6 @@ pub(crate) async fn insert_history(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// A value bound to a dynamically built query.
-pub(crate) enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-impl Bind {
-    pub(crate) fn bind(self, q: AnyQuery<'_>) -> AnyQuery<'_> {
-        match self {
-            Bind::Text(s) => q.bind(s),
-            Bind::Int(i) => q.bind(i),
-        }
-    }
 }
 
 /// Task runs of one flow run grouped by task, for timelines of runs too large to draw one

@@ -1,7 +1,6 @@
 //! Task runs: batched ingest of state reports from the SDK, and reads.
 
-use crate::codec::{self, TASK_RUN_COLUMNS, micros, placeholders};
-use crate::runs::Bind;
+use crate::codec::{self, Bind, TASK_RUN_COLUMNS, micros, placeholders};
 use crate::{Error, Result, Store};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use std::collections::{BTreeMap, HashMap};

@@ -13,10 +13,14 @@
 //! `fargate` (feature `fargate`): a local Fargate running moto's ECS tasks on the Docker
 //! engine, for the ECS end-to-end tests and `weir-bench ecs`.
 //!
+//! [`modules`]: import loops between a crate's modules, read from its sources (each crate's
+//! `tests/module_cycles.rs`).
+//!
 //! [`both_backends!`] writes the two variants of a test from one `async fn case(url)`.
 
 #[cfg(feature = "fargate")]
 pub mod fargate;
+pub mod modules;
 pub mod moto;
 
 use sqlx::{Connection, Executor, PgConnection};

@@ -1,6 +1,7 @@
 //! `weir deploy`: validate a weir.toml completely, then register its deployments
 //! idempotently (or, with `--plan`, show what would change).
 
+use super::Mode;
 use crate::output;
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -176,16 +177,6 @@ async fn register(
         report.push(entry);
     }
     Ok(report)
-}
-
-/// How `weir deploy` treats the server: `plan` writes nothing; `prune` also archives the
-/// project's deployments the file no longer has.
-#[derive(Debug, Clone, Copy)]
-pub struct Mode {
-    /// Show what would change, change nothing.
-    pub plan: bool,
-    /// Archive deployments missing from the file.
-    pub prune: bool,
 }
 
 /// `weir deploy`.

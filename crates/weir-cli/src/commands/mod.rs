@@ -22,6 +22,16 @@ use crate::cli::{Cli, Command};
 use anyhow::Result;
 use std::process::ExitCode;
 
+/// How `weir deploy` treats the server (read by `deploy` and `prune`): `plan` writes
+/// nothing; `prune` also archives the project's deployments the file no longer has.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// Show what would change, change nothing.
+    pub plan: bool,
+    /// Archive deployments missing from the file.
+    pub prune: bool,
+}
+
 /// Runs the command; the exit code says how it went.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     // Every client of this process (CLI, agent, `weir up`) trusts it; agents pass it on to
@@ -44,7 +54,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             prune,
             vars,
         } => {
-            let mode = deploy::Mode { plan, prune };
+            let mode = Mode { plan, prune };
             deploy::deploy(&api, &file, project, mode, &vars, json).await
         }
         Command::Run {

@@ -2,7 +2,7 @@
 //! file no longer has, `weir deploy --prune` archives them, `weir deployments rm` archives
 //! one. Archived deployments keep their history and come back when deployed again.
 
-use super::deploy::Mode;
+use super::Mode;
 use crate::config::split_target;
 use crate::output;
 use anyhow::{Context, Result};

@@ -345,7 +345,7 @@ async fn print_new_lines(client: &Client, id: Uuid, after: &mut i64) -> Result<u
 }
 
 /// Why a due run is not being picked up, when no live agent can take it (see
-/// [`weir_core::infrastructure::why_waiting`]). Agents count as live when they heartbeated in
+/// [`weir_core::why::why_waiting`]). Agents count as live when they heartbeated in
 /// the last two minutes.
 async fn waiting_reason(
     client: &weir_client::Client,
@@ -372,5 +372,5 @@ async fn waiting_reason(
         .into_iter()
         .filter(|a| a.last_heartbeat_at >= since)
         .collect();
-    weir_core::infrastructure::why_waiting(kind, &r.work_queue, &live)
+    weir_core::why::why_waiting(kind, &r.work_queue, &live)
 }

@@ -9,33 +9,14 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// One schedule of a deployment (its home is [`crate::schedule`], which reads it).
+pub use crate::schedule::ScheduleSpec;
+
 /// The secret reference schemes a deployment may name (JSON Schema pattern).
 pub const SECRET_REFERENCE_PATTERN: &str = "^(env|file|ssm|secretsmanager):.";
 
 /// Longest delay before a flow-run retry: a year, in seconds.
 pub const MAX_RETRY_DELAY_S: u64 = 365 * 86400;
-
-/// One schedule of a deployment: exactly one of `cron` or `interval`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [
-    {"required": ["cron"], "properties": {"cron": {"type": "string"}, "interval": {"type": "null"}}},
-    {"required": ["interval"], "properties": {"interval": {"type": "string"}, "cron": {"type": "null"}}},
-]))]
-pub struct ScheduleSpec {
-    /// A cron expression (5 or 6 fields; `L`, `#`, `W`, ranges and steps allowed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cron: Option<String>,
-    /// A fixed interval such as `30s`, `15m` or `1h`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<String>,
-    /// IANA time zone the cron fields are read in (default `UTC`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timezone: Option<String>,
-    /// For intervals: a time the schedule fires at; others are whole periods away.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anchor: Option<Timestamp>,
-}
 
 /// What a deployment is: everything `weir deploy` registers. Two equal specs are the same
 /// version.
@@ -112,7 +93,7 @@ pub struct DeploymentSpec {
 }
 
 fn default_queue() -> String {
-    crate::deployment::DEFAULT_QUEUE.to_string()
+    crate::names::DEFAULT_QUEUE.to_string()
 }
 fn is_false(b: &bool) -> bool {
     !*b

@@ -1,12 +1,10 @@
-//! Wire types of tag concurrency limits and of the "why isn't it running" explanation.
+//! Wire types of tag concurrency limits.
 
 use crate::Timestamp;
 use crate::limits::TAG_PATTERN;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-pub use crate::why::{AgentLoad, Explanation, Reason};
 
 /// A tag's concurrency limit: at most `slots` runs carrying the tag hold a slot at once,
 /// across deployments and projects.

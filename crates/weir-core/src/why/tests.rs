@@ -1,7 +1,7 @@
 //! Each reason of [`explain`], from facts built by hand.
 
 use super::*;
-use crate::limits::sample_run;
+use crate::orchestration::sample_run;
 
 const LEASE: Duration = Duration::seconds(30);
 
@@ -222,4 +222,32 @@ fn after_an_attempt_says_what_happened() {
         after_attempt(&run, 2),
         "attempt 2 is over: the run is Running in attempt 3"
     );
+}
+
+#[test]
+fn why_waiting_names_the_queue_or_the_missing_launcher() {
+    let agent = |name: &str, queue: &str, launchers: Vec<InfrastructureKind>| Agent {
+        id: uuid::Uuid::nil(),
+        name: name.into(),
+        queues: vec![queue.into()],
+        limit: 1,
+        created_at: chrono::DateTime::UNIX_EPOCH,
+        last_heartbeat_at: chrono::DateTime::UNIX_EPOCH,
+        running: 0,
+        launchers,
+    };
+    let docker = InfrastructureKind::Docker;
+    let p = agent("a1", "default", vec![InfrastructureKind::Process]);
+    let reason = why_waiting(docker, "default", std::slice::from_ref(&p)).expect("ok");
+    assert!(
+        reason.contains("can launch docker runs (agents: a1 (process))"),
+        "{reason}"
+    );
+    assert!(
+        why_waiting(docker, "gpu", std::slice::from_ref(&p))
+            .expect("ok")
+            .contains("work queue \"gpu\"")
+    );
+    let d = agent("a2", "default", vec![docker]);
+    assert_eq!(why_waiting(docker, "default", &[p, d]), None);
 }
