@@ -1,6 +1,6 @@
 //! Agents and work queues.
 
-use crate::codec::{self, micros, to_json, ts};
+use crate::codec::{self, micros, to_json};
 use crate::{Error, Result, Store, states};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -12,15 +12,14 @@ use weir_core::api::{Agent, RegisterAgent, WorkQueue};
 use weir_core::infrastructure::{InfrastructureKind, UnknownKind};
 
 fn agent(row: &AnyRow) -> Result<Agent> {
-    let running: i64 = row.try_get("running")?;
     Ok(Agent {
         id: codec::uuid(row, "id")?,
         name: row.try_get("name")?,
         queues: codec::json(row, "queues")?,
         limit: codec::u32_col(row, "run_limit")?,
-        created_at: ts(row.try_get("created_at")?),
-        last_heartbeat_at: ts(row.try_get("last_heartbeat_at")?),
-        running: u32::try_from(running).unwrap_or(0),
+        created_at: codec::time(row, "created_at")?,
+        last_heartbeat_at: codec::time(row, "last_heartbeat_at")?,
+        running: codec::u32_col(row, "running")?,
         launchers: launchers(&row.try_get::<String, _>("launchers")?)?,
     })
 }

@@ -18,6 +18,6 @@ impl Store {
             .await?,
             "us",
         )?;
-        Ok(crate::codec::ts(us))
+        crate::codec::time_of("clock_timestamp()", us)
     }
 }

@@ -16,13 +16,38 @@ pub(crate) fn micros(t: Timestamp) -> i64 {
     t.timestamp_micros()
 }
 
-/// Decodes stored microseconds.
+/// `t` at the stored precision (microseconds), as it reads back. For microseconds this
+/// process computed from a time, which always have one; a stored column goes through
+/// [`time`], which refuses a value no time has instead of reading it as the epoch.
 pub(crate) fn ts(us: i64) -> Timestamp {
     Utc.timestamp_micros(us).single().unwrap_or_default()
 }
 
+/// [`ts`] of an optional value.
 pub(crate) fn opt_ts(us: Option<i64>) -> Option<Timestamp> {
     us.map(ts)
+}
+
+/// Microseconds read from `col` as a time; a value outside the times chrono can hold (about
+/// 262,000 years either side of 1970) is a corrupt row, named with its column and value.
+pub(crate) fn time_of(col: &'static str, us: i64) -> Result<Timestamp> {
+    Utc.timestamp_micros(us)
+        .single()
+        .ok_or_else(|| Error::Corrupt {
+            column: col,
+            reason: format!("{us} microseconds since 1970 is not a time"),
+        })
+}
+
+/// The time stored in `col` (integer microseconds).
+pub(crate) fn time(row: &AnyRow, col: &'static str) -> Result<Timestamp> {
+    time_of(col, row.try_get(col)?)
+}
+
+/// The time stored in `col`, if any.
+pub(crate) fn opt_time(row: &AnyRow, col: &'static str) -> Result<Option<Timestamp>> {
+    let us: Option<i64> = row.try_get(col)?;
+    us.map(|us| time_of(col, us)).transpose()
 }
 
 pub(crate) fn uuid(row: &AnyRow, col: &'static str) -> Result<Uuid> {
@@ -82,9 +107,33 @@ pub(crate) fn opt_json<T: DeserializeOwned>(row: &AnyRow, col: &'static str) -> 
     .transpose()
 }
 
+/// `v`, read from `col`, as a `u32`; a negative or larger value is a corrupt row (never
+/// saturated: an attempt of `u32::MAX` would pass every fencing check after it).
+pub(crate) fn u32_of(col: &'static str, v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Corrupt {
+        column: col,
+        reason: format!("{v} is not a whole number from 0 to {}", u32::MAX),
+    })
+}
+
+/// The `u32` stored in `col`.
 pub(crate) fn u32_col(row: &AnyRow, col: &'static str) -> Result<u32> {
+    u32_of(col, row.try_get(col)?)
+}
+
+/// The `u32` stored in `col`, if any.
+pub(crate) fn opt_u32_col(row: &AnyRow, col: &'static str) -> Result<Option<u32>> {
+    let v: Option<i64> = row.try_get(col)?;
+    v.map(|v| u32_of(col, v)).transpose()
+}
+
+/// The count stored in `col`; a negative one is a corrupt row.
+pub(crate) fn u64_col(row: &AnyRow, col: &'static str) -> Result<u64> {
     let v: i64 = row.try_get(col)?;
-    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+    u64::try_from(v).map_err(|_| Error::Corrupt {
+        column: col,
+        reason: format!("{v} is not a count (negative)"),
+    })
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -107,22 +156,22 @@ pub(crate) fn flow_run(row: &AnyRow) -> Result<FlowRun> {
         name: row.try_get("name")?,
         state: state(row, "state")?,
         state_message: row.try_get("state_message")?,
-        state_at: ts(row.try_get("state_at")?),
+        state_at: time(row, "state_at")?,
         attempt: u32_col(row, "attempt")?,
         retries_used: u32_col(row, "retries_used")?,
         retries: u32_col(row, "retries")?,
         parameters: json(row, "parameters")?,
         work_queue: row.try_get("work_queue")?,
-        scheduled_at: ts(row.try_get("scheduled_at")?),
-        created_at: ts(row.try_get("created_at")?),
-        started_at: opt_ts(row.try_get("started_at")?),
-        ended_at: opt_ts(row.try_get("ended_at")?),
+        scheduled_at: time(row, "scheduled_at")?,
+        created_at: time(row, "created_at")?,
+        started_at: opt_time(row, "started_at")?,
+        ended_at: opt_time(row, "ended_at")?,
         agent_id: opt_uuid(row, "agent_id")?,
-        lease_expires_at: opt_ts(row.try_get("lease_expires_at")?),
+        lease_expires_at: opt_time(row, "lease_expires_at")?,
         parent_flow_run_id: opt_uuid(row, "parent_flow_run_id")?,
         result: result_ref(row)?,
         tags: json(row, "tags")?,
-        tick_at: opt_ts(row.try_get("tick_at")?),
+        tick_at: opt_time(row, "tick_at")?,
     })
 }
 
@@ -132,7 +181,7 @@ pub(crate) fn state_change(row: &AnyRow) -> Result<StateChange> {
         state: state(row, "state")?,
         message: row.try_get("message")?,
         attempt: u32_col(row, "attempt")?,
-        at: ts(row.try_get("at")?),
+        at: time(row, "at")?,
     })
 }
 
@@ -140,7 +189,6 @@ pub(crate) const TASK_RUN_COLUMNS: &str = "id, flow_run_id, task, state, message
     created_at, started_at, ended_at, inputs_fingerprint, cache_key, result_location, map_index";
 
 pub(crate) fn task_run(row: &AnyRow) -> Result<TaskRun> {
-    let map_index: Option<i64> = row.try_get("map_index")?;
     Ok(TaskRun {
         id: uuid(row, "id")?,
         flow_run_id: uuid(row, "flow_run_id")?,
@@ -148,13 +196,13 @@ pub(crate) fn task_run(row: &AnyRow) -> Result<TaskRun> {
         state: state(row, "state")?,
         message: row.try_get("message")?,
         attempt: u32_col(row, "attempt")?,
-        created_at: ts(row.try_get("created_at")?),
-        started_at: opt_ts(row.try_get("started_at")?),
-        ended_at: opt_ts(row.try_get("ended_at")?),
+        created_at: time(row, "created_at")?,
+        started_at: opt_time(row, "started_at")?,
+        ended_at: opt_time(row, "ended_at")?,
         inputs_fingerprint: row.try_get("inputs_fingerprint")?,
         cache_key: row.try_get("cache_key")?,
         result_location: row.try_get("result_location")?,
-        map_index: map_index.and_then(|i| u32::try_from(i).ok()),
+        map_index: opt_u32_col(row, "map_index")?,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Projects and deployments: idempotent, versioned upserts.
 
-use crate::codec::{self, micros, to_json, ts};
+use crate::codec::{self, micros, to_json};
 use crate::scheduling::delete_future_runs;
 use crate::{Error, Result, Store};
 use sqlx::any::AnyRow;
@@ -22,23 +22,21 @@ fn deployment(row: &AnyRow) -> Result<Deployment> {
         version: codec::u32_col(row, "version")?,
         spec: codec::json(row, "spec")?,
         paused: paused != 0,
-        created_at: ts(row.try_get("created_at")?),
-        updated_at: ts(row.try_get("updated_at")?),
-        archived_at: row.try_get::<Option<i64>, _>("archived_at")?.map(ts),
+        created_at: codec::time(row, "created_at")?,
+        updated_at: codec::time(row, "updated_at")?,
+        archived_at: codec::opt_time(row, "archived_at")?,
     })
 }
 
 /// A project row; `effective_retain_days` is the server's to fill in.
 fn project(r: &AnyRow) -> Result<Project> {
-    let retain: Option<i64> = r.try_get("retain_days")?;
-    let pruned: i64 = r.try_get("pruned_runs")?;
     Ok(Project {
         name: r.try_get("name")?,
-        created_at: ts(r.try_get("created_at")?),
-        retain_days: retain.map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
+        created_at: codec::time(r, "created_at")?,
+        retain_days: codec::opt_u32_col(r, "retain_days")?,
         effective_retain_days: None,
-        pruned_runs: u64::try_from(pruned).unwrap_or(0),
-        pruned_at: r.try_get::<Option<i64>, _>("pruned_at")?.map(ts),
+        pruned_runs: codec::u64_col(r, "pruned_runs")?,
+        pruned_at: codec::opt_time(r, "pruned_at")?,
     })
 }
 
@@ -131,6 +129,8 @@ impl Store {
     ) -> Result<UpsertResult> {
         let changed = d.spec != *spec;
         let version = i64::from(d.version) + i64::from(changed);
+        // Refused before anything is written: a version past `u32::MAX` cannot be read back.
+        let next_version = codec::u32_of("deployments.version", version)?;
         let mut tx = self.begin_write().await?;
         // Compare-and-set on the version read above: a concurrent upsert that wrote first
         // makes this one start over (and find its spec Unchanged or make the next version),
@@ -163,7 +163,7 @@ impl Store {
             delete_future_runs(&mut tx, d.id, now).await?;
         }
         let after = Deployment {
-            version: u32::try_from(version).unwrap_or(u32::MAX),
+            version: next_version,
             spec: spec.clone(),
             updated_at: now,
             archived_at: None,

@@ -1,6 +1,6 @@
 //! API keys (stored as digests only), the audit log, and server settings.
 
-use crate::codec::{micros, opt_ts, ts};
+use crate::codec::{self, micros};
 use crate::{Error, Result, Store};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -20,9 +20,9 @@ fn api_key(row: &AnyRow) -> Result<ApiKey> {
             reason,
         })?,
         project: row.try_get("project")?,
-        created_at: ts(row.try_get("created_at")?),
-        expires_at: opt_ts(row.try_get("expires_at")?),
-        revoked_at: opt_ts(row.try_get("revoked_at")?),
+        created_at: codec::time(row, "created_at")?,
+        expires_at: codec::opt_time(row, "expires_at")?,
+        revoked_at: codec::opt_time(row, "revoked_at")?,
         created_by: row.try_get("created_by")?,
     })
 }
@@ -151,7 +151,7 @@ impl Store {
             .map(|r| {
                 Ok(AuditEntry {
                     id: crate::codec::uuid(r, "id")?,
-                    at: ts(r.try_get("at")?),
+                    at: codec::time(r, "at")?,
                     actor: r.try_get("actor")?,
                     action: r.try_get("action")?,
                     target: r.try_get("target")?,

@@ -6,7 +6,7 @@
 //! when a claim needs it — so a run whose process and agent died frees its slot the moment its
 //! lease expires, before the crash detector even looks at it.
 
-use crate::codec::{micros, ts};
+use crate::codec::{self, micros};
 use crate::{Dialect, Error, Result, Store, states};
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -150,8 +150,8 @@ impl Store {
                 tag,
                 slots,
                 holders,
-                created_at: ts(row.try_get("created_at")?),
-                updated_at: ts(row.try_get("updated_at")?),
+                created_at: codec::time(&row, "created_at")?,
+                updated_at: codec::time(&row, "updated_at")?,
             });
         }
         Ok(out)

@@ -1,7 +1,7 @@
 //! What an operator alerts on, per work queue: runs waiting and how long, live agents and
 //! their free slots; and the number of late runs.
 
-use crate::codec::{micros, ts};
+use crate::codec::{self, micros};
 use crate::{Result, Store, states};
 use chrono::Duration;
 use sqlx::{AssertSqlSafe, Row};
@@ -56,7 +56,7 @@ impl Store {
                 ..QueueLoad::default()
             });
             e.waiting = u64::try_from(n).unwrap_or(0);
-            e.oldest_due = Some(ts(oldest));
+            e.oldest_due = Some(codec::time_of("scheduled_at", oldest)?);
         }
         for a in self.agents(now - lease).await? {
             if !weir_core::why::agent_is_live(a.last_heartbeat_at, now, lease) {

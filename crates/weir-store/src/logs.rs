@@ -18,13 +18,18 @@ fn level_str(l: LogLevel) -> &'static str {
     }
 }
 
-pub(crate) fn parse_level(s: &str) -> LogLevel {
+/// A stored level; one this store never writes is a corrupt row, not a line at Info.
+pub(crate) fn parse_level(s: &str) -> Result<LogLevel> {
     match s {
-        "trace" => LogLevel::Trace,
-        "debug" => LogLevel::Debug,
-        "warn" => LogLevel::Warn,
-        "error" => LogLevel::Error,
-        _ => LogLevel::Info,
+        "trace" => Ok(LogLevel::Trace),
+        "debug" => Ok(LogLevel::Debug),
+        "info" => Ok(LogLevel::Info),
+        "warn" => Ok(LogLevel::Warn),
+        "error" => Ok(LogLevel::Error),
+        other => Err(Error::Corrupt {
+            column: "logs.level",
+            reason: format!("unknown log level {other:?}"),
+        }),
     }
 }
 
@@ -116,8 +121,8 @@ impl Store {
                     seq: r.try_get("seq")?,
                     flow_run_id: codec::uuid(r, "flow_run_id")?,
                     task_run_id: codec::opt_uuid(r, "task_run_id")?,
-                    at: codec::ts(r.try_get("at")?),
-                    level: parse_level(&level),
+                    at: codec::time(r, "at")?,
+                    level: parse_level(&level)?,
                     message: r.try_get("message")?,
                 })
             })

@@ -158,7 +158,7 @@ impl Store {
                     state: codec::state(r, "state")?,
                     message: r.try_get("message")?,
                     attempt: codec::u32_col(r, "attempt")?,
-                    at: codec::ts(r.try_get("at")?),
+                    at: codec::time(r, "at")?,
                 });
             }
         }
@@ -209,7 +209,7 @@ impl Store {
         for r in &rows {
             let p: String = r.try_get("project")?;
             let state = codec::state(r, "state")?;
-            let at = codec::ts(r.try_get("state_at")?);
+            let at = codec::time(r, "state_at")?;
             if p == project && weir_core::retention::is_expired(state, at, cutoff) {
                 confirmed.push(r.try_get("id")?);
             }
@@ -262,8 +262,8 @@ fn log_line(r: &sqlx::any::AnyRow) -> Result<LogLine> {
         seq: r.try_get("seq")?,
         flow_run_id: codec::uuid(r, "flow_run_id")?,
         task_run_id: codec::opt_uuid(r, "task_run_id")?,
-        at: codec::ts(r.try_get("at")?),
-        level: crate::logs::parse_level(&level),
+        at: codec::time(r, "at")?,
+        level: crate::logs::parse_level(&level)?,
         message: r.try_get("message")?,
     })
 }

@@ -726,8 +726,8 @@ impl Store {
                     count: u64::try_from(n).unwrap_or(0),
                     completed: u64::try_from(completed).unwrap_or(0),
                     failed: u64::try_from(failed).unwrap_or(0),
-                    first_at: codec::ts(r.try_get("first_at")?),
-                    last_at: codec::ts(r.try_get("last_at")?),
+                    first_at: codec::time(r, "first_at")?,
+                    last_at: codec::time(r, "last_at")?,
                 })
             })
             .collect()

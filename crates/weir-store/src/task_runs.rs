@@ -184,7 +184,7 @@ impl Store {
                     state: codec::state(r, "state")?,
                     message: r.try_get("message")?,
                     attempt: codec::u32_col(r, "attempt")?,
-                    at: codec::ts(r.try_get("at")?),
+                    at: codec::time(r, "at")?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
