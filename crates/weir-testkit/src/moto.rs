@@ -37,32 +37,34 @@ pub fn bucket_name(what: &str) -> String {
 }
 
 /// One plain HTTP/1.1 request to `endpoint` (moto accepts unsigned requests); returns the
-/// status code.
-fn request(endpoint: &str, method: &str, path: &str) -> u16 {
-    let authority = endpoint
-        .strip_prefix("http://")
-        .expect("moto's endpoint is plain http://");
-    let mut s = TcpStream::connect(authority).expect("connect to moto");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("read timeout");
+/// status code (0: an answer without one).
+fn request(endpoint: &str, method: &str, path: &str) -> std::io::Result<u16> {
+    let authority = endpoint.strip_prefix("http://").ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{ENDPOINT_ENV}={endpoint} is not a plain http:// URL"),
+        )
+    })?;
+    let mut s = TcpStream::connect(authority)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send to moto");
+    )?;
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
-    answer
+    Ok(answer
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0))
 }
 
 /// Creates a fresh bucket on moto and returns its name.
 pub fn create_bucket(endpoint: &str, what: &str) -> String {
     let name = bucket_name(what);
-    let status = request(endpoint, "PUT", &format!("/{name}"));
+    let status = request(endpoint, "PUT", &format!("/{name}"))
+        .unwrap_or_else(|e| panic!("moto at {endpoint} did not take PUT /{name}: {e}"));
     assert_eq!(status, 200, "moto created bucket {name}");
     name
 }
