@@ -5,8 +5,9 @@
 //!
 //! Writers never wait long: each batch is read without a transaction, exported outside any
 //! transaction, and deleted in one short one ([`weir_store::Store::delete_runs`]); the batch
-//! size adapts so that a delete transaction stays near [`TARGET_TX`], and the loop yields
-//! between batches so queued writes go first. When the export of a batch fails, that batch and
+//! size adapts so that a delete transaction stays near [`TARGET_TX`], and the loop pauses
+//! between batches as long as the last one took, so queued writes go first and retention
+//! holds the writer at most about half the time. When the export of a batch fails, that batch and
 //! the rest of the project's pass are left alone: nothing is deleted that was not exported.
 //! Each pass that deleted something is one audit entry (`runs.pruned`, actor
 //! [`ACTOR`]) and one log line per project.
@@ -27,7 +28,8 @@ use weir_store::Pruned;
 pub const ACTOR: &str = "server:retention";
 
 /// Delete transactions aim at this length; the batch shrinks above it and grows well below.
-const TARGET_TX: Duration = Duration::from_millis(15);
+/// A write that arrives meanwhile waits for at most about one such transaction.
+const TARGET_TX: Duration = Duration::from_millis(5);
 
 /// Smallest batch.
 const MIN_BATCH: u32 = 10;
@@ -142,8 +144,9 @@ async fn prune_project(
         } else if took < TARGET_TX / 3 {
             *batch = (*batch * 2).min(max);
         }
-        // Let the writes queued behind this batch go first.
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        // Let the writes queued behind this batch go first: pause as long as the batch held
+        // the writer (at least 1 ms), so retention takes at most about half of its time.
+        tokio::time::sleep(took.max(Duration::from_millis(1))).await;
     }
     Ok(())
 }
