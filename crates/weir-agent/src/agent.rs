@@ -489,9 +489,14 @@ async fn deliver(sh: &Shared, run: Uuid, p: &ProposeState) {
 
 /// Reads a run, retrying while the server is unreachable.
 async fn read_run(sh: &Shared, run: Uuid) -> Option<FlowRun> {
+    read_run_as(&sh.client, run).await
+}
+
+/// [`read_run`] through `client`.
+async fn read_run_as(client: &Client, run: Uuid) -> Option<FlowRun> {
     for delay in RETRY_DELAYS_MS {
         tokio::time::sleep(Duration::from_millis(delay)).await;
-        match sh.client.flow_run(run).await {
+        match client.flow_run(run).await {
             Ok(d) => return Some(d.run),
             Err(e) if e.is_transient() => continue,
             Err(e) => {
@@ -741,8 +746,12 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) -> bool {
     }
     tracing::info!(message = "launched run", run = %run.id, attempt = run.attempt, id = %launched.id());
     report(sh, &run, StateKind::Running, None).await;
-    let (exit, shipped) = drain_and_wait(sh, run.id, run.attempt, &mut launched).await;
-    settle(sh, &run, spec.plain_command, exit).await;
+    // Once the attempt ends with a retry scheduled, the server no longer shows the run to
+    // this agent's key; the attempt's run token still reaches it until the next attempt.
+    let token = claimed.run_token.clone().map(|t| sh.client.with_token(t));
+    let (exit, shipped) =
+        drain_and_wait(sh, run.id, run.attempt, &mut launched, token.clone()).await;
+    settle(sh, &run, spec.plain_command, exit, token.as_ref()).await;
     finish_spool(
         sh,
         run.id,
@@ -754,14 +763,16 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, claimed: ClaimedRun) -> bool {
 }
 
 /// Streams the launch's output to the server as log lines (batched), then waits for it.
-/// Also says whether every line was delivered.
+/// Also says whether every line was delivered. `token` is the attempt's own client (its run
+/// token), for the lines the server takes no more from this agent's key.
 async fn drain_and_wait(
     sh: &Arc<Shared>,
     run: Uuid,
     attempt: u32,
     launched: &mut Launched,
+    token: Option<Client>,
 ) -> (ExitStatus, bool) {
-    let shipper = crate::logs::Shipper::start(sh.client.clone(), attempt);
+    let shipper = crate::logs::Shipper::start_with(sh.client.clone(), token, attempt);
     while let Some(line) = launched.output.recv().await {
         if !shipper
             .send(crate::logs::log_line(run, attempt, line))
@@ -807,8 +818,8 @@ fn finish_spool(
 
 /// After the process exited: if it did not report a final state itself, deliver the one it
 /// left in its outcome file, else report one from how it ended.
-async fn settle(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) {
-    settle_once(sh, run, plain, exit).await;
+async fn settle(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus, token: Option<&Client>) {
+    settle_once(sh, run, plain, exit, token).await;
     let _ = std::fs::remove_file(crate::outcome::path(
         &sh.options.state_dir,
         run.id,
@@ -816,8 +827,21 @@ async fn settle(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) {
     ));
 }
 
-async fn settle_once(sh: &Shared, run: &FlowRun, plain: bool, exit: ExitStatus) {
-    let Some(current) = read_run(sh, run.id).await else {
+async fn settle_once(
+    sh: &Shared,
+    run: &FlowRun,
+    plain: bool,
+    exit: ExitStatus,
+    token: Option<&Client>,
+) {
+    let current = match (read_run(sh, run.id).await, token) {
+        (Some(r), _) => Some(r),
+        // A run whose attempt ended with a retry scheduled is no longer shown to this agent's
+        // key; the attempt's token still reads it.
+        (None, Some(c)) => read_run_as(c, run.id).await,
+        (None, None) => None,
+    };
+    let Some(current) = current else {
         tracing::warn!(message = "cannot read run after exit; the crash detector will settle it", run = %run.id);
         return;
     };

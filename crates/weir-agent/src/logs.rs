@@ -56,10 +56,18 @@ pub struct Shipper {
 impl Shipper {
     /// Starts sending the lines of one `attempt` through `client`.
     pub fn start(client: Client, attempt: u32) -> Shipper {
+        Shipper::start_with(client, None, attempt)
+    }
+
+    /// Like [`Shipper::start`], switching to `fallback` (the attempt's run token) for good
+    /// once `client` is answered 404: an agent's key no longer sees a run whose attempt ended
+    /// with a retry scheduled (the run is nobody's until it is claimed again), while the
+    /// attempt's token reports on it until the next attempt starts.
+    pub fn start_with(client: Client, fallback: Option<Client>, attempt: u32) -> Shipper {
         let (tx, rx) = mpsc::channel(4096);
         Shipper {
             tx,
-            task: tokio::spawn(ship(client, rx)),
+            task: tokio::spawn(ship(client, fallback, rx)),
             attempt,
             stream: weir_client::new_log_stream(),
             next: std::sync::atomic::AtomicU64::new(0),
@@ -87,7 +95,11 @@ impl Shipper {
     }
 }
 
-async fn ship(client: Client, mut rx: mpsc::Receiver<NewLogLine>) -> bool {
+async fn ship(
+    mut client: Client,
+    mut fallback: Option<Client>,
+    mut rx: mpsc::Receiver<NewLogLine>,
+) -> bool {
     let mut batch = Vec::new();
     let mut closed = false;
     let mut delivered_all = true;
@@ -121,6 +133,12 @@ async fn ship(client: Client, mut rx: mpsc::Receiver<NewLogLine>) -> bool {
                 }
                 // A 5xx too (the database away, its disk full): lines are idempotent.
                 Err(e) if e.is_transient() || e.status().is_some_and(|s| s.is_server_error()) => {
+                    continue;
+                }
+                Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) && fallback.is_some() => {
+                    if let Some(token) = fallback.take() {
+                        client = token;
+                    }
                     continue;
                 }
                 Err(e) => {

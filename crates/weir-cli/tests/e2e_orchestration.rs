@@ -336,3 +336,92 @@ fn agents_race_for_queued_runs_without_double_launch() {
     assert_eq!(launched, ids, "every run launched, each once");
     assert!(witness.iter().all(|(_, a)| *a == 1), "all attempt 1");
 }
+
+/// A flow whose attempt fails while a retry remains says what happened — the attempt failed
+/// and a retry is scheduled — and never that the run is "no longer held by this process" or
+/// that it was "cancelled by SIGTERM" (which users read as something killing their flow): in
+/// the flow's own output (shipped as the run's logs) and in the agent's log. Both attempts
+/// run to their own end: the second one fails for good and says nothing of a retry.
+#[test]
+fn a_failed_attempt_with_a_retry_left_says_so() {
+    let mut w = Weir::start(ServerOptions::default());
+    w.start_agent(1);
+    w.deploy(&toml(
+        "[deployments.fails]\nretries = 1\nretry_delay = \"1s\"\n",
+    ));
+    let run = w.create_run("dev", "fails", Default::default());
+    let done = w.wait_state(run.id, StateKind::Failed, Duration::from_secs(60));
+    assert_eq!(
+        (done.run.attempt, done.run.retries_used),
+        (2, 1),
+        "{}",
+        describe(&done)
+    );
+    assert_eq!(
+        done.history
+            .iter()
+            .filter(|s| s.state == StateKind::AwaitingRetry)
+            .count(),
+        1,
+        "one retry: {}",
+        describe(&done)
+    );
+    // The flow's stderr reaches the run's logs through the agent, after the run ends.
+    let lines = wait_until(
+        "the flow's lines of both attempts in the run's logs",
+        Duration::from_secs(20),
+        || {
+            let lines: Vec<String> = w
+                .block_on(w.client.logs(run.id, 0, 1000))
+                .map_err(|e| e.to_string())?
+                .items
+                .into_iter()
+                .map(|l| l.message)
+                .collect();
+            let failures = lines
+                .iter()
+                .filter(|l| l.contains("the source table 'orders' does not exist"))
+                .count();
+            if failures >= 2 && lines.iter().any(|l| l.contains("retry 1 of 1")) {
+                Ok(lines)
+            } else {
+                Err(format!("{lines:#?}"))
+            }
+        },
+    );
+    let said: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("attempt 1 failed; retry 1 of 1 is scheduled at "))
+        .collect();
+    assert_eq!(said.len(), 1, "the flow says it once: {lines:#?}");
+    assert!(
+        said[0].contains("(Failed reported)"),
+        "and what it reported: {}",
+        said[0]
+    );
+    let agent = w.agent_log(0);
+    for wrong in [
+        "no longer held",
+        "cancelled by SIGTERM",
+        "cancellation requested",
+        "retry 2 of",
+    ] {
+        assert!(
+            !lines.iter().any(|l| l.contains(wrong)),
+            "the flow never says {wrong:?}: {lines:#?}"
+        );
+        assert!(
+            !agent.contains(wrong),
+            "the agent never says {wrong:?}:\n{agent}"
+        );
+    }
+    assert_eq!(
+        w.sb.witness()
+            .iter()
+            .filter(|(id, _)| *id == run.id)
+            .map(|(_, a)| *a)
+            .collect::<Vec<_>>(),
+        [1, 2],
+        "each attempt ran once, to its own end"
+    );
+}

@@ -167,6 +167,17 @@ impl Client {
         })
     }
 
+    /// The same server, connection pool and TLS trust, authenticating with `token` instead
+    /// (an agent sends a launch's last output lines with the attempt's run token once the
+    /// server no longer shows the run to the agent's own key).
+    pub fn with_token(&self, token: String) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: Some(token),
+        }
+    }
+
     /// The server's base URL.
     pub fn base_url(&self) -> &str {
         &self.base

@@ -138,3 +138,31 @@ parameters = { n = 12 }
     r = weir_py(str(FLOWS / "basics.py"), "run", "orchestrate", "--param",
                 "deployment=pytest/nope", server=server)
     assert r.code == 1 and "cannot start a run of pytest/nope" in r.stderr, r
+
+
+def test_a_failed_attempt_with_a_retry_left_says_so(server, agent, tmp_path):
+    """The flow process of an attempt that fails while a retry remains says the attempt failed
+    and when the retry is due, not that it lost its run or was cancelled by SIGTERM."""
+    p = deploy(server, tmp_path, header() + """
+[deployments.py-fails-retried]
+flow = "fails"
+retries = 1
+retry_delay = "1s"
+""")
+    assert p.returncode == 0, p.stderr
+    run_id = quick_run(server, "py-fails-retried")
+    run = server.wait_state(run_id, {"Completed", "Failed", "Crashed"}, timeout=60)
+    assert (run["state"], run["attempt"], run["retries_used"]) == ("Failed", 2, 1), run
+    deadline = time.monotonic() + 20
+    while True:
+        lines = [line["message"] for line in server.logs(run_id)]
+        errors = [m for m in lines if "the source table 'orders' does not exist" in m]
+        said = [m for m in lines if "attempt 1 failed; retry 1 of 1 is scheduled at " in m]
+        if (len(errors) >= 2 and said) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(said) == 1, lines
+    assert "(Failed reported)" in said[0], said
+    for wrong in ("no longer held", "cancelled by SIGTERM", "cancellation requested",
+                  "retry 2 of"):
+        assert not [m for m in lines if wrong in m], (wrong, lines)

@@ -203,8 +203,8 @@ async fn follow(
     );
     let sh = sh.clone();
     tokio::spawn(async move {
-        let (exit, _) = drain_and_wait(&sh, current.id, current.attempt, &mut launched).await;
-        settle(&sh, &current, plain, exit).await;
+        let (exit, _) = drain_and_wait(&sh, current.id, current.attempt, &mut launched, None).await;
+        settle(&sh, &current, plain, exit, None).await;
         lock(&sh).remove(&run);
         let _ = std::fs::remove_file(record_path(&sh, run));
         sh.slot_freed.notify_waiters();
@@ -292,7 +292,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
                         &redact,
                         SPOOL_DRAIN,
                     );
-                    let (_, shipped) = drain_and_wait(&sh, run, attempt, &mut launched).await;
+                    let (_, shipped) = drain_and_wait(&sh, run, attempt, &mut launched, None).await;
                     settle_orphan(&sh, run, attempt).await;
                     finish_spool(&sh, run, attempt, shipped, &record.pid, record.plain)
                 }
@@ -393,6 +393,7 @@ async fn settle_orphan(sh: &Shared, run: Uuid, attempt: u32) {
                 &current,
                 false,
                 ExitStatus::Unknown("the run ended while the agent was down".into()),
+                None,
             )
             .await;
         }
