@@ -11,12 +11,34 @@ use std::time::Duration;
 use uuid::Uuid;
 use weir_client::Client;
 use weir_core::StateKind;
+use weir_core::api::FlowRunDetail;
 
 /// A loopback port nobody listens on now (the restarted `weir up` must take the same one:
 /// the flow process keeps the URL it was launched with).
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local address").port()
+}
+
+/// Run `id` once its state satisfies `pred`, waiting at most `timeout` (`what` names the wait).
+fn wait_run(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    id: Uuid,
+    what: &str,
+    pred: &dyn Fn(StateKind) -> bool,
+    timeout: Duration,
+) -> FlowRunDetail {
+    wait_until(&format!("run {id} {what}"), timeout, || {
+        let d = rt
+            .block_on(client.flow_run(id))
+            .map_err(|e| e.to_string())?;
+        if pred(d.run.state) {
+            Ok(d)
+        } else {
+            Err(describe(&d))
+        }
+    })
 }
 
 /// Issue 10: `weir up`, `weir run dev/slow --param seconds=10`, after 3 s `kill -9` of
@@ -59,16 +81,7 @@ fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
     let id = Uuid::parse_str(out.stdout.trim())
         .unwrap_or_else(|_| panic!("`weir run` printed a run id: {out:#?}"));
     let detail = |what: &str, pred: &dyn Fn(StateKind) -> bool, timeout: Duration| {
-        wait_until(&format!("run {id} {what}"), timeout, || {
-            let d = rt
-                .block_on(client.flow_run(id))
-                .map_err(|e| e.to_string())?;
-            if pred(d.run.state) {
-                Ok(d)
-            } else {
-                Err(describe(&d))
-            }
-        })
+        wait_run(&rt, &client, id, what, pred, timeout)
     };
     detail(
         "to be Running",
@@ -160,16 +173,7 @@ fn weir_up_killed_mid_run_keeps_every_stdout_line() {
     let id = Uuid::parse_str(out.stdout.trim())
         .unwrap_or_else(|_| panic!("`weir run` printed a run id: {out:#?}"));
     let detail = |what: &str, pred: &dyn Fn(StateKind) -> bool, timeout: Duration| {
-        wait_until(&format!("run {id} {what}"), timeout, || {
-            let d = rt
-                .block_on(client.flow_run(id))
-                .map_err(|e| e.to_string())?;
-            if pred(d.run.state) {
-                Ok(d)
-            } else {
-                Err(describe(&d))
-            }
-        })
+        wait_run(&rt, &client, id, what, pred, timeout)
     };
     detail(
         "to be Running",

@@ -450,34 +450,6 @@ mod tests {
         assert!(ResultStore::open("gs://bucket").is_err());
     }
 
-    /// Sixteen writers racing to create one entry on the local backend: exactly one wins and
-    /// the entry is its body, whole.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn local_create_only_race_has_one_winner() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = std::sync::Arc::new(ResultStore::in_dir(dir.path().join("r")));
-        let writers: Vec<_> = (0..16u32)
-            .map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let body = format!("{{\"writer\":{i},\"pad\":\"{}\"}}", "x".repeat(64 * 1024));
-                    let won = s.put_new("t/k.json", body.clone().into_bytes()).await;
-                    (won.expect("create-only put"), body)
-                })
-            })
-            .collect();
-        let mut winners = Vec::new();
-        for w in writers {
-            let (won, body) = w.await.expect("writer");
-            if won {
-                winners.push(body);
-            }
-        }
-        assert_eq!(winners.len(), 1, "exactly one writer creates the entry");
-        let stored = s.get("t/k.json").await.expect("get").expect("entry");
-        assert_eq!(stored, winners[0].as_bytes(), "the winner's entry, whole");
-    }
-
     #[tokio::test]
     async fn local_put_get_create_list_fetch() {
         let dir = tempfile::tempdir().expect("tempdir");

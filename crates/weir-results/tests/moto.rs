@@ -1,10 +1,9 @@
 //! Result storage against a real S3 API: moto's server (`WEIR_TEST_AWS_ENDPOINT`, started by
 //! scripts/test.sh with moto's dummy credentials in `AWS_ACCESS_KEY_ID`/`_SECRET_ACCESS_KEY`).
-//! Writes, reads, listings and content types through `object_store`; create-only writes under
-//! a race; and the errors a user can fix, each naming the URL.
+//! Writes, reads, listings and content types through `object_store`, and the errors a user
+//! can fix, each naming the URL (create-only writes under a race: `tests/create_only.rs`).
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_results::{Error, ResultStore};
 use weir_testkit::moto;
@@ -63,56 +62,6 @@ async fn put_get_list_and_fetch_under_a_prefix() {
     assert!(matches!(missing, Error::NotFound { .. }), "{missing}");
     s.delete("run/raw.txt").await.expect("delete");
     assert_eq!(s.get("run/raw.txt").await.expect("get"), None);
-}
-
-/// S3 itself makes `If-None-Match: *` atomic, so exactly one racing writer wins there (and on
-/// the local backend, whose race test is in `src/lib.rs`). moto checks for the key and then
-/// writes it without a lock, so two writers racing on its threaded server can both be told
-/// they created the entry: what this test holds moto to is what it does guarantee, that every
-/// racing write is answered, at least one wins, the stored entry is one winner's body whole,
-/// and a write after the race is refused.
-#[tokio::test]
-async fn create_only_writes_race_to_one_whole_entry() {
-    let Some(ep) = moto::endpoint("create_only_writes_race_to_one_whole_entry") else {
-        return;
-    };
-    let bucket = moto::create_bucket(&ep, "race");
-    let s = Arc::new(store(&ep, &format!("s3://{bucket}/cache")));
-    let writers: Vec<_> = (0..16u32)
-        .map(|i| {
-            let s = s.clone();
-            tokio::spawn(async move {
-                let body = format!("{{\"writer\":{i},\"pad\":\"{}\"}}", "x".repeat(64 * 1024));
-                let won = s.put_new("cache/t/k.json", body.clone().into_bytes()).await;
-                (won.expect("create-only put"), body)
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for w in writers {
-        let (won, body) = w.await.expect("writer");
-        if won {
-            winners.push(body);
-        }
-    }
-    assert!(!winners.is_empty(), "one writer creates the entry");
-    let stored = s.get("cache/t/k.json").await.expect("get").expect("entry");
-    assert!(
-        winners.iter().any(|w| stored == w.as_bytes()),
-        "the entry is one winner's body, whole ({} bytes stored)",
-        stored.len()
-    );
-    assert!(
-        !s.put_new("cache/t/k.json", b"{}".to_vec())
-            .await
-            .expect("put_new"),
-        "a create-only write after the race is refused"
-    );
-    assert_eq!(
-        s.get("cache/t/k.json").await.expect("get").expect("entry"),
-        stored,
-        "the refused write changed nothing"
-    );
 }
 
 #[tokio::test]
