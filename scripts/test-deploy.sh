@@ -28,24 +28,13 @@ IMAGE_PYTHON="${WEIR_TEST_IMAGE_PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/
 
 say() { echo "test-deploy: $*" >&2; }
 
-# venv NAME PACKAGE==VERSION...: a virtualenv holding exactly those versions (made once).
-venv() {
-    local dir="$VENV/$1"; shift
-    local want; want="$(printf '%s\n' "$@" | sort | tr '\n' ' ')"
-    if [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
-        say "installing $* into $dir (once)"
-        rm -rf "$dir"
-        "$PYTHON" -m venv "$dir"
-        "$dir/bin/pip" install --disable-pip-version-check -q "$@"
-        echo "$want" > "$dir/.installed"
-    fi
-}
+source scripts/lib/venv.sh
 
 mkdir -p "$VENV"
 exec 9>"$VENV.lock"
 flock 9
-venv lint "python-hcl2==$HCL2_VERSION" "parliament==$PARLIAMENT_VERSION"
-venv checkov "checkov==$CHECKOV_VERSION"
+pinned_venv "$VENV/lint" "python-hcl2==$HCL2_VERSION" "parliament==$PARLIAMENT_VERSION" || exit 1
+pinned_venv "$VENV/checkov" "checkov==$CHECKOV_VERSION" || exit 1
 flock -u 9
 
 status=0

@@ -20,17 +20,8 @@ mkdir -p "$(dirname "$VENV")"
 exec 9>"$VENV.lock"
 flock 9
 
-if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('parliament') != '$PARLIAMENT_VERSION')" 2>/dev/null \
-    || [ ! -x "$VENV/bin/parliament" ]; then
-    command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set WEIR_TEST_PYTHON to a Python 3.9+)"
-    if [ ! -x "$VENV/bin/pip" ]; then
-        say "creating a virtualenv in $VENV"
-        "$PYTHON" -m venv "$VENV" >&2 || die "cannot create a virtualenv in $VENV (install python3-venv)"
-    fi
-    say "installing parliament==$PARLIAMENT_VERSION from PyPI (once)"
-    "$VENV/bin/pip" install --disable-pip-version-check -q "parliament==$PARLIAMENT_VERSION" >&2 \
-        || die "pip install parliament==$PARLIAMENT_VERSION failed"
-fi
+source "$(dirname "$0")/lib/venv.sh"
+pinned_venv "$VENV" "parliament==$PARLIAMENT_VERSION" || exit 1
 say "parliament $PARLIAMENT_VERSION ready in $VENV"
 
 echo "export WEIR_TEST_PARLIAMENT=$VENV/bin/parliament"

@@ -59,30 +59,9 @@ if [ "${1:-}" = stop ]; then
     exit 0
 fi
 
-# The virtualenv with the pinned moto, (re)created when missing or of another version.
-if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null \
-    || [ ! -x "$VENV/bin/moto_server" ]; then
-    command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set WEIR_TEST_PYTHON to a Python 3.9+)"
-    if [ ! -x "$VENV/bin/pip" ]; then
-        say "creating a virtualenv in $VENV"
-        if ! "$PYTHON" -m venv "$VENV" >&2; then
-            # Debian's python3 needs its venv package for `-m venv`.
-            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-                say "installing python3-venv"
-                apt-get install -y -q python3-venv >&2 \
-                    || { apt-get update -q >&2 && apt-get install -y -q python3-venv >&2; } \
-                    || die "cannot install python3-venv"
-                rm -rf "$VENV/bin" "$VENV/lib" "$VENV/pyvenv.cfg"
-                "$PYTHON" -m venv "$VENV" >&2 || die "cannot create a virtualenv in $VENV"
-            else
-                die "cannot create a virtualenv in $VENV (install python3-venv)"
-            fi
-        fi
-    fi
-    say "installing moto[server]==$MOTO_VERSION from PyPI (once)"
-    "$VENV/bin/pip" install --disable-pip-version-check -q "moto[server]==$MOTO_VERSION" >&2 \
-        || die "pip install moto[server]==$MOTO_VERSION failed"
-fi
+# The virtualenv with the pinned moto.
+source "$(dirname "$0")/lib/venv.sh"
+pinned_venv "$VENV" "moto[server]==$MOTO_VERSION" || exit 1
 
 if answering; then
     say "reusing the moto server already answering on $URL"

@@ -25,27 +25,8 @@ say() { echo "test-python: $*" >&2; }
 mkdir -p "$(dirname "$VENV")"
 exec 8>"$VENV.lock"
 flock 8
-if ! "$VENV/bin/python" -c "
-import sys, pytest, boto3, wheel
-sys.exit(pytest.__version__ != '$PYTEST_VERSION' or boto3.__version__ != '$BOTO3_VERSION'
-         or wheel.__version__ != '$WHEEL_VERSION')" 2>/dev/null; then
-    if [ ! -x "$VENV/bin/pip" ]; then
-        say "creating a virtualenv in $VENV"
-        "$PYTHON" -m venv "$VENV" >&2 || {
-            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-                apt-get install -y -q python3-venv >&2 \
-                    || { apt-get update -q >&2 && apt-get install -y -q python3-venv >&2; }
-                rm -rf "$VENV"
-                "$PYTHON" -m venv "$VENV" >&2
-            else
-                say "error: cannot create a virtualenv (install python3-venv)"; exit 1
-            fi
-        }
-    fi
-    say "installing pytest==$PYTEST_VERSION boto3==$BOTO3_VERSION wheel==$WHEEL_VERSION from PyPI (once)"
-    "$VENV/bin/pip" install --disable-pip-version-check -q \
-        "pytest==$PYTEST_VERSION" "boto3==$BOTO3_VERSION" "wheel==$WHEEL_VERSION" >&2
-fi
+source scripts/lib/venv.sh
+pinned_venv "$VENV" "pytest==$PYTEST_VERSION" "boto3==$BOTO3_VERSION" "wheel==$WHEEL_VERSION" || exit 1
 exec 8>&-
 
 # moto's S3 for the s3_download example (already started by scripts/test.sh; reused if so).
