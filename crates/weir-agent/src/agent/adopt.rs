@@ -23,47 +23,21 @@
 //!   with no record (the agent died between launching and writing the record) is removed once
 //!   the server has the run finished, at another attempt, or no longer has it.
 
-use super::{Held, Shared, drain_and_wait, finish_spool, lock, read_run, record_path, settle};
+use super::record::{self, Record};
+use super::report::{read_run, settle};
+use super::supervise::{drain_and_wait, finish_spool};
+use super::{Held, Shared, lock};
 use crate::launcher::{ExitStatus, Launched, Launcher};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 use weir_core::infrastructure::InfrastructureKind;
 
-/// A supervision record, `<state_dir>/<run>.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Record {
-    /// The flow run.
-    pub run: Uuid,
-    /// Its attempt.
-    pub attempt: u32,
-    /// The launch's id on its infrastructure ([`Launched::id`]): a pid, a task ARN.
-    pub pid: String,
-    /// The launcher's name; records without one are processes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub launcher: Option<String>,
-    /// Whether the deployment runs a plain command (its exit code decides its state).
-    #[serde(default)]
-    pub plain: bool,
-    /// The process is known to have ended (its record stays for its spooled output to be
-    /// shipped): its pid is never looked at again, it may be another process's by now.
-    #[serde(default)]
-    pub ended: bool,
-}
-
-/// Writes the record of a run being supervised.
-pub(super) fn write_record(sh: &Shared, record: &Record) {
-    if let Ok(text) = serde_json::to_string(record) {
-        let _ = std::fs::write(record_path(sh, record.run), text);
-    }
-}
-
 /// Takes over what the records and the launchers' infrastructure hold; returns once every
 /// such run is supervised again (before the agent claims anything).
 pub(super) async fn adopt(sh: &Arc<Shared>) {
     let mut reattach = Vec::new();
-    let records = read_records(sh);
+    let records = record::read_all(sh);
     let recorded: Vec<(Uuid, u32)> = records.iter().map(|r| (r.run, r.attempt)).collect();
     for (run, attempt) in sh.spool.attempts() {
         if !recorded.contains(&(run, attempt)) {
@@ -93,7 +67,7 @@ pub(super) async fn adopt(sh: &Arc<Shared>) {
                 let sh = sh.clone();
                 tokio::spawn(async move {
                     settle_orphan(&sh, record.run, record.attempt).await;
-                    let _ = std::fs::remove_file(record_path(&sh, record.run));
+                    record::remove(&sh, record.run);
                 });
             }
             // The run's own heartbeats keep it alive meanwhile; discovery may still find it.
@@ -161,7 +135,7 @@ async fn follow(
     let current = match read_run(sh, run).await {
         Some(r) if r.attempt == attempt && !r.state.is_terminal() => r,
         Some(_) => {
-            let _ = std::fs::remove_file(record_path(sh, run));
+            record::remove(sh, run);
             return false;
         }
         None => {
@@ -173,7 +147,7 @@ async fn follow(
                 %run,
                 id = %launched.id()
             );
-            let _ = std::fs::remove_file(record_path(sh, run));
+            record::remove(sh, run);
             return false;
         }
     };
@@ -190,7 +164,7 @@ async fn follow(
             lost: false,
         },
     );
-    write_record(
+    record::write(
         sh,
         &Record {
             run,
@@ -206,7 +180,7 @@ async fn follow(
         let (exit, _) = drain_and_wait(&sh, current.id, current.attempt, &mut launched, None).await;
         settle(&sh, &current, plain, exit, None).await;
         lock(&sh).remove(&run);
-        let _ = std::fs::remove_file(record_path(&sh, run));
+        record::remove(&sh, run);
         sh.slot_freed.notify_waiters();
     });
     true
@@ -221,35 +195,12 @@ fn launcher_of(sh: &Shared, record: &Record) -> Option<Arc<dyn Launcher>> {
     sh.launchers.values().find(|l| l.name() == name).cloned()
 }
 
-fn read_records(sh: &Shared) -> Vec<Record> {
-    let Ok(entries) = std::fs::read_dir(&sh.options.state_dir) else {
-        return Vec::new();
-    };
-    let mut records = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("json") {
-            continue;
-        }
-        match std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| serde_json::from_str::<Record>(&s).ok())
-        {
-            Some(r) => records.push(r),
-            None => {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-    }
-    records
-}
-
 /// A local process of the previous agent: its spooled output shipped from the start of its
 /// files, heartbeated while alive, settled when it is gone.
 fn follow_process(sh: &Arc<Shared>, record: Record) {
     let (run, attempt) = (record.run, record.attempt);
     let Some(pid) = record.pid.parse::<u32>().ok() else {
-        let _ = std::fs::remove_file(record_path(sh, run));
+        record::remove(sh, run);
         return;
     };
     let alive = !record.ended && crate::launcher::is_alive(pid);
@@ -258,7 +209,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
         let sh = sh.clone();
         tokio::spawn(async move {
             settle_orphan(&sh, run, attempt).await;
-            let _ = std::fs::remove_file(record_path(&sh, run));
+            record::remove(&sh, run);
         });
         return;
     }
@@ -315,7 +266,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
         };
         lock(&sh).remove(&run);
         if !keep_record {
-            let _ = std::fs::remove_file(record_path(&sh, run));
+            record::remove(&sh, run);
         }
         sh.slot_freed.notify_waiters();
     });

@@ -1,0 +1,71 @@
+//! Supervision records: one file per supervised run in the state directory,
+//! `<state_dir>/<run>.json`, written when the run is launched or taken over and read by the
+//! agent's next start ([`super::adopt`]).
+
+use super::Shared;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use uuid::Uuid;
+
+/// A supervision record, `<state_dir>/<run>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Record {
+    /// The flow run.
+    pub run: Uuid,
+    /// Its attempt.
+    pub attempt: u32,
+    /// The launch's id on its infrastructure ([`crate::launcher::Launched::id`]): a pid, a
+    /// task ARN.
+    pub pid: String,
+    /// The launcher's name; records without one are processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<String>,
+    /// Whether the deployment runs a plain command (its exit code decides its state).
+    #[serde(default)]
+    pub plain: bool,
+    /// The process is known to have ended (its record stays for its spooled output to be
+    /// shipped): its pid is never looked at again, it may be another process's by now.
+    #[serde(default)]
+    pub ended: bool,
+}
+
+/// Where run `run`'s record is.
+pub(super) fn path(sh: &Shared, run: Uuid) -> PathBuf {
+    sh.options.state_dir.join(format!("{run}.json"))
+}
+
+/// Writes the record of a run being supervised.
+pub(super) fn write(sh: &Shared, record: &Record) {
+    if let Ok(text) = serde_json::to_string(record) {
+        let _ = std::fs::write(path(sh, record.run), text);
+    }
+}
+
+/// Removes run `run`'s record.
+pub(super) fn remove(sh: &Shared, run: Uuid) {
+    let _ = std::fs::remove_file(path(sh, run));
+}
+
+/// Every record in the state directory; a file that is not one is removed.
+pub(super) fn read_all(sh: &Shared) -> Vec<Record> {
+    let Ok(entries) = std::fs::read_dir(&sh.options.state_dir) else {
+        return Vec::new();
+    };
+    let mut records = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| serde_json::from_str::<Record>(&s).ok())
+        {
+            Some(r) => records.push(r),
+            None => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    records
+}
