@@ -23,12 +23,14 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+mod group;
 mod output;
 pub mod process;
 pub mod spool;
 
+pub use group::is_alive;
 pub use output::{LineSplitter, MAX_LINE_BYTES, REDACTED, Redactor};
-pub use process::{ProcessLauncher, is_alive};
+pub use process::ProcessLauncher;
 pub use spool::Spool;
 
 use futures::future::BoxFuture;

@@ -1,13 +1,13 @@
 //! The process launcher: runs a flow run as a child process of the agent. See
 //! [`ProcessLauncher`].
 
+use super::group::signal_group;
 use super::{
     Cancel, Canceller, ExitStatus, LaunchError, LaunchHandle, LaunchSpec, Launched, Launcher,
     LineSplitter, OutputLine, Redactor, Stream,
 };
 use futures::future::BoxFuture;
-use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::future::Future;
 use std::io::ErrorKind;
@@ -18,6 +18,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
+
+pub use super::group::{is_alive, pid_canceller};
 
 /// Environment variable name prefixes never passed on to a run.
 const WITHHELD_ENV_PREFIXES: [&str; 2] = ["WEIR_API_KEY", "WEIR_AGENT_"];
@@ -279,46 +281,6 @@ impl Launcher for ProcessLauncher {
     }
 }
 
-/// Whether a process with this pid exists and has not yet exited. A zombie (exited, not yet
-/// reaped by its parent) counts as gone on Linux, where `/proc` tells them apart.
-pub fn is_alive(pid: u32) -> bool {
-    let raw = match i32::try_from(pid) {
-        Ok(raw) if raw > 0 => raw,
-        _ => return false,
-    };
-    match kill(Pid::from_raw(raw), None) {
-        Ok(()) | Err(Errno::EPERM) => {}
-        Err(_) => return false,
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // Format: `pid (comm) state ...`; comm may itself contain `)`.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_none_or(|state| state != 'Z' && state != 'X'),
-        Err(e)
-            if e.kind() == ErrorKind::NotFound && std::path::Path::new("/proc/self").exists() =>
-        {
-            false
-        }
-        Err(_) => true,
-    }
-}
-
-/// Sends `signal` to process group `pgid`; a group that no longer exists is not an error.
-fn signal_group(pgid: Pid, signal: Signal) {
-    // Never 0 or 1: that would signal the agent's own group, or everything.
-    if pgid.as_raw() <= 1 {
-        return;
-    }
-    match killpg(pgid, signal) {
-        Ok(()) | Err(Errno::ESRCH) => {}
-        Err(e) => {
-            tracing::warn!(pgid = pgid.as_raw(), %signal, error = %e, "could not signal process group")
-        }
-    }
-}
-
 fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -425,7 +387,7 @@ async fn monitor<F: Future<Output = ()>>(m: Monitor<F>) {
             () = tokio::time::sleep(Duration::from_millis(50)),
                 if spooled && exit.is_some() && !readers_done && !*stop_tx.borrow() =>
             {
-                if super::spool::group_empty(pgid.as_raw()) {
+                if super::group::group_empty(pgid.as_raw()) {
                     let _ = stop_tx.send(true);
                 }
             }
@@ -514,39 +476,5 @@ impl Cancel for ProcessCancel {
     fn cancel(&self, grace: Duration) {
         // Fails only when the monitor is done: the run has ended, nothing to cancel.
         let _ = self.tx.send(grace);
-    }
-}
-
-/// A [`Canceller`] for a process group this agent did not start itself (a run taken over
-/// after an agent restart): SIGTERM to the group, SIGKILL after the grace period.
-pub fn pid_canceller(pid: u32) -> Canceller {
-    Canceller::new(GroupCancel { pid })
-}
-
-/// [`Cancel`] of an adopted process group.
-struct GroupCancel {
-    pid: u32,
-}
-
-impl Cancel for GroupCancel {
-    fn cancel(&self, grace: Duration) {
-        let Ok(raw) = i32::try_from(self.pid) else {
-            return;
-        };
-        let pgid = Pid::from_raw(raw);
-        if grace.is_zero() {
-            signal_group(pgid, Signal::SIGKILL);
-            return;
-        }
-        signal_group(pgid, Signal::SIGTERM);
-        let pid = self.pid;
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                tokio::time::sleep(grace).await;
-                if is_alive(pid) {
-                    signal_group(pgid, Signal::SIGKILL);
-                }
-            });
-        }
     }
 }

@@ -21,6 +21,7 @@
 //! one unfinished line of at most [`MAX_LINE_BYTES`](super::MAX_LINE_BYTES), plus the bounded
 //! channel of lines.
 
+use super::group::group_empty;
 use super::{ExitStatus, LineSplitter, OutputLine, Redactor, Stream};
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -269,18 +270,6 @@ async fn tail(
     }
 }
 
-/// Whether no process is left in process group `pgid` (the writers of a spool).
-pub(super) fn group_empty(pgid: i32) -> bool {
-    use nix::errno::Errno;
-    if pgid <= 1 {
-        return true;
-    }
-    matches!(
-        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None),
-        Err(Errno::ESRCH)
-    )
-}
-
 /// Follows attempt `attempt` of `run`, whose process `pid` an earlier agent launched with
 /// this spool, after a restart: its output from the start of its files (lines the earlier
 /// agent shipped are sent again under the same numbers, and stored once), its end (when its
@@ -380,7 +369,7 @@ impl super::LaunchHandle for FollowedHandle {
     }
 
     fn canceller(&self) -> super::Canceller {
-        super::process::pid_canceller(self.pid)
+        super::group::pid_canceller(self.pid)
     }
 }
 
