@@ -146,7 +146,7 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
             outcomes.push(Outcome::Done(Box::new(Ok(run))));
             continue;
         }
-        let now = codec::ts(micros(job.now));
+        let now = codec::stored(job.now);
         let next = match orchestration::decide(&run, &job.proposal, delay, job.lease, now) {
             Ok(next) => next,
             Err(rejection) => {

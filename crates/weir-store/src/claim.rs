@@ -276,7 +276,7 @@ impl Store {
                 (LimitKey::Tag(tag), slots)
             };
             let slots = u32::try_from(slots).unwrap_or(0);
-            let now = codec::ts(micros(c.now));
+            let now = codec::stored(c.now);
             let skipped = self
                 .change(id, None, None, |run, _| {
                     orchestration::skip(run, &key, slots, now).map_err(|_| crate::Error::Rejected {

@@ -16,16 +16,11 @@ pub(crate) fn micros(t: Timestamp) -> i64 {
     t.timestamp_micros()
 }
 
-/// `t` at the stored precision (microseconds), as it reads back. For microseconds this
-/// process computed from a time, which always have one; a stored column goes through
-/// [`time`], which refuses a value no time has instead of reading it as the epoch.
-pub(crate) fn ts(us: i64) -> Timestamp {
-    Utc.timestamp_micros(us).single().unwrap_or_default()
-}
-
-/// [`ts`] of an optional value.
-pub(crate) fn opt_ts(us: Option<i64>) -> Option<Timestamp> {
-    us.map(ts)
+/// `t` at the stored precision (microseconds), as it reads back: for a time this process
+/// computed and returns as stored. A stored column goes through [`time`], which refuses a
+/// value no time has instead of reading it as something.
+pub(crate) fn stored(t: Timestamp) -> Timestamp {
+    Utc.timestamp_micros(micros(t)).single().unwrap_or(t)
 }
 
 /// Microseconds read from `col` as a time; a value outside the times chrono can hold (about

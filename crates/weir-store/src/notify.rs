@@ -120,8 +120,8 @@ fn rule(row: &sqlx::any::AnyRow) -> Result<NotificationRule> {
             "file" => RuleSource::File,
             _ => RuleSource::Api,
         },
-        created_at: codec::ts(row.try_get("created_at")?),
-        updated_at: codec::ts(row.try_get("updated_at")?),
+        created_at: codec::time(row, "created_at")?,
+        updated_at: codec::time(row, "updated_at")?,
     })
 }
 

@@ -237,9 +237,11 @@ fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery> {
         destination: destination.kind().to_string(),
         status,
         attempts: codec::u32_col(row, "attempts")?,
-        next_attempt_at: (status == DeliveryStatus::Pending).then(|| codec::ts(next_at)),
+        next_attempt_at: (status == DeliveryStatus::Pending)
+            .then(|| codec::time_of("next_at", next_at))
+            .transpose()?,
         last_error: row.try_get("last_error")?,
-        created_at: codec::ts(row.try_get("created_at")?),
-        delivered_at: codec::opt_ts(row.try_get("delivered_at")?),
+        created_at: codec::time(row, "created_at")?,
+        delivered_at: codec::opt_time(row, "delivered_at")?,
     })
 }

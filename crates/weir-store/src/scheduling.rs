@@ -7,7 +7,7 @@
 
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders};
 use crate::runs::insert_run;
-use crate::{Result, Store, states};
+use crate::{Error, Result, Store, states};
 use chrono::Duration;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
@@ -81,14 +81,15 @@ impl Store {
             .bind(WATERMARK)
             .fetch_optional(&self.write)
             .await?;
-        Ok(match row {
-            Some(r) => r
-                .try_get::<String, _>("value")?
-                .parse::<i64>()
-                .ok()
-                .map(codec::ts),
-            None => None,
-        })
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let value: String = row.try_get("value")?;
+        let us = value.parse::<i64>().map_err(|e| Error::Corrupt {
+            column: "settings.value",
+            reason: format!("the scheduler's watermark {value:?} is not microseconds: {e}"),
+        })?;
+        codec::time_of("settings.value", us).map(Some)
     }
 
     /// On a database without a watermark, when the scheduler last ran, as far as the database
@@ -111,7 +112,7 @@ impl Store {
         .bind(micros(now))
         .fetch_one(&self.read)
         .await?;
-        Ok(row.try_get::<Option<i64>, _>("t")?.map(codec::ts))
+        codec::opt_time(&row, "t")
     }
 
     /// Moves the watermark from `seen` (what [`Store::scheduler_watermark`] read) to `now`, if

@@ -4,7 +4,7 @@
 //! `flow_runs_project_created` for a window's partial hours; `flow_runs_deployment_ended`),
 //! so a page stays fast on a database of millions of runs.
 
-use crate::codec::{self, micros, placeholders, ts};
+use crate::codec::{self, micros, placeholders};
 use crate::runs::Bind;
 use crate::{Dialect, Result, Store};
 use sqlx::{AssertSqlSafe, Row};
@@ -123,14 +123,14 @@ impl Store {
             let state = codec::state(&row, "state")?;
             *out.entry(h).or_default().entry(state).or_default() += n;
         }
-        let out = out
-            .into_iter()
-            .map(|(h, counts)| HourCounts {
-                hour: ts(h.saturating_mul(HOUR_US)),
-                counts,
+        out.into_iter()
+            .map(|(h, counts)| {
+                Ok(HourCounts {
+                    hour: codec::time_of("hour", h.saturating_mul(HOUR_US))?,
+                    counts,
+                })
             })
-            .collect();
-        Ok(out)
+            .collect()
     }
 
     /// Folds the hourly counts' appended changes into one row per hour, project and state
@@ -208,8 +208,8 @@ impl Store {
                     id: codec::uuid(row, "id")?,
                     name: row.try_get("name")?,
                     state: codec::state(row, "state")?,
-                    started_at: codec::opt_ts(row.try_get("started_at")?),
-                    ended_at: ts(row.try_get("ended_at")?),
+                    started_at: codec::opt_time(row, "started_at")?,
+                    ended_at: codec::time(row, "ended_at")?,
                 })
             })
             .collect()

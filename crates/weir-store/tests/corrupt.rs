@@ -65,6 +65,12 @@ async fn run_in(store: &Store) -> uuid::Uuid {
 async fn corrupt_values(db: &TestDb) {
     let store = Store::connect(&db.url).await.expect("open the store");
     let id = run_in(&store).await;
+    let deployment = store
+        .flow_run(id)
+        .await
+        .expect("the run reads")
+        .deployment_id
+        .expect("a deployment's run");
     let line = NewLogLine {
         flow_run_id: id,
         task_run_id: None,
@@ -118,5 +124,36 @@ async fn corrupt_values(db: &TestDb) {
         assert_eq!(column, "attempt");
         assert!(reason.contains(value), "{reason}");
     }
+
+    // The deployment page's last runs to end (`trends.rs`) read their times strictly too.
+    set("UPDATE flow_runs SET attempt = 0, ended_at = scheduled_at WHERE id = $1")
+        .await
+        .expect("an end");
+    let ended = store
+        .last_ended_runs(deployment, 10)
+        .await
+        .expect("a stored end reads");
+    assert_eq!(ended.len(), 1);
+    set("UPDATE flow_runs SET ended_at = -9223372036854775807 WHERE id = $1")
+        .await
+        .expect("an end out of range");
+    let (column, reason) = corrupt(
+        store.last_ended_runs(deployment, 10).await,
+        "end out of range",
+    );
+    assert_eq!(column, "ended_at");
+    assert!(reason.contains("-9223372036854775807"), "{reason}");
+
+    // The scheduler's watermark is a stored time as well.
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ('scheduler_pass_at', 'soon') \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .execute(&raw)
+    .await
+    .expect("a watermark that is no time");
+    let (column, reason) = corrupt(store.scheduler_watermark().await, "watermark");
+    assert_eq!(column, "settings.value");
+    assert!(reason.contains("\"soon\""), "{reason}");
     raw.close().await;
 }

@@ -22,7 +22,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<FlowRun> {
         // What is returned is what is stored: microseconds.
-        let now = codec::ts(micros(now));
+        let now = codec::stored(now);
         self.change(id, proposal.transition_id, None, |run, retry_delay| {
             orchestration::decide(run, proposal, retry_delay, lease, now)
                 .map_err(|r| rejected(r, run.clone()))
@@ -34,7 +34,7 @@ impl Store {
     /// Cancelling, and their agent (or own process) stops them.
     pub async fn cancel_flow_run(&self, id: Uuid, now: Timestamp) -> Result<FlowRun> {
         // What is returned is what is stored: microseconds.
-        let now = codec::ts(micros(now));
+        let now = codec::stored(now);
         self.change(id, None, None, |run, _| {
             orchestration::cancel(run, now).map_err(|_| Error::Rejected {
                 reason: format!("run is already {}; nothing to cancel", run.state),
@@ -53,7 +53,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<FlowRun> {
         // What is returned is what is stored: microseconds.
-        let now = codec::ts(micros(now));
+        let now = codec::stored(now);
         self.change(id, None, Some(from_failed), |run, _| {
             orchestration::retry(run, now).map_err(|e| rejected(Rejection::Illegal(e), run.clone()))
         })
