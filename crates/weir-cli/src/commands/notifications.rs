@@ -14,44 +14,7 @@ use weir_core::api::notifications::{
 pub async fn notifications(api: &str, cmd: NotificationsCommand, json: bool) -> Result<ExitCode> {
     let client = super::client(api)?;
     match cmd {
-        NotificationsCommand::Ls { project } => {
-            let rules = client
-                .notification_rules(project.as_deref())
-                .await
-                .map_err(super::explain)?;
-            if json {
-                output::json(&rules);
-                return Ok(ExitCode::SUCCESS);
-            }
-            if rules.is_empty() {
-                println!(
-                    "no notification rules: add one with `weir notifications add PROJECT/NAME --on failed --webhook URL`, or a [[notifications]] table in weir.toml"
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows = rules
-                .iter()
-                .map(|r| {
-                    let on: Vec<&str> = r.spec.on.iter().map(|e| e.as_str()).collect();
-                    vec![
-                        format!("{}/{}", r.project, r.name),
-                        on.join(","),
-                        if r.spec.deployments.is_empty() {
-                            "*".into()
-                        } else {
-                            r.spec.deployments.join(",")
-                        },
-                        describe(&r.spec.destination),
-                        r.spec.rate_limit.to_string(),
-                        r.source.as_str().into(),
-                    ]
-                })
-                .collect();
-            output::table(
-                &["RULE", "ON", "DEPLOYMENTS", "DESTINATION", "RATE", "SOURCE"],
-                rows,
-            );
-        }
+        NotificationsCommand::Ls { project } => return list(&client, project, json).await,
         NotificationsCommand::Add {
             target,
             on,
@@ -63,33 +26,15 @@ pub async fn notifications(api: &str, cmd: NotificationsCommand, json: bool) -> 
             rate_limit,
         } => {
             let (project, name) = split_rule(&target)?;
-            let destination = match (webhook, slack, sns) {
-                (Some(url), None, None) => Destination::Webhook { url, signing_key },
-                (None, Some(url), None) => Destination::Slack { url },
-                (None, None, Some(topic_arn)) => Destination::Sns { topic_arn },
-                _ => bail!("give exactly one destination: --webhook, --slack or --sns"),
-            };
-            let on = on
-                .iter()
-                .map(|e| {
-                    NotificationEvent::parse(e.trim()).with_context(|| {
-                        let known: Vec<&str> =
-                            NotificationEvent::ALL.iter().map(|e| e.as_str()).collect();
-                        format!("unknown event {e:?} in --on: use {}", known.join(", "))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let rate_limit = match rate_limit {
-                Some(text) => RateLimit::parse(&text).map_err(anyhow::Error::msg)?,
-                None => RateLimit::default(),
-            };
-            let spec = NotificationRuleSpec {
+            let spec = rule_spec(
                 on,
                 deployments,
-                destination,
+                webhook,
+                signing_key,
+                slack,
+                sns,
                 rate_limit,
-            };
-            weir_core::notify::check_rule(&spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+            )?;
             let rule = client
                 .upsert_notification_rule(&project, &name, &spec, RuleSource::Api)
                 .await
@@ -122,49 +67,145 @@ pub async fn notifications(api: &str, cmd: NotificationsCommand, json: bool) -> 
             project,
             rule,
             limit,
-        } => {
-            let page = client
-                .deliveries(&DeliveryQuery {
-                    project,
-                    rule,
-                    cursor: None,
-                    limit: Some(limit.clamp(1, 1000)),
-                })
-                .await
-                .map_err(super::explain)?;
-            if json {
-                output::json(&page);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows = page
-                .items
-                .iter()
-                .map(|d| {
-                    vec![
-                        output::time(&d.created_at),
-                        format!("{}/{}", d.project, d.rule),
-                        d.event.as_str().into(),
-                        d.destination.clone(),
-                        d.status.as_str().into(),
-                        d.attempts.to_string(),
-                        d.last_error.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            output::table(
-                &[
-                    "AT",
-                    "RULE",
-                    "EVENT",
-                    "TO",
-                    "STATUS",
-                    "ATTEMPTS",
-                    "LAST ERROR",
-                ],
-                rows,
-            );
-        }
+        } => return log(&client, project, rule, limit, json).await,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir notifications ls`: the rules of a project (or all), with their destinations.
+async fn list(
+    client: &weir_client::Client,
+    project: Option<String>,
+    json: bool,
+) -> Result<ExitCode> {
+    let rules = client
+        .notification_rules(project.as_deref())
+        .await
+        .map_err(super::explain)?;
+    if json {
+        output::json(&rules);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rules.is_empty() {
+        println!(
+            "no notification rules: add one with `weir notifications add PROJECT/NAME --on failed --webhook URL`, or a [[notifications]] table in weir.toml"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = rules
+        .iter()
+        .map(|r| {
+            let on: Vec<&str> = r.spec.on.iter().map(|e| e.as_str()).collect();
+            vec![
+                format!("{}/{}", r.project, r.name),
+                on.join(","),
+                if r.spec.deployments.is_empty() {
+                    "*".into()
+                } else {
+                    r.spec.deployments.join(",")
+                },
+                describe(&r.spec.destination),
+                r.spec.rate_limit.to_string(),
+                r.source.as_str().into(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["RULE", "ON", "DEPLOYMENTS", "DESTINATION", "RATE", "SOURCE"],
+        rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The rule `weir notifications add` describes: its events (`--on`), deployments, one
+/// destination (`--webhook` with its signing key, `--slack` or `--sns`) and rate limit,
+/// checked by the rules every rule obeys.
+fn rule_spec(
+    on: Vec<String>,
+    deployments: Vec<String>,
+    webhook: Option<String>,
+    signing_key: Option<String>,
+    slack: Option<String>,
+    sns: Option<String>,
+    rate_limit: Option<String>,
+) -> Result<NotificationRuleSpec> {
+    let destination = match (webhook, slack, sns) {
+        (Some(url), None, None) => Destination::Webhook { url, signing_key },
+        (None, Some(url), None) => Destination::Slack { url },
+        (None, None, Some(topic_arn)) => Destination::Sns { topic_arn },
+        _ => bail!("give exactly one destination: --webhook, --slack or --sns"),
+    };
+    let on = on
+        .iter()
+        .map(|e| {
+            NotificationEvent::parse(e.trim()).with_context(|| {
+                let known: Vec<&str> = NotificationEvent::ALL.iter().map(|e| e.as_str()).collect();
+                format!("unknown event {e:?} in --on: use {}", known.join(", "))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rate_limit = match rate_limit {
+        Some(text) => RateLimit::parse(&text).map_err(anyhow::Error::msg)?,
+        None => RateLimit::default(),
+    };
+    let spec = NotificationRuleSpec {
+        on,
+        deployments,
+        destination,
+        rate_limit,
+    };
+    weir_core::notify::check_rule(&spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(spec)
+}
+
+/// `weir notifications log`: the latest deliveries, newest first.
+async fn log(
+    client: &weir_client::Client,
+    project: Option<String>,
+    rule: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<ExitCode> {
+    let page = client
+        .deliveries(&DeliveryQuery {
+            project,
+            rule,
+            cursor: None,
+            limit: Some(limit.clamp(1, 1000)),
+        })
+        .await
+        .map_err(super::explain)?;
+    if json {
+        output::json(&page);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = page
+        .items
+        .iter()
+        .map(|d| {
+            vec![
+                output::time(&d.created_at),
+                format!("{}/{}", d.project, d.rule),
+                d.event.as_str().into(),
+                d.destination.clone(),
+                d.status.as_str().into(),
+                d.attempts.to_string(),
+                d.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "AT",
+            "RULE",
+            "EVENT",
+            "TO",
+            "STATUS",
+            "ATTEMPTS",
+            "LAST ERROR",
+        ],
+        rows,
+    );
     Ok(ExitCode::SUCCESS)
 }
 

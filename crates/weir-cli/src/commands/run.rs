@@ -157,118 +157,13 @@ pub async fn runs(api: &str, cmd: RunsCommand, json: bool) -> Result<ExitCode> {
             deployment,
             state,
             limit,
-        } => {
-            let (project, deployment) = match deployment {
-                Some(d) if d.contains('/') => {
-                    let (p, d) = split_target(&d)?;
-                    (Some(p), Some(d))
-                }
-                Some(d) => (project, Some(d)),
-                None => (project, None),
-            };
-            let q = RunQuery {
-                project,
-                deployment,
-                state,
-                limit: Some(limit),
-                ..Default::default()
-            };
-            let page = client.list_flow_runs(&q).await.map_err(super::explain)?;
-            if json {
-                output::json(&page);
-                return Ok(ExitCode::SUCCESS);
-            }
-            if page.items.is_empty() {
-                println!("no runs yet: start one with `weir run PROJECT/DEPLOYMENT`");
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows = page
-                .items
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.id.to_string(),
-                        r.name.clone(),
-                        format!(
-                            "{}/{}",
-                            r.project,
-                            r.deployment.clone().unwrap_or_else(|| "-".into())
-                        ),
-                        r.state.to_string(),
-                        output::time(&r.scheduled_at),
-                        output::duration(r.started_at, r.ended_at),
-                    ]
-                })
-                .collect();
-            output::table(
-                &["ID", "NAME", "DEPLOYMENT", "STATE", "SCHEDULED", "DURATION"],
-                rows,
-            );
-        }
+        } => return list(&client, project, deployment, state, limit, json).await,
         RunsCommand::Result { id, output } => {
             let id = run_id(&id)?;
             let d = client.flow_run(id).await.map_err(super::explain)?;
             super::result::fetch(&d.run, output.as_deref()).await?;
         }
-        RunsCommand::Show { id } => {
-            let id = run_id(&id)?;
-            let d = client.flow_run(id).await.map_err(super::explain)?;
-            if json {
-                output::json(&d);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let r = &d.run;
-            println!("{} ({})", r.name, r.id);
-            println!("  flow:        {}", r.flow);
-            println!(
-                "  deployment:  {}/{}",
-                r.project,
-                r.deployment.clone().unwrap_or_else(|| "-".into())
-            );
-            println!(
-                "  state:       {}{}",
-                r.state,
-                r.state_message
-                    .as_deref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            );
-            if let Some(reason) = waiting_reason(&client, r).await {
-                println!("  waiting:     {reason}");
-            }
-            println!(
-                "  attempt:     {} (retries used {}/{})",
-                r.attempt, r.retries_used, r.retries
-            );
-            println!(
-                "  parameters:  {}",
-                serde_json::Value::Object(r.parameters.clone())
-            );
-            if let Some(res) = &r.result {
-                println!("  result:      {} ({} bytes)", res.location, res.size);
-            }
-            println!(
-                "  task runs:   {}",
-                d.task_runs_by_state
-                    .iter()
-                    .map(|(s, n)| format!("{n} {s}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            println!("  history:");
-            for h in &d.history {
-                println!(
-                    "    {}  {:<13} attempt {}{}",
-                    output::time(&h.at),
-                    h.state.as_str(),
-                    h.attempt,
-                    h.message
-                        .as_deref()
-                        .map(|m| format!("  {m}"))
-                        .unwrap_or_default()
-                );
-            }
-        }
+        RunsCommand::Show { id } => return show(&client, &id, json).await,
         RunsCommand::Why { id } => {
             let e = client.why(run_id(&id)?).await.map_err(super::explain)?;
             if json {
@@ -305,6 +200,126 @@ pub async fn runs(api: &str, cmd: RunsCommand, json: bool) -> Result<ExitCode> {
                 );
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir runs ls`: a page of runs, newest first (`--deployment` may be `PROJECT/NAME`).
+async fn list(
+    client: &Client,
+    project: Option<String>,
+    deployment: Option<String>,
+    state: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<ExitCode> {
+    let (project, deployment) = match deployment {
+        Some(d) if d.contains('/') => {
+            let (p, d) = split_target(&d)?;
+            (Some(p), Some(d))
+        }
+        Some(d) => (project, Some(d)),
+        None => (project, None),
+    };
+    let q = RunQuery {
+        project,
+        deployment,
+        state,
+        limit: Some(limit),
+        ..Default::default()
+    };
+    let page = client.list_flow_runs(&q).await.map_err(super::explain)?;
+    if json {
+        output::json(&page);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if page.items.is_empty() {
+        println!("no runs yet: start one with `weir run PROJECT/DEPLOYMENT`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = page
+        .items
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.name.clone(),
+                format!(
+                    "{}/{}",
+                    r.project,
+                    r.deployment.clone().unwrap_or_else(|| "-".into())
+                ),
+                r.state.to_string(),
+                output::time(&r.scheduled_at),
+                output::duration(r.started_at, r.ended_at),
+            ]
+        })
+        .collect();
+    output::table(
+        &["ID", "NAME", "DEPLOYMENT", "STATE", "SCHEDULED", "DURATION"],
+        rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir runs show ID`: a run's states, attempts, parameters, result, task runs and history.
+async fn show(client: &Client, id: &str, json: bool) -> Result<ExitCode> {
+    let id = run_id(id)?;
+    let d = client.flow_run(id).await.map_err(super::explain)?;
+    if json {
+        output::json(&d);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = &d.run;
+    println!("{} ({})", r.name, r.id);
+    println!("  flow:        {}", r.flow);
+    println!(
+        "  deployment:  {}/{}",
+        r.project,
+        r.deployment.clone().unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "  state:       {}{}",
+        r.state,
+        r.state_message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default()
+    );
+    if let Some(reason) = waiting_reason(client, r).await {
+        println!("  waiting:     {reason}");
+    }
+    println!(
+        "  attempt:     {} (retries used {}/{})",
+        r.attempt, r.retries_used, r.retries
+    );
+    println!(
+        "  parameters:  {}",
+        serde_json::Value::Object(r.parameters.clone())
+    );
+    if let Some(res) = &r.result {
+        println!("  result:      {} ({} bytes)", res.location, res.size);
+    }
+    println!(
+        "  task runs:   {}",
+        d.task_runs_by_state
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  history:");
+    for h in &d.history {
+        println!(
+            "    {}  {:<13} attempt {}{}",
+            output::time(&h.at),
+            h.state.as_str(),
+            h.attempt,
+            h.message
+                .as_deref()
+                .map(|m| format!("  {m}"))
+                .unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
