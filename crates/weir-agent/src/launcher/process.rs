@@ -4,7 +4,7 @@
 use super::group::signal_group;
 use super::{
     Cancel, Canceller, ExitStatus, LaunchError, LaunchHandle, LaunchSpec, Launched, Launcher,
-    LineSplitter, OutputLine, Redactor, Stream,
+    LineSplitter, OutputLine, Redactor, Spool, Stream,
 };
 use futures::future::BoxFuture;
 use nix::sys::signal::Signal;
@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
@@ -109,6 +109,25 @@ impl ProcessLauncher {
         self
     }
 
+    /// The command for `spec`: its program and arguments, the environment a run inherits
+    /// from the agent ([`ProcessLauncher::inherits`]) plus the spec's own, its working
+    /// directory.
+    fn command(&self, spec: &LaunchSpec, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(&spec.argv[1..]);
+        cmd.env_clear();
+        for (name, value) in std::env::vars_os() {
+            if name.to_str().is_some_and(|n| self.inherits(n)) {
+                cmd.env(&name, value);
+            }
+        }
+        cmd.envs(&spec.env);
+        if let Some(dir) = &spec.workdir {
+            cmd.current_dir(dir);
+        }
+        cmd
+    }
+
     async fn start(&self, spec: LaunchSpec) -> Result<Launched, LaunchError> {
         let program = match spec.argv.first() {
             Some(p) if !p.is_empty() => p.clone(),
@@ -125,44 +144,9 @@ impl ProcessLauncher {
             }
         }
 
-        let mut cmd = Command::new(&program);
-        cmd.args(&spec.argv[1..]);
-        cmd.env_clear();
-        for (name, value) in std::env::vars_os() {
-            if name.to_str().is_some_and(|n| self.inherits(n)) {
-                cmd.env(&name, value);
-            }
-        }
-        cmd.envs(&spec.env);
-        if let Some(dir) = &spec.workdir {
-            cmd.current_dir(dir);
-        }
+        let mut cmd = self.command(&spec, &program);
         // With a spool, the child writes files that outlive this agent (see `spool`).
-        let spooled = match &spec.spool {
-            Some(spool) => match spool.create(spec.flow_run_id, spec.attempt) {
-                Ok((out, err)) => {
-                    cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
-                    Some(spool.clone())
-                }
-                Err(source) => {
-                    spool.remove(spec.flow_run_id, spec.attempt);
-                    return Err(LaunchError::Io {
-                        program,
-                        source: std::io::Error::new(
-                            source.kind(),
-                            format!(
-                                "cannot create the output spool in {}: {source}",
-                                spool.root().display()
-                            ),
-                        ),
-                    });
-                }
-            },
-            None => {
-                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-                None
-            }
-        };
+        let spooled = attach_output(&mut cmd, &spec, &program)?;
         cmd.stdin(Stdio::null())
             .process_group(0)
             // The monitor task owns the child; if the runtime drops it, the run keeps going
@@ -177,18 +161,7 @@ impl ProcessLauncher {
         {
             spool.remove(spec.flow_run_id, spec.attempt);
         }
-        let mut child = spawned.map_err(|source| match source.kind() {
-            ErrorKind::NotFound => LaunchError::ProgramNotFound {
-                program: program.clone(),
-            },
-            ErrorKind::PermissionDenied => LaunchError::PermissionDenied {
-                program: program.clone(),
-            },
-            _ => LaunchError::Io {
-                program: program.clone(),
-                source,
-            },
-        })?;
+        let mut child = spawned.map_err(|source| spawn_error(&program, source))?;
         let pipes = (child.stdout.take(), child.stderr.take());
         let Some(pid) = child.id() else {
             // Unreachable: a freshly spawned child has a pid.
@@ -208,38 +181,7 @@ impl ProcessLauncher {
         let redactor = Arc::new(Redactor::new(&spec.redact));
         let (line_tx, line_rx) = mpsc::channel(self.output_capacity);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let readers: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match (&spooled, pipes) {
-            (Some(spool), _) => Box::pin(super::spool::tail_attempt(
-                spool,
-                spec.flow_run_id,
-                spec.attempt,
-                redactor,
-                None,
-                line_tx,
-                stop_rx,
-            )),
-            (None, (Some(stdout), Some(stderr))) => {
-                let out = tokio::spawn(pump(
-                    stdout,
-                    LineSplitter::new(Stream::Stdout, redactor.clone()),
-                    line_tx.clone(),
-                    stop_rx.clone(),
-                ));
-                let err = tokio::spawn(pump(
-                    stderr,
-                    LineSplitter::new(Stream::Stderr, redactor),
-                    line_tx,
-                    stop_rx,
-                ));
-                Box::pin(async move {
-                    // A reader only ends early by panicking, which leaves nothing more to drain.
-                    let _ = out.await;
-                    let _ = err.await;
-                })
-            }
-            // Unreachable: without a spool the child was given the pipes.
-            (None, _) => Box::pin(async {}),
-        };
+        let readers = output_readers(spooled.as_ref(), pipes, &spec, redactor, line_tx, stop_rx);
 
         let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
         let (status_tx, status_rx) = watch::channel(None);
@@ -264,6 +206,92 @@ impl ProcessLauncher {
                 cancel: ProcessCancel { tx: cancel_tx },
             },
         ))
+    }
+}
+
+/// Points the child's stdout and stderr at its spool files when `spec` has a spool (the
+/// spool, returned), else at pipes (`None`).
+fn attach_output(
+    cmd: &mut Command,
+    spec: &LaunchSpec,
+    program: &str,
+) -> Result<Option<Spool>, LaunchError> {
+    let Some(spool) = &spec.spool else {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        return Ok(None);
+    };
+    match spool.create(spec.flow_run_id, spec.attempt) {
+        Ok((out, err)) => {
+            cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+            Ok(Some(spool.clone()))
+        }
+        Err(source) => {
+            spool.remove(spec.flow_run_id, spec.attempt);
+            Err(LaunchError::Io {
+                program: program.to_string(),
+                source: std::io::Error::new(
+                    source.kind(),
+                    format!(
+                        "cannot create the output spool in {}: {source}",
+                        spool.root().display()
+                    ),
+                ),
+            })
+        }
+    }
+}
+
+/// Why `program` could not be started, as a [`LaunchError`].
+fn spawn_error(program: &str, source: std::io::Error) -> LaunchError {
+    let program = program.to_string();
+    match source.kind() {
+        ErrorKind::NotFound => LaunchError::ProgramNotFound { program },
+        ErrorKind::PermissionDenied => LaunchError::PermissionDenied { program },
+        _ => LaunchError::Io { program, source },
+    }
+}
+
+/// What reads the child's output into `line_tx` until `stop_rx` says stop: the spool's
+/// tailer, or one pump per pipe.
+fn output_readers(
+    spooled: Option<&Spool>,
+    pipes: (Option<ChildStdout>, Option<ChildStderr>),
+    spec: &LaunchSpec,
+    redactor: Arc<Redactor>,
+    line_tx: mpsc::Sender<OutputLine>,
+    stop_rx: watch::Receiver<bool>,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    match (spooled, pipes) {
+        (Some(spool), _) => Box::pin(super::spool::tail_attempt(
+            spool,
+            spec.flow_run_id,
+            spec.attempt,
+            redactor,
+            None,
+            line_tx,
+            stop_rx,
+        )),
+        (None, (Some(stdout), Some(stderr))) => {
+            let out = tokio::spawn(pump(
+                stdout,
+                LineSplitter::new(Stream::Stdout, redactor.clone()),
+                line_tx.clone(),
+                stop_rx.clone(),
+            ));
+            let err = tokio::spawn(pump(
+                stderr,
+                LineSplitter::new(Stream::Stderr, redactor),
+                line_tx,
+                stop_rx,
+            ));
+            Box::pin(async move {
+                // A reader only ends early by panicking, which leaves nothing more to drain.
+                let _ = out.await;
+                let _ = err.await;
+            })
+        }
+        // Unreachable: without a spool the child was given the pipes.
+        (None, _) => Box::pin(async {}),
     }
 }
 
