@@ -268,43 +268,10 @@ where
     let result_key = def
         .persist_result
         .then(|| ResultStore::result_key(t.ctx.id, def.name, t.index));
-
-    if t.ctx.resume
-        && let Some(key) = &result_key
-        && let Ok(Some(bytes)) = store.get(key).await
-        && let Ok(v) = serde_json::from_slice::<T>(&bytes)
-    {
-        let msg = format!(
-            "result reused from an earlier attempt (flow run attempt {} resumed)",
-            t.ctx.attempt
-        );
-        t.report(
-            def,
-            StateKind::Completed,
-            1,
-            Some(msg),
-            Some(store.location(key)),
-        );
-        return Ok(v);
-    }
-
-    let mut expired = false;
-    if let Some(key) = &t.cache_key {
-        match cache::lookup::<T>(&store, def.name, key, def.cache_expiration).await {
-            cache::Lookup::Hit(v, location) => {
-                t.report(
-                    def,
-                    StateKind::Completed,
-                    1,
-                    Some("cache hit".to_string()),
-                    Some(location),
-                );
-                return Ok(v);
-            }
-            cache::Lookup::Expired => expired = true,
-            cache::Lookup::Miss => {}
-        }
-    }
+    let expired = match earlier_result(def, &t, &store, result_key.as_deref()).await {
+        Ok(v) => return Ok(v),
+        Err(expired) => expired,
+    };
 
     let mut guard = CancelGuard {
         def,
@@ -318,36 +285,20 @@ where
         t.report(def, StateKind::Running, n, None, None);
         match attempt(def, Some(t.id), body()).await {
             Ok(v) => {
-                let mut location = None;
-                if let Some(key) = &result_key {
-                    let written = match serde_json::to_vec(&v) {
-                        Ok(bytes) => store.put(key, bytes).await.map_err(anyhow::Error::from),
-                        Err(e) => Err(e.into()),
-                    };
-                    if let Err(e) = written {
-                        guard.armed = false;
-                        let cause = anyhow::anyhow!("could not persist the result: {e:#}");
-                        t.report(def, StateKind::Failed, n, Some(format!("{cause:#}")), None);
-                        return Err(TaskError {
-                            task: def.name,
-                            attempts: n,
-                            cause,
+                let (v, location) =
+                    match keep(def, &t, &store, result_key.as_deref(), v, expired).await {
+                        Ok(kept) => kept,
+                        Err(cause) => {
+                            guard.armed = false;
+                            t.report(def, StateKind::Failed, n, Some(format!("{cause:#}")), None);
+                            return Err(TaskError {
+                                task: def.name,
+                                attempts: n,
+                                cause,
+                            }
+                            .into());
                         }
-                        .into());
-                    }
-                    location = Some(store.location(key));
-                }
-                if let Some(key) = &t.cache_key {
-                    let written = match cache::encode(key, &v) {
-                        Ok(bytes) => cache::store(&store, def.name, key, bytes, expired)
-                            .await
-                            .map_err(anyhow::Error::from),
-                        Err(e) => Err(e.into()),
                     };
-                    if let Err(e) = written {
-                        t.warn(format!("could not write the cache entry: {e:#}"));
-                    }
-                }
                 guard.armed = false;
                 t.report(def, StateKind::Completed, n, None, location);
                 return Ok(v);
@@ -379,6 +330,88 @@ where
             }
         }
     }
+}
+
+/// A result the task need not run again for, reported Completed: its persisted result from
+/// an earlier attempt of a resumed flow run, or a cache hit. `Err(expired)` when there is
+/// none, saying whether the cache held an expired entry (replaced once the task ran).
+async fn earlier_result<T: DeserializeOwned>(
+    def: &'static TaskDef,
+    t: &Tracked,
+    store: &ResultStore,
+    result_key: Option<&str>,
+) -> Result<T, bool> {
+    if t.ctx.resume
+        && let Some(key) = result_key
+        && let Ok(Some(bytes)) = store.get(key).await
+        && let Ok(v) = serde_json::from_slice::<T>(&bytes)
+    {
+        let msg = format!(
+            "result reused from an earlier attempt (flow run attempt {} resumed)",
+            t.ctx.attempt
+        );
+        t.report(
+            def,
+            StateKind::Completed,
+            1,
+            Some(msg),
+            Some(store.location(key)),
+        );
+        return Ok(v);
+    }
+    let Some(key) = &t.cache_key else {
+        return Err(false);
+    };
+    match cache::lookup::<T>(store, def.name, key, def.cache_expiration).await {
+        cache::Lookup::Hit(v, location) => {
+            t.report(
+                def,
+                StateKind::Completed,
+                1,
+                Some("cache hit".to_string()),
+                Some(location),
+            );
+            Ok(v)
+        }
+        cache::Lookup::Expired => Err(true),
+        cache::Lookup::Miss => Err(false),
+    }
+}
+
+/// Keeps a task's result `v`: persisted under `result_key` (its location returned with it;
+/// failing to persist fails the task) and written to the cache under the task's cache key (a
+/// failure there is only a warning; `expired`: an expired entry is replaced).
+async fn keep<T: Serialize>(
+    def: &'static TaskDef,
+    t: &Tracked,
+    store: &ResultStore,
+    result_key: Option<&str>,
+    v: T,
+    expired: bool,
+) -> anyhow::Result<(T, Option<String>)> {
+    let mut location = None;
+    if let Some(key) = result_key {
+        let written = match serde_json::to_vec(&v) {
+            Ok(bytes) => store.put(key, bytes).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = written {
+            return Err(anyhow::anyhow!("could not persist the result: {e:#}"));
+        }
+        location = Some(store.location(key));
+    }
+    if let Some(key) = &t.cache_key {
+        let written = match cache::encode(key, &v) {
+            Ok(bytes) => cache::store(store, def.name, key, bytes, expired)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = written {
+            t.warn(format!("could not write the cache entry: {e:#}"));
+        }
+    }
+    Ok((v, location))
 }
 
 /// A task awaited outside any flow run: retries and timeout apply, nothing is reported,
