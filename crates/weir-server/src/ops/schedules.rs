@@ -4,8 +4,10 @@
 use crate::access::{Require, perm};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use weir_core::Timestamp;
 use weir_core::api::{
-    Backfill, BackfillOutcome, BackfillResult, BackfillTick, DEFAULT_BACKFILL_MAX, MAX_BACKFILL,
+    Backfill, BackfillOutcome, BackfillResult, BackfillTick, DEFAULT_BACKFILL_MAX, Deployment,
+    MAX_BACKFILL,
 };
 use weir_core::audit::AuditAction;
 use weir_core::schedule::{self, backfill};
@@ -20,25 +22,7 @@ pub(crate) async fn backfill(
     req: &Backfill,
 ) -> ApiResult<BackfillResult> {
     caller.check_project(project, || format!("deployment {project}/{name}"))?;
-    let d = st.store.deployment(project, name).await?;
-    if d.archived_at.is_some() {
-        return Err(ApiError::Conflict {
-            message: format!(
-                "deployment {project}/{name} is archived (removed from its weir.toml): it takes \
-                 no new runs; deploy it again to restore it"
-            ),
-            current: None,
-        });
-    }
-    if d.spec.schedules.is_empty() {
-        return Err(ApiError::Conflict {
-            message: format!(
-                "deployment {project}/{name} has no schedules, so no ticks to backfill: add \
-                 `schedules` in its weir.toml, or start single runs with `weir run`"
-            ),
-            current: None,
-        });
-    }
+    let d = backfillable(st, project, name).await?;
     let schedules = schedule::parse_all(&d.spec.schedules)
         .map_err(|e| ApiError::Internal(format!("stored schedule is invalid: {e}")))?;
     let now = st.now();
@@ -48,22 +32,7 @@ pub(crate) async fn backfill(
     let mut out = Vec::with_capacity(ticks.len());
     let (mut created, mut existing) = (0u32, 0u32);
     if req.dry_run {
-        let runs = st.store.tick_runs(&d, &ticks).await?;
-        for t in &ticks {
-            let run = runs.get(t);
-            existing += u32::from(run.is_some());
-            out.push(BackfillTick {
-                tick_at: *t,
-                outcome: if run.is_some() {
-                    BackfillOutcome::Exists
-                } else {
-                    BackfillOutcome::WouldCreate
-                },
-                run_id: run.map(|r| r.id),
-                run_name: run.map(|r| r.name.clone()),
-                state: run.map(|r| r.state),
-            });
-        }
+        (out, existing) = dry_run(st, &d, &ticks).await?;
     } else {
         for (t, run, new) in st.store.backfill(&d, &ticks, now).await? {
             if new {
@@ -111,4 +80,55 @@ pub(crate) async fn backfill(
         created,
         existing,
     })
+}
+
+/// Deployment `project/name`, if it can be backfilled: not archived, with schedules.
+async fn backfillable(st: &AppState, project: &str, name: &str) -> ApiResult<Deployment> {
+    let d = st.store.deployment(project, name).await?;
+    if d.archived_at.is_some() {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "deployment {project}/{name} is archived (removed from its weir.toml): it takes \
+                 no new runs; deploy it again to restore it"
+            ),
+            current: None,
+        });
+    }
+    if d.spec.schedules.is_empty() {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "deployment {project}/{name} has no schedules, so no ticks to backfill: add \
+                 `schedules` in its weir.toml, or start single runs with `weir run`"
+            ),
+            current: None,
+        });
+    }
+    Ok(d)
+}
+
+/// A dry run's ticks: each with the run it has, or would get; and how many have one.
+async fn dry_run(
+    st: &AppState,
+    d: &Deployment,
+    ticks: &[Timestamp],
+) -> ApiResult<(Vec<BackfillTick>, u32)> {
+    let runs = st.store.tick_runs(d, ticks).await?;
+    let mut out = Vec::with_capacity(ticks.len());
+    let mut existing = 0u32;
+    for t in ticks {
+        let run = runs.get(t);
+        existing += u32::from(run.is_some());
+        out.push(BackfillTick {
+            tick_at: *t,
+            outcome: if run.is_some() {
+                BackfillOutcome::Exists
+            } else {
+                BackfillOutcome::WouldCreate
+            },
+            run_id: run.map(|r| r.id),
+            run_name: run.map(|r| r.name.clone()),
+            state: run.map(|r| r.state),
+        });
+    }
+    Ok((out, existing))
 }
