@@ -4,7 +4,7 @@
 //!
 //! `WEIR_FAULTS` picks what runs: unset or `ci` — the trimmed suite of `scripts/test.sh`;
 //! `full` — everything at full size (`scripts/chaos.sh`); or a comma-separated list of
-//! scenario names. Output: a table and a JSON summary ([`report`]). Needs root (namespaces);
+//! scenario names (at full size with `WEIR_FAULTS_SIZE=full`). Output: a table and a JSON summary ([`report`]). Needs root (namespaces);
 //! without it the suite says why and passes, except under `CI`, where it fails.
 
 #[path = "../common/mod.rs"]
@@ -32,7 +32,8 @@ fn fault_suite() {
     }
     common::flows_bin();
     let pick = std::env::var("WEIR_FAULTS").unwrap_or_else(|_| "ci".into());
-    let full = pick == "full";
+    // `WEIR_FAULTS_SIZE=full`: the scenarios listed at full size too.
+    let full = pick == "full" || std::env::var("WEIR_FAULTS_SIZE").is_ok_and(|s| s == "full");
     let names: Vec<String> = match pick.as_str() {
         "ci" => scenarios::ALL
             .iter()
