@@ -166,7 +166,11 @@ impl Postgres {
                 "-c",
                 &format!("unix_socket_directories={}", self.data.display()),
             ])
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+            // Durable against a crash of PostgreSQL itself (the faults kill it), not of the
+            // machine: commits are written to the OS before they are acknowledged, never
+            // flushed to the disk. With `synchronous_commit=off` a kill -9 lost commits it had
+            // acknowledged (`pg_restart`: log lines the server had stored, gone after recovery).
+            .args(["-c", "fsync=off", "-c", "synchronous_commit=on"])
             .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
             .stdin(Stdio::null())
             .stdout(log)
