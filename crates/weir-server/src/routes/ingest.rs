@@ -43,7 +43,11 @@ async fn check_runs(st: &AppState, caller: &Caller, ids: BTreeSet<Uuid>) -> ApiR
                     .check_run(st, &run, Permission::Report)
                     .await
                     .map_err(|e| match e {
-                        ApiError::Unauthorized => ApiError::Unauthorized,
+                        // A database failure stays a 503 (or 500) the sender retries: as a 404
+                        // an agent took it for a run no longer its own and dropped the lines.
+                        e @ (ApiError::Unauthorized
+                        | ApiError::Unavailable(_)
+                        | ApiError::Internal(_)) => e,
                         _ => missing(id),
                     })?;
             }
