@@ -4,11 +4,14 @@
 //! transactions — on SQLite every write goes through one connection. A background task takes
 //! every proposal waiting at that moment (no added delay when idle) and applies them in one
 //! transaction: one read of all the runs involved, the orchestration decision for each in
-//! order, one compare-and-set per change, one multi-row insert of history. A change that
-//! loses its compare-and-set (another replica moved the run) is retried on its own.
+//! order, one compare-and-set per change, then what the changes imply for all of them at
+//! once (one look for open task runs of the runs that ended, one read of each project's
+//! notification rules), one multi-row insert of history. A change that loses its
+//! compare-and-set (another replica moved the run) is retried on its own.
 
+use crate::changes::after_changes;
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders};
-use crate::runs::{rejected, save_run};
+use crate::runs::{rejected, update_run};
 use crate::{Error, Result, Store};
 use chrono::Duration;
 use sqlx::{AssertSqlSafe, Row};
@@ -134,6 +137,7 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
     }
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut history: Vec<(Uuid, FlowRun)> = Vec::new();
+    let mut changes: Vec<(FlowRun, FlowRun)> = Vec::new();
     for job in jobs {
         let Some((run, delay)) = runs.get(&job.id).cloned() else {
             let missing = Err(Error::NotFound(format!("flow run {}", job.id)));
@@ -154,9 +158,10 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
                 continue;
             }
         };
-        if save_run(&mut tx, &run, &next, None).await? {
+        if update_run(&mut tx, &run, &next, None).await? {
             let tid = job.proposal.transition_id.unwrap_or_else(Uuid::now_v7);
             applied.insert(tid);
+            changes.push((run, next.clone()));
             history.push((tid, next.clone()));
             runs.insert(job.id, (next.clone(), delay));
             outcomes.push(Outcome::Done(Box::new(Ok(next))));
@@ -164,6 +169,9 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
             outcomes.push(Outcome::Retry);
         }
     }
+    // What the changes imply (task runs closed, notifications), for the whole batch at once.
+    let pairs: Vec<(&FlowRun, &FlowRun)> = changes.iter().map(|(p, n)| (p, n)).collect();
+    after_changes(&mut tx, &pairs).await?;
     if !history.is_empty() {
         let sql = format!(
             "INSERT INTO flow_run_states (id, flow_run_id, state, message, attempt, at) VALUES {}",

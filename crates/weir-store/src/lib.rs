@@ -12,6 +12,7 @@
 
 mod agents;
 mod batch;
+mod changes;
 mod claim;
 mod clock;
 mod codec;
@@ -234,7 +235,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// writer lock, so writers go on while it runs.
 fn checkpoints(read: AnyPool) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        // The first one a period after opening, not during the migrations and first writes.
+        let first = tokio::time::Instant::now() + CHECKPOINT_EVERY;
+        let mut tick = tokio::time::interval_at(first, CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !read.is_closed() {
             tick.tick().await;

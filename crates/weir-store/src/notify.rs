@@ -8,6 +8,7 @@
 use crate::codec::{self, micros, to_json};
 use crate::{Error, Result, Store};
 use sqlx::{Any, Row, Transaction};
+use std::collections::HashMap;
 use uuid::Uuid;
 use weir_core::Timestamp;
 use weir_core::api::notifications::{
@@ -125,25 +126,32 @@ fn rule(row: &sqlx::any::AnyRow) -> Result<NotificationRule> {
     })
 }
 
-/// Writes the notifications the change of a run from `prev` to `next` triggers, in the
-/// change's own transaction. Does nothing (no read) when the change is no event.
+/// Writes the notifications the changes of runs (`(prev, next)`, in order) trigger, in the
+/// changes' own transaction. Reads each project's rules once, and nothing when no change is
+/// an event.
 pub(crate) async fn enqueue_run_events(
     tx: &mut Transaction<'static, Any>,
-    prev: &FlowRun,
-    next: &FlowRun,
+    changes: &[(&FlowRun, &FlowRun)],
 ) -> Result<()> {
-    let events = notify::run_events(prev, next);
-    if events.is_empty() {
-        return Ok(());
+    let mut rules: HashMap<&str, Vec<StoredRule>> = HashMap::new();
+    for (prev, next) in changes {
+        let events = notify::run_events(prev, next);
+        if events.is_empty() {
+            continue;
+        }
+        if !rules.contains_key(next.project.as_str()) {
+            let of_project = project_rules(tx, &next.project).await?;
+            rules.insert(next.project.as_str(), of_project);
+        }
+        let of_project = rules
+            .get(next.project.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        enqueue(tx, of_project, next.deployment.as_deref(), &events, |e| {
+            notify::run_message(e, next)
+        })
+        .await?;
     }
-    enqueue(
-        tx,
-        &next.project,
-        next.deployment.as_deref(),
-        &events,
-        |e| notify::run_message(e, next),
-    )
-    .await
+    Ok(())
 }
 
 /// Writes the notifications of `event` of deployment `d` (as it is after the write), in the
@@ -154,32 +162,49 @@ pub(crate) async fn enqueue_deployment_event(
     d: &Deployment,
     now: Timestamp,
 ) -> Result<()> {
-    enqueue(tx, &d.project, Some(&d.name), &[event], |e| {
+    let rules = project_rules(tx, &d.project).await?;
+    enqueue(tx, &rules, Some(&d.name), &[event], |e| {
         notify::deployment_message(e, d, now)
     })
     .await
 }
 
-async fn enqueue(
+/// A rule as the outbox needs it: id, name and spec.
+type StoredRule = (Uuid, String, NotificationRuleSpec);
+
+/// The rules of `project`, read in `tx`.
+async fn project_rules(
     tx: &mut Transaction<'static, Any>,
     project: &str,
-    deployment: Option<&str>,
-    events: &[NotificationEvent],
-    message: impl Fn(NotificationEvent) -> Message,
-) -> Result<()> {
+) -> Result<Vec<StoredRule>> {
     let rows = sqlx::query("SELECT id, name, spec FROM notification_rules WHERE project = $1")
         .bind(project)
         .fetch_all(&mut **tx)
         .await?;
-    for row in &rows {
-        let id = codec::uuid(row, "id")?;
-        let name: String = row.try_get("name")?;
-        let spec: NotificationRuleSpec = codec::json(row, "spec")?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                codec::uuid(row, "id")?,
+                row.try_get("name")?,
+                codec::json(row, "spec")?,
+            ))
+        })
+        .collect()
+}
+
+async fn enqueue(
+    tx: &mut Transaction<'static, Any>,
+    rules: &[StoredRule],
+    deployment: Option<&str>,
+    events: &[NotificationEvent],
+    message: impl Fn(NotificationEvent) -> Message,
+) -> Result<()> {
+    for (id, name, spec) in rules {
         for &event in events {
-            if notify::wants(&spec, event, deployment) {
+            if notify::wants(spec, event, deployment) {
                 let m = message(event);
                 let at = m.at;
-                insert(tx, id, &name, &spec, &m, at).await?;
+                insert(tx, *id, name, spec, &m, at).await?;
             }
         }
     }

@@ -16,7 +16,7 @@ mod lease;
 mod read;
 mod write;
 
-pub(crate) use change::{rejected, retry_delay, save_run};
+pub(crate) use change::{rejected, retry_delay, update_run};
 pub(crate) use write::{insert_history, insert_run};
 
 /// Everything needed to create a flow run: decided by `weir_core::create`.

@@ -3,7 +3,7 @@
 use crate::codec::{self, Bind, TASK_RUN_COLUMNS, micros, placeholders};
 use crate::{Error, Result, Store};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 use weir_core::StateKind;
 use weir_core::api::{FlowRun, Page, TaskRun, TaskRunDetail, TaskRunReport, TaskRunState};
@@ -233,6 +233,43 @@ impl Store {
     }
 }
 
+/// The states of a task run that has not ended.
+fn open_states() -> Vec<&'static str> {
+    StateKind::ALL
+        .iter()
+        .filter(|s| !s.is_terminal())
+        .map(|s| s.as_str())
+        .collect()
+}
+
+/// Which of the flow runs `runs` have a task run that has not ended, in one query.
+pub(crate) async fn with_open_task_runs(
+    tx: &mut Transaction<'static, Any>,
+    runs: &[Uuid],
+) -> Result<HashSet<Uuid>> {
+    let open = open_states();
+    let mut found = HashSet::new();
+    for chunk in runs.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT DISTINCT flow_run_id FROM task_runs WHERE flow_run_id IN ({}) \
+             AND state IN ({})",
+            placeholders(1, chunk.len()),
+            placeholders(chunk.len() + 1, open.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for s in &open {
+            q = q.bind(*s);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            found.insert(codec::uuid(&row, "flow_run_id")?);
+        }
+    }
+    Ok(found)
+}
+
 /// When a flow run ends, its task runs still open end with it (Cancelled under a cancelled
 /// run, else Crashed), with a history row each: no task run stays Running under a finished
 /// flow run, whatever reports were lost. Reports sent later with older times change nothing.
@@ -245,11 +282,7 @@ pub(crate) async fn close_task_runs(
     } else {
         StateKind::Crashed
     };
-    let open: Vec<&str> = StateKind::ALL
-        .iter()
-        .filter(|s| !s.is_terminal())
-        .map(|s| s.as_str())
-        .collect();
+    let open = open_states();
     let list = open
         .iter()
         .enumerate()

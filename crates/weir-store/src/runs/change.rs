@@ -137,9 +137,24 @@ async fn load(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<(FlowRun, 
     Ok((codec::flow_run(&row)?, retry_delay(id, delay)?))
 }
 
-/// Writes `next` over `prev` if the row still has `prev`'s state and attempt (no history row).
-/// Returns false when someone else changed the run first.
+/// Writes `next` over `prev` if the row still has `prev`'s state and attempt (no history row),
+/// with what the change implies ([`crate::changes::after_changes`]). Returns false when
+/// someone else changed the run first.
 pub(crate) async fn save_run(
+    tx: &mut Transaction<'static, Any>,
+    prev: &FlowRun,
+    next: &FlowRun,
+    resume: Option<bool>,
+) -> Result<bool> {
+    if !update_run(tx, prev, next, resume).await? {
+        return Ok(false);
+    }
+    crate::changes::after_changes(tx, &[(prev, next)]).await?;
+    Ok(true)
+}
+
+/// The compare-and-set of [`save_run`] alone: the row, nothing it implies.
+pub(crate) async fn update_run(
     tx: &mut Transaction<'static, Any>,
     prev: &FlowRun,
     next: &FlowRun,
@@ -168,13 +183,6 @@ pub(crate) async fn save_run(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    if changed > 0 && next.state.is_terminal() && !prev.state.is_terminal() {
-        crate::task_runs::close_task_runs(tx, next).await?;
-    }
-    if changed > 0 {
-        // In the change's own transaction: the event and its notifications commit together.
-        crate::notify::enqueue_run_events(tx, prev, next).await?;
-    }
     Ok(changed > 0)
 }
 
