@@ -32,7 +32,14 @@ use tokio::task::JoinHandle;
 
 /// The router for `state`: every endpoint, with its error handling, limits and metrics.
 pub fn app(state: AppState) -> axum::Router {
-    routes::router(state.clone(), ui::routes())
+    let routes = routes::router(state.options.max_body_bytes, ui::routes());
+    serve(routes, state)
+}
+
+/// The routes of [`routes::router`] given their state, behind the body limit.
+fn serve(routes: axum::Router<AppState>, state: AppState) -> axum::Router {
+    routes
+        .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state, limits::body))
 }
 
@@ -86,6 +93,9 @@ impl Server {
             Some(files) => Some(tls::acceptor(files).map_err(StartError::Tls)?),
             None => None,
         };
+        // The routes (and the OpenAPI document) are built on another thread meanwhile.
+        let limit = options.max_body_bytes;
+        let routes = tokio::task::spawn_blocking(move || routes::router(limit, ui::routes()));
         let store = weir_store::Store::connect(&options.database_url).await?;
         let listener =
             TcpListener::bind(&options.bind)
@@ -124,7 +134,13 @@ impl Server {
         let mut tasks = background::spawn(state.clone(), shutdown.subscribe());
         let work = state.work.clone();
         let work_listener = state.store.listen_work(move || work.notify_waiters());
-        let router = app(state.clone());
+        let routes = match routes.await {
+            Ok(routes) => routes,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down and dropped the task: build them here.
+            Err(_) => routes::router(limit, ui::routes()),
+        };
+        let router = serve(routes, state.clone());
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };

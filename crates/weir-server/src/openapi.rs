@@ -88,6 +88,9 @@ pub(crate) fn finish(api: ApiRouter<AppState>) -> (Router<AppState>, Bytes) {
         }
     }
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    // The generator's copy of every schema is no longer needed: free it (it lives in a
+    // thread-local of the thread that built the routes, for the life of the process).
+    aide::generate::reset_context();
     (router, Bytes::from(bytes))
 }
 

@@ -155,6 +155,12 @@ impl AppState {
         }
     }
 
+    /// A counter bumped at every write of states or log lines (see [`AppState::touched`]):
+    /// unchanged over a while means the server was idle.
+    pub fn activity(&self) -> u64 {
+        *self.activity.borrow()
+    }
+
     /// Wakes log and state streams.
     pub(crate) fn touched(&self) {
         self.activity.send_modify(|n| *n = n.wrapping_add(1));

@@ -126,24 +126,33 @@ impl SecretSource for LocalSecrets {
 pub(crate) struct Notifier {
     /// Names this replica's claims.
     pub(crate) claimer: String,
-    pub(crate) http: reqwest::Client,
+    /// Built at the first webhook or Slack delivery (see [`Notifier::http`]).
+    http: std::sync::OnceLock<reqwest::Client>,
     pub(crate) hooks: Hooks,
 }
 
 impl Notifier {
     pub(crate) fn new(hooks: Hooks) -> Notifier {
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
         Notifier {
             claimer: uuid::Uuid::now_v7().to_string(),
-            http,
+            http: std::sync::OnceLock::new(),
             hooks,
         }
+    }
+
+    /// The HTTP client of webhook and Slack deliveries, built when the first one is sent:
+    /// building it reads and parses the system's root certificates (~7 ms of CPU at boot
+    /// here), which a server that sends no notification never needs.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            crate::tls::install_crypto_provider();
+            reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default()
+        })
     }
 }
 

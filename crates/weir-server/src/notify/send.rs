@@ -25,7 +25,7 @@ pub(super) async fn send(n: &Notifier, d: &ClaimedDelivery) -> Result<(), Failur
             // When this attempt is made, so receivers can refuse replays of old requests.
             let timestamp = chrono::Utc::now().timestamp();
             let mut req = n
-                .http
+                .http()
                 .post(&url)
                 .header("content-type", "application/json")
                 .header("x-weir-event", d.message.event.as_str())
@@ -42,7 +42,7 @@ pub(super) async fn send(n: &Notifier, d: &ClaimedDelivery) -> Result<(), Failur
             let body = serde_json::to_vec(&slack_body(&d.message))
                 .map_err(|e| Failure::permanent(format!("cannot encode the message: {e}")))?;
             post(
-                n.http
+                n.http()
                     .post(&url)
                     .header("content-type", "application/json")
                     .body(body),

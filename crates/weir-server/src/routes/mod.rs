@@ -22,9 +22,10 @@ pub(crate) use crate::extract::page_size;
 /// permission (the `Require<P>`/`OnRun<P>` extractor in its handler's signature) all come from
 /// these lists, one per group of endpoints (in the document's order). `summary` is the
 /// operation's one line in the document. `pages` (the UI) are served beside them, with the
-/// same fallbacks and layers, outside the document.
-pub(crate) fn router(state: AppState, pages: Router<AppState>) -> Router {
-    let limit = state.options.max_body_bytes;
+/// same fallbacks and layers, outside the document. `limit` is the largest request body.
+/// Needs no state, so the server builds it (the document's schemas take milliseconds) while
+/// it opens the database.
+pub(crate) fn router(limit: usize, pages: Router<AppState>) -> Router<AppState> {
     crate::openapi::begin();
     // In this order: it is the OpenAPI document's.
     let groups: [fn(Api) -> Api; 7] = [
@@ -71,7 +72,6 @@ pub(crate) fn router(state: AppState, pages: Router<AppState>) -> Router {
         .layer(axum::Extension(crate::openapi::Document(document)))
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
 }
 
 /// The API's routes, to which a group of endpoints adds its own.
