@@ -8,12 +8,14 @@
 mod cli;
 mod commands;
 mod config;
+mod memory;
 mod output;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    memory::limit_arenas();
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -70,6 +70,8 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
     let server = Server::start(options)
         .await
         .context("cannot start the server")?;
+    let state = server.state.clone();
+    tokio::spawn(crate::memory::trim_when_idle(move || state.activity()));
     let url = server_url(&server);
     config::record_server(&url)?;
     if let Some(key) = &server.bootstrap_key {
