@@ -114,6 +114,8 @@ struct Shared {
     resolver: Resolver,
     held: Mutex<HashMap<Uuid, Held>>,
     slot_freed: Notify,
+    /// Runs were claimed: heartbeat now rather than on the cadence (see `lease`).
+    claimed: Notify,
     fence: crate::fence::Fence,
     /// Where local processes write their output (`<state_dir>/spool`).
     spool: Spool,
@@ -141,6 +143,7 @@ impl Agent {
                 resolver,
                 held: Mutex::new(HashMap::new()),
                 slot_freed: Notify::new(),
+                claimed: Notify::new(),
                 fence: crate::fence::Fence::new(),
                 spool: Spool::new(crate::launcher::spool::dir(&options.state_dir)),
                 options,

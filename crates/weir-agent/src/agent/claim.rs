@@ -62,10 +62,14 @@ pub(super) async fn claim_until(
         match claimed {
             Ok(runs) => {
                 backoff = Duration::from_millis(200);
+                let any = !runs.is_empty();
                 for c in runs {
                     sh.fence.learn_lease(c.lease_s);
                     let renewed = sh.fence.claimed_at(sent, c.claimed_after_ms);
                     supervise::start(sh, me, c, renewed);
+                }
+                if any {
+                    sh.claimed.notify_one();
                 }
             }
             Err(error) => {

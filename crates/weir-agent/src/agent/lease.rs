@@ -7,57 +7,113 @@ use super::{Shared, lock};
 use crate::launcher::Canceller;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 use weir_core::api::{FlowRun, HeartbeatReply, HeldRun};
 use weir_core::contract::heartbeat;
 
-/// Heartbeats the runs the agent holds, for as long as it runs.
+/// Most heartbeats waiting for their answers at once.
+const IN_FLIGHT: usize = 3;
+
+/// How soon the next heartbeat goes out while the last one got no answer.
+const RETRY_SOON: Duration = Duration::from_millis(250);
+
+/// A heartbeat's answer (or its absence), with what it was sent for.
+struct Answered {
+    /// When it was sent, on the fence's clock.
+    sent: u64,
+    runs: Vec<HeldRun>,
+    /// `None`: no answer while it could still renew anything.
+    reply: Option<Result<HeartbeatReply, weir_client::Error>>,
+}
+
+/// How long a heartbeat's answer is waited for: while it can still renew a lease before the
+/// fence trips ([`crate::fence::FENCE_FRACTION`] of it), at least one interval. An answer
+/// renews the leases it names as of its *sending*, however late it arrives: a server slow to
+/// answer under load (a busy writer, a slow database) keeps renewing them, and giving up on its
+/// answers after one interval made the fence stop healthy runs.
+pub(super) fn answer_useful_for(lease: Duration, interval: Duration) -> Duration {
+    lease
+        .mul_f64(crate::fence::FENCE_FRACTION)
+        .max(interval)
+        .max(Duration::from_millis(500))
+}
+
+/// Heartbeats the runs the agent holds, for as long as it runs: on the cadence, at most
+/// [`IN_FLIGHT`] waiting for their answers at once (so a lost one, in a partition, never holds
+/// contact up), and at once when runs were claimed (a claim's lease is dated from when its
+/// request was sent, so on a slow link waiting for the cadence left its first renewal too late).
 pub(super) async fn heartbeat_loop(sh: Arc<Shared>, me: Uuid) {
     // Heartbeat at the one cadence (`weir_core::contract::heartbeat`), whatever the server's
     // lease is. `steady`: the interval while the server answers; `every`: the next wait (shorter
     // while it does not, so contact is back as soon as possible).
     let mut steady = sh.options.heartbeat_every;
     let mut every = steady;
+    let mut next = tokio::time::Instant::now() + every;
+    let mut in_flight: JoinSet<Answered> = JoinSet::new();
     loop {
-        tokio::time::sleep(every).await;
-        let runs: Vec<HeldRun> = lock(&sh)
-            .iter()
-            .map(|(id, h)| HeldRun {
-                id: *id,
-                attempt: h.attempt,
-            })
-            .collect();
-        let sent = sh.fence.now();
-        // Bounded by the interval: a partition must not hold the loop (or the fence) up.
-        let answer = tokio::time::timeout(
-            steady.max(Duration::from_millis(500)),
-            sh.client
-                .agent_heartbeat(me, &weir_core::api::Heartbeat { runs: runs.clone() }),
-        )
-        .await;
-        let Ok(answer) = answer else {
-            tracing::warn!(message = "heartbeat got no answer within its interval");
-            // Try again soon: the lease is running out (see `crate::fence`).
-            every = Duration::from_millis(250);
-            continue;
-        };
-        match answer {
-            Ok(reply) => {
-                sh.fence.learn_lease(reply.lease_s);
-                renewed(&sh, &runs, &reply.lost, sent);
-                if reply.lease_s > 0 {
-                    steady = heartbeat::interval(sh.options.heartbeat_every, reply.lease_s);
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {
+                if in_flight.len() < IN_FLIGHT {
+                    send(&sh, me, steady, &mut in_flight);
                 }
-                every = steady;
-                let stop = cancel_or_mark_lost(&sh, &reply);
-                stop_lost(&sh, stop).await;
+                next = tokio::time::Instant::now() + every;
             }
-            Err(error) => {
-                tracing::warn!(message = "heartbeat failed", %error);
-                every = Duration::from_millis(250);
+            () = sh.claimed.notified() => {
+                if in_flight.len() < IN_FLIGHT {
+                    send(&sh, me, steady, &mut in_flight);
+                    next = tokio::time::Instant::now() + every;
+                }
+            }
+            Some(done) = in_flight.join_next() => {
+                let Ok(done) = done else { continue };
+                match done.reply {
+                    Some(Ok(reply)) => {
+                        sh.fence.learn_lease(reply.lease_s);
+                        renewed(&sh, &done.runs, &reply.lost, done.sent);
+                        if reply.lease_s > 0 {
+                            steady = heartbeat::interval(sh.options.heartbeat_every, reply.lease_s);
+                        }
+                        every = steady;
+                        let stop = cancel_or_mark_lost(&sh, &reply);
+                        stop_lost(&sh, stop).await;
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(message = "heartbeat failed", %error);
+                        every = RETRY_SOON;
+                        next = next.min(tokio::time::Instant::now() + every);
+                    }
+                    None => {
+                        tracing::warn!(message = "heartbeat got no answer while it could still renew the leases");
+                        // Try again soon: the lease is running out (see `crate::fence`).
+                        every = RETRY_SOON;
+                        next = next.min(tokio::time::Instant::now() + every);
+                    }
+                }
             }
         }
     }
+}
+
+/// Sends one heartbeat for every run held now, in the background.
+fn send(sh: &Arc<Shared>, me: Uuid, interval: Duration, in_flight: &mut JoinSet<Answered>) {
+    let runs: Vec<HeldRun> = lock(sh)
+        .iter()
+        .map(|(id, h)| HeldRun {
+            id: *id,
+            attempt: h.attempt,
+        })
+        .collect();
+    let sent = sh.fence.now();
+    let wait = answer_useful_for(sh.fence.lease(), interval);
+    let sh = sh.clone();
+    in_flight.spawn(async move {
+        let hb = weir_core::api::Heartbeat { runs: runs.clone() };
+        let reply = tokio::time::timeout(wait, sh.client.agent_heartbeat(me, &hb))
+            .await
+            .ok();
+        Answered { sent, runs, reply }
+    });
 }
 
 /// A lost attempt to stop: run, attempt and its canceller.
@@ -219,8 +275,9 @@ async fn renew_one(sh: &Shared, me: Uuid, run: &FlowRun, lease: Duration) {
         attempt: run.attempt,
     }];
     let sent = sh.fence.now();
+    // Waited for as long as it can vouch for the lease: a slow answer renews it as well.
     let answer = tokio::time::timeout(
-        (lease / 3).max(Duration::from_millis(500)),
+        answer_useful_for(lease, lease / 3),
         sh.client.agent_heartbeat(
             me,
             &weir_core::api::Heartbeat {
@@ -241,5 +298,27 @@ async fn renew_one(sh: &Shared, me: Uuid, run: &FlowRun, lease: Duration) {
             }
         }
         _ => tokio::time::sleep(Duration::from_millis(250)).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (#10): with a 4 s lease and a 1 s interval, an answer was given up on after
+    /// the interval, so a server answering in 1.2 s renewed every lease while its agent counted
+    /// none and fenced healthy runs 3.4 s in.
+    #[test]
+    fn an_answer_is_waited_for_while_it_can_still_renew_a_lease() {
+        let (lease, interval) = (Duration::from_secs(4), Duration::from_secs(1));
+        assert_eq!(
+            answer_useful_for(lease, interval),
+            Duration::from_millis(3400)
+        );
+        assert_eq!(answer_useful_for(Duration::ZERO, interval), interval);
+        assert_eq!(
+            answer_useful_for(Duration::ZERO, Duration::from_millis(100)),
+            Duration::from_millis(500)
+        );
     }
 }

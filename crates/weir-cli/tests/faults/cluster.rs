@@ -48,6 +48,11 @@ pub struct Spec {
     pub db_delay_ms: u64,
     /// Replica index whose clock is faked by libfaketime, steered by [`Cluster::step_clock`].
     pub faketime: Option<usize>,
+    /// Milliseconds added each way between agent a1 (and its flow processes) and its server
+    /// (a delaying proxy).
+    pub agent_delay_ms: u64,
+    /// The fault stops no run: every run must complete at its first attempt.
+    pub healthy: bool,
 }
 
 /// One process of the cluster, restartable with the same command.
@@ -126,6 +131,7 @@ pub struct Cluster {
     pub rt: tokio::runtime::Runtime,
     procs: Vec<Proc>,
     proxy: Option<DelayProxy>,
+    agent_proxy: Option<DelayProxy>,
     tmpfs: Option<PathBuf>,
     /// PostgreSQL (before `net`: it stops first).
     pub pg: Option<Postgres>,
@@ -241,6 +247,7 @@ impl Cluster {
                 .expect("tokio runtime"),
             procs: Vec::new(),
             proxy,
+            agent_proxy: None,
             tmpfs,
             pg,
             net,
@@ -308,7 +315,17 @@ impl Cluster {
     fn add_agent(&mut self, i: usize) {
         let host = self.net.host(&format!("a{}", i + 1));
         let server = i % self.servers.len();
-        let url = self.servers[server].url.clone();
+        let mut url = self.servers[server].url.clone();
+        if i == 0 && self.spec.agent_delay_ms > 0 {
+            let upstream = format!("{}:4200", self.servers[server].host.ip);
+            let px = DelayProxy::start(
+                &format!("{}:0", self.net.gateway()),
+                &upstream,
+                Duration::from_millis(self.spec.agent_delay_ms),
+            );
+            url = format!("http://{}", px.addr());
+            self.agent_proxy = Some(px);
+        }
         let home = self.dir.join(&host.name);
         std::fs::create_dir_all(&home).expect("create an agent home");
         let key = self
@@ -502,6 +519,9 @@ impl Drop for Cluster {
             crate::net::kill_all_in(&n.host.ns);
         }
         if let Some(p) = self.proxy.take() {
+            drop(p);
+        }
+        if let Some(p) = self.agent_proxy.take() {
             drop(p);
         }
         if let Some(t) = self.tmpfs.take() {

@@ -200,8 +200,9 @@ fn state(s: &str) -> Option<StateKind> {
     StateKind::from_str(s).ok()
 }
 
-/// Every run terminal; a run whose current attempt's process wrote `end` is Completed.
-pub fn terminal(db: &DbView, ev: &[Event]) -> Check {
+/// Every run terminal; a run whose current attempt's process wrote `end` is Completed; with
+/// `healthy` (a fault that stops no run), every run Completed at its first attempt.
+pub fn terminal(db: &DbView, ev: &[Event], healthy: bool) -> Check {
     let ended: BTreeSet<(&str, i64)> = ev
         .iter()
         .filter(|e| e.kind == "end")
@@ -217,6 +218,11 @@ pub fn terminal(db: &DbView, ev: &[Event]) -> Check {
         } else if ended.contains(&(id.as_str(), *attempt)) && st != "Completed" {
             problems.push(format!(
                 "run {id} attempt {attempt} finished its flow but is {st} ({})",
+                msg.clone().unwrap_or_default()
+            ));
+        } else if healthy && (st != "Completed" || *attempt != 1) {
+            problems.push(format!(
+                "run {id} is {st} at attempt {attempt} though nothing stopped it ({})",
                 msg.clone().unwrap_or_default()
             ));
         }

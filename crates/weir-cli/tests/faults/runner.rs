@@ -204,7 +204,7 @@ fn checks(c: &Cluster, recovered: Check) -> Vec<Check> {
     };
     let ev = invariants::events(&c.dir.join("shared"));
     vec![
-        invariants::terminal(&db, &ev),
+        invariants::terminal(&db, &ev, c.spec.healthy),
         invariants::one_launch(&db, &ev),
         invariants::no_overlap(&ev),
         invariants::tasks_closed(&db),

@@ -22,6 +22,8 @@ fn spec(db: Db, replicas: usize, agents: usize) -> Spec {
         lease_s: LEASE_S,
         db_delay_ms: 0,
         faketime: None,
+        agent_delay_ms: 0,
+        healthy: false,
     }
 }
 
@@ -56,7 +58,7 @@ fn wait_running(c: &Cluster, ids: &[Uuid], k: usize) {
 }
 
 /// Every scenario, by name, with whether the trimmed CI suite runs it.
-pub const ALL: [(&str, bool); 14] = [
+pub const ALL: [(&str, bool); 15] = [
     ("kill_server", true),
     ("kill_agent", false),
     ("kill_both", false),
@@ -69,6 +71,7 @@ pub const ALL: [(&str, bool); 14] = [
     ("sqlite_disk_full", false),
     ("clock_step", true),
     ("slow_db", false),
+    ("slow_link", false),
     ("scale_pg", false),
     ("scale_sqlite", false),
 ];
@@ -88,6 +91,7 @@ pub fn by_name(name: &str, full: bool) -> Outcome {
         "sqlite_disk_full" => sqlite_disk_full(),
         "clock_step" => clock_step(),
         "slow_db" => slow_db(),
+        "slow_link" => slow_link(),
         "scale_pg" => scale(Db::Postgres, 2, full),
         "scale_sqlite" => scale(Db::Sqlite(None), 1, full),
         other => panic!("unknown scenario {other:?}; known: {ALL:?}"),
@@ -311,6 +315,27 @@ fn slow_db() -> Outcome {
             let _ = start_runs(c, 4, 4, 100);
             std::thread::sleep(Duration::from_secs(10));
             c.set_db_delay(Duration::from_millis(1));
+        },
+    )
+}
+
+/// Heartbeats answered later than their interval are no lost lease: the server renewed it
+/// (regression: the agent gave up on each answer after the 1 s interval and fenced every run of
+/// a1 3.4 s in, retried on a2).
+fn slow_link() -> Outcome {
+    let mut s = spec(Db::Postgres, 1, 2);
+    s.agent_delay_ms = 600;
+    s.healthy = true;
+    run(
+        "slow_link",
+        "600 ms added each way between agent a1 (and its flows) and the server, throughout: \
+         each heartbeat answered after its 1 s interval",
+        s,
+        SETTLE,
+        |c, notes| {
+            let ids = start_runs(c, 6, 24, 250);
+            wait_running(c, &ids, 6);
+            notes.push("6 runs of 6 s, a1's heartbeats answered in ≥ 1.2 s".into());
         },
     )
 }
