@@ -68,6 +68,10 @@ pub struct AgentOptions {
     pub workdir: Option<PathBuf>,
     /// Extra environment for every run (e.g. `WEIR_RESULT_STORAGE`).
     pub env: BTreeMap<String, String>,
+    /// The program and arguments of `weir supervise` ([`crate::supervise`]), which a local
+    /// plain command is launched under so that its exit status outlives this agent; empty:
+    /// launched directly, and the end of one taken over after a restart cannot be known.
+    pub supervisor: Vec<String>,
 }
 
 /// Why the agent stopped.

@@ -9,6 +9,8 @@
 //! - [`secrets`]: resolving secret references for the run being launched.
 //! - [`logs`]: output lines to log lines, shipped in batches (agent and `weir exec`).
 //! - [`exec`]: `weir exec`, the shim that reports a command without an SDK as its run.
+//! - [`supervise`]: `weir supervise`, the parent of a local plain command that records its
+//!   exit status for whichever agent settles it.
 
 pub mod agent;
 pub mod exec;
@@ -18,5 +20,6 @@ pub mod logs;
 mod oom;
 mod outcome;
 pub mod secrets;
+pub mod supervise;
 
 pub use agent::{Agent, AgentOptions};

@@ -22,6 +22,12 @@ pub(crate) fn path(state_dir: &Path, run: Uuid, attempt: u32) -> PathBuf {
     dir(state_dir).join(format!("{run}-{attempt}.json"))
 }
 
+/// The exit file of `run`'s `attempt`: where the supervisor of a plain command records how it
+/// ended ([`crate::supervise`]).
+pub(crate) fn exit_path(state_dir: &Path, run: Uuid, attempt: u32) -> PathBuf {
+    dir(state_dir).join(format!("{run}-{attempt}.exit"))
+}
+
 /// The final state the process of `run`'s current attempt left, if it left a valid one.
 pub(crate) fn read(state_dir: &Path, run: &FlowRun) -> Option<ProposeState> {
     let text = std::fs::read(path(state_dir, run.id, run.attempt)).ok()?;

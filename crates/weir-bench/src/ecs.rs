@@ -243,6 +243,8 @@ fn agent_options(api: &str, home: &std::path::Path, limit: u32) -> AgentOptions 
         state_dir: home.join("agent"),
         workdir: None,
         env: BTreeMap::new(),
+        // ECS tasks: no local plain commands to supervise.
+        supervisor: Vec::new(),
     }
 }
 

@@ -258,6 +258,17 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Run a local plain command as the agent's supervisor of it: record how it ended in
+    /// EXIT_FILE for whichever agent settles the run (the agent launches plain commands so).
+    #[command(hide = true)]
+    Supervise {
+        /// Where to record the command's end.
+        #[arg(long)]
+        exit_file: PathBuf,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// Start a flows repository in DIR: an example flow, weir.toml, a Dockerfile, CI
     /// workflows and a pointer to the Terraform module.
     Init {

@@ -260,6 +260,89 @@ fn weir_up_killed_mid_run_keeps_every_stdout_line() {
     );
 }
 
+/// #10, a plain command (no SDK: its state is its exit code) taken over after `kill -9` of
+/// `weir up`: its process outlives the agent, whose successor cannot wait for a process it did
+/// not start. The agent launches it under `weir supervise`, which records its end, so the run
+/// ends with its true end — Failed naming exit code 3, every line in its logs — not Crashed.
+#[test]
+fn plain_command_taken_over_after_weir_up_killed_ends_by_its_exit_code() {
+    let mut sb = Sandbox::new();
+    let home = sb.path("up");
+    let bind = format!("127.0.0.1:{}", free_port());
+    let up = sb.spawn("up-1", &["up", "--bind", &bind], &home, &[]);
+    let url = sb.wait_server_url(&home, Duration::from_secs(30));
+    let key = sb.wait_admin_key(&home, Duration::from_secs(30));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let client = Client::new(&url, Some(key)).expect("API client");
+    let script = sb.path("project/count.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nfor i in 1 2 3 4 5 6 7 8; do echo \"line $i\"; sleep 1; done\nexit 3\n",
+    )
+    .expect("write the script");
+    std::fs::write(
+        sb.path("project/weir.toml"),
+        format!(
+            "project = \"dev\"\n\n[deployments.count]\ncommand = [\"sh\", {:?}]\nplain = true\n",
+            script.display().to_string()
+        ),
+    )
+    .expect("write weir.toml");
+    sb.cli(None, &home, &["deploy"], Duration::from_secs(30))
+        .ok();
+    let out = sb
+        .cli(None, &home, &["run", "dev/count"], Duration::from_secs(20))
+        .ok();
+    let id = Uuid::parse_str(out.stdout.trim())
+        .unwrap_or_else(|_| panic!("`weir run` printed a run id: {out:#?}"));
+    wait_run(
+        &rt,
+        &client,
+        id,
+        "to be Running",
+        &|s| s == StateKind::Running,
+        Duration::from_secs(20),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    sb.kill(up);
+    std::thread::sleep(Duration::from_secs(1));
+    let _up2 = sb.spawn("up-2", &["up", "--bind", &bind], &home, &[]);
+
+    let d = wait_run(
+        &rt,
+        &client,
+        id,
+        "to end",
+        &|s| s.is_terminal(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(d.run.state, StateKind::Failed, "{}", describe(&d));
+    assert_eq!(d.run.attempt, 1, "{}", describe(&d));
+    let msg = d.run.state_message.clone().unwrap_or_default();
+    assert!(msg.contains("exit code 3"), "names the exit code: {msg}");
+    let want: Vec<String> = (1..=8).map(|n| format!("line {n}")).collect();
+    let printed = wait_until("every line in the logs", Duration::from_secs(30), || {
+        let logs = rt
+            .block_on(client.logs(id, 0, 1000))
+            .map_err(|e| e.to_string())?;
+        let printed: Vec<String> = logs
+            .items
+            .iter()
+            .map(|l| l.message.clone())
+            .filter(|m| m.starts_with("line "))
+            .collect();
+        if printed.len() >= want.len() {
+            Ok(printed)
+        } else {
+            Err(format!("{} of {} lines", printed.len(), want.len()))
+        }
+    });
+    assert_eq!(printed, want, "every line once, in order");
+}
+
 fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

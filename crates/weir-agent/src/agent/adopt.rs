@@ -66,7 +66,7 @@ pub(super) async fn adopt(sh: &Arc<Shared>) {
             Ok(None) => {
                 let sh = sh.clone();
                 tokio::spawn(async move {
-                    settle_orphan(&sh, record.run, record.attempt).await;
+                    settle_orphan(&sh, record.run, record.attempt, false).await;
                     record::remove(&sh, record.run);
                 });
             }
@@ -208,7 +208,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
     if !alive && !spooled {
         let sh = sh.clone();
         tokio::spawn(async move {
-            settle_orphan(&sh, run, attempt).await;
+            settle_orphan(&sh, run, attempt, record.plain).await;
             record::remove(&sh, run);
         });
         return;
@@ -244,7 +244,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
                         SPOOL_DRAIN,
                     );
                     let (_, shipped) = drain_and_wait(&sh, run, attempt, &mut launched, None).await;
-                    settle_orphan(&sh, run, attempt).await;
+                    settle_orphan(&sh, run, attempt, record.plain).await;
                     finish_spool(&sh, run, attempt, shipped, &record.pid, record.plain)
                 }
                 None => {
@@ -252,7 +252,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
                     while alive && crate::launcher::is_alive(pid) {
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
-                    settle_orphan(&sh, run, attempt).await;
+                    settle_orphan(&sh, run, attempt, record.plain).await;
                     sh.spool.remove(run, attempt);
                     false
                 }
@@ -261,7 +261,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
             while crate::launcher::is_alive(pid) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            settle_orphan(&sh, run, attempt).await;
+            settle_orphan(&sh, run, attempt, record.plain).await;
             false
         };
         lock(&sh).remove(&run);
@@ -336,14 +336,23 @@ async fn clean_unrecorded_spool(sh: &Shared, run: Uuid, attempt: u32) {
     }
 }
 
-async fn settle_orphan(sh: &Shared, run: Uuid, attempt: u32) {
+/// Settles a recorded run whose process ended out of this agent's sight. A plain command's end
+/// is what its supervisor recorded ([`crate::supervise`], read by [`settle`]); without one it
+/// cannot be known, and the run is Crashed saying so.
+async fn settle_orphan(sh: &Shared, run: Uuid, attempt: u32, plain: bool) {
+    let unknown = if plain {
+        "the command ended while its agent was down, and no supervisor recorded its exit \
+         status (the agent launched it without `weir supervise`), so its end cannot be known"
+    } else {
+        "the run ended while the agent was down"
+    };
     match read_run(sh, run).await {
         Some(current) if current.attempt == attempt => {
             settle(
                 sh,
                 &current,
-                false,
-                ExitStatus::Unknown("the run ended while the agent was down".into()),
+                plain,
+                ExitStatus::Unknown(unknown.into()),
                 None,
             )
             .await;

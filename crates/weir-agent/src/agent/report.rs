@@ -74,12 +74,21 @@ pub(super) async fn settle(
     exit: ExitStatus,
     token: Option<&Client>,
 ) {
+    // A plain command's end is the one its supervisor recorded, when it did (the launcher saw
+    // the supervisor's, which is the same but for a signal).
+    let exit_file = crate::outcome::exit_path(&sh.options.state_dir, run.id, run.attempt);
+    let exit = if plain {
+        crate::supervise::read(&exit_file).unwrap_or(exit)
+    } else {
+        exit
+    };
     settle_once(sh, run, plain, exit, token).await;
     let _ = std::fs::remove_file(crate::outcome::path(
         &sh.options.state_dir,
         run.id,
         run.attempt,
     ));
+    let _ = std::fs::remove_file(exit_file);
 }
 
 async fn settle_once(
@@ -135,6 +144,8 @@ fn unreported_end(now: StateKind, plain: bool, exit: &ExitStatus) -> (StateKind,
     } else if plain && matches!(exit, ExitStatus::Code(_)) {
         (StateKind::Failed, format!("the command failed with {exit}"))
     } else if let ExitStatus::Stopped(reason) = exit {
+        (StateKind::Crashed, reason.clone())
+    } else if plain && let ExitStatus::Unknown(reason) = exit {
         (StateKind::Crashed, reason.clone())
     } else {
         (

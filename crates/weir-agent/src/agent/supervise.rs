@@ -175,6 +175,20 @@ fn launch_spec(
     let run = &claimed.run;
     let by_reference = launcher.secrets_by_reference();
     let mut argv = spec.command.clone();
+    if spec.plain_command
+        && spec.infrastructure.kind() == weir_core::infrastructure::InfrastructureKind::Process
+        && !sh.options.supervisor.is_empty()
+    {
+        let exit_file = crate::outcome::exit_path(&sh.options.state_dir, run.id, run.attempt);
+        let mut supervised = sh.options.supervisor.clone();
+        supervised.extend([
+            "--exit-file".to_string(),
+            exit_file.display().to_string(),
+            "--".to_string(),
+        ]);
+        supervised.append(&mut argv);
+        argv = supervised;
+    }
     if !spec.plain_command {
         let params = serde_json::Value::Object(run.parameters.clone()).to_string();
         argv.extend([

@@ -97,6 +97,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Notifications(cmd) => notifications::notifications(&api, cmd, json).await,
         Command::Audit { limit } => keys::audit(&api, limit, json).await,
         Command::Exec { grace_s, command } => exec::exec(grace_s, command).await,
+        Command::Supervise { exit_file, command } => {
+            let code = weir_agent::supervise::run(&exit_file, &command).await;
+            Ok(std::process::ExitCode::from(
+                u8::try_from(code).unwrap_or(1),
+            ))
+        }
         Command::Init {
             dir,
             lang,

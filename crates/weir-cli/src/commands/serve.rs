@@ -219,6 +219,10 @@ fn agent_options(api: &str, args: &AgentArgs) -> Result<AgentOptions> {
         state_dir: home.join("agent"),
         workdir: None,
         env,
+        // This very program's `weir supervise`.
+        supervisor: std::env::current_exe()
+            .map(|exe| vec![exe.display().to_string(), "supervise".to_string()])
+            .unwrap_or_default(),
     })
 }
 
