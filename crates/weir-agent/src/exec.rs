@@ -133,7 +133,7 @@ pub async fn run(client: Client, env: ReportingEnv, options: Options) -> i32 {
         finish(&client, &env, state, message).await;
     }
     match exit {
-        ExitStatus::Code(code) => code,
+        ExitStatus::Code(code) | ExitStatus::Exited { code, .. } => code,
         ExitStatus::Signal(sig) => 128 + sig,
         _ => 1,
     }
@@ -152,8 +152,8 @@ fn outcome(why: u8, exit: &ExitStatus) -> (StateKind, String) {
             StateKind::Crashed,
             format!("stopped by a signal to weir exec; the command ended with {exit}"),
         ),
-        (_, ExitStatus::Code(0)) => (StateKind::Completed, exit.to_string()),
-        (_, ExitStatus::Code(_)) => (StateKind::Failed, format!("the command failed with {exit}")),
+        // The exit code decides, worded as the agent words a plain command's end.
+        (_, e) if e.code().is_some() => e.unreported_end(true),
         (_, ExitStatus::Signal(9)) if crate::oom::killed() => (
             StateKind::Crashed,
             match crate::oom::limit() {

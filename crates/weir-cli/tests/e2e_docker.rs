@@ -139,6 +139,10 @@ infrastructure = {{ type = "docker", image = "{image}", memory = "512Mi", pull =
 [deployments.ticks-docker]
 command = ["/usr/local/bin/weir", "exec", "--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 1; done"]
 plain = true
+
+[deployments.plain-ticks-docker]
+command = ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo plain $i; sleep 1; done"]
+plain = true
 "#
     ));
     let home = w.sb.path("agent-docker");
@@ -305,10 +309,34 @@ fn out_of_memory_is_crashed_with_the_limit() {
     no_container_left(&ids);
 }
 
+/// The lines of `docker logs` of run `id`'s container (stdout and stderr).
+fn docker_logs(id: uuid::Uuid) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["logs", &containers_of(id)])
+        .output()
+        .expect("docker logs");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    text.lines().map(str::to_string).collect()
+}
+
+/// `prefix 1` … `prefix 8`, each once and in order, among `logs`.
+fn assert_eight_once_in_order(logs: &[String], prefix: &str) {
+    let seen: Vec<&str> = logs
+        .iter()
+        .map(String::as_str)
+        .filter(|m| m.starts_with(prefix))
+        .collect();
+    let expected: Vec<String> = (1..=8).map(|i| format!("{prefix}{i}")).collect();
+    assert_eq!(seen, expected, "{logs:#?}");
+}
+
 /// An agent killed (`kill -9`) and restarted mid-run takes its containers over instead of
-/// launching them again: a flow and a `weir exec` command complete on attempt 1 with one
-/// container each, every line logged once in order, containers removed by the new agent; a
-/// container removed while no agent ran ends its run Crashed, saying so.
+/// launching them again: a flow, a `weir exec` command and a plain command complete on
+/// attempt 1 with one container each, every line logged once in order — the plain command's
+/// lines printed while no agent ran too (the new agent reads the container's logs from its
+/// start, the server stores each numbered line once) — containers removed by the new agent;
+/// a container removed while no agent ran ends its run Crashed, saying so.
 #[test]
 fn a_restarted_agent_takes_its_containers_over() {
     let Some((mut w, _images)) = docker_weir() else {
@@ -320,29 +348,48 @@ fn a_restarted_agent_takes_its_containers_over() {
         common::params(&[("seconds", 6.into())]),
     );
     let ticks = w.create_run("dev", "ticks-docker", Parameters::new());
+    let plain = w.create_run("dev", "plain-ticks-docker", Parameters::new());
     let gone = w.create_run("dev", "slow-docker", Parameters::new());
-    for id in [flow.id, ticks.id, gone.id] {
+    for id in [flow.id, ticks.id, plain.id, gone.id] {
         w.wait_state(id, StateKind::Running, Duration::from_secs(30));
     }
-    common::wait_until("the first tick", Duration::from_secs(20), || {
-        let logs = messages(&w, ticks.id);
-        if logs.iter().any(|m| m == "tick 1") {
-            Ok(())
-        } else {
-            Err(format!("{logs:?}"))
-        }
-    });
+    for (id, first) in [(ticks.id, "tick 1"), (plain.id, "plain 1")] {
+        common::wait_until(first, Duration::from_secs(20), || {
+            let logs = messages(&w, id);
+            if logs.iter().any(|m| m == first) {
+                Ok(())
+            } else {
+                Err(format!("{logs:?}"))
+            }
+        });
+    }
     w.kill_agent(0);
     let removed = std::process::Command::new("docker")
         .args(["rm", "-f", &containers_of(gone.id)])
         .output()
         .expect("docker rm");
     assert!(removed.status.success(), "{removed:?}");
-    std::thread::sleep(Duration::from_secs(1));
+    // Lines the plain command prints while no agent runs: in `docker logs`, not on the server.
+    let unsent = common::wait_until(
+        "a line printed while no agent runs",
+        Duration::from_secs(15),
+        || {
+            let stored = messages(&w, plain.id);
+            let unsent: Vec<String> = docker_logs(plain.id)
+                .into_iter()
+                .filter(|l| !stored.contains(l))
+                .collect();
+            if unsent.is_empty() {
+                Err(format!("{stored:?}"))
+            } else {
+                Ok(unsent)
+            }
+        },
+    );
     let home = w.agent_home(0);
     let again = w.start_agent_with(&home, 4, &["--launchers", "process,docker"], &[]);
 
-    for id in [flow.id, ticks.id] {
+    for id in [flow.id, ticks.id, plain.id] {
         let d = w.wait_terminal(id, Duration::from_secs(60));
         assert_eq!(
             d.run.state,
@@ -357,20 +404,21 @@ fn a_restarted_agent_takes_its_containers_over() {
     let msg = d.run.state_message.clone().unwrap_or_default();
     assert!(msg.contains("disappeared"), "{msg}");
 
-    let logs = messages(&w, ticks.id);
-    let seen: Vec<&str> = logs
-        .iter()
-        .map(String::as_str)
-        .filter(|m| m.starts_with("tick "))
-        .collect();
-    let expected: Vec<String> = (1..=8).map(|i| format!("tick {i}")).collect();
-    assert_eq!(seen, expected, "{logs:#?}");
+    assert_eight_once_in_order(&messages(&w, ticks.id), "tick ");
+    let logs = messages(&w, plain.id);
+    assert_eight_once_in_order(&logs, "plain ");
+    for line in &unsent {
+        assert!(
+            logs.contains(line),
+            "{line:?} printed while no agent ran: {logs:#?}"
+        );
+    }
     let log = w.agent_log(again);
     assert!(
         log.matches("taking over a run still on its infrastructure")
             .count()
-            >= 2,
+            >= 3,
         "{log}"
     );
-    no_container_left(&[flow.id, ticks.id, gone.id]);
+    no_container_left(&[flow.id, ticks.id, plain.id, gone.id]);
 }

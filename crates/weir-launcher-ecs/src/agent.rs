@@ -138,26 +138,26 @@ async fn settle(
             })
             .await;
     }
-    match ended.kind {
-        EndKind::Exited(code) => ExitStatus::Code(code),
-        _ => {
-            let last: Vec<&str> = tail
-                .iter()
-                .rev()
-                .take(QUOTED_LINES)
-                .rev()
-                .map(String::as_str)
-                .collect();
-            if last.is_empty() {
-                ended.exit_status()
-            } else {
-                ExitStatus::Unknown(format!(
-                    "{}; last log lines: {}",
-                    ended.reason,
-                    last.join(" | ")
-                ))
-            }
-        }
+    let last: Vec<&str> = tail
+        .iter()
+        .rev()
+        .take(QUOTED_LINES)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    let status = ended.exit_status();
+    if last.is_empty() {
+        return status;
+    }
+    let last = format!("last log lines: {}", last.join(" | "));
+    match status {
+        ExitStatus::Code(code) => ExitStatus::Exited { code, reason: last },
+        ExitStatus::Exited { code, reason } => ExitStatus::Exited {
+            code,
+            reason: format!("{reason}; {last}"),
+        },
+        ExitStatus::Unknown(reason) => ExitStatus::Unknown(format!("{reason}; {last}")),
+        other => other,
     }
 }
 

@@ -72,6 +72,7 @@ fn lost() -> Ended {
     Ended {
         kind: EndKind::Crashed,
         reason: "the agent stopped watching the task".into(),
+        said: String::new(),
     }
 }
 
@@ -228,6 +229,7 @@ fn observe(inner: &Arc<Inner>, arn: &str, task: &aws_sdk_ecs::types::Task) {
                 end = Ended {
                     kind: EndKind::Crashed,
                     reason: format!("{why}; ECS: {}", end.reason),
+                    said: end.said,
                 };
             }
             let _ = w.end.send(Some(end));
@@ -264,6 +266,7 @@ fn missing(inner: &Inner, arn: &str) {
             reason: format!(
                 "ECS no longer knows task {arn} (MISSING): it ended while nobody watched"
             ),
+            said: String::new(),
         }));
         tasks.remove(arn);
     }

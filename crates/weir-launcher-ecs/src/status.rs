@@ -30,6 +30,8 @@ pub struct Ended {
     pub kind: EndKind,
     /// Why, in words, quoting AWS's `stoppedReason` and container reason verbatim.
     pub reason: String,
+    /// AWS's words alone (`ECS: "…" (container: "…")`), empty when it said none.
+    pub said: String,
 }
 
 /// The outcome of a stopped task, before considering what the run reported itself.
@@ -45,10 +47,15 @@ pub enum EndKind {
 }
 
 impl Ended {
-    /// The agent's view: an exit code, or an unknown status carrying the reason.
+    /// The agent's view: an exit code with what AWS said about the stop, or an unknown
+    /// status carrying the reason.
     pub fn exit_status(&self) -> ExitStatus {
         match self.kind {
-            EndKind::Exited(code) => ExitStatus::Code(code),
+            EndKind::Exited(code) if self.said.is_empty() => ExitStatus::Code(code),
+            EndKind::Exited(code) => ExitStatus::Exited {
+                code,
+                reason: self.said.clone(),
+            },
             EndKind::Crashed | EndKind::Cancelled => ExitStatus::Unknown(self.reason.clone()),
         }
     }
@@ -75,15 +82,28 @@ pub fn ended(task: &Task, cancel_requested: bool) -> Ended {
         .or_else(|| task.containers().first());
     let exit = container.and_then(|c| c.exit_code());
     let container_reason = container.and_then(|c| c.reason()).unwrap_or("").trim();
-    let quoted = |prefix: &str| {
-        let mut s = prefix.to_string();
-        if !reason.is_empty() {
-            s.push_str(&format!(": \"{reason}\""));
+    let mut said = String::new();
+    if !reason.is_empty() {
+        said.push_str(&format!("\"{reason}\""));
+    }
+    if !container_reason.is_empty() && container_reason != reason {
+        if !said.is_empty() {
+            said.push(' ');
         }
-        if !container_reason.is_empty() && container_reason != reason {
-            s.push_str(&format!(" (container: \"{container_reason}\")"));
-        }
-        s
+        said.push_str(&format!("(container: \"{container_reason}\")"));
+    }
+    let quoted = |prefix: &str| Ended {
+        kind: EndKind::Crashed,
+        reason: match (reason.is_empty(), said.is_empty()) {
+            (_, true) => prefix.to_string(),
+            (false, false) => format!("{prefix}: {said}"),
+            (true, false) => format!("{prefix} {said}"),
+        },
+        said: if said.is_empty() {
+            String::new()
+        } else {
+            format!("ECS: {said}")
+        },
     };
     let code = task.stop_code();
     if container_reason.contains("OutOfMemory") || reason.contains("OutOfMemory") {
@@ -91,40 +111,33 @@ pub fn ended(task: &Task, cancel_requested: bool) -> Ended {
             .memory()
             .map(|m| format!(" (limit {m} MiB)"))
             .unwrap_or_default();
-        return crashed(quoted(&format!("out of memory{limit}")));
+        return quoted(&format!("out of memory{limit}"));
     }
     match code {
-        Some(TaskStopCode::TaskFailedToStart) => crashed(quoted("the task failed to start")),
+        Some(TaskStopCode::TaskFailedToStart) => quoted("the task failed to start"),
         Some(
             c @ (TaskStopCode::SpotInterruption
             | TaskStopCode::TerminationNotice
             | TaskStopCode::InfrastructureHealth
             | TaskStopCode::ServiceSchedulerInitiated),
-        ) => crashed(quoted(&format!(
+        ) => quoted(&format!(
             "the infrastructure stopped the task ({})",
             c.as_str()
-        ))),
+        )),
         // Weir asked: whatever the flow's exit code on SIGTERM, the run was cancelled.
         _ if cancel_requested => Ended {
             kind: EndKind::Cancelled,
-            reason: quoted("stopped on request"),
+            ..quoted("stopped on request")
         },
-        Some(TaskStopCode::UserInitiated) => crashed(quoted("the task was stopped outside Weir")),
+        Some(TaskStopCode::UserInitiated) => quoted("the task was stopped outside Weir"),
         // EssentialContainerExited, or no stop code (older responses, moto).
         _ => match exit {
             Some(code) => Ended {
                 kind: EndKind::Exited(code),
-                reason: quoted(&format!("the flow container exited with code {code}")),
+                ..quoted(&format!("the flow container exited with code {code}"))
             },
-            None => crashed(quoted("the task stopped without an exit code")),
+            None => quoted("the task stopped without an exit code"),
         },
-    }
-}
-
-fn crashed(reason: String) -> Ended {
-    Ended {
-        kind: EndKind::Crashed,
-        reason,
     }
 }
 

@@ -11,9 +11,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
+use weir_agent::launcher::ExitStatus;
+use weir_core::StateKind;
+use weir_launcher_ecs::agent::AgentLauncher;
 use weir_launcher_ecs::aws_sdk_ecs as ecs;
 use weir_launcher_ecs::status::EndKind;
-use weir_launcher_ecs::{Capacity, EcsLauncher, EcsOptions, Error, RunRequest};
+use weir_launcher_ecs::{Capacity, EcsLauncher, EcsOptions, Error, LogSpec, RunRequest};
 
 const TASK_ARN: &str =
     "arn:aws:ecs:us-east-1:123456789012:task/weir/5c3f0a0e9b1d4f7aa1c2b3d4e5f60718";
@@ -308,7 +311,13 @@ async fn stopped_tasks_map_to_weir_outcomes_quoting_aws_verbatim() {
         e.reason,
         "the flow container exited with code 1: \"Essential container in task exited\""
     );
-    assert_eq!(e.exit_status(), weir_agent::launcher::ExitStatus::Code(1));
+    assert_eq!(
+        e.exit_status(),
+        ExitStatus::Exited {
+            code: 1,
+            reason: "ECS: \"Essential container in task exited\"".into()
+        }
+    );
 
     let e = end_of("task_oom").await;
     assert_eq!(e.kind, EndKind::Crashed);
@@ -329,5 +338,78 @@ async fn stopped_tasks_map_to_weir_outcomes_quoting_aws_verbatim() {
     assert_eq!(
         e.reason,
         "the task was stopped outside Weir: \"Task stopped by user\""
+    );
+}
+
+/// A task whose flow exited 1 without reporting its end, as the agent sees it: its CloudWatch
+/// tail becomes the run's output, and the run's final state message (plain command: Failed;
+/// a flow: Crashed) quotes ECS's stoppedReason and the last log lines verbatim.
+#[tokio::test]
+async fn an_unreported_exit_ends_the_run_quoting_aws_and_its_log_tail() {
+    let req = request();
+    let fake = registered(&req).await;
+    fake.then("RunTask", 200, recorded("run_task_started"));
+    fake.then("DescribeTasks", 200, describe("task_exit_1"));
+    // The tail from the end, then the forward token followed until it repeats.
+    fake.then("GetLogEvents", 200, recorded("log_tail")).then(
+        "GetLogEvents",
+        200,
+        recorded("log_tail_end"),
+    );
+    let ecs = fake.launcher(Duration::from_secs(30)).await;
+    let logs =
+        weir_launcher_ecs::aws_sdk_cloudwatchlogs::Client::new(&common::config(&fake.url).await);
+    let agent = AgentLauncher::new(ecs.clone(), logs, "us-east-1".into());
+    let started = ecs.run(&req).await.expect("started");
+    let log = LogSpec {
+        group: "/weir/flows".into(),
+        region: "us-east-1".into(),
+        stream_prefix: "etl".into(),
+    };
+    let mut launched = agent.launched(started.arn, started.end, Some(log));
+    let mut output = Vec::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(10), launched.output.recv())
+        .await
+        .expect("the tail arrives")
+    {
+        output.push(line.text);
+    }
+    let exit = launched.wait().await;
+    assert_eq!(
+        output,
+        [
+            "[cloudwatch] loading orders from s3://team-data/exports/orders.csv",
+            "[cloudwatch] Traceback (most recent call last):",
+            "[cloudwatch] KeyError: 'order_id'",
+        ]
+    );
+    let quoted = "exit code 1 (ECS: \"Essential container in task exited\"; last log lines: \
+                  loading orders from s3://team-data/exports/orders.csv | Traceback (most recent \
+                  call last): | KeyError: 'order_id')";
+    assert_eq!(exit.to_string(), quoted);
+    assert_eq!(
+        exit.unreported_end(true),
+        (
+            StateKind::Failed,
+            format!("the command failed with {quoted}")
+        )
+    );
+    assert_eq!(
+        exit.unreported_end(false),
+        (
+            StateKind::Crashed,
+            format!("the process ended with {quoted} without reporting a final state")
+        )
+    );
+    let reads = fake.requests("GetLogEvents");
+    assert_eq!(
+        reads[0]["logStreamName"],
+        "etl/flow/5c3f0a0e9b1d4f7aa1c2b3d4e5f60718"
+    );
+    assert_eq!(reads[0]["logGroupName"], "/weir/flows");
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert_eq!(
+        reads[1]["nextToken"],
+        recorded("log_tail")["nextForwardToken"]
     );
 }

@@ -137,22 +137,10 @@ async fn settle_once(
 }
 
 /// The state and message to report for an attempt in state `now` whose process ended with
-/// `exit` without a final state of its own.
+/// `exit` without a final state of its own: the verdict is [`ExitStatus::unreported_end`]'s,
+/// unless cancellation was requested meanwhile.
 fn unreported_end(now: StateKind, plain: bool, exit: &ExitStatus) -> (StateKind, String) {
-    let (verdict, message) = if plain && exit.success() {
-        (StateKind::Completed, format!("{exit}"))
-    } else if plain && matches!(exit, ExitStatus::Code(_)) {
-        (StateKind::Failed, format!("the command failed with {exit}"))
-    } else if let ExitStatus::Stopped(reason) = exit {
-        (StateKind::Crashed, reason.clone())
-    } else if plain && let ExitStatus::Unknown(reason) = exit {
-        (StateKind::Crashed, reason.clone())
-    } else {
-        (
-            StateKind::Crashed,
-            format!("the process ended with {exit} without reporting a final state"),
-        )
-    };
+    let (verdict, message) = exit.unreported_end(plain);
     let state = weir_core::orchestration::unreported_end(now, verdict);
     if state == verdict {
         (state, message)

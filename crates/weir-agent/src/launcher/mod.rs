@@ -128,8 +128,8 @@ pub struct OutputLine {
     /// The text: at most [`MAX_LINE_BYTES`] bytes, invalid UTF-8 replaced by U+FFFD.
     pub text: String,
     /// Its number in its stream, when every reader of the output numbers it the same way (a
-    /// [`spool`] file: the line's position in it); `None` where a reader sees only part of
-    /// the output (a container's log stream followed again from the take-over on).
+    /// [`spool`] file, or a container's log stream read from its start: the line's position
+    /// in it); `None` where a reader sees only part of the output (a CloudWatch tail).
     pub seq: Option<u64>,
 }
 
@@ -138,6 +138,14 @@ pub struct OutputLine {
 pub enum ExitStatus {
     /// The program exited with this code.
     Code(i32),
+    /// The program exited with this code, and its infrastructure said more about the end
+    /// (ECS's `stoppedReason` and container reason, quoted verbatim).
+    Exited {
+        /// The exit code.
+        code: i32,
+        /// What the infrastructure said, as it said it.
+        reason: String,
+    },
     /// The program was killed by this signal number.
     Signal(i32),
     /// The launcher could not tell how the run ended (for example, the task monitoring it
@@ -151,15 +159,47 @@ pub enum ExitStatus {
 impl ExitStatus {
     /// Whether the run exited with code 0.
     pub fn success(&self) -> bool {
-        matches!(self, ExitStatus::Code(0))
+        self.code() == Some(0)
+    }
+
+    /// The exit code, when the program exited.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ExitStatus::Code(code) | ExitStatus::Exited { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The state and message of a run whose program ended like this without reporting a
+    /// final state itself. A `plain` command's exit code decides (0 Completed, else Failed);
+    /// a flow that did not report is Crashed; an infrastructure stop is Crashed with its
+    /// reason as is. Whatever the infrastructure said about the end is quoted in the message.
+    pub fn unreported_end(&self, plain: bool) -> (weir_core::StateKind, String) {
+        use weir_core::StateKind;
+        match self {
+            _ if plain && self.success() => (StateKind::Completed, self.to_string()),
+            _ if plain && self.code().is_some() => {
+                (StateKind::Failed, format!("the command failed with {self}"))
+            }
+            ExitStatus::Stopped(reason) => (StateKind::Crashed, reason.clone()),
+            // A plain command whose end cannot be known (taken over without its supervisor's
+            // exit file): the reason says why, as is.
+            ExitStatus::Unknown(reason) if plain => (StateKind::Crashed, reason.clone()),
+            _ => (
+                StateKind::Crashed,
+                format!("the process ended with {self} without reporting a final state"),
+            ),
+        }
     }
 }
 
 impl fmt::Display for ExitStatus {
-    /// `exit code 3`, `killed by signal 9 (SIGKILL)` or `unknown exit status (reason)`.
+    /// `exit code 3`, `exit code 3 (reason)`, `killed by signal 9 (SIGKILL)`, `unknown exit
+    /// status (reason)`, or a stop's reason as is.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExitStatus::Code(code) => write!(f, "exit code {code}"),
+            ExitStatus::Exited { code, reason } => write!(f, "exit code {code} ({reason})"),
             ExitStatus::Signal(sig) => match nix::sys::signal::Signal::try_from(*sig) {
                 Ok(name) => write!(f, "killed by signal {sig} ({})", name.as_str()),
                 Err(_) => write!(f, "killed by signal {sig}"),

@@ -1,11 +1,13 @@
 //! Taking over a run's container after the agent restarted (`Launcher::reattach`): found by
 //! its run and attempt labels (the record in the agent's state directory says its predecessor
-//! launched that attempt, whatever name either goes by), its logs followed again from the moment of the
-//! take-over, its exit waited for and the container removed as usual. A container that vanished
-//! while no agent watched yields a run whose end says so (Crashed with the reason).
+//! launched that attempt, whatever name either goes by), its logs read again from the
+//! container's start, its exit waited for and the container removed as usual. A container
+//! that vanished while no agent watched yields a run whose end says so (Crashed with the
+//! reason).
 //!
-//! Lines the container printed while no agent was running stay in `docker logs` until the
-//! container is removed; a command run through `weir exec` loses none, as it sends its own.
+//! Reading from the start loses no line the container printed while no agent ran, and
+//! stores none twice: every line keeps the number it had for the predecessor (its position
+//! in its stream, see `watch::follow`) and the server keeps one line per number.
 
 use super::label;
 use super::watch::{follow, vanished};
@@ -76,15 +78,8 @@ pub(crate) async fn reattach(
         .and_then(|m| u64::try_from(m).ok())
         .filter(|m| *m > 0)
         .map(format_memory);
-    let since = chrono::Utc::now().timestamp();
     tracing::info!(message = "following a container launched before the agent restarted", %run, container = %id);
-    Ok(Some(follow(
-        docker.clone(),
-        id,
-        memory,
-        &redact,
-        Some(since),
-    )))
+    Ok(Some(follow(docker.clone(), id, memory, &redact)))
 }
 
 /// A run that already ended as `status`, with no output and nothing to cancel.

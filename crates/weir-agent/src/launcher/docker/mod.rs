@@ -89,7 +89,6 @@ impl DockerLauncher {
             id,
             memory_of(infra_spec),
             &spec.redact,
-            None,
         ))
     }
 }

@@ -20,26 +20,22 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Starts following container `id`: returns the launched run whose output (from unix time
-/// `since`, or all of it) and exit come from it. `memory` is the limit as written, for the
-/// out-of-memory message.
+/// Starts following container `id`: returns the launched run whose output and exit come
+/// from it. `memory` is the limit as written, for the out-of-memory message.
+///
+/// The output is always read from the container's start and each line numbered by its
+/// position in its stream (as a spool file's lines are), so an agent taking the container
+/// over reads every line again under the same numbers, and the server stores once the lines
+/// its predecessor had sent: none printed while no agent ran is lost, none is stored twice.
 pub(crate) fn follow(
     docker: Docker,
     id: String,
     memory: Option<String>,
     redact: &[String],
-    since: Option<i64>,
 ) -> Launched {
     let (tx, rx) = mpsc::channel(1024);
     let redactor = Arc::new(Redactor::new(redact.iter().cloned()));
-    let task = tokio::spawn(supervise(
-        docker.clone(),
-        id.clone(),
-        memory,
-        redactor,
-        since,
-        tx,
-    ));
+    let task = tokio::spawn(supervise(docker.clone(), id.clone(), memory, redactor, tx));
     Launched::new(
         rx,
         Handle {
@@ -57,10 +53,9 @@ async fn supervise(
     id: String,
     memory: Option<String>,
     redactor: Arc<Redactor>,
-    since: Option<i64>,
     tx: mpsc::Sender<OutputLine>,
 ) -> ExitStatus {
-    pump_logs(&docker, &id, redactor, since, &tx).await;
+    pump_logs(&docker, &id, redactor, &tx).await;
     drop(tx);
     let status = exit_status(&docker, &id, memory).await;
     if let Err(e) = remove(&docker, &id).await
@@ -75,20 +70,16 @@ async fn pump_logs(
     docker: &Docker,
     id: &str,
     redactor: Arc<Redactor>,
-    since: Option<i64>,
     tx: &mpsc::Sender<OutputLine>,
 ) {
-    let mut options = LogsOptionsBuilder::default()
+    let options = LogsOptionsBuilder::default()
         .follow(true)
         .stdout(true)
-        .stderr(true);
-    if let Some(since) = since.and_then(|s| i32::try_from(s).ok()) {
-        options = options.since(since);
-    }
-    let options = options.build();
+        .stderr(true)
+        .build();
     let mut logs = docker.logs(id, Some(options));
-    let mut out = LineSplitter::new(Stream::Stdout, redactor.clone());
-    let mut err = LineSplitter::new(Stream::Stderr, redactor);
+    let mut out = LineSplitter::numbered(Stream::Stdout, redactor.clone());
+    let mut err = LineSplitter::numbered(Stream::Stderr, redactor);
     let mut lines = Vec::new();
     while let Some(item) = logs.next().await {
         match item {
