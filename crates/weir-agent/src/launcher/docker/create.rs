@@ -107,9 +107,18 @@ fn body(
 ) -> Result<ContainerCreateBody, LaunchError> {
     let mut env = spec.env.clone();
     // The agent's own data directory means nothing inside the container: the image's
-    // WEIR_HOME (or the SDK's default) applies.
-    env.remove(var::HOME);
+    // WEIR_HOME (or the SDK's default) applies. But a run given no result storage keeps its
+    // results where a process run of the agent would (`$WEIR_HOME/results`, mounted below),
+    // not in the container's filesystem, which goes with the container.
+    let home = env.remove(var::HOME);
     env.extend(d.env.clone());
+    if let Some(home) = home
+        && !env.contains_key(var::RESULT_STORAGE)
+        && let Ok(home) = std::path::absolute(home)
+    {
+        let dir = home.join("results");
+        env.insert(var::RESULT_STORAGE.into(), dir.display().to_string());
+    }
     let mut binds = d.volumes.clone();
     // The outcome file lives in the agent's state directory: mount that directory at the same
     // path, so the process can leave its final state where the agent looks for it, and run as
