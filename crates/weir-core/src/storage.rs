@@ -45,6 +45,17 @@ pub enum StorageUrlError {
         /// Its scheme.
         scheme: String,
     },
+    /// A scheme without `//` (`s3:/bucket`): a mistyped URL.
+    #[error(
+        "invalid result storage URL {url:?}: {scheme:?} followed by ':' but not '://'; write \
+         s3://bucket/prefix or file:///path (a path meant as a plain path: start it with ./)"
+    )]
+    Malformed {
+        /// The URL as given.
+        url: String,
+        /// What stands before the ':'.
+        scheme: String,
+    },
     /// `file://` with a host or a relative path.
     #[error(
         "invalid result storage URL {url:?}: a file URL needs an absolute path \
@@ -143,6 +154,19 @@ impl StorageUrl {
             return Err(StorageUrlError::Empty);
         }
         let Some((scheme, rest)) = url.split_once("://") else {
+            // `s3:/bucket`, `s3:bucket`: a mistyped URL, not a relative path to keep results in.
+            if let Some((scheme, _)) = url.split_once(':')
+                && scheme.len() > 1
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            {
+                return Err(StorageUrlError::Malformed {
+                    url: url.to_string(),
+                    scheme: scheme.to_string(),
+                });
+            }
             return Ok(StorageUrl::Local(PathBuf::from(url)));
         };
         match scheme.to_ascii_lowercase().as_str() {
@@ -246,6 +270,8 @@ mod tests {
         for (url, needle) in [
             ("", "empty"),
             ("gs://b/p", "scheme \"gs\""),
+            ("s3:/bad url", "not '://'"),
+            ("s3:team/results", "not '://'"),
             ("file://host/dir", "absolute path"),
             ("s3://", "no bucket name"),
             ("s3://ab", "has 2 characters"),

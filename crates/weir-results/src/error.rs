@@ -54,6 +54,16 @@ pub enum Error {
         /// The service's words.
         detail: String,
     },
+    /// No credentials were found (the SDK fell back to the EC2 instance metadata service).
+    #[error(
+        "result storage {url}: no AWS credentials found: set AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, a web identity or the ECS task role) where the \
+         run executes; under an agent, pass them to runs with `weir agent --pass-env 'AWS_*'`"
+    )]
+    NoCredentials {
+        /// The storage URL.
+        url: String,
+    },
     /// The endpoint did not answer.
     #[error(
         "result storage {url}: cannot reach S3{at} ({detail}): check AWS_ENDPOINT_URL, \
@@ -169,6 +179,13 @@ pub(crate) fn classify(
                     | "InvalidToken"
             )
         );
+        // With nothing else in the chain, the last place asked for credentials is the EC2
+        // instance metadata service; off EC2 it refuses or does not answer.
+        if text.contains("169.254.169.254") {
+            return Error::NoCredentials {
+                url: url.to_string(),
+            };
+        }
         if denied {
             return Error::AccessDenied {
                 url: url.to_string(),
@@ -209,5 +226,19 @@ mod tests {
         let body = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>x</Message>";
         assert_eq!(s3_code(body), Some("NoSuchBucket"));
         assert_eq!(s3_code("no xml"), None);
+    }
+
+    #[test]
+    fn no_credentials_says_where_to_set_them() {
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing PUT http://169.254.169.254/latest/api/token in 4ms - \
+                     Server returned non-2xx status code: 403 Forbidden"
+                .into(),
+        };
+        let text = classify("s3://team/results", Some("team"), None, e).to_string();
+        assert!(text.contains("s3://team/results"), "{text}");
+        assert!(text.contains("no AWS credentials found"), "{text}");
+        assert!(text.contains("--pass-env 'AWS_*'"), "{text}");
     }
 }
