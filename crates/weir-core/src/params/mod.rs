@@ -7,24 +7,24 @@
 //! so that a typo or a wrong type is refused with a message naming the parameter instead of
 //! failing later inside the flow process.
 //!
-//! Supported keywords: `type` (a name or an array of names), `enum`, `const`, `minimum`,
-//! `maximum`, `exclusiveMinimum`, `exclusiveMaximum`, integer `format`s (`uint32`, `int64`,
-//! …), `minLength`, `maxLength`, `properties`, `required`, `additionalProperties`, `items`,
-//! `prefixItems`, `minItems`, `maxItems`, `uniqueItems`, `anyOf`, `oneOf`, `allOf`, `$ref`
-//! (local references such as `#/$defs/Name`) and `default`. Unknown keywords are ignored, and a
-//! schema that is absent or `true` accepts anything.
+//! Validation is the `jsonschema` crate's (every keyword of the schema's draft, local `$ref`s,
+//! no remote retrieval); [`check`] turns its errors into one sentence per parameter, sorted by
+//! parameter. Two keywords are Weir's own, because serde is stricter than JSON Schema:
+//! `type` treats `5.0` as no integer (serde refuses it for an integer field), and an integer
+//! `format` as schemars writes it (`uint8` … `int64`) is a range. String formats are not
+//! checked: the flow's own deserialisation is the judge of those.
 //!
-//! Integers are strict: `5.0` is not an integer here, because serde would refuse it for an
-//! integer field.
+//! The rest of this module is what a validator does not do: [`with_defaults`] fills absent
+//! parameters from the schema's `default`s, and [`coerce`] turns an HTML form's strings into
+//! the types the schema asks for.
+
+use crate::api::Parameters;
+use serde_json::{Number, Value};
+use std::fmt;
 
 mod check;
 #[cfg(test)]
 mod tests;
-
-use crate::api::Parameters;
-use check::{check_root, type_name};
-use serde_json::{Number, Value};
-use std::fmt;
 
 /// One problem with one parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +46,14 @@ impl std::error::Error for ParamError {}
 /// Checks `params` against `schema`: unknown parameters, missing required ones, types, ranges
 /// and allowed values. Returns every problem found, not just the first.
 pub fn validate(schema: &Value, params: &Parameters) -> Result<(), Vec<ParamError>> {
-    check_root(schema, params, true)
+    check::check(schema, params, true)
 }
 
 /// Like [`validate`], but does not require the schema's required parameters to be present:
 /// checks only the values that are given. For defaults that are completed later, e.g. a
 /// deployment's parameters that a manual run may complete.
 pub fn validate_present(schema: &Value, params: &Parameters) -> Result<(), Vec<ParamError>> {
-    check_root(schema, params, false)
+    check::check(schema, params, false)
 }
 
 /// Returns `params` with every absent top-level parameter that has a `default` in the schema
@@ -236,5 +236,29 @@ fn lookup<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
         Some(root)
     } else {
         root.pointer(pointer)
+    }
+}
+
+/// The JSON type name of a value (`5.0` is a `number`, `5` an `integer`).
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A value as JSON, shortened for messages.
+fn show(value: &Value) -> String {
+    let s = value.to_string();
+    if s.chars().count() > 60 {
+        let head: String = s.chars().take(57).collect();
+        format!("{head}…")
+    } else {
+        s
     }
 }
