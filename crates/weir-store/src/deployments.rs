@@ -1,6 +1,9 @@
-//! Projects and deployments: idempotent, versioned upserts.
+//! Projects and deployments: idempotent, versioned upserts. Specs are stored in a shape of
+//! the store's own (`stored.rs`), versioned and tolerant of old rows.
 
-use crate::codec::{self, micros, to_json};
+mod stored;
+
+use crate::codec::{self, micros};
 use crate::scheduling::delete_future_runs;
 use crate::{Error, Result, Store};
 use sqlx::any::AnyRow;
@@ -15,12 +18,18 @@ const DEPLOYMENT_COLUMNS: &str =
 
 fn deployment(row: &AnyRow) -> Result<Deployment> {
     let paused: i64 = row.try_get("paused")?;
+    let project: String = row.try_get("project")?;
+    let name: String = row.try_get("name")?;
+    let spec: String = row.try_get("spec")?;
+    let spec = stored::decode(&spec, "deployments.spec", || {
+        format!("deployment {project}/{name}")
+    })?;
     Ok(Deployment {
         id: codec::uuid(row, "id")?,
-        project: row.try_get("project")?,
-        name: row.try_get("name")?,
+        project,
+        name,
         version: codec::u32_col(row, "version")?,
-        spec: codec::json(row, "spec")?,
+        spec,
         paused: paused != 0,
         created_at: codec::time(row, "created_at")?,
         updated_at: codec::time(row, "updated_at")?,
@@ -141,7 +150,7 @@ impl Store {
              on_limit = $10, catchup = $11 WHERE id = $6 AND version = $7",
         )
         .bind(version)
-        .bind(to_json(spec))
+        .bind(stored::encode(spec))
         .bind(&spec.flow)
         .bind(&spec.work_queue)
         .bind(micros(now))
@@ -203,7 +212,7 @@ impl Store {
         .bind(id.to_string())
         .bind(project)
         .bind(name)
-        .bind(to_json(spec))
+        .bind(stored::encode(spec))
         .bind(&spec.flow)
         .bind(&spec.work_queue)
         .bind(micros(now))
@@ -361,7 +370,7 @@ async fn insert_version(
     )
     .bind(id.to_string())
     .bind(version)
-    .bind(to_json(spec))
+    .bind(stored::encode(spec))
     .bind(micros(now))
     .execute(&mut **tx)
     .await?;

@@ -91,6 +91,19 @@ pub enum Error {
         /// What.
         reason: String,
     },
+    /// A stored row is in a format version newer than this Weir reads: a newer Weir wrote it.
+    #[error(
+        "{row} was stored by a newer Weir (format version {found}; this Weir reads up to \
+         {known}): upgrade Weir to read it"
+    )]
+    NewerFormat {
+        /// Which row, and its column (`deployment dev/etl (deployments.spec)`).
+        row: String,
+        /// The row's format version.
+        found: u64,
+        /// The newest version this Weir reads.
+        known: u64,
+    },
     /// The database could not do it now (busy, contended, a connection lost): transient.
     #[error("{0}")]
     Unavailable(String),
