@@ -294,6 +294,91 @@ fn restarted_agent_takes_over_live_runs() {
     );
 }
 
+/// Regression (#10, the fault suite's `kill_agent`): a flow process that ends while its agent
+/// is down leaves output in its spool that nobody shipped. The restarted agent must resolve the
+/// launch's secrets again to redact it; it looked them up in the deployment, which its agent
+/// key may not read, took them for unknowable and removed the spool unsent. Every stdout line
+/// reaches the run's logs once, the secret in none, and the spool and record are removed.
+#[test]
+fn output_of_a_run_that_ended_while_its_agent_was_down_is_shipped_by_the_next_start() {
+    const TICKS: usize = 20;
+    let canary = format!("canary-{}", uuid::Uuid::now_v7().simple());
+    let mut w = Weir::start(ServerOptions { lease_s: 10 });
+    let home = w.sb.path("agent-a");
+    let env = [("E2E_CANARY", canary.as_str())];
+    let a = w.start_agent_env(&home, 4, &env);
+    w.deploy(&toml(&format!(
+        "[deployments.ticker]\nflow = \"witness\"\n\
+         parameters = {{ ticks = {TICKS}, interval_ms = 100 }}\n\
+         secrets = {{ CANARY = \"env:E2E_CANARY\" }}\n"
+    )));
+    let id = w.run_cli("dev/ticker", &[]);
+    w.wait_state(id, StateKind::Running, Duration::from_secs(20));
+    let pid = w.flow_pid(&home, id);
+    w.kill_agent(a);
+    // The flow reports its own end; its last lines are only in the spool.
+    let d = w.wait_terminal(id, Duration::from_secs(30));
+    assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
+    wait_until("the flow process to exit", Duration::from_secs(10), || {
+        if is_alive(pid) {
+            Err("alive".into())
+        } else {
+            Ok(())
+        }
+    });
+    let b = w.start_agent_env(&home, 4, &env);
+    let want: Vec<String> = (1..=TICKS)
+        .map(|n| format!("stdout tick {n}/{TICKS} attempt 1"))
+        .collect();
+    let printed = wait_until(
+        "every stdout line in the logs",
+        Duration::from_secs(30),
+        || {
+            let logs = w
+                .block_on(w.client.logs(id, 0, 1000))
+                .map_err(|e| e.to_string())?;
+            let messages: Vec<String> = logs.items.iter().map(|l| l.message.clone()).collect();
+            let printed: Vec<String> = messages
+                .iter()
+                .filter(|m| m.starts_with("stdout tick "))
+                .cloned()
+                .collect();
+            if printed.len() >= TICKS {
+                Ok((printed, messages))
+            } else {
+                Err(format!(
+                    "{} of {TICKS} lines; agent: {}",
+                    printed.len(),
+                    w.agent_log(b)
+                ))
+            }
+        },
+    );
+    assert_eq!(printed.0, want, "every printed line once, in order");
+    assert!(
+        printed.1.iter().all(|m| !m.contains(&canary)),
+        "the secret is redacted: {:?}",
+        printed.1
+    );
+    let spool = home.join("agent").join("spool").join(id.to_string());
+    let record = home.join("agent").join(format!("{id}.json"));
+    wait_until(
+        "the spool and the record to be removed",
+        Duration::from_secs(10),
+        || {
+            if spool.exists() || record.exists() {
+                Err(format!(
+                    "spool {}, record {}",
+                    spool.exists(),
+                    record.exists()
+                ))
+            } else {
+                Ok(())
+            }
+        },
+    );
+}
+
 /// Three agents race for 300 queued runs: every run is launched exactly once and Completes.
 #[test]
 fn agents_race_for_queued_runs_without_double_launch() {

@@ -18,8 +18,9 @@
 //!   ([`crate::launcher::spool`]): they are read again from their start, alive or not, and
 //!   shipped under the numbers the earlier agent used (the server stores each line once),
 //!   redacted with the values of the process's own environment (`/proc/<pid>/environ`: its
-//!   run token and the variables `WEIR_SECRET_VARS` names) or, once it is gone, its
-//!   deployment's secrets resolved again and its run token recognised by its start. A spool
+//!   run token and the variables `WEIR_SECRET_VARS` names) or, once it is gone, the secrets
+//!   its record names (the launch's references) resolved again and its run token recognised
+//!   by its start. A spool
 //!   with no record (the agent died between launching and writing the record) is removed once
 //!   the server has the run finished, at another attempt, or no longer has it.
 
@@ -28,6 +29,7 @@ use super::report::{read_run, settle};
 use super::supervise::{drain_and_wait, finish_spool};
 use super::{Held, Shared, lock};
 use crate::launcher::{ExitStatus, Launched, Launcher};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -173,6 +175,8 @@ async fn follow(
             launcher: Some(launcher.name().to_string()),
             plain,
             ended: false,
+            // Only a local process's spooled output is redacted by the agent taking it over.
+            secrets: None,
         },
     );
     let sh = sh.clone();
@@ -233,7 +237,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
         let keep_record = if spooled {
             // Pid 0: nothing to wait for, the spool is complete.
             let follow_pid = if alive { pid } else { 0 };
-            match adopted_redactions(&sh, run, alive.then_some(pid)).await {
+            match adopted_redactions(&sh, &record, alive.then_some(pid)).await {
                 Some(redact) => {
                     let mut launched = crate::launcher::spool::follow(
                         &sh.spool,
@@ -245,7 +249,7 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
                     );
                     let (_, shipped) = drain_and_wait(&sh, run, attempt, &mut launched, None).await;
                     settle_orphan(&sh, run, attempt, record.plain).await;
-                    finish_spool(&sh, run, attempt, shipped, &record.pid, record.plain)
+                    finish_spool(&sh, record, shipped)
                 }
                 None => {
                     tracing::warn!(message = "not sending the run's spooled output: its secrets cannot be resolved again to redact them", %run, attempt);
@@ -278,9 +282,15 @@ const SPOOL_DRAIN: Duration = Duration::from_secs(2);
 
 /// The values to redact from a taken-over run's spooled output: those of its process's own
 /// environment while it is alive (its run token, the variables `WEIR_SECRET_VARS` names);
-/// once it is gone, its deployment's secrets resolved again (its run token is then redacted
-/// by its start, see [`crate::launcher::spool::follow`]). `None` when they cannot be known.
-async fn adopted_redactions(sh: &Shared, run: Uuid, pid: Option<u32>) -> Option<Vec<String>> {
+/// once it is gone, the secrets its record names resolved again (its run token is then
+/// redacted by its start, see [`crate::launcher::spool::follow`]). `None` when they cannot be
+/// known.
+///
+/// Regression (#10, `kill_agent`): the secrets of a process that ended while no agent ran
+/// were looked up in its deployment, which an agent's key may not read (403): the agent took
+/// them for unknowable and removed the spool unsent, losing every line printed after the
+/// kill. Records of agents before the launch's references were kept still look there.
+async fn adopted_redactions(sh: &Shared, record: &Record, pid: Option<u32>) -> Option<Vec<String>> {
     use weir_core::contract::launch::{secret_var_names, var};
     if let Some(env) = pid.and_then(environ) {
         let mut values: Vec<String> = env.get(var::API_KEY).cloned().into_iter().collect();
@@ -289,21 +299,31 @@ async fn adopted_redactions(sh: &Shared, run: Uuid, pid: Option<u32>) -> Option<
         }
         return Some(values);
     }
+    let refs = match &record.secrets {
+        Some(refs) => refs.clone(),
+        None => deployment_secrets(sh, record.run).await?,
+    };
+    match sh.resolver.resolve_all(&refs).await {
+        Ok(values) => Some(values.into_values().collect()),
+        Err(error) => {
+            tracing::warn!(message = "cannot resolve a taken-over run's secrets", run = %record.run, %error);
+            None
+        }
+    }
+}
+
+/// The secret references of run `run`'s deployment as the server has them now (none for an
+/// ad-hoc run); `None` when they cannot be read.
+async fn deployment_secrets(sh: &Shared, run: Uuid) -> Option<BTreeMap<String, String>> {
     let current = read_run(sh, run).await?;
     let Some(deployment) = current.deployment.as_deref() else {
         // An ad-hoc run has no secrets of Weir's.
-        return Some(Vec::new());
+        return Some(BTreeMap::new());
     };
-    let spec = sh
-        .client
-        .deployment(&current.project, deployment)
-        .await
-        .ok()?
-        .spec;
-    match sh.resolver.resolve_all(&spec.secrets).await {
-        Ok(values) => Some(values.into_values().collect()),
+    match sh.client.deployment(&current.project, deployment).await {
+        Ok(d) => Some(d.spec.secrets),
         Err(error) => {
-            tracing::warn!(message = "cannot resolve a taken-over run's secrets", %run, %error);
+            tracing::warn!(message = "cannot read a taken-over run's deployment for its secrets", %run, %error);
             None
         }
     }

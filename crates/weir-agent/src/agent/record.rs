@@ -4,6 +4,7 @@
 
 use super::Shared;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use uuid::Uuid;
 
@@ -27,6 +28,12 @@ pub(super) struct Record {
     /// shipped): its pid is never looked at again, it may be another process's by now.
     #[serde(default)]
     pub ended: bool,
+    /// The references (never the values) of the secrets the launch was given, by variable:
+    /// an agent taking over a process that ended while no agent ran resolves them again to
+    /// redact its spooled output. Its agent's key may not read the deployment, and the
+    /// deployment may have changed since. `None` in records of agents before this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<BTreeMap<String, String>>,
 }
 
 /// Where run `run`'s record is.

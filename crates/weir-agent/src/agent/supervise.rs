@@ -63,17 +63,16 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, mut claimed: ClaimedRun) -> bool 
     let Some(mut launched) = launch_or_report(sh, run, launcher.as_ref(), launch).await else {
         return false;
     };
-    record::write(
-        sh,
-        &Record {
-            run: run.id,
-            attempt: run.attempt,
-            pid: launched.id(),
-            launcher: Some(launcher.name().to_string()),
-            plain: spec.plain_command,
-            ended: false,
-        },
-    );
+    let launch_record = Record {
+        run: run.id,
+        attempt: run.attempt,
+        pid: launched.id(),
+        launcher: Some(launcher.name().to_string()),
+        plain: spec.plain_command,
+        ended: false,
+        secrets: Some(spec.secrets.clone()),
+    };
+    record::write(sh, &launch_record);
     hold_launched(sh, run, &launched, launcher.as_ref());
     tracing::info!(message = "launched run", run = %run.id, attempt = run.attempt, id = %launched.id());
     report(sh, run, StateKind::Running, None).await;
@@ -83,14 +82,7 @@ async fn supervise(sh: &Arc<Shared>, me: Uuid, mut claimed: ClaimedRun) -> bool 
     let (exit, shipped) =
         drain_and_wait(sh, run.id, run.attempt, &mut launched, token.clone()).await;
     settle(sh, run, spec.plain_command, exit, token.as_ref()).await;
-    finish_spool(
-        sh,
-        run.id,
-        run.attempt,
-        shipped,
-        &launched.id(),
-        spec.plain_command,
-    )
+    finish_spool(sh, launch_record, shipped)
 }
 
 /// The run's spec and the launcher for its infrastructure, when it has both and a command;
@@ -337,16 +329,10 @@ pub(super) async fn drain_and_wait(
 }
 
 /// After an attempt's end was settled: removes its spool when every line was shipped and
-/// says the record may go. Otherwise keeps both, the record marked ended, so that the agent's
-/// next start ships the rest (`adopt`); returns true then.
-pub(super) fn finish_spool(
-    sh: &Shared,
-    run: Uuid,
-    attempt: u32,
-    shipped: bool,
-    pid: &str,
-    plain: bool,
-) -> bool {
+/// says the record may go. Otherwise keeps both, `record` (the attempt's) marked ended, so
+/// that the agent's next start ships the rest (`adopt`); returns true then.
+pub(super) fn finish_spool(sh: &Shared, record: Record, shipped: bool) -> bool {
+    let (run, attempt) = (record.run, record.attempt);
     if shipped || !sh.spool.exists(run, attempt) {
         sh.spool.remove(run, attempt);
         return false;
@@ -355,12 +341,9 @@ pub(super) fn finish_spool(
     record::write(
         sh,
         &Record {
-            run,
-            attempt,
-            pid: pid.to_string(),
             launcher: Some(InfrastructureKind::Process.as_str().to_string()),
-            plain,
             ended: true,
+            ..record
         },
     );
     true
