@@ -4,7 +4,9 @@
 //!
 //! `WEIR_FAULTS` picks what runs: unset or `ci` — the trimmed suite of `scripts/test.sh`;
 //! `full` — everything at full size (`scripts/chaos.sh`); or a comma-separated list of
-//! scenario names (at full size with `WEIR_FAULTS_SIZE=full`). Output: a table and a JSON summary ([`report`]). Needs root (namespaces);
+//! scenario names (at full size with `WEIR_FAULTS_SIZE=full`). Output: a table and a JSON summary ([`report`]).
+//! `WEIR_FAULTS_KEEP=1` keeps every cluster's directory (logs, homes, database), held or not.
+//! Needs root (namespaces);
 //! without it the suite says why and passes, except under `CI`, where it fails.
 
 #[path = "../common/mod.rs"]
@@ -54,7 +56,7 @@ fn fault_suite() {
                 .map(move |c| format!("{} × {}: {}", r.scenario, c.name, c.evidence))
         })
         .collect();
-    if broken.is_empty() {
+    if broken.is_empty() && std::env::var_os("WEIR_FAULTS_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(cluster::suite_root());
     } else {
         eprintln!(

@@ -60,8 +60,8 @@ fn wait_running(c: &Cluster, ids: &[Uuid], k: usize) {
 /// Every scenario, by name, with whether the trimmed CI suite runs it.
 pub const ALL: [(&str, bool); 15] = [
     ("kill_server", true),
-    ("kill_agent", false),
-    ("kill_both", false),
+    ("kill_agent", true),
+    ("kill_both", true),
     ("kill_flow", true),
     ("kill_replica_mid_claim", false),
     ("pg_restart", false),
