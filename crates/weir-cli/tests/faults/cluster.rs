@@ -420,18 +420,7 @@ impl Cluster {
 
     /// Creates a witness run of `ticks` steps of `interval_ms` through replica `replica`.
     pub fn create_run(&self, replica: usize, ticks: u64, interval_ms: u64) -> FlowRun {
-        let params: Parameters = [
-            ("ticks".to_string(), serde_json::json!(ticks)),
-            ("interval_ms".to_string(), serde_json::json!(interval_ms)),
-        ]
-        .into_iter()
-        .collect();
-        let req = CreateFlowRun {
-            project: Some("faults".into()),
-            deployment: Some("witness".into()),
-            parameters: params,
-            ..Default::default()
-        };
+        let req = witness_run(ticks, interval_ms);
         let client = &self.clients[replica];
         // The database may be away (the scenario's fault): retry like any client would.
         wait_until("a run to be created", Duration::from_secs(60), || {
@@ -439,6 +428,37 @@ impl Cluster {
                 .block_on(client.create_flow_run(&req))
                 .map_err(|e| e.to_string())
         })
+    }
+
+    /// Creates `n` witness runs of no steps, spread over the replicas, up to 32 requests at
+    /// once: a scale race measures how fast the agents drain a queue, which one request at a
+    /// time (about 250 ms each on a loaded machine) could not fill faster than they drain it.
+    pub fn create_runs(&self, n: usize) {
+        let mut pending = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let client = self.clients[i % self.clients.len()].clone();
+            let req = witness_run(0, 0);
+            pending.spawn_on(
+                async move {
+                    // The database may be away (the scenario's fault): retry like any client would.
+                    for _ in 0..600 {
+                        if client.create_flow_run(&req).await.is_ok() {
+                            return true;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    false
+                },
+                self.rt.handle(),
+            );
+            while pending.len() >= 32 {
+                let done = self.rt.block_on(pending.join_next());
+                assert!(matches!(done, Some(Ok(true))), "a run could not be created");
+            }
+        }
+        while let Some(done) = self.rt.block_on(pending.join_next()) {
+            assert!(matches!(done, Ok(true)), "a run could not be created");
+        }
     }
 
     /// `kill -9` of server replica `i`.
@@ -507,6 +527,22 @@ impl Cluster {
         if let Some(p) = &self.proxy {
             p.set_delay(delay);
         }
+    }
+}
+
+/// The request creating a witness run of `ticks` steps of `interval_ms`.
+fn witness_run(ticks: u64, interval_ms: u64) -> CreateFlowRun {
+    let params: Parameters = [
+        ("ticks".to_string(), serde_json::json!(ticks)),
+        ("interval_ms".to_string(), serde_json::json!(interval_ms)),
+    ]
+    .into_iter()
+    .collect();
+    CreateFlowRun {
+        project: Some("faults".into()),
+        deployment: Some("witness".into()),
+        parameters: params,
+        ..Default::default()
     }
 }
 
