@@ -8,8 +8,8 @@
 //! Who may create which run (keys, run tokens, projects) is the server's question, not this
 //! module's.
 
-use crate::api::{Deployment, Parameters};
-use crate::deployment::DEFAULT_QUEUE;
+use crate::api::Parameters;
+use crate::deployment::{DEFAULT_QUEUE, Deployment};
 use crate::params::{self, ParamError};
 use crate::{StateKind, Timestamp, names};
 use uuid::Uuid;
@@ -124,7 +124,7 @@ impl Error {
 /// due at the requested time or now, the request's parameters over the deployment's and
 /// validated against its flow's schema, the request's tags or else the deployment's.
 pub fn of_deployment(d: &Deployment, req: RunRequest, now: Timestamp) -> Result<NewRun, Error> {
-    if d.archived_at.is_some() {
+    if d.is_archived() {
         return Err(Error::Archived {
             project: d.project.clone(),
             name: d.name.clone(),

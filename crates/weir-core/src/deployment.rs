@@ -1,13 +1,19 @@
-//! The rules a deployment spec must satisfy, checked once for every way one arrives.
+//! Deployments in the domain: [`Deployment`], what the store returns and the rules read, and
+//! the rules a deployment spec must satisfy, checked once for every way one arrives.
 //!
 //! `weir deploy` checks a `weir.toml` with positions for each key, and the server checks every
 //! spec it is sent; both call these functions, so the API accepts exactly what the CLI does.
+//!
+//! [`Deployment`] is not serialised: the API's [`api::Deployment`] is built from it in one
+//! conversion at the edge (`From`), and the store keeps its spec in a stored shape of its own.
 
-use crate::api::DeploymentSpec;
+use crate::Timestamp;
+use crate::api::{self, DeploymentSpec, UpsertOutcome};
 use crate::contract::launch::var;
 use crate::schedule::{Schedule, ScheduleError};
 use crate::secret::{SecretRef, SecretRefError};
 use crate::{names, params};
+use uuid::Uuid;
 
 pub use crate::names::DEFAULT_QUEUE;
 
@@ -26,6 +32,85 @@ impl SpecError {
         SpecError {
             field: field.into(),
             message: message.into(),
+        }
+    }
+}
+
+/// A deployment: a flow registered under a name in a project, with its current spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// Its id, which runs and versions refer to; stays when the spec changes.
+    pub id: Uuid,
+    /// The project it belongs to.
+    pub project: String,
+    /// Its name, unique within the project (`weir.toml`'s table name).
+    pub name: String,
+    /// The number of its current spec: 1 when created, one more for each changed spec.
+    pub version: u32,
+    /// What it runs, when and how.
+    pub spec: DeploymentSpec,
+    /// Whether its schedules are paused (manual runs are still accepted).
+    pub paused: bool,
+    /// When it was first created.
+    pub created_at: Timestamp,
+    /// When its spec, pause or archive state last changed.
+    pub updated_at: Timestamp,
+    /// When it was archived, if it is: it schedules nothing and gets no new runs.
+    pub archived_at: Option<Timestamp>,
+}
+
+impl Deployment {
+    /// Whether it is archived (removed from its file, or by `weir deployments rm`).
+    pub fn is_archived(&self) -> bool {
+        self.archived_at.is_some()
+    }
+}
+
+impl From<Deployment> for api::Deployment {
+    fn from(d: Deployment) -> Self {
+        let Deployment {
+            id,
+            project,
+            name,
+            version,
+            spec,
+            paused,
+            created_at,
+            updated_at,
+            archived_at,
+        } = d;
+        api::Deployment {
+            id,
+            project,
+            name,
+            version,
+            spec,
+            paused,
+            created_at,
+            updated_at,
+            archived_at,
+        }
+    }
+}
+
+/// What an upsert of a deployment did (or, for a dry run, would do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upserted {
+    /// Created, updated, unchanged or restored.
+    pub outcome: UpsertOutcome,
+    /// The deployment after the upsert (before it, for a dry run that would change it;
+    /// absent for a dry run that would create it).
+    pub deployment: Option<Deployment>,
+    /// The spec it had before, when the upsert changed or would change it.
+    pub previous: Option<DeploymentSpec>,
+}
+
+impl From<Upserted> for api::UpsertResult {
+    fn from(u: Upserted) -> Self {
+        api::UpsertResult {
+            outcome: u.outcome,
+            deployment: u.deployment.map(api::Deployment::from),
+            previous: u.previous,
         }
     }
 }

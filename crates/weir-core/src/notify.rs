@@ -4,12 +4,12 @@
 //! makes the change, and the server's delivery loop calls [`backoff`] and
 //! [`RateLimit::allows`].
 
+use crate::api::FlowRun;
 use crate::api::notifications::{
     Destination, MAX_RULE_DEPLOYMENTS, MAX_RULE_EVENTS, NotificationEvent, NotificationRuleSpec,
     RateLimit, TOPIC_ARN_PATTERN,
 };
-use crate::api::{Deployment, FlowRun};
-use crate::deployment::SpecError;
+use crate::deployment::{Deployment, SpecError};
 use crate::secret::SecretRef;
 use crate::{StateKind, Timestamp, names};
 use chrono::Duration;

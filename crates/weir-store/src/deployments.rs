@@ -11,7 +11,8 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 use weir_core::Timestamp;
 use weir_core::api::notifications::NotificationEvent;
-use weir_core::api::{Deployment, DeploymentSpec, Project, UpsertOutcome, UpsertResult};
+use weir_core::api::{DeploymentSpec, Project, UpsertOutcome};
+use weir_core::deployment::{Deployment, Upserted};
 
 const DEPLOYMENT_COLUMNS: &str =
     "id, project, name, version, spec, paused, created_at, updated_at, archived_at";
@@ -95,7 +96,7 @@ impl Store {
         spec: &DeploymentSpec,
         dry_run: bool,
         now: Timestamp,
-    ) -> Result<UpsertResult> {
+    ) -> Result<Upserted> {
         let existing = self.deployment(project, name).await;
         let existing = match existing {
             Ok(d) => Some(d),
@@ -103,12 +104,12 @@ impl Store {
             Err(e) => return Err(e),
         };
         match existing {
-            Some(d) if d.spec == *spec && d.archived_at.is_none() => Ok(UpsertResult {
+            Some(d) if d.spec == *spec && d.archived_at.is_none() => Ok(Upserted {
                 outcome: UpsertOutcome::Unchanged,
                 deployment: Some(d),
                 previous: None,
             }),
-            Some(d) if dry_run => Ok(UpsertResult {
+            Some(d) if dry_run => Ok(Upserted {
                 outcome: if d.archived_at.is_some() {
                     UpsertOutcome::Restored
                 } else {
@@ -117,7 +118,7 @@ impl Store {
                 previous: Some(d.spec.clone()),
                 deployment: Some(d),
             }),
-            None if dry_run => Ok(UpsertResult {
+            None if dry_run => Ok(Upserted {
                 outcome: UpsertOutcome::Created,
                 deployment: None,
                 previous: None,
@@ -135,7 +136,7 @@ impl Store {
         d: Deployment,
         spec: &DeploymentSpec,
         now: Timestamp,
-    ) -> Result<UpsertResult> {
+    ) -> Result<Upserted> {
         let changed = d.spec != *spec;
         let version = i64::from(d.version) + i64::from(changed);
         // Refused before anything is written: a version past `u32::MAX` cannot be read back.
@@ -181,7 +182,7 @@ impl Store {
         let event = NotificationEvent::DeploymentChanged;
         crate::notify::enqueue_deployment_event(&mut tx, event, &after, now).await?;
         tx.commit().await?;
-        Ok(UpsertResult {
+        Ok(Upserted {
             outcome: if d.archived_at.is_some() {
                 UpsertOutcome::Restored
             } else {
@@ -199,7 +200,7 @@ impl Store {
         name: &str,
         spec: &DeploymentSpec,
         now: Timestamp,
-    ) -> Result<UpsertResult> {
+    ) -> Result<Upserted> {
         self.ensure_project(project, now).await?;
         let id = Uuid::now_v7();
         let mut tx = self.begin_write().await?;
@@ -243,7 +244,7 @@ impl Store {
         let event = NotificationEvent::DeploymentCreated;
         crate::notify::enqueue_deployment_event(&mut tx, event, &created, now).await?;
         tx.commit().await?;
-        Ok(UpsertResult {
+        Ok(Upserted {
             outcome: UpsertOutcome::Created,
             previous: None,
             deployment: Some(self.deployment(project, name).await?),

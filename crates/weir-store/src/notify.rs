@@ -11,10 +11,11 @@ use sqlx::{Any, Row, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;
 use weir_core::Timestamp;
+use weir_core::api::FlowRun;
 use weir_core::api::notifications::{
     DeliveryStatus, NotificationEvent, NotificationRule, NotificationRuleSpec, RuleSource,
 };
-use weir_core::api::{Deployment, FlowRun};
+use weir_core::deployment::Deployment;
 use weir_core::notify::{self, Message};
 
 const RULE_COLUMNS: &str = "id, project, name, spec, source, created_at, updated_at";

@@ -12,8 +12,9 @@ use chrono::Duration;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
 use weir_core::Timestamp;
-use weir_core::api::{Deployment, FlowRun};
+use weir_core::api::FlowRun;
 use weir_core::create::{self, tick_key};
+use weir_core::deployment::Deployment;
 
 /// The setting holding the time of the scheduler's last pass, in microseconds.
 const WATERMARK: &str = "scheduler_pass_at";

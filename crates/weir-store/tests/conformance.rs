@@ -15,9 +15,10 @@ use chrono::{Duration, TimeZone, Utc};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 use weir_core::api::{
-    Deployment, DeploymentSpec, FlowRun, HeldRun, LogLevel, NewLogLine, ProposeState,
-    RegisterAgent, ScheduleSpec, TaskRunReport, UpsertOutcome,
+    DeploymentSpec, FlowRun, HeldRun, LogLevel, NewLogLine, ProposeState, RegisterAgent,
+    ScheduleSpec, TaskRunReport, UpsertOutcome,
 };
+use weir_core::deployment::Deployment;
 use weir_core::{Schedule, StateKind, Timestamp};
 use weir_store::{Error, NewFlowRun, RunFilter, Store};
 use weir_testkit::{Backend, TestDb};

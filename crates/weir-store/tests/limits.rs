@@ -11,7 +11,8 @@ use common::now;
 
 use chrono::Duration;
 use uuid::Uuid;
-use weir_core::api::{Deployment, DeploymentSpec, FlowRun};
+use weir_core::api::{DeploymentSpec, FlowRun};
+use weir_core::deployment::Deployment;
 use weir_core::limits::{LimitKey, OnLimit};
 use weir_core::why::{Reason, explain};
 use weir_core::{StateKind, Timestamp};

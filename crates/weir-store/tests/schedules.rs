@@ -10,7 +10,8 @@ mod common;
 
 use chrono::{Duration, TimeZone, Utc};
 use uuid::Uuid;
-use weir_core::api::{Deployment, DeploymentSpec, FlowRun, ScheduleSpec};
+use weir_core::api::{DeploymentSpec, FlowRun, ScheduleSpec};
+use weir_core::deployment::Deployment;
 use weir_core::schedule::{self, Catchup, catchup};
 use weir_core::{StateKind, Timestamp};
 use weir_store::{RunFilter, Store};

@@ -44,7 +44,8 @@ pub struct DeploymentSpec {
     #[serde(default = "default_queue")]
     #[schemars(pattern(crate::names::PATTERN))]
     pub work_queue: String,
-    /// When to run.
+    /// When the scheduler puts runs ahead (cron expressions and intervals); none: runs only
+    /// when someone asks for one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<ScheduleSpec>,
     /// What the scheduler does with ticks missed while no server ran: `none`, `latest` (the
@@ -52,7 +53,7 @@ pub struct DeploymentSpec {
     /// [`crate::schedule::catchup`]).
     #[serde(default, skip_serializing_if = "crate::schedule::Catchup::is_latest")]
     pub catchup: crate::schedule::Catchup,
-    /// Default parameter values.
+    /// Parameter values every run gets unless its request gives its own.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub parameters: Parameters,
     /// JSON Schema of the flow's parameters, when known (from `describe`).
@@ -109,7 +110,7 @@ fn is_zero_u64(n: &u64) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpsertDeployment {
-    /// The deployment's content.
+    /// The spec to register; one equal to the current version's writes nothing.
     pub spec: DeploymentSpec,
     /// Only report what would change; write nothing.
     #[serde(default)]
@@ -131,24 +132,25 @@ pub enum UpsertOutcome {
     Restored,
 }
 
-/// A deployment as stored.
+/// A deployment as the API answers it: the wire form of
+/// [`crate::deployment::Deployment`], built from it at the edge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Deployment {
-    /// Stable id.
+    /// Its id, which its runs refer to; it stays when the spec changes.
     pub id: Uuid,
-    /// Project it lives in.
+    /// The project it belongs to (`dev`, `main`).
     pub project: String,
-    /// Name, unique within the project.
+    /// Its name, unique within the project (its table's name in `weir.toml`).
     pub name: String,
-    /// Incremented whenever the spec changes.
+    /// The number of its current spec: 1 when created, one more for each changed spec.
     pub version: u32,
-    /// The current spec.
+    /// What it runs, when and how: its current version's spec.
     pub spec: DeploymentSpec,
-    /// Whether its schedules are paused.
+    /// Whether its schedules are paused (runs asked for by hand are still created).
     pub paused: bool,
-    /// When first created.
+    /// When it was first created.
     pub created_at: Timestamp,
-    /// When the spec or pause state last changed.
+    /// When its spec, pause or archive state last changed.
     pub updated_at: Timestamp,
     /// When it was archived (removed from its project's `weir.toml` by `weir deploy --prune`,
     /// or by `weir deployments rm`): it never schedules and gets no new runs; its runs stay
@@ -160,7 +162,7 @@ pub struct Deployment {
 /// Response of a deployment upsert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UpsertResult {
-    /// What happened.
+    /// What the upsert did (or would do): created, updated, unchanged or restored.
     pub outcome: UpsertOutcome,
     /// The deployment after the upsert (before it, for a dry run that would change it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,8 +4,8 @@ use crate::access::{Require, perm};
 use crate::error::ApiResult;
 use crate::state::AppState;
 use chrono::Utc;
-use weir_core::api::Deployment;
 use weir_core::audit::AuditAction;
+use weir_core::deployment::Deployment;
 
 /// Pauses (`paused`) or resumes the schedules of deployment `project/name`; answers it as it
 /// is now.

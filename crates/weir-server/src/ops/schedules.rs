@@ -6,10 +6,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use weir_core::Timestamp;
 use weir_core::api::{
-    Backfill, BackfillOutcome, BackfillResult, BackfillTick, DEFAULT_BACKFILL_MAX, Deployment,
-    MAX_BACKFILL,
+    Backfill, BackfillOutcome, BackfillResult, BackfillTick, DEFAULT_BACKFILL_MAX, MAX_BACKFILL,
 };
 use weir_core::audit::AuditAction;
+use weir_core::deployment::Deployment;
 use weir_core::schedule::{self, backfill};
 
 /// Backfills `project/name` over `req`'s window (`weir_core::schedule::backfill` decides the

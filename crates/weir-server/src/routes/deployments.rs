@@ -110,7 +110,10 @@ pub(crate) async fn list_deployments(
     Query(f): Query<ProjectQuery>,
 ) -> ApiResult<axum::Json<Vec<Deployment>>> {
     let projects = caller.narrow(f.project);
-    Ok(axum::Json(st.store.deployments(projects.as_deref()).await?))
+    let deployments = st.store.deployments(projects.as_deref()).await?;
+    Ok(axum::Json(
+        deployments.into_iter().map(Deployment::from).collect(),
+    ))
 }
 
 /// A flow as known from deployments.
@@ -177,7 +180,7 @@ pub(crate) async fn upsert(
             )
             .await;
     }
-    Ok(axum::Json(result))
+    Ok(axum::Json(result.into()))
 }
 
 fn validate_spec(spec: &weir_core::api::DeploymentSpec) -> ApiResult<()> {
@@ -191,7 +194,9 @@ pub(crate) async fn get_deployment(
     Path(DeploymentPath { project, name }): Path<DeploymentPath>,
 ) -> ApiResult<axum::Json<Deployment>> {
     caller.check_project(&project, || format!("deployment {project}/{name}"))?;
-    Ok(axum::Json(st.store.deployment(&project, &name).await?))
+    Ok(axum::Json(
+        st.store.deployment(&project, &name).await?.into(),
+    ))
 }
 
 /// `POST …/pause`.
@@ -219,7 +224,7 @@ async fn set_paused(
     paused: bool,
 ) -> ApiResult<axum::Json<Deployment>> {
     let d = ops::deployments::set_paused(&st, &caller, &project, &name, paused).await?;
-    Ok(axum::Json(d))
+    Ok(axum::Json(d.into()))
 }
 
 /// `POST …/archive`: what `weir deploy --prune` and `weir deployments rm` call. The
@@ -242,5 +247,7 @@ pub(crate) async fn archive(
             )
             .await;
     }
-    Ok(axum::Json(st.store.deployment(&project, &name).await?))
+    Ok(axum::Json(
+        st.store.deployment(&project, &name).await?.into(),
+    ))
 }

@@ -48,7 +48,7 @@ const PAGE_FIRE_TIMES: usize = 5;
 
 /// The next fire times of a deployment's schedules after `now` (`weir_core::schedule`'s
 /// rule); none while it is paused or archived, since it does not fire then.
-pub(crate) fn fire_rows(d: &weir_core::api::Deployment, now: Timestamp) -> Vec<FireRow> {
+pub(crate) fn fire_rows(d: &weir_core::deployment::Deployment, now: Timestamp) -> Vec<FireRow> {
     if d.paused || d.archived_at.is_some() {
         return Vec::new();
     }
