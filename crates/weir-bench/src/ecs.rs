@@ -25,10 +25,11 @@ use weir_client::Client;
 use weir_core::StateKind;
 use weir_core::api::{CreateFlowRun, DeploymentSpec};
 use weir_core::infrastructure::{EcsInfrastructure, Infrastructure};
-use weir_launcher_ecs::aws_sdk_ecs as ecs;
-use weir_launcher_ecs::{Clients, EcsLauncher, EcsOptions, agent::AgentLauncher, taskdef};
-use weir_secrets_aws::aws_config::{Region, SdkConfig};
+use weir_launcher_ecs::{
+    Clients, EcsLauncher, EcsOptions, TaskSpec, agent::AgentLauncher, taskdef,
+};
 use weir_testkit::fargate::{self, LocalFargate, MotoEcs};
+use weir_testkit::moto;
 
 /// Options of `weir-bench ecs`.
 #[derive(clap::Args)]
@@ -78,95 +79,36 @@ fn image_present(image: &str) -> Result<()> {
     Ok(())
 }
 
-async fn config(endpoint: &str) -> SdkConfig {
-    weir_secrets_aws::config_loader()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(ecs::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "weir-bench",
-        ))
-        .load()
-        .await
-}
-
 async fn bench(args: &Args) -> Result<Value> {
     let endpoint = args.endpoint.trim_end_matches('/').to_string();
     let _moto = MotoEcs::lock(&endpoint).await?;
-    let config = config(&endpoint).await;
+    let config = moto::sdk_config(&endpoint).await;
     // What CI does (create the cluster, register), on a client of its own: not counted.
     let ci = Clients::new(&config);
-    let cluster = format!("weir-bench-{}", &Uuid::now_v7().simple().to_string()[20..]);
-    ci.ecs
-        .create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .with_context(|| format!("CreateCluster on {endpoint}"))?;
-    let (subnet, sg) = weir_testkit::moto::default_network(&endpoint)
-        .context("cannot read moto's default subnet and security group (is it moto?)")?;
+    let cluster = create_cluster(&ci, &endpoint).await?;
     let home = tempfile::tempdir()?;
     let server = procs::start_server(home.path(), None, &[])?;
     let client = Client::new(&server.url, Some(server.key.clone()))?;
-    let spec = deployment(&args.image);
-    let Infrastructure::Ecs(infra) = &spec.infrastructure else {
-        bail!("the deployment is not ecs");
-    };
-    let task = weir_launcher_ecs::deployment::task_spec(
-        PROJECT,
-        DEPLOYMENT,
-        infra,
-        &BTreeMap::new(),
-        "us-east-1",
-    )
-    .map_err(anyhow::Error::msg)?;
-    taskdef::ensure(&ci.ecs, &task).await?;
-    client
-        .upsert_deployment(PROJECT, DEPLOYMENT, &spec, false)
-        .await?;
+    let task = register_deployment(&ci, &client, &args.image).await?;
 
     let fargate = LocalFargate::start(&config, fargate::Options::new(&cluster)).await?;
     let agent_clients = Clients::new(&config);
     let requests = agent_clients.requests.clone();
-    let options = EcsOptions {
-        cluster: cluster.clone(),
-        subnets: vec![subnet],
-        security_groups: vec![sg],
-        start_deadline: Duration::from_secs(300),
-        poll_every: Duration::from_millis(args.poll_ms),
-        ..EcsOptions::default()
-    };
-    let launcher = AgentLauncher::new(
-        EcsLauncher::new(agent_clients.ecs, options),
-        agent_clients.logs,
-        "us-east-1".into(),
-    );
-    let agent = Agent::new(
-        Client::new(&server.url, Some(server.key.clone()))?,
-        agent_options(&server.url, home.path(), args.runs),
-        vec![Arc::new(launcher)],
-        Resolver::default(),
-    );
+    let agent = ecs_agent(
+        agent_clients,
+        &endpoint,
+        &cluster,
+        &server,
+        home.path(),
+        args,
+    )?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(agent.run(async {
         let _ = stopped.await;
     }));
 
     let started = Instant::now();
-    let mut ids = Vec::new();
-    for _ in 0..args.runs {
-        let run = client
-            .create_flow_run(&CreateFlowRun {
-                project: Some(PROJECT.into()),
-                deployment: Some(DEPLOYMENT.into()),
-                ..Default::default()
-            })
-            .await?;
-        ids.push(run.id);
-    }
+    let ids = create_runs(&client, args.runs).await?;
     let (completed, launch_ms, states) = wait_all(&client, &ids).await?;
     let wall = started.elapsed();
     let _ = stop.send(());
@@ -187,12 +129,6 @@ async fn bench(args: &Args) -> Result<Value> {
         .len() as u64;
     let sent = requests.snapshot();
     let get = |op: &str| sent.get(op).copied().unwrap_or(0);
-    let mut launch_ms = launch_ms;
-    launch_ms.sort_by(f64::total_cmp);
-    let p50 = launch_ms
-        .get(launch_ms.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(0.0);
     Ok(json!({
         "runs": args.runs,
         "completed": completed,
@@ -200,7 +136,7 @@ async fn bench(args: &Args) -> Result<Value> {
         "run_task_calls": get("RunTask"),
         "describe_tasks_calls": get("DescribeTasks"),
         "describe_tasks_per_run": round(get("DescribeTasks") as f64 / f64::from(args.runs), 2),
-        "launch_p50_ms": round(p50, 1),
+        "launch_p50_ms": round(median(launch_ms), 1),
         "agent_ecs_requests": sent,
         "poll_ms": args.poll_ms,
         "containers_run": ran,
@@ -208,6 +144,96 @@ async fn bench(args: &Args) -> Result<Value> {
         "final_states": states,
         "wall_s": round(wall.as_secs_f64(), 1),
     }))
+}
+
+/// A fresh cluster on the endpoint, named `weir-bench-…`.
+async fn create_cluster(ci: &Clients, endpoint: &str) -> Result<String> {
+    let cluster = format!("weir-bench-{}", &Uuid::now_v7().simple().to_string()[20..]);
+    ci.ecs
+        .create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .with_context(|| format!("CreateCluster on {endpoint}"))?;
+    Ok(cluster)
+}
+
+/// The deploy step: registers the deployment's task definition (by content hash) and the
+/// deployment itself; returns the task spec.
+async fn register_deployment(ci: &Clients, client: &Client, image: &str) -> Result<TaskSpec> {
+    let spec = deployment(image);
+    let Infrastructure::Ecs(infra) = &spec.infrastructure else {
+        bail!("the deployment is not ecs");
+    };
+    let task = weir_launcher_ecs::deployment::task_spec(
+        PROJECT,
+        DEPLOYMENT,
+        infra,
+        &BTreeMap::new(),
+        "us-east-1",
+    )
+    .map_err(anyhow::Error::msg)?;
+    taskdef::ensure(&ci.ecs, &task).await?;
+    client
+        .upsert_deployment(PROJECT, DEPLOYMENT, &spec, false)
+        .await?;
+    Ok(task)
+}
+
+/// An agent of the server with the ECS launcher on `cluster`, in moto's default network.
+fn ecs_agent(
+    clients: Clients,
+    endpoint: &str,
+    cluster: &str,
+    server: &procs::ServerProc,
+    home: &std::path::Path,
+    args: &Args,
+) -> Result<Agent> {
+    let (subnet, sg) = moto::default_network(endpoint)
+        .context("cannot read moto's default subnet and security group (is it moto?)")?;
+    let options = EcsOptions {
+        cluster: cluster.to_string(),
+        subnets: vec![subnet],
+        security_groups: vec![sg],
+        start_deadline: Duration::from_secs(300),
+        poll_every: Duration::from_millis(args.poll_ms),
+        ..EcsOptions::default()
+    };
+    let launcher = AgentLauncher::new(
+        EcsLauncher::new(clients.ecs, options),
+        clients.logs,
+        "us-east-1".into(),
+    );
+    Ok(Agent::new(
+        Client::new(&server.url, Some(server.key.clone()))?,
+        agent_options(&server.url, home, args.runs),
+        vec![Arc::new(launcher)],
+        Resolver::default(),
+    ))
+}
+
+/// Creates `runs` runs of the deployment; returns their ids.
+async fn create_runs(client: &Client, runs: u32) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::new();
+    for _ in 0..runs {
+        let run = client
+            .create_flow_run(&CreateFlowRun {
+                project: Some(PROJECT.into()),
+                deployment: Some(DEPLOYMENT.into()),
+                ..Default::default()
+            })
+            .await?;
+        ids.push(run.id);
+    }
+    Ok(ids)
+}
+
+/// The lower median of `xs` (0 when empty).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0)
 }
 
 fn deployment(image: &str) -> DeploymentSpec {

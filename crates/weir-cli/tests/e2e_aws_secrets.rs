@@ -18,27 +18,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use uuid::Uuid;
 use weir_core::StateKind;
-use weir_secrets_aws::aws_config::Region;
-use weir_secrets_aws::aws_sdk_ssm as ssm;
-
-/// Environment variable naming the endpoint.
-const ENDPOINT_ENV: &str = "WEIR_TEST_AWS_ENDPOINT";
-
-/// The endpoint, or `None` (after printing why) when the test should be skipped.
-fn endpoint() -> Option<String> {
-    match std::env::var(ENDPOINT_ENV) {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{ENDPOINT_ENV} is not set and CI is: start moto with `eval \"$(scripts/test-moto.sh)\"` (scripts/test.sh does)"
-        ),
-        _ => {
-            eprintln!(
-                "skipped: {ENDPOINT_ENV} is not set (start moto with `eval \"$(scripts/test-moto.sh)\"`)"
-            );
-            None
-        }
-    }
-}
 
 /// The hex SHA-256 of `text`, by the same `sha256sum` the flow's shell uses.
 fn sha256_hex(text: &str) -> String {
@@ -91,51 +70,15 @@ fn created_id(stderr: &str) -> Uuid {
         .unwrap_or_else(|| panic!("no `created flow run ID` line in: {stderr}"))
 }
 
-/// A SecureString in SSM reaches a plain command as `$CANARY` (the command checks its
-/// SHA-256, so the value itself is in no deployment); the run Completes; the output line
-/// reads `seen=***`; and the value is in no API response, log, database byte or file of the
-/// sandbox. A reference to a missing parameter fails the run, naming the reference.
-#[test]
-fn ssm_secret_reaches_the_flow_and_nowhere_else() {
-    let Some(endpoint) = endpoint() else { return };
-    let value = format!("canary-{}", Uuid::now_v7().simple());
-    let missing = format!("/weir/test/missing-{}", Uuid::now_v7().simple());
-
-    let mut w = Weir::start(ServerOptions::default());
-    w.block_on(async {
-        let config = weir_secrets_aws::config_loader()
-            .endpoint_url(&endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(ssm::config::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "weir-tests",
-            ))
-            .load()
-            .await;
-        ssm::Client::new(&config)
-            .put_parameter()
-            .name("/weir/test/canary")
-            .value(&value)
-            .r#type(ssm::types::ParameterType::SecureString)
-            .overwrite(true)
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "put /weir/test/canary: {}",
-                    ssm::error::DisplayErrorContext(&e)
-                )
-            });
-    });
-
+/// Project `p`: deployment `d`, a command that prints `seen=$CANARY` and checks its SHA-256
+/// against `value`'s, with `CANARY` from `ssm:/weir/test/canary`; and deployment `missing`,
+/// whose `CANARY` references parameter `missing`, which does not exist.
+fn canary_deployments(value: &str, missing: &str) -> String {
     let check = format!(
         r#"echo seen=$CANARY; test "$(printf %s "$CANARY" | sha256sum | cut -d' ' -f1)" = "{}""#,
-        sha256_hex(&value)
+        sha256_hex(value)
     );
-    w.deploy(&format!(
+    format!(
         r#"
 project = "p"
 
@@ -149,26 +92,34 @@ command = ["sh", "-c", "echo should not start"]
 plain = true
 secrets = {{ CANARY = "ssm:{missing}" }}
 "#
-    ));
+    )
+}
+
+/// A SecureString in SSM reaches a plain command as `$CANARY` (the command checks its
+/// SHA-256, so the value itself is in no deployment); the run Completes; the output line
+/// reads `seen=***`; and the value is in no API response, log, database byte or file of the
+/// sandbox. A reference to a missing parameter fails the run, naming the reference.
+#[test]
+fn ssm_secret_reaches_the_flow_and_nowhere_else() {
+    let Some(endpoint) =
+        weir_testkit::moto::endpoint("ssm_secret_reaches_the_flow_and_nowhere_else")
+    else {
+        return;
+    };
+    let value = format!("canary-{}", Uuid::now_v7().simple());
+    let missing = format!("/weir/test/missing-{}", Uuid::now_v7().simple());
+
+    let mut w = Weir::start(ServerOptions::default());
+    w.block_on(async {
+        let config = weir_testkit::moto::sdk_config(&endpoint).await;
+        weir_testkit::moto::put_secure_string(&config, "/weir/test/canary", &value).await;
+    });
+
+    w.deploy(&canary_deployments(&value, &missing));
 
     // An agent configured for AWS by the standard environment only, as in production.
     let home = w.sb.path("agent-aws");
-    let agent = w.start_agent_env(
-        &home,
-        2,
-        &[
-            ("AWS_ENDPOINT_URL", &endpoint),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("AWS_CONFIG_FILE", "/nonexistent/weir-tests/aws-config"),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/weir-tests/aws-credentials",
-            ),
-        ],
-    );
+    let agent = w.start_agent_env(&home, 2, &weir_testkit::moto::client_env(&endpoint));
 
     let run = w.weir_timeout(&["run", "p/d", "--watch"], Duration::from_secs(90));
     assert_eq!(

@@ -147,6 +147,10 @@ fn deliveries(w: &Weir, rule: &str) -> Vec<Delivery> {
 /// Two runs fail while the receiver answers 500; the server is SIGKILLed with both
 /// deliveries waiting for their retry, and restarted; each is then delivered once (one 200)
 /// under its own id, every repeat carrying that id and the same body.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 fn delivered_once_across_a_sigkill(db: Option<&str>) {
     let mut extra = Vec::new();
     if let Some(url) = db {
@@ -309,7 +313,6 @@ fn delivered_once_across_a_sigkill_postgres() {
 mod sns {
     use super::*;
     use weir_notify_aws::aws_sdk_sns as sns;
-    use weir_secrets_aws::aws_config::Region;
 
     /// moto's default account.
     const ACCOUNT: &str = "123456789012";
@@ -374,6 +377,10 @@ mod sns {
     /// rule naming a topic that does not exist is failed in the delivery log after one
     /// attempt (not retried), the error naming the topic.
     #[test]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+    )]
     fn sns_topic_receives_the_failed_run_and_a_missing_topic_is_logged() {
         let Some(endpoint) = weir_testkit::moto::endpoint(
             "sns_topic_receives_the_failed_run_and_a_missing_topic_is_logged",
@@ -399,18 +406,7 @@ mod sns {
             .build()
             .expect("runtime");
         let topic_arn = rt.block_on(async {
-            let config = weir_secrets_aws::config_loader()
-                .endpoint_url(&endpoint)
-                .region(Region::new("us-east-1"))
-                .credentials_provider(sns::config::Credentials::new(
-                    "test",
-                    "test",
-                    None,
-                    None,
-                    "weir-tests",
-                ))
-                .load()
-                .await;
+            let config = weir_testkit::moto::sdk_config(&endpoint).await;
             let client = sns::Client::new(&config);
             let topic = client
                 .create_topic()
@@ -436,18 +432,7 @@ mod sns {
         let mut w = Weir::start_env(
             ServerOptions::default(),
             &[],
-            &[
-                ("AWS_ENDPOINT_URL", &endpoint),
-                ("AWS_ACCESS_KEY_ID", "test"),
-                ("AWS_SECRET_ACCESS_KEY", "test"),
-                ("AWS_REGION", "us-east-1"),
-                ("AWS_EC2_METADATA_DISABLED", "true"),
-                ("AWS_CONFIG_FILE", "/nonexistent/weir-tests/aws-config"),
-                (
-                    "AWS_SHARED_CREDENTIALS_FILE",
-                    "/nonexistent/weir-tests/aws-credentials",
-                ),
-            ],
+            &weir_testkit::moto::client_env(&endpoint),
         );
         w.deploy(&format!(
             r#"{TOML}

@@ -18,21 +18,11 @@ use weir_core::StateKind;
 use weir_results::ResultStore;
 use weir_testkit::moto;
 
-/// The AWS settings of a client of moto.
-fn aws_env(ep: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", ep.to_string()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ]
-}
-
-fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
-
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 fn a_deployment_with_s3_result_storage_leaves_its_result_in_the_bucket() {
     let Some(ep) =
         moto::endpoint("a_deployment_with_s3_result_storage_leaves_its_result_in_the_bucket")
@@ -52,8 +42,7 @@ fn a_deployment_with_s3_result_storage_leaves_its_result_in_the_bucket() {
         .expect("upload the input object");
 
     let mut w = Weir::start(ServerOptions::default());
-    let env = aws_env(&ep);
-    let env = borrowed(&env);
+    let env = moto::client_env(&ep);
     let home = w.sb.path("agent-0");
     w.start_agent_with(&home, 2, &["--pass-env", "AWS_*"], &env);
     let storage = format!("s3://{bucket}/results");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Lifecycle, MotoEcs};
+use common::{MotoEcs, TaskLifecycle};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
@@ -40,11 +40,12 @@ async fn revisions(ecs: &ecs::Client, family: &str) -> usize {
 
 #[tokio::test]
 async fn a_hundred_runs_cost_one_registration() {
-    let Some(endpoint) = common::endpoint() else {
+    let Some(endpoint) = weir_testkit::moto::endpoint("a_hundred_runs_cost_one_registration")
+    else {
         return;
     };
-    let moto = MotoEcs::lock(&endpoint, Lifecycle::StepPerDescribe).await;
-    let clients = Clients::new(&common::config(moto.endpoint()).await);
+    let moto = MotoEcs::lock(&endpoint, TaskLifecycle::StepPerDescribe).await;
+    let clients = Clients::new(&weir_testkit::moto::sdk_config(moto.endpoint()).await);
     let cluster = common::cluster(&clients.ecs).await;
     let spec = common::spec(&common::unique("etl"));
 
@@ -99,11 +100,13 @@ async fn a_hundred_runs_cost_one_registration() {
 
 #[tokio::test]
 async fn an_unregistered_deployment_fails_naming_weir_deploy() {
-    let Some(endpoint) = common::endpoint() else {
+    let Some(endpoint) =
+        weir_testkit::moto::endpoint("an_unregistered_deployment_fails_naming_weir_deploy")
+    else {
         return;
     };
-    let moto = MotoEcs::lock(&endpoint, Lifecycle::StepPerDescribe).await;
-    let clients = Clients::new(&common::config(moto.endpoint()).await);
+    let moto = MotoEcs::lock(&endpoint, TaskLifecycle::StepPerDescribe).await;
+    let clients = Clients::new(&weir_testkit::moto::sdk_config(moto.endpoint()).await);
     let cluster = common::cluster(&clients.ecs).await;
     let launcher = EcsLauncher::new(
         clients.ecs.clone(),
@@ -123,13 +126,38 @@ async fn an_unregistered_deployment_fails_naming_weir_deploy() {
     );
 }
 
+/// The task definition `arn` of `spec` holds its one secret as a reference (`valueFrom`), no
+/// environment, and the spec's hash as a tag.
+async fn assert_secret_only_referenced(ecs: &ecs::Client, arn: &str, spec: &TaskSpec) {
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .include(ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .expect("describe task definition");
+    let def = td.task_definition().expect("definition");
+    let secrets = def.container_definitions()[0].secrets();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].name(), "DB_PASSWORD");
+    assert_eq!(secrets[0].value_from(), "/weir/test/db-password");
+    assert!(def.container_definitions()[0].environment().is_empty());
+    assert!(
+        td.tags()
+            .iter()
+            .any(|t| t.key() == Some("weir:spec-hash") && t.value() == Some(spec.hash().as_str()))
+    );
+}
+
 #[tokio::test]
 async fn run_task_carries_overrides_tags_and_secret_references() {
-    let Some(endpoint) = common::endpoint() else {
+    let Some(endpoint) =
+        weir_testkit::moto::endpoint("run_task_carries_overrides_tags_and_secret_references")
+    else {
         return;
     };
-    let moto = MotoEcs::lock(&endpoint, Lifecycle::Frozen).await;
-    let clients = Clients::new(&common::config(moto.endpoint()).await);
+    let moto = MotoEcs::lock(&endpoint, TaskLifecycle::Frozen).await;
+    let clients = Clients::new(&weir_testkit::moto::sdk_config(moto.endpoint()).await);
     let cluster = common::cluster(&clients.ecs).await;
     let mut spec = common::spec(&common::unique("secrets"));
     spec.secrets
@@ -193,35 +221,19 @@ async fn run_task_carries_overrides_tags_and_secret_references() {
     assert_eq!(tags.get("weir:deployment"), Some(&spec.deployment.as_str()));
     assert_eq!(task.capacity_provider_name(), Some("FARGATE_SPOT"));
 
-    let td = clients
-        .ecs
-        .describe_task_definition()
-        .task_definition(&registered.arn)
-        .include(ecs::types::TaskDefinitionField::Tags)
-        .send()
-        .await
-        .expect("describe task definition");
-    let def = td.task_definition().expect("definition");
-    let secrets = def.container_definitions()[0].secrets();
-    assert_eq!(secrets.len(), 1);
-    assert_eq!(secrets[0].name(), "DB_PASSWORD");
-    assert_eq!(secrets[0].value_from(), "/weir/test/db-password");
-    assert!(def.container_definitions()[0].environment().is_empty());
-    assert!(
-        td.tags()
-            .iter()
-            .any(|t| t.key() == Some("weir:spec-hash") && t.value() == Some(spec.hash().as_str()))
-    );
+    assert_secret_only_referenced(&clients.ecs, &registered.arn, &spec).await;
     launcher.reconciler().cancel(&started.arn, "test over");
 }
 
 #[tokio::test]
 async fn the_reconciler_batches_describe_calls_and_maps_stopped() {
-    let Some(endpoint) = common::endpoint() else {
+    let Some(endpoint) =
+        weir_testkit::moto::endpoint("the_reconciler_batches_describe_calls_and_maps_stopped")
+    else {
         return;
     };
-    let moto = MotoEcs::lock(&endpoint, Lifecycle::StepPerDescribe).await;
-    let clients = Clients::new(&common::config(moto.endpoint()).await);
+    let moto = MotoEcs::lock(&endpoint, TaskLifecycle::StepPerDescribe).await;
+    let clients = Clients::new(&weir_testkit::moto::sdk_config(moto.endpoint()).await);
     let cluster = common::cluster(&clients.ecs).await;
     let spec = common::spec(&common::unique("batch"));
     taskdef::ensure(&clients.ecs, &spec)
@@ -259,11 +271,13 @@ async fn the_reconciler_batches_describe_calls_and_maps_stopped() {
 
 #[tokio::test]
 async fn cancel_is_stop_task_with_a_reason_and_ends_cancelled() {
-    let Some(endpoint) = common::endpoint() else {
+    let Some(endpoint) =
+        weir_testkit::moto::endpoint("cancel_is_stop_task_with_a_reason_and_ends_cancelled")
+    else {
         return;
     };
-    let moto = MotoEcs::lock(&endpoint, Lifecycle::Frozen).await;
-    let clients = Clients::new(&common::config(moto.endpoint()).await);
+    let moto = MotoEcs::lock(&endpoint, TaskLifecycle::Frozen).await;
+    let clients = Clients::new(&weir_testkit::moto::sdk_config(moto.endpoint()).await);
     let cluster = common::cluster(&clients.ecs).await;
     let spec = common::spec(&common::unique("cancel"));
     taskdef::ensure(&clients.ecs, &spec)
@@ -303,11 +317,13 @@ async fn cancel_is_stop_task_with_a_reason_and_ends_cancelled() {
 
 #[tokio::test]
 async fn a_restarted_agent_adopts_its_task_by_started_by() {
-    let Some(endpoint) = common::endpoint() else {
+    let Some(endpoint) =
+        weir_testkit::moto::endpoint("a_restarted_agent_adopts_its_task_by_started_by")
+    else {
         return;
     };
-    let moto = MotoEcs::lock(&endpoint, Lifecycle::Frozen).await;
-    let clients = Clients::new(&common::config(moto.endpoint()).await);
+    let moto = MotoEcs::lock(&endpoint, TaskLifecycle::Frozen).await;
+    let clients = Clients::new(&weir_testkit::moto::sdk_config(moto.endpoint()).await);
     let cluster = common::cluster(&clients.ecs).await;
     let spec = common::spec(&common::unique("adopt"));
     taskdef::ensure(&clients.ecs, &spec)
@@ -352,11 +368,13 @@ async fn a_restarted_agent_adopts_its_task_by_started_by() {
 
 #[tokio::test]
 async fn a_new_agent_instance_discovers_weir_tasks_by_their_tags() {
-    let Some(endpoint) = common::endpoint() else {
+    let Some(endpoint) =
+        weir_testkit::moto::endpoint("a_new_agent_instance_discovers_weir_tasks_by_their_tags")
+    else {
         return;
     };
-    let moto = MotoEcs::lock(&endpoint, Lifecycle::Frozen).await;
-    let clients = Clients::new(&common::config(moto.endpoint()).await);
+    let moto = MotoEcs::lock(&endpoint, TaskLifecycle::Frozen).await;
+    let clients = Clients::new(&weir_testkit::moto::sdk_config(moto.endpoint()).await);
     let cluster = common::cluster(&clients.ecs).await;
     let spec = common::spec(&common::unique("discover"));
     taskdef::ensure(&clients.ecs, &spec)
@@ -391,10 +409,12 @@ async fn a_new_agent_instance_discovers_weir_tasks_by_their_tags() {
 
 #[tokio::test]
 async fn the_log_tail_keeps_every_line_of_one_millisecond() {
-    let Some(endpoint) = common::endpoint() else {
+    let Some(endpoint) =
+        weir_testkit::moto::endpoint("the_log_tail_keeps_every_line_of_one_millisecond")
+    else {
         return;
     };
-    let logs = cwl::Client::new(&common::config(&endpoint).await);
+    let logs = cwl::Client::new(&weir_testkit::moto::sdk_config(&endpoint).await);
     let group = format!("/weir/test/{}", common::unique("flows"));
     let stream = "etl/flow/0123456789abcdef";
     logs.create_log_group()

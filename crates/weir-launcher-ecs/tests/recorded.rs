@@ -115,7 +115,7 @@ impl Fake {
     }
 
     async fn launcher(&self, start_deadline: Duration) -> Arc<EcsLauncher> {
-        let config = common::config(&self.url).await;
+        let config = weir_testkit::moto::sdk_config(&self.url).await;
         let options = EcsOptions {
             cluster: "weir".into(),
             subnets: vec!["subnet-0a1b2c3d".into()],
@@ -357,8 +357,9 @@ async fn an_unreported_exit_ends_the_run_quoting_aws_and_its_log_tail() {
         recorded("log_tail_end"),
     );
     let ecs = fake.launcher(Duration::from_secs(30)).await;
-    let logs =
-        weir_launcher_ecs::aws_sdk_cloudwatchlogs::Client::new(&common::config(&fake.url).await);
+    let logs = weir_launcher_ecs::aws_sdk_cloudwatchlogs::Client::new(
+        &weir_testkit::moto::sdk_config(&fake.url).await,
+    );
     let agent = AgentLauncher::new(ecs.clone(), logs, "us-east-1".into());
     let started = ecs.run(&req).await.expect("started");
     let log = LogSpec {

@@ -4,73 +4,21 @@
 //! Start the endpoint with `eval "$(scripts/test-moto.sh)"`, which exports
 //! `WEIR_TEST_AWS_ENDPOINT`. Without it every test prints a "skipped" line and passes —
 //! except when `CI` is set, where a missing endpoint is a failure. Credentials are moto's
-//! dummies (`test`/`test`) and the region is `us-east-1`, set on the SDK config here so the
+//! dummies (`test`/`test`) and the region is `us-east-1`, set by `weir_testkit::moto::sdk_config` so the
 //! tests do not depend on the environment's AWS settings.
 
 use std::collections::BTreeMap;
 use uuid::Uuid;
 use weir_agent::secrets::Resolver;
-use weir_secrets_aws::aws_config::{Region, SdkConfig};
+use weir_secrets_aws::aws_config::SdkConfig;
 use weir_secrets_aws::aws_sdk_secretsmanager as sm;
 use weir_secrets_aws::aws_sdk_ssm as ssm;
 use weir_secrets_aws::{Error, SecretsManagerStore, SsmStore};
-
-/// Environment variable naming the endpoint.
-const ENDPOINT_ENV: &str = "WEIR_TEST_AWS_ENDPOINT";
-
-/// The endpoint, or `None` (after printing why) when the test should be skipped.
-fn endpoint() -> Option<String> {
-    match std::env::var(ENDPOINT_ENV) {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{ENDPOINT_ENV} is not set and CI is: start moto with `eval \"$(scripts/test-moto.sh)\"` (scripts/test.sh does)"
-        ),
-        _ => {
-            eprintln!(
-                "skipped: {ENDPOINT_ENV} is not set (start moto with `eval \"$(scripts/test-moto.sh)\"`)"
-            );
-            None
-        }
-    }
-}
-
-/// The SDK config the stores use in production, pointed at moto with dummy credentials.
-async fn config(endpoint: &str) -> SdkConfig {
-    weir_secrets_aws::config_loader()
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(ssm::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "weir-tests",
-        ))
-        .load()
-        .await
-}
+use weir_testkit::moto;
 
 /// A value no test run has used before, so finding it anywhere proves a leak.
 fn fresh_value(what: &str) -> String {
     format!("{what}-{}", Uuid::now_v7().simple())
-}
-
-/// Writes SecureString parameter `name` = `value` (replacing it if it exists).
-async fn put_parameter(config: &SdkConfig, name: &str, value: &str) {
-    ssm::Client::new(config)
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "put parameter {name}: {}",
-                ssm::error::DisplayErrorContext(&e)
-            )
-        });
 }
 
 /// Makes secret `name` hold string `value` (creating it, or adding a new current version).
@@ -120,13 +68,15 @@ fn resolver(config: &SdkConfig) -> Resolver {
 /// JSON secret, and a plain-string secret.
 #[tokio::test]
 async fn resolves_parameters_json_keys_and_plain_secrets() {
-    let Some(endpoint) = endpoint() else { return };
-    let config = config(&endpoint).await;
+    let Some(endpoint) = moto::endpoint("resolves_parameters_json_keys_and_plain_secrets") else {
+        return;
+    };
+    let config = moto::sdk_config(&endpoint).await;
     let db_password = fresh_value("db-password");
     let docker_password = fresh_value("docker-password");
     let plain = fresh_value("plain");
     let plain_name = format!("weir/tests/plain-{}", Uuid::now_v7().simple());
-    put_parameter(&config, "/DataFlows/Dev/DB_PASSWORD", &db_password).await;
+    moto::put_secure_string(&config, "/DataFlows/Dev/DB_PASSWORD", &db_password).await;
     put_secret(
         &config,
         "Shared/DockerHub",
@@ -164,8 +114,10 @@ async fn resolves_parameters_json_keys_and_plain_secrets() {
 /// does not exist.
 #[tokio::test]
 async fn missing_parameter_and_secret_name_the_reference() {
-    let Some(endpoint) = endpoint() else { return };
-    let config = config(&endpoint).await;
+    let Some(endpoint) = moto::endpoint("missing_parameter_and_secret_name_the_reference") else {
+        return;
+    };
+    let config = moto::sdk_config(&endpoint).await;
     let id = Uuid::now_v7().simple().to_string();
 
     let reference = format!("ssm:/weir/tests/missing-{id}");
@@ -198,8 +150,10 @@ async fn missing_parameter_and_secret_name_the_reference() {
 /// naming the key — and the error never carries the secret's value.
 #[tokio::test]
 async fn missing_json_key_names_the_key_not_the_value() {
-    let Some(endpoint) = endpoint() else { return };
-    let config = config(&endpoint).await;
+    let Some(endpoint) = moto::endpoint("missing_json_key_names_the_key_not_the_value") else {
+        return;
+    };
+    let config = moto::sdk_config(&endpoint).await;
     let id = Uuid::now_v7().simple().to_string();
     let password = fresh_value("json-password");
     let json_name = format!("weir/tests/json-{id}");
@@ -246,11 +200,13 @@ async fn missing_json_key_names_the_key_not_the_value() {
 /// The SSM store reads plain String parameters too, and selects a version with `:N`.
 #[tokio::test]
 async fn ssm_versions_and_plain_strings() {
-    let Some(endpoint) = endpoint() else { return };
-    let config = config(&endpoint).await;
+    let Some(endpoint) = moto::endpoint("ssm_versions_and_plain_strings") else {
+        return;
+    };
+    let config = moto::sdk_config(&endpoint).await;
     let name = format!("/weir/tests/versions-{}", Uuid::now_v7().simple());
-    put_parameter(&config, &name, "first").await;
-    put_parameter(&config, &name, "second").await;
+    moto::put_secure_string(&config, &name, "first").await;
+    moto::put_secure_string(&config, &name, "second").await;
     let store = SsmStore::new(&config);
     assert_eq!(store.get(&name).await.expect("latest"), "second");
     assert_eq!(store.get(&format!("{name}:1")).await.expect("v1"), "first");

@@ -1,11 +1,14 @@
-//! moto's S3, for the result-storage tests: the endpoint from `WEIR_TEST_AWS_ENDPOINT` (start
-//! it with `eval "$(scripts/test-moto.sh)"`; scripts/test.sh does) and fresh buckets on it.
+//! moto, the one home of every test's view of it: the endpoint from `WEIR_TEST_AWS_ENDPOINT`
+//! (start it with `eval "$(scripts/test-moto.sh)"`; scripts/test.sh does), fresh S3 buckets,
+//! its default VPC's network, the lock on its one ECS task lifecycle, and (feature `aws`) the
+//! production SDK config pointed at it.
 //!
 //! Without the variable, tests print a "skipped" line and pass — except when `CI` is set, where
 //! a missing endpoint is a failure.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Environment variable naming moto's endpoint (`http://127.0.0.1:55500`).
@@ -27,6 +30,24 @@ pub fn endpoint(test: &str) -> Option<String> {
     }
 }
 
+/// The standard AWS environment of a process that reaches moto the way it would reach AWS in
+/// production: the endpoint, moto's dummy credentials, the region, no EC2 instance metadata
+/// and no shared config or credentials file of the machine's user.
+pub fn client_env(endpoint: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/weir-tests/aws-config"),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/weir-tests/aws-credentials",
+        ),
+    ]
+}
+
 /// A bucket name no other test uses: `weir-test-<what>-<nanos>`.
 pub fn bucket_name(what: &str) -> String {
     let nanos = SystemTime::now()
@@ -36,36 +57,14 @@ pub fn bucket_name(what: &str) -> String {
     format!("weir-test-{what}-{nanos:x}")
 }
 
-/// One plain HTTP/1.1 request to `endpoint` (moto accepts unsigned requests); returns the
-/// status code (0: an answer without one).
-fn request(endpoint: &str, method: &str, path: &str) -> std::io::Result<u16> {
-    let authority = endpoint.strip_prefix("http://").ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{ENDPOINT_ENV}={endpoint} is not a plain http:// URL"),
-        )
-    })?;
-    let mut s = TcpStream::connect(authority)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    Ok(answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0))
-}
-
 /// Creates a fresh bucket on moto and returns its name.
 pub fn create_bucket(endpoint: &str, what: &str) -> String {
     let name = bucket_name(what);
-    let status = request(endpoint, "PUT", &format!("/{name}"))
-        .unwrap_or_else(|e| panic!("moto at {endpoint} did not take PUT /{name}: {e}"));
-    assert_eq!(status, 200, "moto created bucket {name}");
+    let (status, answer) = send(endpoint, "PUT", &format!("/{name}"), "text/plain", None, "");
+    assert_eq!(
+        status, 200,
+        "moto at {endpoint} created bucket {name} (answer: {answer})"
+    );
     name
 }
 
@@ -102,7 +101,8 @@ pub fn default_network(endpoint: &str) -> Option<(String, String)> {
     ))
 }
 
-/// One HTTP/1.1 request; returns the status code (0 when nothing answered) and the body.
+/// One plain HTTP/1.1 request to `endpoint` (an `http://` URL: moto accepts unsigned
+/// requests); returns the status code (0 when nothing answered) and the body.
 fn send(
     endpoint: &str,
     method: &str,
@@ -142,4 +142,89 @@ fn send(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The production SDK config (`weir_secrets_aws::config_loader`, as the agent and the CLI build
+/// it) pointed at `endpoint`, in `us-east-1`, with moto's dummy credentials: tests do not depend
+/// on the environment's AWS settings.
+#[cfg(feature = "aws")]
+pub async fn sdk_config(endpoint: &str) -> weir_secrets_aws::aws_config::SdkConfig {
+    use weir_secrets_aws::aws_sdk_ssm::config::Credentials;
+    weir_secrets_aws::config_loader()
+        .endpoint_url(endpoint)
+        .region(weir_secrets_aws::aws_config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "weir-tests"))
+        .load()
+        .await
+}
+
+/// Writes SSM SecureString parameter `name` = `value` (replacing it if it exists); panics,
+/// quoting the SDK's error, when the endpoint refuses.
+#[cfg(feature = "aws")]
+pub async fn put_secure_string(
+    config: &weir_secrets_aws::aws_config::SdkConfig,
+    name: &str,
+    value: &str,
+) {
+    use weir_secrets_aws::aws_sdk_ssm as ssm;
+    ssm::Client::new(config)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "put parameter {name}: {}",
+                ssm::error::DisplayErrorContext(&e)
+            )
+        });
+}
+
+/// How moto moves ECS tasks (one setting for all of moto's tasks: hold [`EcsLifecycle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskLifecycle {
+    /// One step per `DescribeTasks`: RUNNING → … → STOPPED after four (moto's default).
+    StepPerDescribe,
+    /// RUNNING until `StopTask`.
+    Frozen,
+}
+
+/// moto's ECS task lifecycle, set and held for the life of the value: a file lock every
+/// test process (and `weir-bench ecs`) takes before it sets the lifecycle, since nextest runs
+/// each test in a process of its own and moto has one setting for them all.
+pub struct EcsLifecycle {
+    _lock: std::fs::File,
+}
+
+impl EcsLifecycle {
+    /// Waits for the lock (blocking: async callers run it on a blocking thread), then sets
+    /// `lifecycle`. Fails when the lock cannot be taken or moto refuses the setting.
+    pub fn hold(endpoint: &str, lifecycle: TaskLifecycle) -> std::io::Result<EcsLifecycle> {
+        let path = lock_path();
+        let file = std::fs::File::create(&path)?;
+        file.lock()?;
+        let times: u64 = match lifecycle {
+            TaskLifecycle::StepPerDescribe => 1,
+            TaskLifecycle::Frozen => 1_000_000_000,
+        };
+        let body = format!(
+            r#"{{"model_name":"ecs::task","transition":{{"progression":"manual","times":{times}}}}}"#
+        );
+        let status = post_json(endpoint, "/moto-api/state-manager/set-transition", &body);
+        if !(200..300).contains(&status) {
+            return Err(std::io::Error::other(format!(
+                "moto at {endpoint} refused to set its ECS task lifecycle to {lifecycle:?} \
+                 (HTTP {status}): is the endpoint moto's server?"
+            )));
+        }
+        Ok(EcsLifecycle { _lock: file })
+    }
+}
+
+/// The lock file of moto's ECS task lifecycle, shared by every process of this machine.
+fn lock_path() -> PathBuf {
+    std::env::temp_dir().join("weir-test-moto-ecs.lock")
 }

@@ -17,10 +17,7 @@ fn run(ep: &str, storage: Option<&str>, args: &[&str]) -> (Output, tempfile::Tem
     let home = tempfile::tempdir().expect("tempdir");
     let mut c = Command::new(BIN);
     c.env("WEIR_HOME", home.path())
-        .env("AWS_ENDPOINT_URL", ep)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
+        .envs(moto::client_env(ep))
         .env_remove("WEIR_API_URL")
         .env_remove("WEIR_FLOW_RUN_ID")
         .env_remove("WEIR_PARAMETERS")

@@ -52,7 +52,8 @@ fn err(what: impl std::fmt::Display) -> Error {
     Error(what.to_string())
 }
 
-/// Settings.
+/// How the local Fargate watches its cluster and runs tasks ([`Options::new`] has the
+/// defaults).
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The cluster to watch.
@@ -81,7 +82,7 @@ impl Options {
 /// What the local Fargate did so far.
 #[derive(Debug, Default)]
 pub struct Counts {
-    /// Containers started.
+    /// Containers started, one per task run.
     pub started: AtomicU64,
     /// Tasks whose container exited on its own.
     pub exited: AtomicU64,
@@ -262,35 +263,23 @@ async fn describe(inner: &Inner, arns: &[String]) -> Result<Vec<ecs::types::Task
 }
 
 /// moto's ECS task lifecycle frozen (RUNNING until `StopTask`), held across test processes
-/// for the life of the value: moto has one lifecycle setting for all tasks, and other ECS
-/// tests set another while they hold the same lock.
+/// for the life of the value ([`moto::EcsLifecycle`]: other ECS tests set another while they
+/// hold the same lock).
 pub struct MotoEcs {
-    _lock: std::fs::File,
+    _held: moto::EcsLifecycle,
 }
 
 impl MotoEcs {
     /// Takes the lock (waiting for other holders) and freezes moto's task lifecycle.
     pub async fn lock(endpoint: &str) -> Result<MotoEcs, Error> {
-        let path = std::env::temp_dir().join("weir-test-moto-ecs.lock");
-        let file = std::fs::File::create(&path)
-            .map_err(|e| err(format!("lock file {}: {e}", path.display())))?;
-        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
-            .await
-            .map_err(err)?
-            .map_err(|e| err(format!("lock {}: {e}", path.display())))?;
-        let body = r#"{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000000}}"#;
         let endpoint = endpoint.to_string();
-        let status = tokio::task::spawn_blocking(move || {
-            moto::post_json(&endpoint, "/moto-api/state-manager/set-transition", body)
+        let held = tokio::task::spawn_blocking(move || {
+            moto::EcsLifecycle::hold(&endpoint, moto::TaskLifecycle::Frozen)
         })
         .await
-        .map_err(err)?;
-        if !(200..300).contains(&status) {
-            return Err(err(format!(
-                "moto refused to freeze its ECS task lifecycle (HTTP {status}): is the endpoint moto's server?"
-            )));
-        }
-        Ok(MotoEcs { _lock: file })
+        .map_err(err)?
+        .map_err(|e| err(format!("moto's ECS task lifecycle: {e}")))?;
+        Ok(MotoEcs { _held: held })
     }
 }
 
