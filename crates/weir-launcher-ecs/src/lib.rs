@@ -93,32 +93,17 @@ where
                 None => code.to_string(),
             }
         }
-        None => chain(err),
+        None => weir_secrets_aws::error_chain(err),
     };
     Error::Aws { operation, detail }
-}
-
-/// `err` and its sources, each by its `Display`, joined by `: `.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
 }
 
 /// ECS and CloudWatch Logs clients sharing one configuration.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    /// ECS.
+    /// The ECS client (its requests counted in `requests`).
     pub ecs: aws_sdk_ecs::Client,
-    /// CloudWatch Logs.
+    /// The CloudWatch Logs client, for tailing tasks' `awslogs` output.
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// The ECS requests sent through `ecs`, by operation.
     pub requests: requests::Requests,

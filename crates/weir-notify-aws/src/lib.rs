@@ -136,20 +136,9 @@ where
                 Failure::permanent(text)
             }
         }
-        None => Failure::transient(format!("SNS topic {topic}: {}", chain(err))),
+        None => Failure::transient(format!(
+            "SNS topic {topic}: {}",
+            weir_secrets_aws::error_chain(err)
+        )),
     }
-}
-
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
 }

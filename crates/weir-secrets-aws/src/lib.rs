@@ -67,7 +67,7 @@ pub enum Error {
     NotFound {
         /// "SSM parameter" or "Secrets Manager secret".
         what: &'static str,
-        /// Its name.
+        /// The parameter's or secret's name, as the reference gives it.
         name: String,
         /// The region asked.
         region: String,
@@ -77,7 +77,7 @@ pub enum Error {
     AccessDenied {
         /// "SSM parameter" or "Secrets Manager secret".
         what: &'static str,
-        /// Its name.
+        /// The parameter's or secret's name, as the reference gives it.
         name: String,
         /// The service's code and message.
         detail: String,
@@ -112,7 +112,7 @@ pub enum Error {
     Service {
         /// "SSM parameter" or "Secrets Manager secret".
         what: &'static str,
-        /// Its name.
+        /// The parameter's or secret's name, as the reference gives it.
         name: String,
         /// What went wrong.
         detail: String,
@@ -231,13 +231,14 @@ where
     Error::Service {
         what,
         name: name.to_string(),
-        detail: chain(err),
+        detail: error_chain(err),
     }
 }
 
-/// `err` and its sources, each by its `Display`, joined by `: ` (the SDK's own
-/// `DisplayErrorContext` appends a `Debug` dump as well).
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+/// `err` and its sources, each by its `Display`, joined by `: ` (a source whose text the
+/// previous one already ends with is left out): how Weir's AWS crates quote an SDK error, since
+/// the SDK's own `DisplayErrorContext` appends a `Debug` dump as well.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {
