@@ -30,6 +30,27 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
+/// Prints a list the way every `… ls` command does: with `--json`, `value` (the list, or the
+/// page holding it) as JSON; otherwise `empty` (a sentence saying what to do next) when there
+/// are no `items` and a sentence is given, else a table of one `row` per item under
+/// `headers`.
+pub fn list<T: Serialize, I>(
+    json: bool,
+    value: &T,
+    items: &[I],
+    empty: Option<&str>,
+    headers: &[&str],
+    row: impl Fn(&I) -> Vec<String>,
+) {
+    if json {
+        self::json(value);
+    } else if let Some(empty) = empty.filter(|_| items.is_empty()) {
+        println!("{empty}");
+    } else {
+        table(headers, items.iter().map(row).collect());
+    }
+}
+
 /// Prints a value as pretty JSON.
 pub fn json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {

@@ -5,6 +5,7 @@ use crate::config::split_target;
 use crate::output;
 use anyhow::Result;
 use std::process::ExitCode;
+use weir_core::api::Deployment;
 
 /// `weir deployments …`.
 pub async fn deployments(api: &str, cmd: DeploymentsCommand, json: bool) -> Result<ExitCode> {
@@ -21,45 +22,11 @@ async fn list(api: &str, project: Option<String>, json: bool) -> Result<ExitCode
         .deployments(project.as_deref())
         .await
         .map_err(super::explain)?;
-    if json {
-        output::json(&list);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if list.is_empty() {
-        println!("no deployments yet: register some with `weir deploy -f weir.toml`");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows = list
-        .iter()
-        .map(|d| {
-            let schedule = d
-                .spec
-                .schedules
-                .iter()
-                .filter_map(|s| weir_core::Schedule::parse(s).ok().map(|s| s.describe()))
-                .collect::<Vec<_>>()
-                .join("; ");
-            vec![
-                format!("{}/{}", d.project, d.name),
-                d.spec.flow.clone(),
-                format!("v{}", d.version),
-                d.spec.work_queue.clone(),
-                if schedule.is_empty() {
-                    "-".into()
-                } else {
-                    schedule
-                },
-                if d.archived_at.is_some() {
-                    "archived".into()
-                } else if d.paused {
-                    "paused".into()
-                } else {
-                    "active".into()
-                },
-            ]
-        })
-        .collect();
-    output::table(
+    output::list(
+        json,
+        &list,
+        &list,
+        Some("no deployments yet: register some with `weir deploy -f weir.toml`"),
         &[
             "DEPLOYMENT",
             "FLOW",
@@ -68,9 +35,39 @@ async fn list(api: &str, project: Option<String>, json: bool) -> Result<ExitCode
             "SCHEDULE",
             "STATUS",
         ],
-        rows,
+        deployment_row,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A deployment's row of `weir deployments ls`: its schedules described in words, and
+/// whether it is archived, paused or active.
+fn deployment_row(d: &Deployment) -> Vec<String> {
+    let schedule = d
+        .spec
+        .schedules
+        .iter()
+        .filter_map(|s| weir_core::Schedule::parse(s).ok().map(|s| s.describe()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    vec![
+        format!("{}/{}", d.project, d.name),
+        d.spec.flow.clone(),
+        format!("v{}", d.version),
+        d.spec.work_queue.clone(),
+        if schedule.is_empty() {
+            "-".into()
+        } else {
+            schedule
+        },
+        if d.archived_at.is_some() {
+            "archived".into()
+        } else if d.paused {
+            "paused".into()
+        } else {
+            "active".into()
+        },
+    ]
 }
 
 /// `weir schedule pause|resume`.
@@ -101,19 +98,13 @@ pub async fn schedule(api: &str, cmd: ScheduleCommand, json: bool) -> Result<Exi
 /// `weir agents ls`.
 pub async fn agents(api: &str, json: bool) -> Result<ExitCode> {
     let list = super::client(api)?.agents().await.map_err(super::explain)?;
-    if json {
-        output::json(&list);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if list.is_empty() {
-        println!(
-            "no agents seen in the last 24 hours: start one with `weir agent --queue default`"
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows = list
-        .iter()
-        .map(|a| {
+    output::list(
+        json,
+        &list,
+        &list,
+        Some("no agents seen in the last 24 hours: start one with `weir agent --queue default`"),
+        &["ID", "NAME", "QUEUES", "RUNNING", "LAST HEARTBEAT"],
+        |a| {
             vec![
                 a.id.to_string(),
                 a.name.clone(),
@@ -121,9 +112,8 @@ pub async fn agents(api: &str, json: bool) -> Result<ExitCode> {
                 format!("{}/{}", a.running, a.limit),
                 output::time(&a.last_heartbeat_at),
             ]
-        })
-        .collect();
-    output::table(&["ID", "NAME", "QUEUES", "RUNNING", "LAST HEARTBEAT"], rows);
+        },
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -133,14 +123,13 @@ pub async fn queues(api: &str, json: bool) -> Result<ExitCode> {
         .work_queues()
         .await
         .map_err(super::explain)?;
-    if json {
-        output::json(&list);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows = list
-        .iter()
-        .map(|q| vec![q.name.clone(), q.ready.to_string(), q.running.to_string()])
-        .collect();
-    output::table(&["QUEUE", "READY", "RUNNING"], rows);
+    output::list(
+        json,
+        &list,
+        &list,
+        None,
+        &["QUEUE", "READY", "RUNNING"],
+        |q| vec![q.name.clone(), q.ready.to_string(), q.running.to_string()],
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -31,29 +31,25 @@ pub async fn limits(api: &str, cmd: LimitsCommand, json: bool) -> Result<ExitCod
         }
         LimitsCommand::Ls => {
             let ls = client.tag_limits().await.map_err(super::explain)?;
-            if json {
-                output::json(&ls);
-            } else if ls.is_empty() {
-                println!("no tag limits (set one with `weir limits set TAG N`)");
-            } else {
-                output::table(
-                    &["TAG", "SLOTS", "HELD", "HELD BY"],
-                    ls.iter()
-                        .map(|l| {
-                            vec![
-                                l.tag.clone(),
-                                l.slots.to_string(),
-                                l.holders.len().to_string(),
-                                l.holders
-                                    .iter()
-                                    .map(ToString::to_string)
-                                    .collect::<Vec<_>>()
-                                    .join(" "),
-                            ]
-                        })
-                        .collect(),
-                );
-            }
+            output::list(
+                json,
+                &ls,
+                &ls,
+                Some("no tag limits (set one with `weir limits set TAG N`)"),
+                &["TAG", "SLOTS", "HELD", "HELD BY"],
+                |l| {
+                    vec![
+                        l.tag.clone(),
+                        l.slots.to_string(),
+                        l.holders.len().to_string(),
+                        l.holders
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ]
+                },
+            );
         }
         LimitsCommand::Rm { tag } => {
             check_tag(&tag).map_err(anyhow::Error::msg)?;

@@ -82,19 +82,15 @@ async fn list(
         .notification_rules(project.as_deref())
         .await
         .map_err(super::explain)?;
-    if json {
-        output::json(&rules);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if rules.is_empty() {
-        println!(
-            "no notification rules: add one with `weir notifications add PROJECT/NAME --on failed --webhook URL`, or a [[notifications]] table in weir.toml"
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows = rules
-        .iter()
-        .map(|r| {
+    output::list(
+        json,
+        &rules,
+        &rules,
+        Some(
+            "no notification rules: add one with `weir notifications add PROJECT/NAME --on failed --webhook URL`, or a [[notifications]] table in weir.toml",
+        ),
+        &["RULE", "ON", "DEPLOYMENTS", "DESTINATION", "RATE", "SOURCE"],
+        |r| {
             let on: Vec<&str> = r.spec.on.iter().map(|e| e.as_str()).collect();
             vec![
                 format!("{}/{}", r.project, r.name),
@@ -108,11 +104,7 @@ async fn list(
                 r.spec.rate_limit.to_string(),
                 r.source.as_str().into(),
             ]
-        })
-        .collect();
-    output::table(
-        &["RULE", "ON", "DEPLOYMENTS", "DESTINATION", "RATE", "SOURCE"],
-        rows,
+        },
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -175,26 +167,11 @@ async fn log(
         })
         .await
         .map_err(super::explain)?;
-    if json {
-        output::json(&page);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows = page
-        .items
-        .iter()
-        .map(|d| {
-            vec![
-                output::time(&d.created_at),
-                format!("{}/{}", d.project, d.rule),
-                d.event.as_str().into(),
-                d.destination.clone(),
-                d.status.as_str().into(),
-                d.attempts.to_string(),
-                d.last_error.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    output::table(
+    output::list(
+        json,
+        &page,
+        &page.items,
+        None,
         &[
             "AT",
             "RULE",
@@ -204,7 +181,17 @@ async fn log(
             "ATTEMPTS",
             "LAST ERROR",
         ],
-        rows,
+        |d| {
+            vec![
+                output::time(&d.created_at),
+                format!("{}/{}", d.project, d.rule),
+                d.event.as_str().into(),
+                d.destination.clone(),
+                d.status.as_str().into(),
+                d.attempts.to_string(),
+                d.last_error.clone().unwrap_or_default(),
+            ]
+        },
     );
     Ok(ExitCode::SUCCESS)
 }

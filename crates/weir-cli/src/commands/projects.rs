@@ -12,24 +12,20 @@ pub async fn projects(api: &str, cmd: ProjectsCommand, json: bool) -> Result<Exi
     match cmd {
         ProjectsCommand::Ls => {
             let list = client.projects().await.map_err(super::explain)?;
-            if json {
-                output::json(&list);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows = list
-                .iter()
-                .map(|p| {
+            output::list(
+                json,
+                &list,
+                &list,
+                None,
+                &["PROJECT", "RETENTION", "PRUNED RUNS", "LAST PRUNED"],
+                |p| {
                     vec![
                         p.name.clone(),
                         retention(p),
                         p.pruned_runs.to_string(),
                         p.pruned_at.as_ref().map(output::time).unwrap_or("-".into()),
                     ]
-                })
-                .collect();
-            output::table(
-                &["PROJECT", "RETENTION", "PRUNED RUNS", "LAST PRUNED"],
-                rows,
+                },
             );
         }
         ProjectsCommand::Show { project } => {

@@ -229,18 +229,13 @@ async fn list(
         ..Default::default()
     };
     let page = client.list_flow_runs(&q).await.map_err(super::explain)?;
-    if json {
-        output::json(&page);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if page.items.is_empty() {
-        println!("no runs yet: start one with `weir run PROJECT/DEPLOYMENT`");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows = page
-        .items
-        .iter()
-        .map(|r| {
+    output::list(
+        json,
+        &page,
+        &page.items,
+        Some("no runs yet: start one with `weir run PROJECT/DEPLOYMENT`"),
+        &["ID", "NAME", "DEPLOYMENT", "STATE", "SCHEDULED", "DURATION"],
+        |r| {
             vec![
                 r.id.to_string(),
                 r.name.clone(),
@@ -253,11 +248,7 @@ async fn list(
                 output::time(&r.scheduled_at),
                 output::duration(r.started_at, r.ended_at),
             ]
-        })
-        .collect();
-    output::table(
-        &["ID", "NAME", "DEPLOYMENT", "STATE", "SCHEDULED", "DURATION"],
-        rows,
+        },
     );
     Ok(ExitCode::SUCCESS)
 }
