@@ -38,7 +38,7 @@ pub struct Args {
 /// The launchers `weir-bench launch` measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
-    /// Local processes.
+    /// Plain processes on this machine (the process launcher).
     Process,
     /// Containers on the local Docker engine.
     Docker,

@@ -30,7 +30,7 @@ pub fn free_port() -> Result<u16> {
 
 /// A child process killed when dropped.
 pub struct Proc {
-    /// The child.
+    /// The spawned process, killed and reaped on drop.
     pub child: Child,
 }
 
@@ -43,7 +43,7 @@ impl Drop for Proc {
 
 /// A running `weir server`.
 pub struct ServerProc {
-    /// The process.
+    /// The server's process (killed when this is dropped).
     pub proc: Proc,
     /// Its base URL.
     pub url: String,

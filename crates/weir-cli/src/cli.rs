@@ -16,7 +16,7 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The command.
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -127,7 +127,7 @@ pub struct AgentArgs {
     pub result_storage: Option<String>,
 }
 
-/// The commands.
+/// Every `weir` subcommand; each variant's doc comment is its `--help` text.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (API, scheduler, crash detector).
@@ -136,10 +136,11 @@ pub enum Command {
     Agent(AgentArgs),
     /// Server and agent in one process, with the example flows deployed: the local default.
     Up {
-        /// Server options.
+        /// How the server listens and where it keeps its data (`weir server`'s flags).
         #[command(flatten)]
         server: ServerArgs,
-        /// Agent options.
+        /// Which queues the agent takes runs from and how it launches them (`weir agent`'s
+        /// flags).
         #[command(flatten)]
         agent: AgentArgs,
         /// Do not deploy the example flows.
@@ -168,7 +169,7 @@ pub enum Command {
     },
     /// Start a run of a deployment: `weir run dev/etl --param rows=10 --watch`.
     Run {
-        /// PROJECT/DEPLOYMENT.
+        /// The deployment, as PROJECT/DEPLOYMENT (e.g. dev/etl).
         target: String,
         /// A parameter as key=value (value parsed as JSON when it is JSON).
         #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
@@ -183,7 +184,7 @@ pub enum Command {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
-    /// Flow runs.
+    /// List, show, explain, cancel and retry flow runs; fetch their results.
     #[command(subcommand)]
     Runs(RunsCommand),
     /// Print a run's logs.
@@ -194,7 +195,7 @@ pub enum Command {
         #[arg(long, short = 'f')]
         follow: bool,
     },
-    /// Deployments.
+    /// List, show and remove deployments.
     #[command(subcommand)]
     Deployments(DeploymentsCommand),
     /// Projects and their retention.
@@ -207,7 +208,7 @@ pub enum Command {
     /// (idempotent: a tick that has its run, from the scheduler or an earlier backfill, gets no
     /// other). Each run's flow sees its tick as WEIR_TICK_AT.
     Backfill {
-        /// PROJECT/DEPLOYMENT.
+        /// The deployment, as PROJECT/DEPLOYMENT (e.g. dev/etl).
         target: String,
         /// The window's first instant (ticks at or after it): RFC 3339
         /// (2026-11-01T00:00:00Z), or a date-time or date in UTC (2026-11-01 06:00, 2026-11-01).
@@ -224,10 +225,10 @@ pub enum Command {
         #[arg(long)]
         plan: bool,
     },
-    /// Agents.
+    /// List the agents seen in the last 24 hours.
     #[command(subcommand)]
     Agents(AgentsCommand),
-    /// Work queues.
+    /// List work queues with their ready and running runs.
     #[command(subcommand)]
     Queues(QueuesCommand),
     /// Concurrency limits of tags, across deployments and projects.
@@ -341,7 +342,7 @@ pub enum RunsCommand {
         /// Only these states (comma-separated).
         #[arg(long)]
         state: Option<String>,
-        /// How many.
+        /// Most runs to list.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
@@ -393,13 +394,13 @@ pub enum DeploymentsCommand {
     /// Archive PROJECT/DEPLOYMENT: its schedules stop and it takes no new runs; its runs
     /// stay readable. `weir deploy` of a file that has it restores it.
     Rm {
-        /// PROJECT/DEPLOYMENT.
+        /// The deployment, as PROJECT/DEPLOYMENT (e.g. dev/etl).
         target: String,
     },
     /// Show one deployment whole: command, infrastructure, schedules, parameters, env,
     /// secret references, retries.
     Show {
-        /// PROJECT/DEPLOYMENT.
+        /// The deployment, as PROJECT/DEPLOYMENT (e.g. dev/etl).
         target: String,
     },
 }
@@ -411,12 +412,12 @@ pub enum ProjectsCommand {
     Ls,
     /// Show one project: its retention and what retention has deleted.
     Show {
-        /// Project name.
+        /// The project, by name (e.g. dev).
         project: String,
     },
     /// Set how long PROJECT keeps finished runs.
     Retention {
-        /// Project name.
+        /// The project, by name (e.g. dev).
         project: String,
         /// Keep finished runs N days (0: forever).
         #[arg(
@@ -440,12 +441,12 @@ pub enum ScheduleCommand {
     Preview(PreviewArgs),
     /// Pause PROJECT/DEPLOYMENT's schedules.
     Pause {
-        /// PROJECT/DEPLOYMENT.
+        /// The deployment, as PROJECT/DEPLOYMENT (e.g. dev/etl).
         target: String,
     },
     /// Resume PROJECT/DEPLOYMENT's schedules.
     Resume {
-        /// PROJECT/DEPLOYMENT.
+        /// The deployment, as PROJECT/DEPLOYMENT (e.g. dev/etl).
         target: String,
     },
 }
@@ -501,7 +502,7 @@ pub enum LimitsCommand {
     Ls,
     /// Remove TAG's limit.
     Rm {
-        /// The tag.
+        /// The tag whose limit is removed.
         tag: String,
     },
 }
@@ -516,7 +517,7 @@ pub enum QueuesCommand {
 /// `weir notifications …`.
 #[derive(Debug, Subcommand)]
 pub enum NotificationsCommand {
-    /// List rules.
+    /// List notification rules with their events and destinations.
     Ls {
         /// Only this project.
         #[arg(long)]
@@ -524,7 +525,7 @@ pub enum NotificationsCommand {
     },
     /// Create or replace rule PROJECT/NAME with one destination: --webhook, --slack or --sns.
     Add {
-        /// PROJECT/NAME.
+        /// The rule, as PROJECT/NAME.
         target: String,
         /// Events, comma-separated: failed, crashed, late, cancelled, completed, recovered,
         /// deployment_created, deployment_changed, deployment_archived.
@@ -551,12 +552,12 @@ pub enum NotificationsCommand {
     },
     /// Delete rule PROJECT/NAME (its delivery log stays).
     Rm {
-        /// PROJECT/NAME.
+        /// The rule, as PROJECT/NAME.
         target: String,
     },
     /// Send a test notification through rule PROJECT/NAME and wait for its outcome.
     Test {
-        /// PROJECT/NAME.
+        /// The rule, as PROJECT/NAME.
         target: String,
     },
     /// The delivery log, newest first.
@@ -567,7 +568,7 @@ pub enum NotificationsCommand {
         /// Only this rule.
         #[arg(long)]
         rule: Option<String>,
-        /// How many.
+        /// Most deliveries to list.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },

@@ -19,7 +19,7 @@ pub enum Error {
     /// The server answered with an error.
     #[error("{} ({status})", body.message)]
     Api {
-        /// HTTP status.
+        /// The answer's HTTP status (4xx or 5xx).
         status: StatusCode,
         /// The server's error body.
         body: Box<ErrorBody>,
@@ -28,9 +28,9 @@ pub enum Error {
     /// says which, and what to do ([`transport::explain`]).
     #[error("{}", transport::explain(url, source))]
     Transport {
-        /// The base URL.
+        /// The server's base URL the client was made with.
         url: String,
-        /// Why.
+        /// reqwest's error: connect, TLS, timeout or a broken connection.
         source: reqwest::Error,
     },
     /// The answer was not what the API promises.
@@ -68,7 +68,7 @@ impl Error {
     }
 }
 
-/// Result alias.
+/// The result of every API call: the answer's type, or why there is none.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Weir's data directory: `$WEIR_HOME` when set and not empty, else `./.weir` (relative to
@@ -265,7 +265,7 @@ impl Client {
         self.get(&format!("/api/v1/flow_runs/{id}/why")).await
     }
 
-    /// `GET /readyz`.
+    /// `GET /readyz`: whether the server is up and its database answers.
     pub async fn ready(&self) -> Result<Health> {
         self.get("/readyz").await
     }

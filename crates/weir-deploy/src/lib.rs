@@ -143,9 +143,9 @@ pub struct DeploymentEntry {
 /// A position in a file, both 1-based; the column counts characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
-    /// Line number.
+    /// The line, from 1.
     pub line: usize,
-    /// Column number.
+    /// The column, from 1, in characters (not bytes).
     pub column: usize,
 }
 
@@ -195,7 +195,7 @@ pub enum Error {
     /// The file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
-        /// The file.
+        /// The path that could not be read, as given.
         path: PathBuf,
         /// The IO error.
         source: std::io::Error,

@@ -81,9 +81,9 @@ pub enum Capacity {
 /// One attempt to start.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
-    /// The flow run.
+    /// The flow run the task runs (its `weir:run-id` tag).
     pub flow_run_id: Uuid,
-    /// Its attempt.
+    /// The claim's attempt (its `weir:attempt` tag; with the run, its `startedBy`).
     pub attempt: u32,
     /// Its work queue (tagged, so replacing agents of the same queues take the task over).
     pub queue: String,
@@ -128,7 +128,7 @@ fn client_token(run: Uuid, attempt: u32, try_no: u32) -> String {
 /// Counters of the launcher's calls (for benchmarks and logs).
 #[derive(Debug, Default)]
 pub struct LaunchCalls {
-    /// `RunTask` calls.
+    /// `RunTask` calls made, each retry after a capacity shortage counted.
     pub run_task: AtomicU64,
     /// `DescribeTaskDefinition` and `ListTaskDefinitions` calls made to find definitions.
     pub find_task_definition: AtomicU64,
@@ -137,7 +137,7 @@ pub struct LaunchCalls {
 /// A task started (or taken over) and watched.
 #[derive(Debug)]
 pub struct StartedTask {
-    /// Its ARN.
+    /// The task's ARN, as `RunTask` or `ListTasks` returned it.
     pub arn: String,
     /// Its end, once ECS reports it STOPPED.
     pub end: TaskEnd,
@@ -146,11 +146,11 @@ pub struct StartedTask {
 /// A Weir task found in the cluster by [`EcsLauncher::discover`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundTask {
-    /// Task ARN.
+    /// The task's ARN.
     pub arn: String,
-    /// Its flow run.
+    /// The flow run it runs, from its `weir:run-id` tag.
     pub flow_run_id: Uuid,
-    /// Its attempt.
+    /// The attempt it runs, from its `weir:attempt` tag.
     pub attempt: u32,
     /// Its work queue.
     pub queue: Option<String>,
@@ -202,7 +202,7 @@ impl EcsLauncher {
         &self.calls
     }
 
-    /// The settings.
+    /// The cluster, network and timings this launcher was made with.
     pub fn options(&self) -> &EcsOptions {
         &self.options
     }

@@ -25,9 +25,9 @@ const MISSING_ROUNDS: u32 = 3;
 /// Counters of the calls a reconciler made (for benchmarks and logs).
 #[derive(Debug, Default)]
 pub struct Calls {
-    /// `DescribeTasks` calls.
+    /// `DescribeTasks` calls made: one per batch of watched tasks per round.
     pub describe_tasks: AtomicU64,
-    /// `StopTask` calls.
+    /// `StopTask` calls made, for cancellations and tasks past their start deadline.
     pub stop_task: AtomicU64,
 }
 

@@ -15,7 +15,7 @@ use weir_agent::launcher::ExitStatus;
 pub enum Phase {
     /// PROVISIONING, PENDING or ACTIVATING: not running yet (subject to the start deadline).
     Starting(String),
-    /// RUNNING.
+    /// RUNNING: its containers have started.
     Running,
     /// DEACTIVATING, STOPPING or DEPROVISIONING: on its way to STOPPED.
     Stopping,
@@ -26,7 +26,7 @@ pub enum Phase {
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
-    /// The outcome.
+    /// Its exit code, a crash (no usable exit code), or a stop Weir asked for.
     pub kind: EndKind,
     /// Why, in words, quoting AWS's `stoppedReason` and container reason verbatim.
     pub reason: String,

@@ -17,7 +17,7 @@ pub enum Error {
     Open {
         /// The storage URL.
         url: String,
-        /// The cause.
+        /// Why it could not be opened, in the storage's words.
         message: String,
     },
     /// This binary was built without S3 support.
@@ -37,7 +37,7 @@ pub enum Error {
     NoSuchBucket {
         /// The storage URL.
         url: String,
-        /// The bucket.
+        /// The bucket the URL names.
         bucket: String,
         /// ` at <endpoint>` when a custom endpoint is used, else empty.
         at: String,
@@ -80,7 +80,7 @@ pub enum Error {
     /// A fetched location holds nothing.
     #[error("no result at {location}: it was deleted, or the location belongs to other storage")]
     NotFound {
-        /// The location.
+        /// The location asked for, as a result reference gives it.
         location: String,
     },
     /// Any other failure.
@@ -88,7 +88,7 @@ pub enum Error {
     Store {
         /// The storage URL.
         url: String,
-        /// The cause.
+        /// The object store's error.
         source: object_store::Error,
     },
 }

@@ -48,7 +48,7 @@ pub const ENV_VAR: &str = weir_core::contract::launch::var::RESULT_STORAGE;
 /// An object read back, with what the storage says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
-    /// Its bytes.
+    /// The object's whole content.
     pub bytes: bytes::Bytes,
     /// Its content type, when the storage keeps one (S3 does; a local directory does not).
     pub content_type: Option<String>,

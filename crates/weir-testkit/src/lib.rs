@@ -62,7 +62,7 @@ pub enum Backend {
 pub struct TestDb {
     /// `sqlite://…` or `postgres://…`.
     pub url: String,
-    /// Which backend.
+    /// Which backend `url` is, for tests that differ between them.
     pub backend: Backend,
     _dir: Option<TempDir>,
 }

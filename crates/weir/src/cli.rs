@@ -33,7 +33,7 @@ enum Command {
     Describe,
     /// Run one flow locally.
     Run {
-        /// Flow name.
+        /// The flow to run, by its name (as `describe` lists it).
         flow: String,
         /// A parameter: KEY=VALUE (VALUE is JSON if it parses, else a string). Repeatable.
         #[arg(long = "param", value_name = "KEY=VALUE")]

@@ -115,7 +115,7 @@ pub struct FlowRunInfo {
     pub attempt: u32,
     /// Whether results of an earlier attempt are reused.
     pub resume: bool,
-    /// Flow name.
+    /// The flow's name (`#[flow(name = …)]`, else the function's name).
     pub flow: &'static str,
 }
 

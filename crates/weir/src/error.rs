@@ -9,9 +9,9 @@ use std::time::Duration;
 /// Displays as `task 'extract' failed after 3 attempts: connection refused`.
 #[derive(Debug)]
 pub struct TaskError {
-    /// Task name.
+    /// The task's name (`#[task(name = …)]`, else the function's name).
     pub task: &'static str,
-    /// Attempts made.
+    /// Attempts made, the first included (1 + the retries used).
     pub attempts: u32,
     /// The error of the last attempt.
     pub cause: anyhow::Error,
@@ -48,7 +48,7 @@ pub struct Panicked(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("flow '{flow}' could not start: {message}")]
 pub struct FlowStartError {
-    /// Flow name.
+    /// The name of the flow that did not start.
     pub flow: String,
     /// The tracker's error.
     pub message: String,

@@ -20,9 +20,9 @@ use weir_core::{StateKind, Timestamp};
 /// One entry of a run's state history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateEntry {
-    /// State entered.
+    /// The state the run entered.
     pub state: StateKind,
-    /// When.
+    /// When it entered it, on this process's clock.
     pub at: Timestamp,
     /// Message (error text for Failed).
     pub message: Option<String>,
@@ -33,15 +33,15 @@ pub struct StateEntry {
 /// A flow run as recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowRunRecord {
-    /// Id.
+    /// The flow run's id: the one an agent assigned (`WEIR_FLOW_RUN_ID`), else a fresh UUIDv7.
     pub id: Uuid,
-    /// Flow name.
+    /// The flow's name (`#[flow(name = …)]`, else the function's name).
     pub flow: String,
-    /// Attempt.
+    /// The attempt this process runs: 1 unless an agent assigned another.
     pub attempt: u32,
     /// Whether persisted results were reused.
     pub resume: bool,
-    /// Parameters.
+    /// The parameters the run was called with, by name, as JSON.
     pub parameters: Parameters,
     /// Calling flow run, for subflows.
     pub parent_flow_run_id: Option<Uuid>,
@@ -54,7 +54,7 @@ pub struct FlowRunRecord {
 }
 
 impl FlowRunRecord {
-    /// Current state.
+    /// The state last entered (Running while the history is empty).
     pub fn state(&self) -> StateKind {
         self.history.last().map_or(StateKind::Running, |s| s.state)
     }
@@ -68,28 +68,28 @@ impl FlowRunRecord {
 /// A task run as recorded (folded from its reports).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRunRecord {
-    /// Id.
+    /// The task run's id (UUIDv7, made by the SDK when the call took its place).
     pub id: Uuid,
-    /// Flow run.
+    /// The flow run the task ran in.
     pub flow_run_id: Uuid,
-    /// Task name.
+    /// The task's name (`#[task(name = …)]`, else the function's name).
     pub task: String,
     /// States, oldest first.
     pub history: Vec<StateEntry>,
-    /// Inputs fingerprint.
+    /// SHA-256 of the call's arguments as JSON; `None` for tasks with `fingerprint = false`.
     pub inputs_fingerprint: Option<String>,
-    /// Cache key.
+    /// The key the result is cached under; `None` unless the task caches.
     pub cache_key: Option<String>,
     /// Persisted result or cache entry location.
     pub result_location: Option<String>,
     /// Index within a map.
     pub map_index: Option<u32>,
-    /// Labels.
+    /// The task's `tags = […]`, as reported.
     pub tags: Vec<String>,
 }
 
 impl TaskRunRecord {
-    /// Current state.
+    /// The state last reported (Pending before the first report).
     pub fn state(&self) -> StateKind {
         self.history.last().map_or(StateKind::Pending, |s| s.state)
     }

@@ -26,7 +26,7 @@ pub enum ParamError {
     /// A required parameter without a value.
     #[error("missing parameter {name:?}: expected {expected}")]
     Missing {
-        /// Parameter.
+        /// The parameter's name (the flow argument's).
         name: String,
         /// Expected type, in words.
         expected: String,
@@ -34,7 +34,7 @@ pub enum ParamError {
     /// A value of the wrong type or out of range.
     #[error("parameter {name:?}: expected {expected}, got {got}{}", .detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Invalid {
-        /// Parameter.
+        /// The parameter's name (the flow argument's).
         name: String,
         /// Expected type, in words.
         expected: String,

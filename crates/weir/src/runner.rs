@@ -54,7 +54,7 @@ impl Runner {
         }
     }
 
-    /// The tracker.
+    /// Where this runner reports runs (the local tracker, or the server's client).
     pub fn tracker(&self) -> &Arc<dyn Tracker> {
         &self.env.tracker
     }

@@ -53,7 +53,7 @@ pub struct TaskDef {
     pub persist_result: bool,
     /// Whether the inputs fingerprint is computed for every tracked call.
     pub fingerprint: bool,
-    /// Labels.
+    /// The `tags = […]` of `#[task]`, reported with every run of the task.
     pub tags: &'static [&'static str],
 }
 

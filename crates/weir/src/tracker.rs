@@ -35,7 +35,7 @@ pub trait Tracker: Send + Sync + 'static {
 /// A flow run about to start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowRunStart {
-    /// Flow name.
+    /// The flow's name (`#[flow(name = …)]`, else the function's name).
     pub flow: String,
     /// Validated parameter values.
     pub parameters: weir_core::api::Parameters,
@@ -59,9 +59,9 @@ pub struct StartedFlowRun {
 /// A flow run that ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowRunFinish {
-    /// Flow run id.
+    /// The run's id, as [`StartedFlowRun`] gave it.
     pub flow_run_id: Uuid,
-    /// Attempt.
+    /// The attempt that ended, as [`StartedFlowRun`] gave it (the server fences on it).
     pub attempt: u32,
     /// Final state: Completed, Failed, Cancelled or Crashed.
     pub state: StateKind,

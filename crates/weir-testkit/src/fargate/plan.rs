@@ -8,7 +8,7 @@ use weir_launcher_ecs::aws_sdk_ecs::types::{ContainerDefinition, LogDriver, Task
 /// What one task's container runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The image.
+    /// The container definition's image, pulled by the engine if it is missing.
     pub image: String,
     /// The command (the image's when empty).
     pub command: Vec<String>,
