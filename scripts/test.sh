@@ -55,6 +55,12 @@ trap 'docker rmi -f weir-test-weir:dev weir-test-weir-example-flows:dev >/dev/nu
 cargo build --workspace --all-targets "${FEATURES[@]}"
 
 status=0
+
+# The lints every change lands with: clippy, warnings as errors (functions over 80 lines
+# among them: clippy.toml, Cargo.toml's [workspace.lints.clippy]), and rustfmt.
+cargo clippy --workspace --all-targets "${FEATURES[@]}" -- -D warnings || status=$?
+cargo fmt --all --check || status=$?
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace "${FEATURES[@]}" --no-fail-fast "$@" || status=$?
 else

@@ -54,6 +54,10 @@ const LOST: u8 = 3;
 
 /// Runs the command for the assigned run and reports on it; returns the exit code for the
 /// shim (the command's own, 128 + signal when it was killed, 126/127 when it could not start).
+#[expect(
+    clippy::too_many_lines,
+    reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
+)]
 pub async fn run(client: Client, env: ReportingEnv, options: Options) -> i32 {
     let run = env.run.flow_run_id;
     let attempt = env.run.attempt;

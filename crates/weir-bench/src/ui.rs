@@ -168,11 +168,31 @@ fn past_state(i: u64) -> StateKind {
     }
 }
 
+/// A seeded deployment: `(id, project, name)`.
+type Seed = (Uuid, String, String);
+
 /// Seeds the database at `url`; see the module docs.
 async fn seed(url: &str, args: &Args) -> Result<Seeded> {
     let started = Instant::now();
     let store = Store::connect(url).await?;
     let now = Utc::now();
+    let deployments = seed_deployments(&store, now).await?;
+    let total = u64::from(args.runs.max(AHEAD + RUNNING + LATE + 2));
+    let past = total - u64::from(AHEAD + RUNNING + LATE) - 2;
+    import_history(&store, &deployments, past, i64::from(args.days.max(1)), now).await?;
+    let (big, small) = import_recent_runs(&store, &deployments, past, now).await?;
+    ingest_large_run_tasks(&store, &big, u64::from(args.tasks.max(3))).await?;
+    ingest_small_run_tasks(&store, &small).await?;
+    store.close().await;
+    Ok(Seeded {
+        big: big.id,
+        small: small.id,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Every project and its deployments, each with a parameter schema and a default.
+async fn seed_deployments(store: &Store, now: Timestamp) -> Result<Vec<Seed>> {
     let mut deployments = Vec::new();
     for p in PROJECTS {
         store.ensure_project(p, now).await?;
@@ -191,68 +211,129 @@ async fn seed(url: &str, args: &Args) -> Result<Seeded> {
             deployments.push((d.id, p.to_string(), name.to_string()));
         }
     }
-    let total = u64::from(args.runs.max(AHEAD + RUNNING + LATE + 2));
-    let past = total - u64::from(AHEAD + RUNNING + LATE) - 2;
-    let span = Duration::days(i64::from(args.days.max(1)));
+    Ok(deployments)
+}
+
+/// The deployment run `i` belongs to (spread evenly, deterministically).
+fn pick(deployments: &[Seed], i: u64) -> &Seed {
+    &deployments[(mix(i ^ 0x5555) % deployments.len() as u64) as usize]
+}
+
+/// The `past` historical runs (numbered `0..past`), oldest first, spread over `days` days
+/// ending two hours ago, in import batches.
+async fn import_history(
+    store: &Store,
+    deployments: &[Seed],
+    past: u64,
+    days: i64,
+    now: Timestamp,
+) -> Result<()> {
+    let span = Duration::days(days);
     let first = now - span;
     let step_us = span.num_microseconds().unwrap_or(1) / past.max(1) as i64;
-    let pick = |i: u64| &deployments[(mix(i ^ 0x5555) % deployments.len() as u64) as usize];
-
-    // History, oldest first (ending two hours ago), in import batches.
     let mut batch = Vec::with_capacity(BATCH);
     for i in 0..past {
         let at = first + Duration::microseconds(step_us * i as i64) - Duration::hours(2);
-        batch.push(flow_run(pick(i), i, at, past_state(i), now));
+        batch.push(flow_run(pick(deployments, i), i, at, past_state(i), now));
         if batch.len() == BATCH {
             store.import_flow_runs(&batch).await?;
             batch.clear();
         }
     }
-    // The large run and the small run, two hours ago.
-    let chain = deployments
-        .iter()
-        .find(|d| d.1 == "dev" && d.2 == "chain")
-        .context("dev/chain seeded")?;
-    let etl = deployments
-        .iter()
-        .find(|d| d.1 == "dev" && d.2 == "etl")
-        .context("dev/etl seeded")?;
+    store.import_flow_runs(&batch).await?;
+    Ok(())
+}
+
+/// The runs of the last hours, numbered from `past` on: the large run (dev/chain) and the
+/// small run (dev/etl) two hours ago, Late ones in the last hour, Running ones now and
+/// Scheduled ones ahead. Returns the large and the small run.
+async fn import_recent_runs(
+    store: &Store,
+    deployments: &[Seed],
+    past: u64,
+    now: Timestamp,
+) -> Result<(FlowRun, FlowRun)> {
+    let seeded = |project: &str, name: &str| {
+        deployments
+            .iter()
+            .find(|d| d.1 == project && d.2 == name)
+            .with_context(|| format!("{project}/{name} seeded"))
+    };
     let big_at = now - Duration::minutes(110);
-    let big = flow_run(chain, past, big_at, StateKind::Completed, now);
-    let small = flow_run(
-        etl,
-        past + 1,
-        big_at + Duration::minutes(5),
+    let big = flow_run(
+        seeded("dev", "chain")?,
+        past,
+        big_at,
         StateKind::Completed,
         now,
     );
-    let (big_id, small_id) = (big.id, small.id);
-    batch.push(big);
-    batch.push(small);
-    // Late ones in the last hour, Running ones now, Scheduled ones ahead.
+    let small_at = big_at + Duration::minutes(5);
+    let small = flow_run(
+        seeded("dev", "etl")?,
+        past + 1,
+        small_at,
+        StateKind::Completed,
+        now,
+    );
+    let mut batch = vec![big.clone(), small.clone()];
     for k in 0..LATE {
         let i = past + 2 + u64::from(k);
         let at = now - Duration::minutes(60) + Duration::minutes(i64::from(k));
-        batch.push(flow_run(pick(i), i, at, StateKind::Late, now));
+        batch.push(flow_run(pick(deployments, i), i, at, StateKind::Late, now));
     }
     for k in 0..RUNNING {
         let i = past + 2 + u64::from(LATE + k);
         let at = now - Duration::seconds(i64::from(RUNNING - k) * 10);
-        batch.push(flow_run(pick(i), i, at, StateKind::Running, now));
+        batch.push(flow_run(
+            pick(deployments, i),
+            i,
+            at,
+            StateKind::Running,
+            now,
+        ));
     }
     for k in 0..AHEAD {
         let i = past + 2 + u64::from(LATE + RUNNING + k);
-        let mut r = flow_run(pick(i), i, now, StateKind::Scheduled, now);
+        let mut r = flow_run(pick(deployments, i), i, now, StateKind::Scheduled, now);
         r.scheduled_at = now + Duration::minutes(15 * (i64::from(k) + 1));
         batch.push(r);
     }
     for chunk in batch.chunks(BATCH) {
         store.import_flow_runs(chunk).await?;
     }
+    Ok((big, small))
+}
 
-    // 10,000 task runs of the large run: a first task, a chain, a last task.
+/// The two reports of a task run that ran from `at` to `ended`: Running, then Completed.
+fn task_reports(
+    id: Uuid,
+    run: &FlowRun,
+    task: &str,
+    at: Timestamp,
+    ended: Timestamp,
+    fingerprint: Option<String>,
+) -> [TaskRunReport; 2] {
+    [(StateKind::Running, at), (StateKind::Completed, ended)].map(|(state, when)| TaskRunReport {
+        id,
+        flow_run_id: run.id,
+        task: task.to_string(),
+        state,
+        at: when,
+        message: None,
+        attempt: 1,
+        inputs_fingerprint: fingerprint.clone(),
+        cache_key: None,
+        result_location: None,
+        map_index: None,
+        tags: vec![],
+    })
+}
+
+/// `tasks` task runs of the large run (a first task, a chain, a last task), 60 µs apart,
+/// ingested 2,000 task runs at a time.
+async fn ingest_large_run_tasks(store: &Store, big: &FlowRun, tasks: u64) -> Result<()> {
+    let big_at = big.created_at;
     let mut reports = Vec::with_capacity(4_000);
-    let tasks = u64::from(args.tasks.max(3));
     for t in 0..tasks {
         let task = match t {
             0 => "extract",
@@ -260,58 +341,30 @@ async fn seed(url: &str, args: &Args) -> Result<Seeded> {
             _ => "add_one",
         };
         let at = big_at + Duration::milliseconds(400) + Duration::microseconds(60 * t as i64);
-        let id = id_at(at);
-        for (state, when) in [
-            (StateKind::Running, at),
-            (StateKind::Completed, at + Duration::microseconds(40)),
-        ] {
-            reports.push(TaskRunReport {
-                id,
-                flow_run_id: big_id,
-                task: task.to_string(),
-                state,
-                at: when,
-                message: None,
-                attempt: 1,
-                inputs_fingerprint: Some(format!("{:016x}", mix(t))),
-                cache_key: None,
-                result_location: None,
-                map_index: None,
-                tags: vec![],
-            });
-        }
+        let ended = at + Duration::microseconds(40);
+        let fingerprint = Some(format!("{:016x}", mix(t)));
+        reports.extend(task_reports(id_at(at), big, task, at, ended, fingerprint));
         if reports.len() >= 4_000 {
             store.ingest_task_runs(&reports).await?;
             reports.clear();
         }
     }
-    // The small run's three tasks and their log lines.
-    let small_at = big_at + Duration::minutes(5) + Duration::milliseconds(300);
+    store.ingest_task_runs(&reports).await?;
+    Ok(())
+}
+
+/// The small run's three tasks and a log line of each.
+async fn ingest_small_run_tasks(store: &Store, small: &FlowRun) -> Result<()> {
+    let small_at = small.created_at + Duration::milliseconds(300);
+    let mut reports = Vec::new();
     let mut lines = Vec::new();
     for (k, task) in ["extract", "clean", "summarize"].into_iter().enumerate() {
         let at = small_at + Duration::milliseconds(100 * k as i64);
         let id = id_at(at);
-        for (state, when) in [
-            (StateKind::Running, at),
-            (StateKind::Completed, at + Duration::milliseconds(60)),
-        ] {
-            reports.push(TaskRunReport {
-                id,
-                flow_run_id: small_id,
-                task: task.to_string(),
-                state,
-                at: when,
-                message: None,
-                attempt: 1,
-                inputs_fingerprint: None,
-                cache_key: None,
-                result_location: None,
-                map_index: None,
-                tags: vec![],
-            });
-        }
+        let ended = at + Duration::milliseconds(60);
+        reports.extend(task_reports(id, small, task, at, ended, None));
         lines.push(NewLogLine {
-            flow_run_id: small_id,
+            flow_run_id: small.id,
             task_run_id: Some(id),
             at: at + Duration::milliseconds(30),
             level: LogLevel::Info,
@@ -323,12 +376,7 @@ async fn seed(url: &str, args: &Args) -> Result<Seeded> {
     }
     store.ingest_task_runs(&reports).await?;
     store.ingest_logs(&lines).await?;
-    store.close().await;
-    Ok(Seeded {
-        big: big_id,
-        small: small_id,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(())
 }
 
 /// The value of cookie `name` in a response's `Set-Cookie` headers.
@@ -449,40 +497,70 @@ pub fn run(args: &Args) -> Result<Value> {
     let (dir, _guard) = data_dir(args)?;
     let db = dir.join("weir.db");
     let url = format!("sqlite://{}", db.display());
-    let marker = dir.join("seeded.json");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let seeded = seeded_or_reused(&rt, &dir, &url, args)?;
+    let server = procs::start_server(&dir, Some(&url), &[])?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let timings = rt.block_on(measure_pages(
+        &server.url,
+        &server.key,
+        &pages(&seeded),
+        args.requests.max(1),
+    ))?;
+    drop(server);
+    let mut out = timings.report();
+    out.insert("requests_per_page".into(), json!(args.requests.max(1)));
+    out.insert(
+        "runs".into(),
+        json!(args.runs.max(AHEAD + RUNNING + LATE + 2)),
+    );
+    out.insert("task_runs".into(), json!(args.tasks.max(3)));
+    out.insert("seed_s".into(), json!(round(seeded.seconds, 1)));
+    out.insert("db_mib".into(), json!(round(db_mib(&db), 1)));
+    Ok(Value::Object(out))
+}
+
+/// The database in `dir` as seeded before with the same arguments (its `seeded.json` marker
+/// says so), or a freshly seeded one (whatever was there removed first).
+fn seeded_or_reused(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    url: &str,
+    args: &Args,
+) -> Result<Seeded> {
+    let marker = dir.join("seeded.json");
     let wanted = json!({"runs": args.runs, "tasks": args.tasks, "days": args.days});
     let reused = std::fs::read_to_string(&marker)
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .filter(|m| m["args"] == wanted);
-    let seeded = match reused {
-        Some(m) => Seeded {
+    if let Some(m) = reused {
+        return Ok(Seeded {
             big: m["big"].as_str().unwrap_or_default().parse()?,
             small: m["small"].as_str().unwrap_or_default().parse()?,
             seconds: 0.0,
-        },
-        None => {
-            for f in [
-                "weir.db",
-                "weir.db-wal",
-                "weir.db-shm",
-                "admin.key",
-                "seeded.json",
-            ] {
-                let _ = std::fs::remove_file(dir.join(f));
-            }
-            let s = rt.block_on(seed(&url, args))?;
-            let m = json!({"args": wanted, "big": s.big.to_string(), "small": s.small.to_string()});
-            std::fs::write(&marker, m.to_string())?;
-            s
-        }
-    };
-    let server = procs::start_server(&dir, Some(&url), &[])?;
-    let key = server.key.clone();
-    let pages: Vec<(&str, String)> = vec![
+        });
+    }
+    for f in [
+        "weir.db",
+        "weir.db-wal",
+        "weir.db-shm",
+        "admin.key",
+        "seeded.json",
+    ] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let s = rt.block_on(seed(url, args))?;
+    let m = json!({"args": wanted, "big": s.big.to_string(), "small": s.small.to_string()});
+    std::fs::write(&marker, m.to_string())?;
+    Ok(s)
+}
+
+/// The pages measured, by the name they have in the report.
+fn pages(seeded: &Seeded) -> Vec<(&'static str, String)> {
+    vec![
         ("dashboard", "/".into()),
         ("dashboard_7d", "/?range=7d".into()),
         ("runs", "/runs".into()),
@@ -499,20 +577,25 @@ pub fn run(args: &Args) -> Result<Value> {
         ("agents", "/agents".into()),
         ("keys", "/keys".into()),
         ("audit", "/audit".into()),
-    ];
-    let mut out = Map::new();
-    let mut all = Vec::new();
-    let mut slowest = ("", 0.0);
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    rt.block_on(async {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let session = log_in(&http, &server.url, &key).await?;
-        for (name, path) in &pages {
-            let times = measure(&http, &server.url, &session, path, args.requests.max(1)).await?;
-            let p50 = percentile(&times, 50.0);
-            let p99 = percentile(&times, 99.0);
+    ]
+}
+
+/// The measured wall times of every page, in milliseconds.
+struct PageTimes {
+    /// Per page, in the order measured: its name and its sorted times.
+    pages: Vec<(&'static str, Vec<f64>)>,
+}
+
+impl PageTimes {
+    /// Per page `{"p50_ms", "p99_ms"}`, then `page_p50_ms`/`page_p99_ms` over every request
+    /// and `slowest_page` (the highest p99; the first of equals).
+    fn report(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        let mut all = Vec::new();
+        let mut slowest = ("", 0.0);
+        for (name, times) in &self.pages {
+            let p50 = percentile(times, 50.0);
+            let p99 = percentile(times, 99.0);
             if p99 > slowest.1 {
                 slowest = (name, p99);
             }
@@ -520,28 +603,36 @@ pub fn run(args: &Args) -> Result<Value> {
                 (*name).to_string(),
                 json!({"p50_ms": round(p50, 2), "p99_ms": round(p99, 2)}),
             );
-            all.extend(times);
+            all.extend_from_slice(times);
         }
-        anyhow::Ok(())
-    })?;
-    drop(server);
-    all.sort_by(f64::total_cmp);
-    out.insert(
-        "page_p50_ms".into(),
-        json!(round(percentile(&all, 50.0), 2)),
-    );
-    out.insert(
-        "page_p99_ms".into(),
-        json!(round(percentile(&all, 99.0), 2)),
-    );
-    out.insert("slowest_page".into(), json!(slowest.0));
-    out.insert("requests_per_page".into(), json!(args.requests.max(1)));
-    out.insert(
-        "runs".into(),
-        json!(args.runs.max(AHEAD + RUNNING + LATE + 2)),
-    );
-    out.insert("task_runs".into(), json!(args.tasks.max(3)));
-    out.insert("seed_s".into(), json!(round(seeded.seconds, 1)));
-    out.insert("db_mib".into(), json!(round(db_mib(&db), 1)));
-    Ok(Value::Object(out))
+        all.sort_by(f64::total_cmp);
+        out.insert(
+            "page_p50_ms".into(),
+            json!(round(percentile(&all, 50.0), 2)),
+        );
+        out.insert(
+            "page_p99_ms".into(),
+            json!(round(percentile(&all, 99.0), 2)),
+        );
+        out.insert("slowest_page".into(), json!(slowest.0));
+        out
+    }
+}
+
+/// Logs in at `url` with `key` and requests every page `requests` times (after the warm-up).
+async fn measure_pages(
+    url: &str,
+    key: &str,
+    pages: &[(&'static str, String)],
+    requests: u32,
+) -> Result<PageTimes> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let session = log_in(&http, url, key).await?;
+    let mut measured = Vec::with_capacity(pages.len());
+    for (name, path) in pages {
+        measured.push((*name, measure(&http, url, &session, path, requests).await?));
+    }
+    Ok(PageTimes { pages: measured })
 }

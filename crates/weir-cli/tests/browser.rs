@@ -509,6 +509,10 @@ fn log_in(b: &Browser, key: &str) {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 fn web_ui_in_headless_chromium() {
     let started = Instant::now();
     let Some(driver_bin) = find_program("CHROMEDRIVER", &["chromedriver"], "/usr/bin/chromedriver")
@@ -953,6 +957,10 @@ work_queue = "nightly"
 /// duration trend, and the run page's "Why isn't it running?" panel, in headless Chromium,
 /// each checked against what the API says of the same runs.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 fn charts_trends_and_why_in_headless_chromium() {
     let Some(driver_bin) = chromedriver_or_skip("charts_trends_and_why_in_headless_chromium")
     else {
@@ -1209,6 +1217,10 @@ schedules = [{ cron = "30 2 * 10 0", timezone = "Europe/Berlin" }]
 /// one that meets a DST change with its label and the rule's sentence, exactly as
 /// `weir_core::schedule` computes them; a paused deployment lists none.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 fn schedule_fire_times_in_headless_chromium() {
     let Some(driver_bin) = chromedriver_or_skip("schedule_fire_times_in_headless_chromium") else {
         return;

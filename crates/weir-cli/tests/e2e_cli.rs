@@ -114,28 +114,8 @@ fn quick_run_with_watch_completes_and_is_listed() {
     assert_eq!(v["task_runs_by_state"]["Completed"], 3, "{v:#}");
 }
 
-/// `weir deploy` is idempotent, `--plan` changes nothing, and bad files deploy nothing.
-#[test]
-fn deploy_is_idempotent_plans_and_rejects_bad_files() {
-    let w = Weir::start(ServerOptions::default());
-    let first = w.deploy(ETL_TOML);
-    assert_eq!(
-        first.stdout.matches("created").count(),
-        2,
-        "first deploy: {first:#?}"
-    );
-
-    let second = w.deploy(ETL_TOML);
-    let lines: Vec<&str> = second.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "second deploy: {second:#?}");
-    for l in &lines {
-        assert!(
-            l.trim_start().starts_with("unchanged"),
-            "second deploy only prints `unchanged`: {second:#?}"
-        );
-    }
-
-    // --plan after editing a parameter: shows the diff, changes nothing.
+/// `--plan` after editing a parameter: shows the diff, changes nothing.
+fn plan_shows_the_diff_and_changes_nothing(w: &Weir) {
     w.write_toml(&ETL_TOML.replace("rows = 100", "rows = 250"));
     let plan = w.weir(&["deploy", "--plan"]).ok();
     assert!(
@@ -157,8 +137,10 @@ fn deploy_is_idempotent_plans_and_rejects_bad_files() {
         .expect("read dev/etl");
     assert_eq!(etl.version, 1, "--plan changed nothing");
     assert_eq!(etl.spec.parameters["rows"], 100, "--plan changed nothing");
+}
 
-    // A typo'd key: exit 2, names file and line, deploys nothing (not even the good ones).
+/// A typo'd key: exit 2, names file and line, deploys nothing (not even the good ones).
+fn a_typo_deploys_nothing(w: &Weir) {
     let typo = format!(
         "{ETL_TOML}\n[deployments.fresh]\nflow = \"chain\"\nshedules = [{{ interval = \"1m\" }}]\n"
     );
@@ -186,6 +168,31 @@ fn deploy_is_idempotent_plans_and_rejects_bad_files() {
         .block_on(w.client.deployment("dev", "fresh"))
         .expect_err("dev/fresh must not exist");
     assert_eq!(err.status().map(|s| s.as_u16()), Some(404), "{err}");
+}
+
+/// `weir deploy` is idempotent, `--plan` changes nothing, and bad files deploy nothing.
+#[test]
+fn deploy_is_idempotent_plans_and_rejects_bad_files() {
+    let w = Weir::start(ServerOptions::default());
+    let first = w.deploy(ETL_TOML);
+    assert_eq!(
+        first.stdout.matches("created").count(),
+        2,
+        "first deploy: {first:#?}"
+    );
+
+    let second = w.deploy(ETL_TOML);
+    let lines: Vec<&str> = second.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "second deploy: {second:#?}");
+    for l in &lines {
+        assert!(
+            l.trim_start().starts_with("unchanged"),
+            "second deploy only prints `unchanged`: {second:#?}"
+        );
+    }
+
+    plan_shows_the_diff_and_changes_nothing(&w);
+    a_typo_deploys_nothing(&w);
 
     // Parameters of the wrong type: exit 2, names the parameter, deploys nothing.
     let wrong = format!(

@@ -10,6 +10,7 @@ mod common;
 
 use common::{ServerOptions, Weir, params};
 use std::time::Duration;
+use uuid::Uuid;
 use weir_core::StateKind;
 
 const BOTH: &str = r#"
@@ -42,6 +43,53 @@ fn line<'a>(out: &'a str, what: &str) -> &'a str {
     out.lines()
         .find(|l| l.contains(what))
         .unwrap_or_else(|| panic!("no line with {what:?} in:\n{out}"))
+}
+
+/// `--prune` archives `dev/heartbeat`: listed as archived, its runs (`manual` among them)
+/// kept, its schedule stopped.
+fn prune_archives_heartbeat_keeping_its_history(w: &Weir, manual: Uuid) {
+    let pruned = w.weir(&["deploy", "--prune", "--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&pruned.stdout).expect("JSON report");
+    let outcomes: Vec<(String, String)> = report
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            (
+                e["deployment"].as_str().unwrap_or_default().to_string(),
+                e["outcome"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("dev/etl".to_string(), "unchanged".to_string()),
+            ("dev/heartbeat".to_string(), "removed".to_string())
+        ]
+    );
+    let archived = w
+        .block_on(w.client.deployment("dev", "heartbeat"))
+        .expect("still readable");
+    let at = archived.archived_at.expect("archived");
+    let ls = w.weir(&["deployments", "ls"]).ok();
+    assert!(
+        line(&ls.stdout, "dev/heartbeat").contains("archived"),
+        "{ls:#?}"
+    );
+    assert!(line(&ls.stdout, "dev/etl").contains("active"), "{ls:#?}");
+    let runs = w.all_runs("dev", "heartbeat");
+    assert!(runs.iter().any(|r| r.id == manual), "history kept");
+    assert!(
+        runs.iter()
+            .all(|r| r.id == manual || r.state != StateKind::Scheduled || r.scheduled_at <= at),
+        "no run planned after the archive: {runs:#?}"
+    );
+    // The scheduler ticks every 100 ms: a second later it still has planned nothing new.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(w.all_runs("dev", "heartbeat").len(), runs.len());
+    let listed = w.weir(&["runs", "ls"]).ok();
+    assert!(listed.stdout.contains(&manual.to_string()), "{listed:#?}");
 }
 
 #[test]
@@ -93,52 +141,7 @@ fn deleted_deployments_are_planned_kept_pruned_and_restored() {
     );
     assert!(kept.stdout.contains("--prune"), "{kept:#?}");
 
-    // --prune archives it: listed as archived, its runs kept, its schedule stopped.
-    let pruned = w.weir(&["deploy", "--prune", "--json"]).ok();
-    let report: serde_json::Value = serde_json::from_str(&pruned.stdout).expect("JSON report");
-    let outcomes: Vec<(String, String)> = report
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|e| {
-            (
-                e["deployment"].as_str().unwrap_or_default().to_string(),
-                e["outcome"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        outcomes,
-        vec![
-            ("dev/etl".to_string(), "unchanged".to_string()),
-            ("dev/heartbeat".to_string(), "removed".to_string())
-        ]
-    );
-    let archived = w
-        .block_on(w.client.deployment("dev", "heartbeat"))
-        .expect("still readable");
-    let at = archived.archived_at.expect("archived");
-    let ls = w.weir(&["deployments", "ls"]).ok();
-    assert!(
-        line(&ls.stdout, "dev/heartbeat").contains("archived"),
-        "{ls:#?}"
-    );
-    assert!(line(&ls.stdout, "dev/etl").contains("active"), "{ls:#?}");
-    let runs = w.all_runs("dev", "heartbeat");
-    assert!(runs.iter().any(|r| r.id == manual.id), "history kept");
-    assert!(
-        runs.iter()
-            .all(|r| r.id == manual.id || r.state != StateKind::Scheduled || r.scheduled_at <= at),
-        "no run planned after the archive: {runs:#?}"
-    );
-    // The scheduler ticks every 100 ms: a second later it still has planned nothing new.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(w.all_runs("dev", "heartbeat").len(), runs.len());
-    let listed = w.weir(&["runs", "ls"]).ok();
-    assert!(
-        listed.stdout.contains(&manual.id.to_string()),
-        "{listed:#?}"
-    );
+    prune_archives_heartbeat_keeping_its_history(&w, manual.id);
 
     // No new runs, with an error that says why and what to do.
     let refused = w.weir(&["run", "dev/heartbeat"]);

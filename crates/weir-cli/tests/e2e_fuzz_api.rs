@@ -46,12 +46,9 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-#[test]
-fn the_api_survives_its_own_fuzzer() {
-    let st = schemathesis();
-    let w = Weir::start(ServerOptions::default());
-    // Something to find: a project with a scheduled and a parameterised deployment, runs of
-    // them, and an agent (the fuzzer adds its own through the links it follows).
+/// Something to find: a project with a scheduled and a parameterised deployment, runs of
+/// them, and an agent (the fuzzer adds its own through the links it follows).
+fn seed_something_to_find(w: &Weir) {
     let every = ScheduleSpec {
         interval: Some("1h".into()),
         ..Default::default()
@@ -89,6 +86,13 @@ fn the_api_survives_its_own_fuzzer() {
         }))
         .unwrap_or_else(|e| panic!("run dev/{name}: {e}"));
     }
+}
+
+#[test]
+fn the_api_survives_its_own_fuzzer() {
+    let st = schemathesis();
+    let w = Weir::start(ServerOptions::default());
+    seed_something_to_find(&w);
     let key_id = weir_core::auth::parse_key(&w.admin_key)
         .map(|(id, _)| id.to_string())
         .expect("the bootstrap key is well formed");

@@ -46,6 +46,10 @@ fn wait_run(
 /// server; it must still deliver every report itself, so the run ends Completed with its
 /// result, all ten log lines exactly once, every task run terminal, and one launch.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
     let mut sb = Sandbox::new();
     let home = sb.path("up");
@@ -144,6 +148,10 @@ fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
 /// the server keeps each line once. The run is Completed, every printed line is in its logs
 /// exactly once and in order, and the spool is removed afterwards.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 fn weir_up_killed_mid_run_keeps_every_stdout_line() {
     let mut sb = Sandbox::new();
     let home = sb.path("up");

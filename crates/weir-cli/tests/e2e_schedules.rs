@@ -29,6 +29,10 @@ fn rows(out: &str) -> Vec<Vec<String>> {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 fn preview_shows_utc_local_and_the_berlin_dst_changes() {
     let sb = Sandbox::new();
     let out = offline(
@@ -396,6 +400,10 @@ fn deploy_plan_and_the_deployment_page_show_the_next_fire_times() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 fn backfill_plans_creates_each_tick_once_and_the_flow_sees_its_tick() {
     let mut w = Weir::start(ServerOptions::default());
     w.deploy(HOURLY);
@@ -631,6 +639,27 @@ fn catchup_after_an_upgrade_that_finds_no_watermark() {
     catchup_after_an_outage(true);
 }
 
+/// Removes the scheduler's watermark from the stopped server's SQLite database, as a database
+/// of a Weir from before the watermark has none.
+fn forget_the_watermark(w: &Weir) {
+    let db = w.sb.path("server/weir.db");
+    w.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .busy_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .expect("open the server's database");
+        let gone = sqlx::query("DELETE FROM settings WHERE name = 'scheduler_pass_at'")
+            .execute(&mut conn)
+            .await
+            .expect("remove the watermark")
+            .rows_affected();
+        assert_eq!(gone, 1, "the server had written its watermark");
+    });
+}
+
 /// Stops the server for about 6 s with runs put ahead and no agent, then checks what each
 /// catch-up policy made of the missed ticks; with `forget_watermark`, the stopped server's
 /// database loses its watermark first, as one from before the watermark has none.
@@ -653,22 +682,7 @@ fn catchup_after_an_outage(forget_watermark: bool) {
     w.kill_server();
     let stopped = Utc::now();
     if forget_watermark {
-        let db = w.sb.path("server/weir.db");
-        w.block_on(async {
-            use sqlx::ConnectOptions;
-            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(&db)
-                .busy_timeout(Duration::from_secs(10))
-                .connect()
-                .await
-                .expect("open the server's database");
-            let gone = sqlx::query("DELETE FROM settings WHERE name = 'scheduler_pass_at'")
-                .execute(&mut conn)
-                .await
-                .expect("remove the watermark")
-                .rows_affected();
-            assert_eq!(gone, 1, "the server had written its watermark");
-        });
+        forget_the_watermark(&w);
     }
     std::thread::sleep(Duration::from_secs(6));
     let restarted = Utc::now();

@@ -15,7 +15,7 @@ use crate::{options, signature};
 use proc_macro2::{TokenStream, TokenTree};
 use quote::{format_ident, quote};
 use std::collections::BTreeSet;
-use syn::{Expr, ItemFn, LitStr, Path, Token, punctuated::Punctuated, visit::Visit};
+use syn::{Expr, Ident, ItemFn, LitStr, Path, Token, punctuated::Punctuated, visit::Visit};
 
 struct ParamAttr {
     default: Option<Expr>,
@@ -85,7 +85,6 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let ident = &f.sig.ident;
     let name = opts.name.clone().unwrap_or_else(|| ident.to_string());
     let def = format_ident!("__WEIR_FLOW_{}", ident);
-    let params_struct = format_ident!("__WeirParams_{}", ident);
     let schema_fn = format_ident!("__weir_schema_{}", ident);
     let run_fn = format_ident!("__weir_run_{}", ident);
     let docs = &sig.docs;
@@ -97,76 +96,14 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let inner_params = sig.params(true);
     let idents = sig.idents();
     let doc_text = &sig.doc_text;
-
-    let mut calls = Calls::default();
-    calls.visit_block(block);
-    calls.0.remove(&ident.to_string());
-    let calls: Vec<&String> = calls.0.iter().collect();
-
-    let mut fields = Vec::new();
-    let mut default_fns = Vec::new();
-    let mut takes = Vec::new();
-    let mut names = Vec::new();
-    for a in &sig.args {
-        let pa = param_attr(&a.attrs)?;
-        let (id, ty) = (&a.ident, &a.ty);
-        let pname = id.to_string();
-        names.push(pname.clone());
-        let desc = pa.description.map(|d| quote!(#[doc = #d]));
-        match pa.default {
-            Some(expr) => {
-                let dfn = format_ident!("__weir_default_{}_{}", ident, id);
-                let dfn_str = dfn.to_string();
-                default_fns.push(quote! {
-                    #[doc(hidden)]
-                    #[allow(non_snake_case)]
-                    fn #dfn() -> #ty { #expr }
-                });
-                fields.push(quote! { #desc #[serde(default = #dfn_str)] #id: #ty });
-                takes.push(quote! {
-                    let #id: #ty = ::weir::__private::take_param(
-                        &mut __weir_p, #pname, ::core::option::Option::Some(#dfn as fn() -> #ty))?;
-                });
-            }
-            None => {
-                fields.push(quote! { #desc #id: #ty });
-                takes.push(quote! {
-                    let #id: #ty = ::weir::__private::take_param(
-                        &mut __weir_p, #pname, ::core::option::Option::None::<fn() -> #ty>)?;
-                });
-            }
-        }
-    }
-
+    let calls = called_names(block, ident);
+    let params = Params::of(&sig, ident)?;
+    let names = &params.names;
+    let param_items = params.items(&name, ident, &schema_fn, &run_fn, &idents);
     let outcome = sig.outcome(quote!(__weir_body(#(#idents),*)));
 
     Ok(quote! {
-        #[doc(hidden)]
-        #[allow(non_camel_case_types, dead_code)]
-        #[derive(::weir::__private::serde::Deserialize, ::weir::__private::schemars::JsonSchema)]
-        #[serde(crate = "::weir::__private::serde", deny_unknown_fields)]
-        #[schemars(crate = "::weir::__private::schemars", title = #name)]
-        struct #params_struct {
-            #(#fields,)*
-        }
-
-        #(#default_fns)*
-
-        #[doc(hidden)]
-        #[allow(non_snake_case)]
-        fn #schema_fn() -> ::weir::__private::serde_json::Value {
-            ::weir::__private::schemars::schema_for!(#params_struct).to_value()
-        }
-
-        #[doc(hidden)]
-        #[allow(non_snake_case)]
-        fn #run_fn(
-            mut __weir_p: ::weir::__private::Parameters,
-        ) -> ::core::result::Result<::weir::__private::FlowFuture, ::weir::ParamError> {
-            ::weir::__private::check_unknown(&__weir_p, &[#(#names),*])?;
-            #(#takes)*
-            ::core::result::Result::Ok(::weir::__private::flow_future(#ident(#(#idents),*)))
-        }
+        #param_items
 
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
@@ -198,6 +135,117 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             ::weir::__private::run_flow(#name, __weir_params, #outcome)
         }
     })
+}
+
+/// The names the flow's body uses, except its own: the `calls` of its `FlowDef`.
+fn called_names(block: &syn::Block, flow: &Ident) -> Vec<String> {
+    let mut calls = Calls::default();
+    calls.visit_block(block);
+    calls.0.remove(&flow.to_string());
+    calls.0.into_iter().collect()
+}
+
+/// What a flow's arguments become, one entry per argument in order: the parameters struct's
+/// fields, the default functions `#[param(default = …)]` asks for, and the statements taking
+/// each argument out of a JSON object of parameters.
+struct Params {
+    fields: Vec<TokenStream>,
+    default_fns: Vec<TokenStream>,
+    takes: Vec<TokenStream>,
+    /// The arguments' names, which are the parameters' names.
+    names: Vec<String>,
+}
+
+impl Params {
+    /// Reads every argument's `#[param]` attribute (the only one allowed).
+    fn of(sig: &signature::Signature, flow: &Ident) -> syn::Result<Params> {
+        let mut p = Params {
+            fields: Vec::new(),
+            default_fns: Vec::new(),
+            takes: Vec::new(),
+            names: Vec::new(),
+        };
+        for a in &sig.args {
+            p.push(a, param_attr(&a.attrs)?, flow);
+        }
+        Ok(p)
+    }
+
+    /// Adds one argument: a field (with its default function when it has one) and its take.
+    fn push(&mut self, a: &signature::Arg, pa: ParamAttr, flow: &Ident) {
+        let (id, ty) = (&a.ident, &a.ty);
+        let pname = id.to_string();
+        self.names.push(pname.clone());
+        let desc = pa.description.map(|d| quote!(#[doc = #d]));
+        match pa.default {
+            Some(expr) => {
+                let dfn = format_ident!("__weir_default_{}_{}", flow, id);
+                let dfn_str = dfn.to_string();
+                self.default_fns.push(quote! {
+                    #[doc(hidden)]
+                    #[allow(non_snake_case)]
+                    fn #dfn() -> #ty { #expr }
+                });
+                self.fields
+                    .push(quote! { #desc #[serde(default = #dfn_str)] #id: #ty });
+                self.takes.push(quote! {
+                    let #id: #ty = ::weir::__private::take_param(
+                        &mut __weir_p, #pname, ::core::option::Option::Some(#dfn as fn() -> #ty))?;
+                });
+            }
+            None => {
+                self.fields.push(quote! { #desc #id: #ty });
+                self.takes.push(quote! {
+                    let #id: #ty = ::weir::__private::take_param(
+                        &mut __weir_p, #pname, ::core::option::Option::None::<fn() -> #ty>)?;
+                });
+            }
+        }
+    }
+
+    /// The items behind the flow's `FlowDef`: the parameters struct (whose schema `describe`
+    /// prints), the default functions, `schema_fn` and `run_fn`, which checks a JSON object
+    /// of parameters field by field and starts the run.
+    fn items(
+        &self,
+        name: &str,
+        flow: &Ident,
+        schema_fn: &Ident,
+        run_fn: &Ident,
+        idents: &[&Ident],
+    ) -> TokenStream {
+        let params_struct = format_ident!("__WeirParams_{}", flow);
+        let (fields, default_fns, takes, names) =
+            (&self.fields, &self.default_fns, &self.takes, &self.names);
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types, dead_code)]
+            #[derive(::weir::__private::serde::Deserialize, ::weir::__private::schemars::JsonSchema)]
+            #[serde(crate = "::weir::__private::serde", deny_unknown_fields)]
+            #[schemars(crate = "::weir::__private::schemars", title = #name)]
+            struct #params_struct {
+                #(#fields,)*
+            }
+
+            #(#default_fns)*
+
+            #[doc(hidden)]
+            #[allow(non_snake_case)]
+            fn #schema_fn() -> ::weir::__private::serde_json::Value {
+                ::weir::__private::schemars::schema_for!(#params_struct).to_value()
+            }
+
+            #[doc(hidden)]
+            #[allow(non_snake_case)]
+            fn #run_fn(
+                mut __weir_p: ::weir::__private::Parameters,
+            ) -> ::core::result::Result<::weir::__private::FlowFuture, ::weir::ParamError> {
+                ::weir::__private::check_unknown(&__weir_p, &[#(#names),*])?;
+                #(#takes)*
+                ::core::result::Result::Ok(::weir::__private::flow_future(#flow(#(#idents),*)))
+            }
+        }
+    }
 }
 
 pub fn expand_main(input: TokenStream) -> syn::Result<TokenStream> {

@@ -82,6 +82,61 @@ pub enum StartError {
     },
 }
 
+/// Binds `bind` (`host:port`; port 0 picks a free one); returns the listener and the address
+/// it really listens on.
+async fn bind(bind: &str) -> Result<(TcpListener, SocketAddr), StartError> {
+    let error = |source| StartError::Bind {
+        addr: bind.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(bind).await.map_err(error)?;
+    let addr = listener.local_addr().map_err(error)?;
+    Ok((listener, addr))
+}
+
+/// The key run tokens are signed with: the database's, or 32 random bytes (as hex) stored on
+/// first start, so every replica and every restart signs alike.
+async fn run_token_secret(store: &weir_store::Store) -> Result<String, StartError> {
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh)
+        .map_err(|e| StartError::Bootstrap(format!("no randomness: {e}")))?;
+    Ok(store
+        .setting_or_init("run_token_secret", || {
+            fresh.iter().map(|b| format!("{b:02x}")).collect()
+        })
+        .await?)
+}
+
+/// Serves `router` on `listener` (over TLS with `acceptor`) until `stopped` completes, then
+/// lets requests in flight finish.
+fn spawn_serving(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    router: axum::Router,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    match acceptor {
+        None => tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(stopped);
+            if let Err(error) = serve.await {
+                tracing::error!(message = "server stopped", %error);
+            }
+        }),
+        Some(acceptor) => {
+            let listener = tls::TlsListener {
+                tcp: listener,
+                acceptor,
+            };
+            tokio::spawn(async move {
+                let serve = axum::serve(listener, router).with_graceful_shutdown(stopped);
+                if let Err(error) = serve.await {
+                    tracing::error!(message = "server stopped", %error);
+                }
+            })
+        }
+    }
+}
+
 impl Server {
     /// Opens the database, binds `options.bind`, and starts serving and the background loops.
     pub async fn start(options: Options) -> Result<Server, StartError> {
@@ -97,25 +152,8 @@ impl Server {
         let limit = options.max_body_bytes;
         let routes = tokio::task::spawn_blocking(move || routes::router(limit, ui::routes()));
         let store = weir_store::Store::connect(&options.database_url).await?;
-        let listener =
-            TcpListener::bind(&options.bind)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: options.bind.clone(),
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: options.bind.clone(),
-            source,
-        })?;
-        let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh)
-            .map_err(|e| StartError::Bootstrap(format!("no randomness: {e}")))?;
-        let secret = store
-            .setting_or_init("run_token_secret", || {
-                fresh.iter().map(|b| format!("{b:02x}")).collect()
-            })
-            .await?;
+        let (listener, addr) = bind(&options.bind).await?;
+        let secret = run_token_secret(&store).await?;
         let bootstrap_key = auth::bootstrap_admin_key(&store, options.admin_key.as_deref())
             .await
             .map_err(|e| match e {
@@ -145,26 +183,7 @@ impl Server {
             let _ = stop.wait_for(|s| *s).await;
         };
         let scheme = if acceptor.is_some() { "https" } else { "http" };
-        match acceptor {
-            None => tasks.push(tokio::spawn(async move {
-                let serve = axum::serve(listener, router).with_graceful_shutdown(stopped);
-                if let Err(error) = serve.await {
-                    tracing::error!(message = "server stopped", %error);
-                }
-            })),
-            Some(acceptor) => {
-                let listener = tls::TlsListener {
-                    tcp: listener,
-                    acceptor,
-                };
-                tasks.push(tokio::spawn(async move {
-                    let serve = axum::serve(listener, router).with_graceful_shutdown(stopped);
-                    if let Err(error) = serve.await {
-                        tracing::error!(message = "server stopped", %error);
-                    }
-                }));
-            }
-        }
+        tasks.push(spawn_serving(listener, acceptor, router, stopped));
         tracing::info!(
             message = "weir server listening",
             url = %format!("{scheme}://{addr}"),

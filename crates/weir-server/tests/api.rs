@@ -44,6 +44,10 @@ fn log(run: Uuid, message: &str) -> NewLogLine {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn run_lifecycle(db: &TestDb) {
     let s = TestServer::start(options(db)).await;
     let c = &s.client;
@@ -276,6 +280,10 @@ struct SseEvent {
     data: String,
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn sse_stream(db: &TestDb) {
     let s = TestServer::start(options(db)).await;
     let c = &s.client;
@@ -396,6 +404,10 @@ async fn sse_stream(db: &TestDb) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn openapi_and_metrics() {
     let db = TestDb::new(Backend::Sqlite, "openapi_and_metrics")
         .await

@@ -109,6 +109,10 @@ async fn snapshot(s: &TestServer) -> (usize, Vec<(String, u32)>, Vec<String>, us
     )
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn bad_bodies(db: &TestDb) {
     let mut opts = options(db);
     opts.max_body_bytes = 1024;
@@ -373,6 +377,10 @@ async fn bad_bodies(db: &TestDb) {
     s.stop().await;
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn bad_paths_and_queries(db: &TestDb) {
     let s = TestServer::start(options(db)).await;
     deploy(&s.client, "etl", spec("etl")).await;
@@ -480,6 +488,10 @@ async fn bad_paths_and_queries(db: &TestDb) {
     s.stop().await;
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn refused_by_the_rules(db: &TestDb) {
     // A lease long enough that the crash detector leaves the Running run alone however slow
     // the machine: the test compares its history before and after the refusals.

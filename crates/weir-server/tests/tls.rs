@@ -170,6 +170,10 @@ fn files_for(dir: &Path, tag: &str, mut params: rcgen::CertificateParams) -> Tls
 
 /// What the client says about each way TLS goes wrong: which problem, and what to do.
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn client_errors_name_the_real_cause() {
     let dir = tempfile::tempdir().expect("tempdir");
     let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];

@@ -95,6 +95,10 @@ async fn run_batch(store: &Store, jobs: Vec<Job>) {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
+)]
 async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
     let mut tx = store.begin_write().await?;
     // Transition ids already applied (idempotent replays).

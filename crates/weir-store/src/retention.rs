@@ -88,6 +88,10 @@ impl Store {
     }
 
     /// Everything retention deletes with runs `ids`, one [`ArchivedRun`] each, in id order.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
+    )]
     pub async fn archive_runs(&self, ids: &[Uuid]) -> Result<Vec<ArchivedRun>> {
         if ids.is_empty() {
             return Ok(Vec::new());

@@ -30,6 +30,10 @@ impl Store {
     /// Stores a batch of task-run reports: each task run is created by its first report and
     /// moved by later ones (older reports never overwrite newer states); every report is
     /// kept in the task run's history. Returns how many reports were stored.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
+    )]
     pub async fn ingest_task_runs(&self, reports: &[TaskRunReport]) -> Result<u64> {
         if reports.is_empty() {
             return Ok(0);

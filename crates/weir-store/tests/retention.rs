@@ -127,6 +127,10 @@ fn ids(v: &[&FlowRun]) -> HashSet<Uuid> {
     v.iter().map(|r| r.id).collect()
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
     let d = deployment(&store, "ret").await;
     let other = deployment(&store, "keep").await;
@@ -338,6 +342,10 @@ async fn case_project_retention_setting(store: Store) {
 
 /// 1,500 old runs pruned in batches of 50 by two racing pruners while a writer creates runs:
 /// every run goes exactly once, the writer never fails, and its runs stay.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn case_batches_beside_writers_and_racing_pruners(store: Store) {
     let d = deployment(&store, "ret").await;
     let t = now();

@@ -172,6 +172,10 @@ async fn case_watermark(store: Store) {
     );
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn case_catch_up(store: Store) {
     let lease = Duration::seconds(30);
     // Runs put ahead for 01:00–05:00 every hour; the server then was away 00:30 to 06:00.
@@ -329,6 +333,10 @@ async fn case_backfill_in_batches(store: Store) {
 /// A database a Weir from before the watermark used: runs put ahead, one claimed, an agent's
 /// heartbeat, but no watermark. The first pass takes the last activity as the last pass, so
 /// the ticks after it are missed and caught up as after any outage.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn case_catch_up_without_a_watermark(store: Store) {
     assert_eq!(
         store.inferred_last_pass(at(6, 0)).await.expect("empty"),

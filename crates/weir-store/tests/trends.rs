@@ -76,6 +76,10 @@ fn run(
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn case_runs_by_hour(store: Store) {
     let dev = deployment(&store, "dev", "etl").await;
     let main = deployment(&store, "main", "etl").await;
@@ -167,6 +171,10 @@ async fn case_runs_by_hour(store: Store) {
 
 /// The hourly counts follow every change of a run: its state (cancel, retry), its deletion
 /// (retention), a new run; folding them (PostgreSQL) changes no count.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
+)]
 async fn case_runs_by_hour_follows_changes(store: Store) {
     let dev = deployment(&store, "dev", "etl").await;
     let now = common::now();

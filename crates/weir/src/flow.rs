@@ -150,6 +150,9 @@ async fn persist_flow_result(
     })
 }
 
+/// One flow run: started through the tracker (a child of the flow or task in scope, if
+/// any), the body run with the flow context in scope, its end (and a top-level run's result,
+/// in result storage) reported.
 async fn run_boxed_flow<T>(
     flow: &'static str,
     parameters: Parameters,
@@ -166,14 +169,15 @@ where
             .try_with(Arc::clone)
             .unwrap_or_else(|_| RunEnv::global()),
     };
+    let start = FlowRunStart {
+        flow: flow.to_string(),
+        parameters,
+        parent_flow_run_id: parent.as_ref().map(|p| p.id),
+        parent_task_run_id: parent_task,
+    };
     let started = env
         .tracker
-        .start_flow_run(FlowRunStart {
-            flow: flow.to_string(),
-            parameters,
-            parent_flow_run_id: parent.as_ref().map(|p| p.id),
-            parent_task_run_id: parent_task,
-        })
+        .start_flow_run(start)
         .await
         .map_err(|e| FlowStartError {
             flow: flow.to_string(),
@@ -188,14 +192,7 @@ where
         let message = format!("before the flow started: {e}");
         let _ = env
             .tracker
-            .finish_flow_run(FlowRunFinish {
-                flow_run_id: id,
-                attempt,
-                state: StateKind::Failed,
-                message: Some(message.clone()),
-                result: None,
-                result_ref: None,
-            })
+            .finish_flow_run(failed(id, attempt, &message))
             .await;
         return Err(anyhow::anyhow!(message));
     }
@@ -205,39 +202,12 @@ where
     let outcome = CTX.scope(ctx, TASK_RUN.scope(None, body)).await;
     env.remove_active(id);
 
-    let (mut state, mut message, result, mut ret) = match outcome {
-        Ok(Ok(v)) => {
-            let json = serde_json::to_value(&v).ok();
-            (StateKind::Completed, None, json, Ok(v))
-        }
-        Ok(Err(e)) => (StateKind::Failed, Some(format!("{e:#}")), None, Err(e)),
-        Err(payload) => {
-            let e = anyhow::Error::new(Panicked(panic_message(&*payload)));
-            (StateKind::Failed, Some(format!("flow {e}")), None, Err(e))
-        }
-    };
-    let mut result_ref = None;
-    if reported && let Some(json) = &result {
-        match persist_flow_result(&env, id, json).await {
-            Ok(r) => result_ref = Some(r),
-            Err(e) => {
-                state = StateKind::Failed;
-                message = Some(format!("{e:#}"));
-                ret = Err(e);
-            }
-        }
+    let mut end = Ending::of(outcome);
+    if reported {
+        end.persist_result(&env, id).await;
     }
-    let finished = env
-        .tracker
-        .finish_flow_run(FlowRunFinish {
-            flow_run_id: id,
-            attempt,
-            state,
-            message,
-            result,
-            result_ref,
-        })
-        .await;
+    let (finish, ret) = end.finish(id, attempt);
+    let finished = env.tracker.finish_flow_run(finish).await;
     let ret = match (ret, finished) {
         (Ok(_), Err(e)) => Err(e.context(format!("could not report the end of flow run {id}"))),
         (ret, _) => ret,
@@ -245,5 +215,78 @@ where
     match parent {
         Some(_) => ret.map_err(|e| e.context(format!("subflow '{flow}' failed"))),
         None => ret,
+    }
+}
+
+/// The report of a run failed with `message` before its body ran.
+fn failed(flow_run_id: uuid::Uuid, attempt: u32, message: &str) -> FlowRunFinish {
+    FlowRunFinish {
+        flow_run_id,
+        attempt,
+        state: StateKind::Failed,
+        message: Some(message.to_string()),
+        result: None,
+        result_ref: None,
+    }
+}
+
+/// How a flow's body ended, as it will be reported and returned.
+struct Ending<T> {
+    state: StateKind,
+    message: Option<String>,
+    /// The return value as JSON (a Completed run whose value serialises).
+    result: Option<serde_json::Value>,
+    /// Where result storage keeps `result` (set by [`Ending::persist_result`]).
+    result_ref: Option<ResultRef>,
+    ret: anyhow::Result<T>,
+}
+
+impl<T: Serialize> Ending<T> {
+    /// Completed with the value, Failed with the error, or Failed with the panic's message.
+    fn of(outcome: Result<anyhow::Result<T>, Box<dyn std::any::Any + Send>>) -> Ending<T> {
+        let (state, message, result, ret) = match outcome {
+            Ok(Ok(v)) => {
+                let json = serde_json::to_value(&v).ok();
+                (StateKind::Completed, None, json, Ok(v))
+            }
+            Ok(Err(e)) => (StateKind::Failed, Some(format!("{e:#}")), None, Err(e)),
+            Err(payload) => {
+                let e = anyhow::Error::new(Panicked(panic_message(&*payload)));
+                (StateKind::Failed, Some(format!("flow {e}")), None, Err(e))
+            }
+        };
+        Ending {
+            state,
+            message,
+            result,
+            result_ref: None,
+            ret,
+        }
+    }
+
+    /// Writes the result (if any) to result storage; a write that fails fails the run.
+    async fn persist_result(&mut self, env: &RunEnv, id: uuid::Uuid) {
+        let Some(json) = &self.result else { return };
+        match persist_flow_result(env, id, json).await {
+            Ok(r) => self.result_ref = Some(r),
+            Err(e) => {
+                self.state = StateKind::Failed;
+                self.message = Some(format!("{e:#}"));
+                self.ret = Err(e);
+            }
+        }
+    }
+
+    /// The final report of attempt `attempt` of run `id`, and what the call returns.
+    fn finish(self, id: uuid::Uuid, attempt: u32) -> (FlowRunFinish, anyhow::Result<T>) {
+        let finish = FlowRunFinish {
+            flow_run_id: id,
+            attempt,
+            state: self.state,
+            message: self.message,
+            result: self.result,
+            result_ref: self.result_ref,
+        };
+        (finish, self.ret)
     }
 }

@@ -33,23 +33,43 @@ fn refuse(message: impl std::fmt::Display) -> ExitCode {
 
 /// `weir schedule preview`.
 pub fn preview(args: PreviewArgs, json: bool) -> ExitCode {
+    let (schedule, from) = match preview_input(&args, Utc::now()) {
+        Ok(input) => input,
+        Err(message) => return refuse(message),
+    };
+    let times = schedule.preview(from, args.count as usize);
+    if json {
+        output::json(&Preview {
+            schedule: schedule.describe(),
+            timezone: &args.timezone,
+            from,
+            fire_times: times,
+        });
+    } else {
+        print_fire_times(&args, &schedule, from, &times);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The schedule a preview's flags describe and the time its fire times follow (`--from`, or
+/// `now`), or the message refusing the flags (times typed in the schedule's zone).
+fn preview_input(
+    args: &PreviewArgs,
+    now: weir_core::Timestamp,
+) -> Result<(Schedule, weir_core::Timestamp), String> {
     if !(1..=MAX_PREVIEW).contains(&args.count) {
-        return refuse(format!(
+        return Err(format!(
             "--count {} is out of range: use 1 to {MAX_PREVIEW}",
             args.count
         ));
     }
-    let now = Utc::now();
-    let tz: Tz = match args.timezone.parse() {
-        Ok(tz) => tz,
-        Err(_) => {
-            return refuse(weir_core::ScheduleError::InvalidTimezone(args.timezone));
-        }
-    };
+    let tz: Tz = args.timezone.parse().map_err(|_| {
+        weir_core::ScheduleError::InvalidTimezone(args.timezone.clone()).to_string()
+    })?;
     let anchor = match args.anchor.as_deref().map(|a| when::parse_time(a, tz, now)) {
         None => None,
         Some(Ok(t)) => Some(t),
-        Some(Err(e)) => return refuse(format!("--anchor: {e}")),
+        Some(Err(e)) => return Err(format!("--anchor: {e}")),
     };
     let spec = ScheduleSpec {
         cron: args.cron.clone(),
@@ -60,28 +80,29 @@ pub fn preview(args: PreviewArgs, json: bool) -> ExitCode {
     let schedule = match Schedule::parse(&spec) {
         Ok(s) => s,
         Err(e @ weir_core::ScheduleError::InvalidCron { .. }) => {
-            return refuse(format!(
+            return Err(format!(
                 "{e}\nhint: 5 fields (minute hour day-of-month month day-of-week), or 6 with \
                  seconds first, e.g. --cron \"30 2 * * *\" (02:30 every day)"
             ));
         }
-        Err(e) => return refuse(e),
+        Err(e) => return Err(e.to_string()),
     };
     let from = match args.from.as_deref().map(|f| when::parse_time(f, tz, now)) {
         None => now,
         Some(Ok(t)) => t,
-        Some(Err(e)) => return refuse(format!("--from: {e}")),
+        Some(Err(e)) => return Err(format!("--from: {e}")),
     };
-    let times = schedule.preview(from, args.count as usize);
-    if json {
-        output::json(&Preview {
-            schedule: schedule.describe(),
-            timezone: &args.timezone,
-            from,
-            fire_times: times,
-        });
-        return ExitCode::SUCCESS;
-    }
+    Ok((schedule, from))
+}
+
+/// The preview for people: what the schedule is in words, then its fire times in UTC and in
+/// its zone, with DST notes.
+fn print_fire_times(
+    args: &PreviewArgs,
+    schedule: &Schedule,
+    from: weir_core::Timestamp,
+    times: &[FireTime],
+) {
     let describe = schedule.describe();
     let what = match (&args.cron, &args.interval) {
         (Some(c), _) => {
@@ -100,7 +121,7 @@ pub fn preview(args: PreviewArgs, json: bool) -> ExitCode {
     );
     if times.is_empty() {
         println!("no fire times after that: the expression never matches again");
-        return ExitCode::SUCCESS;
+        return;
     }
     let rows = times
         .iter()
@@ -114,7 +135,6 @@ pub fn preview(args: PreviewArgs, json: bool) -> ExitCode {
         .collect();
     let local = format!("LOCAL ({})", args.timezone);
     output::table(&["UTC", &local, "DST"], rows);
-    ExitCode::SUCCESS
 }
 
 /// `weir backfill PROJECT/DEPLOYMENT --from T --to T [--max N] [--plan]`.

@@ -1,7 +1,7 @@
 //! The keys of one deployment table (or of `[defaults]`): which are known, and each value
 //! read by its own checker.
 
-use super::{DEPLOYMENT_KEYS, NOT_IN_DEFAULTS, Parser, Partial, entries, integer};
+use super::{DEPLOYMENT_KEYS, Item, NOT_IN_DEFAULTS, Parser, Partial, entries, integer};
 use toml::de::{DeTable, DeValue};
 use weir_core::api::Parameters;
 
@@ -22,17 +22,7 @@ impl Parser<'_> {
                 "description" => p.description = self.string(key, item, ctx),
                 "command" => {
                     p.command_written = true;
-                    p.command = self.strings(key, item, ctx);
-                    if p.command.as_ref().is_some_and(Vec::is_empty) {
-                        self.invalid(
-                            key,
-                            item.span().start,
-                            ctx,
-                            "is empty: give the program to run and its arguments, e.g. \
-                             [\"./target/release/flows\"]",
-                        );
-                        p.command = None;
-                    }
+                    p.command = self.command(key, item, ctx);
                 }
                 "plain" => match item.get_ref() {
                     DeValue::Boolean(b) => p.plain = Some(*b),
@@ -53,32 +43,17 @@ impl Parser<'_> {
                 }
                 "parameters" => {
                     if let Some(t) = self.table(key, item, ctx) {
-                        let mut ok = true;
-                        let mut map = Parameters::new();
-                        for (name, _, v) in entries(t) {
-                            let path = format!("parameters.{name}");
-                            if let Some(json) = self.json(&path, v, ctx) {
-                                map.insert(name.to_string(), json);
-                            } else {
-                                ok = false;
-                            }
-                        }
-                        p.parameters = ok.then_some(map);
+                        p.parameters = self.parameters(t, ctx);
                     }
                 }
                 "schedules" => p.schedules = self.schedules(item, ctx),
                 "secrets" => p.secrets = self.env_table(key, item, ctx, true),
                 "env" => p.env = self.env_table(key, item, ctx, false),
-                "retries" => match integer(item.get_ref()).map(u32::try_from) {
-                    Some(Ok(n)) => p.retries = Some(n),
-                    Some(Err(_)) => self.invalid(
-                        key,
-                        item.span().start,
-                        ctx,
-                        "must be a whole number from 0 to 4294967295",
-                    ),
-                    None => self.wrong_type(key, item, ctx, "a whole number"),
-                },
+                "retries" => {
+                    if let Some(n) = self.retries(key, item, ctx) {
+                        p.retries = Some(n);
+                    }
+                }
                 "retry_delay" => p.retry_delay_s = self.retry_delay(item, ctx),
                 "tags" => p.tags = self.strings(key, item, ctx),
                 "result_storage" => p.result_storage = self.storage_url(key, item, ctx),
@@ -96,5 +71,57 @@ impl Parser<'_> {
             }
         }
         p
+    }
+
+    /// `command`: the program and its arguments; an empty list is an error (`None`).
+    fn command(&mut self, key: &str, item: &Item<'_>, ctx: &str) -> Option<Vec<String>> {
+        let command = self.strings(key, item, ctx)?;
+        if command.is_empty() {
+            self.invalid(
+                key,
+                item.span().start,
+                ctx,
+                "is empty: give the program to run and its arguments, e.g. \
+                 [\"./target/release/flows\"]",
+            );
+            return None;
+        }
+        Some(command)
+    }
+
+    /// The `parameters` table as JSON values; `None` when any value is not one (each such
+    /// value reported at its own key).
+    fn parameters(&mut self, table: &DeTable<'_>, ctx: &str) -> Option<Parameters> {
+        let mut ok = true;
+        let mut map = Parameters::new();
+        for (name, _, v) in entries(table) {
+            let path = format!("parameters.{name}");
+            if let Some(json) = self.json(&path, v, ctx) {
+                map.insert(name.to_string(), json);
+            } else {
+                ok = false;
+            }
+        }
+        ok.then_some(map)
+    }
+
+    /// `retries`: a whole number that fits in a `u32` (`None`, reported, otherwise).
+    fn retries(&mut self, key: &str, item: &Item<'_>, ctx: &str) -> Option<u32> {
+        match integer(item.get_ref()).map(u32::try_from) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
+                self.invalid(
+                    key,
+                    item.span().start,
+                    ctx,
+                    "must be a whole number from 0 to 4294967295",
+                );
+                None
+            }
+            None => {
+                self.wrong_type(key, item, ctx, "a whole number");
+                None
+            }
+        }
     }
 }

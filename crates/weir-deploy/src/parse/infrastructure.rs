@@ -157,46 +157,13 @@ impl Parser<'_> {
                 }
                 "image" => p.image = self.non_empty_string(key, v, &ctx).map(|s| (s, key_at)),
                 "cpu" => p.cpu = self.cpu(v, &ctx).map(|c| (c, key_at)),
-                "memory" => {
-                    p.memory = self
-                        .string(key, v, &ctx)
-                        .and_then(|m| match parse_memory(&m) {
-                            Ok(_) => Some((m, key_at)),
-                            Err(e) => {
-                                self.invalid(key, v.span().start, &ctx, &e);
-                                None
-                            }
-                        })
-                }
+                "memory" => p.memory = self.memory(v, &ctx).map(|m| (m, key_at)),
                 "network" => p.network = self.non_empty_string(key, v, &ctx).map(|s| (s, key_at)),
                 "env" => p.env = self.env_table(key, v, &ctx, false).map(|e| (e, key_at)),
-                "volumes" => {
-                    let list = self.strings(key, v, &ctx);
-                    let mut ok = list.is_some();
-                    if let (Some(list), DeValue::Array(items)) = (&list, v.get_ref()) {
-                        for (vol, el) in list.iter().zip(items.iter()) {
-                            if let Err(e) = check_volume(vol) {
-                                self.invalid(key, el.span().start, &ctx, &e);
-                                ok = false;
-                            }
-                        }
-                    }
-                    p.volumes = list.filter(|_| ok).map(|l| (l, key_at));
-                }
+                "volumes" => p.volumes = self.volumes(v, &ctx).map(|l| (l, key_at)),
                 "pull" => {
-                    if let Some(s) = self.string(key, v, &ctx) {
-                        match PullPolicy::ALL.into_iter().find(|p| p.as_str() == s) {
-                            Some(policy) => p.pull = Some((policy, key_at)),
-                            None => self.invalid(
-                                key,
-                                v.span().start,
-                                &ctx,
-                                &format!(
-                                    "unknown pull policy {s:?}: expected \"never\", \
-                                     \"if-missing\" or \"always\""
-                                ),
-                            ),
-                        }
+                    if let Some(policy) = self.pull(v, &ctx) {
+                        p.pull = Some((policy, key_at));
                     }
                 }
                 "init" => match v.get_ref() {
@@ -204,15 +171,8 @@ impl Parser<'_> {
                     _ => self.wrong_type(key, v, &ctx, "true or false"),
                 },
                 "capacity" => {
-                    if let Some(c) = self.string(key, v, &ctx) {
-                        if c == "FARGATE" || c == "FARGATE_SPOT" {
-                            p.ecs.insert("capacity", (c, key_at));
-                        } else {
-                            let problem = format!(
-                                "unknown capacity {c:?}: expected \"FARGATE\" or \"FARGATE_SPOT\""
-                            );
-                            self.invalid(key, v.span().start, &ctx, &problem);
-                        }
+                    if let Some(c) = self.capacity(v, &ctx) {
+                        p.ecs.insert("capacity", (c, key_at));
                     }
                 }
                 other if ECS_STRING_KEYS.contains(&other) => {
@@ -228,6 +188,61 @@ impl Parser<'_> {
         }
         p.broken = self.diagnostics.len() > errors_before;
         Some(p)
+    }
+
+    /// `memory`: a size such as `"512Mi"` or `"2Gi"`, kept as written.
+    fn memory(&mut self, v: &Item<'_>, ctx: &str) -> Option<String> {
+        let m = self.string("memory", v, ctx)?;
+        match parse_memory(&m) {
+            Ok(_) => Some(m),
+            Err(e) => {
+                self.invalid("memory", v.span().start, ctx, &e);
+                None
+            }
+        }
+    }
+
+    /// `volumes`: Docker volume specs, each checked (every bad one reported at its place).
+    fn volumes(&mut self, v: &Item<'_>, ctx: &str) -> Option<Vec<String>> {
+        let list = self.strings("volumes", v, ctx)?;
+        let mut ok = true;
+        if let DeValue::Array(items) = v.get_ref() {
+            for (vol, el) in list.iter().zip(items.iter()) {
+                if let Err(e) = check_volume(vol) {
+                    self.invalid("volumes", el.span().start, ctx, &e);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(list)
+    }
+
+    /// `pull`: one of the image pull policies, by its name.
+    fn pull(&mut self, v: &Item<'_>, ctx: &str) -> Option<PullPolicy> {
+        let s = self.string("pull", v, ctx)?;
+        let policy = PullPolicy::ALL.into_iter().find(|p| p.as_str() == s);
+        if policy.is_none() {
+            self.invalid(
+                "pull",
+                v.span().start,
+                ctx,
+                &format!(
+                    "unknown pull policy {s:?}: expected \"never\", \"if-missing\" or \"always\""
+                ),
+            );
+        }
+        policy
+    }
+
+    /// `capacity`: the ECS capacity provider, `FARGATE` or `FARGATE_SPOT`.
+    fn capacity(&mut self, v: &Item<'_>, ctx: &str) -> Option<String> {
+        let c = self.string("capacity", v, ctx)?;
+        if c == "FARGATE" || c == "FARGATE_SPOT" {
+            return Some(c);
+        }
+        let problem = format!("unknown capacity {c:?}: expected \"FARGATE\" or \"FARGATE_SPOT\"");
+        self.invalid("capacity", v.span().start, ctx, &problem);
+        None
     }
 
     fn cpu(&mut self, v: &Item<'_>, ctx: &str) -> Option<f64> {

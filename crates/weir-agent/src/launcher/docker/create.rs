@@ -100,6 +100,10 @@ pub(crate) async fn create(
 }
 
 /// The container's settings: command, environment, labels, limits, network, mounts.
+#[expect(
+    clippy::too_many_lines,
+    reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
+)]
 fn body(
     agent: &str,
     spec: &LaunchSpec,
