@@ -35,17 +35,17 @@ fn process_only() -> Vec<InfrastructureKind> {
 /// An agent as the server knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Agent {
-    /// Id.
+    /// The id the server gave the agent when it registered.
     pub id: Uuid,
-    /// Name.
+    /// The name it registered with (`weir agent --name`), not necessarily unique.
     pub name: String,
-    /// Queues.
+    /// The work queues it claims runs from.
     pub queues: Vec<String>,
-    /// Concurrency limit.
+    /// Most runs it holds at once.
     pub limit: u32,
-    /// Registered.
+    /// When it registered (the server's clock).
     pub created_at: Timestamp,
-    /// Last heartbeat.
+    /// When the server last heard from it; it counts as live while this is recent.
     pub last_heartbeat_at: Timestamp,
     /// Runs it currently holds.
     pub running: u32,
@@ -66,9 +66,9 @@ pub struct Heartbeat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeldRun {
-    /// Flow run.
+    /// The flow run's id.
     pub id: Uuid,
-    /// Attempt.
+    /// The attempt the agent claimed: a lease is renewed only while it is still the run's.
     pub attempt: u32,
 }
 
@@ -146,7 +146,7 @@ pub struct RunHeartbeatReply {
 /// A work queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkQueue {
-    /// Name.
+    /// The queue's name, as deployments' `work_queue` and agents' `--queue` give it.
     pub name: String,
     /// Runs waiting (claimable and due).
     pub ready: u64,

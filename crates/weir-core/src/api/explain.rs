@@ -25,7 +25,7 @@ pub struct AgentLoad {
 pub enum Reason {
     /// It is not waiting: an agent claimed it, or it runs.
     Started {
-        /// Its state.
+        /// Its state now: one neither claimable nor final (Pending, Running, Cancelling, …).
         state: StateKind,
     },
     /// It has ended.
@@ -47,12 +47,12 @@ pub enum Reason {
         until: Timestamp,
         /// Retries used, this one included.
         used: u32,
-        /// Retries allowed.
+        /// Retries the run allows in all.
         allowed: u32,
     },
     /// No agent serving its queue has been heard from within a lease.
     NoLiveAgent {
-        /// The queue.
+        /// The run's work queue.
         queue: String,
         /// The last time any agent serving it was heard from (in the last day).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,7 +60,7 @@ pub enum Reason {
     },
     /// Live agents serve its queue, but none launches its infrastructure.
     NoLauncher {
-        /// The queue.
+        /// The run's work queue.
         queue: String,
         /// The infrastructure it needs.
         kind: InfrastructureKind,
@@ -69,14 +69,14 @@ pub enum Reason {
     },
     /// Every live agent that could take it already runs as many runs as it takes.
     AgentsAtCapacity {
-        /// Those agents.
+        /// Each such agent with how many runs it holds and takes.
         agents: Vec<AgentLoad>,
     },
     /// A concurrency limit it falls under is full.
     LimitFull {
-        /// Which limit.
+        /// The limit: its deployment's `concurrency`, or a tag's limit.
         limit: LimitKey,
-        /// Its slots.
+        /// How many runs the limit lets hold a slot at once.
         slots: u32,
         /// How many runs hold a slot.
         held: u32,
@@ -88,7 +88,7 @@ pub enum Reason {
     /// Its deployment's schedules are paused: no new scheduled runs are made (this run still
     /// starts when due).
     SchedulePaused {
-        /// `project/name`.
+        /// The deployment, as `project/name`.
         deployment: String,
     },
     /// Nothing holds it back: the next claim of an agent on its queue takes it.
@@ -98,9 +98,9 @@ pub enum Reason {
 /// The explanation of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Explanation {
-    /// The run.
+    /// The id of the run explained.
     pub run: Uuid,
-    /// Its state.
+    /// Its state when it was explained.
     pub state: StateKind,
     /// Whether it waits to be started (claimable).
     pub waiting: bool,

@@ -16,7 +16,7 @@ pub struct CreateApiKey {
     /// A name for the service account, e.g. `ci`, at most 100 characters.
     #[schemars(length(max = 100), pattern(NOT_BLANK))]
     pub name: String,
-    /// Its role.
+    /// What the key may do: admin, developer, agent or viewer.
     pub role: crate::auth::Role,
     /// Restrict it to one project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,17 +35,17 @@ pub struct ApiKey {
     pub id: String,
     /// Service account name.
     pub name: String,
-    /// Role.
+    /// What the key may do: admin, developer, agent or viewer.
     pub role: crate::auth::Role,
-    /// Project it is restricted to.
+    /// The one project it may see; absent for a key of every project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
-    /// Created.
+    /// When it was created (the server's clock).
     pub created_at: Timestamp,
-    /// Expires.
+    /// When it stops working; absent for a key that never expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
-    /// Revoked.
+    /// When it was revoked (it works no more); absent while it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
     /// Who created it (a key id, or `bootstrap`).
@@ -64,9 +64,9 @@ pub struct CreatedApiKey {
 /// One entry of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuditEntry {
-    /// Id (time-ordered).
+    /// The entry's id (UUIDv7: id order is the order entries were written).
     pub id: Uuid,
-    /// When.
+    /// When the action was taken (the server's clock).
     pub at: Timestamp,
     /// Who: `name (key id)`.
     pub actor: String,
@@ -74,7 +74,8 @@ pub struct AuditEntry {
     pub action: String,
     /// On what, e.g. `dev/etl` or a run id.
     pub target: String,
-    /// Details.
+    /// What else the action recorded (such as the name of a revoked key); absent when
+    /// nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

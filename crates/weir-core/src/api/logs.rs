@@ -27,16 +27,16 @@ pub enum LogLevel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLogLine {
-    /// Flow run.
+    /// The flow run the line belongs to.
     pub flow_run_id: Uuid,
     /// Task run, when the line was emitted inside a task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_run_id: Option<Uuid>,
     /// When it was emitted.
     pub at: Timestamp,
-    /// Severity.
+    /// Its severity (an agent ships a process's stdout as `info`, its stderr as `warn`).
     pub level: LogLevel,
-    /// The text.
+    /// The line's text, without its trailing newline.
     pub message: String,
     /// The attempt of the flow run that emitted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,16 +57,16 @@ pub struct NewLogLine {
 pub struct LogLine {
     /// Position in the run's log (increasing).
     pub seq: i64,
-    /// Flow run.
+    /// The flow run the line belongs to.
     pub flow_run_id: Uuid,
-    /// Task run.
+    /// The task run that emitted it; absent for lines outside any task (and process output).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_run_id: Option<Uuid>,
-    /// When emitted.
+    /// When the sender says it was emitted (its clock, not the server's).
     pub at: Timestamp,
-    /// Severity.
+    /// Its severity, as sent.
     pub level: LogLevel,
-    /// Text.
+    /// The line's text, as sent.
     pub message: String,
 }
 

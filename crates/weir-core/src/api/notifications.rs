@@ -204,9 +204,9 @@ pub struct NotificationRuleSpec {
 /// A stored rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NotificationRule {
-    /// Stable id.
+    /// The rule's id, kept when the rule is replaced (deliveries point at it).
     pub id: Uuid,
-    /// Its project.
+    /// The project whose runs and deployments it watches.
     pub project: String,
     /// Its name, unique within the project.
     pub name: String,
@@ -234,7 +234,7 @@ pub struct UpsertNotificationRule {
 /// Path of one rule: `/projects/{project}/notifications/{name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RulePath {
-    /// The project.
+    /// The project the rule belongs to.
     #[schemars(pattern(names::PATTERN))]
     pub project: String,
     /// The rule's name in it.
@@ -259,7 +259,7 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    /// Every status.
+    /// Every status, in the order a delivery may pass through them.
     pub const ALL: [DeliveryStatus; 4] = [
         DeliveryStatus::Pending,
         DeliveryStatus::Delivered,
@@ -292,9 +292,9 @@ pub struct Delivery {
     pub rule_id: Uuid,
     /// The rule's name.
     pub rule: String,
-    /// The project.
+    /// The project of the run or deployment it is about.
     pub project: String,
-    /// What happened.
+    /// The event that made it: a run's state change, a deployment write, or a test.
     pub event: NotificationEvent,
     /// The one-line summary sent.
     pub title: String,

@@ -14,9 +14,9 @@ pub struct TaskRunReport {
     pub id: Uuid,
     /// Flow run it belongs to.
     pub flow_run_id: Uuid,
-    /// Task name.
+    /// The task's name (`#[task(name = …)]`, else the function's name).
     pub task: String,
-    /// State entered.
+    /// The state the task run entered.
     pub state: StateKind,
     /// When (the SDK's clock; used for ordering and durations only).
     pub at: Timestamp,
@@ -38,7 +38,7 @@ pub struct TaskRunReport {
     /// Index within a `map`, for mapped task runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map_index: Option<u32>,
-    /// Labels.
+    /// The task's `tags = […]`; absent when it has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
 }
@@ -50,37 +50,37 @@ fn one() -> u32 {
 /// A task run as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskRun {
-    /// Id.
+    /// The task run's id, made by the SDK (UUIDv7: id order is creation order).
     pub id: Uuid,
-    /// Flow run.
+    /// The flow run the task ran in.
     pub flow_run_id: Uuid,
-    /// Task name.
+    /// The task's name (`#[task(name = …)]`, else the function's name).
     pub task: String,
-    /// Current state.
+    /// The state of its latest report (by `at`).
     pub state: StateKind,
     /// Message of the current state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Task attempt.
+    /// The attempt of its latest report (1-based; each retry adds one).
     pub attempt: u32,
-    /// First report.
+    /// When its first report was made (the SDK's clock).
     pub created_at: Timestamp,
-    /// Entered Running.
+    /// When it first entered Running; absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Timestamp>,
     /// Entered a terminal state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Timestamp>,
-    /// Inputs fingerprint.
+    /// The SDK's fingerprint of its arguments; absent for tasks with `fingerprint = false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs_fingerprint: Option<String>,
-    /// Cache key.
+    /// The key its result is cached under; absent unless the task caches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_key: Option<String>,
-    /// Persisted result location.
+    /// Where its result was persisted in the team's result storage; absent when it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_location: Option<String>,
-    /// Map index.
+    /// Its place in a `map` (from 0); absent for a task run not made by `map`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map_index: Option<u32>,
 }
@@ -88,12 +88,12 @@ pub struct TaskRun {
 /// One entry of a task run's state history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskRunState {
-    /// State entered.
+    /// The state entered.
     pub state: StateKind,
-    /// Its message.
+    /// The report's message (the error for Failed); absent when it had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Task attempt.
+    /// The attempt that entered it (1-based).
     pub attempt: u32,
     /// When (the reporting process's clock).
     pub at: Timestamp,
@@ -104,7 +104,7 @@ pub struct TaskRunState {
 pub struct TaskRunDetail {
     /// The task run.
     pub task_run: TaskRun,
-    /// Its states.
+    /// Every state it entered, oldest first.
     pub history: Vec<TaskRunState>,
 }
 
