@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use std::time::Instant;
 use uuid::Uuid;
 use weir_client::{Client, RunQuery};
-use weir_core::api::{CreateFlowRun, DeploymentSpec, FlowRun, LogLevel, NewLogLine, TaskRunReport};
+use weir_core::api::{CreateFlowRun, DeploymentSpec, LogLevel, NewLogLine, TaskRunReport};
+use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
 use weir_store::Store;
 
@@ -67,10 +68,10 @@ fn id_at(t: Timestamp) -> Uuid {
     ))
 }
 
-fn flow_run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> FlowRun {
+fn flow_run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> Run {
     let id = id_at(at);
     let finished = state.is_terminal();
-    FlowRun {
+    Run {
         id,
         project: project.into(),
         deployment_id: Some(d),
@@ -83,6 +84,8 @@ fn flow_run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> FlowRun 
         attempt: 1,
         retries_used: 0,
         retries: 0,
+        retry_delay: chrono::Duration::zero(),
+        resume: false,
         parameters: [("rows".to_string(), json!(100))].into_iter().collect(),
         work_queue: "default".into(),
         scheduled_at: at,
@@ -109,7 +112,7 @@ fn state_of(i: u64) -> StateKind {
 }
 
 /// A task run with two states and two log lines for run `r`.
-fn task_of(r: &FlowRun, reports: &mut Vec<TaskRunReport>, lines: &mut Vec<NewLogLine>) {
+fn task_of(r: &Run, reports: &mut Vec<TaskRunReport>, lines: &mut Vec<NewLogLine>) {
     let id = id_at(r.created_at + Duration::milliseconds(400));
     for (state, at) in [
         (

@@ -26,7 +26,8 @@ use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use uuid::Uuid;
-use weir_core::api::{DeploymentSpec, FlowRun, LogLevel, NewLogLine, TaskRunReport};
+use weir_core::api::{DeploymentSpec, LogLevel, NewLogLine, TaskRunReport};
+use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
 use weir_store::Store;
 
@@ -112,7 +113,7 @@ fn flow_run(
     at: Timestamp,
     state: StateKind,
     now: Timestamp,
-) -> FlowRun {
+) -> Run {
     let id = id_at(at);
     let mut parameters = Map::new();
     parameters.insert("rows".into(), json!(i % 1000));
@@ -127,7 +128,7 @@ fn flow_run(
         StateKind::Cancelled => Some("cancellation requested".to_string()),
         _ => None,
     };
-    FlowRun {
+    Run {
         id,
         project: d.1.clone(),
         deployment_id: Some(d.0),
@@ -140,6 +141,8 @@ fn flow_run(
         attempt: u32::from(started.is_some()),
         retries_used: 0,
         retries: 1,
+        retry_delay: chrono::Duration::zero(),
+        resume: false,
         parameters,
         work_queue: "default".into(),
         scheduled_at: at,

@@ -14,15 +14,16 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use uuid::Uuid;
 use weir_core::StateKind;
-use weir_core::api::{FlowRun, LogLevel, NewLogLine, TaskRunReport};
+use weir_core::api::{LogLevel, NewLogLine, TaskRunReport};
+use weir_core::run::Run;
 use weir_store::Store;
 
 /// A run of `project/etl` (deployment `d`) created `age` ago, in `state` since then.
-fn aged_run(project: &str, d: Uuid, age: Duration, state: StateKind) -> FlowRun {
+fn aged_run(project: &str, d: Uuid, age: Duration, state: StateKind) -> Run {
     let at = Utc::now() - age;
     let id = Uuid::now_v7();
     let finished = state.is_terminal();
-    FlowRun {
+    Run {
         id,
         project: project.into(),
         deployment_id: Some(d),
@@ -35,6 +36,8 @@ fn aged_run(project: &str, d: Uuid, age: Duration, state: StateKind) -> FlowRun 
         attempt: 1,
         retries_used: 0,
         retries: 0,
+        retry_delay: chrono::Duration::zero(),
+        resume: false,
         parameters: Default::default(),
         work_queue: "default".into(),
         scheduled_at: at,
@@ -51,7 +54,7 @@ fn aged_run(project: &str, d: Uuid, age: Duration, state: StateKind) -> FlowRun 
 }
 
 /// Writes `runs` into the stopped server's database, each with one task run and two log lines.
-async fn write_history(db: &str, runs: &[FlowRun]) {
+async fn write_history(db: &str, runs: &[Run]) {
     let store = Store::connect(db)
         .await
         .expect("open the server's database");
@@ -141,10 +144,10 @@ fn finished_runs_past_retention_are_exported_then_deleted() {
         old_dev.push(aged_run("dev", dev, Duration::days(40), state));
     }
     let running = aged_run("dev", dev, Duration::days(40), StateKind::Running);
-    let recent_dev: Vec<FlowRun> = (0..5)
+    let recent_dev: Vec<Run> = (0..5)
         .map(|_| aged_run("dev", dev, Duration::days(10), StateKind::Completed))
         .collect();
-    let old_b: Vec<FlowRun> = (0..7)
+    let old_b: Vec<Run> = (0..7)
         .map(|_| aged_run("team-b", b, Duration::days(10), StateKind::Completed))
         .collect();
     w.kill_server();
@@ -209,8 +212,12 @@ fn finished_runs_past_retention_are_exported_then_deleted() {
             r.state
         );
     }
-    for r in recent_dev.iter().chain([&running, &live.run]) {
-        w.block_on(w.client.flow_run(r.id)).expect("kept");
+    let kept = recent_dev
+        .iter()
+        .map(|r| r.id)
+        .chain([running.id, live.run.id]);
+    for id in kept {
+        w.block_on(w.client.flow_run(id)).expect("kept");
     }
     let logs = w.weir(&["logs", &live.run.id.to_string()]).ok();
     assert!(

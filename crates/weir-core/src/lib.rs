@@ -19,6 +19,7 @@ pub mod params;
 pub mod redact;
 pub mod retention;
 pub mod retry;
+pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod state;

@@ -4,12 +4,12 @@
 //! makes the change, and the server's delivery loop calls [`backoff`] and
 //! [`RateLimit::allows`].
 
-use crate::api::FlowRun;
 use crate::api::notifications::{
     Destination, MAX_RULE_DEPLOYMENTS, MAX_RULE_EVENTS, NotificationEvent, NotificationRuleSpec,
     RateLimit, TOPIC_ARN_PATTERN,
 };
 use crate::deployment::{Deployment, SpecError};
+use crate::run::Run;
 use crate::secret::SecretRef;
 use crate::{StateKind, Timestamp, names};
 use chrono::Duration;
@@ -21,7 +21,7 @@ pub const MAX_ATTEMPTS: u32 = 12;
 /// The events a run's change from `prev` to `next` is. Nothing for a change that stays in
 /// the same state; `Completed` is also `Recovered` when an earlier attempt of the run did
 /// not succeed (it was retried, automatically or by hand).
-pub fn run_events(prev: &FlowRun, next: &FlowRun) -> Vec<NotificationEvent> {
+pub fn run_events(prev: &Run, next: &Run) -> Vec<NotificationEvent> {
     use NotificationEvent as E;
     if prev.state == next.state {
         return vec![];
@@ -142,7 +142,7 @@ pub struct RunSummary {
 }
 
 /// The message of `event` of `run` (after the change).
-pub fn run_message(event: NotificationEvent, run: &FlowRun) -> Message {
+pub fn run_message(event: NotificationEvent, run: &Run) -> Message {
     let what = match event {
         NotificationEvent::Recovered => format!("recovered (Completed on attempt {})", run.attempt),
         other => other.as_str().to_string(),

@@ -4,8 +4,9 @@
 //! result with a compare-and-set on `(state, attempt)`, so a decision is applied once even
 //! when several server replicas race.
 
-use crate::api::{FlowRun, ProposeState};
+use crate::api::ProposeState;
 use crate::limits::{LimitKey, OnLimit, SKIPPED, skip_message};
+use crate::run::Run;
 use crate::{StateKind, Timestamp, TransitionError};
 use chrono::Duration;
 
@@ -35,17 +36,16 @@ pub enum Rejection {
 ///
 /// Rules beyond [`StateKind::can_become`]:
 /// - the proposal must name the run's current attempt;
-/// - Failed or Crashed with retries left becomes AwaitingRetry, due after the retry delay,
-///   unless the run is Cancelling (cancellation wins: it ends Cancelled or Failed);
+/// - Failed or Crashed with retries left becomes AwaitingRetry, due after the run's
+///   [`Run::retry_delay`], unless the run is Cancelling (cancellation wins: it ends Cancelled or Failed);
 /// - entering Running stamps `started_at` and renews the lease;
 /// - a terminal state stamps `ended_at` and releases the agent and lease.
 pub fn decide(
-    run: &FlowRun,
+    run: &Run,
     proposal: &ProposeState,
-    retry_delay: Duration,
     lease: Duration,
     now: Timestamp,
-) -> Result<FlowRun, Rejection> {
+) -> Result<Run, Rejection> {
     if proposal.attempt != run.attempt {
         return Err(Rejection::StaleAttempt {
             proposed: proposal.attempt,
@@ -66,7 +66,7 @@ pub fn decide(
     {
         next.state = StateKind::AwaitingRetry;
         next.retries_used += 1;
-        next.scheduled_at = now + retry_delay;
+        next.scheduled_at = now + run.retry_delay;
         next.agent_id = None;
         next.lease_expires_at = None;
         next.state_message = Some(format!(
@@ -103,8 +103,9 @@ pub fn decide(
 }
 
 /// An explicit retry of a terminal run: it goes back to Scheduled, due now; the next claim
-/// starts a new attempt.
-pub fn retry(run: &FlowRun, now: Timestamp) -> Result<FlowRun, TransitionError> {
+/// starts a new attempt, which reuses the persisted results of task runs completed before
+/// when `from_failed` (see [`Run::resume`]).
+pub fn retry(run: &Run, from_failed: bool, now: Timestamp) -> Result<Run, TransitionError> {
     if !run.state.is_terminal() {
         return Err(TransitionError {
             from: run.state,
@@ -121,12 +122,13 @@ pub fn retry(run: &FlowRun, now: Timestamp) -> Result<FlowRun, TransitionError> 
     next.agent_id = None;
     next.lease_expires_at = None;
     next.result = None;
+    next.resume = from_failed;
     Ok(next)
 }
 
 /// A cancellation request: a run not yet launched ends Cancelled at once; a launched one goes
 /// to Cancelling and its agent (or own process) stops it. Refused for runs already ended.
-pub fn cancel(run: &FlowRun, now: Timestamp) -> Result<FlowRun, TransitionError> {
+pub fn cancel(run: &Run, now: Timestamp) -> Result<Run, TransitionError> {
     let target = cancel_target(run.state).ok_or(TransitionError {
         from: run.state,
         to: StateKind::Cancelled,
@@ -169,18 +171,18 @@ pub fn cancel_target(state: StateKind) -> Option<StateKind> {
 
 /// Whether a due run would be skipped rather than wait: its deployment says `skip` and this is
 /// the run's first attempt.
-pub fn skips(run: &FlowRun, on_limit: OnLimit) -> bool {
+pub fn skips(run: &Run, on_limit: OnLimit) -> bool {
     on_limit == OnLimit::Skip && run.attempt == 0 && run.state.is_claimable()
 }
 
 /// A due run skipped because `limit` was full: it ends [`SKIPPED`] at `now`, with
 /// [`skip_message`].
 pub fn skip(
-    run: &FlowRun,
+    run: &Run,
     limit: &LimitKey,
     slots: u32,
     now: Timestamp,
-) -> Result<FlowRun, TransitionError> {
+) -> Result<Run, TransitionError> {
     if !run.state.is_claimable() || run.attempt != 0 {
         return Err(TransitionError {
             from: run.state,
@@ -197,38 +199,6 @@ pub fn skip(
     Ok(next)
 }
 
-/// A run for this crate's tests.
-#[cfg(test)]
-pub(crate) fn sample_run(state: StateKind) -> FlowRun {
-    let now = chrono::Utc::now();
-    FlowRun {
-        id: uuid::Uuid::now_v7(),
-        project: "main".into(),
-        deployment_id: Some(uuid::Uuid::now_v7()),
-        deployment: Some("etl".into()),
-        flow: "etl".into(),
-        name: "etl-1".into(),
-        state,
-        state_message: None,
-        state_at: now,
-        attempt: 0,
-        retries_used: 0,
-        retries: 0,
-        parameters: serde_json::Map::new(),
-        work_queue: crate::names::DEFAULT_QUEUE.into(),
-        scheduled_at: now - chrono::Duration::minutes(1),
-        tick_at: None,
-        created_at: now,
-        started_at: None,
-        ended_at: None,
-        agent_id: None,
-        lease_expires_at: None,
-        parent_flow_run_id: None,
-        result: None,
-        tags: vec![],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,9 +206,9 @@ mod tests {
     use serde_json::Map;
     use uuid::Uuid;
 
-    fn run(state: StateKind, attempt: u32, retries: u32) -> FlowRun {
+    fn run(state: StateKind, attempt: u32, retries: u32) -> Run {
         let now = Utc::now();
-        FlowRun {
+        Run {
             id: Uuid::now_v7(),
             project: "dev".into(),
             deployment_id: None,
@@ -251,6 +221,8 @@ mod tests {
             attempt,
             retries_used: 0,
             retries,
+            retry_delay: D,
+            resume: false,
             parameters: Map::new(),
             work_queue: crate::deployment::DEFAULT_QUEUE.into(),
             scheduled_at: now,
@@ -281,7 +253,7 @@ mod tests {
     #[test]
     fn stale_attempts_are_refused() {
         let r = run(StateKind::Running, 2, 0);
-        let e = decide(&r, &propose(StateKind::Completed, 1), D, D, Utc::now()).expect_err("stale");
+        let e = decide(&r, &propose(StateKind::Completed, 1), D, Utc::now()).expect_err("stale");
         assert_eq!(
             e,
             Rejection::StaleAttempt {
@@ -295,14 +267,14 @@ mod tests {
     fn failure_with_retries_left_awaits_retry() {
         let now = Utc::now();
         let r = run(StateKind::Running, 1, 2);
-        let next = decide(&r, &propose(StateKind::Failed, 1), D, D, now).expect("legal");
+        let next = decide(&r, &propose(StateKind::Failed, 1), D, now).expect("legal");
         assert_eq!(next.state, StateKind::AwaitingRetry);
         assert_eq!(next.retries_used, 1);
         assert_eq!(next.scheduled_at, now + D);
         assert!(next.agent_id.is_none());
         let mut spent = r.clone();
         spent.retries_used = 2;
-        let next = decide(&spent, &propose(StateKind::Crashed, 1), D, D, now).expect("legal");
+        let next = decide(&spent, &propose(StateKind::Crashed, 1), D, now).expect("legal");
         assert_eq!(next.state, StateKind::Crashed);
         assert_eq!(next.ended_at, Some(now));
     }
@@ -310,10 +282,16 @@ mod tests {
     #[test]
     fn terminal_runs_only_move_by_retry() {
         let r = run(StateKind::Completed, 1, 0);
-        assert!(decide(&r, &propose(StateKind::Running, 1), D, D, Utc::now()).is_err());
-        let again = retry(&r, Utc::now()).expect("terminal runs can be retried");
+        assert!(decide(&r, &propose(StateKind::Running, 1), D, Utc::now()).is_err());
+        let again = retry(&r, false, Utc::now()).expect("terminal runs can be retried");
         assert_eq!(again.state, StateKind::Scheduled);
-        assert!(retry(&run(StateKind::Running, 1, 0), Utc::now()).is_err());
+        assert!(!again.resume);
+        let resumed = retry(&r, true, Utc::now()).expect("terminal runs can be retried");
+        assert!(
+            resumed.resume,
+            "a retry from_failed resumes its next attempt"
+        );
+        assert!(retry(&run(StateKind::Running, 1, 0), false, Utc::now()).is_err());
     }
 
     /// Regression (#10, `partition_long`): a claimed run whose lease expired before it
@@ -325,7 +303,7 @@ mod tests {
             for to in StateKind::ALL {
                 for retries in [0, 2] {
                     let r = run(from, 1, retries);
-                    if let Ok(next) = decide(&r, &propose(to, 1), D, D, Utc::now()) {
+                    if let Ok(next) = decide(&r, &propose(to, 1), D, Utc::now()) {
                         assert!(
                             from.can_become(next.state),
                             "{from} + proposed {to} (retries {retries}) stored {}, which \
@@ -341,7 +319,7 @@ mod tests {
     #[test]
     fn a_failure_while_cancelling_is_not_retried() {
         let r = run(StateKind::Cancelling, 1, 3);
-        let next = decide(&r, &propose(StateKind::Failed, 1), D, D, Utc::now()).expect("legal");
+        let next = decide(&r, &propose(StateKind::Failed, 1), D, Utc::now()).expect("legal");
         assert_eq!(next.state, StateKind::Failed);
         assert_eq!(next.retries_used, 0);
     }
@@ -349,14 +327,14 @@ mod tests {
     #[test]
     fn crash_while_cancelling_is_cancelled() {
         let r = run(StateKind::Cancelling, 1, 3);
-        let next = decide(&r, &propose(StateKind::Crashed, 1), D, D, Utc::now()).expect("legal");
+        let next = decide(&r, &propose(StateKind::Crashed, 1), D, Utc::now()).expect("legal");
         assert_eq!(next.state, StateKind::Cancelled);
     }
 
     #[test]
     fn only_a_first_attempt_that_is_waiting_is_skipped() {
         let now = chrono::Utc::now();
-        let mut run = sample_run(StateKind::Scheduled);
+        let mut run = crate::run::sample(StateKind::Scheduled);
         let key = LimitKey::Deployment("main/etl".into());
         let next = skip(&run, &key, 2, now).expect("a waiting first attempt is skipped");
         assert_eq!(next.state, SKIPPED);

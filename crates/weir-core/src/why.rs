@@ -6,11 +6,12 @@
 //! infrastructure, every agent at capacity, a full limit (with the runs holding its slots), a
 //! paused schedule. A due run with none of these is ready: the next claim takes it.
 
-use crate::api::{Agent, FlowRun};
+use crate::api::Agent;
 /// The explanation's wire types, defined with the API's and given their sentences here.
 pub use crate::api::{AgentLoad, Explanation, Reason};
 use crate::infrastructure::InfrastructureKind;
 use crate::limits::{LimitKey, OnLimit};
+use crate::run::{Run, Standing};
 use crate::{StateKind, Timestamp};
 use chrono::Duration;
 use uuid::Uuid;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct Facts {
     /// The run.
-    pub run: FlowRun,
+    pub run: Run,
     /// Its deployment, if it has one.
     pub deployment: Option<DeploymentFacts>,
     /// Agents heard from recently (live or not) that serve the run's work queue.
@@ -195,14 +196,14 @@ pub fn why_waiting(kind: InfrastructureKind, queue: &str, live_agents: &[Agent])
 /// What became of a run after its attempt `attempt` ended, as one sentence: for the process
 /// and agent that ran that attempt, which learn it from the server (a failure the server
 /// turned into a retry, a cancellation, a newer attempt).
-pub fn after_attempt(run: &FlowRun, attempt: u32) -> String {
+pub fn after_attempt(run: Standing<'_>, attempt: u32) -> String {
     let at = run.scheduled_at.format("%Y-%m-%d %H:%M:%S UTC");
     match run.state {
         StateKind::AwaitingRetry if run.attempt == attempt => format!(
             "attempt {attempt} failed; retry {} of {} is scheduled at {at}",
             run.retries_used, run.retries
         ),
-        s if s.is_terminal() => match &run.state_message {
+        s if s.is_terminal() => match run.state_message {
             Some(m) => format!("attempt {attempt} is over: the run ended {s}: {m}"),
             None => format!("attempt {attempt} is over: the run ended {s}"),
         },
@@ -217,7 +218,7 @@ pub fn after_attempt(run: &FlowRun, attempt: u32) -> String {
 /// Whether attempt `attempt` ended with its own report (Completed or Failed at that attempt:
 /// the crash detector and cancellations never write these), so its process is exiting by
 /// itself and stopping it would only race its exit.
-pub fn ended_by_its_process(run: &FlowRun, attempt: u32) -> bool {
+pub fn ended_by_its_process(run: Standing<'_>, attempt: u32) -> bool {
     run.attempt == attempt && matches!(run.state, StateKind::Completed | StateKind::Failed)
 }
 

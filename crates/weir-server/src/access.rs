@@ -24,8 +24,8 @@ use axum::http::request::Parts;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use uuid::Uuid;
-use weir_core::api::FlowRun;
 use weir_core::auth::Permission;
+use weir_core::run::Run;
 
 /// Marker types naming a [`Permission`] at the type level.
 pub mod perm {
@@ -115,7 +115,7 @@ impl<P: Perm> OnRun<P> {
     }
 
     /// Loads run `id` if the caller may touch it with `P`; 404 for one it may not see.
-    pub async fn run(&self, st: &AppState, id: Uuid) -> ApiResult<FlowRun> {
+    pub async fn run(&self, st: &AppState, id: Uuid) -> ApiResult<Run> {
         visible_run(st, &self.caller, id, P::PERMISSION).await
     }
 }
@@ -142,7 +142,7 @@ pub(crate) async fn visible_run(
     caller: &Caller,
     id: Uuid,
     p: Permission,
-) -> ApiResult<FlowRun> {
+) -> ApiResult<Run> {
     let run = st.store.flow_run(id).await?;
     caller.check_run(st, &run, p).await?;
     Ok(run)

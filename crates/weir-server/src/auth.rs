@@ -17,9 +17,10 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
-use weir_core::api::{ApiKey, FlowRun};
+use weir_core::api::ApiKey;
 use weir_core::audit::AuditAction;
 use weir_core::auth::{KEY_PREFIX, Permission, RUN_TOKEN_PREFIX, Role, parse_key};
+use weir_core::run::Run;
 
 /// How far up the subflow chain a run token reaches.
 const MAX_SUBFLOW_DEPTH: usize = 16;
@@ -384,7 +385,7 @@ impl Caller {
     /// Checks the caller may touch `run` with permission `p`: its role, its project, and for
     /// agent keys that the run was claimed by one of its agents (which may then also read
     /// it), for run tokens that it is their run (or a subflow of it). Anything else is 404.
-    pub async fn check_run(&self, st: &AppState, run: &FlowRun, p: Permission) -> ApiResult<()> {
+    pub async fn check_run(&self, st: &AppState, run: &Run, p: Permission) -> ApiResult<()> {
         let hidden = || ApiError::NotFound(format!("flow run {} not found", run.id));
         match self {
             Caller::Key { role, id, .. } => {

@@ -164,11 +164,11 @@ pub(crate) async fn schedule(state: AppState) -> Result<(), weir_store::Error> {
 /// is not an error. Returns the run as changed, if it was.
 async fn settle(
     state: &AppState,
-    run: &weir_core::api::FlowRun,
+    run: &weir_core::run::Run,
     to: StateKind,
     message: String,
     now: chrono::DateTime<Utc>,
-) -> Result<Option<weir_core::api::FlowRun>, weir_store::Error> {
+) -> Result<Option<weir_core::run::Run>, weir_store::Error> {
     let proposal = ProposeState {
         state: to,
         message: Some(message),

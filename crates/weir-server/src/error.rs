@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use weir_core::api::{ErrorBody, ErrorKind, FlowRun};
+use weir_core::run::Run;
 
 /// An API error: a status and a body naming what is wrong.
 #[derive(Debug)]
@@ -25,8 +26,8 @@ pub enum ApiError {
     Conflict {
         /// Why.
         message: String,
-        /// The run now.
-        current: Option<Box<FlowRun>>,
+        /// The run now (answered as its wire shape).
+        current: Option<Box<Run>>,
     },
     /// 405: the path exists but not with this method.
     MethodNotAllowed(String),
@@ -99,6 +100,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, ErrorKind::Forbidden, m, None, None),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, ErrorKind::NotFound, m, None, None),
             ApiError::Conflict { message, current } => {
+                let current = current.map(|run| Box::new(FlowRun::from(*run)));
                 (StatusCode::CONFLICT, ErrorKind::Conflict, message, None, current)
             }
             ApiError::MethodNotAllowed(m) => (

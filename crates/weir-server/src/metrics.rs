@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 use weir_core::StateKind;
-use weir_core::api::FlowRun;
+use weir_core::run::Run;
 
 /// The histogram of run durations, by project, deployment and final state.
 const RUN_DURATION: &str = "weir_flow_run_duration_seconds";
@@ -28,7 +28,7 @@ const DURATION_BUCKETS: &[f64] = &[
 
 /// Records a run that ended at `now` in this process (a repeated proposal that changed
 /// nothing is not counted again): its duration from start to end, by deployment.
-pub(crate) fn run_changed(run: &FlowRun, now: chrono::DateTime<chrono::Utc>) {
+pub(crate) fn run_changed(run: &Run, now: chrono::DateTime<chrono::Utc>) {
     let (Some(started), Some(ended)) = (run.started_at, run.ended_at) else {
         return;
     };

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use weir_core::audit::AuditAction;
 use weir_core::retention::{self, ArchivedRun};
 use weir_results::ResultStore;
+use weir_store::Archived;
 use weir_store::Pruned;
 
 /// The audit log's actor for what retention does.
@@ -125,9 +126,9 @@ async fn prune_project(
         }
         if let Some(store) = export {
             let archived = state.store.archive_runs(&ids).await?;
-            write_export(store, project, state.now(), &archived).await?;
             // Only what was exported may go (a run could have vanished meanwhile).
             ids = archived.iter().map(|a| a.run.id).collect();
+            write_export(store, project, state.now(), archived).await?;
         }
         let started = Instant::now();
         let pruned = state
@@ -156,17 +157,23 @@ async fn write_export(
     store: &ResultStore,
     project: &str,
     now: weir_core::Timestamp,
-    archived: &[ArchivedRun],
+    archived: Vec<Archived>,
 ) -> Result<(), Error> {
-    let Some(first) = archived.first() else {
+    let Some(first) = archived.first().map(|a| a.run.id) else {
         return Ok(());
     };
     let mut body = Vec::with_capacity(archived.len() * 1024);
     for a in archived {
-        serde_json::to_writer(&mut body, a)?;
+        let line = ArchivedRun {
+            run: a.run.into(),
+            history: a.history,
+            task_runs: a.task_runs,
+            logs: a.logs,
+        };
+        serde_json::to_writer(&mut body, &line)?;
         body.push(b'\n');
     }
-    let key = retention::export_key(project, now, first.run.id);
+    let key = retention::export_key(project, now, first);
     store
         .put_object(&key, body, "application/x-ndjson")
         .await

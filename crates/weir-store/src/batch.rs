@@ -14,13 +14,14 @@ use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders};
 use crate::runs::{rejected, update_run};
 use crate::{Error, Result, Store};
 use chrono::Duration;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 use weir_core::Timestamp;
-use weir_core::api::{FlowRun, ProposeState};
+use weir_core::api::ProposeState;
 use weir_core::orchestration;
+use weir_core::run::Run;
 
 /// Most proposals applied in one transaction.
 const MAX_BATCH: usize = 256;
@@ -31,7 +32,7 @@ pub(crate) struct Job {
     pub proposal: ProposeState,
     pub lease: Duration,
     pub now: Timestamp,
-    pub reply: oneshot::Sender<Result<FlowRun>>,
+    pub reply: oneshot::Sender<Result<Run>>,
 }
 
 /// Starts the batching task for `store`; proposals sent on the returned channel are applied
@@ -55,7 +56,7 @@ pub(crate) fn spawn(store: Store) -> mpsc::UnboundedSender<Job> {
 
 /// What became of one job inside the batch.
 enum Outcome {
-    Done(Box<Result<FlowRun>>),
+    Done(Box<Result<Run>>),
     /// Lost a compare-and-set: retry alone.
     Retry,
 }
@@ -125,25 +126,23 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
     ids.sort();
     ids.dedup();
     let sql = format!(
-        "SELECT {FLOW_RUN_COLUMNS}, retry_delay_s FROM flow_runs WHERE id IN ({})",
+        "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE id IN ({})",
         placeholders(1, ids.len())
     );
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for id in &ids {
         q = q.bind(id.to_string());
     }
-    let mut runs: HashMap<Uuid, (FlowRun, Duration)> = HashMap::new();
+    let mut runs: HashMap<Uuid, Run> = HashMap::new();
     for row in q.fetch_all(&mut *tx).await? {
-        let delay: i64 = row.try_get("retry_delay_s")?;
-        let run = codec::flow_run(&row)?;
-        let delay = crate::runs::retry_delay(run.id, delay)?;
-        runs.insert(run.id, (run, delay));
+        let run = codec::run(&row)?;
+        runs.insert(run.id, run);
     }
     let mut outcomes = Vec::with_capacity(jobs.len());
-    let mut history: Vec<(Uuid, FlowRun)> = Vec::new();
-    let mut changes: Vec<(FlowRun, FlowRun)> = Vec::new();
+    let mut history: Vec<(Uuid, Run)> = Vec::new();
+    let mut changes: Vec<(Run, Run)> = Vec::new();
     for job in jobs {
-        let Some((run, delay)) = runs.get(&job.id).cloned() else {
+        let Some(run) = runs.get(&job.id).cloned() else {
             let missing = Err(Error::NotFound(format!("flow run {}", job.id)));
             outcomes.push(Outcome::Done(Box::new(missing)));
             continue;
@@ -155,26 +154,26 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
             continue;
         }
         let now = codec::stored(job.now);
-        let next = match orchestration::decide(&run, &job.proposal, delay, job.lease, now) {
+        let next = match orchestration::decide(&run, &job.proposal, job.lease, now) {
             Ok(next) => next,
             Err(rejection) => {
                 outcomes.push(Outcome::Done(Box::new(Err(rejected(rejection, run)))));
                 continue;
             }
         };
-        if update_run(&mut tx, &run, &next, None).await? {
+        if update_run(&mut tx, &run, &next).await? {
             let tid = job.proposal.transition_id.unwrap_or_else(Uuid::now_v7);
             applied.insert(tid);
             changes.push((run, next.clone()));
             history.push((tid, next.clone()));
-            runs.insert(job.id, (next.clone(), delay));
+            runs.insert(job.id, next.clone());
             outcomes.push(Outcome::Done(Box::new(Ok(next))));
         } else {
             outcomes.push(Outcome::Retry);
         }
     }
     // What the changes imply (task runs closed, notifications), for the whole batch at once.
-    let pairs: Vec<(&FlowRun, &FlowRun)> = changes.iter().map(|(p, n)| (p, n)).collect();
+    let pairs: Vec<(&Run, &Run)> = changes.iter().map(|(p, n)| (p, n)).collect();
     after_changes(&mut tx, &pairs).await?;
     if !history.is_empty() {
         let sql = format!(
@@ -206,7 +205,7 @@ impl Store {
         proposal: &ProposeState,
         lease: Duration,
         now: Timestamp,
-    ) -> Result<FlowRun> {
+    ) -> Result<Run> {
         // Group commit: concurrent proposals share one transaction (see `batch`).
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {

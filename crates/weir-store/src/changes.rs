@@ -3,7 +3,7 @@
 use crate::Result;
 use sqlx::{Any, Transaction};
 use uuid::Uuid;
-use weir_core::api::FlowRun;
+use weir_core::run::Run;
 
 /// What written changes of runs (`(prev, next)`, in order) imply besides their rows, in their
 /// own transaction: a run that ended closes its open task runs, and a change that is an
@@ -12,9 +12,9 @@ use weir_core::api::FlowRun;
 /// changes a group commit holds: on SQLite every statement waits for the one writer.
 pub(crate) async fn after_changes(
     tx: &mut Transaction<'static, Any>,
-    changes: &[(&FlowRun, &FlowRun)],
+    changes: &[(&Run, &Run)],
 ) -> Result<()> {
-    let ended: Vec<&FlowRun> = changes
+    let ended: Vec<&Run> = changes
         .iter()
         .filter(|(prev, next)| next.state.is_terminal() && !prev.state.is_terminal())
         .map(|(_, next)| *next)

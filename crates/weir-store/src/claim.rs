@@ -22,8 +22,8 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row};
 use uuid::Uuid;
-use weir_core::api::FlowRun;
 use weir_core::limits::LimitKey;
+use weir_core::run::Run;
 use weir_core::{Timestamp, orchestration};
 
 /// Most runs one claim skips (`on_limit = "skip"`); the rest are skipped by the next claim.
@@ -60,7 +60,7 @@ impl Claim<'_> {
         format!(
             "UPDATE flow_runs SET state = {claimed}, attempt = attempt + 1, agent_id = $1, \
              lease_expires_at = $2, state_at = $3, state_message = NULL, started_at = NULL, \
-             ended_at = NULL WHERE id IN ({select}) RETURNING {FLOW_RUN_COLUMNS}, resume",
+             ended_at = NULL WHERE id IN ({select}) RETURNING {FLOW_RUN_COLUMNS}",
             claimed = states::one(orchestration::CLAIMED),
         )
     }
@@ -91,7 +91,8 @@ impl Store {
     /// runs whose infrastructure kind (their deployment's; `process` for ad-hoc runs) is among
     /// the agent's registered launchers are taken (an agent the store does not know counts as
     /// launching processes only), and only while their concurrency limits have a free slot.
-    /// Returns the runs and whether each should resume from persisted results.
+    /// Returns the claimed runs, each with its [`Run::resume`]: whether this attempt reuses
+    /// the persisted results of task runs completed before.
     pub async fn claim(
         &self,
         agent: Uuid,
@@ -99,7 +100,7 @@ impl Store {
         limit: u32,
         lease: Duration,
         now: Timestamp,
-    ) -> Result<Vec<(FlowRun, bool)>> {
+    ) -> Result<Vec<Run>> {
         self.claim_in(agent, queues, None, limit, lease, now).await
     }
 
@@ -112,7 +113,7 @@ impl Store {
         limit: u32,
         lease: Duration,
         now: Timestamp,
-    ) -> Result<Vec<(FlowRun, bool)>> {
+    ) -> Result<Vec<Run>> {
         if queues.is_empty() || limit == 0 {
             return Ok(vec![]);
         }
@@ -130,7 +131,7 @@ impl Store {
             let left = limit.saturating_sub(u32::try_from(claimed.len()).unwrap_or(limit));
             claimed.extend(self.claim_limited(&c, left).await?);
         }
-        claimed.sort_by_key(|(r, _)| (r.scheduled_at, r.id));
+        claimed.sort_by_key(|r| (r.scheduled_at, r.id));
         Ok(claimed)
     }
 
@@ -140,7 +141,7 @@ impl Store {
         c: &Claim<'_>,
         limit: u32,
         limits_exist: bool,
-    ) -> Result<Vec<(FlowRun, bool)>> {
+    ) -> Result<Vec<Run>> {
         let lock = match self.dialect {
             Dialect::Sqlite => "",
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -167,7 +168,7 @@ impl Store {
     }
 
     /// Claims up to `left` runs under a limit, one transaction each (see the module doc).
-    async fn claim_limited(&self, c: &Claim<'_>, left: u32) -> Result<Vec<(FlowRun, bool)>> {
+    async fn claim_limited(&self, c: &Claim<'_>, left: u32) -> Result<Vec<Run>> {
         let mut out = Vec::new();
         let mut tries = 0;
         while (out.len() as u32) < left && tries < left + 8 {
@@ -278,7 +279,7 @@ impl Store {
             let slots = u32::try_from(slots).unwrap_or(0);
             let now = codec::stored(c.now);
             let skipped = self
-                .change(id, None, None, |run, _| {
+                .change(id, None, |run| {
                     orchestration::skip(run, &key, slots, now).map_err(|_| crate::Error::Rejected {
                         reason: format!("run is {}; not skipped", run.state),
                         current: Box::new(run.clone()),
@@ -299,9 +300,8 @@ async fn claimed(
     tx: &mut sqlx::Transaction<'static, Any>,
     row: &sqlx::any::AnyRow,
     now: Timestamp,
-) -> Result<(FlowRun, bool)> {
-    let run = codec::flow_run(row)?;
-    let resume: i64 = row.try_get("resume")?;
+) -> Result<Run> {
+    let run = codec::run(row)?;
     insert_history(
         tx,
         Uuid::now_v7(),
@@ -312,5 +312,5 @@ async fn claimed(
         now,
     )
     .await?;
-    Ok((run, resume != 0))
+    Ok(run)
 }

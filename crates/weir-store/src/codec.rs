@@ -8,7 +8,8 @@ use sqlx::query::Query;
 use sqlx::{Any, Row};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-use weir_core::api::{FlowRun, StateChange, TaskRun};
+use weir_core::api::{StateChange, TaskRun};
+use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
 
 /// Microseconds since the epoch, as stored.
@@ -135,15 +136,21 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
 }
 
-/// Columns of `flow_runs` in the order [`flow_run`] reads them.
+/// Columns of `flow_runs` in the order [`run`] reads them (and
+/// [`crate::Store::import_flow_runs`] writes them).
 pub(crate) const FLOW_RUN_COLUMNS: &str = "id, project, deployment_id, deployment, flow, name, \
     state, state_message, state_at, attempt, retries_used, retries, parameters, work_queue, \
     scheduled_at, created_at, started_at, ended_at, agent_id, lease_expires_at, \
-    parent_flow_run_id, result, tags, tick_at";
+    parent_flow_run_id, result, tags, tick_at, retry_delay_s, resume";
 
-pub(crate) fn flow_run(row: &AnyRow) -> Result<FlowRun> {
-    Ok(FlowRun {
-        id: uuid(row, "id")?,
+/// How many columns [`FLOW_RUN_COLUMNS`] names.
+pub(crate) const FLOW_RUN_COLUMN_COUNT: usize = 26;
+
+/// A `flow_runs` row (its [`FLOW_RUN_COLUMNS`]) as the domain's [`Run`].
+pub(crate) fn run(row: &AnyRow) -> Result<Run> {
+    let id = uuid(row, "id")?;
+    Ok(Run {
+        id,
         project: row.try_get("project")?,
         deployment_id: opt_uuid(row, "deployment_id")?,
         deployment: row.try_get("deployment")?,
@@ -155,6 +162,8 @@ pub(crate) fn flow_run(row: &AnyRow) -> Result<FlowRun> {
         attempt: u32_col(row, "attempt")?,
         retries_used: u32_col(row, "retries_used")?,
         retries: u32_col(row, "retries")?,
+        retry_delay: retry_delay(id, row.try_get("retry_delay_s")?)?,
+        resume: row.try_get::<i64, _>("resume")? != 0,
         parameters: json(row, "parameters")?,
         work_queue: row.try_get("work_queue")?,
         scheduled_at: time(row, "scheduled_at")?,
@@ -168,6 +177,16 @@ pub(crate) fn flow_run(row: &AnyRow) -> Result<FlowRun> {
         tags: json(row, "tags")?,
         tick_at: opt_time(row, "tick_at")?,
     })
+}
+
+/// A stored retry delay as a duration; one out of range is a corrupt row, never a panic.
+pub(crate) fn retry_delay(run: Uuid, seconds: i64) -> Result<chrono::Duration> {
+    chrono::Duration::try_seconds(seconds)
+        .filter(|d| *d >= chrono::Duration::zero())
+        .ok_or_else(|| Error::Corrupt {
+            column: "retry_delay_s",
+            reason: format!("flow run {run} has a retry delay of {seconds} s, out of range"),
+        })
 }
 
 pub(crate) fn state_change(row: &AnyRow) -> Result<StateChange> {

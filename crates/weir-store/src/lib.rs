@@ -35,8 +35,8 @@ mod why;
 
 pub use load::QueueLoad;
 pub use outbox::ClaimedDelivery;
-pub use retention::Pruned;
-pub use runs::{IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
+pub use retention::{Archived, Pruned};
+pub use runs::{Created, IMPORT_CHUNK, NewFlowRun, RunFilter, TaskGroup};
 pub use scheduling::{BACKFILL_BATCH, CatchUpOutcome};
 pub use trends::{EndedRun, HourCounts};
 
@@ -78,7 +78,7 @@ pub enum Error {
         /// Why.
         reason: String,
         /// The run as it is now.
-        current: Box<weir_core::api::FlowRun>,
+        current: Box<weir_core::run::Run>,
     },
     /// The request conflicts with stored data (e.g. a deployment that does not exist).
     #[error("{0}")]

@@ -11,12 +11,12 @@ use sqlx::{Any, Row, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;
 use weir_core::Timestamp;
-use weir_core::api::FlowRun;
 use weir_core::api::notifications::{
     DeliveryStatus, NotificationEvent, NotificationRule, NotificationRuleSpec, RuleSource,
 };
 use weir_core::deployment::Deployment;
 use weir_core::notify::{self, Message};
+use weir_core::run::Run;
 
 const RULE_COLUMNS: &str = "id, project, name, spec, source, created_at, updated_at";
 
@@ -132,7 +132,7 @@ fn rule(row: &sqlx::any::AnyRow) -> Result<NotificationRule> {
 /// an event.
 pub(crate) async fn enqueue_run_events(
     tx: &mut Transaction<'static, Any>,
-    changes: &[(&FlowRun, &FlowRun)],
+    changes: &[(&Run, &Run)],
 ) -> Result<()> {
     let mut rules: HashMap<&str, Vec<StoredRule>> = HashMap::new();
     for (prev, next) in changes {

@@ -16,8 +16,22 @@ use sqlx::{AssertSqlSafe, Row};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 use weir_core::Timestamp;
-use weir_core::api::{LogLine, Project, TaskRunDetail, TaskRunState};
-use weir_core::retention::ArchivedRun;
+use weir_core::api::{LogLine, Project, StateChange, TaskRunDetail, TaskRunState};
+use weir_core::run::Run;
+
+/// Everything retention deletes with one run, read for its export (the server writes it as a
+/// `weir_core::retention::ArchivedRun` line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Archived {
+    /// The run as it was.
+    pub run: Run,
+    /// Its state history, oldest first.
+    pub history: Vec<StateChange>,
+    /// Its task runs with their histories, in id (creation) order.
+    pub task_runs: Vec<TaskRunDetail>,
+    /// Its log lines, oldest first.
+    pub logs: Vec<LogLine>,
+}
 
 /// What one call of [`Store::delete_runs`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,12 +101,12 @@ impl Store {
         rows.iter().map(|r| codec::uuid(r, "id")).collect()
     }
 
-    /// Everything retention deletes with runs `ids`, one [`ArchivedRun`] each, in id order.
+    /// Everything retention deletes with runs `ids`, one [`Archived`] each, in id order.
     #[expect(
         clippy::too_many_lines,
         reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
     )]
-    pub async fn archive_runs(&self, ids: &[Uuid]) -> Result<Vec<ArchivedRun>> {
+    pub async fn archive_runs(&self, ids: &[Uuid]) -> Result<Vec<Archived>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -109,12 +123,12 @@ impl Store {
             "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE id IN ({list}) ORDER BY id"
         ))
         .await?;
-        let mut out: BTreeMap<Uuid, ArchivedRun> = BTreeMap::new();
+        let mut out: BTreeMap<Uuid, Archived> = BTreeMap::new();
         for r in &runs {
-            let run = codec::flow_run(r)?;
+            let run = codec::run(r)?;
             out.insert(
                 run.id,
-                ArchivedRun {
+                Archived {
                     run,
                     history: Vec::new(),
                     task_runs: Vec::new(),

@@ -16,11 +16,21 @@ mod lease;
 mod read;
 mod write;
 
-pub(crate) use change::{rejected, retry_delay, update_run};
+pub(crate) use change::{rejected, update_run};
 pub(crate) use write::{insert_history, insert_run};
 
 /// Everything needed to create a flow run: decided by `weir_core::create`.
 pub use weir_core::create::NewRun as NewFlowRun;
+
+/// What [`crate::Store::create_flow_run`] gives: the run, new or the one an earlier request
+/// with the same idempotency key created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    /// The run as stored.
+    pub run: weir_core::run::Run,
+    /// Whether this call created it (false: it existed already, with the same key).
+    pub created: bool,
+}
 
 /// Filters for listing flow runs. Empty filters match everything.
 #[derive(Debug, Clone, Default)]
@@ -46,8 +56,8 @@ pub struct RunFilter {
 /// Kept here too for the modules that bind through `runs`.
 pub(crate) use crate::codec::Bind;
 
-/// Runs per multi-row statement of [`crate::Store::import_flow_runs`]: 24 columns each, so about
-/// 12,000 parameters, below SQLite's (32,766) and PostgreSQL's (65,535) limits.
+/// Runs per multi-row statement of [`crate::Store::import_flow_runs`]: 26 columns each, so about
+/// 13,000 parameters, below SQLite's (32,766) and PostgreSQL's (65,535) limits.
 pub const IMPORT_CHUNK: usize = 500;
 
 /// Task runs of one flow run grouped by task, for timelines of runs too large to draw one

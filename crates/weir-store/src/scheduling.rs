@@ -5,6 +5,7 @@
 //! Every run of a tick has the idempotency key `weir_core::create::tick_key` (deployment and
 //! tick), so however many schedulers, catch-ups and backfills meet one tick, it gets one run.
 
+use crate::Created;
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders};
 use crate::runs::insert_run;
 use crate::{Error, Result, Store, states};
@@ -12,9 +13,9 @@ use chrono::Duration;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
 use weir_core::Timestamp;
-use weir_core::api::FlowRun;
 use weir_core::create::{self, tick_key};
 use weir_core::deployment::Deployment;
+use weir_core::run::Run;
 
 /// The setting holding the time of the scheduler's last pass, in microseconds.
 const WATERMARK: &str = "scheduler_pass_at";
@@ -70,8 +71,8 @@ impl Store {
         let mut created = 0;
         for t in times.iter().filter(|t| !existing.contains(&micros(**t))) {
             let new = weir_core::create::scheduled(deployment, *t);
-            let (_, new) = self.create_flow_run(new, Duration::zero(), now).await?;
-            created += u32::from(new);
+            let new = self.create_flow_run(new, Duration::zero(), now).await?;
+            created += u32::from(new.created);
         }
         Ok(created)
     }
@@ -209,14 +210,14 @@ impl Store {
         tx.commit().await?;
         let mut created = 0;
         for t in keep {
-            let (_, new) = self
+            let new = self
                 .create_flow_run(
                     create::caught_up(deployment, *t, now),
                     Duration::zero(),
                     now,
                 )
                 .await?;
-            created += u32::from(new);
+            created += u32::from(new.created);
         }
         Ok(CatchUpOutcome { removed, created })
     }
@@ -226,7 +227,7 @@ impl Store {
         &self,
         deployment: &Deployment,
         ticks: &[Timestamp],
-    ) -> Result<HashMap<Timestamp, FlowRun>> {
+    ) -> Result<HashMap<Timestamp, Run>> {
         let mut out = HashMap::new();
         for chunk in ticks.chunks(500) {
             let keys: Vec<String> = chunk.iter().map(|t| tick_key(deployment.id, *t)).collect();
@@ -247,7 +248,7 @@ impl Store {
             for row in q.fetch_all(&self.read).await? {
                 let key: String = row.try_get("idempotency_key")?;
                 if let Some(t) = by_key.get(key.as_str()) {
-                    out.insert(*t, codec::flow_run(&row)?);
+                    out.insert(*t, codec::run(&row)?);
                 }
             }
         }
@@ -255,7 +256,7 @@ impl Store {
     }
 
     /// Creates the run of each tick that has none (a backfill), due at `now`. Returns each
-    /// tick's run and whether it was created now.
+    /// tick with its run, [`Created::created`] when this call created it.
     ///
     /// The runs are written [`BACKFILL_BATCH`] ticks to a transaction (a window of 10,000
     /// ticks is 100 short transactions, not 10,000), each tick through the scheduler's key with
@@ -266,7 +267,7 @@ impl Store {
         deployment: &Deployment,
         ticks: &[Timestamp],
         now: Timestamp,
-    ) -> Result<Vec<(Timestamp, FlowRun, bool)>> {
+    ) -> Result<Vec<(Timestamp, Created)>> {
         let mut out = Vec::with_capacity(ticks.len());
         for chunk in ticks.chunks(BACKFILL_BATCH) {
             let mut tx = self.begin_write().await?;
@@ -289,7 +290,8 @@ impl Store {
                         deployment.id
                     ))
                 })?;
-                out.push((*t, run, created.contains(&micros(*t))));
+                let created = created.contains(&micros(*t));
+                out.push((*t, Created { run, created }));
             }
         }
         Ok(out)

@@ -6,7 +6,8 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 use weir_core::StateKind;
-use weir_core::api::{FlowRun, Page, TaskRun, TaskRunDetail, TaskRunReport, TaskRunState};
+use weir_core::api::{Page, TaskRun, TaskRunDetail, TaskRunReport, TaskRunState};
+use weir_core::run::Run;
 
 /// Rows per multi-row statement: keeps bind counts far below both databases' limits.
 const CHUNK: usize = 500;
@@ -277,10 +278,7 @@ pub(crate) async fn with_open_task_runs(
 /// When a flow run ends, its task runs still open end with it (Cancelled under a cancelled
 /// run, else Crashed), with a history row each: no task run stays Running under a finished
 /// flow run, whatever reports were lost. Reports sent later with older times change nothing.
-pub(crate) async fn close_task_runs(
-    tx: &mut Transaction<'static, Any>,
-    run: &FlowRun,
-) -> Result<()> {
+pub(crate) async fn close_task_runs(tx: &mut Transaction<'static, Any>, run: &Run) -> Result<()> {
     let state = if run.state == StateKind::Cancelled {
         StateKind::Cancelled
     } else {

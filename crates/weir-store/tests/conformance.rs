@@ -15,10 +15,11 @@ use chrono::{Duration, TimeZone, Utc};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 use weir_core::api::{
-    DeploymentSpec, FlowRun, HeldRun, LogLevel, NewLogLine, ProposeState, RegisterAgent,
+    DeploymentSpec, HeldRun, LogLevel, NewLogLine, ProposeState, RegisterAgent,
     ScheduleSpec, TaskRunReport, UpsertOutcome,
 };
 use weir_core::deployment::Deployment;
+use weir_core::run::Run;
 use weir_core::{Schedule, StateKind, Timestamp};
 use weir_store::{Error, NewFlowRun, RunFilter, Store};
 use weir_testkit::{Backend, TestDb};
@@ -153,12 +154,12 @@ fn new_run(d: &Deployment, at: Timestamp) -> NewFlowRun {
     }
 }
 
-async fn create(store: &Store, d: &Deployment, at: Timestamp, created: Timestamp) -> FlowRun {
+async fn create(store: &Store, d: &Deployment, at: Timestamp, created: Timestamp) -> Run {
     store
         .create_flow_run(new_run(d, at), LEASE, created)
         .await
         .expect("create run")
-        .0
+        .run
 }
 
 fn propose(state: StateKind, attempt: u32) -> ProposeState {
@@ -176,16 +177,18 @@ fn queues(q: &[&str]) -> Vec<String> {
 }
 
 /// Claims exactly one run (the oldest due) for `agent` at `at`.
-async fn claim_one(store: &Store, agent: Uuid, at: Timestamp) -> (FlowRun, bool) {
+async fn claim_one(store: &Store, agent: Uuid, at: Timestamp) -> (Run, bool) {
     let mut c = store
         .claim(agent, &queues(&["default"]), 1, LEASE, at)
         .await
         .expect("claim");
     assert_eq!(c.len(), 1, "expected one claimable run at {at}");
-    c.remove(0)
+    let run = c.remove(0);
+    let resume = run.resume;
+    (run, resume)
 }
 
-fn expect_rejected(r: Result<FlowRun, Error>) -> (String, FlowRun) {
+fn expect_rejected(r: Result<Run, Error>) -> (String, Run) {
     match r {
         Err(Error::Rejected { reason, current }) => (reason, *current),
         Err(e) => panic!("expected a rejection, got error {e}"),
@@ -193,7 +196,7 @@ fn expect_rejected(r: Result<FlowRun, Error>) -> (String, FlowRun) {
     }
 }
 
-async fn all_runs(store: &Store, filter: RunFilter) -> Vec<FlowRun> {
+async fn all_runs(store: &Store, filter: RunFilter) -> Vec<Run> {
     let mut out = Vec::new();
     let mut filter = RunFilter {
         limit: 1000,
@@ -400,7 +403,10 @@ async fn case_create_idempotent(store: Store) {
     let t = now();
     let mut n = new_run(&d, t);
     n.idempotency_key = Some("quick-run-42".into());
-    let (first, created) = store
+    let weir_store::Created {
+        run: first,
+        created,
+    } = store
         .create_flow_run(n.clone(), LEASE, t)
         .await
         .expect("create");
@@ -411,7 +417,10 @@ async fn case_create_idempotent(store: Store) {
     );
     assert_eq!(first.deployment_id, Some(d.id));
     assert_eq!(first.deployment.as_deref(), Some("etl"));
-    let (again, created) = store
+    let weir_store::Created {
+        run: again,
+        created,
+    } = store
         .create_flow_run(n.clone(), LEASE, t)
         .await
         .expect("again");
@@ -441,14 +450,17 @@ async fn case_create_idempotent(store: Store) {
     for task in tasks {
         burst.push(task.await.expect("join"));
     }
-    assert_eq!(burst.iter().filter(|(_, created)| *created).count(), 1);
-    assert!(burst.iter().all(|(r, _)| r.id == burst[0].0.id));
+    assert_eq!(burst.iter().filter(|c| c.created).count(), 1);
+    assert!(burst.iter().all(|c| c.run.id == burst[0].run.id));
 
     // Same key in another project is another run; no key never dedupes.
     let other = deploy(&store, "main", "etl", spec("etl")).await;
     let mut m = new_run(&other, t);
     m.idempotency_key = Some("quick-run-42".into());
-    let (run_main, created) = store.create_flow_run(m, LEASE, t).await.expect("create");
+    let weir_store::Created {
+        run: run_main,
+        created,
+    } = store.create_flow_run(m, LEASE, t).await.expect("create");
     assert!(created);
     assert_ne!(run_main.id, first.id);
     let a = create(&store, &d, t, t).await;
@@ -473,7 +485,7 @@ async fn case_create_idempotent(store: Store) {
         tags: vec!["x".into()],
         auto_scheduled: false,
     };
-    let (r, _) = store
+    let weir_store::Created { run: r, .. } = store
         .create_flow_run(adhoc, LEASE, t)
         .await
         .expect("ad hoc");
@@ -517,7 +529,7 @@ async fn case_list_filters(store: Store) {
         .await
         .expect("cancel");
 
-    let ids = |v: Vec<FlowRun>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let ids = |v: Vec<Run>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
     let rev = |idx: &[usize]| idx.iter().rev().map(|&i| runs[i].id).collect::<Vec<_>>();
     let all = ids(all_runs(&store, RunFilter::default()).await);
     assert_eq!(all, rev(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), "newest first");
@@ -1025,7 +1037,7 @@ async fn case_claim_once(store: Store) {
     gpu.work_queue = "gpu".into();
     let g = deploy(&store, "dev", "train", gpu).await;
     let t = now();
-    let due: Vec<FlowRun> = vec![
+    let due: Vec<Run> = vec![
         create(&store, &d, t - Duration::seconds(3), t).await,
         create(&store, &d, t - Duration::seconds(2), t).await,
         create(&store, &d, t, t).await,
@@ -1037,19 +1049,19 @@ async fn case_claim_once(store: Store) {
         .claim(agent, &queues(&["default"]), 10, LEASE, t)
         .await
         .expect("claim");
-    let ids: Vec<Uuid> = claimed.iter().map(|(r, _)| r.id).collect();
+    let ids: Vec<Uuid> = claimed.iter().map(|r| r.id).collect();
     assert_eq!(
         ids,
         due.iter().map(|r| r.id).collect::<Vec<_>>(),
         "oldest due first"
     );
-    for (r, resume) in &claimed {
+    for r in &claimed {
         assert_eq!(
             (r.state, r.attempt, r.agent_id),
             (StateKind::Pending, 1, Some(agent))
         );
         assert_eq!(r.lease_expires_at, Some(t + LEASE));
-        assert!(!resume);
+        assert!(!r.resume);
         assert_eq!(&store.flow_run(r.id).await.expect("get"), r);
         let h = store.flow_run_history(r.id).await.expect("history");
         assert_eq!(
@@ -1089,7 +1101,7 @@ async fn case_claim_once(store: Store) {
         .claim(agent, &queues(&["default", "gpu"]), 5, LEASE, later)
         .await
         .expect("claim");
-    let mut got: Vec<Uuid> = both.iter().chain(&rest).map(|(r, _)| r.id).collect();
+    let mut got: Vec<Uuid> = both.iter().chain(&rest).map(|r| r.id).collect();
     got.sort();
     let mut want = vec![future.id, other_queue.id];
     want.sort();
@@ -1734,7 +1746,7 @@ async fn case_claim_by_launcher(store: Store) {
         .claim(docker.id, &q, 5, LEASE, t)
         .await
         .expect("claim");
-    assert_eq!(got.iter().map(|(r, _)| r.id).collect::<Vec<_>>(), [r.id]);
+    assert_eq!(got.iter().map(|r| r.id).collect::<Vec<_>>(), [r.id]);
     // The deployment moves back to processes: its next run is any agent's.
     let d = deploy(&store, "dev", "etl-docker", spec("etl")).await;
     let r2 = create(&store, &d, t, t).await;
@@ -1742,7 +1754,7 @@ async fn case_claim_by_launcher(store: Store) {
         .claim(process.id, &q, 5, LEASE, t)
         .await
         .expect("claim");
-    assert_eq!(got.iter().map(|(r, _)| r.id).collect::<Vec<_>>(), [r2.id]);
+    assert_eq!(got.iter().map(|r| r.id).collect::<Vec<_>>(), [r2.id]);
 }
 
 async fn case_work_queues(store: Store) {
@@ -1820,7 +1832,7 @@ fn fire_times(d: &Deployment, after: Timestamp, n: usize) -> Vec<Timestamp> {
     s.fire_times(after, after + Duration::days(30), n)
 }
 
-async fn auto_runs(store: &Store, d: &Deployment) -> Vec<FlowRun> {
+async fn auto_runs(store: &Store, d: &Deployment) -> Vec<Run> {
     all_runs(
         store,
         RunFilter {
@@ -2193,7 +2205,7 @@ async fn seed_race(store: &Store) -> HashSet<Uuid> {
 }
 
 /// Each claimer loops claiming 1..=5 runs at a time until nothing is left.
-async fn race(stores: Vec<Store>) -> Vec<(Uuid, FlowRun)> {
+async fn race(stores: Vec<Store>) -> Vec<(Uuid, Run)> {
     let mut tasks = Vec::new();
     for (i, store) in stores.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
@@ -2211,7 +2223,7 @@ async fn race(stores: Vec<Store>) -> Vec<(Uuid, FlowRun)> {
                 if claimed.is_empty() {
                     return got;
                 }
-                got.extend(claimed.into_iter().map(|(r, _)| (agent, r)));
+                got.extend(claimed.into_iter().map(|r| (agent, r)));
             }
         }));
     }
@@ -2222,7 +2234,7 @@ async fn race(stores: Vec<Store>) -> Vec<(Uuid, FlowRun)> {
     all
 }
 
-async fn check_race(store: &Store, seeded: &HashSet<Uuid>, claimed: Vec<(Uuid, FlowRun)>) {
+async fn check_race(store: &Store, seeded: &HashSet<Uuid>, claimed: Vec<(Uuid, Run)>) {
     let mut seen = HashSet::new();
     for (agent, run) in &claimed {
         assert!(seen.insert(run.id), "run {} claimed twice", run.id);
@@ -2285,7 +2297,7 @@ async fn case_import_flow_runs(store: Store) {
     let d = deploy(&store, "imp", "etl", spec("etl")).await;
     let base = now() - Duration::days(3);
     let n = weir_store::IMPORT_CHUNK + 7;
-    let runs: Vec<FlowRun> = (0..n)
+    let runs: Vec<Run> = (0..n)
         .map(|i| {
             let at = base + Duration::seconds(i as i64 * 60);
             let state = if i % 10 == 0 {
@@ -2293,7 +2305,7 @@ async fn case_import_flow_runs(store: Store) {
             } else {
                 StateKind::Completed
             };
-            FlowRun {
+            Run {
                 id: Uuid::now_v7(),
                 project: "imp".into(),
                 deployment_id: Some(d.id),
@@ -2306,6 +2318,8 @@ async fn case_import_flow_runs(store: Store) {
                 attempt: 1,
                 retries_used: 0,
                 retries: 2,
+                retry_delay: chrono::Duration::zero(),
+                resume: false,
                 parameters: [("rows".to_string(), serde_json::json!(i))]
                     .into_iter()
                     .collect(),

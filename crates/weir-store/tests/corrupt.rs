@@ -58,7 +58,7 @@ async fn run_in(store: &Store) -> uuid::Uuid {
         .create_flow_run(new, chrono::Duration::seconds(30), now())
         .await
         .expect("create run")
-        .0
+        .run
         .id
 }
 

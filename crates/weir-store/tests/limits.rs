@@ -11,9 +11,10 @@ use common::now;
 
 use chrono::Duration;
 use uuid::Uuid;
-use weir_core::api::{DeploymentSpec, FlowRun};
+use weir_core::api::DeploymentSpec;
 use weir_core::deployment::Deployment;
 use weir_core::limits::{LimitKey, OnLimit};
+use weir_core::run::Run;
 use weir_core::why::{Reason, explain};
 use weir_core::{StateKind, Timestamp};
 use weir_store::{NewFlowRun, Store};
@@ -50,7 +51,7 @@ async fn deploy(
         .expect("deployment")
 }
 
-async fn runs(store: &Store, d: &Deployment, n: usize, at: Timestamp) -> Vec<FlowRun> {
+async fn runs(store: &Store, d: &Deployment, n: usize, at: Timestamp) -> Vec<Run> {
     let mut out = Vec::new();
     for i in 0..n {
         let run = NewFlowRun {
@@ -74,20 +75,17 @@ async fn runs(store: &Store, d: &Deployment, n: usize, at: Timestamp) -> Vec<Flo
                 .create_flow_run(run, LEASE, at)
                 .await
                 .expect("create")
-                .0,
+                .run,
         );
     }
     out
 }
 
-async fn claim(store: &Store, agent: Uuid, limit: u32, at: Timestamp) -> Vec<FlowRun> {
+async fn claim(store: &Store, agent: Uuid, limit: u32, at: Timestamp) -> Vec<Run> {
     store
         .claim(agent, &["default".to_string()], limit, LEASE, at)
         .await
         .expect("claim")
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect()
 }
 
 async fn case_deployment_limit(store: Store) {

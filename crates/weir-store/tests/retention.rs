@@ -13,7 +13,8 @@ use chrono::Duration;
 use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
-use weir_core::api::{DeploymentSpec, FlowRun, LogLevel, NewLogLine, TaskRunReport};
+use weir_core::api::{DeploymentSpec, LogLevel, NewLogLine, TaskRunReport};
+use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
 use weir_store::{Error, NewFlowRun, Pruned, Store};
 
@@ -41,10 +42,10 @@ async fn deployment(store: &Store, project: &str) -> Uuid {
 }
 
 /// A run of `project/etl` created at `at`, in `state` since `at + 1 min`.
-fn run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> FlowRun {
+fn run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> Run {
     let id = Uuid::now_v7();
     let finished = state.is_terminal();
-    FlowRun {
+    Run {
         id,
         project: project.into(),
         deployment_id: Some(d),
@@ -57,6 +58,8 @@ fn run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> FlowRun {
         attempt: 1,
         retries_used: 0,
         retries: 0,
+        retry_delay: chrono::Duration::zero(),
+        resume: false,
         parameters: Default::default(),
         work_queue: "default".into(),
         scheduled_at: at,
@@ -73,7 +76,7 @@ fn run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> FlowRun {
 }
 
 /// Two task runs (each Running then its end state) and three log lines for `r`.
-async fn add_tasks_and_logs(store: &Store, r: &FlowRun) {
+async fn add_tasks_and_logs(store: &Store, r: &Run) {
     let mut reports = Vec::new();
     let mut lines = Vec::new();
     for (k, task) in ["extract", "load"].into_iter().enumerate() {
@@ -123,7 +126,7 @@ async fn add_tasks_and_logs(store: &Store, r: &FlowRun) {
     store.ingest_logs(&lines).await.expect("logs");
 }
 
-fn ids(v: &[&FlowRun]) -> HashSet<Uuid> {
+fn ids(v: &[&Run]) -> HashSet<Uuid> {
     v.iter().map(|r| r.id).collect()
 }
 
@@ -143,7 +146,7 @@ async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
     let recent = run("ret", d, t - Duration::days(2), StateKind::Completed);
     let other_old = run("keep", other, old, StateKind::Completed);
     let all = [&old_done, &old_failed, &old_running, &recent, &other_old];
-    let runs: Vec<FlowRun> = all.iter().map(|r| (*r).clone()).collect();
+    let runs: Vec<Run> = all.iter().map(|r| (*r).clone()).collect();
     store.import_flow_runs(&runs).await.expect("import");
     for r in all {
         add_tasks_and_logs(&store, r).await;
@@ -308,7 +311,7 @@ async fn case_project_retention_setting(store: Store) {
     // Deletes count in the project, in the deleting transaction.
     let d = deployment(&store, "ret").await;
     let t = now();
-    let old: Vec<FlowRun> = (0..12)
+    let old: Vec<Run> = (0..12)
         .map(|_| run("ret", d, t - Duration::days(20), StateKind::Completed))
         .collect();
     store.import_flow_runs(&old).await.expect("import");
@@ -350,7 +353,7 @@ async fn case_batches_beside_writers_and_racing_pruners(store: Store) {
     let d = deployment(&store, "ret").await;
     let t = now();
     let cutoff = t - Duration::days(30);
-    let old: Vec<FlowRun> = (0..1500)
+    let old: Vec<Run> = (0..1500)
         .map(|i| {
             let state = if i % 5 == 0 {
                 StateKind::Cancelled
@@ -404,7 +407,7 @@ async fn case_batches_beside_writers_and_racing_pruners(store: Store) {
                     tags: vec![],
                     auto_scheduled: false,
                 };
-                let (r, _) = store
+                let weir_store::Created { run: r, .. } = store
                     .create_flow_run(new, Duration::seconds(30), now())
                     .await
                     .expect("a writer is never refused while pruning runs");

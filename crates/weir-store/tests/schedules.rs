@@ -10,8 +10,9 @@ mod common;
 
 use chrono::{Duration, TimeZone, Utc};
 use uuid::Uuid;
-use weir_core::api::{DeploymentSpec, FlowRun, ScheduleSpec};
+use weir_core::api::{DeploymentSpec, ScheduleSpec};
 use weir_core::deployment::Deployment;
+use weir_core::run::Run;
 use weir_core::schedule::{self, Catchup, catchup};
 use weir_core::{StateKind, Timestamp};
 use weir_store::{RunFilter, Store};
@@ -49,7 +50,12 @@ async fn deploy(store: &Store, name: &str, cron: &str, policy: Catchup) -> Deplo
         .expect("deployment")
 }
 
-async fn runs_of(store: &Store, d: &Deployment) -> Vec<FlowRun> {
+/// A backfill's answer as `(tick, run, created)`.
+fn triples(v: Vec<(Timestamp, weir_store::Created)>) -> Vec<(Timestamp, Run, bool)> {
+    v.into_iter().map(|(t, c)| (t, c.run, c.created)).collect()
+}
+
+async fn runs_of(store: &Store, d: &Deployment) -> Vec<Run> {
     let mut runs = store
         .list_flow_runs(&RunFilter {
             deployment_id: Some(d.id),
@@ -82,7 +88,7 @@ async fn case_backfill_is_idempotent(store: Store) {
     );
     assert!(plan.contains_key(&at(2, 0)) && plan.contains_key(&at(3, 0)));
     let now = at(5, 0);
-    let first = store.backfill(&d, &ticks, now).await.expect("backfill");
+    let first = triples(store.backfill(&d, &ticks, now).await.expect("backfill"));
     let created: Vec<_> = first
         .iter()
         .filter(|(_, _, new)| *new)
@@ -100,10 +106,12 @@ async fn case_backfill_is_idempotent(store: Store) {
             assert_eq!(run.state, StateKind::Scheduled);
         }
     }
-    let again = store
-        .backfill(&d, &ticks, now)
-        .await
-        .expect("backfill again");
+    let again = triples(
+        store
+            .backfill(&d, &ticks, now)
+            .await
+            .expect("backfill again"),
+    );
     assert!(
         again.iter().all(|(_, _, new)| !new),
         "twice creates nothing new"
@@ -296,7 +304,7 @@ async fn case_backfill_in_batches(store: Store) {
         .expect("materialise");
     assert_eq!(made, 3);
     let now = at(5, 0);
-    let first = store.backfill(&d, &ticks, now).await.expect("backfill");
+    let first = triples(store.backfill(&d, &ticks, now).await.expect("backfill"));
     assert_eq!(
         first.iter().map(|(t, _, _)| *t).collect::<Vec<_>>(),
         ticks,
@@ -317,7 +325,7 @@ async fn case_backfill_in_batches(store: Store) {
         "the scheduler's runs stay as they were"
     );
     assert!(first.iter().all(|(t, r, _)| r.tick_at == Some(*t)));
-    let again = store.backfill(&d, &ticks, now).await.expect("again");
+    let again = triples(store.backfill(&d, &ticks, now).await.expect("again"));
     assert!(
         again.iter().all(|(_, _, new)| !new),
         "twice creates nothing"

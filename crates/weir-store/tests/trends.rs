@@ -9,7 +9,8 @@ mod common;
 use chrono::{Duration, TimeZone, Utc};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-use weir_core::api::{DeploymentSpec, FlowRun};
+use weir_core::api::DeploymentSpec;
+use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
 use weir_store::{HourCounts, Store};
 
@@ -42,13 +43,13 @@ fn run(
     at: Timestamp,
     state: StateKind,
     seconds: i64,
-) -> FlowRun {
+) -> Run {
     let id = Uuid::now_v7();
     let started = (state != StateKind::Scheduled).then(|| at + Duration::seconds(1));
     let ended = state
         .is_terminal()
         .then(|| at + Duration::seconds(1 + seconds));
-    FlowRun {
+    Run {
         id,
         project: project.into(),
         deployment_id: Some(d),
@@ -61,6 +62,8 @@ fn run(
         attempt: u32::from(started.is_some()),
         retries_used: 0,
         retries: 0,
+        retry_delay: chrono::Duration::zero(),
+        resume: false,
         parameters: Default::default(),
         work_queue: "default".into(),
         scheduled_at: at,
@@ -248,7 +251,7 @@ async fn case_runs_by_hour_follows_changes(store: Store) {
         .await
         .expect("delete");
     assert_eq!(pruned.runs, 1);
-    let (fresh, _) = store
+    let weir_store::Created { run: fresh, .. } = store
         .create_flow_run(
             weir_store::NewFlowRun {
                 project: "dev".into(),

@@ -205,7 +205,7 @@ impl HttpTracker {
                     }
                     Ok(reply) if top_level && reply.lost => {
                         let what = match client.flow_run(run.flow_run_id).await {
-                            Ok(d) => weir_core::why::after_attempt(&d.run, run.attempt),
+                            Ok(d) => weir_core::why::after_attempt((&d.run).into(), run.attempt),
                             Err(_) => {
                                 format!("attempt {} is over: the server ended it", run.attempt)
                             }
@@ -397,7 +397,7 @@ impl Tracker for HttpTracker {
                     if run.state == StateKind::AwaitingRetry {
                         crate::say::err!(
                             "weir: {} ({reported} reported)",
-                            weir_core::why::after_attempt(&run, attempt)
+                            weir_core::why::after_attempt((&run).into(), attempt)
                         );
                     }
                     Ok(())

@@ -212,8 +212,8 @@ pub(super) async fn fence_loop(sh: Arc<Shared>) {
 async fn describe_lost(sh: &Shared, id: Uuid, attempt: u32) -> (String, bool) {
     match sh.client.flow_run(id).await {
         Ok(d) => (
-            weir_core::why::after_attempt(&d.run, attempt),
-            weir_core::why::ended_by_its_process(&d.run, attempt),
+            weir_core::why::after_attempt((&d.run).into(), attempt),
+            weir_core::why::ended_by_its_process((&d.run).into(), attempt),
         ),
         Err(e) => (
             format!("attempt {attempt} is over (the run could not be read: {e})"),

@@ -1,5 +1,6 @@
-//! Wire types of flow runs: creating one, the run as stored, its history, state proposals
-//! and retries.
+//! Wire types of flow runs: creating one, the run as the API shows it, its history, state
+//! proposals and retries. The domain's run is `weir_core::run::Run`; a [`FlowRun`] is made
+//! from it where the server answers.
 
 use super::{NOT_BLANK, Parameters};
 use crate::{StateKind, Timestamp};
@@ -41,7 +42,8 @@ pub struct CreateFlowRun {
     /// For a subflow: the flow run that called it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_flow_run_id: Option<Uuid>,
-    /// Labels.
+    /// The run's tags (default for a deployment's run: the deployment's); concurrency limits
+    /// and run filters read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
 }
@@ -79,20 +81,21 @@ fn create_flow_run_shapes(schema: &mut schemars::Schema) {
     schema.insert("anyOf".into(), shapes);
 }
 
-/// One execution of a flow.
+/// One execution of a flow, as the API shows it (made from the domain's
+/// `weir_core::run::Run`; what only the rules read, such as the retry delay, is left out).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FlowRun {
-    /// Id.
+    /// The run's id (UUIDv7: id order is creation order, and list cursors are ids).
     pub id: Uuid,
-    /// Project.
+    /// The project it belongs to.
     pub project: String,
-    /// Deployment it was created from, if any.
+    /// The deployment it was created from; absent for an ad-hoc run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<Uuid>,
-    /// Deployment name, if any.
+    /// That deployment's name within the project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
-    /// Flow name.
+    /// The name of the flow it executes.
     pub flow: String,
     /// A readable name such as `etl-7f3a`.
     pub name: String,
@@ -107,19 +110,20 @@ pub struct FlowRun {
     pub attempt: u32,
     /// Automatic retries (and crash restarts) used so far.
     pub retries_used: u32,
-    /// Retries allowed.
+    /// Automatic retries allowed (the deployment's retry policy when the run was created).
     pub retries: u32,
-    /// Parameters.
+    /// The parameter values the flow is called with (the request's over the deployment's
+    /// defaults).
     pub parameters: Parameters,
-    /// Work queue.
+    /// The work queue agents claim it from.
     pub work_queue: String,
-    /// When it is due.
+    /// When it is due: no agent claims it before (a retry moves it).
     pub scheduled_at: Timestamp,
     /// The schedule tick this run is for (runs of the scheduler, catch-up and backfill; the
     /// flow reads it as `WEIR_TICK_AT`). Absent for runs started by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick_at: Option<Timestamp>,
-    /// Created.
+    /// When it was created.
     pub created_at: Timestamp,
     /// First entered Running in this attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,20 +131,22 @@ pub struct FlowRun {
     /// Entered a terminal state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Timestamp>,
-    /// Agent holding it.
+    /// The agent holding its current attempt, while one does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<Uuid>,
-    /// Lease expiry while Pending/Running.
+    /// When the current attempt's lease expires without a heartbeat (Pending, Running,
+    /// Cancelling, Paused); the crash detector acts after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_expires_at: Option<Timestamp>,
-    /// Calling flow run, for subflows.
+    /// The flow run that called it, for a subflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_flow_run_id: Option<Uuid>,
     /// Where the flow's result was written, when Completed (the server never holds its
     /// bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<ResultRef>,
-    /// Labels.
+    /// Its tags (the request's, else its deployment's); concurrency limits and run filters
+    /// read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
 }
@@ -152,7 +158,7 @@ pub struct FlowRun {
 pub struct ResultRef {
     /// Full URL, e.g. `s3://team-results/weir/0190…/result.json` or `file:///…/result.json`.
     pub location: String,
-    /// Size in bytes.
+    /// The result's size in bytes, as written.
     pub size: u64,
 }
 
@@ -161,14 +167,14 @@ pub struct ResultRef {
 pub struct StateChange {
     /// Transition id (client-supplied for idempotency, else generated).
     pub id: Uuid,
-    /// State entered.
+    /// The state entered.
     pub state: StateKind,
-    /// Its message.
+    /// The message it was entered with (error text for Failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Attempt it belongs to.
+    /// The attempt it belongs to.
     pub attempt: u32,
-    /// When (server clock).
+    /// When it was entered (server clock).
     pub at: Timestamp,
 }
 
@@ -176,9 +182,9 @@ pub struct StateChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposeState {
-    /// Proposed state.
+    /// The state the proposer wants the run in.
     pub state: StateKind,
-    /// Message (error text for Failed).
+    /// Its message (error text for Failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The attempt the proposer belongs to; a stale attempt gets 409.
@@ -203,10 +209,10 @@ pub struct RetryFlowRun {
 /// A flow run with its state history and task-run counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FlowRunDetail {
-    /// The run.
+    /// The run as it is now.
     pub run: FlowRun,
     /// Its states, oldest first.
     pub history: Vec<StateChange>,
-    /// Task runs by current state.
+    /// How many of its task runs are in each state now.
     pub task_runs_by_state: BTreeMap<StateKind, u64>,
 }

@@ -4,9 +4,9 @@ use chrono::Utc;
 use serde_json::Map;
 use uuid::Uuid;
 
-fn run(state: StateKind, attempt: u32, deployment: Option<&str>) -> FlowRun {
+fn run(state: StateKind, attempt: u32, deployment: Option<&str>) -> Run {
     let now = Utc::now();
-    FlowRun {
+    Run {
         id: Uuid::now_v7(),
         project: "dev".into(),
         deployment_id: None,
@@ -19,6 +19,8 @@ fn run(state: StateKind, attempt: u32, deployment: Option<&str>) -> FlowRun {
         attempt,
         retries_used: 0,
         retries: 0,
+        retry_delay: chrono::Duration::zero(),
+        resume: false,
         parameters: Map::new(),
         work_queue: "default".into(),
         scheduled_at: now,

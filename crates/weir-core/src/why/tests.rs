@@ -1,7 +1,7 @@
 //! Each reason of [`explain`], from facts built by hand.
 
 use super::*;
-use crate::orchestration::sample_run;
+use crate::run::sample as sample_run;
 
 const LEASE: Duration = Duration::seconds(30);
 
@@ -18,7 +18,7 @@ fn agent(name: &str, seen: Timestamp, running: u32, limit: u32) -> Agent {
     }
 }
 
-fn facts(run: FlowRun, agents: Vec<Agent>) -> Facts {
+fn facts(run: Run, agents: Vec<Agent>) -> Facts {
     Facts {
         run,
         deployment: Some(DeploymentFacts {
@@ -205,7 +205,7 @@ fn after_an_attempt_says_what_happened() {
     run.retries_used = 1;
     run.retries = 2;
     run.attempt = 1;
-    let text = after_attempt(&run, 1);
+    let text = after_attempt((&run).into(), 1);
     assert!(
         text.starts_with("attempt 1 failed; retry 1 of 2 is scheduled at "),
         "{text}"
@@ -213,13 +213,13 @@ fn after_an_attempt_says_what_happened() {
     run.state = StateKind::Cancelled;
     run.state_message = Some("cancellation requested".into());
     assert_eq!(
-        after_attempt(&run, 1),
+        after_attempt((&run).into(), 1),
         "attempt 1 is over: the run ended Cancelled: cancellation requested"
     );
     run.state = StateKind::Running;
     run.attempt = 3;
     assert_eq!(
-        after_attempt(&run, 2),
+        after_attempt((&run).into(), 2),
         "attempt 2 is over: the run is Running in attempt 3"
     );
 }

@@ -6,12 +6,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use std::collections::BTreeSet;
 use uuid::Uuid;
-use weir_core::api::{CreateFlowRun, Explanation, FlowRun};
+use weir_core::api::{CreateFlowRun, Explanation};
 use weir_core::audit::AuditAction;
 use weir_core::auth::Permission;
 use weir_core::create::{self, RunRequest};
+use weir_core::run::Run;
 use weir_core::why::Reason;
 use weir_core::{StateKind, names};
+use weir_store::Created;
 
 /// Agents silent for longer than this are not considered for an explanation at all.
 const AGENTS_SEEN_FOR: chrono::Duration = chrono::Duration::hours(24);
@@ -57,13 +59,13 @@ impl From<CreateError> for ApiError {
 }
 
 /// Creates a run: of a deployment (an agent launches it) or ad hoc (created Running by the
-/// process that executes it). `true` when created, `false` when the idempotency key matched
+/// process that executes it). [`Created::created`] is false when the idempotency key matched
 /// an existing run, which is returned.
 pub(crate) async fn create(
     st: &AppState,
     caller: &OnRun<perm::Run>,
     mut req: CreateFlowRun,
-) -> Result<(FlowRun, bool), CreateError> {
+) -> Result<Created, CreateError> {
     let now = st.now();
     // A flow process (run token) may create the subflow runs of its own run, in its project.
     if let Caller::Run { .. } = **caller {
@@ -120,7 +122,8 @@ pub(crate) async fn create(
             new
         }
     };
-    let (run, created) = st.store.create_flow_run(new, st.lease(), now).await?;
+    let new = st.store.create_flow_run(new, st.lease(), now).await?;
+    let (run, created) = (&new.run, new.created);
     if created && let Some(d) = &run.deployment {
         caller
             .audit(
@@ -135,16 +138,12 @@ pub(crate) async fn create(
         st.work_available();
     }
     st.touched();
-    Ok((run, created))
+    Ok(new)
 }
 
 /// Requests the cancellation of run `id` (`weir_core::orchestration::cancel` decides what
 /// that does).
-pub(crate) async fn cancel(
-    st: &AppState,
-    caller: &OnRun<perm::Run>,
-    id: Uuid,
-) -> ApiResult<FlowRun> {
+pub(crate) async fn cancel(st: &AppState, caller: &OnRun<perm::Run>, id: Uuid) -> ApiResult<Run> {
     caller.run(st, id).await?;
     let run = st.store.cancel_flow_run(id, st.now()).await?;
     caller
@@ -156,7 +155,7 @@ pub(crate) async fn cancel(
 
 /// Whether `run` can be retried by hand: it ended, and it has a deployment for an agent to
 /// launch again.
-pub(crate) fn retriable(run: &FlowRun) -> bool {
+pub(crate) fn retriable(run: &Run) -> bool {
     run.state.is_terminal() && run.deployment_id.is_some()
 }
 
@@ -167,7 +166,7 @@ pub(crate) async fn retry(
     caller: &OnRun<perm::Run>,
     id: Uuid,
     from_failed: bool,
-) -> ApiResult<FlowRun> {
+) -> ApiResult<Run> {
     let run = caller.run(st, id).await?;
     if run.deployment_id.is_none() {
         return Err(ApiError::Conflict {
@@ -185,7 +184,7 @@ pub(crate) async fn retry(
 }
 
 /// After a run's state changed: wakes agents when it can be claimed, and streams.
-pub(crate) fn changed(st: &AppState, run: &FlowRun) {
+pub(crate) fn changed(st: &AppState, run: &Run) {
     if run.state.is_claimable() {
         st.work_available();
     }

@@ -34,7 +34,9 @@ pub(crate) async fn backfill(
     if req.dry_run {
         (out, existing) = dry_run(st, &d, &ticks).await?;
     } else {
-        for (t, run, new) in st.store.backfill(&d, &ticks, now).await? {
+        for (t, weir_store::Created { run, created: new }) in
+            st.store.backfill(&d, &ticks, now).await?
+        {
             if new {
                 created += 1;
             } else {

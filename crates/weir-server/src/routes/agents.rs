@@ -176,14 +176,15 @@ pub(crate) async fn claim(
         if !claimed.is_empty() {
             st.touched();
             let mut out = Vec::with_capacity(claimed.len());
-            for (run, resume) in claimed {
+            for run in claimed {
                 let spec = match run.deployment_id {
                     Some(d) => claimed_spec(&st, d).await?,
                     None => None,
                 };
                 let run_token = Some(crate::auth::run_token(&st.run_secret, run.id, run.attempt));
+                let resume = run.resume;
                 out.push(ClaimedRun {
-                    run,
+                    run: run.into(),
                     spec,
                     run_token,
                     resume,

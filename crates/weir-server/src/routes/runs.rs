@@ -29,8 +29,11 @@ pub(crate) async fn create(
     caller: OnRun<perm::Run>,
     Json(req): Json<CreateFlowRun>,
 ) -> ApiResult<MaybeCreated<FlowRun>> {
-    let (run, created) = ops::runs::create(&st, &caller, req).await?;
-    Ok(MaybeCreated { created, body: run })
+    let new = ops::runs::create(&st, &caller, req).await?;
+    Ok(MaybeCreated {
+        created: new.created,
+        body: new.run.into(),
+    })
 }
 
 /// `GET /api/v1/flow_runs`: newest first, with cursor pagination.
@@ -75,7 +78,11 @@ pub(crate) async fn list(
         before: q.cursor,
         limit,
     };
-    Ok(axum::Json(st.store.list_flow_runs(&filter).await?))
+    let page = st.store.list_flow_runs(&filter).await?;
+    Ok(axum::Json(Page {
+        items: page.items.into_iter().map(FlowRun::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `GET /api/v1/flow_runs/{id}`: the run, its state history and task-run counts.
@@ -88,7 +95,7 @@ pub(crate) async fn detail(
     let history = st.store.flow_run_history(id).await?;
     let task_runs_by_state = st.store.task_run_counts(id).await?;
     Ok(axum::Json(FlowRunDetail {
-        run,
+        run: run.into(),
         history,
         task_runs_by_state,
     }))
@@ -112,7 +119,7 @@ pub(crate) async fn propose(
     let run = st.store.propose_state(id, &p, st.lease(), now).await?;
     crate::metrics::run_changed(&run, now);
     ops::runs::changed(&st, &run);
-    Ok(axum::Json(run))
+    Ok(axum::Json(run.into()))
 }
 
 /// `POST /api/v1/flow_runs/{id}/cancel`.
@@ -121,7 +128,9 @@ pub(crate) async fn cancel(
     caller: OnRun<perm::Run>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<FlowRun>> {
-    Ok(axum::Json(ops::runs::cancel(&st, &caller, id).await?))
+    Ok(axum::Json(
+        ops::runs::cancel(&st, &caller, id).await?.into(),
+    ))
 }
 
 /// `POST /api/v1/flow_runs/{id}/retry`: a terminal run goes back to Scheduled.
@@ -133,7 +142,9 @@ pub(crate) async fn retry(
 ) -> ApiResult<axum::Json<FlowRun>> {
     let from_failed = body.is_some_and(|b| b.from_failed);
     Ok(axum::Json(
-        ops::runs::retry(&st, &caller, id, from_failed).await?,
+        ops::runs::retry(&st, &caller, id, from_failed)
+            .await?
+            .into(),
     ))
 }
 
@@ -278,7 +289,10 @@ pub(crate) async fn stream(
             }
             if f.last_state != Some((run.state, run.attempt)) {
                 f.last_state = Some((run.state, run.attempt));
-                if let Ok(ev) = Event::default().event("state").json_data(&run) {
+                if let Ok(ev) = Event::default()
+                    .event("state")
+                    .json_data(FlowRun::from(&run))
+                {
                     f.pending.push_back(ev);
                 }
             }

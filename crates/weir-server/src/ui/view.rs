@@ -2,7 +2,7 @@
 
 use askama::Template;
 use weir_core::Timestamp;
-use weir_core::api::FlowRun;
+use weir_core::run::Run;
 
 /// The logged-in user, for the header and forms.
 pub(crate) struct User {
@@ -96,7 +96,7 @@ pub(crate) struct RunRow {
 }
 
 impl RunRow {
-    pub fn of(r: &FlowRun) -> RunRow {
+    pub fn of(r: &Run) -> RunRow {
         RunRow {
             id: r.id.to_string(),
             name: r.name.clone(),
@@ -213,7 +213,7 @@ pub(crate) struct TaskRow {
 pub(crate) struct RunPage {
     pub user: User,
     pub nav: &'static str,
-    pub run: FlowRun,
+    pub run: Run,
     /// Why a waiting run is not running (`weir_core::why`), one sentence per reason.
     pub why: Vec<String>,
     pub flash: Option<(&'static str, String)>,

@@ -6,11 +6,12 @@ use super::insert_history;
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, to_json};
 use crate::{Error, Result, Store};
 use chrono::Duration;
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Transaction};
 use uuid::Uuid;
 use weir_core::Timestamp;
-use weir_core::api::{FlowRun, ProposeState};
+use weir_core::api::ProposeState;
 use weir_core::orchestration::{self, Rejection};
+use weir_core::run::Run;
 
 impl Store {
     /// [`Store::propose_state`] in a transaction of its own.
@@ -20,22 +21,21 @@ impl Store {
         proposal: &ProposeState,
         lease: Duration,
         now: Timestamp,
-    ) -> Result<FlowRun> {
+    ) -> Result<Run> {
         // What is returned is what is stored: microseconds.
         let now = codec::stored(now);
-        self.change(id, proposal.transition_id, None, |run, retry_delay| {
-            orchestration::decide(run, proposal, retry_delay, lease, now)
-                .map_err(|r| rejected(r, run.clone()))
+        self.change(id, proposal.transition_id, |run| {
+            orchestration::decide(run, proposal, lease, now).map_err(|r| rejected(r, run.clone()))
         })
         .await
     }
 
     /// Requests cancellation: runs not yet launched end Cancelled; launched ones go to
     /// Cancelling, and their agent (or own process) stops them.
-    pub async fn cancel_flow_run(&self, id: Uuid, now: Timestamp) -> Result<FlowRun> {
+    pub async fn cancel_flow_run(&self, id: Uuid, now: Timestamp) -> Result<Run> {
         // What is returned is what is stored: microseconds.
         let now = codec::stored(now);
-        self.change(id, None, None, |run, _| {
+        self.change(id, None, |run| {
             orchestration::cancel(run, now).map_err(|_| Error::Rejected {
                 reason: format!("run is already {}; nothing to cancel", run.state),
                 current: Box::new(run.clone()),
@@ -46,16 +46,12 @@ impl Store {
 
     /// Retries a terminal run: back to Scheduled, due now. With `from_failed`, the next
     /// attempt reuses persisted results of tasks that completed before.
-    pub async fn retry_flow_run(
-        &self,
-        id: Uuid,
-        from_failed: bool,
-        now: Timestamp,
-    ) -> Result<FlowRun> {
+    pub async fn retry_flow_run(&self, id: Uuid, from_failed: bool, now: Timestamp) -> Result<Run> {
         // What is returned is what is stored: microseconds.
         let now = codec::stored(now);
-        self.change(id, None, Some(from_failed), |run, _| {
-            orchestration::retry(run, now).map_err(|e| rejected(Rejection::Illegal(e), run.clone()))
+        self.change(id, None, |run| {
+            orchestration::retry(run, from_failed, now)
+                .map_err(|e| rejected(Rejection::Illegal(e), run.clone()))
         })
         .await
     }
@@ -67,9 +63,8 @@ impl Store {
         &self,
         id: Uuid,
         transition_id: Option<Uuid>,
-        resume: Option<bool>,
-        decide: impl Fn(&FlowRun, Duration) -> Result<FlowRun>,
-    ) -> Result<FlowRun> {
+        decide: impl Fn(&Run) -> Result<Run>,
+    ) -> Result<Run> {
         for _ in 0..8 {
             let mut tx = self.begin_write().await?;
             if let Some(tid) = transition_id
@@ -78,8 +73,8 @@ impl Store {
                 tx.rollback().await?;
                 return self.flow_run(id).await;
             }
-            let (run, retry_delay) = load(&mut tx, id).await?;
-            let next = match decide(&run, retry_delay) {
+            let run = load(&mut tx, id).await?;
+            let next = match decide(&run) {
                 Ok(next) => next,
                 Err(e) => {
                     tx.rollback().await?;
@@ -87,7 +82,7 @@ impl Store {
                 }
             };
             let tid = transition_id.unwrap_or_else(Uuid::now_v7);
-            if save(&mut tx, &run, &next, tid, resume).await? {
+            if save(&mut tx, &run, &next, tid).await? {
                 tx.commit().await?;
                 return Ok(next);
             }
@@ -99,7 +94,7 @@ impl Store {
     }
 }
 
-pub(crate) fn rejected(rejection: Rejection, run: FlowRun) -> Error {
+pub(crate) fn rejected(rejection: Rejection, run: Run) -> Error {
     Error::Rejected {
         reason: rejection.to_string(),
         current: Box::new(run),
@@ -114,27 +109,16 @@ async fn transition_exists(tx: &mut Transaction<'static, Any>, tid: Uuid) -> Res
         .is_some())
 }
 
-/// A stored retry delay as a duration; one out of range is a corrupt row, never a panic.
-pub(crate) fn retry_delay(run: Uuid, seconds: i64) -> Result<Duration> {
-    Duration::try_seconds(seconds)
-        .filter(|d| *d >= Duration::zero())
-        .ok_or_else(|| Error::Corrupt {
-            column: "retry_delay_s",
-            reason: format!("flow run {run} has a retry delay of {seconds} s, out of range"),
-        })
-}
-
-/// Loads a run and its retry delay inside a write transaction.
-async fn load(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<(FlowRun, Duration)> {
+/// Loads a run inside a write transaction.
+async fn load(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<Run> {
     let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {FLOW_RUN_COLUMNS}, retry_delay_s FROM flow_runs WHERE id = $1"
+        "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE id = $1"
     )))
     .bind(id.to_string())
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| Error::NotFound(format!("flow run {id}")))?;
-    let delay: i64 = row.try_get("retry_delay_s")?;
-    Ok((codec::flow_run(&row)?, retry_delay(id, delay)?))
+    codec::run(&row)
 }
 
 /// Writes `next` over `prev` if the row still has `prev`'s state and attempt (no history row),
@@ -142,11 +126,10 @@ async fn load(tx: &mut Transaction<'static, Any>, id: Uuid) -> Result<(FlowRun, 
 /// someone else changed the run first.
 pub(crate) async fn save_run(
     tx: &mut Transaction<'static, Any>,
-    prev: &FlowRun,
-    next: &FlowRun,
-    resume: Option<bool>,
+    prev: &Run,
+    next: &Run,
 ) -> Result<bool> {
-    if !update_run(tx, prev, next, resume).await? {
+    if !update_run(tx, prev, next).await? {
         return Ok(false);
     }
     crate::changes::after_changes(tx, &[(prev, next)]).await?;
@@ -156,14 +139,13 @@ pub(crate) async fn save_run(
 /// The compare-and-set of [`save_run`] alone: the row, nothing it implies.
 pub(crate) async fn update_run(
     tx: &mut Transaction<'static, Any>,
-    prev: &FlowRun,
-    next: &FlowRun,
-    resume: Option<bool>,
+    prev: &Run,
+    next: &Run,
 ) -> Result<bool> {
     let changed = sqlx::query(
         "UPDATE flow_runs SET state = $1, state_message = $2, state_at = $3, retries_used = $4, \
          scheduled_at = $5, started_at = $6, ended_at = $7, agent_id = $8, \
-         lease_expires_at = $9, result = $10, resume = COALESCE($11, resume) \
+         lease_expires_at = $9, result = $10, resume = $11 \
          WHERE id = $12 AND state = $13 AND attempt = $14",
     )
     .bind(next.state.as_str())
@@ -176,7 +158,7 @@ pub(crate) async fn update_run(
     .bind(next.agent_id.map(|a| a.to_string()))
     .bind(next.lease_expires_at.map(micros))
     .bind(next.result.as_ref().map(to_json))
-    .bind(resume.map(i64::from))
+    .bind(i64::from(next.resume))
     .bind(prev.id.to_string())
     .bind(prev.state.as_str())
     .bind(i64::from(prev.attempt))
@@ -190,12 +172,11 @@ pub(crate) async fn update_run(
 /// transition. Returns false when someone else changed the run first.
 async fn save(
     tx: &mut Transaction<'static, Any>,
-    prev: &FlowRun,
-    next: &FlowRun,
+    prev: &Run,
+    next: &Run,
     transition_id: Uuid,
-    resume: Option<bool>,
 ) -> Result<bool> {
-    if !save_run(tx, prev, next, resume).await? {
+    if !save_run(tx, prev, next).await? {
         return Ok(false);
     }
     insert_history(

@@ -6,7 +6,8 @@ use crate::{Result, Store, states};
 use chrono::Duration;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
-use weir_core::api::{FlowRun, HeldRun};
+use weir_core::api::HeldRun;
+use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
 
 impl Store {
@@ -54,7 +55,7 @@ impl Store {
     }
 
     /// Runs whose lease expired before `now` (their process or agent went silent).
-    pub async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<FlowRun>> {
+    pub async fn expired_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<Run>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs \
              WHERE state IN ({}) AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2",
@@ -64,6 +65,6 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(codec::flow_run).collect()
+        rows.iter().map(codec::run).collect()
     }
 }

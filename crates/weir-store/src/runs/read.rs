@@ -7,12 +7,13 @@ use crate::{Error, Result, Store, states};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-use weir_core::api::{FlowRun, Page, StateChange};
+use weir_core::api::{Page, StateChange};
+use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
 
 impl Store {
     /// One flow run.
-    pub async fn flow_run(&self, id: Uuid) -> Result<FlowRun> {
+    pub async fn flow_run(&self, id: Uuid) -> Result<Run> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE id = $1"
         )))
@@ -20,7 +21,7 @@ impl Store {
         .fetch_optional(&self.read)
         .await?
         .ok_or_else(|| Error::NotFound(format!("flow run {id}")))?;
-        codec::flow_run(&row)
+        codec::run(&row)
     }
 
     /// A run's state history, oldest first.
@@ -36,7 +37,7 @@ impl Store {
     }
 
     /// Flow runs matching `filter`, newest first, one page at a time.
-    pub async fn list_flow_runs(&self, filter: &RunFilter) -> Result<Page<FlowRun>> {
+    pub async fn list_flow_runs(&self, filter: &RunFilter) -> Result<Page<Run>> {
         let limit = filter.limit.clamp(1, 1000);
         let mut items = if filter.states.len() > 1 {
             // One query per state, merged here: each walks the (state, id) index newest first
@@ -73,7 +74,7 @@ impl Store {
         filter: &RunFilter,
         states: &[StateKind],
         limit: u32,
-    ) -> Result<Vec<FlowRun>> {
+    ) -> Result<Vec<Run>> {
         let mut clauses: Vec<String> = Vec::new();
         let mut binds: Vec<Bind> = Vec::new();
         let next = |binds: &mut Vec<Bind>, b: Bind| {
@@ -134,7 +135,7 @@ impl Store {
             q = b.bind(q);
         }
         let rows = q.fetch_all(&self.read).await?;
-        rows.iter().map(codec::flow_run).collect()
+        rows.iter().map(codec::run).collect()
     }
 
     /// Counts of flow runs by state, optionally only those created since a time and only in
@@ -172,7 +173,7 @@ impl Store {
     }
 
     /// Scheduled runs due before `before` (so late by the grace period).
-    pub async fn overdue_runs(&self, before: Timestamp, limit: u32) -> Result<Vec<FlowRun>> {
+    pub async fn overdue_runs(&self, before: Timestamp, limit: u32) -> Result<Vec<Run>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state = {scheduled} \
              AND scheduled_at < $1 ORDER BY scheduled_at LIMIT $2",
@@ -182,11 +183,11 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(codec::flow_run).collect()
+        rows.iter().map(codec::run).collect()
     }
 
     /// The next scheduled run of a deployment.
-    pub async fn next_scheduled(&self, deployment: Uuid) -> Result<Option<FlowRun>> {
+    pub async fn next_scheduled(&self, deployment: Uuid) -> Result<Option<Run>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE deployment_id = $1 \
              AND state = {scheduled} ORDER BY scheduled_at LIMIT 1",
@@ -195,15 +196,11 @@ impl Store {
         .bind(deployment.to_string())
         .fetch_optional(&self.read)
         .await?;
-        row.as_ref().map(codec::flow_run).transpose()
+        row.as_ref().map(codec::run).transpose()
     }
 
     /// The next scheduled runs across projects (`None`: all), soonest first.
-    pub async fn upcoming_runs(
-        &self,
-        projects: Option<&[String]>,
-        limit: u32,
-    ) -> Result<Vec<FlowRun>> {
+    pub async fn upcoming_runs(&self, projects: Option<&[String]>, limit: u32) -> Result<Vec<Run>> {
         let mut sql = format!(
             "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state = {}",
             states::one(StateKind::Scheduled)
@@ -220,7 +217,7 @@ impl Store {
             q = q.bind(p.clone());
         }
         let rows = q.fetch_all(&self.read).await?;
-        rows.iter().map(codec::flow_run).collect()
+        rows.iter().map(codec::run).collect()
     }
 
     /// A flow run's task runs grouped by task name, in order of first appearance.

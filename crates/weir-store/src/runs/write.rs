@@ -1,13 +1,13 @@
 //! Writing new flow runs: the write transaction every store write starts, creating a run
 //! (idempotently), importing runs in bulk, and the history rows transitions leave.
 
-use super::{IMPORT_CHUNK, NewFlowRun};
+use super::{Created, IMPORT_CHUNK, NewFlowRun};
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, to_json};
 use crate::{Dialect, Error, Result, Store};
 use chrono::Duration;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 use uuid::Uuid;
-use weir_core::api::FlowRun;
+use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
 
 impl Store {
@@ -18,14 +18,14 @@ impl Store {
         })
     }
 
-    /// Creates a flow run, or returns the one created earlier with the same idempotency key.
-    /// The boolean is true when a run was created.
+    /// Creates a flow run, or returns the one created earlier with the same idempotency key
+    /// ([`Created::created`] says which).
     pub async fn create_flow_run(
         &self,
         new: NewFlowRun,
         lease: Duration,
         now: Timestamp,
-    ) -> Result<(FlowRun, bool)> {
+    ) -> Result<Created> {
         let mut tx = self.begin_write().await?;
         let Some(id) = insert_run(&mut tx, &new, lease, now).await? else {
             tx.rollback().await?;
@@ -38,14 +38,21 @@ impl Store {
             .fetch_optional(&self.write)
             .await?
             .ok_or_else(|| Error::NotFound(format!("flow run with idempotency key {key:?}")))?;
-            return Ok((codec::flow_run(&row)?, false));
+            return Ok(Created {
+                run: codec::run(&row)?,
+                created: false,
+            });
         };
         tx.commit().await?;
-        Ok((self.flow_run(id).await?, true))
+        Ok(Created {
+            run: self.flow_run(id).await?,
+            created: true,
+        })
     }
 
-    /// Imports flow runs exactly as given (ids, states, times, parameters, results), with
-    /// one history row per run recording the state it is in at its `state_at`. For bulk
+    /// Imports flow runs exactly as given (ids, states, times, parameters, results, retry
+    /// delays, resume flags), with one history row per run recording the state it is in at
+    /// its `state_at`. For bulk
     /// loads — restoring or migrating run history, seeding benchmarks — where creating runs
     /// one by one through [`Store::create_flow_run`] is far too slow: rows go in as
     /// multi-row `INSERT`s of [`IMPORT_CHUNK`] runs (anonymous `?` parameters on SQLite, see
@@ -57,7 +64,7 @@ impl Store {
     /// call, importing nothing of it. Imported runs are never treated as scheduler-made
     /// (`auto_scheduled` is false) and have no idempotency key. Returns how many runs were
     /// imported.
-    pub async fn import_flow_runs(&self, runs: &[FlowRun]) -> Result<u64> {
+    pub async fn import_flow_runs(&self, runs: &[Run]) -> Result<u64> {
         if runs.is_empty() {
             return Ok(0);
         }
@@ -65,7 +72,7 @@ impl Store {
         for chunk in runs.chunks(IMPORT_CHUNK) {
             let sql = format!(
                 "INSERT INTO flow_runs ({FLOW_RUN_COLUMNS}) VALUES {}",
-                codec::values_rows(self.dialect, chunk.len(), 24)
+                codec::values_rows(self.dialect, chunk.len(), codec::FLOW_RUN_COLUMN_COUNT)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for r in chunk {
@@ -93,7 +100,9 @@ impl Store {
                     .bind(r.parent_flow_run_id.map(|p| p.to_string()))
                     .bind(r.result.as_ref().map(to_json))
                     .bind(to_json(&r.tags))
-                    .bind(r.tick_at.map(micros));
+                    .bind(r.tick_at.map(micros))
+                    .bind(r.retry_delay.num_seconds())
+                    .bind(i64::from(r.resume));
             }
             q.execute(&mut *tx).await?;
             let sql = format!(

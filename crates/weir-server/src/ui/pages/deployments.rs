@@ -209,7 +209,7 @@ pub(crate) async fn quick_run(
     };
     let caller = OnRun::new(user.caller.clone());
     let problems = match ops::runs::create(&st, &caller, req).await {
-        Ok((run, _)) => return Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response()),
+        Ok(new) => return Ok(Redirect::to(&format!("/runs/{}", new.run.id)).into_response()),
         Err(ops::runs::CreateError::Rule(weir_core::create::Error::Parameters(problems))) => {
             problems
         }

@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Redirect};
 use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
-use weir_core::api::{FlowRun, LogLevel};
+use weir_core::api::LogLevel;
 use weir_core::auth::Permission;
+use weir_core::run::Run;
 use weir_store::RunFilter;
 
 /// Filters of the runs page.
@@ -149,7 +150,7 @@ struct RunParts {
 
 fn page_for_run(
     user: UiUser,
-    run: FlowRun,
+    run: Run,
     parts: RunParts,
     flash: Option<(&'static str, String)>,
 ) -> Page {
