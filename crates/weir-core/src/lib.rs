@@ -1,8 +1,9 @@
 //! Weir's domain model, shared by every other crate.
 //!
-//! This crate owns the words of the product — run states and which transitions between them
-//! are legal, retry policy, schedules — and the wire types of the HTTP API. It does no IO:
-//! no clock reads outside explicit `now` arguments, no network, no files.
+//! This crate owns the words of the product — the flow run (`run::Run`), run states and which
+//! transitions between them are legal, retry policy, schedules — and the wire types of the
+//! HTTP API (a run's rules decide over `Run`, never over its wire shape `api::FlowRun`). It
+//! does no IO: no clock reads outside explicit `now` arguments, no network, no files.
 
 pub mod api;
 pub mod audit;
