@@ -255,7 +255,7 @@ async fn import_recent_runs(
     deployments: &[Seed],
     past: u64,
     now: Timestamp,
-) -> Result<(FlowRun, FlowRun)> {
+) -> Result<(Run, Run)> {
     let seeded = |project: &str, name: &str| {
         deployments
             .iter()
@@ -310,7 +310,7 @@ async fn import_recent_runs(
 /// The two reports of a task run that ran from `at` to `ended`: Running, then Completed.
 fn task_reports(
     id: Uuid,
-    run: &FlowRun,
+    run: &Run,
     task: &str,
     at: Timestamp,
     ended: Timestamp,
@@ -334,7 +334,7 @@ fn task_reports(
 
 /// `tasks` task runs of the large run (a first task, a chain, a last task), 60 µs apart,
 /// ingested 2,000 task runs at a time.
-async fn ingest_large_run_tasks(store: &Store, big: &FlowRun, tasks: u64) -> Result<()> {
+async fn ingest_large_run_tasks(store: &Store, big: &Run, tasks: u64) -> Result<()> {
     let big_at = big.created_at;
     let mut reports = Vec::with_capacity(4_000);
     for t in 0..tasks {
@@ -357,7 +357,7 @@ async fn ingest_large_run_tasks(store: &Store, big: &FlowRun, tasks: u64) -> Res
 }
 
 /// The small run's three tasks and a log line of each.
-async fn ingest_small_run_tasks(store: &Store, small: &FlowRun) -> Result<()> {
+async fn ingest_small_run_tasks(store: &Store, small: &Run) -> Result<()> {
     let small_at = small.created_at + Duration::milliseconds(300);
     let mut reports = Vec::new();
     let mut lines = Vec::new();

@@ -15,8 +15,8 @@ use chrono::{Duration, TimeZone, Utc};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 use weir_core::api::{
-    DeploymentSpec, HeldRun, LogLevel, NewLogLine, ProposeState, RegisterAgent,
-    ScheduleSpec, TaskRunReport, UpsertOutcome,
+    DeploymentSpec, HeldRun, LogLevel, NewLogLine, ProposeState, RegisterAgent, ScheduleSpec,
+    TaskRunReport, UpsertOutcome,
 };
 use weir_core::deployment::Deployment;
 use weir_core::run::Run;
