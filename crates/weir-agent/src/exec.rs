@@ -54,26 +54,10 @@ const LOST: u8 = 3;
 
 /// Runs the command for the assigned run and reports on it; returns the exit code for the
 /// shim (the command's own, 128 + signal when it was killed, 126/127 when it could not start).
-#[expect(
-    clippy::too_many_lines,
-    reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
-)]
 pub async fn run(client: Client, env: ReportingEnv, options: Options) -> i32 {
     let run = env.run.flow_run_id;
     let attempt = env.run.attempt;
-    let mut redact: Vec<String> = env
-        .secret_vars
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .collect();
-    redact.push(env.api_key.clone());
-    let spec = LaunchSpec {
-        flow_run_id: run,
-        attempt,
-        argv: options.argv.clone(),
-        redact,
-        ..LaunchSpec::default()
-    };
+    let spec = launch_spec(&env, &options);
     // Everything of the shim's environment but the run token and agent settings.
     let launcher = ProcessLauncher::new().with_pass_env(["*".to_string()]);
     let why = Arc::new(AtomicU8::new(RUNNING));
@@ -136,8 +120,32 @@ pub async fn run(client: Client, env: ReportingEnv, options: Options) -> i32 {
         let (state, message) = outcome(why, &exit);
         finish(&client, &env, state, message).await;
     }
+    exit_code(&exit)
+}
+
+/// The command of the assigned run, with the values of its secret variables and the run
+/// token redacted from its output.
+fn launch_spec(env: &ReportingEnv, options: &Options) -> LaunchSpec {
+    let mut redact: Vec<String> = env
+        .secret_vars
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .collect();
+    redact.push(env.api_key.clone());
+    LaunchSpec {
+        flow_run_id: env.run.flow_run_id,
+        attempt: env.run.attempt,
+        argv: options.argv.clone(),
+        redact,
+        ..LaunchSpec::default()
+    }
+}
+
+/// The shim's exit code for how the command ended: its own, 128 + the signal that killed
+/// it, else 1.
+fn exit_code(exit: &ExitStatus) -> i32 {
     match exit {
-        ExitStatus::Code(code) | ExitStatus::Exited { code, .. } => code,
+        ExitStatus::Code(code) | ExitStatus::Exited { code, .. } => *code,
         ExitStatus::Signal(sig) => 128 + sig,
         _ => 1,
     }

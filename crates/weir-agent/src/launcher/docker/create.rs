@@ -99,11 +99,42 @@ pub(crate) async fn create(
     }
 }
 
+/// Local result storage (a directory on the agent's machine) is mounted at the same path,
+/// and the container runs as the directory's owner (returned as `uid:gid`), so results land
+/// where a process run puts them and the image's own user needs no write access to the host.
+/// `None`: the run's result storage is not a local directory.
+fn mount_local_result_storage(
+    env: &std::collections::BTreeMap<String, String>,
+    binds: &mut Vec<String>,
+) -> Result<Option<String>, LaunchError> {
+    let Some(weir_core::storage::StorageUrl::Local(dir)) = env
+        .get(var::RESULT_STORAGE)
+        .and_then(|url| weir_core::storage::StorageUrl::parse(url).ok())
+    else {
+        return Ok(None);
+    };
+    if !dir.is_absolute() {
+        return Ok(None);
+    }
+    use std::os::unix::fs::MetadataExt;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        infra(format!(
+            "cannot create the result storage directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let owner = std::fs::metadata(&dir).map_err(|e| {
+        infra(format!(
+            "cannot read the result storage directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let dir = dir.display().to_string();
+    binds.push(format!("{dir}:{dir}"));
+    Ok(Some(format!("{}:{}", owner.uid(), owner.gid())))
+}
+
 /// The container's settings: command, environment, labels, limits, network, mounts.
-#[expect(
-    clippy::too_many_lines,
-    reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
-)]
 fn body(
     agent: &str,
     spec: &LaunchSpec,
@@ -139,33 +170,7 @@ fn body(
         let dir = dir.display().to_string();
         binds.push(format!("{dir}:{dir}"));
     }
-    // Local result storage (a directory on the agent's machine) is mounted at the same path,
-    // and the container runs as the directory's owner, so results land where a process run
-    // puts them and the image's own user needs no write access to the host.
-    let mut user = None;
-    if let Some(weir_core::storage::StorageUrl::Local(dir)) = env
-        .get(var::RESULT_STORAGE)
-        .and_then(|url| weir_core::storage::StorageUrl::parse(url).ok())
-        && dir.is_absolute()
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            infra(format!(
-                "cannot create the result storage directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let owner = std::fs::metadata(&dir).map_err(|e| {
-            infra(format!(
-                "cannot read the result storage directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        user = Some(format!("{}:{}", owner.uid(), owner.gid()));
-        let dir = dir.display().to_string();
-        binds.push(format!("{dir}:{dir}"));
-    }
-    let user = user.or(outcome_owner);
+    let user = mount_local_result_storage(&env, &mut binds)?.or(outcome_owner);
     let memory = d
         .memory
         .as_deref()
