@@ -158,6 +158,24 @@ pub fn rss_mib(pid: u32) -> Result<f64> {
     Ok(kb / 1024.0)
 }
 
+/// CPU time a process has used so far (user and system, every thread, living or ended), in
+/// seconds: fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux's
+/// USER_HZ).
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let (_, rest) = stat
+        .rsplit_once(')')
+        .context("no command name in /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> Result<f64> {
+        let field = fields.get(i).context("/proc/<pid>/stat is too short")?;
+        Ok(field.parse::<f64>()?)
+    };
+    // `fields[0]` is field 3 (the state), so utime (14) and stime (15) are at 11 and 12.
+    Ok((tick(11)? + tick(12)?) / 100.0)
+}
+
 /// Rounds to `digits` decimals for printing.
 pub fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);

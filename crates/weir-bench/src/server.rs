@@ -6,6 +6,10 @@
 //!   counting the task runs the server has.
 //! - `transitions_per_s_sqlite`: accepted flow-run state proposals per second, from
 //!   `--clients` concurrent clients (default 64: many flow processes and agents reporting).
+//! - `server_cpu_us_per_transition_sqlite`: the server's CPU time (every thread, user and
+//!   system) during that measurement, per accepted proposal: what each transition costs the
+//!   server (10 ms resolution over the whole measurement). Contention on a loaded machine
+//!   raises it too (296–582 µs in one series at load 10–12), so compare it side by side only.
 //! - `cold_start_ms`: `weir server` spawn to first `/readyz` 200, fresh data directory
 //!   (median of 5).
 //! - `idle_rss_mib`: resident memory of an idle server after it started and served a run.
@@ -83,7 +87,16 @@ fn tracked_chain(
     Ok(elapsed.as_secs_f64() * 1e6 / f64::from(tasks))
 }
 
-async fn transitions(url: &str, key: &str, runs: u32, clients: usize) -> Result<f64> {
+/// Proposes `runs` × 5 state changes from `clients` concurrent clients to the server process
+/// `pid`; returns the accepted proposals per second and the server's CPU µs per proposal. The
+/// runs are created first, outside the measurement.
+async fn transitions(
+    url: &str,
+    key: &str,
+    runs: u32,
+    clients: usize,
+    pid: u32,
+) -> Result<(f64, f64)> {
     let client = Client::new(url, Some(key.to_string()))?;
     let mut ids = Vec::new();
     for _ in 0..runs {
@@ -104,6 +117,7 @@ async fn transitions(url: &str, key: &str, runs: u32, clients: usize) -> Result<
         StateKind::Running,
         StateKind::Completed,
     ];
+    let cpu_before = procs::cpu_seconds(pid)?;
     let started = Instant::now();
     let chunks: Vec<Vec<_>> = ids
         .chunks(ids.len().div_ceil(clients.max(1)).max(1))
@@ -135,7 +149,10 @@ async fn transitions(url: &str, key: &str, runs: u32, clients: usize) -> Result<
     for h in handles {
         h.await??;
     }
-    Ok(f64::from(runs) * path.len() as f64 / started.elapsed().as_secs_f64())
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = procs::cpu_seconds(pid)? - cpu_before;
+    let accepted = f64::from(runs) * path.len() as f64;
+    Ok((accepted / elapsed, cpu * 1e6 / accepted))
 }
 
 /// Measures and returns the figures.
@@ -155,15 +172,17 @@ pub fn run(args: &Args) -> Result<Value> {
     let sqlite_us = tracked_chain(&server.url, &server.key, home.path(), args.tasks, &rt)?;
     std::thread::sleep(std::time::Duration::from_secs(2));
     let idle_rss = procs::rss_mib(server.proc.child.id())?;
-    let tps = rt.block_on(transitions(
+    let (tps, cpu_us) = rt.block_on(transitions(
         &server.url,
         &server.key,
         args.runs,
         args.clients,
+        server.proc.child.id(),
     ))?;
     let mut out = json!({
         format!("tracked_chain_{}_us_per_task_sqlite", args.tasks): round(sqlite_us, 2),
         "transitions_per_s_sqlite": round(tps, 0),
+        "server_cpu_us_per_transition_sqlite": round(cpu_us, 0),
         "cold_start_ms": round(cold[cold.len() / 2], 1),
         "idle_rss_mib": round(idle_rss, 1),
     });
