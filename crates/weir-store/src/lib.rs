@@ -183,7 +183,18 @@ impl Store {
             } else {
                 format!("{url}?mode=rwc")
             };
-            let write = sqlite_pool(&url, 1, "PRAGMA wal_autocheckpoint=0").await?;
+            // The writer keeps statement journals in memory. A statement that fires a trigger
+            // (every insert, state change and delete of a run updates the hourly counts)
+            // journals the original of each page it changes (~20 for a state change: the run's
+            // row and its indexes); with the default temp store, a journal past 64 KiB went to
+            // a file in /var/tmp, created, written and deleted once per such statement on the
+            // one writer. Sorts that outgrow memory still spill to files.
+            let write = sqlite_pool(
+                &url,
+                1,
+                "PRAGMA wal_autocheckpoint=0; PRAGMA temp_store=MEMORY",
+            )
+            .await?;
             // Set WAL once before the readers open: it is a property of the file.
             write.execute("PRAGMA journal_mode=WAL").await?;
             let read = sqlite_pool(&url, 4, "").await?;
