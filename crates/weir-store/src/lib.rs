@@ -241,6 +241,25 @@ impl Store {
         Ok(())
     }
 
+    /// Frees the pages SQLite keeps cached in memory (it reads them again when needed), on the
+    /// writer and on every reader connection not in use; call when the server is idle. An idle
+    /// `weir server` held ~2 MiB of cached pages after a 10,000-task run. Nothing happens on
+    /// PostgreSQL.
+    pub async fn release_memory(&self) -> Result<()> {
+        if self.dialect != Dialect::Sqlite {
+            return Ok(());
+        }
+        // Held together, so each idle connection is taken (and shrunk) once.
+        let mut idle: Vec<_> = self.write.try_acquire().into_iter().collect();
+        while let Some(conn) = self.read.try_acquire() {
+            idle.push(conn);
+        }
+        for conn in &mut idle {
+            (&mut **conn).execute("PRAGMA shrink_memory").await?;
+        }
+        Ok(())
+    }
+
     /// Closes all connections.
     pub async fn close(&self) {
         self.write.close().await;

@@ -71,7 +71,18 @@ async fn start_server(args: &ServerArgs) -> Result<Server> {
         .await
         .context("cannot start the server")?;
     let state = server.state.clone();
-    tokio::spawn(crate::memory::trim_when_idle(move || state.activity()));
+    let store = server.state.store.clone();
+    tokio::spawn(crate::memory::trim_when_idle(
+        move || state.activity(),
+        move || {
+            let store = store.clone();
+            async move {
+                if let Err(error) = store.release_memory().await {
+                    tracing::debug!(message = "could not free SQLite's cached pages", %error);
+                }
+            }
+        },
+    ));
     let url = server_url(&server);
     config::record_server(&url)?;
     if let Some(key) = &server.bootstrap_key {
