@@ -57,6 +57,7 @@ pub fn decide(
         target = unreported_end(run.state, target);
     }
     run.state.check_transition(target)?;
+    let now = stamp(run, now);
     let mut next = run.clone();
     next.state_message = proposal.message.clone();
     next.state_at = now;
@@ -102,6 +103,14 @@ pub fn decide(
     Ok(next)
 }
 
+/// The time a change of `run` decided at `now` is stamped with: never before the state it
+/// leaves. Replicas read the time before they load the run, so a decision that waited behind
+/// another's write can hold an older `now` than the state it changes; stamping it with that
+/// would put the run's history out of time order (the fault suite's `history` invariant).
+pub fn stamp(run: &Run, now: Timestamp) -> Timestamp {
+    now.max(run.state_at)
+}
+
 /// An explicit retry of a terminal run: it goes back to Scheduled, due now; the next claim
 /// starts a new attempt, which reuses the persisted results of task runs completed before
 /// when `from_failed` (see [`Run::resume`]).
@@ -112,6 +121,7 @@ pub fn retry(run: &Run, from_failed: bool, now: Timestamp) -> Result<Run, Transi
             to: StateKind::Scheduled,
         });
     }
+    let now = stamp(run, now);
     let mut next = run.clone();
     next.state = StateKind::Scheduled;
     next.state_message = Some(format!("retry requested after {}", run.state));
@@ -133,6 +143,7 @@ pub fn cancel(run: &Run, now: Timestamp) -> Result<Run, TransitionError> {
         from: run.state,
         to: StateKind::Cancelled,
     })?;
+    let now = stamp(run, now);
     let mut next = run.clone();
     next.state = target;
     next.state_at = now;
@@ -189,6 +200,7 @@ pub fn skip(
             to: SKIPPED,
         });
     }
+    let now = stamp(run, now);
     let mut next = run.clone();
     next.state = SKIPPED;
     next.state_message = Some(skip_message(limit, slots));
@@ -251,6 +263,22 @@ mod tests {
     const D: Duration = Duration::seconds(10);
 
     #[test]
+    fn a_change_decided_with_an_older_clock_is_stamped_no_earlier_than_the_state_it_leaves() {
+        let r = run(StateKind::Running, 1, 0);
+        let behind = r.state_at - Duration::milliseconds(57);
+        let done = decide(&r, &propose(StateKind::Completed, 1), D, behind).expect("legal");
+        assert_eq!(done.state_at, r.state_at);
+        assert_eq!(done.ended_at, Some(r.state_at));
+        let again = retry(&done, false, behind).expect("terminal runs can be retried");
+        assert_eq!(again.state_at, r.state_at);
+        let cancelled = cancel(&r, behind).expect("running runs can be cancelled");
+        assert_eq!(cancelled.state_at, r.state_at);
+        let later = r.state_at + Duration::seconds(1);
+        let ok = decide(&r, &propose(StateKind::Completed, 1), D, later).expect("legal");
+        assert_eq!(ok.state_at, later, "a later clock is kept as it is");
+    }
+
+    #[test]
     fn stale_attempts_are_refused() {
         let r = run(StateKind::Running, 2, 0);
         let e = decide(&r, &propose(StateKind::Completed, 1), D, Utc::now()).expect_err("stale");
@@ -265,8 +293,8 @@ mod tests {
 
     #[test]
     fn failure_with_retries_left_awaits_retry() {
-        let now = Utc::now();
         let r = run(StateKind::Running, 1, 2);
+        let now = Utc::now();
         let next = decide(&r, &propose(StateKind::Failed, 1), D, now).expect("legal");
         assert_eq!(next.state, StateKind::AwaitingRetry);
         assert_eq!(next.retries_used, 1);
@@ -333,8 +361,8 @@ mod tests {
 
     #[test]
     fn only_a_first_attempt_that_is_waiting_is_skipped() {
-        let now = chrono::Utc::now();
         let mut run = crate::run::sample(StateKind::Scheduled);
+        let now = chrono::Utc::now();
         let key = LimitKey::Deployment("main/etl".into());
         let next = skip(&run, &key, 2, now).expect("a waiting first attempt is skipped");
         assert_eq!(next.state, SKIPPED);

@@ -59,8 +59,9 @@ impl Claim<'_> {
     fn update(&self, select: &str) -> String {
         format!(
             "UPDATE flow_runs SET state = {claimed}, attempt = attempt + 1, agent_id = $1, \
-             lease_expires_at = $2, state_at = $3, state_message = NULL, started_at = NULL, \
-             ended_at = NULL WHERE id IN ({select}) RETURNING {FLOW_RUN_COLUMNS}",
+             lease_expires_at = $2, \
+             state_at = CASE WHEN state_at > $3 THEN state_at ELSE $3 END, \
+             state_message = NULL, started_at = NULL, ended_at = NULL WHERE id IN ({select}) RETURNING {FLOW_RUN_COLUMNS}",
             claimed = states::one(orchestration::CLAIMED),
         )
     }
@@ -161,7 +162,7 @@ impl Store {
         let rows = q.fetch_all(&mut *tx).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push(claimed(&mut tx, row, c.now).await?);
+            out.push(claimed(&mut tx, row).await?);
         }
         tx.commit().await?;
         Ok(out)
@@ -226,7 +227,7 @@ impl Store {
                 .await?;
             match row {
                 Some(row) => {
-                    out.push(claimed(&mut tx, &row, c.now).await?);
+                    out.push(claimed(&mut tx, &row).await?);
                     tx.commit().await?;
                 }
                 None => tx.rollback().await?,
@@ -295,12 +296,9 @@ impl Store {
     }
 }
 
-/// A claimed row as a run, with its history row written.
-async fn claimed(
-    tx: &mut sqlx::Transaction<'static, Any>,
-    row: &sqlx::any::AnyRow,
-    now: Timestamp,
-) -> Result<Run> {
+/// A claimed row as a run, with its history row written at the time the claim stamped it
+/// (never before the state it left: see `weir_core::orchestration::stamp`).
+async fn claimed(tx: &mut sqlx::Transaction<'static, Any>, row: &sqlx::any::AnyRow) -> Result<Run> {
     let run = codec::run(row)?;
     insert_history(
         tx,
@@ -309,7 +307,7 @@ async fn claimed(
         orchestration::CLAIMED,
         None,
         i64::from(run.attempt),
-        now,
+        run.state_at,
     )
     .await?;
     Ok(run)

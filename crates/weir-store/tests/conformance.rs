@@ -896,17 +896,18 @@ async fn case_failed_with_retries(store: Store) {
         (again.id, again.attempt, again.state),
         (run.id, 2, StateKind::Pending)
     );
+    let t2 = t1 + Duration::seconds(61);
     store
-        .propose_state(run.id, &propose(StateKind::Running, 2), LEASE, t1)
+        .propose_state(run.id, &propose(StateKind::Running, 2), LEASE, t2)
         .await
         .expect("running");
     // Retries spent: Failed is final.
     let failed = store
-        .propose_state(run.id, &propose(StateKind::Failed, 2), LEASE, t1)
+        .propose_state(run.id, &propose(StateKind::Failed, 2), LEASE, t2)
         .await
         .expect("fail");
     assert_eq!(failed.state, StateKind::Failed);
-    assert_eq!(failed.ended_at, Some(t1));
+    assert_eq!(failed.ended_at, Some(t2));
 }
 
 async fn case_cancel(store: Store) {
