@@ -12,9 +12,9 @@
 use crate::changes::after_changes;
 use crate::codec::{self, FLOW_RUN_COLUMNS, micros, placeholders};
 use crate::runs::{rejected, update_run};
-use crate::{Error, Result, Store};
+use crate::{Dialect, Error, Result, Store};
 use chrono::Duration;
-use sqlx::AssertSqlSafe;
+use sqlx::{Any, AssertSqlSafe, Transaction};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -96,13 +96,24 @@ async fn run_batch(store: &Store, jobs: Vec<Job>) {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
-)]
 async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
     let mut tx = store.begin_write().await?;
-    // Transition ids already applied (idempotent replays).
+    let applied = applied_transitions(&mut tx, jobs).await?;
+    let runs = read_runs(&mut tx, jobs).await?;
+    let written = write_decisions(&mut tx, jobs, applied, runs).await?;
+    // What the changes imply (task runs closed, notifications), for the whole batch at once.
+    let pairs: Vec<(&Run, &Run)> = written.changes.iter().map(|(p, n)| (p, n)).collect();
+    after_changes(&mut tx, &pairs).await?;
+    insert_history(&mut tx, store.dialect, &written.history).await?;
+    tx.commit().await?;
+    Ok(written.outcomes)
+}
+
+/// The transition ids of `jobs` already applied (idempotent replays), in one read.
+async fn applied_transitions(
+    tx: &mut Transaction<'static, Any>,
+    jobs: &[Job],
+) -> Result<HashSet<Uuid>> {
     let tids: Vec<Uuid> = jobs
         .iter()
         .filter_map(|j| j.proposal.transition_id)
@@ -117,11 +128,15 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
         for t in &tids {
             q = q.bind(t.to_string());
         }
-        for row in q.fetch_all(&mut *tx).await? {
+        for row in q.fetch_all(&mut **tx).await? {
             applied.insert(codec::uuid(&row, "id")?);
         }
     }
-    // Every run involved, in one read.
+    Ok(applied)
+}
+
+/// Every run `jobs` involve, in one read.
+async fn read_runs(tx: &mut Transaction<'static, Any>, jobs: &[Job]) -> Result<HashMap<Uuid, Run>> {
     let mut ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
     ids.sort();
     ids.dedup();
@@ -134,10 +149,29 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
         q = q.bind(id.to_string());
     }
     let mut runs: HashMap<Uuid, Run> = HashMap::new();
-    for row in q.fetch_all(&mut *tx).await? {
+    for row in q.fetch_all(&mut **tx).await? {
         let run = codec::run(&row)?;
         runs.insert(run.id, run);
     }
+    Ok(runs)
+}
+
+/// What [`write_decisions`] did: each job's outcome, in order, the changes it wrote
+/// (`(prev, next)`) and their history rows (transition id, run after).
+struct Written {
+    outcomes: Vec<Outcome>,
+    changes: Vec<(Run, Run)>,
+    history: Vec<(Uuid, Run)>,
+}
+
+/// Decides each job in order over the runs as the batch left them, and writes each change by
+/// its compare-and-set; a change that loses it is left to be retried alone.
+async fn write_decisions(
+    tx: &mut Transaction<'static, Any>,
+    jobs: &[Job],
+    mut applied: HashSet<Uuid>,
+    mut runs: HashMap<Uuid, Run>,
+) -> Result<Written> {
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut history: Vec<(Uuid, Run)> = Vec::new();
     let mut changes: Vec<(Run, Run)> = Vec::new();
@@ -161,7 +195,7 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
                 continue;
             }
         };
-        if update_run(&mut tx, &run, &next).await? {
+        if update_run(tx, &run, &next).await? {
             let tid = job.proposal.transition_id.unwrap_or_else(Uuid::now_v7);
             applied.insert(tid);
             changes.push((run, next.clone()));
@@ -172,28 +206,38 @@ async fn apply(store: &Store, jobs: &[Job]) -> Result<Vec<Outcome>> {
             outcomes.push(Outcome::Retry);
         }
     }
-    // What the changes imply (task runs closed, notifications), for the whole batch at once.
-    let pairs: Vec<(&Run, &Run)> = changes.iter().map(|(p, n)| (p, n)).collect();
-    after_changes(&mut tx, &pairs).await?;
-    if !history.is_empty() {
-        let sql = format!(
-            "INSERT INTO flow_run_states (id, flow_run_id, state, message, attempt, at) VALUES {}",
-            codec::values_rows(store.dialect, history.len(), 6)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (tid, run) in &history {
-            q = q
-                .bind(tid.to_string())
-                .bind(run.id.to_string())
-                .bind(run.state.as_str())
-                .bind(run.state_message.clone())
-                .bind(i64::from(run.attempt))
-                .bind(micros(run.state_at));
-        }
-        q.execute(&mut *tx).await?;
+    Ok(Written {
+        outcomes,
+        changes,
+        history,
+    })
+}
+
+/// The history rows of the batch's changes, in one multi-row insert.
+async fn insert_history(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    history: &[(Uuid, Run)],
+) -> Result<()> {
+    if history.is_empty() {
+        return Ok(());
     }
-    tx.commit().await?;
-    Ok(outcomes)
+    let sql = format!(
+        "INSERT INTO flow_run_states (id, flow_run_id, state, message, attempt, at) VALUES {}",
+        codec::values_rows(dialect, history.len(), 6)
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for (tid, run) in history {
+        q = q
+            .bind(tid.to_string())
+            .bind(run.id.to_string())
+            .bind(run.state.as_str())
+            .bind(run.state_message.clone())
+            .bind(i64::from(run.attempt))
+            .bind(micros(run.state_at));
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
 }
 
 impl Store {

@@ -12,7 +12,8 @@
 
 use crate::codec::{self, FLOW_RUN_COLUMNS, TASK_RUN_COLUMNS, micros, placeholders};
 use crate::{Dialect, Error, Result, Store, states};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 use weir_core::Timestamp;
@@ -102,95 +103,20 @@ impl Store {
     }
 
     /// Everything retention deletes with runs `ids`, one [`Archived`] each, in id order.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
-    )]
     pub async fn archive_runs(&self, ids: &[Uuid]) -> Result<Vec<Archived>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = placeholders(1, ids.len());
-        let text = ids_text(ids);
-        let fetch = |sql: String| {
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in &text {
-                q = q.bind(id.clone());
-            }
-            q.fetch_all(&self.read)
+        let of = OfRuns {
+            read: &self.read,
+            list: placeholders(1, ids.len()),
+            text: ids_text(ids),
         };
-        let runs = fetch(format!(
-            "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE id IN ({list}) ORDER BY id"
-        ))
-        .await?;
-        let mut out: BTreeMap<Uuid, Archived> = BTreeMap::new();
-        for r in &runs {
-            let run = codec::run(r)?;
-            out.insert(
-                run.id,
-                Archived {
-                    run,
-                    history: Vec::new(),
-                    task_runs: Vec::new(),
-                    logs: Vec::new(),
-                },
-            );
-        }
-        let history = fetch(format!(
-            "SELECT id, flow_run_id, state, message, attempt, at FROM flow_run_states \
-             WHERE flow_run_id IN ({list}) ORDER BY at, id"
-        ))
-        .await?;
-        for r in &history {
-            if let Some(a) = out.get_mut(&codec::uuid(r, "flow_run_id")?) {
-                a.history.push(codec::state_change(r)?);
-            }
-        }
-        let tasks = fetch(format!(
-            "SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE flow_run_id IN ({list}) ORDER BY id"
-        ))
-        .await?;
-        let mut task_of: BTreeMap<Uuid, (Uuid, usize)> = BTreeMap::new();
-        for r in &tasks {
-            let t = codec::task_run(r)?;
-            if let Some(a) = out.get_mut(&t.flow_run_id) {
-                task_of.insert(t.id, (t.flow_run_id, a.task_runs.len()));
-                a.task_runs.push(TaskRunDetail {
-                    task_run: t,
-                    history: Vec::new(),
-                });
-            }
-        }
-        let task_states = fetch(format!(
-            "SELECT s.task_run_id, s.state, s.message, s.attempt, s.at FROM task_run_states s \
-             JOIN task_runs t ON t.id = s.task_run_id WHERE t.flow_run_id IN ({list}) \
-             ORDER BY s.at"
-        ))
-        .await?;
-        for r in &task_states {
-            let Some((run, i)) = task_of.get(&codec::uuid(r, "task_run_id")?) else {
-                continue;
-            };
-            if let Some(a) = out.get_mut(run) {
-                a.task_runs[*i].history.push(TaskRunState {
-                    state: codec::state(r, "state")?,
-                    message: r.try_get("message")?,
-                    attempt: codec::u32_col(r, "attempt")?,
-                    at: codec::time(r, "at")?,
-                });
-            }
-        }
-        let logs = fetch(format!(
-            "SELECT seq, flow_run_id, task_run_id, at, level, message FROM logs \
-             WHERE flow_run_id IN ({list}) ORDER BY seq"
-        ))
-        .await?;
-        for r in &logs {
-            let line = log_line(r)?;
-            if let Some(a) = out.get_mut(&line.flow_run_id) {
-                a.logs.push(line);
-            }
-        }
+        let mut out = of.runs().await?;
+        of.add_history(&mut out).await?;
+        let task_of = of.add_task_runs(&mut out).await?;
+        of.add_task_states(&mut out, &task_of).await?;
+        of.add_logs(&mut out).await?;
         Ok(out.into_values().collect())
     }
 
@@ -271,6 +197,139 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(pruned)
+    }
+}
+
+/// The reads of [`Store::archive_runs`], each over the same runs: their ids bound to the
+/// placeholders `list`.
+struct OfRuns<'a> {
+    read: &'a AnyPool,
+    list: String,
+    text: Vec<String>,
+}
+
+/// Where a task run's [`TaskRunDetail`] is: its flow run and its place in that run's list.
+type TaskOf = BTreeMap<Uuid, (Uuid, usize)>;
+
+impl OfRuns<'_> {
+    /// The rows `sql` selects, with the runs' ids bound.
+    async fn fetch(&self, sql: String) -> Result<Vec<AnyRow>> {
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in &self.text {
+            q = q.bind(id.clone());
+        }
+        Ok(q.fetch_all(self.read).await?)
+    }
+
+    /// The runs themselves, each an [`Archived`] with nothing else yet, by id.
+    async fn runs(&self) -> Result<BTreeMap<Uuid, Archived>> {
+        let list = &self.list;
+        let runs = self
+            .fetch(format!(
+                "SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE id IN ({list}) ORDER BY id"
+            ))
+            .await?;
+        let mut out: BTreeMap<Uuid, Archived> = BTreeMap::new();
+        for r in &runs {
+            let run = codec::run(r)?;
+            out.insert(
+                run.id,
+                Archived {
+                    run,
+                    history: Vec::new(),
+                    task_runs: Vec::new(),
+                    logs: Vec::new(),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Adds each run's state history.
+    async fn add_history(&self, out: &mut BTreeMap<Uuid, Archived>) -> Result<()> {
+        let list = &self.list;
+        let history = self
+            .fetch(format!(
+                "SELECT id, flow_run_id, state, message, attempt, at FROM flow_run_states \
+                 WHERE flow_run_id IN ({list}) ORDER BY at, id"
+            ))
+            .await?;
+        for r in &history {
+            if let Some(a) = out.get_mut(&codec::uuid(r, "flow_run_id")?) {
+                a.history.push(codec::state_change(r)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds each run's task runs (without their histories); returns where each one went.
+    async fn add_task_runs(&self, out: &mut BTreeMap<Uuid, Archived>) -> Result<TaskOf> {
+        let list = &self.list;
+        let tasks = self
+            .fetch(format!(
+                "SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE flow_run_id IN ({list}) ORDER BY id"
+            ))
+            .await?;
+        let mut task_of: TaskOf = BTreeMap::new();
+        for r in &tasks {
+            let t = codec::task_run(r)?;
+            if let Some(a) = out.get_mut(&t.flow_run_id) {
+                task_of.insert(t.id, (t.flow_run_id, a.task_runs.len()));
+                a.task_runs.push(TaskRunDetail {
+                    task_run: t,
+                    history: Vec::new(),
+                });
+            }
+        }
+        Ok(task_of)
+    }
+
+    /// Adds each task run's state history, to the task runs `task_of` places.
+    async fn add_task_states(
+        &self,
+        out: &mut BTreeMap<Uuid, Archived>,
+        task_of: &TaskOf,
+    ) -> Result<()> {
+        let list = &self.list;
+        let task_states = self
+            .fetch(format!(
+                "SELECT s.task_run_id, s.state, s.message, s.attempt, s.at FROM task_run_states s \
+                 JOIN task_runs t ON t.id = s.task_run_id WHERE t.flow_run_id IN ({list}) \
+                 ORDER BY s.at"
+            ))
+            .await?;
+        for r in &task_states {
+            let Some((run, i)) = task_of.get(&codec::uuid(r, "task_run_id")?) else {
+                continue;
+            };
+            if let Some(a) = out.get_mut(run) {
+                a.task_runs[*i].history.push(TaskRunState {
+                    state: codec::state(r, "state")?,
+                    message: r.try_get("message")?,
+                    attempt: codec::u32_col(r, "attempt")?,
+                    at: codec::time(r, "at")?,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds each run's log lines.
+    async fn add_logs(&self, out: &mut BTreeMap<Uuid, Archived>) -> Result<()> {
+        let list = &self.list;
+        let logs = self
+            .fetch(format!(
+                "SELECT seq, flow_run_id, task_run_id, at, level, message FROM logs \
+                 WHERE flow_run_id IN ({list}) ORDER BY seq"
+            ))
+            .await?;
+        for r in &logs {
+            let line = log_line(r)?;
+            if let Some(a) = out.get_mut(&line.flow_run_id) {
+                a.logs.push(line);
+            }
+        }
+        Ok(())
     }
 }
 

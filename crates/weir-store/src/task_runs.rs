@@ -1,7 +1,7 @@
 //! Task runs: batched ingest of state reports from the SDK, and reads.
 
 use crate::codec::{self, Bind, TASK_RUN_COLUMNS, micros, placeholders};
-use crate::{Error, Result, Store};
+use crate::{Dialect, Error, Result, Store};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
@@ -31,106 +31,14 @@ impl Store {
     /// Stores a batch of task-run reports: each task run is created by its first report and
     /// moved by later ones (older reports never overwrite newer states); every report is
     /// kept in the task run's history. Returns how many reports were stored.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "not yet split: this crate is being reworked by other lanes this session (issue #9)"
-    )]
     pub async fn ingest_task_runs(&self, reports: &[TaskRunReport]) -> Result<u64> {
         if reports.is_empty() {
             return Ok(0);
         }
-        let mut order: Vec<Uuid> = Vec::new();
-        let mut folded: HashMap<Uuid, Folded<'_>> = HashMap::new();
-        for r in reports {
-            let at = micros(r.at);
-            let f = folded.entry(r.id).or_insert_with(|| {
-                order.push(r.id);
-                Folded {
-                    first: r,
-                    last: r,
-                    created_at: at,
-                    started_at: None,
-                    ended_at: None,
-                    map_index: None,
-                    fingerprint: None,
-                    cache_key: None,
-                    result_location: None,
-                }
-            });
-            if r.at >= f.last.at {
-                f.last = r;
-            }
-            if r.state == StateKind::Running {
-                f.started_at = Some(f.started_at.map_or(at, |s| s.min(at)));
-            }
-            f.created_at = f.created_at.min(at);
-            if r.state.is_terminal() {
-                f.ended_at = Some(f.ended_at.map_or(at, |e| e.max(at)));
-            }
-            f.map_index = r.map_index.or(f.map_index);
-            f.fingerprint = r.inputs_fingerprint.as_deref().or(f.fingerprint);
-            f.cache_key = r.cache_key.as_deref().or(f.cache_key);
-            f.result_location = r.result_location.as_deref().or(f.result_location);
-        }
+        let (order, folded) = fold(reports);
         let mut tx = self.begin_write().await?;
-        for ids in order.chunks(CHUNK) {
-            let values = codec::values_rows(self.dialect, ids.len(), 14);
-            let sql = format!(
-                "INSERT INTO task_runs (id, flow_run_id, task, state, message, state_at, attempt, \
-                 created_at, started_at, ended_at, inputs_fingerprint, cache_key, \
-                 result_location, map_index) VALUES {} \
-                 ON CONFLICT (id) DO UPDATE SET \
-                 state = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.state ELSE task_runs.state END, \
-                 message = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.message ELSE task_runs.message END, \
-                 attempt = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.attempt ELSE task_runs.attempt END, \
-                 state_at = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.state_at ELSE task_runs.state_at END, \
-                 started_at = COALESCE(task_runs.started_at, excluded.started_at), \
-                 created_at = CASE WHEN excluded.created_at < task_runs.created_at THEN excluded.created_at ELSE task_runs.created_at END, \
-                 ended_at = CASE WHEN task_runs.ended_at IS NULL OR excluded.ended_at > task_runs.ended_at THEN COALESCE(excluded.ended_at, task_runs.ended_at) ELSE task_runs.ended_at END, \
-                 map_index = COALESCE(task_runs.map_index, excluded.map_index), \
-                 inputs_fingerprint = COALESCE(excluded.inputs_fingerprint, task_runs.inputs_fingerprint), \
-                 cache_key = COALESCE(excluded.cache_key, task_runs.cache_key), \
-                 result_location = COALESCE(excluded.result_location, task_runs.result_location)",
-                values
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in ids {
-                let Some(f) = folded.get(id) else { continue };
-                q = q
-                    .bind(id.to_string())
-                    .bind(f.first.flow_run_id.to_string())
-                    .bind(f.first.task.clone())
-                    .bind(f.last.state.as_str())
-                    .bind(f.last.message.clone())
-                    .bind(micros(f.last.at))
-                    .bind(i64::from(f.last.attempt))
-                    .bind(f.created_at)
-                    .bind(f.started_at)
-                    .bind(f.ended_at)
-                    .bind(f.fingerprint.map(str::to_string))
-                    .bind(f.cache_key.map(str::to_string))
-                    .bind(f.result_location.map(str::to_string))
-                    .bind(f.map_index.map(i64::from));
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in reports.chunks(CHUNK) {
-            let values = codec::values_rows(self.dialect, chunk.len(), 5);
-            let sql = format!(
-                "INSERT INTO task_run_states (task_run_id, state, message, attempt, at) VALUES {}",
-                values
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
-                q = q
-                    .bind(r.id.to_string())
-                    .bind(r.state.as_str())
-                    .bind(r.message.clone())
-                    .bind(i64::from(r.attempt))
-                    .bind(micros(r.at));
-            }
-            q.execute(&mut *tx).await?;
-        }
+        upsert_task_runs(&mut tx, self.dialect, &order, &folded).await?;
+        insert_task_run_states(&mut tx, self.dialect, reports).await?;
         tx.commit().await?;
         Ok(reports.len() as u64)
     }
@@ -236,6 +144,123 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Folds a batch's reports into one row per task run, and the task runs in the order their
+/// first reports came.
+fn fold(reports: &[TaskRunReport]) -> (Vec<Uuid>, HashMap<Uuid, Folded<'_>>) {
+    let mut order: Vec<Uuid> = Vec::new();
+    let mut folded: HashMap<Uuid, Folded<'_>> = HashMap::new();
+    for r in reports {
+        let at = micros(r.at);
+        let f = folded.entry(r.id).or_insert_with(|| {
+            order.push(r.id);
+            Folded {
+                first: r,
+                last: r,
+                created_at: at,
+                started_at: None,
+                ended_at: None,
+                map_index: None,
+                fingerprint: None,
+                cache_key: None,
+                result_location: None,
+            }
+        });
+        if r.at >= f.last.at {
+            f.last = r;
+        }
+        if r.state == StateKind::Running {
+            f.started_at = Some(f.started_at.map_or(at, |s| s.min(at)));
+        }
+        f.created_at = f.created_at.min(at);
+        if r.state.is_terminal() {
+            f.ended_at = Some(f.ended_at.map_or(at, |e| e.max(at)));
+        }
+        f.map_index = r.map_index.or(f.map_index);
+        f.fingerprint = r.inputs_fingerprint.as_deref().or(f.fingerprint);
+        f.cache_key = r.cache_key.as_deref().or(f.cache_key);
+        f.result_location = r.result_location.as_deref().or(f.result_location);
+    }
+    (order, folded)
+}
+
+/// Creates or moves the task runs `order` (their folded rows in `folded`), a chunk per
+/// statement: a row older than the stored state leaves it as it is.
+async fn upsert_task_runs(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    order: &[Uuid],
+    folded: &HashMap<Uuid, Folded<'_>>,
+) -> Result<()> {
+    for ids in order.chunks(CHUNK) {
+        let values = codec::values_rows(dialect, ids.len(), 14);
+        let sql = format!(
+            "INSERT INTO task_runs (id, flow_run_id, task, state, message, state_at, attempt, \
+             created_at, started_at, ended_at, inputs_fingerprint, cache_key, \
+             result_location, map_index) VALUES {} \
+             ON CONFLICT (id) DO UPDATE SET \
+             state = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.state ELSE task_runs.state END, \
+             message = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.message ELSE task_runs.message END, \
+             attempt = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.attempt ELSE task_runs.attempt END, \
+             state_at = CASE WHEN excluded.state_at >= task_runs.state_at THEN excluded.state_at ELSE task_runs.state_at END, \
+             started_at = COALESCE(task_runs.started_at, excluded.started_at), \
+             created_at = CASE WHEN excluded.created_at < task_runs.created_at THEN excluded.created_at ELSE task_runs.created_at END, \
+             ended_at = CASE WHEN task_runs.ended_at IS NULL OR excluded.ended_at > task_runs.ended_at THEN COALESCE(excluded.ended_at, task_runs.ended_at) ELSE task_runs.ended_at END, \
+             map_index = COALESCE(task_runs.map_index, excluded.map_index), \
+             inputs_fingerprint = COALESCE(excluded.inputs_fingerprint, task_runs.inputs_fingerprint), \
+             cache_key = COALESCE(excluded.cache_key, task_runs.cache_key), \
+             result_location = COALESCE(excluded.result_location, task_runs.result_location)",
+            values
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            let Some(f) = folded.get(id) else { continue };
+            q = q
+                .bind(id.to_string())
+                .bind(f.first.flow_run_id.to_string())
+                .bind(f.first.task.clone())
+                .bind(f.last.state.as_str())
+                .bind(f.last.message.clone())
+                .bind(micros(f.last.at))
+                .bind(i64::from(f.last.attempt))
+                .bind(f.created_at)
+                .bind(f.started_at)
+                .bind(f.ended_at)
+                .bind(f.fingerprint.map(str::to_string))
+                .bind(f.cache_key.map(str::to_string))
+                .bind(f.result_location.map(str::to_string))
+                .bind(f.map_index.map(i64::from));
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Keeps every report of the batch in its task run's history, a chunk per statement.
+async fn insert_task_run_states(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    reports: &[TaskRunReport],
+) -> Result<()> {
+    for chunk in reports.chunks(CHUNK) {
+        let values = codec::values_rows(dialect, chunk.len(), 5);
+        let sql = format!(
+            "INSERT INTO task_run_states (task_run_id, state, message, attempt, at) VALUES {}",
+            values
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(r.id.to_string())
+                .bind(r.state.as_str())
+                .bind(r.message.clone())
+                .bind(i64::from(r.attempt))
+                .bind(micros(r.at));
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// The states of a task run that has not ended.
