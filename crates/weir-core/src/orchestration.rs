@@ -215,39 +215,18 @@ pub fn skip(
 mod tests {
     use super::*;
     use chrono::Utc;
-    use serde_json::Map;
     use uuid::Uuid;
 
+    /// A run at `attempt` with `retries`, a retry delay of [`D`], held by an agent and due
+    /// when it last changed.
     fn run(state: StateKind, attempt: u32, retries: u32) -> Run {
-        let now = Utc::now();
-        Run {
-            id: Uuid::now_v7(),
-            project: "dev".into(),
-            deployment_id: None,
-            deployment: None,
-            flow: "etl".into(),
-            name: "etl-1".into(),
-            state,
-            state_message: None,
-            state_at: now,
-            attempt,
-            retries_used: 0,
-            retries,
-            retry_delay: D,
-            resume: false,
-            parameters: Map::new(),
-            work_queue: crate::deployment::DEFAULT_QUEUE.into(),
-            scheduled_at: now,
-            tick_at: None,
-            created_at: now,
-            started_at: None,
-            ended_at: None,
-            agent_id: Some(Uuid::now_v7()),
-            lease_expires_at: None,
-            parent_flow_run_id: None,
-            result: None,
-            tags: vec![],
-        }
+        let mut r = crate::run::sample(state);
+        r.attempt = attempt;
+        r.retries = retries;
+        r.retry_delay = D;
+        r.agent_id = Some(Uuid::now_v7());
+        r.scheduled_at = r.state_at;
+        r
     }
 
     fn propose(state: StateKind, attempt: u32) -> ProposeState {

@@ -1,39 +1,14 @@
 use super::*;
 use crate::api::notifications::NotificationEvent as E;
-use chrono::Utc;
-use serde_json::Map;
-use uuid::Uuid;
 
+/// A run of project `dev` (of `deployment`, or ad hoc) at `attempt`, its message `boom`.
 fn run(state: StateKind, attempt: u32, deployment: Option<&str>) -> Run {
-    let now = Utc::now();
-    Run {
-        id: Uuid::now_v7(),
-        project: "dev".into(),
-        deployment_id: None,
-        deployment: deployment.map(str::to_string),
-        flow: "etl".into(),
-        name: "etl-1".into(),
-        state,
-        state_message: Some("boom".into()),
-        state_at: now,
-        attempt,
-        retries_used: 0,
-        retries: 0,
-        retry_delay: chrono::Duration::zero(),
-        resume: false,
-        parameters: Map::new(),
-        work_queue: "default".into(),
-        scheduled_at: now,
-        tick_at: None,
-        created_at: now,
-        started_at: None,
-        ended_at: None,
-        agent_id: None,
-        lease_expires_at: None,
-        parent_flow_run_id: None,
-        result: None,
-        tags: vec![],
-    }
+    let mut r = crate::run::sample(state);
+    r.project = "dev".into();
+    r.deployment = deployment.map(str::to_string);
+    r.state_message = Some("boom".into());
+    r.attempt = attempt;
+    r
 }
 
 fn rule(on: &[E], deployments: &[&str]) -> NotificationRuleSpec {
