@@ -126,6 +126,29 @@ async fn an_unregistered_deployment_fails_naming_weir_deploy() {
     );
 }
 
+/// `DescribeTasks` of the task `arn` with its tags. moto's server keeps the `include=TAGS`
+/// switch in state shared by all its request threads, so a concurrent `DescribeTasks` without
+/// it (another test's reconciler) can strip the tags from this answer; a task Weir started
+/// always has tags, so an answer without them is asked again.
+async fn described_with_tags(ecs: &ecs::Client, cluster: &str, arn: &str) -> ecs::types::Task {
+    for _ in 0..50 {
+        let out = ecs
+            .describe_tasks()
+            .cluster(cluster)
+            .tasks(arn)
+            .include(ecs::types::TaskField::Tags)
+            .send()
+            .await
+            .expect("describe");
+        let task = out.tasks().first().expect("the task is described").clone();
+        if !task.tags().is_empty() {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("DescribeTasks never returned the tags of {arn}");
+}
+
 /// The task definition `arn` of `spec` holds its one secret as a reference (`valueFrom`), no
 /// environment, and the spec's hash as a tag.
 async fn assert_secret_only_referenced(ecs: &ecs::Client, arn: &str, spec: &TaskSpec) {
@@ -177,16 +200,7 @@ async fn run_task_carries_overrides_tags_and_secret_references() {
         .insert("WEIR_API_KEY".into(), "weir_run_token".into());
     let started = launcher.run(&req).await.expect("run task");
 
-    let described = clients
-        .ecs
-        .describe_tasks()
-        .cluster(&cluster)
-        .tasks(&started.arn)
-        .include(ecs::types::TaskField::Tags)
-        .send()
-        .await
-        .expect("describe");
-    let task = &described.tasks()[0];
+    let task = &described_with_tags(&clients.ecs, &cluster, &started.arn).await;
     assert_eq!(task.task_definition_arn(), Some(registered.arn.as_str()));
     assert_eq!(
         task.started_by(),
