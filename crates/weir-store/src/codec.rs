@@ -92,6 +92,46 @@ pub(crate) fn json<T: DeserializeOwned>(row: &AnyRow, col: &'static str) -> Resu
     })
 }
 
+/// A stored JSON text of one of the store's versioned shapes (`deployments/stored.rs`,
+/// `notify/stored.rs`) as its version `known`, the newest this Weir reads. The text is an
+/// object with its format version in `v`; without one it was written before versions and is
+/// version 1. A version newer than `known` is [`Error::NewerFormat`], naming the row (`row()`,
+/// `deployment dev/etl`) and `column`: a newer Weir wrote it, and reading it as an older
+/// version could lose what it says. Text that is not JSON, a `v` that is not a positive
+/// integer, or a value `T` cannot read is [`Error::Corrupt`], naming the row too.
+pub(crate) fn versioned<T: DeserializeOwned>(
+    text: &str,
+    column: &'static str,
+    known: u64,
+    row: impl Fn() -> String,
+) -> Result<T> {
+    let corrupt = |reason: String| Error::Corrupt {
+        column,
+        reason: format!("{}: {reason}", row()),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let version = match value.get("v") {
+        None => 1,
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => n,
+            _ => {
+                return Err(corrupt(format!(
+                    "format version {v} is not a positive integer"
+                )));
+            }
+        },
+    };
+    if version > known {
+        return Err(Error::NewerFormat {
+            row: format!("{} ({column})", row()),
+            found: version,
+            known,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+}
+
 pub(crate) fn opt_json<T: DeserializeOwned>(row: &AnyRow, col: &'static str) -> Result<Option<T>> {
     let s: Option<String> = row.try_get(col)?;
     s.map(|s| {

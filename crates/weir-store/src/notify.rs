@@ -3,9 +3,11 @@
 //! [`enqueue_run_events`] and [`enqueue_deployment_event`] run inside the transaction of the
 //! state change or deployment write they are about, so the event and its notifications
 //! commit together or not at all: a crash never loses one. Which rules want which event is
-//! `weir_core::notify`'s decision. Delivering is the outbox's (`outbox.rs`).
+//! `weir_core::notify`'s decision. Delivering is the outbox's (`outbox.rs`). The JSON columns
+//! of both, a rule's spec and an outbox row's message and destination, are written and read
+//! only through [`stored`], in versioned shapes of the store's own.
 
-use crate::codec::{self, micros, to_json};
+use crate::codec::{self, micros};
 use crate::{Error, Result, Store};
 use sqlx::{Any, Row, Transaction};
 use std::collections::HashMap;
@@ -17,6 +19,8 @@ use weir_core::api::notifications::{
 use weir_core::deployment::Deployment;
 use weir_core::notify::{self, Message};
 use weir_core::run::Run;
+
+pub(crate) mod stored;
 
 const RULE_COLUMNS: &str = "id, project, name, spec, source, created_at, updated_at";
 
@@ -43,7 +47,7 @@ impl Store {
         .bind(id.to_string())
         .bind(project)
         .bind(name)
-        .bind(to_json(spec))
+        .bind(stored::encode_rule(spec))
         .bind(source.as_str())
         .bind(micros(now))
         .execute(&mut *tx)
@@ -113,11 +117,15 @@ impl Store {
 
 fn rule(row: &sqlx::any::AnyRow) -> Result<NotificationRule> {
     let source: String = row.try_get("source")?;
+    let project: String = row.try_get("project")?;
+    let name: String = row.try_get("name")?;
+    let spec: String = row.try_get("spec")?;
+    let spec = stored::decode_rule(&spec, || format!("notification rule {project}/{name}"))?;
     Ok(NotificationRule {
         id: codec::uuid(row, "id")?,
-        project: row.try_get("project")?,
-        name: row.try_get("name")?,
-        spec: codec::json(row, "spec")?,
+        project,
+        name,
+        spec,
         source: match source.as_str() {
             "file" => RuleSource::File,
             _ => RuleSource::Api,
@@ -184,11 +192,11 @@ async fn project_rules(
         .await?;
     rows.iter()
         .map(|row| {
-            Ok((
-                codec::uuid(row, "id")?,
-                row.try_get("name")?,
-                codec::json(row, "spec")?,
-            ))
+            let name: String = row.try_get("name")?;
+            let spec: String = row.try_get("spec")?;
+            let spec =
+                stored::decode_rule(&spec, || format!("notification rule {project}/{name}"))?;
+            Ok((codec::uuid(row, "id")?, name, spec))
         })
         .collect()
 }
@@ -232,8 +240,8 @@ async fn insert(
     .bind(&message.project)
     .bind(message.event.as_str())
     .bind(&message.title)
-    .bind(to_json(message))
-    .bind(to_json(&spec.destination))
+    .bind(stored::encode_message(message))
+    .bind(stored::encode_destination(&spec.destination))
     .bind(i64::from(spec.rate_limit.count))
     .bind(i64::try_from(spec.rate_limit.per_s).unwrap_or(i64::MAX))
     .bind(DeliveryStatus::Pending.as_str())

@@ -9,6 +9,7 @@
 //! newer attempt's outcome.
 
 use crate::codec::{self, micros, placeholders};
+use crate::notify::stored;
 use crate::{Dialect, Error, Result, Store};
 use chrono::Duration;
 use sqlx::{AssertSqlSafe, Row};
@@ -79,12 +80,15 @@ impl Store {
         for row in &rows {
             let count: i64 = row.try_get("rate_count")?;
             let per: i64 = row.try_get("rate_per_s")?;
+            let id = codec::uuid(row, "id")?;
+            let (message, destination): (String, String) =
+                (row.try_get("message")?, row.try_get("destination")?);
             out.push(ClaimedDelivery {
-                id: codec::uuid(row, "id")?,
+                id,
                 rule_id: codec::uuid(row, "rule_id")?,
                 rule: row.try_get("rule")?,
-                message: codec::json(row, "message")?,
-                destination: codec::json(row, "destination")?,
+                message: stored::decode_message(&message, || format!("delivery {id}"))?,
+                destination: stored::decode_destination(&destination, || format!("delivery {id}"))?,
                 rate_limit: RateLimit {
                     count: u32::try_from(count).unwrap_or(u32::MAX),
                     per_s: u64::try_from(per).unwrap_or(1),
@@ -218,14 +222,16 @@ impl Store {
 fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery> {
     let event: String = row.try_get("event")?;
     let status: String = row.try_get("status")?;
-    let destination: Destination = codec::json(row, "destination")?;
+    let id = codec::uuid(row, "id")?;
+    let destination: String = row.try_get("destination")?;
+    let destination = stored::decode_destination(&destination, || format!("delivery {id}"))?;
     let status = DeliveryStatus::parse(&status).ok_or_else(|| Error::Corrupt {
         column: "notification_outbox.status",
         reason: format!("unknown status {status:?}"),
     })?;
     let next_at: i64 = row.try_get("next_at")?;
     Ok(Delivery {
-        id: codec::uuid(row, "id")?,
+        id,
         rule_id: codec::uuid(row, "rule_id")?,
         rule: row.try_get("rule")?,
         project: row.try_get("project")?,

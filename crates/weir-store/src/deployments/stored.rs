@@ -8,12 +8,12 @@
 //! ignores keys it does not know (at every level: schedules and infrastructure have stored
 //! shapes of their own here) and gives absent ones their defaults; only `flow`, and a
 //! container's `image`, are required. A version newer than this Weir knows is refused with
-//! [`Error::NewerFormat`], naming the row: a newer Weir wrote it, and reading it as version 1
-//! could lose what it says. The conversions to and from the wire spec destructure every field,
+//! [`crate::Error::NewerFormat`], naming the row: a newer Weir wrote it, and reading it as
+//! version 1 could lose what it says. The conversions to and from the wire spec destructure every field,
 //! so a field added to the wire spec does not compile until it has a stored home; renaming one
 //! changes only a conversion here, never the stored key.
 
-use crate::{Error, Result};
+use crate::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -40,30 +40,7 @@ pub(crate) fn decode(
     column: &'static str,
     row: impl Fn() -> String,
 ) -> Result<DeploymentSpec> {
-    let corrupt = |reason: String| Error::Corrupt {
-        column,
-        reason: format!("{}: {reason}", row()),
-    };
-    let value: Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-    let version = match value.get("v") {
-        None => 1,
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => n,
-            _ => {
-                return Err(corrupt(format!(
-                    "format version {v} is not a positive integer"
-                )));
-            }
-        },
-    };
-    if version > VERSION {
-        return Err(Error::NewerFormat {
-            row: format!("{} ({column})", row()),
-            found: version,
-            known: VERSION,
-        });
-    }
-    let v1 = SpecV1::deserialize(value).map_err(|e| corrupt(e.to_string()))?;
+    let v1: SpecV1 = crate::codec::versioned(text, column, VERSION, row)?;
     Ok(v1.into())
 }
 
