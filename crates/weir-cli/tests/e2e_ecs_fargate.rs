@@ -37,8 +37,9 @@ fn fargate_containers() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// `project`'s three ECS deployments of the flows image `image`: `etl` (20 rows), `leaky`
-/// (with `CANARY` from SSM parameter `secret`) and `slow` (60 seconds).
+/// `project`'s four ECS deployments of the flows image `image`: `etl` (20 rows), `leaky`
+/// (with `CANARY` from SSM parameter `secret`), `slow` (60 seconds) and `plain` (a plain
+/// command that sleeps 10 seconds and exits 0).
 fn deployments(project: &str, image: &str, secret: &str) -> String {
     format!(
         r#"
@@ -66,6 +67,10 @@ secrets = {{ CANARY = "ssm:{secret}" }}
 [deployments.slow]
 flow = "slow"
 parameters = {{ seconds = 60 }}
+
+[deployments.plain]
+command = ["sh", "-c", "echo plain start; sleep 10; echo plain end"]
+plain = true
 "#
     )
 }
@@ -144,11 +149,11 @@ impl Ecs {
                 .count()
         };
         let first = deploy(&w);
-        assert_eq!(task_definitions(&first, "registered"), 3, "{first:#?}");
+        assert_eq!(task_definitions(&first, "registered"), 4, "{first:#?}");
         let again = deploy(&w);
         assert_eq!(
             task_definitions(&again, "unchanged"),
-            3,
+            4,
             "nothing registered again: {again:#?}"
         );
         Some(Ecs {
@@ -443,6 +448,39 @@ fn ecs_tasks_are_readopted_after_restart_and_handed_over_blue_green() {
         "green saw the task's end: {log}"
     );
     e.wait_stopped(run.id);
+    assert_eq!(e.tasks_of(run.id).len(), 1, "no task launched again");
+    e.finish();
+}
+
+/// A plain command's task found by a new agent instance (the one that launched it killed, no
+/// state directory in common) ends Completed by its exit status: the task's tag says it runs
+/// a plain command, so the new agent settles it as one. Regression (#10): it read that from
+/// the deployment, which its agent key may not read (403), and settled the task as a flow
+/// that never reported, Crashed. (moto says exit code 0 for every container, so a non-zero
+/// exit cannot be shown here; the Docker and process e2e tests show Failed by the code.)
+#[test]
+fn a_discovered_plain_command_ends_by_its_exit_status() {
+    let Some(mut e) = Ecs::start() else { return };
+    let blue = e.agent("agent-blue");
+    let run = e.w.create_run(&e.project, "plain", Parameters::new());
+    e.w.wait_state(run.id, StateKind::Running, Duration::from_secs(60));
+    e.w.kill_agent(blue);
+    let (blue_home, green_home) = (e.w.sb.path("agent-blue"), e.w.sb.path("agent-green"));
+    e.w.share_agent_key(&blue_home, &green_home);
+    let green = e.agent("agent-green");
+    let d = e.w.wait_terminal(run.id, Duration::from_secs(60));
+    let log = e.w.agent_log(green);
+    assert_eq!(d.run.state, StateKind::Completed, "{}\n{log}", describe(&d));
+    assert_eq!(d.run.attempt, 1, "{}", describe(&d));
+    assert!(
+        log.contains("taking over a run another agent launched"),
+        "green discovered the task: {log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("run finished") && l.contains(&run.id.to_string())),
+        "green settled the run: {log}"
+    );
     assert_eq!(e.tasks_of(run.id).len(), 1, "no task launched again");
     e.finish();
 }

@@ -72,6 +72,7 @@ impl AgentLauncher {
             flow_run_id: spec.flow_run_id,
             attempt: spec.attempt,
             queue: spec.queue.clone(),
+            plain_command: spec.plain_command,
             capacity: crate::deployment::capacity(infra),
             task: task.clone(),
             command: spec.argv.clone(),
@@ -258,6 +259,7 @@ impl Launcher for AgentLauncher {
                 out.push(Found {
                     flow_run_id: f.flow_run_id,
                     attempt: f.attempt,
+                    plain_command: f.plain_command,
                     launched: self.launched(task.arn, task.end, log),
                 });
             }

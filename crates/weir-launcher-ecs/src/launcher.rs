@@ -33,6 +33,10 @@ pub const RUN_TAG: &str = "weir:run-id";
 pub const ATTEMPT_TAG: &str = "weir:attempt";
 /// Tag naming the work queue the run came from (which agents may take the task over).
 pub const QUEUE_TAG: &str = "weir:queue";
+/// Tag saying whether the task runs a plain command (`true`; `false` for a flow): an agent
+/// that discovers the task settles it by its exit status then, without reading the
+/// deployment (its key may not). Tasks without it are flows.
+pub const PLAIN_TAG: &str = "weir:plain-command";
 
 /// Agent-side settings: where tasks run.
 #[derive(Debug, Clone)]
@@ -87,6 +91,8 @@ pub struct RunRequest {
     pub attempt: u32,
     /// Its work queue (tagged, so replacing agents of the same queues take the task over).
     pub queue: String,
+    /// Whether it runs a plain command (its `weir:plain-command` tag).
+    pub plain_command: bool,
     /// The deployment's task definition spec.
     pub task: TaskSpec,
     /// FARGATE or FARGATE_SPOT.
@@ -154,6 +160,8 @@ pub struct FoundTask {
     pub attempt: u32,
     /// Its work queue.
     pub queue: Option<String>,
+    /// Whether it runs a plain command, from its `weir:plain-command` tag (false without).
+    pub plain_command: bool,
     /// Its task definition's ARN.
     pub definition: Option<String>,
 }
@@ -333,6 +341,10 @@ impl EcsLauncher {
             .tags(tag(RUN_TAG, &req.flow_run_id.to_string()))
             .tags(tag(ATTEMPT_TAG, &req.attempt.to_string()))
             .tags(tag(QUEUE_TAG, &req.queue))
+            .tags(tag(
+                PLAIN_TAG,
+                if req.plain_command { "true" } else { "false" },
+            ))
             .tags(tag("weir:project", &req.task.project))
             .tags(tag("weir:deployment", &req.task.deployment));
         call = match req.capacity {
@@ -464,6 +476,7 @@ impl EcsLauncher {
                         flow_run_id,
                         attempt,
                         queue: tag(QUEUE_TAG).map(str::to_string),
+                        plain_command: tag(PLAIN_TAG) == Some("true"),
                         definition: task.task_definition_arn().map(str::to_string),
                     });
                 }

@@ -19,6 +19,7 @@ fn request(spec: &TaskSpec, attempt: u32) -> RunRequest {
         flow_run_id: Uuid::now_v7(),
         attempt,
         queue: "ecs".into(),
+        plain_command: false,
         task: spec.clone(),
         capacity: Capacity::Fargate,
         command: vec!["example-flows".into(), "run".into(), "chain".into()],
@@ -397,10 +398,14 @@ async fn a_new_agent_instance_discovers_weir_tasks_by_their_tags() {
     let options = common::options(&endpoint, &cluster).await;
     let old = EcsLauncher::new(clients.ecs.clone(), options.clone());
     let mut reqs = Vec::new();
+    // Attempt 2 runs a plain command: its tag says so, for the agent that discovers it.
     for attempt in 1..=3 {
-        let req = request(&spec, attempt);
+        let req = RunRequest {
+            plain_command: attempt == 2,
+            ..request(&spec, attempt)
+        };
         let t = old.run(&req).await.expect("run task");
-        reqs.push((req.flow_run_id, attempt, t.arn));
+        reqs.push((req.flow_run_id, attempt, req.plain_command, t.arn));
     }
     let new = EcsLauncher::new(clients.ecs.clone(), options);
     let mut found: Vec<_> = new
@@ -410,13 +415,13 @@ async fn a_new_agent_instance_discovers_weir_tasks_by_their_tags() {
         .into_iter()
         .map(|f| {
             assert_eq!(f.queue.as_deref(), Some("ecs"));
-            (f.flow_run_id, f.attempt, f.arn)
+            (f.flow_run_id, f.attempt, f.plain_command, f.arn)
         })
         .collect();
     found.sort();
     reqs.sort();
     assert_eq!(found, reqs);
-    for (_, _, arn) in &reqs {
+    for (_, _, _, arn) in &reqs {
         old.reconciler().cancel(arn, "test over");
     }
 }

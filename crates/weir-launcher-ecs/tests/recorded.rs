@@ -134,6 +134,7 @@ fn request() -> RunRequest {
         flow_run_id: Uuid::now_v7(),
         attempt: 1,
         queue: "ecs".into(),
+        plain_command: false,
         task: common::spec("etl"),
         capacity: Capacity::Fargate,
         command: vec!["weir".into(), "exec".into(), "--".into(), "true".into()],

@@ -82,6 +82,13 @@ pub(super) async fn adopt(sh: &Arc<Shared>) {
 }
 
 /// Runs of this agent's queues on infrastructure that outlives agents, not yet followed.
+/// Whether one runs a plain command is what its launcher recorded with it ([`Found`]).
+///
+/// Regression (#10): that was read from the run's deployment, which an agent's key may not
+/// read (403); a discovered plain command was taken for a flow and, reporting nothing
+/// itself, ended Crashed instead of by its exit status.
+///
+/// [`Found`]: crate::launcher::Found
 async fn discover(sh: &Arc<Shared>) {
     let launchers: Vec<Arc<dyn Launcher>> = sh
         .launchers
@@ -101,26 +108,12 @@ async fn discover(sh: &Arc<Shared>) {
             if lock(sh).contains_key(&f.flow_run_id) {
                 continue;
             }
-            let plain = plain_command(sh, f.flow_run_id).await;
             let id = f.launched.id();
+            let plain = f.plain_command;
             if follow(sh, &launcher, f.flow_run_id, f.attempt, plain, f.launched).await {
                 tracing::info!(message = "taking over a run another agent launched", run = %f.flow_run_id, attempt = f.attempt, %id);
             }
         }
-    }
-}
-
-/// Whether run `id`'s deployment runs a plain command (false when it cannot be read).
-async fn plain_command(sh: &Shared, id: Uuid) -> bool {
-    let Some(run) = read_run(sh, id).await else {
-        return false;
-    };
-    let Some(deployment) = run.deployment.as_deref() else {
-        return false;
-    };
-    match sh.client.deployment(&run.project, deployment).await {
-        Ok(d) => d.spec.plain_command,
-        Err(_) => false,
     }
 }
 

@@ -217,6 +217,7 @@ fn launch_spec(
             BTreeMap::new()
         },
         spool: Some(sh.spool.clone()),
+        plain_command: spec.plain_command,
     }
 }
 

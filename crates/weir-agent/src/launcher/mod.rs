@@ -75,6 +75,11 @@ pub struct LaunchSpec {
     /// output outlives the agent. `None`: pipes (`weir exec`, which lives as long as its
     /// command). Container launchers ignore it.
     pub spool: Option<Spool>,
+    /// Whether the deployment runs a plain command (its exit status is its state; it reports
+    /// nothing itself). Launchers whose runs outlive the agent record it with the run (an ECS
+    /// task's `weir:plain-command` tag), so an agent that discovers the run settles it by its
+    /// exit status without reading the deployment, which its key may not.
+    pub plain_command: bool,
 }
 
 impl fmt::Debug for LaunchSpec {
@@ -91,6 +96,7 @@ impl fmt::Debug for LaunchSpec {
             .field("redact", &self.redact.len())
             .field("secret_refs", &self.secret_refs)
             .field("spool", &self.spool.as_ref().map(Spool::root))
+            .field("plain_command", &self.plain_command)
             .finish()
     }
 }
@@ -342,6 +348,9 @@ pub struct Found {
     pub flow_run_id: Uuid,
     /// The attempt it runs.
     pub attempt: u32,
+    /// Whether it runs a plain command, as its launch recorded it
+    /// ([`LaunchSpec::plain_command`]): its exit status then settles it.
+    pub plain_command: bool,
     /// The run, followed: its output, end and cancel.
     pub launched: Launched,
 }
