@@ -18,6 +18,14 @@ fn toml(deployments: &str) -> String {
     format!("project = \"dev\"\n\n[defaults]\ncommand = [\"{{flows}}\"]\n\n{deployments}")
 }
 
+/// Run `id`'s log messages, in order.
+fn messages(w: &Weir, id: uuid::Uuid) -> Result<Vec<String>, String> {
+    let logs = w
+        .block_on(w.client.logs(id, 0, 1000))
+        .map_err(|e| e.to_string())?;
+    Ok(logs.items.into_iter().map(|l| l.message).collect())
+}
+
 /// A deployment with an interval schedule gets a run that starts on time and completes.
 #[test]
 fn scheduled_run_fires_on_time() {
@@ -334,10 +342,7 @@ fn output_of_a_run_that_ended_while_its_agent_was_down_is_shipped_by_the_next_st
         "every stdout line in the logs",
         Duration::from_secs(30),
         || {
-            let logs = w
-                .block_on(w.client.logs(id, 0, 1000))
-                .map_err(|e| e.to_string())?;
-            let messages: Vec<String> = logs.items.iter().map(|l| l.message.clone()).collect();
+            let messages = messages(&w, id)?;
             let printed: Vec<String> = messages
                 .iter()
                 .filter(|m| m.starts_with("stdout tick "))
@@ -372,6 +377,85 @@ fn output_of_a_run_that_ended_while_its_agent_was_down_is_shipped_by_the_next_st
                     spool.exists(),
                     record.exists()
                 ))
+            } else {
+                Ok(())
+            }
+        },
+    );
+}
+
+/// The secret store is down when an agent takes over a plain command that ended while no agent
+/// ran: the run is settled (Completed, by the exit status its supervisor recorded) and its
+/// spooled output is kept unsent, then shipped once the store answers again, without a
+/// restart: every line once, in order, the secret redacted; spool and record removed after.
+/// Regression (#10): the spool was removed unsent, losing every line printed after the kill.
+#[test]
+fn spooled_output_waits_for_its_secret_store_and_is_shipped_once_it_answers() {
+    let canary = format!("canary-{}", uuid::Uuid::now_v7().simple());
+    let mut w = Weir::start(ServerOptions { lease_s: 10 });
+    let (secret, away) = (w.sb.path("canary.secret"), w.sb.path("canary.away"));
+    std::fs::write(&secret, &canary).expect("write the secret");
+    let home = w.sb.path("agent-a");
+    let a = w.start_agent_in(&home, 4);
+    w.deploy(&toml(&format!(
+        "[deployments.late]\nplain = true\nsecrets = {{ CANARY = \"file:{}\" }}\n\
+         command = [\"sh\", \"-c\", \"echo started; sleep 2; echo using $CANARY; \
+         for i in 1 2 3; do echo late $i; done\"]\n",
+        secret.display()
+    )));
+    let id = w.run_cli("dev/late", &[]);
+    wait_until("the first line", Duration::from_secs(20), || {
+        let m = messages(&w, id)?;
+        m.contains(&"started".to_string())
+            .then_some(())
+            .ok_or(format!("{m:?}"))
+    });
+    let pid = w.flow_pid(&home, id);
+    w.kill_agent(a);
+    wait_until("the command to exit", Duration::from_secs(10), || {
+        if is_alive(pid) {
+            Err("alive".into())
+        } else {
+            Ok(())
+        }
+    });
+    // The store stops answering: the file the reference names is gone.
+    std::fs::rename(&secret, &away).expect("take the secret away");
+    let b = w.start_agent_in(&home, 4);
+    let d = w.wait_terminal(id, Duration::from_secs(20));
+    assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
+    let spool = home.join("agent").join("spool").join(id.to_string());
+    let record = home.join("agent").join(format!("{id}.json"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        messages(&w, id).expect("logs"),
+        ["started"],
+        "{}",
+        w.agent_log(b)
+    );
+    assert!(
+        spool.exists() && record.exists(),
+        "kept: {}",
+        w.agent_log(b)
+    );
+    std::fs::rename(&away, &secret).expect("bring the secret back");
+    let want = ["started", "using ***", "late 1", "late 2", "late 3"];
+    let got = wait_until("every line", Duration::from_secs(30), || {
+        let m = messages(&w, id)?;
+        if m.len() >= want.len() {
+            Ok(m)
+        } else {
+            Err(format!("{m:?}"))
+        }
+    });
+    assert_eq!(got, want, "once each, in order, redacted");
+    assert!(!w.agent_log(b).contains(&canary));
+    wait_until(
+        "the spool and the record to go",
+        Duration::from_secs(10),
+        || {
+            if spool.exists() || record.exists() {
+                Err("still there".into())
             } else {
                 Ok(())
             }

@@ -20,7 +20,10 @@
 //!   redacted with the values of the process's own environment (`/proc/<pid>/environ`: its
 //!   run token and the variables `WEIR_SECRET_VARS` names) or, once it is gone, the secrets
 //!   its record names (the launch's references) resolved again and its run token recognised
-//!   by its start. A spool
+//!   by its start. While those secrets cannot be resolved (their store does not answer), the
+//!   run is settled without its output, and the spool and record are kept and shipped once
+//!   they resolve: retried in this agent, and by its next start (see [`ship_spool`]); nothing
+//!   is sent unredacted. A spool
 //!   with no record (the agent died between launching and writing the record) is removed once
 //!   the server has the run finished, at another attempt, or no longer has it.
 
@@ -228,45 +231,92 @@ fn follow_process(sh: &Arc<Shared>, record: Record) {
     let sh = sh.clone();
     tokio::spawn(async move {
         let keep_record = if spooled {
-            // Pid 0: nothing to wait for, the spool is complete.
-            let follow_pid = if alive { pid } else { 0 };
-            match adopted_redactions(&sh, &record, alive.then_some(pid)).await {
-                Some(redact) => {
-                    let mut launched = crate::launcher::spool::follow(
-                        &sh.spool,
-                        run,
-                        attempt,
-                        follow_pid,
-                        &redact,
-                        SPOOL_DRAIN,
-                    );
-                    let (_, shipped) = drain_and_wait(&sh, run, attempt, &mut launched, None).await;
-                    settle_orphan(&sh, run, attempt, record.plain).await;
-                    finish_spool(&sh, record, shipped)
-                }
-                None => {
-                    tracing::warn!(message = "not sending the run's spooled output: its secrets cannot be resolved again to redact them", %run, attempt);
-                    while alive && crate::launcher::is_alive(pid) {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    settle_orphan(&sh, run, attempt, record.plain).await;
-                    sh.spool.remove(run, attempt);
-                    false
-                }
-            }
+            ship_spool(&sh, record, alive.then_some(pid)).await
         } else {
-            while crate::launcher::is_alive(pid) {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            wait_gone(pid).await;
             settle_orphan(&sh, run, attempt, record.plain).await;
             false
         };
-        lock(&sh).remove(&run);
+        release(&sh, run, attempt);
         if !keep_record {
-            record::remove(&sh, run);
+            record::remove_attempt(&sh, run, attempt);
         }
-        sh.slot_freed.notify_waiters();
     });
+}
+
+/// Ships the spool of `record`'s attempt (its process `alive`, or gone) and settles the
+/// attempt; says whether the record stays (see [`finish_spool`]).
+///
+/// When the values to redact cannot be known (the secret store does not answer), nothing is
+/// sent: the attempt is settled once its process is gone, its record is kept (marked ended, for
+/// the agent's next start) with the spool, and the secrets are resolved again after 1 s, then
+/// at doubling intervals of at most [`RESOLVE_EVERY_MAX`], for as long as the agent runs; once
+/// they resolve, the spool is shipped from its start, redacted.
+///
+/// Regression (#10): the spool was removed unsent then, losing every line of the attempt.
+async fn ship_spool(sh: &Arc<Shared>, record: Record, alive: Option<u32>) -> bool {
+    let (run, attempt) = (record.run, record.attempt);
+    if let Some(redact) = adopted_redactions(sh, &record, alive).await {
+        let follow_pid = alive.unwrap_or(0);
+        let mut launched = crate::launcher::spool::follow(
+            &sh.spool,
+            run,
+            attempt,
+            follow_pid,
+            &redact,
+            SPOOL_DRAIN,
+        );
+        let (_, shipped) = drain_and_wait(sh, run, attempt, &mut launched, None).await;
+        settle_orphan(sh, run, attempt, record.plain).await;
+        return finish_spool(sh, record, shipped);
+    }
+    tracing::warn!(message = "keeping the run's spooled output unsent until its secrets can be resolved again to redact it", %run, attempt);
+    if let Some(pid) = alive {
+        wait_gone(pid).await;
+    }
+    // Written before the attempt is settled: a retry this agent claims then writes its own.
+    let record = Record {
+        ended: true,
+        launcher: Some(InfrastructureKind::Process.as_str().to_string()),
+        ..record
+    };
+    record::write(sh, &record);
+    settle_orphan(sh, run, attempt, record.plain).await;
+    release(sh, run, attempt);
+    let mut every = Duration::from_secs(1);
+    let redact = loop {
+        tokio::time::sleep(every).await;
+        if let Some(redact) = adopted_redactions(sh, &record, None).await {
+            break redact;
+        }
+        every = (every * 2).min(RESOLVE_EVERY_MAX);
+    };
+    tracing::info!(message = "sending the run's spooled output: its secrets resolve again", %run, attempt);
+    let mut launched =
+        crate::launcher::spool::follow(&sh.spool, run, attempt, 0, &redact, SPOOL_DRAIN);
+    let (_, shipped) = drain_and_wait(sh, run, attempt, &mut launched, None).await;
+    finish_spool(sh, record, shipped)
+}
+
+/// Longest wait between two tries to resolve the secrets of a kept spool.
+const RESOLVE_EVERY_MAX: Duration = Duration::from_secs(60);
+
+/// Returns once process `pid` is gone.
+async fn wait_gone(pid: u32) {
+    while crate::launcher::is_alive(pid) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Stops holding attempt `attempt` of `run` (a later attempt this agent claimed meanwhile stays
+/// held) and frees its slot.
+fn release(sh: &Shared, run: Uuid, attempt: u32) {
+    let mut held = lock(sh);
+    if held.get(&run).is_some_and(|h| h.attempt == attempt) {
+        held.remove(&run);
+    }
+    drop(held);
+    sh.slot_freed.notify_waiters();
 }
 
 /// How long a taken-over process's group may outlive it before the rest is killed (the

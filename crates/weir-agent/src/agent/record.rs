@@ -53,6 +53,16 @@ pub(super) fn remove(sh: &Shared, run: Uuid) {
     let _ = std::fs::remove_file(path(sh, run));
 }
 
+/// Removes run `run`'s record if it is attempt `attempt`'s (a later attempt's stays).
+pub(super) fn remove_attempt(sh: &Shared, run: Uuid, attempt: u32) {
+    let current = std::fs::read_to_string(path(sh, run))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Record>(&s).ok());
+    if current.is_none_or(|r| r.attempt == attempt) {
+        remove(sh, run);
+    }
+}
+
 /// Every record in the state directory; a file that is not one is removed.
 pub(super) fn read_all(sh: &Shared) -> Vec<Record> {
     let Ok(entries) = std::fs::read_dir(&sh.options.state_dir) else {
