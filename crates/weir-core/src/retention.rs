@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 pub struct ArchivedRun {
     /// The run as it was.
     pub run: FlowRun,
-    /// Its state history, oldest first.
+    /// Its state history in the order its changes were committed (the store's `seq`), not
+    /// sorted by time: changes of one run can share a time.
     pub history: Vec<StateChange>,
     /// Its task runs with their histories, in id (creation) order.
     pub task_runs: Vec<TaskRunDetail>,

@@ -213,7 +213,10 @@ async fn write_decisions(
     })
 }
 
-/// The history rows of the batch's changes, in one multi-row insert.
+/// The history rows of the batch's changes, in one multi-row insert after every
+/// compare-and-set, in the order the changes were decided: each row's `seq` (migration 0014)
+/// is taken as it is inserted, so a run changed twice in this batch, or again by a later
+/// transaction (which waits for this one's lock on the run), reads back in that order.
 async fn insert_history(
     tx: &mut Transaction<'static, Any>,
     dialect: Dialect,

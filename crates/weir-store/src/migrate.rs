@@ -70,6 +70,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "run_hours",
         include_str!("../migrations/sqlite/0013_run_hours.sql"),
     ),
+    (
+        14,
+        "history_order",
+        include_str!("../migrations/sqlite/0014_history_order.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -136,6 +141,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         13,
         "run_hours",
         include_str!("../migrations/postgres/0013_run_hours.sql"),
+    ),
+    (
+        14,
+        "history_order",
+        include_str!("../migrations/postgres/0014_history_order.sql"),
     ),
 ];
 

@@ -26,7 +26,8 @@ use weir_core::run::Run;
 pub struct Archived {
     /// The run as it was.
     pub run: Run,
-    /// Its state history, oldest first.
+    /// Its state history in the order its changes were committed, as
+    /// [`Store::flow_run_history`] reads it.
     pub history: Vec<StateChange>,
     /// Its task runs with their histories, in id (creation) order.
     pub task_runs: Vec<TaskRunDetail>,
@@ -251,7 +252,7 @@ impl OfRuns<'_> {
         let history = self
             .fetch(format!(
                 "SELECT id, flow_run_id, state, message, attempt, at FROM flow_run_states \
-                 WHERE flow_run_id IN ({list}) ORDER BY at, id"
+                 WHERE flow_run_id IN ({list}) ORDER BY seq"
             ))
             .await?;
         for r in &history {

@@ -142,7 +142,7 @@ pub async fn read_db(url: &str) -> Result<DbView, sqlx::Error> {
     }
     let mut history: BTreeMap<String, Vec<(String, i64, i64)>> = BTreeMap::new();
     for r in sqlx::query(
-        "SELECT flow_run_id, state, attempt, at FROM flow_run_states ORDER BY flow_run_id, at, id",
+        "SELECT flow_run_id, state, attempt, at FROM flow_run_states ORDER BY flow_run_id, seq",
     )
     .fetch_all(&pool)
     .await?

@@ -211,7 +211,8 @@ pub struct RetryFlowRun {
 pub struct FlowRunDetail {
     /// The run as it is now.
     pub run: FlowRun,
-    /// Its states, oldest first.
+    /// Its states in the order they were entered (each change as committed; several can
+    /// share a time).
     pub history: Vec<StateChange>,
     /// How many of its task runs are in each state now.
     pub task_runs_by_state: BTreeMap<StateKind, u64>,

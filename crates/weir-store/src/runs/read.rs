@@ -24,11 +24,13 @@ impl Store {
         codec::run(&row)
     }
 
-    /// A run's state history, oldest first.
+    /// A run's state history, oldest first: in the order its changes were committed
+    /// (`seq`, migration 0014), not by time — changes stamped no earlier than the state they
+    /// leave can share one.
     pub async fn flow_run_history(&self, id: Uuid) -> Result<Vec<StateChange>> {
         let rows = sqlx::query(
             "SELECT id, state, message, attempt, at FROM flow_run_states \
-             WHERE flow_run_id = $1 ORDER BY at, id",
+             WHERE flow_run_id = $1 ORDER BY seq",
         )
         .bind(id.to_string())
         .fetch_all(&self.read)

@@ -179,6 +179,9 @@ pub(crate) async fn insert_run(
     Ok(Some(id))
 }
 
+/// Inserts a history row of `run`, in `tx`, after the write of the run it records (its
+/// compare-and-set or its creation): the row's `seq`, the order the history is read in, is
+/// taken now, so it follows every change of the run committed before (migration 0014).
 pub(crate) async fn insert_history(
     tx: &mut Transaction<'static, Any>,
     id: Uuid,
