@@ -128,13 +128,20 @@ pub use weir_core::api::FlowRunsQuery as RunQuery;
 impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:4200`), authenticating with
     /// `token` when given. For `https://` servers, certificates are verified against the
-    /// system's roots plus the PEM file named by `WEIR_CA_FILE`, if set.
+    /// system's roots plus the PEM file named by `WEIR_CA_FILE`, if set; a plain `http://`
+    /// client reads no roots (see [`Client::with_ca`]).
     pub fn new(base: &str, token: Option<String>) -> Result<Client> {
         let ca = std::env::var_os("WEIR_CA_FILE").filter(|v| !v.is_empty());
         Client::with_ca(base, token, ca.as_deref().map(std::path::Path::new))
     }
 
     /// [`Client::new`], trusting the certificates in the PEM file `ca` as well.
+    ///
+    /// A client of an `http://` server without `ca` never verifies a certificate (every
+    /// request goes to `base`), so it does not read the system's roots: parsing the ~150
+    /// certificates of `/etc/ssl/certs` cost every process that makes one several ms of CPU at
+    /// start, a flow process launched by an agent included, before its first line of user
+    /// code.
     pub fn with_ca(
         base: &str,
         token: Option<String>,
@@ -145,6 +152,10 @@ impl Client {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .pool_idle_timeout(Duration::from_secs(30));
+        let plain = base.starts_with("http://") && ca.is_none();
+        if plain {
+            builder = builder.tls_certs_only([]);
+        }
         if let Some(path) = ca {
             let pem = std::fs::read(path).map_err(|e| {
                 Error::Decode(format!("cannot read CA file {}: {e}", path.display()))
