@@ -83,9 +83,9 @@ pub enum Error {
     /// The state directory is unusable.
     #[error("cannot use state directory {path}: {source}")]
     StateDir {
-        /// The directory.
+        /// The `--state-dir` directory.
         path: PathBuf,
-        /// Why.
+        /// The error creating or reading it.
         source: std::io::Error,
     },
 }

@@ -19,7 +19,7 @@ pub struct SecretError {
     pub var: String,
     /// The reference as written in the deployment.
     pub reference: String,
-    /// Why it failed.
+    /// Why it could not be resolved: missing, denied, unreachable (never a value).
     pub reason: String,
 }
 

@@ -45,7 +45,7 @@ impl Drop for Proc {
 pub struct ServerProc {
     /// The server's process (killed when this is dropped).
     pub proc: Proc,
-    /// Its base URL.
+    /// Its base URL, `http://127.0.0.1:PORT`.
     pub url: String,
     /// Time from spawn to the first successful `/readyz`.
     pub ready_after: Duration,

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 /// Options of `weir-bench python`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The Python interpreter.
+    /// The Python interpreter that runs sdk/python/bench.py.
     #[arg(long, default_value = "python3")]
     python: String,
     /// Runs of each measurement; the fastest is reported.

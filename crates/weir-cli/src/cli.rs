@@ -88,7 +88,8 @@ pub struct AgentArgs {
     /// Seconds running runs get to finish when the agent is stopped.
     #[arg(long, default_value_t = 30)]
     pub shutdown_grace_s: u64,
-    /// Seconds between heartbeats.
+    /// Longest wait between heartbeats, in seconds; the agent beats more often when
+    /// the server's lease is short (three beats per lease).
     #[arg(long, default_value_t = 5)]
     pub heartbeat_s: u64,
     /// Pass this variable of the agent's environment on to runs (repeat; `NAME_*` matches a
@@ -189,7 +190,7 @@ pub enum Command {
     Runs(RunsCommand),
     /// Print a run's logs.
     Logs {
-        /// Flow run id.
+        /// The flow run's id (a UUID, as `weir runs ls` shows it).
         id: String,
         /// Keep following until the run ends.
         #[arg(long, short = 'f')]
@@ -243,7 +244,7 @@ pub enum Command {
     Notifications(NotificationsCommand),
     /// The audit log: who deployed, ran, cancelled, retried, created or revoked keys (admin).
     Audit {
-        /// How many entries.
+        /// Most entries to print, newest first (1 to 1000).
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -333,7 +334,7 @@ pub enum KeysCommand {
 pub enum RunsCommand {
     /// List runs, newest first.
     Ls {
-        /// Only this project.
+        /// Only runs of this project.
         #[arg(long)]
         project: Option<String>,
         /// Only this deployment (PROJECT/NAME, or NAME with --project).
@@ -348,13 +349,13 @@ pub enum RunsCommand {
     },
     /// Show one run: states, task runs, result.
     Show {
-        /// Flow run id.
+        /// The flow run's id (a UUID, as `weir runs ls` shows it).
         id: String,
     },
     /// Fetch a run's result from the team's result storage, with your own credentials (the
     /// server keeps only its location): to stdout, or to a file with -o.
     Result {
-        /// Flow run id.
+        /// The flow run's id (a UUID, as `weir runs ls` shows it).
         id: String,
         /// Write it to this file instead of stdout.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -364,17 +365,17 @@ pub enum RunsCommand {
     /// queue or for its infrastructure, agents at capacity, a full concurrency limit (and the
     /// runs holding it), a paused schedule.
     Why {
-        /// Flow run id.
+        /// The flow run's id (a UUID, as `weir runs ls` shows it).
         id: String,
     },
     /// Cancel a run.
     Cancel {
-        /// Flow run id.
+        /// The flow run's id (a UUID, as `weir runs ls` shows it).
         id: String,
     },
     /// Retry a finished run.
     Retry {
-        /// Flow run id.
+        /// The flow run's id (a UUID, as `weir runs ls` shows it).
         id: String,
         /// Reuse persisted results of tasks that completed.
         #[arg(long)]
@@ -387,7 +388,7 @@ pub enum RunsCommand {
 pub enum DeploymentsCommand {
     /// List deployments.
     Ls {
-        /// Only this project.
+        /// Only deployments of this project.
         #[arg(long)]
         project: Option<String>,
     },
@@ -519,7 +520,7 @@ pub enum QueuesCommand {
 pub enum NotificationsCommand {
     /// List notification rules with their events and destinations.
     Ls {
-        /// Only this project.
+        /// Only rules of this project.
         #[arg(long)]
         project: Option<String>,
     },
@@ -562,10 +563,10 @@ pub enum NotificationsCommand {
     },
     /// The delivery log, newest first.
     Log {
-        /// Only this project.
+        /// Only deliveries of this project's rules.
         #[arg(long)]
         project: Option<String>,
-        /// Only this rule.
+        /// Only deliveries of this rule, by name (needs --project).
         #[arg(long)]
         rule: Option<String>,
         /// Most deliveries to list.

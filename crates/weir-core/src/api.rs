@@ -112,10 +112,10 @@ pub struct BatchAccepted {
 /// `GET /readyz` and `/healthz` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Health {
-    /// `ok`.
+    /// Always `ok`: `/readyz` answers an error instead when the database does not answer.
     pub status: String,
-    /// Server version.
+    /// The server's Weir version (its crate version, e.g. `0.1.0`).
     pub version: String,
-    /// `sqlite` or `postgres`.
+    /// The database backend it runs on: `sqlite` or `postgres`.
     pub database: String,
 }

@@ -17,29 +17,32 @@ use uuid::Uuid;
 /// A flow run about to be written: what the store inserts.
 #[derive(Debug, Clone)]
 pub struct NewRun {
-    /// Project (must exist).
+    /// The run's project; the store refuses a project that does not exist.
     pub project: String,
     /// Deployment id and name, if created from one.
     pub deployment: Option<(Uuid, String)>,
-    /// Flow name.
+    /// The flow the run executes: its deployment's flow, or the process's own.
     pub flow: String,
     /// Parameters (already merged with defaults and validated).
     pub parameters: Parameters,
-    /// Work queue.
+    /// The work queue agents claim it from: the deployment's, or the default for ad-hoc
+    /// runs.
     pub work_queue: String,
     /// When it is due.
     pub scheduled_at: Timestamp,
     /// Initial state: Scheduled (agents launch it) or Running (its own process runs it).
     pub state: StateKind,
-    /// Automatic retries allowed.
+    /// Automatic retries allowed after a failure (the deployment's retry policy; 0 for
+    /// ad-hoc runs).
     pub retries: u32,
     /// Delay before each automatic retry.
     pub retry_delay_s: u64,
     /// Dedupes creation within the project.
     pub idempotency_key: Option<String>,
-    /// Calling flow run.
+    /// The flow run that started this one as a subflow; `None` for a top-level run.
     pub parent_flow_run_id: Option<Uuid>,
-    /// Labels.
+    /// Tags the run carries: the request's, else its deployment's (tag concurrency limits
+    /// count them).
     pub tags: Vec<String>,
     /// Created by the scheduler (removed when its deployment's schedule changes).
     pub auto_scheduled: bool,
@@ -89,9 +92,9 @@ pub enum Error {
          runs; deploy it again to restore it"
     )]
     Archived {
-        /// Its project.
+        /// The archived deployment's project.
         project: String,
-        /// Its name.
+        /// The archived deployment's name within its project.
         name: String,
     },
     /// The merged parameters do not satisfy the flow's schema (every problem, in order).

@@ -106,9 +106,9 @@ pub fn backoff(attempt: u32) -> Duration {
 /// gets `title` and `text` as its text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
-    /// What happened.
+    /// The event the notification reports.
     pub event: NotificationEvent,
-    /// The project.
+    /// The project of the run or deployment it is about.
     pub project: String,
     /// The deployment, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,22 +120,22 @@ pub struct Message {
     /// The run, for run events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSummary>,
-    /// When it happened.
+    /// When the event happened: the state change's or the deployment write's time.
     pub at: Timestamp,
 }
 
 /// The run a run event is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
-    /// Its id.
+    /// The flow run's id.
     pub id: uuid::Uuid,
-    /// Its name.
+    /// The run's readable name, such as `etl-7f3a`.
     pub name: String,
-    /// Its flow.
+    /// The flow it executes.
     pub flow: String,
-    /// Its state.
+    /// The state it entered, the one the event is about.
     pub state: StateKind,
-    /// Its attempt.
+    /// The attempt that entered it (the first claim is attempt 1).
     pub attempt: u32,
     /// Its page, relative to the server's address.
     pub path: String,

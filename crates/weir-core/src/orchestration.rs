@@ -23,7 +23,7 @@ pub enum Rejection {
     StaleAttempt {
         /// Attempt named by the proposal.
         proposed: u32,
-        /// The run's attempt.
+        /// The attempt the run is on now, as stored.
         current: u32,
     },
     /// The transition is not legal from the current state.

@@ -28,7 +28,7 @@ pub struct Run {
     pub flow: String,
     /// A readable name such as `etl-7f3a`.
     pub name: String,
-    /// Its current state.
+    /// Its current state; changed only by the rules in [`crate::orchestration`].
     pub state: StateKind,
     /// The message of the current state (error text for Failed).
     pub state_message: Option<String>,
@@ -38,7 +38,8 @@ pub struct Run {
     pub attempt: u32,
     /// Automatic retries (and crash restarts) used so far.
     pub retries_used: u32,
-    /// Automatic retries allowed.
+    /// Automatic retries allowed in all, from the deployment's retry policy when the run
+    /// was created; the run is retried while `retries_used` is below it.
     pub retries: u32,
     /// How long after a failure with retries left the next attempt is due (the deployment's
     /// retry policy when the run was created).
@@ -126,7 +127,7 @@ pub struct Standing<'a> {
     pub attempt: u32,
     /// Automatic retries used so far.
     pub retries_used: u32,
-    /// Automatic retries allowed.
+    /// Automatic retries allowed in all (retries are left while `retries_used` is below it).
     pub retries: u32,
     /// When it is due (a retry's time, while it awaits one).
     pub scheduled_at: Timestamp,

@@ -71,14 +71,14 @@ pub struct ScheduleSpec {
 pub enum Schedule {
     /// A cron expression evaluated in a time zone.
     Cron {
-        /// The parsed expression.
+        /// The expression as croner parsed it (5 fields, or 6 with seconds first).
         cron: Box<croner::Cron>,
         /// The time zone its fields are read in.
         tz: Tz,
     },
     /// Every `every`, aligned to `anchor`.
     Interval {
-        /// The period.
+        /// The time between two fire times (positive).
         every: Duration,
         /// A fire time; all others are whole periods away from it.
         anchor: Timestamp,

@@ -21,7 +21,7 @@ pub enum StorageUrl {
     Local(PathBuf),
     /// An S3 bucket and a key prefix (no leading or trailing `/`; empty for the bucket root).
     S3 {
-        /// Bucket name.
+        /// The bucket's name, as in `s3://bucket/…` (no slashes).
         bucket: String,
         /// Key prefix, `a/b` for `s3://bucket/a/b/`.
         prefix: String,
@@ -42,7 +42,7 @@ pub enum StorageUrlError {
     Scheme {
         /// The URL as given.
         url: String,
-        /// Its scheme.
+        /// The scheme found before `:`, e.g. `gs`.
         scheme: String,
     },
     /// A scheme without `//` (`s3:/bucket`): a mistyped URL.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// What the store knows about a run's surroundings, gathered for [`explain`].
 #[derive(Debug, Clone)]
 pub struct Facts {
-    /// The run.
+    /// The run explained, as the store read it.
     pub run: Run,
     /// Its deployment, if it has one.
     pub deployment: Option<DeploymentFacts>,
@@ -45,7 +45,7 @@ pub struct DeploymentFacts {
 /// One limit a run falls under, and who holds its slots now.
 #[derive(Debug, Clone)]
 pub struct LimitFacts {
-    /// Which limit.
+    /// Which limit: its deployment's own, or a tag's.
     pub key: LimitKey,
     /// Its number of slots.
     pub slots: u32,

@@ -120,7 +120,7 @@ pub struct DeployFile {
 /// One notification rule of a [`DeployFile`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotificationEntry {
-    /// The rule's name.
+    /// The rule's name, unique within its project.
     pub name: String,
     /// What it sends where (checked by `weir_core::notify::check_rule`).
     pub spec: weir_core::api::notifications::NotificationRuleSpec,
@@ -197,7 +197,7 @@ pub enum Error {
     Read {
         /// The path that could not be read, as given.
         path: PathBuf,
-        /// The IO error.
+        /// The operating system's error (missing file, permission denied).
         source: std::io::Error,
     },
     /// The file has problems: every one found, in file order, one per line when displayed.

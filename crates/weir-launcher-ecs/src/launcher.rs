@@ -152,13 +152,13 @@ pub struct StartedTask {
 /// A Weir task found in the cluster by [`EcsLauncher::discover`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundTask {
-    /// The task's ARN.
+    /// The task's ARN, which `StopTask` and `DescribeTasks` take.
     pub arn: String,
     /// The flow run it runs, from its `weir:run-id` tag.
     pub flow_run_id: Uuid,
     /// The attempt it runs, from its `weir:attempt` tag.
     pub attempt: u32,
-    /// Its work queue.
+    /// Its work queue, from its `weir:queue` tag (`None`: untagged, an older task).
     pub queue: Option<String>,
     /// Whether it runs a plain command, from its `weir:plain-command` tag (false without).
     pub plain_command: bool,

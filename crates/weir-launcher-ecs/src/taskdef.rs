@@ -61,7 +61,7 @@ impl LogSpec {
 pub struct TaskSpec {
     /// The project the deployment lives in.
     pub project: String,
-    /// The deployment's name.
+    /// The deployment's name, part of the task definition family.
     pub deployment: String,
     /// Container image (ideally by digest).
     pub image: String,

@@ -26,7 +26,8 @@ pub struct Signature {
     pub docs: Vec<Attribute>,
     /// Other attributes (moved to the inner body function).
     pub other_attrs: Vec<Attribute>,
-    /// Doc text, joined.
+    /// The doc comment's lines, trimmed and joined: the `description` of the
+    /// generated definition.
     pub doc_text: String,
 }
 
@@ -141,7 +142,7 @@ impl Signature {
             .collect()
     }
 
-    /// The argument names.
+    /// The argument names, in order.
     pub fn idents(&self) -> Vec<&Ident> {
         self.args.iter().map(|a| &a.ident).collect()
     }

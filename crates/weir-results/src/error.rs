@@ -15,7 +15,7 @@ pub enum Error {
     /// The store could not be opened (a directory that cannot be created, a bad S3 setting).
     #[error("cannot open result storage {url}: {message}")]
     Open {
-        /// The storage URL.
+        /// The storage URL as configured.
         url: String,
         /// Why it could not be opened, in the storage's words.
         message: String,
@@ -26,7 +26,7 @@ pub enum Error {
          feature of the weir SDK)"
     )]
     NoS3 {
-        /// The storage URL.
+        /// The `s3://` storage URL this binary cannot open.
         url: String,
     },
     /// The bucket does not exist.
@@ -35,7 +35,7 @@ pub enum Error {
          bucket name in the URL"
     )]
     NoSuchBucket {
-        /// The storage URL.
+        /// The storage URL as configured.
         url: String,
         /// The bucket the URL names.
         bucket: String,
@@ -49,9 +49,9 @@ pub enum Error {
          s3:GetObject and s3:PutObject on it"
     )]
     AccessDenied {
-        /// The storage URL.
+        /// The storage URL as configured.
         url: String,
-        /// The service's words.
+        /// What S3 answered, as it said it.
         detail: String,
     },
     /// No credentials were found (the SDK fell back to the EC2 instance metadata service).
@@ -61,7 +61,7 @@ pub enum Error {
          run executes; under an agent, pass them to runs with `weir agent --pass-env 'AWS_*'`"
     )]
     NoCredentials {
-        /// The storage URL.
+        /// The storage URL as configured.
         url: String,
     },
     /// The endpoint did not answer.
@@ -70,11 +70,11 @@ pub enum Error {
          AWS_REGION and the network"
     )]
     Unreachable {
-        /// The storage URL.
+        /// The storage URL as configured.
         url: String,
         /// ` at <endpoint>` when a custom endpoint is used, else empty.
         at: String,
-        /// The transport's words.
+        /// The connection error, as the HTTP client said it.
         detail: String,
     },
     /// A fetched location holds nothing.
@@ -86,7 +86,7 @@ pub enum Error {
     /// Any other failure.
     #[error("result storage {url}: {source}")]
     Store {
-        /// The storage URL.
+        /// The storage URL as configured.
         url: String,
         /// The object store's error.
         source: object_store::Error,

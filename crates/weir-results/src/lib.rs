@@ -59,7 +59,7 @@ pub struct Object {
 pub struct Listed {
     /// Key relative to the storage root.
     pub key: String,
-    /// Size in bytes.
+    /// The object's size in bytes.
     pub size: u64,
 }
 

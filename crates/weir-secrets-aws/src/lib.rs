@@ -69,7 +69,8 @@ pub enum Error {
         what: &'static str,
         /// The parameter's or secret's name, as the reference gives it.
         name: String,
-        /// The region asked.
+        /// The region the client asked, from its config (`(none configured)` when it
+        /// had none).
         region: String,
     },
     /// The credentials may not read it (or may not decrypt it with its KMS key).
@@ -87,7 +88,7 @@ pub enum Error {
         "Secrets Manager secret {name} is not a JSON object, so key {key:?} cannot be taken from it"
     )]
     NotJsonObject {
-        /// The secret's name.
+        /// The secret's name or ARN, as the reference gives it.
         name: String,
         /// The key asked for.
         key: String,
@@ -95,7 +96,7 @@ pub enum Error {
     /// A `#key` was asked that the secret's JSON object does not have.
     #[error("Secrets Manager secret {name} has no key {key:?} in its JSON object")]
     MissingKey {
-        /// The secret's name.
+        /// The secret's name or ARN, as the reference gives it.
         name: String,
         /// The key asked for.
         key: String,
@@ -103,7 +104,7 @@ pub enum Error {
     /// The secret holds binary data, not a string.
     #[error("Secrets Manager secret {name} holds binary data, not a string")]
     NotAString {
-        /// The secret's name.
+        /// The secret's name or ARN, as the reference gives it.
         name: String,
     },
     /// Any other failure: network, timeout, throttling, missing region or credentials, an
@@ -114,7 +115,7 @@ pub enum Error {
         what: &'static str,
         /// The parameter's or secret's name, as the reference gives it.
         name: String,
-        /// What went wrong.
+        /// The SDK's error, as it said it (never a value).
         detail: String,
     },
 }

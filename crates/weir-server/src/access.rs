@@ -33,7 +33,7 @@ pub mod perm {
 
     /// A permission as a type, for [`super::Require`] and [`super::OnRun`].
     pub trait Perm: Send + Sync + 'static {
-        /// The permission.
+        /// The permission a route names by this type.
         const PERMISSION: Permission;
     }
 
@@ -61,7 +61,7 @@ use perm::Perm;
 
 /// A caller whose role grants `P` (see the module doc).
 pub struct Require<P> {
-    /// Who is calling.
+    /// The caller, already checked to hold `P`.
     pub caller: Caller,
     _p: PhantomData<P>,
 }
@@ -95,7 +95,7 @@ impl<P: Perm> FromRequestParts<AppState> for Require<P> {
 
 /// A caller who needs `P` on the run the request names (see the module doc).
 pub struct OnRun<P> {
-    /// Who is calling.
+    /// The caller, already checked to hold `P` on the run of the path.
     pub caller: Caller,
     _p: PhantomData<P>,
 }

@@ -30,20 +30,20 @@ const MAX_SUBFLOW_DEPTH: usize = 16;
 pub enum Caller {
     /// A service account's API key.
     Key {
-        /// Public key id.
+        /// The key's public id (the part after `weir_`), as audit entries name it.
         id: String,
-        /// Service account name.
+        /// The service account's name given at the key's creation.
         name: String,
-        /// Role.
+        /// What the key may do; a route's `Require<P>` checks it.
         role: Role,
         /// Project it is restricted to.
         project: Option<String>,
     },
     /// A flow process holding the token of one run attempt.
     Run {
-        /// The run.
+        /// The one run the token is for: its process may report on this run only.
         run: Uuid,
-        /// Its attempt.
+        /// The attempt the token was issued to; a report naming another one is refused.
         attempt: u32,
     },
 }

@@ -24,7 +24,7 @@ pub enum ApiError {
     NotFound(String),
     /// 409: refused by the orchestration rules; carries the run as it is now.
     Conflict {
-        /// Why.
+        /// The rules' verdict, as the answer's message.
         message: String,
         /// The run now (answered as its wire shape).
         current: Option<Box<Run>>,

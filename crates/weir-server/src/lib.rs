@@ -75,9 +75,9 @@ pub enum StartError {
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// Address asked for.
+        /// The `--bind` address, as given.
         addr: String,
-        /// Why.
+        /// The operating system's error (address in use, permission denied).
         source: std::io::Error,
     },
 }

@@ -32,7 +32,7 @@ pub const ACTOR: &str = "server:retention";
 /// A write that arrives meanwhile waits for at most about one such transaction.
 const TARGET_TX: Duration = Duration::from_millis(5);
 
-/// Smallest batch.
+/// The batch never shrinks below this many runs, however slow a transaction is.
 const MIN_BATCH: u32 = 10;
 
 /// Why a pass stopped early.
@@ -44,9 +44,9 @@ pub(crate) enum Error {
     /// A batch could not be exported; nothing of it was deleted.
     #[error("retention export to {url} failed, nothing of the batch was deleted: {source}")]
     Export {
-        /// The export storage.
+        /// The `--retain-export` storage URL.
         url: String,
-        /// Why.
+        /// The storage's error, naming what to check.
         source: weir_results::Error,
     },
     /// A run could not be encoded (a bug).

@@ -8,7 +8,7 @@ use weir_store::Store;
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// `sqlite://…` or `postgres://…`.
+    /// The database: `sqlite://…` or `postgres://…` (`--db`).
     pub database_url: String,
     /// Address to listen on, e.g. `127.0.0.1:4200`.
     pub bind: String,
@@ -74,9 +74,9 @@ impl Default for Options {
 /// State shared by every handler and background loop; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database.
+    /// The one store every handler and loop shares (its pools are cheap to clone).
     pub store: Store,
-    /// Settings.
+    /// The settings the server was started with; fixed for its lifetime.
     pub options: Arc<Options>,
     /// Woken when a run may have become claimable (created, retried), so long-polling
     /// agents claim it at once.

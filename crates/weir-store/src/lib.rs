@@ -75,7 +75,7 @@ pub enum Error {
     /// A proposal was refused by the orchestration rules.
     #[error("{reason}")]
     Rejected {
-        /// Why.
+        /// The rules' verdict, e.g. a transition that is not legal or a stale attempt.
         reason: String,
         /// The run as it is now.
         current: Box<weir_core::run::Run>,
@@ -86,9 +86,9 @@ pub enum Error {
     /// Stored data could not be decoded (a bug or a hand-edited database).
     #[error("corrupt stored value in {column}: {reason}")]
     Corrupt {
-        /// Where.
+        /// The column that held it, as `table.column`.
         column: &'static str,
-        /// What.
+        /// What about the value could not be decoded.
         reason: String,
     },
     /// A stored row is in a format version newer than this Weir reads: a newer Weir wrote it.
@@ -260,7 +260,8 @@ impl Store {
         Ok(())
     }
 
-    /// Closes all connections.
+    /// Closes the writer and the reader pool, waiting for connections in use to
+    /// be returned.
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;

@@ -11,7 +11,7 @@ use weir_core::{StateKind, Timestamp};
 /// One work queue's load.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueLoad {
-    /// The queue.
+    /// The work queue's name.
     pub queue: String,
     /// Runs due and waiting to be claimed.
     pub waiting: u64,

@@ -37,19 +37,19 @@ pub struct Created {
 pub struct RunFilter {
     /// Only these projects (`None`: all).
     pub projects: Option<Vec<String>>,
-    /// Only this deployment.
+    /// Only runs of this deployment, by id (`None`: any, ad-hoc runs included).
     pub deployment_id: Option<Uuid>,
-    /// Only this flow.
+    /// Only runs of this flow, by name (`None`: any).
     pub flow: Option<String>,
     /// Only runs in one of these states.
     pub states: Vec<StateKind>,
     /// Created at or after.
     pub since: Option<Timestamp>,
-    /// Created before.
+    /// Created before this time (exclusive).
     pub until: Option<Timestamp>,
     /// Runs older than this id (the previous page's cursor).
     pub before: Option<Uuid>,
-    /// Page size.
+    /// Most runs to return; clamped to `1..=1000`.
     pub limit: u32,
 }
 
@@ -64,7 +64,7 @@ pub const IMPORT_CHUNK: usize = 500;
 /// bar per task run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskGroup {
-    /// Task name.
+    /// The task's name, as its `#[task]` gives it.
     pub task: String,
     /// How many task runs.
     pub count: u64,
@@ -72,7 +72,7 @@ pub struct TaskGroup {
     pub completed: u64,
     /// How many Failed or Crashed.
     pub failed: u64,
-    /// First created.
+    /// When the group's first task run was created.
     pub first_at: Timestamp,
     /// Last ended (or last state change).
     pub last_at: Timestamp,

@@ -15,7 +15,7 @@ use weir_core::{StateKind, Timestamp};
 /// Runs created in one hour (UTC), by their state now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HourCounts {
-    /// The hour's start.
+    /// The hour's start, in UTC, on the hour.
     pub hour: Timestamp,
     /// Runs by state; states with none are absent.
     pub counts: BTreeMap<StateKind, u64>,
@@ -27,11 +27,11 @@ const HOUR_US: i64 = 3_600_000_000;
 /// A run that ended, for a duration trend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndedRun {
-    /// The run.
+    /// The flow run's id.
     pub id: Uuid,
-    /// Its name.
+    /// Its readable name, such as `etl-7f3a`.
     pub name: String,
-    /// Its final state.
+    /// Its final state (Completed, Failed, Crashed or Cancelled).
     pub state: StateKind,
     /// When it started (`None`: it ended before it started, e.g. cancelled while waiting).
     pub started_at: Option<Timestamp>,

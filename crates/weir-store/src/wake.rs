@@ -13,7 +13,8 @@ use sqlx::postgres::PgListener;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// The notification channel.
+/// The PostgreSQL channel replicas `NOTIFY` and `LISTEN` on when a run may
+/// have become claimable.
 const CHANNEL: &str = "weir_work";
 
 impl Store {

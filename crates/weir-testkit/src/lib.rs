@@ -60,7 +60,8 @@ pub enum Backend {
 /// (SQLite only).
 #[derive(Debug)]
 pub struct TestDb {
-    /// `sqlite://…` or `postgres://…`.
+    /// The database's URL, `sqlite://…` or `postgres://…`, as `Store::connect`
+    /// takes it.
     pub url: String,
     /// Which backend `url` is, for tests that differ between them.
     pub backend: Backend,

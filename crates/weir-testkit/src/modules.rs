@@ -23,7 +23,7 @@ pub type Module = Vec<String>;
 pub struct Edge {
     /// The sibling that uses the other.
     pub from: Module,
-    /// The sibling used.
+    /// The sibling whose items `from` uses.
     pub to: Module,
     /// Where the use was seen: `src/file.rs:line`.
     pub at: String,

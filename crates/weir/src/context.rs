@@ -109,7 +109,7 @@ impl FlowCtx {
 /// The flow run the current code runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowRunInfo {
-    /// Flow run id.
+    /// The flow run's id (the server's, or a local one without a server).
     pub flow_run_id: Uuid,
     /// Attempt of the flow run.
     pub attempt: u32,

@@ -50,7 +50,8 @@ pub struct Panicked(pub String);
 pub struct FlowStartError {
     /// The name of the flow that did not start.
     pub flow: String,
-    /// The tracker's error.
+    /// Why the tracker refused or failed to start it (the server's answer, for a
+    /// server).
     pub message: String,
 }
 

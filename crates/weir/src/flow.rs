@@ -30,7 +30,7 @@ pub type FlowFuture =
 pub struct FlowDef {
     /// Flow name (the function name unless `name = "..."`).
     pub name: &'static str,
-    /// Rust function name.
+    /// The Rust function's name, which `name` defaults to.
     pub fn_name: &'static str,
     /// Module path of the function.
     pub module: &'static str,

@@ -18,9 +18,9 @@ pub enum ParamError {
     /// A parameter the flow does not take.
     #[error("unknown parameter {name:?}; this flow takes: {}", if .known.is_empty() { "no parameters".to_string() } else { .known.join(", ") })]
     Unknown {
-        /// The name given.
+        /// The parameter name given, which the flow does not take.
         name: String,
-        /// The flow's parameters.
+        /// The names of every parameter the flow takes, in order.
         known: Vec<String>,
     },
     /// A required parameter without a value.

@@ -31,13 +31,14 @@ mod kept;
 pub struct TaskDef {
     /// Task name (the function name unless `name = "..."`).
     pub name: &'static str,
-    /// Rust function name.
+    /// The Rust function's name, which `name` defaults to.
     pub fn_name: &'static str,
     /// Module path of the function.
     pub module: &'static str,
     /// The function's doc comment.
     pub description: &'static str,
-    /// Retries and delays.
+    /// How often a failed call is retried and how long it waits in between
+    /// (`#[task(retries = …, retry_delay_s = …)]`).
     pub retry: RetryPolicy,
     /// Decides which errors are retried (all, when absent).
     pub retry_if: Option<fn(&anyhow::Error) -> bool>,

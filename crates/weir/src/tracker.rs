@@ -37,7 +37,8 @@ pub trait Tracker: Send + Sync + 'static {
 pub struct FlowRunStart {
     /// The flow's name (`#[flow(name = …)]`, else the function's name).
     pub flow: String,
-    /// Validated parameter values.
+    /// The parameter values, validated against the flow's schema with defaults
+    /// filled in.
     pub parameters: weir_core::api::Parameters,
     /// For a subflow: the calling flow run.
     pub parent_flow_run_id: Option<Uuid>,
@@ -48,7 +49,7 @@ pub struct FlowRunStart {
 /// The identity a tracker gave a starting flow run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StartedFlowRun {
-    /// Flow run id.
+    /// The flow run's id, assigned by the tracker (the server's, or a local one).
     pub flow_run_id: Uuid,
     /// Attempt (1 for the first execution of the run).
     pub attempt: u32,

@@ -11,9 +11,9 @@ use uuid::Uuid;
 /// A supervision record, `<state_dir>/<run>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Record {
-    /// The flow run.
+    /// The flow run supervised; the record's file is named after it.
     pub run: Uuid,
-    /// Its attempt.
+    /// The attempt this agent claimed and launched.
     pub attempt: u32,
     /// The launch's id on its infrastructure ([`crate::launcher::Launched::id`]): a pid, a
     /// task ARN.

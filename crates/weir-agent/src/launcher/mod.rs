@@ -147,7 +147,7 @@ pub enum ExitStatus {
     /// The program exited with this code, and its infrastructure said more about the end
     /// (ECS's `stoppedReason` and container reason, quoted verbatim).
     Exited {
-        /// The exit code.
+        /// The program's exit code.
         code: i32,
         /// What the infrastructure said, as it said it.
         reason: String,
@@ -256,7 +256,7 @@ pub enum LaunchError {
     Io {
         /// `argv[0]` as given.
         program: String,
-        /// The underlying error.
+        /// The operating system's error from spawning it.
         #[source]
         source: std::io::Error,
     },
@@ -344,7 +344,7 @@ pub trait Launcher: Send + Sync + 'static {
 /// A run found on a launcher's infrastructure by [`Launcher::discover`], followed again.
 #[derive(Debug)]
 pub struct Found {
-    /// The flow run.
+    /// The flow run, from the launch's labels or tags.
     pub flow_run_id: Uuid,
     /// The attempt it runs.
     pub attempt: u32,

@@ -66,7 +66,7 @@ impl Spool {
         Spool { root: root.into() }
     }
 
-    /// Its directory.
+    /// The directory the spool files are kept in.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -34,7 +34,8 @@ pub enum Db {
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// The database.
+    /// The database every replica shares: PostgreSQL on its own host, or SQLite
+    /// (one replica only).
     pub db: Db,
     /// Server replicas.
     pub replicas: usize,
@@ -102,7 +103,7 @@ impl Proc {
 /// A server replica or an agent.
 #[derive(Debug, Clone)]
 pub struct Node {
-    /// Its host.
+    /// Its network namespace and address, to kill or cut off alone.
     pub host: Host,
     /// For a server, its URL; for an agent, the URL of the server it talks to.
     pub url: String,

@@ -74,9 +74,9 @@ fn check(name: &str, problems: Vec<String>, ok: String) -> Check {
 pub struct Event {
     /// `start`, `tick` or `end`.
     pub kind: String,
-    /// Flow run.
+    /// The flow run's id, as the witness flow logged it.
     pub run: String,
-    /// Attempt.
+    /// The attempt that logged the event.
     pub attempt: i64,
     /// Step (tick) or result (end).
     pub n: u64,

@@ -12,7 +12,7 @@ use weir_core::StateKind;
 /// A scenario's result row.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
-    /// Scenario name.
+    /// The scenario's name, as `WEIR_FAULTS` names it.
     pub scenario: String,
     /// What the fault was.
     pub fault: String,

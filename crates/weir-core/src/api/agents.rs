@@ -143,13 +143,13 @@ pub struct RunHeartbeatReply {
     pub lease_s: u64,
 }
 
-/// A work queue.
+/// A work queue and its load now, as `GET /work_queues` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkQueue {
     /// The queue's name, as deployments' `work_queue` and agents' `--queue` give it.
     pub name: String,
     /// Runs waiting (claimable and due).
     pub ready: u64,
-    /// Runs in Pending/Running.
+    /// Runs on the queue an agent holds now (Pending or Running).
     pub running: u64,
 }

@@ -11,9 +11,9 @@ use uuid::Uuid;
 /// An agent's load, for [`Reason::AgentsAtCapacity`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AgentLoad {
-    /// The agent's name.
+    /// The agent's name, as it registered.
     pub name: String,
-    /// Runs it holds.
+    /// Runs it holds now (claimed and not ended).
     pub running: u32,
     /// Runs it takes at once.
     pub limit: u32,
@@ -30,7 +30,7 @@ pub enum Reason {
     },
     /// It has ended.
     Ended {
-        /// Its final state.
+        /// Its final state (Completed, Failed, Crashed or Cancelled).
         state: StateKind,
         /// Its final state's message.
         #[serde(default, skip_serializing_if = "Option::is_none")]

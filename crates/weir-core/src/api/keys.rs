@@ -33,7 +33,7 @@ pub struct CreateApiKey {
 pub struct ApiKey {
     /// Public key id (the part after `weir_`).
     pub id: String,
-    /// Service account name.
+    /// The service account's name, given when the key was created (not unique).
     pub name: String,
     /// What the key may do: admin, developer, agent or viewer.
     pub role: crate::auth::Role,
@@ -55,7 +55,7 @@ pub struct ApiKey {
 /// Answer to a key creation: the only time the secret is shown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreatedApiKey {
-    /// The key's record.
+    /// The key as it will be listed from now on (without its secret).
     pub key: ApiKey,
     /// The full key to pass as `Authorization: Bearer …`. Store it now: it is not kept.
     pub secret: String,

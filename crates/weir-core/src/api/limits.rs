@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// across deployments and projects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ConcurrencyLimit {
-    /// The tag.
+    /// The tag whose runs the limit counts, as deployments' and runs' `tags` name it.
     pub tag: String,
     /// How many runs may hold a slot at once.
     pub slots: u32,
@@ -34,7 +34,7 @@ pub struct SetConcurrencyLimit {
 /// Path of the tag-limit endpoints: `/concurrency_limits/{tag}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TagPath {
-    /// The tag.
+    /// The tag whose limit is read, set or removed.
     #[schemars(pattern(TAG_PATTERN))]
     pub tag: String,
 }

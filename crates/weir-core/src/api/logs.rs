@@ -74,6 +74,6 @@ pub struct LogLine {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogBatch {
-    /// Lines, in order.
+    /// The lines, in the order they were written (at most 50,000 per batch).
     pub lines: Vec<NewLogLine>,
 }

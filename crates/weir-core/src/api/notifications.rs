@@ -115,7 +115,7 @@ pub enum Destination {
     },
     /// An Amazon SNS topic (needs a server built with the `aws` feature).
     Sns {
-        /// The topic's ARN.
+        /// The topic's ARN; its region is the region published to.
         #[schemars(pattern(TOPIC_ARN_PATTERN))]
         topic_arn: String,
     },
@@ -194,14 +194,14 @@ pub struct NotificationRuleSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100), inner(pattern(names::PATTERN)))]
     pub deployments: Vec<String>,
-    /// Where to send.
+    /// Where its notifications are sent: one webhook, Slack channel or SNS topic.
     pub destination: Destination,
     /// Most deliveries per window.
     #[serde(default)]
     pub rate_limit: RateLimit,
 }
 
-/// A stored rule.
+/// A notification rule as stored, with its name and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NotificationRule {
     /// The rule's id, kept when the rule is replaced (deliveries point at it).
@@ -210,13 +210,14 @@ pub struct NotificationRule {
     pub project: String,
     /// Its name, unique within the project.
     pub name: String,
-    /// What it does.
+    /// Which events it sends, for which deployments, where, at what rate.
     pub spec: NotificationRuleSpec,
-    /// Who wrote it.
+    /// Whether `weir deploy` wrote it from a weir.toml's `[[notifications]]` or the API
+    /// did (`weir notifications add`).
     pub source: RuleSource,
-    /// When first created.
+    /// When the rule was first created (kept when it is replaced).
     pub created_at: Timestamp,
-    /// When last changed.
+    /// When its spec last changed.
     pub updated_at: Timestamp,
 }
 
@@ -290,7 +291,7 @@ pub struct Delivery {
     pub id: Uuid,
     /// The rule that made it.
     pub rule_id: Uuid,
-    /// The rule's name.
+    /// The rule's name when the delivery was made.
     pub rule: String,
     /// The project of the run or deployment it is about.
     pub project: String,
@@ -300,7 +301,8 @@ pub struct Delivery {
     pub title: String,
     /// `webhook`, `slack` or `sns`.
     pub destination: String,
-    /// Where it stands.
+    /// Where it stands: pending (maybe awaiting a retry), delivered, failed for good, or
+    /// suppressed by the rule's rate limit.
     pub status: DeliveryStatus,
     /// Attempts made so far.
     pub attempts: u32,
@@ -321,7 +323,8 @@ pub struct Delivery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
-    /// Only this project.
+    /// Only deliveries of this project's rules; absent: every project the caller
+    /// may see.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(names::PATTERN))]
     pub project: Option<String>,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// A namespace for deployments and runs, such as `dev` or `main`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Project {
-    /// Unique name.
+    /// Its name, unique on the server: lowercase letters, digits, `-` and `_`, at most 63.
     pub name: String,
     /// When it was created.
     pub created_at: Timestamp,

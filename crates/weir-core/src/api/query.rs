@@ -87,7 +87,7 @@ pub struct StreamQuery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectQuery {
-    /// Only this project's.
+    /// Only this project's; absent: every project the caller may see.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
 }
@@ -95,7 +95,7 @@ pub struct ProjectQuery {
 /// Path of the deployment endpoints: `/projects/{project}/deployments/{name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeploymentPath {
-    /// The project.
+    /// The deployment's project.
     #[schemars(pattern(names::PATTERN))]
     pub project: String,
     /// The deployment's name in it.

@@ -99,7 +99,7 @@ pub struct FlowRun {
     pub flow: String,
     /// A readable name such as `etl-7f3a`.
     pub name: String,
-    /// Current state.
+    /// Its current state (see `state_at` for when it was entered).
     pub state: StateKind,
     /// Message of the current state (error text for Failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -46,15 +46,16 @@ pub enum BackfillOutcome {
 pub struct BackfillTick {
     /// The tick: the time the schedule names (the run's `tick_at`).
     pub tick_at: Timestamp,
-    /// What happened.
+    /// What the backfill did for the tick: created a run, found one, or would
+    /// create one.
     pub outcome: BackfillOutcome,
     /// The tick's run, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<Uuid>,
-    /// The run's name.
+    /// The tick's run's readable name, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_name: Option<String>,
-    /// The run's state.
+    /// The tick's run's state now, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateKind>,
 }
@@ -62,9 +63,9 @@ pub struct BackfillTick {
 /// Answer of a backfill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BackfillResult {
-    /// The deployment's project.
+    /// The project of the deployment backfilled.
     pub project: String,
-    /// The deployment.
+    /// The deployment backfilled, by name.
     pub deployment: String,
     /// The window's first instant.
     pub from: Timestamp,
@@ -74,7 +75,7 @@ pub struct BackfillResult {
     pub dry_run: bool,
     /// Every tick of the window, oldest first.
     pub ticks: Vec<BackfillTick>,
-    /// Runs created now.
+    /// Runs this request created (0 for a `dry_run`).
     pub created: u32,
     /// Ticks that already had their run.
     pub existing: u32,

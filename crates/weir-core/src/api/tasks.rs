@@ -102,7 +102,7 @@ pub struct TaskRunState {
 /// A task run with its state history, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskRunDetail {
-    /// The task run.
+    /// The task run as it is now.
     pub task_run: TaskRun,
     /// Every state it entered, oldest first.
     pub history: Vec<TaskRunState>,
@@ -112,6 +112,7 @@ pub struct TaskRunDetail {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRunBatch {
-    /// Reports, in order.
+    /// Task-run state reports, in the order they were made (at most 50,000 per
+    /// batch).
     pub reports: Vec<TaskRunReport>,
 }

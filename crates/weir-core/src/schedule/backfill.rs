@@ -9,7 +9,7 @@ pub enum WindowError {
     /// `max` is outside `1..=limit`.
     #[error("max {max} is out of range: use 1 to {limit}")]
     MaxOutOfRange {
-        /// As given.
+        /// The `max` the request asked for.
         max: u32,
         /// The largest allowed.
         limit: u32,
@@ -19,7 +19,7 @@ pub enum WindowError {
     Reversed {
         /// The window's start.
         from: Timestamp,
-        /// Its end.
+        /// The window's end, before `from`.
         to: Timestamp,
     },
     /// `to` is in the future: the schedule runs future ticks itself.
@@ -30,7 +30,7 @@ pub enum WindowError {
     Future {
         /// The window's end.
         to: Timestamp,
-        /// Now.
+        /// The time the window was checked at (the server's clock).
         now: Timestamp,
     },
     /// The window holds more ticks than `max`.
@@ -39,7 +39,7 @@ pub enum WindowError {
          raise max (--max, at most {limit}); nothing was created"
     )]
     TooMany {
-        /// The cap.
+        /// The cap on ticks the request asked for (`max`).
         max: u32,
         /// The largest cap allowed.
         limit: u32,

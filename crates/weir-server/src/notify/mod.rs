@@ -30,7 +30,7 @@ const CLAIM_LEASE_S: i64 = 60;
 /// Why a delivery attempt failed. The text never holds a secret value or a secret URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// What went wrong.
+    /// What went wrong, for the delivery log (no secret value or URL in it).
     pub message: String,
     /// Whether retrying cannot help (a 4xx answer, a malformed destination).
     pub permanent: bool,

@@ -18,7 +18,8 @@ use weir_core::names;
 
 /// Agents silent for longer than this are not listed.
 const AGENT_LISTED_FOR: chrono::Duration = chrono::Duration::hours(24);
-/// Longest long-poll.
+/// The longest a claim waits for work before answering empty, whatever the
+/// agent asks, in milliseconds.
 const MAX_WAIT_MS: u64 = 30_000;
 /// Most runs one claim hands out.
 const MAX_CLAIM: u32 = 100;

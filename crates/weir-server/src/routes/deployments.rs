@@ -119,7 +119,7 @@ pub(crate) async fn list_deployments(
 /// A flow as known from deployments.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct FlowInfo {
-    /// Flow name.
+    /// The flow's name, as its deployments give it.
     name: String,
     /// Its parameter schema, from the newest deployment that has one.
     parameter_schema: Option<serde_json::Value>,
