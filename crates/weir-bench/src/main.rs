@@ -4,6 +4,7 @@
 
 #[cfg(feature = "ecs")]
 mod ecs;
+mod ids;
 mod launch;
 mod launch_docker;
 mod procs;

@@ -14,6 +14,7 @@
 //! Prints one JSON object: `pruned_runs`, `prune_s`, `prune_runs_per_s`, per request kind and
 //! overall `p50_ms`/`p99_ms`/`max_ms` (nearest rank) and `requests`, plus the seeding figures.
 
+use crate::ids::id_at;
 use crate::procs::{self, round};
 use anyhow::{Context, Result, bail};
 use chrono::{Duration, Utc};
@@ -57,15 +58,6 @@ struct Seeded {
     recent: Uuid,
     seconds: f64,
     task_runs: u64,
-}
-
-fn id_at(t: Timestamp) -> Uuid {
-    let secs = u64::try_from(t.timestamp()).unwrap_or(0);
-    Uuid::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        secs,
-        t.timestamp_subsec_nanos(),
-    ))
 }
 
 fn flow_run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> Run {

@@ -4,6 +4,7 @@
 //! kept `--dir` reuse it.
 
 use super::Args;
+use crate::ids::id_at;
 use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 use serde_json::{Map, Value, json};
@@ -78,17 +79,6 @@ pub(super) fn seeded_or_reused(
     let m = json!({"args": wanted, "big": s.big.to_string(), "small": s.small.to_string()});
     std::fs::write(&marker, m.to_string())?;
     Ok(s)
-}
-
-/// A flow-run id created at `t` (UUIDv7, so id order is creation order, as the server makes
-/// them).
-fn id_at(t: Timestamp) -> Uuid {
-    let secs = u64::try_from(t.timestamp()).unwrap_or(0);
-    Uuid::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        secs,
-        t.timestamp_subsec_nanos(),
-    ))
 }
 
 /// A cheap deterministic hash, to spread states and deployments.
