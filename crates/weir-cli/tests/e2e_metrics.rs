@@ -172,10 +172,6 @@ fn expect(
 /// Scrapes `/metrics` until every expectation holds (values settle over a few ticks: the
 /// silent agent drops out after a lease, the outbox gauge after the delivery loop's pass),
 /// then returns the scrape; panics with what was wrong at the end of the wait.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn settled_scrape(w: &Weir, etl_seconds: f64) -> Metrics {
     let http = reqwest::Client::new();
     wait_until(
@@ -190,173 +186,8 @@ fn settled_scrape(w: &Weir, etl_seconds: f64) -> Metrics {
                 .map_err(|e| e.to_string())?;
             let m = Metrics::parse(text);
             let mut e = Vec::new();
-            let g = "gauge";
-            let c = "counter";
-            let q = |name: &'static str| [("queue", name)];
-            expect(
-                &mut e,
-                "nightly waiting",
-                m.value("weir_queue_runs_waiting", &q("nightly"), g),
-                |v| v == 1.0,
-            );
-            expect(
-                &mut e,
-                "nightly oldest wait ≥ 2 s",
-                m.value("weir_queue_oldest_waiting_seconds", &q("nightly"), g),
-                |v| v >= 2.0,
-            );
-            expect(
-                &mut e,
-                "nightly live agents",
-                m.value("weir_queue_live_agents", &q("nightly"), g),
-                |v| v == 0.0,
-            );
-            expect(
-                &mut e,
-                "nightly free slots",
-                m.value("weir_queue_free_slots", &q("nightly"), g),
-                |v| v == 0.0,
-            );
-            expect(
-                &mut e,
-                "default waiting",
-                m.value("weir_queue_runs_waiting", &q("default"), g),
-                |v| v == 0.0,
-            );
-            expect(
-                &mut e,
-                "default oldest wait",
-                m.value("weir_queue_oldest_waiting_seconds", &q("default"), g),
-                |v| v == 0.0,
-            );
-            expect(
-                &mut e,
-                "default live agents",
-                m.value("weir_queue_live_agents", &q("default"), g),
-                |v| v == 1.0,
-            );
-            expect(
-                &mut e,
-                "default free slots",
-                m.value("weir_queue_free_slots", &q("default"), g),
-                |v| v == 4.0,
-            );
-            expect(
-                &mut e,
-                "ghosts live agents (silent beyond a lease)",
-                m.value("weir_queue_live_agents", &q("ghosts"), g),
-                |v| v == 0.0,
-            );
-            expect(
-                &mut e,
-                "ghosts waiting",
-                m.value("weir_queue_runs_waiting", &q("ghosts"), g),
-                |v| v == 0.0,
-            );
-            expect(
-                &mut e,
-                "late runs",
-                m.value("weir_flow_runs_late", &[], g),
-                |v| v == 1.0,
-            );
-            expect(
-                &mut e,
-                "marked late",
-                m.value("weir_crash_detector_late_total", &[], c),
-                |v| v == 1.0,
-            );
-            expect(
-                &mut e,
-                "expired leases → Crashed",
-                m.value(
-                    "weir_crash_detector_expired_leases_total",
-                    &[("outcome", "Crashed")],
-                    c,
-                ),
-                |v| v == 1.0,
-            );
-            expect(
-                &mut e,
-                "expired leases → retry",
-                m.value(
-                    "weir_crash_detector_expired_leases_total",
-                    &[("outcome", "retry")],
-                    c,
-                ),
-                |v| v == 0.0,
-            );
-            expect(
-                &mut e,
-                "notifications delivered",
-                m.value("weir_notifications_total", &[("outcome", "delivered")], c),
-                |v| v == 1.0,
-            );
-            expect(
-                &mut e,
-                "notifications failed",
-                m.value("weir_notifications_total", &[("outcome", "failed")], c),
-                |v| v == 0.0,
-            );
-            expect(
-                &mut e,
-                "outbox pending",
-                m.value("weir_notification_outbox_pending", &[], g),
-                |v| v == 0.0,
-            );
-            for (state, n) in [
-                (StateKind::Completed, 1.0),
-                (StateKind::Failed, 1.0),
-                (StateKind::Late, 1.0),
-                (StateKind::Crashed, 1.0),
-                (StateKind::Running, 0.0),
-            ] {
-                expect(
-                    &mut e,
-                    &format!("runs in 24 h {state}"),
-                    m.value("weir_flow_runs_24h", &[("state", state.as_str())], g),
-                    |v| v == n,
-                );
-            }
-            let etl = [
-                ("project", "dev"),
-                ("deployment", "etl"),
-                ("state", "Completed"),
-            ];
-            expect(
-                &mut e,
-                "etl Completed durations",
-                m.histogram_count("weir_flow_run_duration_seconds", &etl),
-                |v| v == 1.0,
-            );
-            let fails = [
-                ("project", "dev"),
-                ("deployment", "fails"),
-                ("state", "Failed"),
-            ];
-            expect(
-                &mut e,
-                "fails Failed durations",
-                m.histogram_count("weir_flow_run_duration_seconds", &fails),
-                |v| v == 1.0,
-            );
-            let sum = m
-                .find("weir_flow_run_duration_seconds_sum", &etl)
-                .map(|s| match s.value {
-                    Value::Untyped(v) | Value::Gauge(v) | Value::Counter(v) => Ok(v),
-                    ref other => Err(format!("etl duration sum is {other:?}")),
-                })
-                .unwrap_or_else(|| Err("no etl duration sum".into()));
-            expect(&mut e, "etl duration sum = the run's duration", sum, |v| {
-                (v - etl_seconds).abs() < 0.002
-            });
-            if m.find(
-                "weir_flow_run_duration_seconds",
-                &[("deployment", "ghostly")],
-            )
-            .is_some()
-            {
-                e.push("a duration for the ghostly run, which never started".into());
-            }
+            queue_and_detector_values(&m, &mut e);
+            run_values(&m, etl_seconds, &mut e);
             let unparsed = m.unparsed_families();
             if !unparsed.is_empty() {
                 e.push(format!(
@@ -370,6 +201,119 @@ fn settled_scrape(w: &Weir, etl_seconds: f64) -> Metrics {
             }
         },
     )
+}
+
+/// Checks the queue gauges (nightly waits with no agent, default has the one live agent,
+/// ghosts' agent fell silent), the crash detector's counters and the notifications'; adds
+/// what is wrong to `e`.
+fn queue_and_detector_values(m: &Metrics, e: &mut Vec<String>) {
+    let nightly = [("queue", "nightly")];
+    let oldest = m.value("weir_queue_oldest_waiting_seconds", &nightly, "gauge");
+    expect(e, "nightly oldest wait ≥ 2 s", oldest, |v| v >= 2.0);
+    // The ghosts queue's one agent fell silent beyond a lease.
+    let queues = [
+        ("nightly", "runs_waiting", 1.0),
+        ("nightly", "live_agents", 0.0),
+        ("nightly", "free_slots", 0.0),
+        ("default", "runs_waiting", 0.0),
+        ("default", "oldest_waiting_seconds", 0.0),
+        ("default", "live_agents", 1.0),
+        ("default", "free_slots", 4.0),
+        ("ghosts", "live_agents", 0.0),
+        ("ghosts", "runs_waiting", 0.0),
+    ];
+    for (queue, gauge, want) in queues {
+        let got = m.value(&format!("weir_queue_{gauge}"), &[("queue", queue)], "gauge");
+        expect(e, &format!("{queue} {gauge}"), got, |v| v == want);
+    }
+    let unlabelled = [
+        ("late runs", "weir_flow_runs_late", "gauge", 1.0),
+        (
+            "marked late",
+            "weir_crash_detector_late_total",
+            "counter",
+            1.0,
+        ),
+        (
+            "outbox pending",
+            "weir_notification_outbox_pending",
+            "gauge",
+            0.0,
+        ),
+    ];
+    for (what, family, kind, want) in unlabelled {
+        expect(e, what, m.value(family, &[], kind), |v| v == want);
+    }
+    let outcomes = [
+        ("weir_crash_detector_expired_leases_total", "Crashed", 1.0),
+        ("weir_crash_detector_expired_leases_total", "retry", 0.0),
+        ("weir_notifications_total", "delivered", 1.0),
+        ("weir_notifications_total", "failed", 0.0),
+    ];
+    for (family, outcome, want) in outcomes {
+        let got = m.value(family, &[("outcome", outcome)], "counter");
+        expect(e, &format!("{family} {outcome}"), got, |v| v == want);
+    }
+}
+
+/// Checks the runs of the last 24 hours by state and the run-duration histograms (the etl
+/// run's sum is its `etl_seconds`; the ghostly run, which never started, has none); adds
+/// what is wrong to `e`.
+fn run_values(m: &Metrics, etl_seconds: f64, e: &mut Vec<String>) {
+    for (state, n) in [
+        (StateKind::Completed, 1.0),
+        (StateKind::Failed, 1.0),
+        (StateKind::Late, 1.0),
+        (StateKind::Crashed, 1.0),
+        (StateKind::Running, 0.0),
+    ] {
+        expect(
+            e,
+            &format!("runs in 24 h {state}"),
+            m.value("weir_flow_runs_24h", &[("state", state.as_str())], "gauge"),
+            |v| v == n,
+        );
+    }
+    let etl = [
+        ("project", "dev"),
+        ("deployment", "etl"),
+        ("state", "Completed"),
+    ];
+    expect(
+        e,
+        "etl Completed durations",
+        m.histogram_count("weir_flow_run_duration_seconds", &etl),
+        |v| v == 1.0,
+    );
+    let fails = [
+        ("project", "dev"),
+        ("deployment", "fails"),
+        ("state", "Failed"),
+    ];
+    expect(
+        e,
+        "fails Failed durations",
+        m.histogram_count("weir_flow_run_duration_seconds", &fails),
+        |v| v == 1.0,
+    );
+    let sum = m
+        .find("weir_flow_run_duration_seconds_sum", &etl)
+        .map(|s| match s.value {
+            Value::Untyped(v) | Value::Gauge(v) | Value::Counter(v) => Ok(v),
+            ref other => Err(format!("etl duration sum is {other:?}")),
+        })
+        .unwrap_or_else(|| Err("no etl duration sum".into()));
+    expect(e, "etl duration sum = the run's duration", sum, |v| {
+        (v - etl_seconds).abs() < 0.002
+    });
+    if m.find(
+        "weir_flow_run_duration_seconds",
+        &[("deployment", "ghostly")],
+    )
+    .is_some()
+    {
+        e.push("a duration for the ghostly run, which never started".into());
+    }
 }
 
 /// A rule of project `dev` that posts every Crashed run to the webhook at `url`.

@@ -131,32 +131,7 @@ fn finished_runs_past_retention_are_exported_then_deleted() {
         .expect("team-b/etl")
         .id;
 
-    // History: in dev, 40-day-old finished runs (pruned), a 40-day-old Running one and
-    // 10-day-old finished ones (kept); in team-b, 10-day-old finished ones (pruned: 5 days).
-    let mut old_dev = Vec::new();
-    for i in 0..60 {
-        let state = [
-            StateKind::Completed,
-            StateKind::Failed,
-            StateKind::Crashed,
-            StateKind::Cancelled,
-        ][i % 4];
-        old_dev.push(aged_run("dev", dev, Duration::days(40), state));
-    }
-    let running = aged_run("dev", dev, Duration::days(40), StateKind::Running);
-    let recent_dev: Vec<Run> = (0..5)
-        .map(|_| aged_run("dev", dev, Duration::days(10), StateKind::Completed))
-        .collect();
-    let old_b: Vec<Run> = (0..7)
-        .map(|_| aged_run("team-b", b, Duration::days(10), StateKind::Completed))
-        .collect();
-    w.kill_server();
-    let db = format!("sqlite://{}", w.sb.path("server/weir.db").display());
-    let mut history = old_dev.clone();
-    history.push(running.clone());
-    history.extend(recent_dev.iter().cloned());
-    history.extend(old_b.iter().cloned());
-    w.block_on(write_history(&db, &history));
+    let (old_dev, running, recent_dev, old_b) = age_history(&mut w, dev, b);
 
     let export = w.sb.path("export");
     let export_url = format!("file://{}", export.display());
@@ -227,6 +202,64 @@ fn finished_runs_past_retention_are_exported_then_deleted() {
 
     // The export: JSON lines under retention/PROJECT/DAY/, every deleted run exactly once,
     // with its history, task runs and logs.
+    let exported = exported_runs(&export);
+    let expected: HashSet<Uuid> = old_dev.iter().chain(&old_b).map(|r| r.id).collect();
+    assert_eq!(exported, expected, "exported exactly the deleted runs");
+
+    // Said where an operator looks: the audit log and the server's log.
+    pruning_is_audited(&w);
+    assert!(
+        w.server_log().contains("retention pruned runs"),
+        "{}",
+        w.server_log()
+    );
+
+    // Forever: nothing more is deleted, and the CLI says so.
+    let set = w
+        .weir(&["projects", "retention", "dev", "--days", "0"])
+        .ok();
+    assert!(set.stdout.contains("forever (project)"), "{}", set.stdout);
+    let bad = w.weir(&["projects", "retention", "dev", "--days", "99999"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("--days"), "{bad:#?}");
+}
+
+/// Stops the server and writes an aged history into its database: in dev (deployment `dev`),
+/// 60 finished runs 40 days old (to be pruned), a Running one as old and 5 finished ones 10
+/// days old (kept); in team-b (`b`), 7 finished runs 10 days old (pruned under 5 days).
+/// Returns dev's old, Running and recent runs, and team-b's.
+fn age_history(w: &mut Weir, dev: Uuid, b: Uuid) -> (Vec<Run>, Run, Vec<Run>, Vec<Run>) {
+    let mut old_dev = Vec::new();
+    for i in 0..60 {
+        let state = [
+            StateKind::Completed,
+            StateKind::Failed,
+            StateKind::Crashed,
+            StateKind::Cancelled,
+        ][i % 4];
+        old_dev.push(aged_run("dev", dev, Duration::days(40), state));
+    }
+    let running = aged_run("dev", dev, Duration::days(40), StateKind::Running);
+    let recent_dev: Vec<Run> = (0..5)
+        .map(|_| aged_run("dev", dev, Duration::days(10), StateKind::Completed))
+        .collect();
+    let old_b: Vec<Run> = (0..7)
+        .map(|_| aged_run("team-b", b, Duration::days(10), StateKind::Completed))
+        .collect();
+    w.kill_server();
+    let db = format!("sqlite://{}", w.sb.path("server/weir.db").display());
+    let mut history = old_dev.clone();
+    history.push(running.clone());
+    history.extend(recent_dev.iter().cloned());
+    history.extend(old_b.iter().cloned());
+    w.block_on(write_history(&db, &history));
+    (old_dev, running, recent_dev, old_b)
+}
+
+/// The runs exported under `export`'s `retention/PROJECT/DAY/` files (of dev and team-b),
+/// checking each is there once, as one JSON line with its one history row, its task run's
+/// two states and its two log lines.
+fn exported_runs(export: &std::path::Path) -> HashSet<Uuid> {
     let mut exported: HashSet<Uuid> = HashSet::new();
     let mut files = Vec::new();
     for project in ["dev", "team-b"] {
@@ -262,10 +295,11 @@ fn finished_runs_past_retention_are_exported_then_deleted() {
             assert_eq!(v["logs"].as_array().map(Vec::len), Some(2), "{v}");
         }
     }
-    let expected: HashSet<Uuid> = old_dev.iter().chain(&old_b).map(|r| r.id).collect();
-    assert_eq!(exported, expected, "exported exactly the deleted runs");
+    exported
+}
 
-    // Said where an operator looks: the audit log and the server's log.
+/// The audit log names dev's pruning (60 runs past 30 days) and team-b's retention change.
+fn pruning_is_audited(w: &Weir) {
     let audit = w.weir(&["--json", "audit"]).ok();
     let audit: Value = serde_json::from_str(&audit.stdout).expect("audit JSON");
     let pruned: Vec<&Value> = audit["items"]
@@ -289,18 +323,4 @@ fn finished_runs_past_retention_are_exported_then_deleted() {
             .any(|e| e["action"] == json!("retention.set") && e["target"] == json!("team-b")),
         "the retention change is audited"
     );
-    assert!(
-        w.server_log().contains("retention pruned runs"),
-        "{}",
-        w.server_log()
-    );
-
-    // Forever: nothing more is deleted, and the CLI says so.
-    let set = w
-        .weir(&["projects", "retention", "dev", "--days", "0"])
-        .ok();
-    assert!(set.stdout.contains("forever (project)"), "{}", set.stdout);
-    let bad = w.weir(&["projects", "retention", "dev", "--days", "99999"]);
-    assert_ne!(bad.code, 0);
-    assert!(bad.stderr.contains("--days"), "{bad:#?}");
 }

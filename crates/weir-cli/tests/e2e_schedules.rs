@@ -28,29 +28,24 @@ fn rows(out: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `weir [--json] schedule preview --cron|--interval EXPR --timezone TZ --from FROM --count
+/// N` (`schedule` is the flag and its value), which must succeed.
+fn preview(sb: &Sandbox, json: bool, schedule: [&str; 2], tz: &str, from: &str, n: &str) -> Output {
+    let mut args = vec!["schedule", "preview", schedule[0], schedule[1]];
+    args.extend(["--timezone", tz, "--from", from, "--count", n]);
+    if json {
+        args.insert(0, "--json");
+    }
+    offline(sb, &args).ok()
+}
+
+/// Spring in Berlin: 02:30 does not exist on 2026-03-29, so that day's fire time moves to
+/// 03:00, with one note saying so.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
-fn preview_shows_utc_local_and_the_berlin_dst_changes() {
+fn preview_shows_utc_local_and_the_berlin_spring_gap() {
     let sb = Sandbox::new();
-    let out = offline(
-        &sb,
-        &[
-            "schedule",
-            "preview",
-            "--cron",
-            "30 2 * * *",
-            "--timezone",
-            "Europe/Berlin",
-            "--from",
-            "2026-03-27",
-            "--count",
-            "4",
-        ],
-    )
-    .ok();
+    let cron = ["--cron", "30 2 * * *"];
+    let out = preview(&sb, false, cron, "Europe/Berlin", "2026-03-27", "4");
     let header = out.stdout.lines().next().unwrap_or_default();
     assert!(
         header.starts_with("cron \"30 2 * * *\" in Europe/Berlin")
@@ -95,24 +90,15 @@ fn preview_shows_utc_local_and_the_berlin_dst_changes() {
         1,
         "one note only"
     );
+}
 
-    // Autumn: the fixed time fires once, at the first 02:30; a wildcard fires at both.
-    let out = offline(
-        &sb,
-        &[
-            "schedule",
-            "preview",
-            "--cron",
-            "30 2 * * *",
-            "--timezone",
-            "Europe/Berlin",
-            "--from",
-            "2026-10-25 00:00",
-            "--count",
-            "2",
-        ],
-    )
-    .ok();
+/// Autumn in Berlin: the fixed time fires once, at the first 02:30; a wildcard fires at both
+/// (the JSON marks each repeated time and its occurrence).
+#[test]
+fn preview_shows_the_berlin_autumn_repeat() {
+    let sb = Sandbox::new();
+    let cron = ["--cron", "30 2 * * *"];
+    let out = preview(&sb, false, cron, "Europe/Berlin", "2026-10-25 00:00", "2");
     let r = rows(&out.stdout);
     assert_eq!(
         r[0][..5],
@@ -126,23 +112,9 @@ fn preview_shows_utc_local_and_the_berlin_dst_changes() {
         r[1][..5],
         ["2026-10-26", "01:30:00Z", "2026-10-26", "02:30:00", "CET"]
     );
-    let out = offline(
-        &sb,
-        &[
-            "--json",
-            "schedule",
-            "preview",
-            "--cron",
-            "0,30 2 * * *",
-            "--timezone",
-            "Europe/Berlin",
-            "--from",
-            "2026-10-25T02:00:00+02:00",
-            "--count",
-            "5",
-        ],
-    )
-    .ok();
+    let wildcard = ["--cron", "0,30 2 * * *"];
+    let from = "2026-10-25T02:00:00+02:00";
+    let out = preview(&sb, true, wildcard, "Europe/Berlin", from, "5");
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
     let times = doc["fire_times"].as_array().expect("fire_times");
     let got: Vec<(String, String, String)> = times
@@ -170,24 +142,21 @@ fn preview_shows_utc_local_and_the_berlin_dst_changes() {
     );
     assert_eq!(times[1]["dst"]["occurrence"], 2);
     assert_eq!(times[1]["dst"]["other_fires"], true);
+}
 
-    // An interval: New York local times across the spring change, nothing moved.
-    let out = offline(
+/// An interval: New York local times across the spring change, nothing moved.
+#[test]
+fn preview_of_an_interval_across_new_yorks_spring_change() {
+    let sb = Sandbox::new();
+    let every = ["--interval", "1h"];
+    let out = preview(
         &sb,
-        &[
-            "schedule",
-            "preview",
-            "--interval",
-            "1h",
-            "--timezone",
-            "America/New_York",
-            "--from",
-            "2026-03-08T06:30:00Z",
-            "--count",
-            "2",
-        ],
-    )
-    .ok();
+        false,
+        every,
+        "America/New_York",
+        "2026-03-08T06:30:00Z",
+        "2",
+    );
     let r = rows(&out.stdout);
     assert_eq!(
         r[0],

@@ -44,10 +44,6 @@ fn log(run: Uuid, message: &str) -> NewLogLine {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn run_lifecycle(db: &TestDb) {
     let s = TestServer::start(options(db)).await;
     let c = &s.client;
@@ -58,52 +54,8 @@ async fn run_lifecycle(db: &TestDb) {
             Backend::Postgres => "postgres",
         }
     );
-    let mut sp = spec("etl");
-    sp.parameters.insert("day".into(), json!("2026-01-01"));
-    let r = c
-        .upsert_deployment("dev", "etl", &sp, false)
-        .await
-        .expect("deploy");
-    assert_eq!(r.outcome, weir_core::api::UpsertOutcome::Created);
-    let r = c
-        .upsert_deployment("dev", "etl", &sp, false)
-        .await
-        .expect("again");
-    assert_eq!(r.outcome, weir_core::api::UpsertOutcome::Unchanged);
-
-    // Creation is idempotent by key: 201 then 200 with the same run.
-    let body = json!({"project": "dev", "deployment": "etl", "idempotency_key": "k1", "parameters": {"n": 2}});
-    let first = s
-        .http
-        .post(s.url("/api/v1/flow_runs"))
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(first.status().as_u16(), 201);
-    let first: weir_core::api::FlowRun = first.json().await.expect("run");
-    let again = s
-        .http
-        .post(s.url("/api/v1/flow_runs"))
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(again.status().as_u16(), 200);
-    assert_eq!(
-        again
-            .json::<weir_core::api::FlowRun>()
-            .await
-            .expect("run")
-            .id,
-        first.id
-    );
-    assert_eq!(
-        first.parameters.get("day"),
-        Some(&json!("2026-01-01")),
-        "deployment defaults merged"
-    );
-    assert_eq!(first.parameters.get("n"), Some(&json!(2)));
+    deploy_etl_twice(c).await;
+    let first = create_twice(&s).await;
 
     let agent = agent(c).await;
     let claimed = c.claim(agent, 5, Duration::ZERO).await.expect("claim");
@@ -123,6 +75,77 @@ async fn run_lifecycle(db: &TestDb) {
         running,
         "the answer is what is stored"
     );
+    report_a_task_and_five_lines(c, id).await;
+    let mut done = propose(StateKind::Completed, 1);
+    let result = weir_core::api::ResultRef {
+        location: "s3://team-results/weir/run/result.json".into(),
+        size: 11,
+    };
+    done.result = Some(result.clone());
+    c.propose_state(id, &done).await.expect("completed");
+    completed_as_reported(c, id, result).await;
+
+    // Retry from failed tasks: the next claim says resume.
+    let retried = c.retry(id, true).await.expect("retry");
+    assert_eq!(retried.state, StateKind::Scheduled);
+    let claimed = c.claim(agent, 5, Duration::ZERO).await.expect("claim");
+    assert_eq!((claimed[0].run.attempt, claimed[0].resume), (2, true));
+    ad_hoc_run_in_a_new_project(c).await;
+    let q = c.work_queues().await.expect("queues");
+    assert_eq!(
+        q.iter().find(|q| q.name == "default").map(|q| q.running),
+        Some(2),
+        "the retried run, claimed again, and the ad-hoc run"
+    );
+    s.stop().await;
+}
+
+/// Deploys dev/etl (with a default parameter `day`) twice: created, then unchanged.
+async fn deploy_etl_twice(c: &weir_client::Client) {
+    let mut sp = spec("etl");
+    sp.parameters.insert("day".into(), json!("2026-01-01"));
+    let r = c
+        .upsert_deployment("dev", "etl", &sp, false)
+        .await
+        .expect("deploy");
+    assert_eq!(r.outcome, weir_core::api::UpsertOutcome::Created);
+    let r = c
+        .upsert_deployment("dev", "etl", &sp, false)
+        .await
+        .expect("again");
+    assert_eq!(r.outcome, weir_core::api::UpsertOutcome::Unchanged);
+}
+
+/// Creates a run of dev/etl twice with one idempotency key: 201 then 200 with the same run,
+/// its parameters the request's over the deployment's defaults. Returns it.
+async fn create_twice(s: &TestServer) -> weir_core::api::FlowRun {
+    let body = json!({"project": "dev", "deployment": "etl", "idempotency_key": "k1", "parameters": {"n": 2}});
+    let create = || s.http.post(s.url("/api/v1/flow_runs")).json(&body).send();
+    let first = create().await.expect("send");
+    assert_eq!(first.status().as_u16(), 201);
+    let first: weir_core::api::FlowRun = first.json().await.expect("run");
+    let again = create().await.expect("send");
+    assert_eq!(again.status().as_u16(), 200);
+    assert_eq!(
+        again
+            .json::<weir_core::api::FlowRun>()
+            .await
+            .expect("run")
+            .id,
+        first.id
+    );
+    assert_eq!(
+        first.parameters.get("day"),
+        Some(&json!("2026-01-01")),
+        "deployment defaults merged"
+    );
+    assert_eq!(first.parameters.get("n"), Some(&json!(2)));
+    first
+}
+
+/// Reports task run `extract` of run `id` Completed then Running (out of order) and five
+/// log lines; both batches are accepted whole.
+async fn report_a_task_and_five_lines(c: &weir_client::Client, id: Uuid) {
     let t = chrono::Utc::now();
     let task = Uuid::now_v7();
     let report = |state, ms| TaskRunReport {
@@ -157,14 +180,15 @@ async fn run_lifecycle(db: &TestDb) {
             .accepted,
         5
     );
-    let mut done = propose(StateKind::Completed, 1);
-    let result = weir_core::api::ResultRef {
-        location: "s3://team-results/weir/run/result.json".into(),
-        size: 11,
-    };
-    done.result = Some(result.clone());
-    c.propose_state(id, &done).await.expect("completed");
+}
 
+/// Run `id` reads back Completed with `result`, its whole history, its one task run in its
+/// latest state and its five lines in order across two pages.
+async fn completed_as_reported(
+    c: &weir_client::Client,
+    id: Uuid,
+    result: weir_core::api::ResultRef,
+) {
     let detail = c.flow_run(id).await.expect("detail");
     assert_eq!(detail.run.state, StateKind::Completed);
     assert_eq!(detail.run.result, Some(result));
@@ -195,13 +219,10 @@ async fn run_lifecycle(db: &TestDb) {
         .map(|l| l.message.clone())
         .collect();
     assert_eq!(all, (0..5).map(|i| format!("line {i}")).collect::<Vec<_>>());
+}
 
-    // Retry from failed tasks: the next claim says resume.
-    let retried = c.retry(id, true).await.expect("retry");
-    assert_eq!(retried.state, StateKind::Scheduled);
-    let claimed = c.claim(agent, 5, Duration::ZERO).await.expect("claim");
-    assert_eq!((claimed[0].run.attempt, claimed[0].resume), (2, true));
-    // An ad-hoc run is created Running by its own process.
+/// An ad-hoc run is created Running by its own process, in a project made for it.
+async fn ad_hoc_run_in_a_new_project(c: &weir_client::Client) {
     let adhoc = c
         .create_flow_run(&CreateFlowRun {
             project: Some("scratch".into()),
@@ -219,12 +240,6 @@ async fn run_lifecycle(db: &TestDb) {
             .iter()
             .any(|p| p.name == "scratch")
     );
-    let q = c.work_queues().await.expect("queues");
-    assert_eq!(
-        q.iter().find(|q| q.name == "default").map(|q| q.running),
-        Some(2)
-    );
-    s.stop().await;
 }
 
 async fn long_poll_claim(db: &TestDb) {
@@ -280,10 +295,6 @@ struct SseEvent {
     data: String,
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn sse_stream(db: &TestDb) {
     let s = TestServer::start(options(db)).await;
     let c = &s.client;
@@ -294,7 +305,7 @@ async fn sse_stream(db: &TestDb) {
     })
     .await
     .expect("logs");
-    let mut resp = s
+    let resp = s
         .http
         .get(s.url(&format!("/api/v1/flow_runs/{}/stream", run.id)))
         .send()
@@ -307,36 +318,7 @@ async fn sse_stream(db: &TestDb) {
             .unwrap_or_default()
             .starts_with("text/event-stream")
     );
-    let reader = tokio::spawn(async move {
-        let mut buf = String::new();
-        let mut events = Vec::new();
-        loop {
-            let chunk = match tokio::time::timeout(Duration::from_secs(10), resp.chunk()).await {
-                Ok(Ok(Some(chunk))) => chunk,
-                Ok(Ok(None)) => return events,
-                Ok(Err(e)) => panic!("stream broke: {e}"),
-                Err(_) => panic!("stream stalled; events so far: {events:?}"),
-            };
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                let mut ev = SseEvent {
-                    event: "message".into(),
-                    data: String::new(),
-                };
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        ev.event = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        ev.data.push_str(v.trim_start());
-                    }
-                }
-                if !ev.data.is_empty() {
-                    events.push(ev);
-                }
-            }
-        }
-    });
+    let reader = tokio::spawn(read_events(resp));
     // Drive the run while the stream is open.
     let agent = agent(c).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -364,6 +346,47 @@ async fn sse_stream(db: &TestDb) {
         .expect("stream ended")
         .expect("join");
 
+    stream_told_the_whole_run(&events);
+    s.stop().await;
+}
+
+/// Reads the events of an SSE response until the server ends it (10 s without a chunk is a
+/// stall); comments and keep-alives (no data) are skipped.
+async fn read_events(mut resp: reqwest::Response) -> Vec<SseEvent> {
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    loop {
+        let chunk = match tokio::time::timeout(Duration::from_secs(10), resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => return events,
+            Ok(Err(e)) => panic!("stream broke: {e}"),
+            Err(_) => panic!("stream stalled; events so far: {events:?}"),
+        };
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut ev = SseEvent {
+                event: "message".into(),
+                data: String::new(),
+            };
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    ev.event = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    ev.data.push_str(v.trim_start());
+                }
+            }
+            if !ev.data.is_empty() {
+                events.push(ev);
+            }
+        }
+    }
+}
+
+/// The stream of a run that went Scheduled → … → Completed told its log lines in order
+/// (the one written before the stream opened included), each state change once, and ended
+/// with one `end` event naming the final state.
+fn stream_told_the_whole_run(events: &[SseEvent]) {
     let logs: Vec<String> = events
         .iter()
         .filter(|e| e.event == "log")
@@ -400,14 +423,9 @@ async fn sse_stream(db: &TestDb) {
         ("end", "Completed")
     );
     assert_eq!(events.iter().filter(|e| e.event == "end").count(), 1);
-    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn openapi_and_metrics() {
     let db = TestDb::new(Backend::Sqlite, "openapi_and_metrics")
         .await
@@ -434,7 +452,37 @@ async fn openapi_and_metrics() {
         doc["openapi"]
     );
     let paths = doc["paths"].as_object().expect("paths");
-    let routes = documented_routes(&s).await;
+    every_operation_is_documented_and_served(&s, paths).await;
+    // Path parameters are named and typed from the handler's extractor.
+    let detail = &paths["/api/v1/flow_runs/{id}"]["get"]["parameters"][0];
+    assert_eq!(detail["name"], "id");
+    assert_eq!(detail["schema"]["format"], "uuid");
+    assert_eq!(
+        paths["/api/v1/agents"]["post"]["responses"]
+            .as_object()
+            .map(|r| r.contains_key("201")),
+        Some(true)
+    );
+    // Every schema reference resolves.
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = part.split('"').next().unwrap_or_default();
+        assert!(schemas.contains_key(name), "dangling $ref to {name}");
+    }
+
+    metrics_and_health_answer(&s).await;
+    s.stop().await;
+}
+
+/// Every operation of the document lists a success answer and its error codes (one shape,
+/// no catch-all `default`, so a fuzzer can tell an undocumented status), and the router
+/// serves it (not the unknown-path fallback).
+async fn every_operation_is_documented_and_served(
+    s: &TestServer,
+    paths: &serde_json::Map<String, Value>,
+) {
+    let routes = documented_routes(s).await;
     assert!(
         routes.len() >= 25,
         "found the documented routes: {routes:?}"
@@ -478,24 +526,11 @@ async fn openapi_and_metrics() {
             "{method} {path} is documented but not served: {status} {body}"
         );
     }
-    // Path parameters are named and typed from the handler's extractor.
-    let detail = &paths["/api/v1/flow_runs/{id}"]["get"]["parameters"][0];
-    assert_eq!(detail["name"], "id");
-    assert_eq!(detail["schema"]["format"], "uuid");
-    assert_eq!(
-        paths["/api/v1/agents"]["post"]["responses"]
-            .as_object()
-            .map(|r| r.contains_key("201")),
-        Some(true)
-    );
-    // Every schema reference resolves.
-    let text = doc.to_string();
-    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
-    for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
-        let name = part.split('"').next().unwrap_or_default();
-        assert!(schemas.contains_key(name), "dangling $ref to {name}");
-    }
+}
 
+/// `/metrics` has the request histogram and the 24-hour run gauges (the one Scheduled run
+/// counted), and `/healthz` says ok.
+async fn metrics_and_health_answer(s: &TestServer) {
     let resp = s.http.get(s.url("/metrics")).send().await.expect("metrics");
     assert_eq!(resp.status().as_u16(), 200);
     let text = resp.text().await.expect("text");
@@ -516,7 +551,6 @@ async fn openapi_and_metrics() {
         .await
         .expect("json");
     assert_eq!(health["status"], "ok");
-    s.stop().await;
 }
 
 /// A claim never hands an agent more runs than the limit it registered with, counting the

@@ -18,7 +18,7 @@ use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 use weir_client::Client;
@@ -325,24 +325,9 @@ impl World {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Answer {
-        let mut rb = self.raw.request(method.clone(), self.s.url(path));
-        if let Some(t) = token {
-            rb = rb.header("authorization", format!("Bearer {t}"));
-        }
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let resp = rb
-            .send()
+        let header = token.map(|t| format!("Bearer {t}"));
+        self.call_with_header(method, path, header.as_deref(), body)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = resp.status().as_u16();
-        let body = if path.ends_with("/stream") && status == 200 {
-            String::new()
-        } else {
-            resp.text().await.expect("body")
-        };
-        Answer { status, body }
     }
 
     /// `call` with a raw `Authorization` header value (or none).
@@ -364,10 +349,13 @@ impl World {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        Answer {
-            status: resp.status().as_u16(),
-            body: resp.text().await.expect("body"),
-        }
+        let status = resp.status().as_u16();
+        let body = if path.ends_with("/stream") && status == 200 {
+            String::new()
+        } else {
+            resp.text().await.expect("body")
+        };
+        Answer { status, body }
     }
 
     /// A new run of `project/etl` claimed by the agent key's agent: the run (Pending,
@@ -425,6 +413,45 @@ impl World {
         assert_eq!(a.status, 200, "propose {state}: {a:?}");
     }
 
+    /// Sends each of `requests` with `token` (none when `None`) and checks it answers
+    /// `status`; `what` names the case in a failure.
+    async fn expect_status(
+        &self,
+        token: Option<&str>,
+        requests: Vec<Request>,
+        status: u16,
+        what: &str,
+    ) {
+        for (m, path, body) in requests {
+            let a = self.call(m.clone(), &path, token, body.as_ref()).await;
+            assert_eq!(a.status, status, "{what}: {m} {path}: {a:?}");
+        }
+    }
+
+    /// Registers an agent `name` on the default queue with the agent key `key`; its id.
+    async fn register_agent(&self, key: &str, name: &str) -> Uuid {
+        let body = json!({"name": name, "queues": ["default"], "limit": 5});
+        let reg = self
+            .call(Method::POST, "/api/v1/agents", Some(key), Some(&body))
+            .await;
+        assert_eq!(reg.status, 201, "{reg:?}");
+        serde_json::from_str::<Value>(&reg.body).expect("json")["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("agent id")
+    }
+
+    /// Heartbeats agent `agent` with `token`, naming attempt 1 of `run`; the runs the
+    /// answer says the agent lost.
+    async fn heartbeat_runs(&self, token: Option<&str>, agent: Uuid, run: Uuid) -> Value {
+        let path = format!("/api/v1/agents/{agent}/heartbeat");
+        let body = json!({"runs": [{"id": run, "attempt": 1}]});
+        let hb = self.call(Method::POST, &path, token, Some(&body)).await;
+        assert_eq!(hb.status, 200, "{hb:?}");
+        let reply: Value = serde_json::from_str(&hb.body).expect("json");
+        reply["lost"].clone()
+    }
+
     /// The run as the admin sees it.
     async fn run(&self, id: Uuid) -> FlowRun {
         self.s.client.flow_run(id).await.expect("read run").run
@@ -461,10 +488,6 @@ fn rule_spec() -> NotificationRuleSpec {
 
 /// The request of one matrix cell: method, concrete path and body, with the resources it
 /// needs created fresh; and the run token of the run it targets, if it targets one.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn cell_request(
     w: &World,
     method: &str,
@@ -486,11 +509,10 @@ async fn cell_request(
     } else {
         path.replace("{name}", "etl")
     };
-    let mut token = None;
+    let (mut token, mut run_id) = (None, None);
     let runs_route = route.starts_with("/api/v1/flow_runs/{id}")
         || route.starts_with("/api/v1/task_runs")
         || route == "/api/v1/logs/batch";
-    let mut run_id = None;
     if runs_route {
         let (run, t) = w.claimed_run("main").await;
         token = Some(t);
@@ -506,6 +528,14 @@ async fn cell_request(
         };
         path = path.replace("{id}", &id.to_string());
     }
+    path = cell_resources(w, &method, route, path).await;
+    let body = cell_body(&method, route, run_id);
+    (method, path, body, token)
+}
+
+/// Creates what a cell of a route that is not a run's needs (a tag limit to delete, a rule
+/// to read, a key to revoke) and fills in `path`'s ids.
+async fn cell_resources(w: &World, method: &Method, route: &str, mut path: String) -> String {
     if route.starts_with("/api/v1/agents/{id}") {
         path = path.replace("{id}", &w.agent_id.to_string());
     }
@@ -529,7 +559,12 @@ async fn cell_request(
         let k = create_key(&w.s.client, "to-revoke", Role::Viewer, None).await;
         path = path.replace("{id}", &k.key.id);
     }
-    let body = match (method.as_str(), route) {
+    path
+}
+
+/// The body a cell sends to `method route`; `run` is the run it targets, if any.
+fn cell_body(method: &Method, route: &str, run: Option<Uuid>) -> Option<Value> {
+    match (method.as_str(), route) {
         ("POST", "/api/v1/projects") => Some(json!({"name": "main"})),
         ("PUT", "/api/v1/projects/{project}/retention") => Some(json!({"retain_days": 30})),
         ("PUT", "/api/v1/concurrency_limits/{tag}") => Some(json!({"slots": 2})),
@@ -545,8 +580,8 @@ async fn cell_request(
         }
         ("POST", "/api/v1/flow_runs/{id}/state") => Some(json!({"state": "Running", "attempt": 1})),
         ("POST", "/api/v1/flow_runs/{id}/heartbeat") => Some(json!({"attempt": 1})),
-        ("POST", "/api/v1/task_runs/batch") => run_id.map(|r| task_batch(r, Uuid::now_v7())),
-        ("POST", "/api/v1/logs/batch") => run_id.map(|r| log_batch(r, "matrix")),
+        ("POST", "/api/v1/task_runs/batch") => run.map(|r| task_batch(r, Uuid::now_v7())),
+        ("POST", "/api/v1/logs/batch") => run.map(|r| log_batch(r, "matrix")),
         ("POST", "/api/v1/agents") => {
             Some(json!({"name": "matrix-agent", "queues": ["default"], "limit": 1}))
         }
@@ -554,85 +589,16 @@ async fn cell_request(
         ("POST", "/api/v1/agents/{id}/claim") => Some(json!({"limit": 1, "wait_ms": 0})),
         ("POST", "/api/v1/keys") => Some(json!({"name": "matrix", "role": "viewer"})),
         _ => None,
-    };
-    (method, path, body, token)
+    }
 }
 
 /// Every route × every caller, against [`MATRIX`].
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn role_matrix(db: &TestDb) {
     let w = World::start(db).await;
     let (_, standing_token) = w.claimed_run("main").await;
-
-    // The table and the router agree: no route without an expectation, no stale row.
     let documented = documented_routes(&w.s).await;
-    let served: BTreeSet<(String, String)> = documented.keys().cloned().collect();
-    assert!(served.len() >= 30, "read the router's routes: {served:?}");
-    let declared: BTreeSet<(String, String)> = MATRIX
-        .iter()
-        .map(|(m, p, _)| (m.to_string(), p.to_string()))
-        .collect();
-    assert_eq!(
-        declared.len(),
-        MATRIX.len(),
-        "a route is declared twice in MATRIX"
-    );
-    let missing: Vec<_> = served.difference(&declared).collect();
-    assert!(
-        missing.is_empty(),
-        "routes without an expected row in MATRIX: {missing:?}"
-    );
-    let stale: Vec<_> = declared.difference(&served).collect();
-    assert!(
-        stale.is_empty(),
-        "MATRIX rows for routes that are not served: {stale:?}"
-    );
-
-    // Each row agrees with the permission its route is registered with: a role that lacks it
-    // is refused (403) and a role that has it is not; a route registered without one is
-    // public. (Agent keys and run tokens read the runs they hold beyond their role, so on
-    // run-checked routes only the admin, developer and viewer columns follow the role.)
-    for (method, route, expected) in MATRIX {
-        let needs = &documented[&(method.to_string(), route.to_string())];
-        let Some((permission, checked)) = needs else {
-            assert_eq!(expected, &[OK; 7], "{method} {route} is public");
-            continue;
-        };
-        let p = Permission::ALL
-            .into_iter()
-            .find(|p| p.as_str() == permission)
-            .unwrap_or_else(|| panic!("{method} {route}: unknown permission {permission}"));
-        assert_eq!(expected[0], U, "{method} {route} needs a key");
-        let columns: &[(usize, Role)] = match checked.as_str() {
-            "role" => &[
-                (1, Role::Admin),
-                (2, Role::Developer),
-                (3, Role::Agent),
-                (4, Role::Viewer),
-            ],
-            _ => &[(1, Role::Admin), (2, Role::Developer), (4, Role::Viewer)],
-        };
-        for (col, role) in columns {
-            assert_eq!(
-                expected[*col] == F,
-                !role.allows(p),
-                "{method} {route} is registered with permission {permission}, but MATRIX \
-                 expects {:?} for {}",
-                expected[*col],
-                CALLERS[*col]
-            );
-        }
-        if checked == "role" {
-            assert_eq!(
-                expected[6] == F,
-                p != Permission::Report,
-                "{method} {route}: a run token has only the report permission"
-            );
-        }
-    }
+    matrix_covers_the_router(&documented);
+    rows_follow_the_permissions(&documented);
 
     let mut failures = Vec::new();
     let mut cells = 0;
@@ -684,6 +650,76 @@ async fn role_matrix(db: &TestDb) {
     w.s.stop().await;
 }
 
+/// The table and the router agree: no route without an expectation, no stale row.
+fn matrix_covers_the_router(documented: &BTreeMap<(String, String), Needs>) {
+    let served: BTreeSet<(String, String)> = documented.keys().cloned().collect();
+    assert!(served.len() >= 30, "read the router's routes: {served:?}");
+    let declared: BTreeSet<(String, String)> = MATRIX
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        declared.len(),
+        MATRIX.len(),
+        "a route is declared twice in MATRIX"
+    );
+    let missing: Vec<_> = served.difference(&declared).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an expected row in MATRIX: {missing:?}"
+    );
+    let stale: Vec<_> = declared.difference(&served).collect();
+    assert!(
+        stale.is_empty(),
+        "MATRIX rows for routes that are not served: {stale:?}"
+    );
+}
+
+/// Each row agrees with the permission its route is registered with: a role that lacks it
+/// is refused (403) and a role that has it is not; a route registered without one is
+/// public. (Agent keys and run tokens read the runs they hold beyond their role, so on
+/// run-checked routes only the admin, developer and viewer columns follow the role.)
+fn rows_follow_the_permissions(documented: &BTreeMap<(String, String), Needs>) {
+    for (method, route, expected) in MATRIX {
+        let needs = &documented[&(method.to_string(), route.to_string())];
+        let Some((permission, checked)) = needs else {
+            assert_eq!(expected, &[OK; 7], "{method} {route} is public");
+            continue;
+        };
+        let p = Permission::ALL
+            .into_iter()
+            .find(|p| p.as_str() == permission)
+            .unwrap_or_else(|| panic!("{method} {route}: unknown permission {permission}"));
+        assert_eq!(expected[0], U, "{method} {route} needs a key");
+        let columns: &[(usize, Role)] = match checked.as_str() {
+            "role" => &[
+                (1, Role::Admin),
+                (2, Role::Developer),
+                (3, Role::Agent),
+                (4, Role::Viewer),
+            ],
+            _ => &[(1, Role::Admin), (2, Role::Developer), (4, Role::Viewer)],
+        };
+        for (col, role) in columns {
+            assert_eq!(
+                expected[*col] == F,
+                !role.allows(p),
+                "{method} {route} is registered with permission {permission}, but MATRIX \
+                 expects {:?} for {}",
+                expected[*col],
+                CALLERS[*col]
+            );
+        }
+        if checked == "role" {
+            assert_eq!(
+                expected[6] == F,
+                p != Permission::Report,
+                "{method} {route}: a run token has only the report permission"
+            );
+        }
+    }
+}
+
 /// A SQLite database for one test.
 async fn sqlite(name: &str) -> TestDb {
     TestDb::new(Backend::Sqlite, name).await.expect("sqlite")
@@ -692,10 +728,6 @@ async fn sqlite(name: &str) -> TestDb {
 /// Missing, malformed, wrong, revoked and expired credentials all get 401 with the same
 /// bytes, on any endpoint; revocation and expiry apply to the very next request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn unauthenticated_requests_get_one_uniform_401() {
     let db = sqlite("uniform_401").await;
     let w = World::start(&db).await;
@@ -717,7 +749,46 @@ async fn unauthenticated_requests_get_one_uniform_401() {
         assert_eq!(a.status, 200, "the key works before: {a:?}");
     }
 
-    let (id, _) = weir_core::auth::parse_key(&w.admin).expect("the admin key is well-formed");
+    let mut cases = malformed_credentials(&w.admin);
+    // Revocation applies to the very next request.
+    c.revoke_key(&revocable.key.id).await.expect("revoke");
+    cases.push((
+        "revoked key".into(),
+        Some(format!("Bearer {}", revocable.secret)),
+    ));
+
+    // Expiry: wait out the 1 s lifetime (with margin) before the expired case.
+    let lifetime = Duration::from_millis(1100);
+    if let Some(left) = lifetime.checked_sub(expiring_made.elapsed()) {
+        tokio::time::sleep(left).await;
+    }
+    cases.push((
+        "expired key".into(),
+        Some(format!("Bearer {}", expiring.secret)),
+    ));
+
+    let first = all_get_one_401(&w, &cases).await;
+    let body: Value = serde_json::from_str(&first).expect("JSON body");
+    assert_eq!(body["error"], "unauthorized", "{body}");
+    // The revoked and expired keys are listed as such, and still nothing was changed.
+    let keys = c.keys().await.expect("list keys");
+    let revoked = keys
+        .iter()
+        .find(|k| k.id == revocable.key.id)
+        .expect("listed");
+    assert!(revoked.revoked_at.is_some(), "{revoked:?}");
+    assert!(
+        !keys.iter().any(|k| k.name == "x"),
+        "no key was created by a refused request: {keys:?}"
+    );
+    w.s.stop().await;
+}
+
+/// `Authorization` headers (or none) that name no valid key or token, each with what it is:
+/// no header, malformed ones, unknown or forged ones, and the valid `admin` key sent under
+/// the wrong scheme or none.
+fn malformed_credentials(admin: &str) -> Vec<(String, Option<String>)> {
+    let (id, _) = weir_core::auth::parse_key(admin).expect("the admin key is well-formed");
     let hex64 = "ab".repeat(32);
     let wrong_secret = format!("weir_{id}_{hex64}");
     let short_secret = format!("weir_{id}_{}", &hex64[1..]);
@@ -725,7 +796,7 @@ async fn unauthenticated_requests_get_one_uniform_401() {
     let unknown_id = format!("weir_0123456789ab_{hex64}");
     let forged_run = format!("weirrun_{}_1_{}", Uuid::now_v7().simple(), "0".repeat(32));
     let bearer = |t: &str| format!("Bearer {t}");
-    let mut cases: Vec<(String, Option<String>)> = vec![
+    vec![
         ("no Authorization header".into(), None),
         ("Bearer x".into(), Some("Bearer x".into())),
         ("empty bearer".into(), Some("Bearer ".into())),
@@ -739,30 +810,23 @@ async fn unauthenticated_requests_get_one_uniform_401() {
         ("Basic scheme".into(), Some("Basic YWRtaW46YWRtaW4=".into())),
         (
             "Token scheme with a valid key".into(),
-            Some(format!("Token {}", w.admin)),
+            Some(format!("Token {admin}")),
         ),
         (
             "bare valid key without a scheme".into(),
-            Some(w.admin.clone()),
+            Some(admin.to_string()),
         ),
         ("forged run token".into(), Some(bearer(&forged_run))),
-    ];
+    ]
+}
 
-    // Revocation applies to the very next request.
-    c.revoke_key(&revocable.key.id).await.expect("revoke");
-    cases.push(("revoked key".into(), Some(bearer(&revocable.secret))));
-
-    // Expiry: wait out the 1 s lifetime (with margin) before the expired case.
-    let lifetime = Duration::from_millis(1100);
-    if let Some(left) = lifetime.checked_sub(expiring_made.elapsed()) {
-        tokio::time::sleep(left).await;
-    }
-    cases.push(("expired key".into(), Some(bearer(&expiring.secret))));
-
+/// Sends a read and a key creation with each of `cases`' headers and checks every answer
+/// is a 401 with the same bytes; returns that body.
+async fn all_get_one_401(w: &World, cases: &[(String, Option<String>)]) -> String {
     let mut first: Option<String> = None;
-    for (what, header) in &cases {
+    for (what, header) in cases {
         for (m, path, body) in [
-            (Method::GET, list, None),
+            (Method::GET, "/api/v1/flow_runs", None),
             (
                 Method::POST,
                 "/api/v1/keys",
@@ -779,37 +843,18 @@ async fn unauthenticated_requests_get_one_uniform_401() {
             }
         }
     }
-    let body: Value =
-        serde_json::from_str(first.as_deref().unwrap_or_default()).expect("JSON body");
-    assert_eq!(body["error"], "unauthorized", "{body}");
-    // The revoked and expired keys are listed as such, and still nothing was changed.
-    let keys = c.keys().await.expect("list keys");
-    let revoked = keys
-        .iter()
-        .find(|k| k.id == revocable.key.id)
-        .expect("listed");
-    assert!(revoked.revoked_at.is_some(), "{revoked:?}");
-    assert!(
-        !keys.iter().any(|k| k.name == "x"),
-        "no key was created by a refused request: {keys:?}"
-    );
-    w.s.stop().await;
+    first.expect("at least one case")
 }
 
 /// A developer key scoped to `dev` sees `main` as if it did not exist: 404 for its
-/// deployment, runs, logs and task runs, and no `main` items in any list.
+/// deployment, runs, logs and task runs, exactly what a run that does not exist gets, and
+/// writing to main's run is 404 too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn scoped_keys_see_other_projects_as_missing() {
     let db = sqlite("scoped_404").await;
     let w = World::start(&db).await;
     let (main_run, _) = w.claimed_run("main").await;
     let main_task = w.task_run_of(main_run.id).await;
-    let (dev_run, _) = w.claimed_run("dev").await;
-    let dev_task = w.task_run_of(dev_run.id).await;
     let s = Some(w.scoped.as_str());
 
     let m = main_run.id;
@@ -827,50 +872,49 @@ async fn scoped_keys_see_other_projects_as_missing() {
         assert_eq!(a.status, 404, "GET {path}: {a:?}");
         // Exactly what a run that does not exist gets.
         if path.contains(&m.to_string()) {
-            let ghost = Uuid::now_v7();
-            let g = w
-                .call(
-                    Method::GET,
-                    &path.replace(&m.to_string(), &ghost.to_string()),
-                    s,
-                    None,
-                )
-                .await;
+            let ghost = Uuid::now_v7().to_string();
+            let ghost_path = path.replace(&m.to_string(), &ghost);
+            let g = w.call(Method::GET, &ghost_path, s, None).await;
             assert_eq!(g.status, 404, "{g:?}");
-            assert_eq!(
-                a.body,
-                g.body.replace(&ghost.to_string(), &m.to_string()),
-                "GET {path}"
-            );
+            assert_eq!(a.body, g.body.replace(&ghost, &m.to_string()), "GET {path}");
         }
     }
-    // Writing to main's run is 404 too.
-    for (path, body) in [
-        (
+    let writes = vec![
+        post(
             format!("/api/v1/flow_runs/{m}/state"),
             json!({"state": "Running", "attempt": 1}),
         ),
-        (format!("/api/v1/flow_runs/{m}/cancel"), json!({})),
-        ("/api/v1/logs/batch".to_string(), log_batch(m, "x")),
-        (
-            "/api/v1/task_runs/batch".to_string(),
+        post(format!("/api/v1/flow_runs/{m}/cancel"), json!({})),
+        post("/api/v1/logs/batch".into(), log_batch(m, "x")),
+        post(
+            "/api/v1/task_runs/batch".into(),
             task_batch(m, Uuid::now_v7()),
         ),
-        (
-            "/api/v1/flow_runs".to_string(),
+        post(
+            "/api/v1/flow_runs".into(),
             json!({"project": "main", "deployment": "etl"}),
         ),
-    ] {
-        let a = w.call(Method::POST, &path, s, Some(&body)).await;
-        assert_eq!(a.status, 404, "POST {path}: {a:?}");
-    }
+    ];
+    w.expect_status(s, writes, 404, "a write to main").await;
     assert_eq!(
         w.run(m).await.state,
         StateKind::Pending,
         "nothing changed on main's run"
     );
+    w.s.stop().await;
+}
 
-    // Lists: only dev, whatever the filter asks for.
+/// A developer key scoped to `dev` lists only dev's items, whatever the filter asks for, and
+/// sees all of dev.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_keys_list_only_their_project() {
+    let db = sqlite("scoped_lists").await;
+    let w = World::start(&db).await;
+    let (main_run, _) = w.claimed_run("main").await;
+    let (dev_run, _) = w.claimed_run("dev").await;
+    let dev_task = w.task_run_of(dev_run.id).await;
+    let s = Some(w.scoped.as_str());
+
     for path in [
         "/api/v1/projects",
         "/api/v1/deployments",
@@ -881,66 +925,89 @@ async fn scoped_keys_see_other_projects_as_missing() {
     ] {
         let a = w.call(Method::GET, path, s, None).await;
         assert_eq!(a.status, 200, "GET {path}: {a:?}");
-        let v: Value = serde_json::from_str(&a.body).expect("JSON");
-        let items = v
-            .get("items")
-            .unwrap_or(&v)
-            .as_array()
-            .expect("a list")
-            .clone();
-        for item in &items {
-            let project = item["project"]
-                .as_str()
-                .or(item["name"].as_str())
-                .unwrap_or_default();
-            assert_ne!(project, "main", "GET {path} lists a main item: {item}");
-            if let Some(deps) = item["deployments"].as_array() {
-                assert!(
-                    deps.iter()
-                        .all(|d| !d.as_str().unwrap_or_default().starts_with("main/")),
-                    "{item}"
-                );
-            }
-        }
+        let items = no_main_items(path, &a.body);
         assert!(
-            !a.body.contains(&m.to_string()),
+            !a.body.contains(&main_run.id.to_string()),
             "GET {path} mentions main's run"
         );
         if !path.contains("main") {
-            assert!(!items.is_empty(), "GET {path} lists dev's items");
+            assert!(items > 0, "GET {path} lists dev's items");
         }
     }
     // And dev is fully visible.
     let d = dev_run.id;
-    for path in [
-        format!("/api/v1/flow_runs/{d}"),
-        format!("/api/v1/flow_runs/{d}/logs"),
-        format!("/api/v1/flow_runs/{d}/task_runs"),
-        format!("/api/v1/task_runs/{dev_task}"),
-        "/api/v1/projects/dev/deployments/etl".to_string(),
-    ] {
-        let a = w.call(Method::GET, &path, s, None).await;
-        assert_eq!(a.status, 200, "GET {path}: {a:?}");
-    }
-    let a = w
-        .call(
-            Method::POST,
-            "/api/v1/flow_runs",
-            s,
-            Some(&json!({"project": "dev", "deployment": "etl"})),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{a:?}");
+    let reads = vec![
+        get(format!("/api/v1/flow_runs/{d}")),
+        get(format!("/api/v1/flow_runs/{d}/logs")),
+        get(format!("/api/v1/flow_runs/{d}/task_runs")),
+        get(format!("/api/v1/task_runs/{dev_task}")),
+        get("/api/v1/projects/dev/deployments/etl".into()),
+    ];
+    w.expect_status(s, reads, 200, "dev").await;
+    let create = vec![post(
+        "/api/v1/flow_runs".into(),
+        json!({"project": "dev", "deployment": "etl"}),
+    )];
+    w.expect_status(s, create, 201, "a dev run").await;
     w.s.stop().await;
 }
 
-/// Agent keys: register, heartbeat and claim; never deploy or list runs; report only on
-/// runs their own agents claimed; never act as (or take runs from) another key's agent.
+/// Checks the list `body` of `GET path` has no item of project `main` (by its `project` or
+/// `name`, or a `main/…` deployment); returns how many items it has.
+fn no_main_items(path: &str, body: &str) -> usize {
+    let v: Value = serde_json::from_str(body).expect("JSON");
+    let items = v.get("items").unwrap_or(&v).as_array().expect("a list");
+    for item in items {
+        let project = item["project"]
+            .as_str()
+            .or(item["name"].as_str())
+            .unwrap_or_default();
+        assert_ne!(project, "main", "GET {path} lists a main item: {item}");
+        if let Some(deps) = item["deployments"].as_array() {
+            assert!(
+                deps.iter()
+                    .all(|d| !d.as_str().unwrap_or_default().starts_with("main/")),
+                "{item}"
+            );
+        }
+    }
+    items.len()
+}
+
+/// Agent keys heartbeat their agent, and never deploy, create runs or read lists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
+async fn agent_keys_do_not_deploy_run_or_list() {
+    let db = sqlite("agent_keys_lists").await;
+    let w = World::start(&db).await;
+    let g1 = Some(w.agent.as_str());
+    let a1 = w.agent_id;
+    let hb = vec![post(
+        format!("/api/v1/agents/{a1}/heartbeat"),
+        json!({"runs": []}),
+    )];
+    w.expect_status(g1, hb, 200, "its own agent's heartbeat")
+        .await;
+    let refused = vec![
+        (
+            Method::PUT,
+            "/api/v1/projects/dev/deployments/x".into(),
+            Some(json!({"spec": spec("x")})),
+        ),
+        get("/api/v1/flow_runs".into()),
+        get("/api/v1/deployments".into()),
+        get("/api/v1/keys".into()),
+        post(
+            "/api/v1/flow_runs".into(),
+            json!({"project": "main", "deployment": "etl"}),
+        ),
+    ];
+    w.expect_status(g1, refused, 403, "agent key").await;
+    w.s.stop().await;
+}
+
+/// Agent keys report only on runs their own agents claimed, and never act as (or take runs
+/// from) another key's agent; the owner can do all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_keys_touch_only_their_claimed_runs() {
     let db = sqlite("agent_keys").await;
     let w = World::start(&db).await;
@@ -950,116 +1017,49 @@ async fn agent_keys_touch_only_their_claimed_runs() {
         .secret;
     let g2 = Some(other.as_str());
     let a1 = w.agent_id;
-    let reg = w
-        .call(
-            Method::POST,
-            "/api/v1/agents",
-            g2,
-            Some(&json!({"name": "agent-2", "queues": ["default"], "limit": 5})),
-        )
-        .await;
-    assert_eq!(reg.status, 201, "{reg:?}");
-    let a2: Uuid = serde_json::from_str::<Value>(&reg.body).expect("json")["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("agent id");
-
-    let hb = w
-        .call(
-            Method::POST,
-            &format!("/api/v1/agents/{a1}/heartbeat"),
-            g1,
-            Some(&json!({"runs": []})),
-        )
-        .await;
-    assert_eq!(hb.status, 200, "{hb:?}");
+    let a2 = w.register_agent(&other, "agent-2").await;
     let (r1, _) = w.claimed_run("main").await; // claimed by a1 with g1
-
-    // Agent keys do not deploy, run or read lists.
-    let put = w
-        .call(
-            Method::PUT,
-            "/api/v1/projects/dev/deployments/x",
-            g1,
-            Some(&json!({"spec": spec("x")})),
-        )
-        .await;
-    assert_eq!(put.status, 403, "{put:?}");
-    for path in ["/api/v1/flow_runs", "/api/v1/deployments", "/api/v1/keys"] {
-        let a = w.call(Method::GET, path, g1, None).await;
-        assert_eq!(a.status, 403, "GET {path}: {a:?}");
-    }
-    let create = w
-        .call(
-            Method::POST,
-            "/api/v1/flow_runs",
-            g1,
-            Some(&json!({"project": "main", "deployment": "etl"})),
-        )
-        .await;
-    assert_eq!(create.status, 403, "{create:?}");
 
     // Another agent key: the run does not exist for it, and it cannot act as a1.
     let id = r1.id;
     let writes = |message: &str| {
-        [
-            (
+        vec![
+            post(
                 format!("/api/v1/flow_runs/{id}/state"),
                 json!({"state": "Running", "attempt": 1}),
             ),
-            (
+            post(
                 format!("/api/v1/flow_runs/{id}/heartbeat"),
                 json!({"attempt": 1}),
             ),
-            ("/api/v1/logs/batch".to_string(), log_batch(id, message)),
-            (
-                "/api/v1/task_runs/batch".to_string(),
+            post("/api/v1/logs/batch".into(), log_batch(id, message)),
+            post(
+                "/api/v1/task_runs/batch".into(),
                 task_batch(id, Uuid::now_v7()),
             ),
         ]
     };
-    for (path, body) in &writes("from agent 2") {
-        let a = w.call(Method::POST, path, g2, Some(body)).await;
-        assert_eq!(a.status, 404, "agent 2: POST {path}: {a:?}");
-    }
-    let a = w
-        .call(Method::GET, &format!("/api/v1/flow_runs/{id}"), g2, None)
-        .await;
-    assert_eq!(a.status, 404, "{a:?}");
-    for path in [
-        format!("/api/v1/agents/{a1}/heartbeat"),
-        format!("/api/v1/agents/{a1}/claim"),
-    ] {
-        let body = if path.ends_with("claim") {
-            json!({"limit": 1})
-        } else {
-            json!({"runs": []})
-        };
-        let a = w.call(Method::POST, &path, g2, Some(&body)).await;
-        assert_eq!(a.status, 404, "agent 2 as agent 1: {path}: {a:?}");
-    }
+    let mut hidden = writes("from agent 2");
+    hidden.push(get(format!("/api/v1/flow_runs/{id}")));
+    w.expect_status(g2, hidden, 404, "agent 2").await;
+    let as_a1 = vec![
+        post(
+            format!("/api/v1/agents/{a1}/heartbeat"),
+            json!({"runs": []}),
+        ),
+        post(format!("/api/v1/agents/{a1}/claim"), json!({"limit": 1})),
+    ];
+    w.expect_status(g2, as_a1, 404, "agent 2 as agent 1").await;
     // Heartbeating someone else's run through its own agent does not take it over.
-    let hb = w
-        .call(
-            Method::POST,
-            &format!("/api/v1/agents/{a2}/heartbeat"),
-            g2,
-            Some(&json!({"runs": [{"id": id, "attempt": 1}]})),
-        )
-        .await;
-    assert_eq!(hb.status, 200, "{hb:?}");
-    let reply: Value = serde_json::from_str(&hb.body).expect("json");
     assert_eq!(
-        reply["lost"],
+        w.heartbeat_runs(g2, a2, id).await,
         json!([id]),
-        "told the run is not its own: {reply}"
+        "told the run is not its own"
     );
     assert_eq!(w.run(id).await.agent_id, Some(a1), "still agent 1's run");
-    let [(state_path, state_body), ..] = writes("from agent 2");
-    let a = w
-        .call(Method::POST, &state_path, g2, Some(&state_body))
+    let state = writes("from agent 2").swap_remove(0);
+    w.expect_status(g2, vec![state], 404, "still not agent 2's")
         .await;
-    assert_eq!(a.status, 404, "still not agent 2's: {a:?}");
     assert_eq!(
         w.run(id).await.state,
         StateKind::Pending,
@@ -1067,24 +1067,10 @@ async fn agent_keys_touch_only_their_claimed_runs() {
     );
 
     // The owner can do all of it.
-    for (path, body) in &writes("from agent 1") {
-        let a = w.call(Method::POST, path, g1, Some(body)).await;
-        assert_eq!(a.status, 200, "agent 1: POST {path}: {a:?}");
-    }
-    let a = w
-        .call(Method::GET, &format!("/api/v1/flow_runs/{id}"), g1, None)
-        .await;
-    assert_eq!(a.status, 200, "an agent reads the runs it claimed: {a:?}");
-    let hb = w
-        .call(
-            Method::POST,
-            &format!("/api/v1/agents/{a1}/heartbeat"),
-            g1,
-            Some(&json!({"runs": [{"id": id, "attempt": 1}]})),
-        )
-        .await;
-    let reply: Value = serde_json::from_str(&hb.body).expect("json");
-    assert_eq!(reply["lost"], json!([]), "{reply}");
+    let mut owned = writes("from agent 1");
+    owned.push(get(format!("/api/v1/flow_runs/{id}")));
+    w.expect_status(g1, owned, 200, "agent 1").await;
+    assert_eq!(w.heartbeat_runs(g1, a1, id).await, json!([]));
     let run = w.run(id).await;
     assert_eq!(run.state, StateKind::Running);
     let logs = w.s.client.logs(id, 0, 100).await.expect("logs");
@@ -1099,52 +1085,38 @@ async fn agent_keys_touch_only_their_claimed_runs() {
     w.s.stop().await;
 }
 
-/// Run tokens: their own run (and subflows of it) only, the current attempt only, and
-/// nothing else: no deployment runs, no keys, no lists.
+/// Run tokens reach their own run: its state, heartbeat, logs and task runs, reading it, and
+/// subflows of it, created in the run's project and reportable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
-async fn run_tokens_reach_only_their_run_and_attempt() {
-    let db = sqlite("run_tokens").await;
+async fn run_tokens_reach_their_own_run_and_its_subflows() {
+    let db = sqlite("run_tokens_own").await;
     let w = World::start(&db).await;
     let (run, token) = w.claimed_run("main").await;
-    let (other, _) = w.claimed_run("main").await;
     let t = Some(token.as_str());
     let id = run.id;
-
-    for (path, body) in [
-        (
+    let own = vec![
+        post(
             format!("/api/v1/flow_runs/{id}/state"),
             json!({"state": "Running", "attempt": 1}),
         ),
-        (
+        post(
             format!("/api/v1/flow_runs/{id}/heartbeat"),
             json!({"attempt": 1}),
         ),
-        ("/api/v1/logs/batch".to_string(), log_batch(id, "hello")),
-        (
-            "/api/v1/task_runs/batch".to_string(),
+        post("/api/v1/logs/batch".into(), log_batch(id, "hello")),
+        post(
+            "/api/v1/task_runs/batch".into(),
             task_batch(id, Uuid::now_v7()),
         ),
-    ] {
-        let a = w.call(Method::POST, &path, t, Some(&body)).await;
-        assert_eq!(a.status, 200, "own run: POST {path}: {a:?}");
-    }
-    let a = w
-        .call(Method::GET, &format!("/api/v1/flow_runs/{id}"), t, None)
-        .await;
-    assert_eq!(a.status, 200, "{a:?}");
+        get(format!("/api/v1/flow_runs/{id}")),
+    ];
+    w.expect_status(t, own, 200, "own run").await;
 
     // A subflow of its own run: created in the run's project, and reportable.
+    let child =
+        json!({"flow": "child", "state": "Running", "parent_flow_run_id": id, "project": "dev"});
     let sub = w
-        .call(
-            Method::POST,
-            "/api/v1/flow_runs",
-            t,
-            Some(&json!({"flow": "child", "state": "Running", "parent_flow_run_id": id, "project": "dev"})),
-        )
+        .call(Method::POST, "/api/v1/flow_runs", t, Some(&child))
         .await;
     assert_eq!(sub.status, 201, "{sub:?}");
     let sub: FlowRun = serde_json::from_str(&sub.body).expect("run");
@@ -1153,81 +1125,81 @@ async fn run_tokens_reach_only_their_run_and_attempt() {
         sub.project, "main",
         "a subflow stays in its parent's project"
     );
-    let a = w
-        .call(
-            Method::POST,
-            &format!("/api/v1/flow_runs/{}/state", sub.id),
-            t,
-            Some(&json!({"state": "Completed", "attempt": sub.attempt})),
-        )
-        .await;
+    let done = json!({"state": "Completed", "attempt": sub.attempt});
+    let path = format!("/api/v1/flow_runs/{}/state", sub.id);
+    let a = w.call(Method::POST, &path, t, Some(&done)).await;
     assert_eq!(a.status, 200, "reports on its subflow: {a:?}");
+    w.s.stop().await;
+}
 
-    // Another run does not exist for it.
-    let o = other.id;
-    for (m, path, body) in [
-        (Method::GET, format!("/api/v1/flow_runs/{o}"), None),
-        (Method::GET, format!("/api/v1/flow_runs/{o}/logs"), None),
-        (
-            Method::POST,
+/// Run tokens reach nothing else: another run does not exist for them, and they are not API
+/// keys (no deployment runs, keys, cancels or lists).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_tokens_see_no_other_run_and_are_not_keys() {
+    let db = sqlite("run_tokens_other").await;
+    let w = World::start(&db).await;
+    let (run, token) = w.claimed_run("main").await;
+    let (other, _) = w.claimed_run("main").await;
+    let t = Some(token.as_str());
+    let (id, o) = (run.id, other.id);
+
+    let others = vec![
+        get(format!("/api/v1/flow_runs/{o}")),
+        get(format!("/api/v1/flow_runs/{o}/logs")),
+        post(
             format!("/api/v1/flow_runs/{o}/state"),
-            Some(json!({"state": "Running", "attempt": 1})),
+            json!({"state": "Running", "attempt": 1}),
         ),
-        (
-            Method::POST,
-            "/api/v1/logs/batch".to_string(),
-            Some(log_batch(o, "x")),
+        post("/api/v1/logs/batch".into(), log_batch(o, "x")),
+        post(
+            "/api/v1/task_runs/batch".into(),
+            task_batch(o, Uuid::now_v7()),
         ),
-        (
-            Method::POST,
-            "/api/v1/task_runs/batch".to_string(),
-            Some(task_batch(o, Uuid::now_v7())),
+        post(
+            "/api/v1/flow_runs".into(),
+            json!({"flow": "child", "state": "Running", "parent_flow_run_id": o}),
         ),
-        (
-            Method::POST,
-            "/api/v1/flow_runs".to_string(),
-            Some(json!({"flow": "child", "state": "Running", "parent_flow_run_id": o})),
-        ),
-    ] {
-        let a = w.call(m.clone(), &path, t, body.as_ref()).await;
-        assert_eq!(a.status, 404, "other run: {m} {path}: {a:?}");
-    }
+    ];
+    w.expect_status(t, others, 404, "other run").await;
     assert_eq!(w.run(o).await.state, StateKind::Pending);
 
-    // Not an API key: no deployment runs, keys, cancels or lists.
-    for (m, path, body) in [
-        (
-            Method::POST,
-            "/api/v1/flow_runs",
-            Some(json!({"project": "main", "deployment": "etl"})),
+    let runs = "/api/v1/flow_runs".to_string();
+    let not_a_key = vec![
+        post(
+            runs.clone(),
+            json!({"project": "main", "deployment": "etl"}),
         ),
-        (
-            Method::POST,
-            "/api/v1/flow_runs",
-            Some(json!({"project": "main", "deployment": "etl", "parent_flow_run_id": id})),
+        post(
+            runs.clone(),
+            json!({"project": "main", "deployment": "etl", "parent_flow_run_id": id}),
         ),
-        (
-            Method::POST,
-            "/api/v1/keys",
-            Some(json!({"name": "escalate", "role": "admin"})),
+        post(
+            "/api/v1/keys".into(),
+            json!({"name": "escalate", "role": "admin"}),
         ),
-        (Method::GET, "/api/v1/flow_runs", None),
-        (Method::GET, "/api/v1/keys", None),
-    ] {
-        let a = w.call(m.clone(), path, t, body.as_ref()).await;
-        assert_eq!(a.status, 403, "{m} {path}: {a:?}");
-    }
-    let a = w
-        .call(
-            Method::POST,
-            &format!("/api/v1/flow_runs/{id}/cancel"),
-            t,
-            None,
-        )
-        .await;
-    assert_eq!(a.status, 403, "{a:?}");
+        get(runs),
+        get("/api/v1/keys".into()),
+        (Method::POST, format!("/api/v1/flow_runs/{id}/cancel"), None),
+    ];
+    w.expect_status(t, not_a_key, 403, "not a key").await;
+    w.s.stop().await;
+}
 
-    // After the run is claimed again, the old attempt's token is dead: 401, the uniform body.
+/// A run token works for its attempt only: once the run is claimed again the old attempt's
+/// token is dead (401, the uniform body), and when an attempt ends its token stops working
+/// at once, even to read its own run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_tokens_die_with_their_attempt() {
+    let db = sqlite("run_tokens_attempt").await;
+    let w = World::start(&db).await;
+    let (run, token) = w.claimed_run("main").await;
+    let t = Some(token.as_str());
+    let id = run.id;
+    let running = json!({"state": "Running", "attempt": 1});
+    let state = format!("/api/v1/flow_runs/{id}/state");
+    let a = w.call(Method::POST, &state, t, Some(&running)).await;
+    assert_eq!(a.status, 200, "{a:?}");
+
     w.admin_propose(id, "Failed", 1).await;
     w.s.client.retry(id, false).await.expect("retry");
     let reclaimed =
@@ -1241,17 +1213,9 @@ async fn run_tokens_reach_only_their_run_and_attempt() {
     assert_eq!(reclaimed.run.attempt, 2);
     let uniform = w.call(Method::GET, "/api/v1/flow_runs", None, None).await;
     for (m, path, body) in [
-        (Method::GET, format!("/api/v1/flow_runs/{id}"), None),
-        (
-            Method::POST,
-            format!("/api/v1/flow_runs/{id}/state"),
-            Some(json!({"state": "Running", "attempt": 1})),
-        ),
-        (
-            Method::POST,
-            "/api/v1/logs/batch".to_string(),
-            Some(log_batch(id, "late")),
-        ),
+        get(format!("/api/v1/flow_runs/{id}")),
+        post(state.clone(), running.clone()),
+        post("/api/v1/logs/batch".into(), log_batch(id, "late")),
     ] {
         let a = w.call(m.clone(), &path, t, body.as_ref()).await;
         if path.ends_with("/batch") {
@@ -1266,49 +1230,41 @@ async fn run_tokens_reach_only_their_run_and_attempt() {
         }
     }
     let new_token = reclaimed.run_token.expect("token");
-    let a = w
-        .call(
-            Method::GET,
-            &format!("/api/v1/flow_runs/{id}"),
-            Some(&new_token),
-            None,
-        )
-        .await;
-    assert_eq!(a.status, 200, "the new attempt's token works: {a:?}");
-
-    // When its attempt ends, the token stops working at once, even to read its own run.
     let nt = Some(new_token.as_str());
-    for state in ["Running", "Completed"] {
-        let a = w
-            .call(
-                Method::POST,
-                &format!("/api/v1/flow_runs/{id}/state"),
-                nt,
-                Some(&json!({"state": state, "attempt": 2})),
-            )
-            .await;
-        assert_eq!(a.status, 200, "{state}: {a:?}");
-    }
-    for (m, path, body) in [
-        (Method::GET, format!("/api/v1/flow_runs/{id}"), None),
-        (
-            Method::POST,
+    let read = vec![get(format!("/api/v1/flow_runs/{id}"))];
+    w.expect_status(nt, read, 200, "the new attempt's token works")
+        .await;
+
+    let ending =
+        ["Running", "Completed"].map(|s| post(state.clone(), json!({"state": s, "attempt": 2})));
+    w.expect_status(nt, ending.into(), 200, "the new attempt reports")
+        .await;
+    let ended = vec![
+        get(format!("/api/v1/flow_runs/{id}")),
+        post(
             format!("/api/v1/flow_runs/{id}/heartbeat"),
-            Some(json!({"attempt": 2})),
+            json!({"attempt": 2}),
         ),
-    ] {
-        let a = w.call(m.clone(), &path, nt, body.as_ref()).await;
-        assert_eq!(a.status, 401, "ended attempt: {m} {path}: {a:?}");
-    }
+    ];
+    w.expect_status(nt, ended, 401, "ended attempt").await;
     w.s.stop().await;
+}
+
+/// A request as [`World::expect_status`] takes it: method, path, JSON body.
+type Request = (Method, String, Option<Value>);
+
+/// `GET path`.
+fn get(path: String) -> Request {
+    (Method::GET, path, None)
+}
+
+/// `POST path` with the JSON `body`.
+fn post(path: String, body: Value) -> Request {
+    (Method::POST, path, Some(body))
 }
 
 /// Only admins create keys, and a project-scoped admin only for its project.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn no_key_creates_a_key_with_more_power() {
     let db = sqlite("no_escalation").await;
     let w = World::start(&db).await;
@@ -1349,7 +1305,17 @@ async fn no_key_creates_a_key_with_more_power() {
         "no key was created"
     );
 
-    // Within its project it may.
+    w.s.stop().await;
+}
+
+/// An admin key scoped to `dev` creates keys within `dev`, sees and revokes only dev's keys,
+/// and does not read the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_admins_manage_only_their_projects_keys() {
+    let db = sqlite("project_admin").await;
+    let w = World::start(&db).await;
+    let scoped_admin = create_key(&w.s.client, "dev-admin", Role::Admin, Some("dev")).await;
+    let sa = Some(scoped_admin.secret.as_str());
     let a = w
         .call(
             Method::POST,

@@ -168,47 +168,48 @@ fn files_for(dir: &Path, tag: &str, mut params: rcgen::CertificateParams) -> Tls
     files
 }
 
-/// What the client says about each way TLS goes wrong: which problem, and what to do.
-#[tokio::test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
-async fn client_errors_name_the_real_cause() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-    let message = |e: weir_client::Error| {
-        assert!(
-            !e.is_transient(),
-            "a TLS failure does not mend itself: {e:?}"
-        );
-        e.to_string()
-    };
-
-    // Not trusted: the certificate's issuer is unknown to the client.
-    let own = certificate(dir.path());
-    let server = start(dir.path(), own.clone()).await;
-    let url = format!("https://127.0.0.1:{}", server.addr.port());
-    let e = Client::with_ca(&url, None, None)
+/// What `client` says when asking its server's readiness fails; a TLS failure is never
+/// transient (it does not mend itself).
+async fn tls_failure(client: Result<Client, weir_client::Error>) -> String {
+    let e = client
         .expect("client")
         .ready()
         .await
-        .expect_err("untrusted");
-    let m = message(e);
+        .expect_err("a TLS failure");
+    assert!(
+        !e.is_transient(),
+        "a TLS failure does not mend itself: {e:?}"
+    );
+    e.to_string()
+}
+
+/// Not trusted: the certificate's issuer is unknown to the client, which says how to trust
+/// it.
+#[tokio::test]
+async fn an_untrusted_certificate_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let own = certificate(dir.path());
+    let server = start(dir.path(), own.clone()).await;
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let m = tls_failure(Client::with_ca(&url, None, None)).await;
     assert!(
         m.contains("not signed by a CA this client trusts") && m.contains("--ca-file"),
         "{m}"
     );
+    server.stop().await;
+}
 
-    // Trusted, but asked for by a name it does not carry.
-    let wrong = Client::with_ca(
-        &url.replace("127.0.0.1", "localhost"),
-        None,
-        Some(&own.cert),
-    )
-    .expect("client");
+/// Trusted, but asked for by a name it does not carry: the message names the name and the
+/// certificate's subjectAltName.
+#[tokio::test]
+async fn a_certificate_for_another_name_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let own = certificate(dir.path());
+    let server = start(dir.path(), own.clone()).await;
+    let url = format!("https://localhost:{}", server.addr.port());
+    let right = Client::with_ca(&url, None, Some(&own.cert)).expect("client");
     assert!(
-        wrong.ready().await.is_ok(),
+        right.ready().await.is_ok(),
         "localhost is in the certificate"
     );
     server.stop().await;
@@ -219,34 +220,35 @@ async fn client_errors_name_the_real_cause() {
     );
     let server = start(dir.path(), other_name.clone()).await;
     let url = format!("https://127.0.0.1:{}", server.addr.port());
-    let e = Client::with_ca(&url, None, Some(&other_name.cert))
-        .expect("client")
-        .ready()
-        .await
-        .expect_err("name mismatch");
-    let m = message(e);
+    let m = tls_failure(Client::with_ca(&url, None, Some(&other_name.cert))).await;
     assert!(
         m.contains("not valid for \"127.0.0.1\"") && m.contains("subjectAltName"),
         "{m}"
     );
     server.stop().await;
+}
 
-    // A CA certificate served as the server's own (what `openssl req -x509` makes).
-    let mut ca_params = rcgen::CertificateParams::new(names.clone()).expect("params");
+/// A CA certificate served as the server's own (what `openssl req -x509` makes) is named as
+/// such.
+#[tokio::test]
+async fn a_ca_served_as_the_servers_certificate_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let mut ca_params = rcgen::CertificateParams::new(names).expect("params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca = files_for(dir.path(), "ca", ca_params);
     let server = start(dir.path(), ca.clone()).await;
     let url = format!("https://127.0.0.1:{}", server.addr.port());
-    let e = Client::with_ca(&url, None, Some(&ca.cert))
-        .expect("client")
-        .ready()
-        .await
-        .expect_err("CA as end entity");
-    let m = message(e);
+    let m = tls_failure(Client::with_ca(&url, None, Some(&ca.cert))).await;
     assert!(m.contains("presents a CA certificate as its own"), "{m}");
     server.stop().await;
+}
 
-    // https:// to a plain HTTP server.
+/// https:// to a plain HTTP server says to use http://; once nothing listens there, the
+/// failure is transient and the message says to start a server.
+#[tokio::test]
+async fn tls_to_plain_http_and_to_nothing_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
     let plain = Server::start(Options {
         database_url: format!("sqlite://{}", dir.path().join("plain.db").display()),
         bind: "127.0.0.1:0".into(),
@@ -254,21 +256,14 @@ async fn client_errors_name_the_real_cause() {
     })
     .await
     .expect("plain server");
-    let url = format!("https://127.0.0.1:{}", plain.addr.port());
-    let e = Client::new(&url, None)
-        .expect("client")
-        .ready()
-        .await
-        .expect_err("not TLS");
-    let m = message(e);
+    let port = plain.addr.port();
+    let m = tls_failure(Client::new(&format!("https://127.0.0.1:{port}"), None)).await;
     assert!(
         m.contains("did not answer in TLS") && m.contains("http://"),
         "{m}"
     );
-    let port = plain.addr.port();
     plain.stop().await;
 
-    // Nothing listening: a transient failure, and the message says to start a server.
     let e = Client::new(&format!("http://127.0.0.1:{port}"), None)
         .expect("client")
         .ready()

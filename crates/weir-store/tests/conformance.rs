@@ -27,7 +27,9 @@ use weir_testkit::{Backend, TestDb};
 both_backends! {
     case_projects => sqlite_projects, postgres_projects;
     case_deployment_upsert => sqlite_deployment_upsert, postgres_deployment_upsert;
+    case_dry_run_upserts => sqlite_dry_run_upserts, postgres_dry_run_upserts;
     case_create_idempotent => sqlite_create_idempotent, postgres_create_idempotent;
+    case_ad_hoc_run => sqlite_ad_hoc_run, postgres_ad_hoc_run;
     case_concurrent_upserts => sqlite_concurrent_upserts, postgres_concurrent_upserts;
     case_list_filters => sqlite_list_filters, postgres_list_filters;
     case_list_pagination => sqlite_list_pagination, postgres_list_pagination;
@@ -53,6 +55,7 @@ both_backends! {
     case_schedule_change => sqlite_schedule_change, postgres_schedule_change;
     case_set_paused => sqlite_set_paused, postgres_set_paused;
     case_archive => sqlite_archive, postgres_archive;
+    case_restore => sqlite_restore, postgres_restore;
     case_dst => sqlite_dst, postgres_dst;
     case_claim_race_shared => sqlite_claim_race_shared, postgres_claim_race_shared;
     case_import_flow_runs => sqlite_import_flow_runs, postgres_import_flow_runs;
@@ -172,6 +175,11 @@ fn propose(state: StateKind, attempt: u32) -> ProposeState {
     }
 }
 
+/// Attempt `attempt` of run `id`, as a heartbeat names the runs it holds.
+fn held(id: Uuid, attempt: u32) -> HeldRun {
+    HeldRun { id, attempt }
+}
+
 fn queues(q: &[&str]) -> Vec<String> {
     q.iter().map(|s| s.to_string()).collect()
 }
@@ -237,10 +245,6 @@ async fn case_projects(store: Store) {
     assert_eq!(p.created_at, t);
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_deployment_upsert(store: Store) {
     let t = now();
     let mut s1 = spec("etl");
@@ -289,8 +293,15 @@ async fn case_deployment_upsert(store: Store) {
     let d2 = r.deployment.expect("deployment");
     assert_eq!((d2.version, d2.id), (2, d1.id));
     assert_eq!(d2.spec, s2);
+}
 
-    // Dry runs report and write nothing.
+/// Dry-run upserts say what a real one would do (create, update, nothing) and write
+/// nothing: no version, no deployment, no project.
+async fn case_dry_run_upserts(store: Store) {
+    let t = now();
+    let s2 = spec("etl");
+    let d1 = deploy(&store, "dev", "nightly", spec("first")).await;
+    deploy(&store, "dev", "nightly", s2.clone()).await;
     let mut s3 = s2.clone();
     s3.retries = 4;
     let r = store
@@ -394,10 +405,6 @@ async fn case_concurrent_upserts(store: Store) {
     );
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_create_idempotent(store: Store) {
     let d = deploy(&store, "dev", "etl", spec("etl")).await;
     let t = now();
@@ -467,8 +474,14 @@ async fn case_create_idempotent(store: Store) {
     let b = create(&store, &d, t, t).await;
     assert_ne!(a.id, b.id);
     assert_eq!(all_runs(&store, RunFilter::default()).await.len(), 5);
+}
 
-    // An ad-hoc run is created Running, attempt 1, with a lease.
+/// An ad-hoc run (a subflow here) is created Running, attempt 1, with a lease; an unknown
+/// run is not found.
+async fn case_ad_hoc_run(store: Store) {
+    let d = deploy(&store, "dev", "etl", spec("etl")).await;
+    let t = now();
+    let a = create(&store, &d, t, t).await;
     let adhoc = NewFlowRun {
         project: "dev".into(),
         deployment: None,
@@ -501,33 +514,9 @@ async fn case_create_idempotent(store: Store) {
     ));
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_list_filters(store: Store) {
     let base = now() - Duration::hours(10);
-    let etl = deploy(&store, "dev", "etl", spec("etl")).await;
-    let report = deploy(&store, "dev", "report", spec("report")).await;
-    let prod = deploy(&store, "main", "etl", spec("etl")).await;
-    // Created an hour apart: etl at hours 0..4, report at 5..7, main at 8..9.
-    let mut runs = Vec::new();
-    for h in 0..10 {
-        let d = match h {
-            0..=4 => &etl,
-            5..=7 => &report,
-            _ => &prod,
-        };
-        runs.push(create(&store, d, base, base + Duration::hours(h)).await);
-    }
-    store
-        .cancel_flow_run(runs[1].id, now())
-        .await
-        .expect("cancel");
-    store
-        .cancel_flow_run(runs[6].id, now())
-        .await
-        .expect("cancel");
+    let (etl, report, runs) = ten_runs_an_hour_apart(&store, base).await;
 
     let ids = |v: Vec<Run>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
     let rev = |idx: &[usize]| idx.iter().rev().map(|&i| runs[i].id).collect::<Vec<_>>();
@@ -590,6 +579,41 @@ async fn case_list_filters(store: Store) {
     };
     assert_eq!(ids(all_runs(&store, combined).await), rev(&[2, 3, 4]));
 
+    counts_by_state(&store, base).await;
+}
+
+/// Ten runs created an hour apart from `base`: dev/etl's at hours 0..4, dev/report's at
+/// 5..7, main/etl's at 8..9; the second and the seventh cancelled. Returns dev's two
+/// deployments and the runs, oldest first.
+async fn ten_runs_an_hour_apart(
+    store: &Store,
+    base: Timestamp,
+) -> (Deployment, Deployment, Vec<Run>) {
+    let etl = deploy(store, "dev", "etl", spec("etl")).await;
+    let report = deploy(store, "dev", "report", spec("report")).await;
+    let prod = deploy(store, "main", "etl", spec("etl")).await;
+    let mut runs = Vec::new();
+    for h in 0..10 {
+        let d = match h {
+            0..=4 => &etl,
+            5..=7 => &report,
+            _ => &prod,
+        };
+        runs.push(create(store, d, base, base + Duration::hours(h)).await);
+    }
+    store
+        .cancel_flow_run(runs[1].id, now())
+        .await
+        .expect("cancel");
+    store
+        .cancel_flow_run(runs[6].id, now())
+        .await
+        .expect("cancel");
+    (etl, report, runs)
+}
+
+/// [`ten_runs_an_hour_apart`]'s runs counted by state: all of them, and main's since hour 9.
+async fn counts_by_state(store: &Store, base: Timestamp) {
     let counts = store
         .count_flow_runs_by_state(None, None)
         .await
@@ -653,21 +677,13 @@ async fn case_list_pagination(store: Store) {
     assert_eq!((exact.items.len(), exact.next_cursor), (12, None));
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_propose_state(store: Store) {
     let d = deploy(&store, "dev", "etl", spec("etl")).await;
     let t = now();
     let run = create(&store, &d, t, t).await;
     let agent = Uuid::now_v7();
     // Illegal from Scheduled: straight to Completed.
-    let (reason, current) = expect_rejected(
-        store
-            .propose_state(run.id, &propose(StateKind::Completed, 0), LEASE, t)
-            .await,
-    );
+    let (reason, current) = refused(&store, run.id, StateKind::Completed, 0, t).await;
     assert!(
         reason.contains("Scheduled") && reason.contains("Completed"),
         "{reason}"
@@ -692,19 +708,11 @@ async fn case_propose_state(store: Store) {
     );
 
     // Stale attempt: refused with the current run.
-    let (reason, current) = expect_rejected(
-        store
-            .propose_state(run.id, &propose(StateKind::Completed, 0), LEASE, t1)
-            .await,
-    );
+    let (reason, current) = refused(&store, run.id, StateKind::Completed, 0, t1).await;
     assert!(reason.contains("stale"), "{reason}");
     assert_eq!((current.state, current.attempt), (StateKind::Running, 1));
     // Illegal from Running.
-    let (_, current) = expect_rejected(
-        store
-            .propose_state(run.id, &propose(StateKind::Scheduled, 1), LEASE, t1)
-            .await,
-    );
+    let (_, current) = refused(&store, run.id, StateKind::Scheduled, 1, t1).await;
     assert_eq!(current.state, StateKind::Running);
 
     let t2 = t + Duration::seconds(2);
@@ -726,15 +734,8 @@ async fn case_propose_state(store: Store) {
     for s in StateKind::ALL {
         expect_rejected(store.propose_state(run.id, &propose(s, 1), LEASE, t2).await);
     }
-    let history: Vec<(StateKind, u32)> = store
-        .flow_run_history(run.id)
-        .await
-        .expect("history")
-        .into_iter()
-        .map(|h| (h.state, h.attempt))
-        .collect();
     assert_eq!(
-        history,
+        states_and_attempts(&store, run.id).await,
         vec![
             (StateKind::Scheduled, 0),
             (StateKind::Pending, 1),
@@ -748,6 +749,33 @@ async fn case_propose_state(store: Store) {
             .await,
         Err(Error::NotFound(_))
     ));
+}
+
+/// Proposes `state` for attempt `attempt` of run `id` at `at`, which the rules must refuse;
+/// the reason and the run as it is.
+async fn refused(
+    store: &Store,
+    id: Uuid,
+    state: StateKind,
+    attempt: u32,
+    at: Timestamp,
+) -> (String, Run) {
+    expect_rejected(
+        store
+            .propose_state(id, &propose(state, attempt), LEASE, at)
+            .await,
+    )
+}
+
+/// Run `id`'s history as (state, attempt), oldest first.
+async fn states_and_attempts(store: &Store, id: Uuid) -> Vec<(StateKind, u32)> {
+    store
+        .flow_run_history(id)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|h| (h.state, h.attempt))
+        .collect()
 }
 
 async fn case_transition_id_idempotent(store: Store) {
@@ -943,15 +971,7 @@ async fn case_cancel(store: Store) {
     );
     assert_eq!(c.ended_at, None);
     let (cancel, lost) = store
-        .renew_leases(
-            Some(agent),
-            &[HeldRun {
-                id: run.id,
-                attempt: 1,
-            }],
-            LEASE,
-            t,
-        )
+        .renew_leases(Some(agent), &[held(run.id, 1)], LEASE, t)
         .await
         .expect("renew");
     assert_eq!((cancel, lost), (vec![run.id], vec![]));
@@ -1109,10 +1129,6 @@ async fn case_claim_once(store: Store) {
     assert_eq!(got, want);
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_renew_leases(store: Store) {
     let d = deploy(&store, "dev", "etl", spec("etl")).await;
     let t = now();
@@ -1133,26 +1149,9 @@ async fn case_renew_leases(store: Store) {
     store.cancel_flow_run(r2.id, t).await.expect("cancel");
     let t1 = t + Duration::seconds(20);
     let unknown = Uuid::now_v7();
-    let held = [
-        HeldRun {
-            id: r1.id,
-            attempt: 1,
-        },
-        HeldRun {
-            id: r2.id,
-            attempt: 1,
-        },
-        HeldRun {
-            id: done.id,
-            attempt: 1,
-        },
-        HeldRun {
-            id: unknown,
-            attempt: 1,
-        },
-    ];
+    let all = [r1.id, r2.id, done.id, unknown].map(|id| held(id, 1));
     let (cancel, lost) = store
-        .renew_leases(Some(a), &held, LEASE, t1)
+        .renew_leases(Some(a), &all, LEASE, t1)
         .await
         .expect("renew");
     assert_eq!(cancel, vec![r2.id]);
@@ -1167,30 +1166,14 @@ async fn case_renew_leases(store: Store) {
     );
     // A stale attempt does not hold the run: the attempt is the fencing token.
     let (_, lost) = store
-        .renew_leases(
-            Some(a),
-            &[HeldRun {
-                id: r1.id,
-                attempt: 0,
-            }],
-            LEASE,
-            t1,
-        )
+        .renew_leases(Some(a), &[held(r1.id, 0)], LEASE, t1)
         .await
         .expect("renew");
     assert_eq!(lost, vec![r1.id]);
     // An agent that restarted under a new id takes over the runs it still supervises by
     // heartbeating them with their current attempt.
     let (_, lost) = store
-        .renew_leases(
-            Some(b),
-            &[HeldRun {
-                id: r1.id,
-                attempt: 1,
-            }],
-            LEASE,
-            t1,
-        )
+        .renew_leases(Some(b), &[held(r1.id, 1)], LEASE, t1)
         .await
         .expect("renew");
     assert!(lost.is_empty());
@@ -1198,15 +1181,7 @@ async fn case_renew_leases(store: Store) {
     // The run's own process (no agent) may renew.
     let t2 = t1 + Duration::seconds(1);
     let (cancel, lost) = store
-        .renew_leases(
-            None,
-            &[HeldRun {
-                id: r1.id,
-                attempt: 1,
-            }],
-            LEASE,
-            t2,
-        )
+        .renew_leases(None, &[held(r1.id, 1)], LEASE, t2)
         .await
         .expect("renew");
     assert!(cancel.is_empty() && lost.is_empty());
@@ -1265,15 +1240,7 @@ async fn case_expired_leases(store: Store) {
     // A heartbeat pushes the expiry out.
     let t1 = t + Duration::seconds(20);
     store
-        .renew_leases(
-            Some(a),
-            &[HeldRun {
-                id: running.id,
-                attempt: 1,
-            }],
-            LEASE,
-            t1,
-        )
+        .renew_leases(Some(a), &[held(running.id, 1)], LEASE, t1)
         .await
         .expect("renew");
     let expired = store
@@ -1362,10 +1329,6 @@ fn report(id: Uuid, flow_run: Uuid, task: &str, state: StateKind, at: Timestamp)
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_task_runs(store: Store) {
     let d = deploy(&store, "dev", "etl", spec("etl")).await;
     let t = now();
@@ -1421,32 +1384,7 @@ async fn case_task_runs(store: Store) {
         4,
         "the straggler is still kept in the history"
     );
-    // Across batches in reverse order: the task run ends in its newest state.
-    let c = Uuid::now_v7();
-    store
-        .ingest_task_runs(&[report(c, run.id, "fit", StateKind::Failed, s(90))])
-        .await
-        .expect("ingest");
-    store
-        .ingest_task_runs(&[report(c, run.id, "fit", StateKind::Running, s(60))])
-        .await
-        .expect("ingest");
-    let tr = store.task_run(c).await.expect("task run").task_run;
-    assert_eq!(
-        (tr.state, tr.started_at, tr.ended_at),
-        (StateKind::Failed, Some(s(60)), Some(s(90)))
-    );
-    assert_eq!(
-        tr.created_at,
-        s(60),
-        "created by its earliest report, not the first to arrive"
-    );
-    // A newer report moves it (a task retry).
-    let mut again = report(c, run.id, "fit", StateKind::Running, s(100));
-    again.attempt = 2;
-    store.ingest_task_runs(&[again]).await.expect("ingest");
-    let tr = store.task_run(c).await.expect("task run").task_run;
-    assert_eq!((tr.state, tr.attempt), (StateKind::Running, 2));
+    reverse_batches_then_a_retry(&store, run.id, t).await;
 
     let counts = store.task_run_counts(run.id).await.expect("counts");
     assert_eq!(
@@ -1466,6 +1404,39 @@ async fn case_task_runs(store: Store) {
         owners.get(&run.id),
         Some(&("dev".to_string(), 0, StateKind::Scheduled))
     );
+}
+
+/// A task run of `run` reported Failed, then (in a later batch) Running from earlier: it
+/// ends in its newest state, created by its earliest report; then a newer report of its
+/// second attempt moves it to Running. `t` is the run's creation.
+async fn reverse_batches_then_a_retry(store: &Store, run: Uuid, t: Timestamp) {
+    let s = |n: i64| t + Duration::milliseconds(n);
+    // Across batches in reverse order: the task run ends in its newest state.
+    let c = Uuid::now_v7();
+    store
+        .ingest_task_runs(&[report(c, run, "fit", StateKind::Failed, s(90))])
+        .await
+        .expect("ingest");
+    store
+        .ingest_task_runs(&[report(c, run, "fit", StateKind::Running, s(60))])
+        .await
+        .expect("ingest");
+    let tr = store.task_run(c).await.expect("task run").task_run;
+    assert_eq!(
+        (tr.state, tr.started_at, tr.ended_at),
+        (StateKind::Failed, Some(s(60)), Some(s(90)))
+    );
+    assert_eq!(
+        tr.created_at,
+        s(60),
+        "created by its earliest report, not the first to arrive"
+    );
+    // A newer report moves it (a task retry).
+    let mut again = report(c, run, "fit", StateKind::Running, s(100));
+    again.attempt = 2;
+    store.ingest_task_runs(&[again]).await.expect("ingest");
+    let tr = store.task_run(c).await.expect("task run").task_run;
+    assert_eq!((tr.state, tr.attempt), (StateKind::Running, 2));
 }
 
 /// A flow run that ends (here Crashed, its process gone) closes the task runs it left open,
@@ -2005,10 +1976,6 @@ async fn case_set_paused(store: Store) {
 
 /// Archiving (what `weir deploy --prune` does to deployments gone from the file): no
 /// schedules, the runs they put ahead removed, history kept; idempotent; an upsert restores.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_archive(store: Store) {
     let mut s = spec("etl");
     s.schedules = vec![interval("1h")];
@@ -2059,8 +2026,17 @@ async fn case_archive(store: Store) {
         store.deployment_by_id(d.id).await.expect("get").archived_at,
         Some(t)
     );
+}
 
-    // Deploying the same spec again restores it without a new version; a dry run only says so.
+/// Deploying an archived deployment's spec again restores it without a new version (a dry
+/// run only says so); a changed spec restores it as a new version.
+async fn case_restore(store: Store) {
+    let mut s = spec("etl");
+    s.schedules = vec![interval("1h")];
+    let d = deploy(&store, "dev", "etl", s.clone()).await;
+    let t = now();
+    assert!(store.archive_deployment(d.id, t).await.expect("archive"));
+    let later = t + Duration::seconds(5);
     let r = store
         .upsert_deployment("dev", "etl", &s, true, later)
         .await
@@ -2290,57 +2266,11 @@ async fn claim_race_separate(db: &TestDb) {
 /// Bulk import stores runs exactly as given (more than one statement's worth), each with one
 /// history row, and they read back, list and count like created ones; a batch with an id
 /// already stored imports nothing.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_import_flow_runs(store: Store) {
     let d = deploy(&store, "imp", "etl", spec("etl")).await;
     let base = now() - Duration::days(3);
     let n = weir_store::IMPORT_CHUNK + 7;
-    let runs: Vec<Run> = (0..n)
-        .map(|i| {
-            let at = base + Duration::seconds(i as i64 * 60);
-            let state = if i % 10 == 0 {
-                StateKind::Failed
-            } else {
-                StateKind::Completed
-            };
-            Run {
-                id: Uuid::now_v7(),
-                project: "imp".into(),
-                deployment_id: Some(d.id),
-                deployment: Some("etl".into()),
-                flow: "etl".into(),
-                name: format!("etl-{i}"),
-                state,
-                state_message: (state == StateKind::Failed).then(|| "boom".to_string()),
-                state_at: at + Duration::seconds(5),
-                attempt: 1,
-                retries_used: 0,
-                retries: 2,
-                retry_delay: chrono::Duration::zero(),
-                resume: false,
-                parameters: [("rows".to_string(), serde_json::json!(i))]
-                    .into_iter()
-                    .collect(),
-                work_queue: "default".into(),
-                scheduled_at: at,
-                tick_at: None,
-                created_at: at,
-                started_at: Some(at + Duration::seconds(1)),
-                ended_at: Some(at + Duration::seconds(5)),
-                agent_id: None,
-                lease_expires_at: None,
-                parent_flow_run_id: None,
-                result: (state == StateKind::Completed).then(|| weir_core::api::ResultRef {
-                    location: format!("file:///tmp/r/{i}/result.json"),
-                    size: 8,
-                }),
-                tags: vec!["imported".into()],
-            }
-        })
-        .collect();
+    let runs: Vec<Run> = (0..n).map(|i| imported_run(&d, i, base)).collect();
     assert_eq!(
         store.import_flow_runs(&runs).await.expect("import"),
         n as u64
@@ -2383,6 +2313,50 @@ async fn case_import_flow_runs(store: Store) {
         "nothing of the failed batch was imported"
     );
     assert_eq!(store.import_flow_runs(&[]).await.expect("empty"), 0);
+}
+
+/// Run `i` of an import into deployment `d`: created `i` minutes after `base`, ended 5 s
+/// later, every tenth Failed and the others Completed with a result.
+fn imported_run(d: &Deployment, i: usize, base: Timestamp) -> Run {
+    let at = base + Duration::seconds(i as i64 * 60);
+    let state = if i % 10 == 0 {
+        StateKind::Failed
+    } else {
+        StateKind::Completed
+    };
+    Run {
+        id: Uuid::now_v7(),
+        project: "imp".into(),
+        deployment_id: Some(d.id),
+        deployment: Some("etl".into()),
+        flow: "etl".into(),
+        name: format!("etl-{i}"),
+        state,
+        state_message: (state == StateKind::Failed).then(|| "boom".to_string()),
+        state_at: at + Duration::seconds(5),
+        attempt: 1,
+        retries_used: 0,
+        retries: 2,
+        retry_delay: chrono::Duration::zero(),
+        resume: false,
+        parameters: [("rows".to_string(), serde_json::json!(i))]
+            .into_iter()
+            .collect(),
+        work_queue: "default".into(),
+        scheduled_at: at,
+        tick_at: None,
+        created_at: at,
+        started_at: Some(at + Duration::seconds(1)),
+        ended_at: Some(at + Duration::seconds(5)),
+        agent_id: None,
+        lease_expires_at: None,
+        parent_flow_run_id: None,
+        result: (state == StateKind::Completed).then(|| weir_core::api::ResultRef {
+            location: format!("file:///tmp/r/{i}/result.json"),
+            size: 8,
+        }),
+        tags: vec!["imported".into()],
+    }
 }
 
 weir_testkit::both_backends!(legacy_inline_result => sqlite_legacy_inline_result_reads_as_none, postgres_legacy_inline_result_reads_as_none);

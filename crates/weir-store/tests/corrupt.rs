@@ -62,10 +62,6 @@ async fn run_in(store: &Store) -> uuid::Uuid {
         .id
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn corrupt_values(db: &TestDb) {
     let store = Store::connect(&db.url).await.expect("open the store");
     let id = run_in(&store).await;
@@ -75,22 +71,7 @@ async fn corrupt_values(db: &TestDb) {
         .expect("the run reads")
         .deployment_id
         .expect("a deployment's run");
-    let line = NewLogLine {
-        flow_run_id: id,
-        task_run_id: None,
-        at: now(),
-        level: LogLevel::Warn,
-        message: "disk almost full".into(),
-        attempt: None,
-        stream: None,
-        seq: None,
-    };
-    store.ingest_logs(&[line]).await.expect("ingest");
-    let logs = store
-        .logs(id, None, 0, 10)
-        .await
-        .expect("a stored level reads");
-    assert_eq!(logs[0].level, LogLevel::Warn);
+    ingest_a_warning(&store, id).await;
 
     sqlx::any::install_default_drivers();
     let raw = sqlx::AnyPool::connect(&db.url)
@@ -149,15 +130,40 @@ async fn corrupt_values(db: &TestDb) {
     assert!(reason.contains("-9223372036854775807"), "{reason}");
 
     // The scheduler's watermark is a stored time as well.
+    corrupt_watermark(&store, &raw).await;
+    raw.close().await;
+}
+
+/// Ingests a Warn line of run `id` and reads its level back.
+async fn ingest_a_warning(store: &Store, id: uuid::Uuid) {
+    let line = NewLogLine {
+        flow_run_id: id,
+        task_run_id: None,
+        at: now(),
+        level: LogLevel::Warn,
+        message: "disk almost full".into(),
+        attempt: None,
+        stream: None,
+        seq: None,
+    };
+    store.ingest_logs(&[line]).await.expect("ingest");
+    let logs = store
+        .logs(id, None, 0, 10)
+        .await
+        .expect("a stored level reads");
+    assert_eq!(logs[0].level, LogLevel::Warn);
+}
+
+/// Writes a scheduler watermark that is no time and reads the refusal naming it.
+async fn corrupt_watermark(store: &Store, raw: &sqlx::AnyPool) {
     sqlx::query(
         "INSERT INTO settings (name, value) VALUES ('scheduler_pass_at', 'soon') \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     )
-    .execute(&raw)
+    .execute(raw)
     .await
     .expect("a watermark that is no time");
     let (column, reason) = corrupt(store.scheduler_watermark().await, "watermark");
     assert_eq!(column, "settings.value");
     assert!(reason.contains("\"soon\""), "{reason}");
-    raw.close().await;
 }

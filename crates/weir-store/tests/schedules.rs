@@ -180,10 +180,11 @@ async fn case_watermark(store: Store) {
     );
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
+/// What a catch-up did: runs `removed`, runs `created`.
+fn outcome(removed: u64, created: u32) -> weir_store::CatchUpOutcome {
+    weir_store::CatchUpOutcome { removed, created }
+}
+
 async fn case_catch_up(store: Store) {
     let lease = Duration::seconds(30);
     // Runs put ahead for 01:00–05:00 every hour; the server then was away 00:30 to 06:00.
@@ -241,29 +242,12 @@ async fn case_catch_up(store: Store) {
     assert_eq!(
         kept,
         vec![
-            (
-                "none".into(),
-                vec![one],
-                weir_store::CatchUpOutcome {
-                    removed: 4,
-                    created: 0
-                }
-            ),
-            (
-                "latest".into(),
-                vec![one, at(5, 0)],
-                weir_store::CatchUpOutcome {
-                    removed: 3,
-                    created: 0
-                }
-            ),
+            ("none".into(), vec![one], outcome(4, 0)),
+            ("latest".into(), vec![one, at(5, 0)], outcome(3, 0)),
             (
                 "all".into(),
                 vec![one, at(2, 0), at(3, 0), at(4, 0), at(5, 0)],
-                weir_store::CatchUpOutcome {
-                    removed: 0,
-                    created: 0
-                }
+                outcome(0, 0)
             ),
         ],
         "01:00 was claimed and stays; none removes the rest, latest keeps 05:00, all keeps all"
@@ -278,13 +262,7 @@ async fn case_catch_up(store: Store) {
         .catch_up(all, at(6, 0), later, &plan.run, later)
         .await
         .expect("catch up");
-    assert_eq!(
-        done,
-        weir_store::CatchUpOutcome {
-            removed: 0,
-            created: 3
-        }
-    );
+    assert_eq!(done, outcome(0, 3));
     let runs = runs_of(&store, all).await;
     let last = runs.last().expect("runs");
     assert_eq!((last.tick_at, last.scheduled_at), (Some(at(9, 0)), later));
@@ -341,10 +319,6 @@ async fn case_backfill_in_batches(store: Store) {
 /// A database a Weir from before the watermark used: runs put ahead, one claimed, an agent's
 /// heartbeat, but no watermark. The first pass takes the last activity as the last pass, so
 /// the ticks after it are missed and caught up as after any outage.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_catch_up_without_a_watermark(store: Store) {
     assert_eq!(
         store.inferred_last_pass(at(6, 0)).await.expect("empty"),
@@ -362,34 +336,7 @@ async fn case_catch_up_without_a_watermark(store: Store) {
         Some(at(0, 30)),
         "the runs put ahead were created at 00:30"
     );
-    let agent = store
-        .register_agent(
-            &weir_core::api::RegisterAgent {
-                name: "a".into(),
-                queues: vec!["default".into()],
-                limit: 10,
-                launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
-            },
-            None,
-            at(0, 40),
-        )
-        .await
-        .expect("agent");
-    let claimed = store
-        .claim(
-            agent.id,
-            &["default".to_string()],
-            1,
-            Duration::seconds(30),
-            at(1, 0),
-        )
-        .await
-        .expect("claim");
-    assert_eq!(claimed.len(), 1);
-    store
-        .touch_agent(agent.id, at(1, 10))
-        .await
-        .expect("heartbeat");
+    an_agent_claims_one_run(&store).await;
     assert_eq!(
         store.inferred_last_pass(at(6, 0)).await.expect("read"),
         Some(at(1, 10)),
@@ -426,14 +373,7 @@ async fn case_catch_up_without_a_watermark(store: Store) {
         .catch_up(&d, after, until, &plan.run, now)
         .await
         .expect("catch up");
-    assert_eq!(
-        done,
-        weir_store::CatchUpOutcome {
-            removed: 3,
-            created: 0
-        },
-        "02:00–04:00 removed, 05:00 kept"
-    );
+    assert_eq!(done, outcome(3, 0), "02:00–04:00 removed, 05:00 kept");
     let runs = runs_of(&store, &d).await;
     assert_eq!(
         runs.iter()
@@ -448,4 +388,36 @@ async fn case_catch_up_without_a_watermark(store: Store) {
         Some(now),
         "later passes read the watermark"
     );
+}
+
+/// An agent registered at 00:40 claims one run at 01:00 and heartbeats last at 01:10.
+async fn an_agent_claims_one_run(store: &Store) {
+    let agent = store
+        .register_agent(
+            &weir_core::api::RegisterAgent {
+                name: "a".into(),
+                queues: vec!["default".into()],
+                limit: 10,
+                launchers: vec![weir_core::infrastructure::InfrastructureKind::Process],
+            },
+            None,
+            at(0, 40),
+        )
+        .await
+        .expect("agent");
+    let claimed = store
+        .claim(
+            agent.id,
+            &["default".to_string()],
+            1,
+            Duration::seconds(30),
+            at(1, 0),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    store
+        .touch_agent(agent.id, at(1, 10))
+        .await
+        .expect("heartbeat");
 }

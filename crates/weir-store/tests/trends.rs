@@ -79,10 +79,6 @@ fn run(
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_runs_by_hour(store: Store) {
     let dev = deployment(&store, "dev", "etl").await;
     let main = deployment(&store, "main", "etl").await;
@@ -127,6 +123,13 @@ async fn case_runs_by_hour(store: Store) {
             .collect::<Vec<_>>(),
         [(t(10, 0), 2), (t(12, 0), 2)]
     );
+    partial_and_empty_windows(&store, t).await;
+}
+
+/// The windows of [`case_runs_by_hour`]'s runs that end or begin inside an hour, and the
+/// empty ones (no projects, a reversed window); `t(h, m)` is the day's time.
+async fn partial_and_empty_windows(store: &Store, t: impl Fn(u32, u32) -> Timestamp) {
+    use StateKind::*;
     // A partial last hour is counted up to the window's end; so is a window within an hour.
     let tail = store
         .runs_by_hour(None, t(10, 0), t(12, 31))
@@ -187,35 +190,20 @@ async fn case_runs_by_hour_follows_changes(store: Store) {
             .unwrap()
     };
     use StateKind::*;
-    let mut old = run(
-        "dev",
-        (dev, "etl"),
-        hour(30) + Duration::minutes(1),
-        Completed,
-        3,
-    );
+    let dev_run = |h: i64, m: i64, state, attempt| {
+        run(
+            "dev",
+            (dev, "etl"),
+            hour(h) + Duration::minutes(m),
+            state,
+            attempt,
+        )
+    };
+    let mut old = dev_run(30, 1, Completed, 3);
     old.state_at = hour(30) + Duration::minutes(2);
-    let failed = run(
-        "dev",
-        (dev, "etl"),
-        hour(5) + Duration::minutes(3),
-        Failed,
-        3,
-    );
-    let waiting = run(
-        "dev",
-        (dev, "etl"),
-        hour(5) + Duration::minutes(4),
-        Scheduled,
-        0,
-    );
-    let done = run(
-        "dev",
-        (dev, "etl"),
-        hour(5) + Duration::minutes(5),
-        Completed,
-        3,
-    );
+    let failed = dev_run(5, 3, Failed, 3);
+    let waiting = dev_run(5, 4, Scheduled, 0);
+    let done = dev_run(5, 5, Completed, 3);
     store
         .import_flow_runs(&[old.clone(), failed.clone(), waiting.clone(), done])
         .await
@@ -252,26 +240,7 @@ async fn case_runs_by_hour_follows_changes(store: Store) {
         .expect("delete");
     assert_eq!(pruned.runs, 1);
     let weir_store::Created { run: fresh, .. } = store
-        .create_flow_run(
-            weir_store::NewFlowRun {
-                project: "dev".into(),
-                deployment: Some((dev, "etl".into())),
-                flow: "etl".into(),
-                parameters: Default::default(),
-                work_queue: "default".into(),
-                scheduled_at: now,
-                state: Scheduled,
-                retries: 0,
-                retry_delay_s: 1,
-                idempotency_key: None,
-                parent_flow_run_id: None,
-                tags: vec![],
-                auto_scheduled: false,
-                tick_at: None,
-            },
-            Duration::seconds(30),
-            now,
-        )
+        .create_flow_run(scheduled_now(dev, now), Duration::seconds(30), now)
         .await
         .expect("create");
     assert_eq!(fresh.state, Scheduled);
@@ -295,6 +264,26 @@ async fn case_runs_by_hour_follows_changes(store: Store) {
         want,
         "folding changes no count"
     );
+}
+
+/// A new Scheduled run of dev/etl due `now`.
+fn scheduled_now(deployment: Uuid, now: Timestamp) -> weir_store::NewFlowRun {
+    weir_store::NewFlowRun {
+        project: "dev".into(),
+        deployment: Some((deployment, "etl".into())),
+        flow: "etl".into(),
+        parameters: Default::default(),
+        work_queue: "default".into(),
+        scheduled_at: now,
+        state: StateKind::Scheduled,
+        retries: 0,
+        retry_delay_s: 1,
+        idempotency_key: None,
+        parent_flow_run_id: None,
+        tags: vec![],
+        auto_scheduled: false,
+        tick_at: None,
+    }
 }
 
 async fn case_deployment_outcomes_and_last_ended(store: Store) {
