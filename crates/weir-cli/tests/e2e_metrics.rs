@@ -274,28 +274,24 @@ fn run_values(m: &Metrics, etl_seconds: f64, e: &mut Vec<String>) {
             |v| v == n,
         );
     }
+    for (deployment, state) in [("etl", "Completed"), ("fails", "Failed")] {
+        let labels = [
+            ("project", "dev"),
+            ("deployment", deployment),
+            ("state", state),
+        ];
+        expect(
+            e,
+            &format!("{deployment} {state} durations"),
+            m.histogram_count("weir_flow_run_duration_seconds", &labels),
+            |v| v == 1.0,
+        );
+    }
     let etl = [
         ("project", "dev"),
         ("deployment", "etl"),
         ("state", "Completed"),
     ];
-    expect(
-        e,
-        "etl Completed durations",
-        m.histogram_count("weir_flow_run_duration_seconds", &etl),
-        |v| v == 1.0,
-    );
-    let fails = [
-        ("project", "dev"),
-        ("deployment", "fails"),
-        ("state", "Failed"),
-    ];
-    expect(
-        e,
-        "fails Failed durations",
-        m.histogram_count("weir_flow_run_duration_seconds", &fails),
-        |v| v == 1.0,
-    );
     let sum = m
         .find("weir_flow_run_duration_seconds_sum", &etl)
         .map(|s| match s.value {

@@ -106,10 +106,6 @@ fn project(w: &Weir, name: &str) -> Value {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn finished_runs_past_retention_are_exported_then_deleted() {
     let mut w = Weir::start(ServerOptions::default());
     w.start_agent(2);
@@ -163,37 +159,15 @@ fn finished_runs_past_retention_are_exported_then_deleted() {
             }
         },
     );
-    let d = project(&w, "dev");
-    assert_eq!(d["effective_retain_days"], json!(30), "{d}");
-    assert!(
-        d.get("retain_days").is_none(),
-        "dev uses the server default: {d}"
-    );
-    let ls = w.weir(&["projects", "ls"]).ok();
-    assert!(
-        ls.stdout.contains("30 days (server default)"),
-        "{}",
-        ls.stdout
-    );
-    assert!(ls.stdout.contains("5 days (project)"), "{}", ls.stdout);
+    retention_is_shown(&w);
 
     // Gone: the old finished runs, with their task runs and logs. Kept: everything else.
-    for r in old_dev.iter().chain(&old_b) {
-        let gone = w.block_on(w.client.flow_run(r.id));
-        assert!(
-            gone.is_err(),
-            "run {} ({}) should be deleted",
-            r.id,
-            r.state
-        );
-    }
-    let kept = recent_dev
+    let kept: Vec<Uuid> = recent_dev
         .iter()
         .map(|r| r.id)
-        .chain([running.id, live.run.id]);
-    for id in kept {
-        w.block_on(w.client.flow_run(id)).expect("kept");
-    }
+        .chain([running.id, live.run.id])
+        .collect();
+    only_these_are_gone(&w, old_dev.iter().chain(&old_b), &kept);
     let logs = w.weir(&["logs", &live.run.id.to_string()]).ok();
     assert!(
         !logs.stdout.trim().is_empty(),
@@ -215,6 +189,45 @@ fn finished_runs_past_retention_are_exported_then_deleted() {
     );
 
     // Forever: nothing more is deleted, and the CLI says so.
+    forever_and_out_of_range(&w);
+}
+
+/// Every run of `gone` is deleted, every run of `kept` still reads.
+fn only_these_are_gone<'a>(w: &Weir, gone: impl Iterator<Item = &'a Run>, kept: &[Uuid]) {
+    for r in gone {
+        let gone = w.block_on(w.client.flow_run(r.id));
+        assert!(
+            gone.is_err(),
+            "run {} ({}) should be deleted",
+            r.id,
+            r.state
+        );
+    }
+    for id in kept {
+        w.block_on(w.client.flow_run(*id)).expect("kept");
+    }
+}
+
+/// dev shows the server's default (30 days) and `projects ls` both dev's and team-b's.
+fn retention_is_shown(w: &Weir) {
+    let d = project(w, "dev");
+    assert_eq!(d["effective_retain_days"], json!(30), "{d}");
+    assert!(
+        d.get("retain_days").is_none(),
+        "dev uses the server default: {d}"
+    );
+    let ls = w.weir(&["projects", "ls"]).ok();
+    assert!(
+        ls.stdout.contains("30 days (server default)"),
+        "{}",
+        ls.stdout
+    );
+    assert!(ls.stdout.contains("5 days (project)"), "{}", ls.stdout);
+}
+
+/// `--days 0` keeps runs forever, and a number of days out of range is refused naming the
+/// flag.
+fn forever_and_out_of_range(w: &Weir) {
     let set = w
         .weir(&["projects", "retention", "dev", "--days", "0"])
         .ok();

@@ -2319,7 +2319,7 @@ async fn case_import_flow_runs(store: Store) {
 /// later, every tenth Failed and the others Completed with a result.
 fn imported_run(d: &Deployment, i: usize, base: Timestamp) -> Run {
     let at = base + Duration::seconds(i as i64 * 60);
-    let state = if i % 10 == 0 {
+    let state = if i.is_multiple_of(10) {
         StateKind::Failed
     } else {
         StateKind::Completed

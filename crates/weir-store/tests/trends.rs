@@ -177,10 +177,6 @@ async fn partial_and_empty_windows(store: &Store, t: impl Fn(u32, u32) -> Timest
 
 /// The hourly counts follow every change of a run: its state (cancel, retry), its deletion
 /// (retention), a new run; folding them (PostgreSQL) changes no count.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_runs_by_hour_follows_changes(store: Store) {
     let dev = deployment(&store, "dev", "etl").await;
     let now = common::now();
@@ -190,15 +186,8 @@ async fn case_runs_by_hour_follows_changes(store: Store) {
             .unwrap()
     };
     use StateKind::*;
-    let dev_run = |h: i64, m: i64, state, attempt| {
-        run(
-            "dev",
-            (dev, "etl"),
-            hour(h) + Duration::minutes(m),
-            state,
-            attempt,
-        )
-    };
+    let minutes = |h: i64, m: i64| hour(h) + Duration::minutes(m);
+    let dev_run = |h, m, state, attempt| run("dev", (dev, "etl"), minutes(h, m), state, attempt);
     let mut old = dev_run(30, 1, Completed, 3);
     old.state_at = hour(30) + Duration::minutes(2);
     let failed = dev_run(5, 3, Failed, 3);
@@ -209,11 +198,8 @@ async fn case_runs_by_hour_follows_changes(store: Store) {
         .await
         .expect("import");
     let (from, until) = (hour(48), now + Duration::seconds(1));
-    let counts = |hours: Vec<HourCounts>| {
-        hours
-            .into_iter()
-            .map(|h| (h.hour, h.counts))
-            .collect::<Vec<_>>()
+    let counts = |hours: Vec<HourCounts>| -> Vec<_> {
+        hours.into_iter().map(|h| (h.hour, h.counts)).collect()
     };
     assert_eq!(
         counts(store.runs_by_hour(None, from, until).await.expect("before")),
