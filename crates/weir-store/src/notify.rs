@@ -181,7 +181,10 @@ pub(crate) async fn enqueue_deployment_event(
 /// A rule as the outbox needs it: id, name and spec.
 type StoredRule = (Uuid, String, NotificationRuleSpec);
 
-/// The rules of `project`, read in `tx`.
+/// The rules of `project` this Weir can read, read in `tx`. A rule whose stored spec it
+/// cannot read (written by a newer Weir, or corrupt) is left out with an error logged, so
+/// one unreadable rule costs its own notifications, not every state change of its project;
+/// the rules API refuses it by name. A database error still fails the read.
 async fn project_rules(
     tx: &mut Transaction<'static, Any>,
     project: &str,
@@ -190,15 +193,23 @@ async fn project_rules(
         .bind(project)
         .fetch_all(&mut **tx)
         .await?;
-    rows.iter()
-        .map(|row| {
-            let name: String = row.try_get("name")?;
-            let spec: String = row.try_get("spec")?;
-            let spec =
-                stored::decode_rule(&spec, || format!("notification rule {project}/{name}"))?;
-            Ok((codec::uuid(row, "id")?, name, spec))
-        })
-        .collect()
+    let mut rules = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let name: String = row.try_get("name")?;
+        let spec: String = row.try_get("spec")?;
+        let id = codec::uuid(row, "id")?;
+        match stored::decode_rule(&spec, || format!("notification rule {project}/{name}")) {
+            Ok(spec) => rules.push((id, name, spec)),
+            Err(error @ (Error::NewerFormat { .. } | Error::Corrupt { .. })) => {
+                tracing::error!(
+                    message = "notification rule skipped: this Weir cannot read it",
+                    %error
+                );
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(rules)
 }
 
 async fn enqueue(

@@ -46,7 +46,9 @@ const DELIVERY_COLUMNS: &str = "id, rule_id, rule, project, event, title, destin
 
 impl Store {
     /// Claims up to `limit` due deliveries for `claimer` for `lease`; each claim counts as an
-    /// attempt.
+    /// attempt. A claimed row this Weir cannot read (written by a newer Weir, or corrupt) is
+    /// not returned: it is logged and left to its lease, so the rest of the batch goes out now
+    /// and a Weir that can read it (a newer replica) takes it when the lease ends.
     pub async fn claim_deliveries(
         &self,
         claimer: &str,
@@ -78,23 +80,16 @@ impl Store {
         tx.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let count: i64 = row.try_get("rate_count")?;
-            let per: i64 = row.try_get("rate_per_s")?;
-            let id = codec::uuid(row, "id")?;
-            let (message, destination): (String, String) =
-                (row.try_get("message")?, row.try_get("destination")?);
-            out.push(ClaimedDelivery {
-                id,
-                rule_id: codec::uuid(row, "rule_id")?,
-                rule: row.try_get("rule")?,
-                message: stored::decode_message(&message, || format!("delivery {id}"))?,
-                destination: stored::decode_destination(&destination, || format!("delivery {id}"))?,
-                rate_limit: RateLimit {
-                    count: u32::try_from(count).unwrap_or(u32::MAX),
-                    per_s: u64::try_from(per).unwrap_or(1),
-                },
-                attempt: codec::u32_col(row, "attempts")?,
-            });
+            match claimed(row) {
+                Ok(d) => out.push(d),
+                Err(error @ (Error::NewerFormat { .. } | Error::Corrupt { .. })) => {
+                    tracing::error!(
+                        message = "delivery left to its lease: this Weir cannot read it",
+                        %error
+                    );
+                }
+                Err(error) => return Err(error),
+            }
         }
         out.sort_by_key(|d| d.id);
         Ok(out)
@@ -217,6 +212,27 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// A claimed outbox row as its delivery loop needs it.
+fn claimed(row: &sqlx::any::AnyRow) -> Result<ClaimedDelivery> {
+    let count: i64 = row.try_get("rate_count")?;
+    let per: i64 = row.try_get("rate_per_s")?;
+    let id = codec::uuid(row, "id")?;
+    let (message, destination): (String, String) =
+        (row.try_get("message")?, row.try_get("destination")?);
+    Ok(ClaimedDelivery {
+        id,
+        rule_id: codec::uuid(row, "rule_id")?,
+        rule: row.try_get("rule")?,
+        message: stored::decode_message(&message, || format!("delivery {id}"))?,
+        destination: stored::decode_destination(&destination, || format!("delivery {id}"))?,
+        rate_limit: RateLimit {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            per_s: u64::try_from(per).unwrap_or(1),
+        },
+        attempt: codec::u32_col(row, "attempts")?,
+    })
 }
 
 fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery> {
