@@ -130,10 +130,6 @@ fn ids(v: &[&Run]) -> HashSet<Uuid> {
     v.iter().map(|r| r.id).collect()
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
     let d = deployment(&store, "ret").await;
     let other = deployment(&store, "keep").await;
@@ -152,17 +148,32 @@ async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
         add_tasks_and_logs(&store, r).await;
     }
 
+    let expired = only_finished_runs_expire(&store, cutoff, &[&old_done, &old_failed]).await;
+    let batch: Vec<Uuid> = expired.iter().copied().collect();
+    export_holds_the_runs(&store, &batch, &[&old_done, &old_failed]).await;
+    delete_removes_only_them(
+        &store,
+        &batch,
+        cutoff,
+        &[&old_done, &old_failed],
+        &[&old_running, &recent, &other_old],
+    )
+    .await;
+}
+
+/// Exactly `finished` (finished and past the window) are expired, and the limit is kept.
+async fn only_finished_runs_expire(
+    store: &Store,
+    cutoff: Timestamp,
+    finished: &[&Run],
+) -> HashSet<Uuid> {
     let expired: HashSet<Uuid> = store
         .expired_runs("ret", cutoff, 100)
         .await
         .expect("expired")
         .into_iter()
         .collect();
-    assert_eq!(
-        expired,
-        ids(&[&old_done, &old_failed]),
-        "finished and past the window"
-    );
+    assert_eq!(expired, ids(finished), "finished and past the window");
     assert_eq!(
         store
             .expired_runs("ret", cutoff, 1)
@@ -171,18 +182,20 @@ async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
             .len(),
         1
     );
+    expired
+}
 
-    // The export holds everything the delete removes.
-    let batch: Vec<Uuid> = expired.iter().copied().collect();
-    let archived = store.archive_runs(&batch).await.expect("archive");
+/// The export holds everything the delete removes: each run of `batch` (one of `runs`), its
+/// history, its task runs with theirs, and its logs in order.
+async fn export_holds_the_runs(store: &Store, batch: &[Uuid], runs: &[&Run]) {
+    let archived = store.archive_runs(batch).await.expect("archive");
     assert_eq!(archived.len(), 2);
     for a in &archived {
-        let original = if a.run.id == old_done.id {
-            &old_done
-        } else {
-            &old_failed
-        };
-        assert_eq!(&a.run, original);
+        let original = runs
+            .iter()
+            .find(|r| r.id == a.run.id)
+            .expect("an archived run of the batch");
+        assert_eq!(&a.run, *original);
         assert_eq!(a.history.len(), 1, "the imported history row");
         assert_eq!(a.task_runs.len(), 2);
         for t in &a.task_runs {
@@ -199,9 +212,19 @@ async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
             "logs in order"
         );
     }
+}
 
+/// Deleting `batch` removes the runs of `gone` with their task runs, histories and logs,
+/// keeps every run of `kept` whole, leaves nothing expired, and deletes nothing a second time.
+async fn delete_removes_only_them(
+    store: &Store,
+    batch: &[Uuid],
+    cutoff: Timestamp,
+    gone: &[&Run],
+    kept: &[&Run],
+) {
     let pruned = store
-        .delete_runs("ret", &batch, cutoff, now())
+        .delete_runs("ret", batch, cutoff, now())
         .await
         .expect("delete");
     assert_eq!(
@@ -213,7 +236,7 @@ async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
             logs: 6
         }
     );
-    for r in [&old_done, &old_failed] {
+    for r in gone {
         assert!(matches!(
             store.flow_run(r.id).await,
             Err(Error::NotFound(_))
@@ -235,8 +258,8 @@ async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
         let tasks = store.task_runs(r.id, None, 100).await.expect("task runs");
         assert!(tasks.items.is_empty(), "task runs deleted");
     }
-    for r in [&old_running, &recent, &other_old] {
-        assert_eq!(&store.flow_run(r.id).await.expect("kept"), r);
+    for r in kept {
+        assert_eq!(&store.flow_run(r.id).await.expect("kept"), *r);
         assert_eq!(store.logs(r.id, None, 0, 100).await.expect("logs").len(), 3);
         let tasks = store.task_runs(r.id, None, 100).await.expect("task runs");
         assert_eq!(tasks.items.len(), 2);
@@ -255,7 +278,7 @@ async fn case_prunes_only_finished_runs_past_the_window(store: Store) {
     // Deleting again deletes nothing.
     assert_eq!(
         store
-            .delete_runs("ret", &batch, cutoff, now())
+            .delete_runs("ret", batch, cutoff, now())
             .await
             .expect("again"),
         Pruned::default()
@@ -345,10 +368,6 @@ async fn case_project_retention_setting(store: Store) {
 
 /// 1,500 old runs pruned in batches of 50 by two racing pruners while a writer creates runs:
 /// every run goes exactly once, the writer never fails, and its runs stay.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn case_batches_beside_writers_and_racing_pruners(store: Store) {
     let d = deployment(&store, "ret").await;
     let t = now();
@@ -370,55 +389,10 @@ async fn case_batches_beside_writers_and_racing_pruners(store: Store) {
         .collect();
     store.import_flow_runs(&old).await.expect("import");
     let store = Arc::new(store);
-    let pruner = |store: Arc<Store>| async move {
-        let mut total = Pruned::default();
-        loop {
-            let batch = store
-                .expired_runs("ret", cutoff, 50)
-                .await
-                .expect("expired");
-            if batch.is_empty() {
-                return total;
-            }
-            total += store
-                .delete_runs("ret", &batch, cutoff, now())
-                .await
-                .expect("delete");
-        }
-    };
-    let writer = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut made = Vec::new();
-            for _ in 0..100 {
-                let new = NewFlowRun {
-                    project: "ret".into(),
-                    deployment: Some((d, "etl".into())),
-                    flow: "etl".into(),
-                    parameters: Default::default(),
-                    work_queue: "default".into(),
-                    scheduled_at: now(),
-                    tick_at: None,
-                    state: StateKind::Scheduled,
-                    retries: 0,
-                    retry_delay_s: 0,
-                    idempotency_key: None,
-                    parent_flow_run_id: None,
-                    tags: vec![],
-                    auto_scheduled: false,
-                };
-                let weir_store::Created { run: r, .. } = store
-                    .create_flow_run(new, Duration::seconds(30), now())
-                    .await
-                    .expect("a writer is never refused while pruning runs");
-                made.push(r.id);
-            }
-            made
-        })
-    };
+    let writer = tokio::spawn(write_runs(store.clone(), d));
     let (a, b) = tokio::join!(
-        tokio::spawn(pruner(store.clone())),
-        tokio::spawn(pruner(store.clone()))
+        tokio::spawn(prune_all(store.clone(), cutoff)),
+        tokio::spawn(prune_all(store.clone(), cutoff))
     );
     let (a, b) = (a.expect("pruner a"), b.expect("pruner b"));
     assert_eq!(
@@ -436,4 +410,53 @@ async fn case_batches_beside_writers_and_racing_pruners(store: Store) {
             .expect("none")
             .is_empty()
     );
+}
+
+/// A pruner: deletes `ret`'s expired runs in batches of 50 until none is left, and returns
+/// what it deleted.
+async fn prune_all(store: Arc<Store>, cutoff: Timestamp) -> Pruned {
+    let mut total = Pruned::default();
+    loop {
+        let batch = store
+            .expired_runs("ret", cutoff, 50)
+            .await
+            .expect("expired");
+        if batch.is_empty() {
+            return total;
+        }
+        total += store
+            .delete_runs("ret", &batch, cutoff, now())
+            .await
+            .expect("delete");
+    }
+}
+
+/// A writer: creates 100 runs of deployment `d` one after another, none refused, and returns
+/// their ids.
+async fn write_runs(store: Arc<Store>, d: Uuid) -> Vec<Uuid> {
+    let mut made = Vec::new();
+    for _ in 0..100 {
+        let new = NewFlowRun {
+            project: "ret".into(),
+            deployment: Some((d, "etl".into())),
+            flow: "etl".into(),
+            parameters: Default::default(),
+            work_queue: "default".into(),
+            scheduled_at: now(),
+            tick_at: None,
+            state: StateKind::Scheduled,
+            retries: 0,
+            retry_delay_s: 0,
+            idempotency_key: None,
+            parent_flow_run_id: None,
+            tags: vec![],
+            auto_scheduled: false,
+        };
+        let weir_store::Created { run: r, .. } = store
+            .create_flow_run(new, Duration::seconds(30), now())
+            .await
+            .expect("a writer is never refused while pruning runs");
+        made.push(r.id);
+    }
+    made
 }

@@ -42,10 +42,6 @@ fn old_spec() -> DeploymentSpec {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 async fn stored_specs(db: &TestDb) {
     let store = Store::connect(&db.url).await.expect("open the store");
     let first = DeploymentSpec {
@@ -66,32 +62,51 @@ async fn stored_specs(db: &TestDb) {
         .expect("raw connection");
     let id = d.id.to_string();
 
-    // Both the deployment and its version are written in the current format.
-    let (current,): (String,) = sqlx::query_as("SELECT spec FROM deployments WHERE id = $1")
-        .bind(&id)
-        .fetch_one(&raw)
+    written_in_the_current_format(&raw, &id).await;
+    old_rows_read_as_version_1(&store, &raw, &id).await;
+    unknown_keys_are_ignored(&store, &raw, d.id).await;
+    newer_rows_are_refused(&store, &raw, &first, d.id).await;
+    raw.close().await;
+}
+
+/// The deployment's stored spec, read past the store.
+async fn stored_spec(raw: &sqlx::AnyPool, id: &str) -> String {
+    let (spec,): (String,) = sqlx::query_as("SELECT spec FROM deployments WHERE id = $1")
+        .bind(id)
+        .fetch_one(raw)
         .await
         .expect("the stored spec");
+    spec
+}
+
+/// Overwrites the deployment's stored spec past the store, as another Weir would have.
+async fn set_spec(raw: &sqlx::AnyPool, id: &str, spec: &str, what: &str) {
+    sqlx::query("UPDATE deployments SET spec = $1 WHERE id = $2")
+        .bind(spec)
+        .bind(id)
+        .execute(raw)
+        .await
+        .expect(what);
+}
+
+/// Both the deployment and its version are written in the current format.
+async fn written_in_the_current_format(raw: &sqlx::AnyPool, id: &str) {
+    let current = stored_spec(raw, id).await;
     assert_eq!(current, r#"{"v":1,"flow":"etl","work_queue":"default"}"#);
     let (version,): (String,) = sqlx::query_as(
         "SELECT spec FROM deployment_versions WHERE deployment_id = $1 AND version = 1",
     )
-    .bind(&id)
-    .fetch_one(&raw)
+    .bind(id)
+    .fetch_one(raw)
     .await
     .expect("the stored version");
     assert_eq!(version, current);
+}
 
-    let set_spec = |spec: &'static str| {
-        sqlx::query("UPDATE deployments SET spec = $1 WHERE id = $2")
-            .bind(spec)
-            .bind(id.clone())
-            .execute(&raw)
-    };
-
-    // A row of a Weir from before versions reads as version 1, and is the same spec: upserting
-    // it again writes nothing.
-    set_spec(OLD_ROW).await.expect("an old row");
+/// A row of a Weir from before versions reads as version 1, and is the same spec: upserting
+/// it again writes nothing.
+async fn old_rows_read_as_version_1(store: &Store, raw: &sqlx::AnyPool, id: &str) {
+    set_spec(raw, id, OLD_ROW, "an old row").await;
     let read = store
         .deployment("dev", "etl")
         .await
@@ -102,34 +117,44 @@ async fn stored_specs(db: &TestDb) {
         .await
         .expect("upsert the same spec");
     assert_eq!(again.outcome, UpsertOutcome::Unchanged);
+}
 
-    // Keys this Weir does not know (written by a newer Weir of the same version) are ignored.
+/// Keys this Weir does not know (written by a newer Weir of the same version) are ignored.
+async fn unknown_keys_are_ignored(store: &Store, raw: &sqlx::AnyPool, id: uuid::Uuid) {
     set_spec(
+        raw,
+        &id.to_string(),
         r#"{"v":1,"flow":"etl","colour":"blue","schedules":[{"cron":"0 2 * * *","jitter":"5s"}],"infrastructure":{"type":"docker","image":"flows:dev","gpus":1}}"#,
+        "a row with unknown keys",
     )
-    .await
-    .expect("a row with unknown keys");
+    .await;
     let read = store
-        .deployment_by_id(d.id)
+        .deployment_by_id(id)
         .await
         .expect("unknown keys are ignored");
     assert_eq!(read.spec.schedules[0].cron.as_deref(), Some("0 2 * * *"));
     assert_eq!(read.spec.infrastructure.image(), Some("flows:dev"));
     assert_eq!(read.spec.work_queue, "default");
+}
 
-    // A row of a newer format is refused, naming it and what to do, by every read; an upsert
-    // does not overwrite it.
-    set_spec(r#"{"v":99,"flow_name":"etl"}"#)
-        .await
-        .expect("a row of a newer Weir");
+/// A row of a newer format is refused, naming it and what to do, by every read; an upsert
+/// does not overwrite it.
+async fn newer_rows_are_refused(
+    store: &Store,
+    raw: &sqlx::AnyPool,
+    first: &DeploymentSpec,
+    id: uuid::Uuid,
+) {
+    let newer = r#"{"v":99,"flow_name":"etl"}"#;
+    set_spec(raw, &id.to_string(), newer, "a row of a newer Weir").await;
     for (what, read) in [
         ("by name", store.deployment("dev", "etl").await.map(|_| ())),
-        ("by id", store.deployment_by_id(d.id).await.map(|_| ())),
+        ("by id", store.deployment_by_id(id).await.map(|_| ())),
         ("listed", store.deployments(None).await.map(|_| ())),
         (
             "upserted",
             store
-                .upsert_deployment("dev", "etl", &first, false, now())
+                .upsert_deployment("dev", "etl", first, false, now())
                 .await
                 .map(|_| ()),
         ),
@@ -149,11 +174,5 @@ async fn stored_specs(db: &TestDb) {
             other => panic!("{what}: expected a newer-format error, got {other:?}"),
         }
     }
-    let (kept,): (String,) = sqlx::query_as("SELECT spec FROM deployments WHERE id = $1")
-        .bind(&id)
-        .fetch_one(&raw)
-        .await
-        .expect("the stored spec");
-    assert_eq!(kept, r#"{"v":99,"flow_name":"etl"}"#);
-    raw.close().await;
+    assert_eq!(stored_spec(raw, &id.to_string()).await, newer);
 }
