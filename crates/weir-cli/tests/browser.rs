@@ -509,24 +509,9 @@ fn log_in(b: &Browser, key: &str) {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn web_ui_in_headless_chromium() {
     let started = Instant::now();
-    let Some(driver_bin) = find_program("CHROMEDRIVER", &["chromedriver"], "/usr/bin/chromedriver")
-    else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "chromedriver not found and CI is set: install chromium and chromium-driver \
-                 (scripts/test.sh does) or set CHROMEDRIVER"
-            );
-        }
-        eprintln!(
-            "SKIPPED web_ui_in_headless_chromium: chromedriver not found (apt-get install \
-             chromium chromium-driver, or set CHROMEDRIVER)"
-        );
+    let Some(driver_bin) = chromedriver_or_skip("web_ui_in_headless_chromium") else {
         return;
     };
 
@@ -540,7 +525,30 @@ fn web_ui_in_headless_chromium() {
         }
     }
 
-    // ---- log in as admin ----
+    log_in_as_admin(&mut b, &w.admin_key);
+    the_deployments(&mut b);
+    let id = a_quick_run_is_live(&w, &mut b);
+    the_task_run_page(&mut b);
+    a_type_error_creates_no_run(&w, &mut b);
+    an_enum_and_an_optional_struct_in_the_form(&w, &mut b);
+    a_slow_run_cancelled_from_its_page(&w, &mut b);
+    every_other_page(&mut b);
+    log_out(&b);
+    a_viewer_cannot_run(&w, &mut b, id);
+
+    eprintln!(
+        "browser test took {:.1} s; screenshots:\n  {}",
+        started.elapsed().as_secs_f64(),
+        b.saved
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
+}
+
+/// The login page first, then the dashboard as admin, its times in the viewer's zone.
+fn log_in_as_admin(b: &mut Browser, key: &str) {
     b.goto("/");
     b.wait_path(
         "a redirect to the login page",
@@ -549,7 +557,7 @@ fn web_ui_in_headless_chromium() {
     );
     b.wait_for("#key", Duration::from_secs(5));
     b.shot("01-login");
-    log_in(&b, &w.admin_key);
+    log_in(b, key);
     assert_eq!(b.text("main h1"), "Dashboard");
     assert!(
         b.text("header .who").contains("admin"),
@@ -557,8 +565,10 @@ fn web_ui_in_headless_chromium() {
     );
     b.assert_local_times();
     b.shot("02-dashboard");
+}
 
-    // ---- deployments ----
+/// The deployments page, then `dev/etl`'s, its form showing the deployment's default.
+fn the_deployments(b: &mut Browser) {
     b.click("header nav a[href='/deployments']");
     b.wait_path("the deployments page", Duration::from_secs(10), |p| {
         p == "/deployments"
@@ -576,8 +586,12 @@ fn web_ui_in_headless_chromium() {
         "the form shows the deployment's default"
     );
     b.shot("04-deployment-etl");
+}
 
-    // ---- Quick run rows = 7: state and logs arrive live on the run page ----
+/// Quick run `rows = 7` from `dev/etl`'s page: one run with the typed parameter, whose state
+/// and logs arrive live on its page; the page after its reload, also at phone width. The
+/// run's id.
+fn a_quick_run_is_live(w: &Weir, b: &mut Browser) -> Uuid {
     let etl_before = w.all_runs("dev", "etl").len();
     b.fill("#p-rows", "7");
     b.click("#quick-run button.primary");
@@ -594,13 +608,35 @@ fn web_ui_in_headless_chromium() {
         "the run has the entered parameter, typed by the schema"
     );
     assert_eq!(w.all_runs("dev", "etl").len(), etl_before + 1);
-    // The badge reaches Completed; if the page was opened while the run was live, it
-    // reloads itself once at the end.
+    state_and_logs_arrive_live(b, &path, id);
+    b.wait_for("a[href^='/task-runs/']", Duration::from_secs(5));
+    wait_until("the logs after the reload", Duration::from_secs(10), || {
+        let t = b.text("#logs");
+        if t.contains("extracted 7 rows") {
+            Ok(())
+        } else {
+            Err(t)
+        }
+    });
+    b.assert_local_times();
+    b.shot("06-run-completed");
+    b.size(390, 844);
+    b.wait_for("#run-state", Duration::from_secs(5));
+    b.shot("07-run-phone");
+    b.assert_no_sideways_scroll();
+    b.size(1280, 900);
+    id
+}
+
+/// The badge of run `id`'s page (at `path`) reaches Completed and the log lines appear on
+/// the page first opened; if it was opened while the run was live, it reloads itself once at
+/// the end.
+fn state_and_logs_arrive_live(b: &Browser, path: &str, id: Uuid) {
     let loads = wait_until(
         "the run page to show Completed (and to reload once if it was live)",
         Duration::from_secs(15),
         || {
-            let loads = b.loads(&path);
+            let loads = b.loads(path);
             let first = loads.first().ok_or("no load recorded")?;
             let live = first.initial.as_deref().is_some_and(|s| {
                 !s.parse::<StateKind>()
@@ -642,32 +678,21 @@ fn web_ui_in_headless_chromium() {
     } else {
         eprintln!("note: run {id} had completed before its page loaded; live badge not observed");
     }
-    b.wait_for("a[href^='/task-runs/']", Duration::from_secs(5));
-    wait_until("the logs after the reload", Duration::from_secs(10), || {
-        let t = b.text("#logs");
-        if t.contains("extracted 7 rows") {
-            Ok(())
-        } else {
-            Err(t)
-        }
-    });
-    b.assert_local_times();
-    b.shot("06-run-completed");
-    b.size(390, 844);
-    b.wait_for("#run-state", Duration::from_secs(5));
-    b.shot("07-run-phone");
-    b.assert_no_sideways_scroll();
-    b.size(1280, 900);
+}
 
-    // A task run's page.
+/// A task run's page, from the run page's link.
+fn the_task_run_page(b: &mut Browser) {
     b.click("a[href^='/task-runs/']");
     b.wait_path("a task run page", Duration::from_secs(10), |p| {
         p.starts_with("/task-runs/")
     });
     b.wait_for("main h1", Duration::from_secs(5));
     b.shot("08-task-run");
+}
 
-    // ---- a type error in Quick run: error beside the field, no run ----
+/// A type error in Quick run: an error beside the field, which keeps what was typed, and no
+/// run.
+fn a_type_error_creates_no_run(w: &Weir, b: &mut Browser) {
     b.goto("/deployments/dev/etl");
     b.wait_for("#p-rows", Duration::from_secs(5));
     let before = w.all_runs("dev", "etl").len();
@@ -695,8 +720,11 @@ fn web_ui_in_headless_chromium() {
         before,
         "a form with a type error creates no run"
     );
+}
 
-    // ---- a Rust enum ($ref to oneOf consts) and an Option<struct> (anyOf) in the form ----
+/// A Rust enum ($ref to oneOf consts) and an Option<struct> (anyOf) in the form: the enum's
+/// choices and default, the structs shown as objects, and a run with the chosen value.
+fn an_enum_and_an_optional_struct_in_the_form(w: &Weir, b: &mut Browser) {
     let zoo = common::flows_bin().with_file_name("weir-schema-zoo");
     w.deploy(&format!(
         "project = \"dev\"\n[deployments.structured]\ncommand = [\"{}\"]\n\
@@ -731,8 +759,10 @@ fn web_ui_in_headless_chromium() {
     );
     assert_eq!(d.run.parameters.get("mode"), Some(&json!("slow")));
     assert_eq!(result_value(&d.run), Some(json!("Slow b false")));
+}
 
-    // ---- cancel a slow run from its page ----
+/// A slow run cancelled from its page goes through Cancelling to Cancelled.
+fn a_slow_run_cancelled_from_its_page(w: &Weir, b: &mut Browser) {
     b.goto("/deployments/dev/slow");
     b.wait_for("#p-seconds", Duration::from_secs(5));
     b.fill("#p-seconds", "60");
@@ -762,13 +792,18 @@ fn web_ui_in_headless_chromium() {
         "went through Cancelling: {}",
         common::describe(&d)
     );
-    // The Cancel form lands back on the run page (Cancelling); the badge turns Cancelled
-    // live, and the page reloads once to show the final buttons.
+    the_badge_turns_cancelled(b, slow, &slow_path);
+    b.shot("11-slow-cancelled");
+}
+
+/// The Cancel form lands back on run `slow`'s page (Cancelling, at `path`); the badge turns
+/// Cancelled live, and the page reloads once to show the final buttons: Retry, no Cancel.
+fn the_badge_turns_cancelled(b: &Browser, slow: Uuid, path: &str) {
     let loads = wait_until(
         "the run page to reload showing Cancelled",
         Duration::from_secs(15),
         || {
-            let loads = b.loads(&slow_path);
+            let loads = b.loads(path);
             match loads.last() {
                 Some(l) if l.initial.as_deref() == Some("Cancelled") => Ok(loads),
                 _ => Err(format!("{loads:?}")),
@@ -796,9 +831,11 @@ fn web_ui_in_headless_chromium() {
         b.exists("form[action$='/retry']"),
         "Retry is offered on a cancelled run"
     );
-    b.shot("11-slow-cancelled");
+}
 
-    // ---- every other page ----
+/// Every other page, each with its heading and local times; the runs list and the dashboard
+/// at phone width too.
+fn every_other_page(b: &mut Browser) {
     for (path, name, h1) in [
         ("/runs", "12-runs", "Runs"),
         ("/runs?state=Completed", "13-runs-completed", "Runs"),
@@ -823,8 +860,10 @@ fn web_ui_in_headless_chromium() {
     b.shot("19-dashboard-phone");
     b.assert_no_sideways_scroll();
     b.size(1280, 900);
+}
 
-    // ---- log out ----
+/// Logging out lands on the login page, and a page then redirects there.
+fn log_out(b: &Browser) {
     b.goto("/");
     b.wait_for(
         "header form[action='/logout'] button",
@@ -842,14 +881,17 @@ fn web_ui_in_headless_chromium() {
         Duration::from_secs(10),
         |p| p.starts_with("/login"),
     );
+}
 
-    // ---- a viewer: no Quick run, and the server refuses a forged one ----
+/// A viewer: no Keys link, no Quick run, no run form, no Retry or Cancel on run `id`'s page;
+/// and the server refuses a forged run request.
+fn a_viewer_cannot_run(w: &Weir, b: &mut Browser, id: Uuid) {
     let out = w
         .weir(&["keys", "create", "--name", "v", "--role", "viewer"])
         .ok();
     let viewer = out.stdout.trim().to_string();
     assert!(viewer.starts_with("weir_"), "a viewer key: {out:#?}");
-    log_in(&b, &viewer);
+    log_in(b, &viewer);
     assert!(
         b.text("header .who").contains("viewer"),
         "header names the role"
@@ -873,7 +915,12 @@ fn web_ui_in_headless_chromium() {
         "no Retry or Cancel for a viewer"
     );
     b.shot("21-viewer-run");
+    a_forged_run_is_refused(w, b);
+}
 
+/// A run request forged with the viewer's valid session and CSRF token is refused (403) for
+/// the role, not for the token, and creates no run.
+fn a_forged_run_is_refused(w: &Weir, b: &Browser) {
     let session = b.cookie("weir_session");
     let csrf = b.value("header input[name=csrf]");
     assert!(!csrf.is_empty(), "the page carries the viewer's CSRF token");
@@ -882,22 +929,19 @@ fn web_ui_in_headless_chromium() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("HTTP client");
-    let post = |csrf: &str| {
-        let body: String = form_body(&[("csrf", csrf), ("p.rows", "3")]);
-        b.rt.block_on(async {
-            let resp = http
-                .post(format!("{}/deployments/dev/etl/run", w.url))
-                .header("cookie", format!("weir_session={session}"))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await
-                .expect("POST the run form");
-            let status = resp.status().as_u16();
-            (status, resp.text().await.unwrap_or_default())
-        })
-    };
-    let (status, page) = post(&csrf);
+    let body: String = form_body(&[("csrf", &csrf), ("p.rows", "3")]);
+    let (status, page) = b.rt.block_on(async {
+        let resp = http
+            .post(format!("{}/deployments/dev/etl/run", w.url))
+            .header("cookie", format!("weir_session={session}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("POST the run form");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    });
     assert_eq!(status, 403, "a viewer may not run: {page}");
     assert!(
         page.contains("viewer") && !page.contains("form expired"),
@@ -907,16 +951,6 @@ fn web_ui_in_headless_chromium() {
         w.all_runs("dev", "etl").len(),
         before,
         "the refused request created no run"
-    );
-
-    eprintln!(
-        "browser test took {:.1} s; screenshots:\n  {}",
-        started.elapsed().as_secs_f64(),
-        b.saved
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join("\n  ")
     );
 }
 
@@ -957,10 +991,6 @@ work_queue = "nightly"
 /// duration trend, and the run page's "Why isn't it running?" panel, in headless Chromium,
 /// each checked against what the API says of the same runs.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn charts_trends_and_why_in_headless_chromium() {
     let Some(driver_bin) = chromedriver_or_skip("charts_trends_and_why_in_headless_chromium")
     else {
@@ -969,7 +999,26 @@ fn charts_trends_and_why_in_headless_chromium() {
     let mut w = Weir::start(Default::default());
     w.deploy(CHARTS_TOML);
     w.start_agent(4);
-    // Two runs that succeed and one that fails, one after the other.
+    let ended = two_succeed_and_one_fails(&w);
+    // A run nobody can take: no agent serves its queue.
+    let waiting = w.create_run("dev", "nightly", Default::default());
+
+    let mut b = Browser::start(&driver_bin, w.sb.root(), &w.url);
+    // A directory of its own: the other browser test clears the shared one when it starts.
+    b.shots = b.shots.join("charts");
+    std::fs::create_dir_all(&b.shots).expect("create the screenshot directory");
+    log_in(&b, &w.admin_key);
+
+    let day = the_dashboard_chart_of_a_day(&mut b);
+    the_7_day_toggle(&mut b, &day);
+    a_deployments_success_rate_and_trend(&mut b, &ended);
+    why_no_agent(&w, &mut b, waiting.id);
+    why_at_capacity(&mut w, &mut b, waiting.id);
+}
+
+/// Two runs of `dev/mixed` that succeed and one that fails, one after the other; the runs
+/// as they ended.
+fn two_succeed_and_one_fails(w: &Weir) -> Vec<weir_core::api::FlowRun> {
     let mut ended = Vec::new();
     for outcome in ["ok", "fail", "ok"] {
         let run = w.create_run(
@@ -989,53 +1038,56 @@ fn charts_trends_and_why_in_headless_chromium() {
         ],
         "the plain command's exit code decides"
     );
-    // A run nobody can take: no agent serves its queue.
-    let waiting = w.create_run("dev", "nightly", Default::default());
+    ended
+}
 
-    let mut b = Browser::start(&driver_bin, w.sb.root(), &w.url);
-    // A directory of its own: the other browser test clears the shared one when it starts.
-    b.shots = b.shots.join("charts");
-    std::fs::create_dir_all(&b.shots).expect("create the screenshot directory");
-    log_in(&b, &w.admin_key);
+/// The dashboard's runs chart as drawn: its buckets, each bar's total, the runs by state
+/// summed over the segments, the time the bars span, and whether every segment is drawn in
+/// its state's colour.
+fn bars(b: &Browser) -> Value {
+    b.js(
+        "var svg = document.getElementById('runs-chart');\
+         if (!svg) return null;\
+         var out = {buckets: +svg.getAttribute('data-buckets'), bars: [], byState: {}, filled: true};\
+         var gs = svg.querySelectorAll('g.bar');\
+         out.span = gs.length ? (Date.parse(gs[gs.length - 1].getAttribute('data-end')) - Date.parse(gs[0].getAttribute('data-start'))) / 1000 : 0;\
+         gs.forEach(function (g) {\
+           out.bars.push(+g.getAttribute('data-total'));\
+           g.querySelectorAll('rect').forEach(function (r) {\
+             var s = r.getAttribute('data-state');\
+             out.byState[s] = (out.byState[s] || 0) + +r.getAttribute('data-count');\
+             var want = getComputedStyle(document.documentElement).getPropertyValue('--s-' + s).trim();\
+             var probe = document.createElement('span'); probe.style.color = want;\
+             document.body.appendChild(probe);\
+             var rgb = getComputedStyle(probe).color; probe.remove();\
+             if (getComputedStyle(r).fill !== rgb || r.getBoundingClientRect().height <= 0) out.filled = false;\
+           });\
+         });\
+         return out;",
+        vec![],
+    )
+}
 
-    // ---- the dashboard's chart, last 24 hours ----
-    let bars = |b: &Browser| {
-        b.js(
-            "var svg = document.getElementById('runs-chart');\
-             if (!svg) return null;\
-             var out = {buckets: +svg.getAttribute('data-buckets'), bars: [], byState: {}, filled: true};\
-             var gs = svg.querySelectorAll('g.bar');\
-             out.span = gs.length ? (Date.parse(gs[gs.length - 1].getAttribute('data-end')) - Date.parse(gs[0].getAttribute('data-start'))) / 1000 : 0;\
-             gs.forEach(function (g) {\
-               out.bars.push(+g.getAttribute('data-total'));\
-               g.querySelectorAll('rect').forEach(function (r) {\
-                 var s = r.getAttribute('data-state');\
-                 out.byState[s] = (out.byState[s] || 0) + +r.getAttribute('data-count');\
-                 var want = getComputedStyle(document.documentElement).getPropertyValue('--s-' + s).trim();\
-                 var probe = document.createElement('span'); probe.style.color = want;\
-                 document.body.appendChild(probe);\
-                 var rgb = getComputedStyle(probe).color; probe.remove();\
-                 if (getComputedStyle(r).fill !== rgb || r.getBoundingClientRect().height <= 0) out.filled = false;\
-               });\
-             });\
-             return out;",
-            vec![],
-        )
-    };
-    // The sum of the last two bars' totals (the runs were made a moment ago, perhaps across an
-    // hour's turn).
-    let latest = |c: &Value| -> i64 {
-        let bars = c["bars"].as_array().cloned().unwrap_or_default();
-        bars.iter().rev().take(2).filter_map(Value::as_i64).sum()
-    };
-    let window = |c: &Value, seconds: f64| {
-        let span = c["span"].as_f64().unwrap_or(0.0);
-        assert!(
-            (span - seconds).abs() <= 1.0,
-            "the bars cover {span} s: {c}"
-        );
-    };
-    let chart = bars(&b);
+/// The sum of the last two bars' totals (the runs were made a moment ago, perhaps across an
+/// hour's turn).
+fn latest(c: &Value) -> i64 {
+    let bars = c["bars"].as_array().cloned().unwrap_or_default();
+    bars.iter().rev().take(2).filter_map(Value::as_i64).sum()
+}
+
+/// The bars of chart `c` cover `seconds` (to a second).
+fn window(c: &Value, seconds: f64) {
+    let span = c["span"].as_f64().unwrap_or(0.0);
+    assert!(
+        (span - seconds).abs() <= 1.0,
+        "the bars cover {span} s: {c}"
+    );
+}
+
+/// The dashboard's chart, last 24 hours: hourly bars stacking every run of the day by its
+/// state, in its colour. The chart as drawn.
+fn the_dashboard_chart_of_a_day(b: &mut Browser) -> Value {
+    let chart = bars(b);
     let n = chart["buckets"].as_u64().unwrap_or(0);
     assert!((24..=25).contains(&n), "hourly bars over 24 hours: {chart}");
     assert_eq!(
@@ -1062,21 +1114,22 @@ fn charts_trends_and_why_in_headless_chromium() {
     assert!(b.text("#runs-over-time h2").contains("24 hours"));
     assert!(b.exists("#range-24h[aria-current]") && !b.exists("#range-7d[aria-current]"));
     b.shot("30-dashboard-chart-24h");
+    chart
+}
 
-    // ---- the 7-day toggle ----
+/// The 7-day toggle: six-hour bars over the same runs as the day's chart `day`; an unknown
+/// range is refused, naming the choices.
+fn the_7_day_toggle(b: &mut Browser, day: &Value) {
     b.click("#range-7d");
     b.wait_path("the 7-day dashboard", Duration::from_secs(10), |p| {
         p == "/?range=7d"
     });
     b.wait_for("#runs-chart", Duration::from_secs(5));
-    let week = bars(&b);
+    let week = bars(b);
     let n = week["buckets"].as_u64().unwrap_or(0);
     assert!((28..=29).contains(&n), "six-hour bars over 7 days: {week}");
     window(&week, 7.0 * 86_400.0);
-    assert_eq!(
-        week["byState"], chart["byState"],
-        "the same runs over 7 days"
-    );
+    assert_eq!(week["byState"], day["byState"], "the same runs over 7 days");
     assert_eq!(latest(&week), 4, "{week}");
     assert!(b.text("#runs-over-time h2").contains("7 days"));
     assert!(b.exists("#range-7d[aria-current]"));
@@ -1088,8 +1141,11 @@ fn charts_trends_and_why_in_headless_chromium() {
         "an unknown range is refused, naming the choices: {}",
         b.text("main")
     );
+}
 
-    // ---- a deployment's success rate and duration trend ----
+/// `dev/mixed`'s success rate, and its duration trend: one bar per ended run of `ended`,
+/// oldest first, as long as the run, each linking to its run.
+fn a_deployments_success_rate_and_trend(b: &mut Browser, ended: &[weir_core::api::FlowRun]) {
     b.goto("/deployments/dev/mixed");
     b.wait_for("#health", Duration::from_secs(5));
     assert_eq!(b.text("#success-rate"), "66.7 %", "2 of 3 Completed");
@@ -1107,7 +1163,7 @@ fn charts_trends_and_why_in_headless_chromium() {
     );
     let drawn = drawn.as_array().expect("bars").clone();
     assert_eq!(drawn.len(), 3, "one bar per ended run: {drawn:?}");
-    for (bar, run) in drawn.iter().zip(&ended) {
+    for (bar, run) in drawn.iter().zip(ended) {
         assert_eq!(
             bar["run"],
             json!(run.id.to_string()),
@@ -1133,36 +1189,46 @@ fn charts_trends_and_why_in_headless_chromium() {
         Duration::from_secs(10),
         |p| p == format!("/runs/{}", ended[1].id),
     );
+}
 
-    // ---- "Why isn't it running?": no agent on the queue ----
-    let why_of = |id: Uuid| -> Vec<String> {
-        w.block_on(w.client.why(id))
-            .unwrap_or_else(|e| panic!("why of {id}: {e}"))
-            .messages
-    };
-    let page_why = |b: &Browser| -> Vec<String> {
-        let v = b.js(
-            "return Array.from(document.querySelectorAll('#why li')).map(function (l) { return l.innerText; });",
-            vec![],
-        );
-        serde_json::from_value(v).expect("why lines")
-    };
-    b.goto(&format!("/runs/{}", waiting.id));
+/// What the API's "why" says of run `id`.
+fn why_of(w: &Weir, id: Uuid) -> Vec<String> {
+    w.block_on(w.client.why(id))
+        .unwrap_or_else(|e| panic!("why of {id}: {e}"))
+        .messages
+}
+
+/// The lines of the page's "Why isn't it running?" panel.
+fn page_why(b: &Browser) -> Vec<String> {
+    let v = b.js(
+        "return Array.from(document.querySelectorAll('#why li')).map(function (l) { return l.innerText; });",
+        vec![],
+    );
+    serde_json::from_value(v).expect("why lines")
+}
+
+/// "Why isn't it running?" on run `waiting`'s page: no agent serves its queue, as the API
+/// says.
+fn why_no_agent(w: &Weir, b: &mut Browser, waiting: Uuid) {
+    b.goto(&format!("/runs/{waiting}"));
     b.wait_for("#why li", Duration::from_secs(5));
-    let shown = page_why(&b);
+    let shown = page_why(b);
     assert!(
         shown
             .iter()
             .any(|l| l.contains("no agent serves work queue \"nightly\"")),
         "the panel names the queue no agent serves: {shown:?}"
     );
-    assert_eq!(shown, why_of(waiting.id), "the page says what the API says");
+    assert_eq!(shown, why_of(w, waiting), "the page says what the API says");
     b.shot("33-why-no-agent");
+}
 
-    // ---- an agent with one slot takes it; a second run waits for that slot ----
+/// An agent with one slot takes run `waiting`; a second run waits for that slot, its page
+/// saying the agent is at capacity; once it runs, its page has no such panel.
+fn why_at_capacity(w: &mut Weir, b: &mut Browser, waiting: Uuid) {
     let home = w.sb.path("agent-nightly");
     w.start_agent_with(&home, 1, &["--queue", "nightly"], &[]);
-    w.wait_state(waiting.id, StateKind::Running, Duration::from_secs(20));
+    w.wait_state(waiting, StateKind::Running, Duration::from_secs(20));
     let second = w.create_run("dev", "nightly", Default::default());
     // The agent's load reaches the server with its claim and heartbeats.
     let shown = wait_until(
@@ -1171,7 +1237,7 @@ fn charts_trends_and_why_in_headless_chromium() {
         || {
             b.goto(&format!("/runs/{}", second.id));
             b.wait_for("#why li", Duration::from_secs(5));
-            let shown = page_why(&b);
+            let shown = page_why(b);
             if shown
                 .iter()
                 .any(|l| l.contains("at capacity") && l.contains("runs 1 of 1"))
@@ -1217,10 +1283,6 @@ schedules = [{ cron = "30 2 * 10 0", timezone = "Europe/Berlin" }]
 /// one that meets a DST change with its label and the rule's sentence, exactly as
 /// `weir_core::schedule` computes them; a paused deployment lists none.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn schedule_fire_times_in_headless_chromium() {
     let Some(driver_bin) = chromedriver_or_skip("schedule_fire_times_in_headless_chromium") else {
         return;
@@ -1231,82 +1293,15 @@ fn schedule_fire_times_in_headless_chromium() {
     b.shots = b.shots.join("schedules");
     std::fs::create_dir_all(&b.shots).expect("create the screenshot directory");
     log_in(&b, &w.admin_key);
-    let rows = |b: &Browser| -> Vec<Value> {
-        let v = b.js(
-            "return Array.from(document.querySelectorAll('#fire-times .fire')).map(function (f) {\
-               var q = function (c) { var e = f.querySelector(c); return e ? e.innerText.trim() : ''; };\
-               var r = f.getBoundingClientRect();\
-               return {at: f.getAttribute('data-at'), utc: q('.utc'), local: q('.local'),\
-                       dst: q('.dst'), note: q('.note'), shown: r.height > 0 && r.width > 0};\
-             });",
-            vec![],
-        );
-        v.as_array().cloned().unwrap_or_default()
-    };
     for (name, cron, label, wall) in [
         ("spring", "30 2 * 3 0", "moved", "03:00:00 CEST"),
         ("autumn", "30 2 * 10 0", "repeat", "02:30:00 CEST"),
     ] {
         b.goto(&format!("/deployments/dev/{name}"));
         b.wait_for("#fire-times .fire", Duration::from_secs(10));
-        let shown = rows(&b);
-        let schedules = weir_core::schedule::parse_all(&[weir_core::api::ScheduleSpec {
-            cron: Some(cron.into()),
-            timezone: Some("Europe/Berlin".into()),
-            ..Default::default()
-        }])
-        .expect("a valid schedule");
-        let want = weir_core::schedule::next_fire_times(&schedules, chrono::Utc::now(), 5);
-        assert_eq!(
-            shown.len(),
-            5,
-            "the next five fire times of {name}: {shown:#?}"
-        );
-        for (row, f) in shown.iter().zip(&want) {
-            let utc = f.at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-            assert_eq!(row["utc"], json!(utc), "in UTC: {row}");
-            assert_eq!(
-                row["at"],
-                json!(f.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            );
-            assert_eq!(
-                row["local"],
-                json!(f.local_text()),
-                "on Berlin's wall clock, not the viewer's: {row}"
-            );
-            assert_eq!(row["shown"], json!(true), "visible: {row}");
-            match &f.dst {
-                Some(note) => {
-                    assert_eq!(row["dst"], json!(format!("DST {}", note.label())), "{row}");
-                    assert_eq!(row["note"], json!(note.describe()), "{row}");
-                }
-                None => assert_eq!(
-                    (&row["dst"], &row["note"]),
-                    (&json!(""), &json!("")),
-                    "{row}"
-                ),
-            }
-        }
-        let marked: Vec<&Value> = shown.iter().filter(|r| r["dst"] != json!("")).collect();
-        assert_eq!(
-            marked.len(),
-            1,
-            "one of {name}'s fire times meets a DST change: {shown:#?}"
-        );
-        assert_eq!(marked[0]["dst"], json!(format!("DST {label}")));
-        assert!(
-            marked[0]["local"]
-                .as_str()
-                .is_some_and(|l| l.ends_with(wall)),
-            "{name}'s DST fire time is at {wall}: {shown:#?}"
-        );
-        let note = marked[0]["note"].as_str().unwrap_or_default();
-        let says = if label == "moved" {
-            "02:30 does not exist"
-        } else {
-            "happens twice"
-        };
-        assert!(note.contains(says), "the rule in words: {note}");
+        let shown = fire_rows(&b);
+        the_next_five_fire_times(&shown, name, cron);
+        one_meets_a_dst_change(&shown, name, label, wall);
         assert!(
             b.text("#fire-times")
                 .contains("UTC · the schedule's own time zone"),
@@ -1320,6 +1315,88 @@ fn schedule_fire_times_in_headless_chromium() {
     b.goto("/deployments/dev/spring");
     b.wait_for("main h1", Duration::from_secs(10));
     assert!(!b.exists("#fire-times"), "no fire times while paused");
+}
+
+/// The fire times a deployment page lists: each one's time, UTC and local texts, DST label
+/// and note, and whether it is visible.
+fn fire_rows(b: &Browser) -> Vec<Value> {
+    let v = b.js(
+        "return Array.from(document.querySelectorAll('#fire-times .fire')).map(function (f) {\
+           var q = function (c) { var e = f.querySelector(c); return e ? e.innerText.trim() : ''; };\
+           var r = f.getBoundingClientRect();\
+           return {at: f.getAttribute('data-at'), utc: q('.utc'), local: q('.local'),\
+                   dst: q('.dst'), note: q('.note'), shown: r.height > 0 && r.width > 0};\
+         });",
+        vec![],
+    );
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// The rows `shown` on `name`'s page are the next five fire times of `cron` in Berlin, each
+/// in UTC and on Berlin's wall clock, with the DST note `weir_core::schedule` gives it.
+fn the_next_five_fire_times(shown: &[Value], name: &str, cron: &str) {
+    let schedules = weir_core::schedule::parse_all(&[weir_core::api::ScheduleSpec {
+        cron: Some(cron.into()),
+        timezone: Some("Europe/Berlin".into()),
+        ..Default::default()
+    }])
+    .expect("a valid schedule");
+    let want = weir_core::schedule::next_fire_times(&schedules, chrono::Utc::now(), 5);
+    assert_eq!(
+        shown.len(),
+        5,
+        "the next five fire times of {name}: {shown:#?}"
+    );
+    for (row, f) in shown.iter().zip(&want) {
+        let utc = f.at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        assert_eq!(row["utc"], json!(utc), "in UTC: {row}");
+        assert_eq!(
+            row["at"],
+            json!(f.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        );
+        assert_eq!(
+            row["local"],
+            json!(f.local_text()),
+            "on Berlin's wall clock, not the viewer's: {row}"
+        );
+        assert_eq!(row["shown"], json!(true), "visible: {row}");
+        match &f.dst {
+            Some(note) => {
+                assert_eq!(row["dst"], json!(format!("DST {}", note.label())), "{row}");
+                assert_eq!(row["note"], json!(note.describe()), "{row}");
+            }
+            None => assert_eq!(
+                (&row["dst"], &row["note"]),
+                (&json!(""), &json!("")),
+                "{row}"
+            ),
+        }
+    }
+}
+
+/// Exactly one of the rows `shown` on `name`'s page meets a DST change: marked `label`, at
+/// `wall` on the wall clock, the rule said in words.
+fn one_meets_a_dst_change(shown: &[Value], name: &str, label: &str, wall: &str) {
+    let marked: Vec<&Value> = shown.iter().filter(|r| r["dst"] != json!("")).collect();
+    assert_eq!(
+        marked.len(),
+        1,
+        "one of {name}'s fire times meets a DST change: {shown:#?}"
+    );
+    assert_eq!(marked[0]["dst"], json!(format!("DST {label}")));
+    assert!(
+        marked[0]["local"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(wall)),
+        "{name}'s DST fire time is at {wall}: {shown:#?}"
+    );
+    let note = marked[0]["note"].as_str().unwrap_or_default();
+    let says = if label == "moved" {
+        "02:30 does not exist"
+    } else {
+        "happens twice"
+    };
+    assert!(note.contains(says), "the rule in words: {note}");
 }
 
 /// An `application/x-www-form-urlencoded` body.

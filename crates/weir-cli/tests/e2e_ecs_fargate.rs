@@ -266,14 +266,18 @@ impl Drop for Ecs {
 /// own report although moto says exit code 0, with its `valueFrom` secret injected and
 /// redacted; a run cancelled through the agent is stopped with `StopTask` and Cancelled.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn ecs_runs_complete_fail_and_cancel_from_the_flow_itself() {
     let Some(mut e) = Ecs::start() else { return };
     let agent = e.agent("agent-ecs");
+    completes_from_its_own_report(&e, agent);
+    fails_from_its_own_report_with_its_secret_redacted(&e);
+    a_cancel_stops_the_task(&e, agent);
+    e.finish();
+}
 
+/// The `etl` flow completes from its own report: its result and its task logs came over
+/// HTTP, and its one task stops once the container exited.
+fn completes_from_its_own_report(e: &Ecs, agent: usize) {
     let ok = e.w.create_run(&e.project, "etl", Parameters::new());
     let d = e.w.wait_terminal(ok.id, Duration::from_secs(90));
     assert_eq!(
@@ -303,7 +307,11 @@ fn ecs_runs_complete_fail_and_cancel_from_the_flow_itself() {
         "STOPPED only once the container exited: {:?}",
         tasks[0].stopped_reason()
     );
+}
 
+/// The `leaky` flow fails from its own report although moto says exit code 0; its SSM
+/// secret reached the task, redacted in its logs and absent from the task's overrides.
+fn fails_from_its_own_report_with_its_secret_redacted(e: &Ecs) {
     let bad = e.w.create_run(&e.project, "leaky", Parameters::new());
     let d = e.w.wait_terminal(bad.id, Duration::from_secs(90));
     assert_eq!(
@@ -326,7 +334,11 @@ fn ecs_runs_complete_fail_and_cancel_from_the_flow_itself() {
         !env.contains("canary-value-7d1f") && !env.contains("CANARY\""),
         "no secret in the overrides: {env}"
     );
+}
 
+/// A `slow` run cancelled through the agent is Cancelled, its task stopped with `StopTask`
+/// and its container gone.
+fn a_cancel_stops_the_task(e: &Ecs, agent: usize) {
     let slow = e.w.create_run(&e.project, "slow", Parameters::new());
     wait_until("the slow flow to log", Duration::from_secs(60), || {
         if e.logs(slow.id).contains("slept 1/") {
@@ -356,7 +368,6 @@ fn ecs_runs_complete_fail_and_cancel_from_the_flow_itself() {
             }
         },
     );
-    e.finish();
 }
 
 /// A restarted agent (same state directory) re-adopts its task by `startedBy` and the run

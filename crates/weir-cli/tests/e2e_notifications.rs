@@ -147,10 +147,6 @@ fn deliveries(w: &Weir, rule: &str) -> Vec<Delivery> {
 /// Two runs fail while the receiver answers 500; the server is SIGKILLed with both
 /// deliveries waiting for their retry, and restarted; each is then delivered once (one 200)
 /// under its own id, every repeat carrying that id and the same body.
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn delivered_once_across_a_sigkill(db: Option<&str>) {
     let mut extra = Vec::new();
     if let Some(url) = db {
@@ -176,28 +172,7 @@ fn delivered_once_across_a_sigkill(db: Option<&str>) {
     for id in &runs {
         w.wait_state(*id, StateKind::Failed, Duration::from_secs(30));
     }
-    // Both notifications are committed and tried; each failed (500) and waits for its retry,
-    // with no attempt in flight for at least half a second, when the server is killed.
-    let waiting = wait_until(
-        "both deliveries to wait for a retry after a 500",
-        Duration::from_secs(30),
-        || {
-            let log = deliveries(&w, "hook");
-            let soon = chrono::Utc::now() + chrono::Duration::milliseconds(500);
-            let ready = log.len() == 2
-                && log.iter().all(|d| {
-                    d.status == DeliveryStatus::Pending
-                        && d.attempts >= 1
-                        && d.last_error.as_deref().is_some_and(|e| e.contains("500"))
-                        && d.next_attempt_at.is_some_and(|t| t > soon)
-                });
-            if ready {
-                Ok(log)
-            } else {
-                Err(format!("{log:#?}"))
-            }
-        },
-    );
+    let waiting = both_wait_for_a_retry(&w);
     w.kill_server();
     let refused = rx.hits();
     assert!(
@@ -223,6 +198,47 @@ fn delivered_once_across_a_sigkill(db: Option<&str>) {
     std::thread::sleep(Duration::from_secs(3));
     let hits = rx.hits();
 
+    the_same_two_deliveries(&done, &waiting, &hits);
+    let mut notified: Vec<Uuid> = done.iter().map(|d| accepted_once(d, &hits)).collect();
+    notified.sort();
+    let mut runs = runs;
+    runs.sort();
+    assert_eq!(notified, runs, "one notification for each failed run");
+
+    // The CLI's delivery log says the same.
+    let log = w.weir(&["notifications", "log", "--rule", "hook"]).ok();
+    assert_eq!(log.stdout.matches("delivered").count(), 2, "{}", log.stdout);
+}
+
+/// Both notifications are committed and tried; each failed (500) and waits for its retry,
+/// with no attempt in flight for at least half a second (when the server is killed). The
+/// delivery log then.
+fn both_wait_for_a_retry(w: &Weir) -> Vec<Delivery> {
+    wait_until(
+        "both deliveries to wait for a retry after a 500",
+        Duration::from_secs(30),
+        || {
+            let log = deliveries(w, "hook");
+            let soon = chrono::Utc::now() + chrono::Duration::milliseconds(500);
+            let ready = log.len() == 2
+                && log.iter().all(|d| {
+                    d.status == DeliveryStatus::Pending
+                        && d.attempts >= 1
+                        && d.last_error.as_deref().is_some_and(|e| e.contains("500"))
+                        && d.next_attempt_at.is_some_and(|t| t > soon)
+                });
+            if ready {
+                Ok(log)
+            } else {
+                Err(format!("{log:#?}"))
+            }
+        },
+    )
+}
+
+/// The deliveries `done` are those `waiting` before the kill (none added by the restart), and
+/// every request the receiver got names one of them.
+fn the_same_two_deliveries(done: &[Delivery], waiting: &[Delivery], hits: &[Hit]) {
     let mut ids: Vec<Uuid> = done.iter().map(|d| d.id).collect();
     let mut before: Vec<Uuid> = waiting.iter().map(|d| d.id).collect();
     ids.sort();
@@ -236,55 +252,47 @@ fn delivered_once_across_a_sigkill(db: Option<&str>) {
             .all(|h| ids.iter().any(|id| h.delivery == id.to_string())),
         "every request names one of the two deliveries: {hits:#?}"
     );
-    let mut notified = Vec::new();
-    for d in &done {
-        let mine: Vec<&Hit> = hits
-            .iter()
-            .filter(|h| h.delivery == d.id.to_string())
-            .collect();
-        let accepted = mine.iter().filter(|h| h.answered == 200).count();
-        assert_eq!(
-            accepted, 1,
-            "delivery {} accepted exactly once: {mine:#?}",
-            d.id
-        );
-        assert!(
-            mine.len() >= 2 && mine.last().is_some_and(|h| h.answered == 200),
-            "delivery {} refused before the kill, repeated after the restart, then accepted: {mine:#?}",
-            d.id
-        );
-        assert!(
-            mine.iter()
-                .all(|h| h.body == mine[0].body && h.event == "failed"),
-            "every repeat of delivery {} carries the same event and body",
-            d.id
-        );
-        assert_eq!(d.last_error, None, "{d:?}");
-        let body: serde_json::Value =
-            serde_json::from_slice(&mine[0].body).expect("a JSON webhook body");
-        assert_eq!(body["event"], "failed");
-        assert_eq!(body["run"]["state"], "Failed");
-        assert!(
-            body["text"]
-                .as_str()
-                .is_some_and(|t| t.contains("the source table 'orders' does not exist")),
-            "the flow's error is the text: {body}"
-        );
-        notified.push(
-            body["run"]["id"]
-                .as_str()
-                .and_then(|id| Uuid::parse_str(id).ok())
-                .expect("the run's id"),
-        );
-    }
-    notified.sort();
-    let mut runs = runs;
-    runs.sort();
-    assert_eq!(notified, runs, "one notification for each failed run");
+}
 
-    // The CLI's delivery log says the same.
-    let log = w.weir(&["notifications", "log", "--rule", "hook"]).ok();
-    assert_eq!(log.stdout.matches("delivered").count(), 2, "{}", log.stdout);
+/// Delivery `d` was refused before the kill, repeated after the restart and accepted exactly
+/// once, every repeat with the same event and body, the failed run's; the run's id.
+fn accepted_once(d: &Delivery, hits: &[Hit]) -> Uuid {
+    let mine: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| h.delivery == d.id.to_string())
+        .collect();
+    let accepted = mine.iter().filter(|h| h.answered == 200).count();
+    assert_eq!(
+        accepted, 1,
+        "delivery {} accepted exactly once: {mine:#?}",
+        d.id
+    );
+    assert!(
+        mine.len() >= 2 && mine.last().is_some_and(|h| h.answered == 200),
+        "delivery {} refused before the kill, repeated after the restart, then accepted: {mine:#?}",
+        d.id
+    );
+    assert!(
+        mine.iter()
+            .all(|h| h.body == mine[0].body && h.event == "failed"),
+        "every repeat of delivery {} carries the same event and body",
+        d.id
+    );
+    assert_eq!(d.last_error, None, "{d:?}");
+    let body: serde_json::Value =
+        serde_json::from_slice(&mine[0].body).expect("a JSON webhook body");
+    assert_eq!(body["event"], "failed");
+    assert_eq!(body["run"]["state"], "Failed");
+    assert!(
+        body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("the source table 'orders' does not exist")),
+        "the flow's error is the text: {body}"
+    );
+    body["run"]["id"]
+        .as_str()
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .expect("the run's id")
 }
 
 #[test]
@@ -371,16 +379,60 @@ mod sns {
             .collect()
     }
 
+    /// A topic named `topic_name` with the queue `queue_arn` subscribed to it; its ARN.
+    fn topic_with_queue(endpoint: &str, topic_name: &str, queue_arn: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let config = weir_testkit::moto::sdk_config(endpoint).await;
+            let client = sns::Client::new(&config);
+            let topic = client
+                .create_topic()
+                .name(topic_name)
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("create topic: {}", sns::error::DisplayErrorContext(&e))
+                });
+            let arn = topic.topic_arn().expect("a topic ARN").to_string();
+            client
+                .subscribe()
+                .topic_arn(&arn)
+                .protocol("sqs")
+                .endpoint(queue_arn)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("subscribe: {}", sns::error::DisplayErrorContext(&e)));
+            arn
+        })
+    }
+
+    /// Messages on `queue_url`, once there are any (waiting `what` at most 30 s; `waiting`
+    /// says what there is meanwhile).
+    fn wait_messages(
+        endpoint: &str,
+        queue_url: &str,
+        what: &str,
+        waiting: impl Fn() -> String,
+    ) -> Vec<serde_json::Value> {
+        wait_until(what, Duration::from_secs(30), || {
+            let got = receive(endpoint, queue_url);
+            if got.is_empty() {
+                Err(waiting())
+            } else {
+                Ok(got)
+            }
+        })
+    }
+
     /// A rule with an SNS destination in `weir.toml`: a failed run's notification reaches the
     /// topic (an SQS queue subscribed to it receives it once, with the delivery's title as
     /// subject and the run in the JSON message); `weir notifications test` reaches it too; a
     /// rule naming a topic that does not exist is failed in the delivery log after one
     /// attempt (not retried), the error naming the topic.
     #[test]
-    #[expect(
-        clippy::too_many_lines,
-        reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-    )]
     fn sns_topic_receives_the_failed_run_and_a_missing_topic_is_logged() {
         let Some(endpoint) = weir_testkit::moto::endpoint(
             "sns_topic_receives_the_failed_run_and_a_missing_topic_is_logged",
@@ -401,32 +453,7 @@ mod sns {
             .expect("a queue URL")
             .to_string();
         let queue_arn = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{queue_name}");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let topic_arn = rt.block_on(async {
-            let config = weir_testkit::moto::sdk_config(&endpoint).await;
-            let client = sns::Client::new(&config);
-            let topic = client
-                .create_topic()
-                .name(&topic_name)
-                .send()
-                .await
-                .unwrap_or_else(|e| {
-                    panic!("create topic: {}", sns::error::DisplayErrorContext(&e))
-                });
-            let arn = topic.topic_arn().expect("a topic ARN").to_string();
-            client
-                .subscribe()
-                .topic_arn(&arn)
-                .protocol("sqs")
-                .endpoint(&queue_arn)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("subscribe: {}", sns::error::DisplayErrorContext(&e)));
-            arn
-        });
+        let topic_arn = topic_with_queue(&endpoint, &topic_name, &queue_arn);
 
         // The server reaches AWS through the standard environment only, as in production.
         let mut w = Weir::start_env(
@@ -451,21 +478,29 @@ destination = {{ type = "sns", topic_arn = "{missing}" }}
         let run = w.create_run("dev", "fails", Default::default());
         let failed = w.wait_state(run.id, StateKind::Failed, Duration::from_secs(30));
 
-        let got = wait_until(
+        let got = wait_messages(
+            &endpoint,
+            &queue_url,
             "the notification on the SQS queue",
-            Duration::from_secs(30),
-            || {
-                let got = receive(&endpoint, &queue_url);
-                if got.is_empty() {
-                    Err(format!("nothing yet; chat: {:?}", deliveries(&w, "chat")))
-                } else {
-                    Ok(got)
-                }
-            },
+            || format!("nothing yet; chat: {:?}", deliveries(&w, "chat")),
         );
         assert_eq!(got.len(), 1, "one message: {got:#?}");
-        let envelope = &got[0];
-        let chat = deliveries(&w, "chat");
+        the_topic_got_the_run(&w, &got[0], &topic_arn, &failed.run.name, run.id);
+        the_missing_topic_is_logged(&w, &missing);
+        notifications_test_reaches_the_topic(&w, &endpoint, &queue_url, &missing);
+    }
+
+    /// `envelope`, the one message on the queue, is the failed run `id`'s notification: its
+    /// title (of run `name`) is the subject and the run is in the JSON message; the `chat`
+    /// rule's delivery is delivered after one attempt.
+    fn the_topic_got_the_run(
+        w: &Weir,
+        envelope: &serde_json::Value,
+        topic_arn: &str,
+        name: &str,
+        id: Uuid,
+    ) {
+        let chat = deliveries(w, "chat");
         assert_eq!(chat.len(), 1, "{chat:#?}");
         assert_eq!(
             (chat[0].status, chat[0].attempts),
@@ -473,8 +508,7 @@ destination = {{ type = "sns", topic_arn = "{missing}" }}
             "{chat:#?}"
         );
         assert_eq!(envelope["Type"], "Notification");
-        assert_eq!(envelope["TopicArn"], topic_arn.as_str());
-        let name = &failed.run.name;
+        assert_eq!(envelope["TopicArn"], topic_arn);
         assert_eq!(
             envelope["Subject"],
             format!("dev/fails: run {name} failed").as_str(),
@@ -488,7 +522,7 @@ destination = {{ type = "sns", topic_arn = "{missing}" }}
         assert_eq!(message["event"], "failed");
         assert_eq!(message["project"], "dev");
         assert_eq!(message["deployment"], "fails");
-        assert_eq!(message["run"]["id"], run.id.to_string().as_str());
+        assert_eq!(message["run"]["id"], id.to_string().as_str());
         assert_eq!(message["run"]["state"], "Failed");
         assert!(
             message["text"]
@@ -496,13 +530,16 @@ destination = {{ type = "sns", topic_arn = "{missing}" }}
                 .is_some_and(|t| t.contains("the source table 'orders' does not exist")),
             "the flow's error is the text: {message}"
         );
+    }
 
-        // The missing topic: failed for good after one attempt, saying which topic.
+    /// The missing topic: failed for good after one attempt, saying which topic, in the
+    /// delivery log and in `weir notifications log`.
+    fn the_missing_topic_is_logged(w: &Weir, missing: &str) {
         let lost = wait_until(
             "the missing topic's delivery to fail",
             Duration::from_secs(30),
             || {
-                let log = deliveries(&w, "lost");
+                let log = deliveries(w, "lost");
                 match log.first() {
                     Some(d) if d.status != DeliveryStatus::Pending => Ok(d.clone()),
                     _ => Err(format!("{log:#?}")),
@@ -516,36 +553,39 @@ destination = {{ type = "sns", topic_arn = "{missing}" }}
         );
         let error = lost.last_error.clone().unwrap_or_default();
         assert!(
-            error.contains(&missing) && error.contains("not found") && error.contains("NotFound"),
+            error.contains(missing) && error.contains("not found") && error.contains("NotFound"),
             "the error names the topic and says it is not found: {error}"
         );
         let log = w.weir(&["notifications", "log", "--rule", "lost"]).ok();
         assert!(
-            log.stdout.contains("failed") && log.stdout.contains(&missing),
+            log.stdout.contains("failed") && log.stdout.contains(missing),
             "{}",
             log.stdout
         );
+    }
 
-        // `weir notifications test` goes through the same path, and exits 0 once delivered.
+    /// `weir notifications test` goes through the same path, and exits 0 once delivered; to
+    /// the missing topic it fails, naming it.
+    fn notifications_test_reaches_the_topic(
+        w: &Weir,
+        endpoint: &str,
+        queue_url: &str,
+        missing: &str,
+    ) {
         let test = w.weir(&["notifications", "test", "dev/chat"]);
         assert_eq!(test.code, 0, "{test:#?}");
-        let got = wait_until("the test message", Duration::from_secs(30), || {
-            let got = receive(&endpoint, &queue_url);
-            if got.is_empty() {
-                Err("nothing yet".into())
-            } else {
-                Ok(got)
-            }
+        let got = wait_messages(endpoint, queue_url, "the test message", || {
+            "nothing yet".into()
         });
         assert_eq!(got.len(), 1, "{got:#?}");
         assert_eq!(got[0]["Subject"], "dev: test notification of rule chat");
         // The failed run's message came once: nothing else is on the queue.
-        assert!(receive(&endpoint, &queue_url).is_empty());
+        assert!(receive(endpoint, queue_url).is_empty());
         let failing = w.weir(&["notifications", "test", "dev/lost"]);
         assert_ne!(
             failing.code, 0,
             "a test to a missing topic fails: {failing:#?}"
         );
-        assert!(failing.stdout.contains(&missing), "{failing:#?}");
+        assert!(failing.stdout.contains(missing), "{failing:#?}");
     }
 }

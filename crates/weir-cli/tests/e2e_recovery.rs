@@ -7,6 +7,7 @@ mod common;
 use common::{
     Sandbox, ServerOptions, Weir, describe, flows_bin, is_alive, params, result_value, wait_until,
 };
+use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
 use weir_client::Client;
@@ -41,15 +42,75 @@ fn wait_run(
     })
 }
 
+/// `weir up` on `bind` (process `name`, home `home`, environment `env`), with a runtime and
+/// an API client for it once it answers; the process's index.
+fn start_up(
+    sb: &mut Sandbox,
+    name: &str,
+    home: &Path,
+    bind: &str,
+    env: &[(&str, &str)],
+) -> (usize, tokio::runtime::Runtime, Client) {
+    let up = sb.spawn(name, &["up", "--bind", bind], home, env);
+    let url = sb.wait_server_url(home, Duration::from_secs(30));
+    let key = sb.wait_admin_key(home, Duration::from_secs(30));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let client = Client::new(&url, Some(key)).expect("API client");
+    (up, rt, client)
+}
+
+/// `weir run TARGET` through `weir up`'s home: the new run's id.
+fn start_run(sb: &Sandbox, home: &Path, target: &str) -> Uuid {
+    let out = sb
+        .cli(None, home, &["run", target], Duration::from_secs(20))
+        .ok();
+    Uuid::parse_str(out.stdout.trim())
+        .unwrap_or_else(|_| panic!("`weir run` printed a run id: {out:#?}"))
+}
+
+/// Exactly one launch of run `id` (`weir up` also deploys a schedule of its own: only this
+/// run's launches count).
+fn launched_once(sb: &Sandbox, id: Uuid) {
+    let launches: Vec<_> = sb.witness().into_iter().filter(|(r, _)| *r == id).collect();
+    assert_eq!(launches, vec![(id, 1)], "exactly one launch of the run");
+}
+
+/// Run `id`'s log lines starting with `prefix`, once there are as many as `want` (waiting
+/// `what` at most 30 s).
+fn wait_lines(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    id: Uuid,
+    what: &str,
+    prefix: &str,
+    want: &[String],
+) -> Vec<String> {
+    wait_until(what, Duration::from_secs(30), || {
+        let logs = rt
+            .block_on(client.logs(id, 0, 1000))
+            .map_err(|e| e.to_string())?;
+        let printed: Vec<String> = logs
+            .items
+            .iter()
+            .map(|l| l.message.clone())
+            .filter(|m| m.starts_with(prefix))
+            .collect();
+        if printed.len() >= want.len() {
+            Ok(printed)
+        } else {
+            Err(format!("{} of {} lines", printed.len(), want.len()))
+        }
+    })
+}
+
 /// Issue 10: `weir up`, `weir run dev/slow --param seconds=10`, after 3 s `kill -9` of
 /// `weir up`, start it again 1 s later. The flow process outlives both its agent and its
 /// server; it must still deliver every report itself, so the run ends Completed with its
 /// result, all ten log lines exactly once, every task run terminal, and one launch.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
     let mut sb = Sandbox::new();
     let home = sb.path("up");
@@ -61,14 +122,7 @@ fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
         std::env::var("PATH").unwrap_or_default()
     );
     let env = [("PATH", path.as_str())];
-    let up = sb.spawn("up-1", &["up", "--bind", &bind], &home, &env);
-    let url = sb.wait_server_url(&home, Duration::from_secs(30));
-    let key = sb.wait_admin_key(&home, Duration::from_secs(30));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let client = Client::new(&url, Some(key)).expect("API client");
+    let (up, rt, client) = start_up(&mut sb, "up-1", &home, &bind, &env);
     wait_until("dev/slow to be deployed", Duration::from_secs(30), || {
         rt.block_on(client.deployment("dev", "slow"))
             .map(|_| ())
@@ -106,10 +160,14 @@ fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
         describe(&d)
     );
     assert_eq!(d.run.attempt, 1, "{}", describe(&d));
-    // (`weir up` also deploys a schedule of its own: only this run's launches count.)
-    let launches: Vec<_> = sb.witness().into_iter().filter(|(r, _)| *r == id).collect();
-    assert_eq!(launches, vec![(id, 1)], "exactly one launch of the run");
+    launched_once(&sb, id);
+    every_slept_line_once(&rt, &client, id);
+    every_task_run_completed(&rt, &client, id);
+}
 
+/// Every log line of the `slow` run `id` (ten seconds) exactly once, in order, including
+/// those after the kill.
+fn every_slept_line_once(rt: &tokio::runtime::Runtime, client: &Client, id: Uuid) {
     let logs = rt
         .block_on(client.logs(id, 0, 1000))
         .expect("read the run's logs");
@@ -124,7 +182,10 @@ fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
         slept, expected,
         "every log line exactly once, in order, including those after the kill"
     );
+}
 
+/// Run `id` ran its task, and every task run of it is Completed.
+fn every_task_run_completed(rt: &tokio::runtime::Runtime, client: &Client, id: Uuid) {
     let tasks = rt
         .block_on(client.task_runs(id, None, 100))
         .expect("read the run's task runs");
@@ -148,22 +209,11 @@ fn weir_up_killed_mid_run_ends_completed_with_all_logs() {
 /// the server keeps each line once. The run is Completed, every printed line is in its logs
 /// exactly once and in order, and the spool is removed afterwards.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn weir_up_killed_mid_run_keeps_every_stdout_line() {
     let mut sb = Sandbox::new();
     let home = sb.path("up");
     let bind = format!("127.0.0.1:{}", free_port());
-    let up = sb.spawn("up-1", &["up", "--bind", &bind], &home, &[]);
-    let url = sb.wait_server_url(&home, Duration::from_secs(30));
-    let key = sb.wait_admin_key(&home, Duration::from_secs(30));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let client = Client::new(&url, Some(key)).expect("API client");
+    let (up, rt, client) = start_up(&mut sb, "up-1", &home, &bind, &[]);
     std::fs::write(
         sb.path("project/weir.toml"),
         format!(
@@ -175,11 +225,7 @@ fn weir_up_killed_mid_run_keeps_every_stdout_line() {
     .expect("write weir.toml");
     sb.cli(None, &home, &["deploy"], Duration::from_secs(30))
         .ok();
-    let out = sb
-        .cli(None, &home, &["run", "dev/ticker"], Duration::from_secs(20))
-        .ok();
-    let id = Uuid::parse_str(out.stdout.trim())
-        .unwrap_or_else(|_| panic!("`weir run` printed a run id: {out:#?}"));
+    let id = start_run(&sb, &home, "dev/ticker");
     let detail = |what: &str, pred: &dyn Fn(StateKind) -> bool, timeout: Duration| {
         wait_run(&rt, &client, id, what, pred, timeout)
     };
@@ -198,10 +244,42 @@ fn weir_up_killed_mid_run_keeps_every_stdout_line() {
     let d = detail("to end", &|s| s.is_terminal(), Duration::from_secs(90));
     assert_eq!(d.run.state, StateKind::Completed, "{}", describe(&d));
     assert_eq!(d.run.attempt, 1, "{}", describe(&d));
-    let launches: Vec<_> = sb.witness().into_iter().filter(|(r, _)| *r == id).collect();
-    assert_eq!(launches, vec![(id, 1)], "exactly one launch of the run");
+    launched_once(&sb, id);
+    ticks_were_printed_while_down(&sb, id, killed, restarted);
 
-    // The flow's own record of its ticks: some were printed while no agent was alive.
+    // The agent's shipping of the spool ends after the run's end: wait for the last line.
+    let want: Vec<String> = (1..=100)
+        .map(|n| format!("stdout tick {n}/100 attempt 1"))
+        .collect();
+    let printed = wait_lines(
+        &rt,
+        &client,
+        id,
+        "every stdout line in the logs",
+        "stdout tick ",
+        &want,
+    );
+    assert_eq!(
+        printed, want,
+        "every printed line exactly once, in order, including those printed while the agent was down"
+    );
+    let spool = home.join("agent").join("spool").join(id.to_string());
+    wait_until(
+        "the run's spool to be removed",
+        Duration::from_secs(30),
+        || {
+            if spool.exists() {
+                Err(format!("{} is still there", spool.display()))
+            } else {
+                Ok(())
+            }
+        },
+    );
+}
+
+/// The flow's own record of its ticks: every tick of run `id` once, some printed while no
+/// agent was alive (between `killed` and `restarted`, in µs since the epoch).
+fn ticks_were_printed_while_down(sb: &Sandbox, id: Uuid, killed: u64, restarted: u64) {
     let events = std::fs::read_to_string(sb.shared().join("events.log")).unwrap_or_default();
     let ticks: Vec<(u64, u64)> = events
         .lines()
@@ -225,47 +303,6 @@ fn weir_up_killed_mid_run_keeps_every_stdout_line() {
         while_down >= 3,
         "the flow printed lines while no agent was alive (ticks {killed}..{restarted}: {while_down})"
     );
-
-    // The agent's shipping of the spool ends after the run's end: wait for the last line.
-    let want: Vec<String> = (1..=100)
-        .map(|n| format!("stdout tick {n}/100 attempt 1"))
-        .collect();
-    let printed = wait_until(
-        "every stdout line in the logs",
-        Duration::from_secs(30),
-        || {
-            let logs = rt
-                .block_on(client.logs(id, 0, 1000))
-                .map_err(|e| e.to_string())?;
-            let printed: Vec<String> = logs
-                .items
-                .iter()
-                .map(|l| l.message.clone())
-                .filter(|m| m.starts_with("stdout tick "))
-                .collect();
-            if printed.len() >= want.len() {
-                Ok(printed)
-            } else {
-                Err(format!("{} of {} lines", printed.len(), want.len()))
-            }
-        },
-    );
-    assert_eq!(
-        printed, want,
-        "every printed line exactly once, in order, including those printed while the agent was down"
-    );
-    let spool = home.join("agent").join("spool").join(id.to_string());
-    wait_until(
-        "the run's spool to be removed",
-        Duration::from_secs(30),
-        || {
-            if spool.exists() {
-                Err(format!("{} is still there", spool.display()))
-            } else {
-                Ok(())
-            }
-        },
-    );
 }
 
 /// #10, a plain command (no SDK: its state is its exit code) taken over after `kill -9` of
@@ -277,14 +314,7 @@ fn plain_command_taken_over_after_weir_up_killed_ends_by_its_exit_code() {
     let mut sb = Sandbox::new();
     let home = sb.path("up");
     let bind = format!("127.0.0.1:{}", free_port());
-    let up = sb.spawn("up-1", &["up", "--bind", &bind], &home, &[]);
-    let url = sb.wait_server_url(&home, Duration::from_secs(30));
-    let key = sb.wait_admin_key(&home, Duration::from_secs(30));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let client = Client::new(&url, Some(key)).expect("API client");
+    let (up, rt, client) = start_up(&mut sb, "up-1", &home, &bind, &[]);
     let script = sb.path("project/count.sh");
     std::fs::write(
         &script,
@@ -301,11 +331,7 @@ fn plain_command_taken_over_after_weir_up_killed_ends_by_its_exit_code() {
     .expect("write weir.toml");
     sb.cli(None, &home, &["deploy"], Duration::from_secs(30))
         .ok();
-    let out = sb
-        .cli(None, &home, &["run", "dev/count"], Duration::from_secs(20))
-        .ok();
-    let id = Uuid::parse_str(out.stdout.trim())
-        .unwrap_or_else(|_| panic!("`weir run` printed a run id: {out:#?}"));
+    let id = start_run(&sb, &home, "dev/count");
     wait_run(
         &rt,
         &client,
@@ -332,22 +358,7 @@ fn plain_command_taken_over_after_weir_up_killed_ends_by_its_exit_code() {
     let msg = d.run.state_message.clone().unwrap_or_default();
     assert!(msg.contains("exit code 3"), "names the exit code: {msg}");
     let want: Vec<String> = (1..=8).map(|n| format!("line {n}")).collect();
-    let printed = wait_until("every line in the logs", Duration::from_secs(30), || {
-        let logs = rt
-            .block_on(client.logs(id, 0, 1000))
-            .map_err(|e| e.to_string())?;
-        let printed: Vec<String> = logs
-            .items
-            .iter()
-            .map(|l| l.message.clone())
-            .filter(|m| m.starts_with("line "))
-            .collect();
-        if printed.len() >= want.len() {
-            Ok(printed)
-        } else {
-            Err(format!("{} of {} lines", printed.len(), want.len()))
-        }
-    });
+    let printed = wait_lines(&rt, &client, id, "every line in the logs", "line ", &want);
     assert_eq!(printed, want, "every line once, in order");
 }
 

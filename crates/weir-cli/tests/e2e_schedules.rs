@@ -369,23 +369,38 @@ fn deploy_plan_and_the_deployment_page_show_the_next_fire_times() {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn backfill_plans_creates_each_tick_once_and_the_flow_sees_its_tick() {
     let mut w = Weir::start(ServerOptions::default());
     w.deploy(HOURLY);
     let (from, to) = (utc("2026-11-30T00:00:00Z"), utc("2026-11-30T04:00:00Z"));
-    let window = ["--from", "2026-11-30", "--to", "2026-11-30 04:00"];
-    let backfill = |extra: &[&str]| {
-        let mut args = vec!["backfill", "dev/hourly"];
-        args.extend_from_slice(&window);
-        args.extend_from_slice(extra);
-        w.weir(&args)
-    };
+    a_plan_creates_nothing(&w, from, to);
+    let runs = a_backfill_creates_one_run_per_tick(&w, from, to);
+    twice_creates_nothing_new(&w, from, to);
+    bad_backfills_are_refused(&w, to);
+    a_scheduled_tick_gets_no_second_run(&w);
 
-    let plan = backfill(&["--plan"]).ok();
+    // Under a real agent, each backfilled run's command reads its own tick.
+    w.start_agent(4);
+    each_run_reads_its_tick(&w, &runs);
+}
+
+/// `weir backfill dev/hourly` over 2026-11-30 00:00–04:00, with `extra` arguments.
+fn backfill(w: &Weir, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "backfill",
+        "dev/hourly",
+        "--from",
+        "2026-11-30",
+        "--to",
+        "2026-11-30 04:00",
+    ];
+    args.extend_from_slice(extra);
+    w.weir(&args)
+}
+
+/// `--plan` says what would be created, five runs, and creates none.
+fn a_plan_creates_nothing(w: &Weir, from: DateTime<Utc>, to: DateTime<Utc>) {
+    let plan = backfill(w, &["--plan"]).ok();
     assert_eq!(
         plan.stdout
             .lines()
@@ -401,18 +416,25 @@ fn backfill_plans_creates_each_tick_once_and_the_flow_sees_its_tick() {
         plan.stdout
     );
     assert!(
-        ticked(&w, "hourly", from, to).is_empty(),
+        ticked(w, "hourly", from, to).is_empty(),
         "--plan created runs"
     );
+}
 
-    let out = backfill(&[]).ok();
+/// A backfill creates one run per hourly tick of the window; the runs, by tick.
+fn a_backfill_creates_one_run_per_tick(
+    w: &Weir,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<FlowRun> {
+    let out = backfill(w, &[]).ok();
     assert!(
         out.stdout
             .contains("dev/hourly: 5 run(s) created, 0 tick(s) already had their run"),
         "{}",
         out.stdout
     );
-    let runs = ticked(&w, "hourly", from, to);
+    let runs = ticked(w, "hourly", from, to);
     let ticks: Vec<_> = runs.iter().filter_map(|r| r.tick_at).collect();
     let hours: Vec<_> = (0..5)
         .map(|h| {
@@ -422,8 +444,13 @@ fn backfill_plans_creates_each_tick_once_and_the_flow_sees_its_tick() {
         })
         .collect();
     assert_eq!(ticks, hours);
+    runs
+}
 
-    let again = backfill(&[]).ok();
+/// The same backfill again creates nothing and says every tick exists; so does its plan, as
+/// JSON.
+fn twice_creates_nothing_new(w: &Weir, from: DateTime<Utc>, to: DateTime<Utc>) {
+    let again = backfill(w, &[]).ok();
     assert!(
         again
             .stdout
@@ -440,18 +467,22 @@ fn backfill_plans_creates_each_tick_once_and_the_flow_sees_its_tick() {
         5
     );
     assert_eq!(
-        ticked(&w, "hourly", from, to).len(),
+        ticked(w, "hourly", from, to).len(),
         5,
         "twice creates nothing new"
     );
-    let plan = backfill(&["--plan", "--json"]).ok();
+    let plan = backfill(w, &["--plan", "--json"]).ok();
     let doc: serde_json::Value = serde_json::from_str(&plan.stdout).expect("JSON");
     assert_eq!(
         (doc["created"].as_u64(), doc["existing"].as_u64()),
         (Some(0), Some(5))
     );
+}
 
-    // The window cap, a future end, a bad time: refused, naming the problem; nothing created.
+/// The window cap, a future end, a bad time: refused, naming the problem; nothing created
+/// (the window's runs end at `to`). An unknown deployment is refused pointing at `weir
+/// deployments ls`.
+fn bad_backfills_are_refused(w: &Weir, to: DateTime<Utc>) {
     let refused: [(&[&str], &str); 3] = [
         (
             &[
@@ -485,7 +516,7 @@ fn backfill_plans_creates_each_tick_once_and_the_flow_sees_its_tick() {
         );
     }
     assert_eq!(
-        ticked(&w, "hourly", utc("2026-11-29T00:00:00Z"), to).len(),
+        ticked(w, "hourly", utc("2026-11-29T00:00:00Z"), to).len(),
         5,
         "refused backfills created nothing"
     );
@@ -499,8 +530,10 @@ fn backfill_plans_creates_each_tick_once_and_the_flow_sees_its_tick() {
     ]);
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stderr.contains("weir deployments ls"), "{}", out.stderr);
+}
 
-    // A tick the scheduler already made gets no second run.
+/// A tick the scheduler already made (of `dev/often`) gets no second run.
+fn a_scheduled_tick_gets_no_second_run(w: &Weir) {
     let made = common::wait_until(
         "the scheduler to run `often` a few ticks",
         Duration::from_secs(20),
@@ -536,10 +569,11 @@ fn backfill_plans_creates_each_tick_once_and_the_flow_sees_its_tick() {
         "{}",
         out.stdout
     );
+}
 
-    // Under a real agent, each backfilled run's command reads its own tick.
-    w.start_agent(4);
-    for r in &runs {
+/// Each backfilled run completes, and its command printed its own tick.
+fn each_run_reads_its_tick(w: &Weir, runs: &[FlowRun]) {
+    for r in runs {
         let d = w.wait_terminal(r.id, Duration::from_secs(60));
         assert_eq!(
             d.run.state,

@@ -146,10 +146,6 @@ fn viewer_key_reads_cannot_run_and_revocation_is_immediate() {
 /// must appear nowhere outside the run: `weir logs` shows `***`, and no API answer, database
 /// file, process output or other file in the sandbox holds it.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a scenario read top to bottom; not yet split into named steps (issue #9)"
-)]
 fn canary_secret_never_leaves_the_run() {
     let mut w = Weir::start(ServerOptions::default());
     let canary = format!("canary-{}", Uuid::now_v7().simple());
@@ -157,8 +153,43 @@ fn canary_secret_never_leaves_the_run() {
     let home = w.sb.path("agent-canary");
     let agent = w.start_agent_env(&home, 2, &[("WEIR_TEST_CANARY_SRC", &canary)]);
 
-    // The plain command: fails by its exit code, its output redacted.
-    let plain = start_run(&w, "dev/canary");
+    let (plain, logs) = the_plain_command_is_redacted(&w);
+    let (sdk, sdk_logs) = the_sdk_flow_is_redacted(&w);
+
+    // Every answer of the API about these runs and deployments.
+    let mut answers: Vec<(String, String)> = Vec::new();
+    for id in [plain, sdk] {
+        answers.extend(run_answers(&w, id));
+    }
+    answers.extend(listing_answers(&w));
+    for args in [
+        vec!["--json", "runs", "show", &plain.to_string()],
+        vec!["--json", "runs", "show", &sdk.to_string()],
+        vec!["--json", "logs", &sdk.to_string()],
+        vec!["--json", "deployments", "ls"],
+    ] {
+        let out = w.weir(&args).ok();
+        answers.push((args.join(" "), format!("{}{}", out.stdout, out.stderr)));
+    }
+    answers.push((
+        "weir logs".into(),
+        format!("{}{}", logs.stdout, sdk_logs.stdout),
+    ));
+    no_answer_holds_the_secret(&answers, &canary);
+
+    // The processes' own output, and every byte under the sandbox: the SQLite database and
+    // its WAL, every process's log, the agents' state directories, CLI outputs.
+    assert!(!w.agent_log(agent).contains(&canary), "agent output");
+    assert!(!w.server_log().contains(&canary), "server output");
+    let db = w.sb.path("server/weir.db");
+    assert!(db.exists(), "the server's database is at {}", db.display());
+    let leaks = files_containing(w.sb.root(), canary.as_bytes());
+    assert!(leaks.is_empty(), "the secret value is in {leaks:?}");
+}
+
+/// The plain command: fails by its exit code, its output redacted. Its run and `weir logs`.
+fn the_plain_command_is_redacted(w: &Weir) -> (Uuid, Output) {
+    let plain = start_run(w, "dev/canary");
     let d = w.wait_terminal(plain, Duration::from_secs(30));
     assert_eq!(d.run.state, StateKind::Failed, "{}", common::describe(&d));
     let logs = w.weir(&["logs", &plain.to_string()]).ok();
@@ -172,9 +203,13 @@ fn canary_secret_never_leaves_the_run() {
         logs.stdout.lines().any(|l| l.trim_end().ends_with(" ***")),
         "stderr is redacted: {logs:#?}"
     );
+    (plain, logs)
+}
 
-    // The SDK flow: its tracing line, its printed line and its error are redacted.
-    let sdk = start_run(&w, "dev/leaky");
+/// The SDK flow: its tracing line, its printed line and its error are redacted. Its run and
+/// `weir logs`.
+fn the_sdk_flow_is_redacted(w: &Weir) -> (Uuid, Output) {
+    let sdk = start_run(w, "dev/leaky");
     let d = w.wait_terminal(sdk, Duration::from_secs(30));
     assert_eq!(d.run.state, StateKind::Failed, "{}", common::describe(&d));
     let message = d.run.state_message.clone().unwrap_or_default();
@@ -196,77 +231,79 @@ fn canary_secret_never_leaves_the_run() {
             "{what} is redacted: {lines:?}"
         );
     }
+    (sdk, sdk_logs)
+}
 
-    // Every answer of the API about these runs and deployments.
-    let mut answers: Vec<(String, String)> = Vec::new();
-    for id in [plain, sdk] {
-        let c = &w.client;
-        answers.push((
+/// The API's answers about run `id`: the run, its logs, its task runs, and each task run with
+/// its state history, each named.
+fn run_answers(w: &Weir, id: Uuid) -> Vec<(String, String)> {
+    let c = &w.client;
+    let mut answers = vec![
+        (
             format!("run {id}"),
             to_json(&w.block_on(c.flow_run(id)).expect("run")),
-        ));
-        answers.push((
+        ),
+        (
             format!("logs {id}"),
             to_json(&w.block_on(c.logs(id, 0, 1000)).expect("logs")),
-        ));
-        let tasks = w.block_on(c.task_runs(id, None, 1000)).expect("task runs");
-        answers.push((format!("task runs {id}"), to_json(&tasks)));
-        // Each task run with its state history (no typed method: raw HTTP).
-        for t in &tasks.items {
-            let url = format!("{}/api/v1/task_runs/{}", w.url, t.id);
-            let text = w.block_on(async {
-                let resp = reqwest::Client::new()
-                    .get(&url)
-                    .bearer_auth(&w.admin_key)
-                    .send()
-                    .await
-                    .expect("GET task run");
-                assert_eq!(resp.status().as_u16(), 200, "GET {url}");
-                resp.text().await.expect("body")
-            });
-            answers.push((format!("task run {}", t.id), text));
-        }
+        ),
+    ];
+    let tasks = w.block_on(c.task_runs(id, None, 1000)).expect("task runs");
+    answers.push((format!("task runs {id}"), to_json(&tasks)));
+    // Each task run with its state history (no typed method: raw HTTP).
+    for t in &tasks.items {
+        let url = format!("{}/api/v1/task_runs/{}", w.url, t.id);
+        let text = w.block_on(async {
+            let resp = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(&w.admin_key)
+                .send()
+                .await
+                .expect("GET task run");
+            assert_eq!(resp.status().as_u16(), 200, "GET {url}");
+            resp.text().await.expect("body")
+        });
+        answers.push((format!("task run {}", t.id), text));
     }
+    answers
+}
+
+/// The API's listings, each named: deployments, runs, the audit log and agents.
+fn listing_answers(w: &Weir) -> Vec<(String, String)> {
     let c = &w.client;
-    answers.push((
-        "deployments".into(),
-        to_json(&w.block_on(c.deployments(None)).expect("deployments")),
-    ));
     let q = weir_client::RunQuery::default();
-    answers.push((
-        "runs".into(),
-        to_json(&w.block_on(c.list_flow_runs(&q)).expect("runs")),
-    ));
-    answers.push((
-        "audit".into(),
-        to_json(&w.block_on(c.audit(None, 1000)).expect("audit")),
-    ));
-    answers.push((
-        "agents".into(),
-        to_json(&w.block_on(c.agents()).expect("agents")),
-    ));
-    for args in [
-        vec!["--json", "runs", "show", &plain.to_string()],
-        vec!["--json", "runs", "show", &sdk.to_string()],
-        vec!["--json", "logs", &sdk.to_string()],
-        vec!["--json", "deployments", "ls"],
-    ] {
-        let out = w.weir(&args).ok();
-        answers.push((args.join(" "), format!("{}{}", out.stdout, out.stderr)));
-    }
-    answers.push((
-        "weir logs".into(),
-        format!("{}{}", logs.stdout, sdk_logs.stdout),
-    ));
+    vec![
+        (
+            "deployments".into(),
+            to_json(&w.block_on(c.deployments(None)).expect("deployments")),
+        ),
+        (
+            "runs".into(),
+            to_json(&w.block_on(c.list_flow_runs(&q)).expect("runs")),
+        ),
+        (
+            "audit".into(),
+            to_json(&w.block_on(c.audit(None, 1000)).expect("audit")),
+        ),
+        (
+            "agents".into(),
+            to_json(&w.block_on(c.agents()).expect("agents")),
+        ),
+    ]
+}
+
+/// No answer holds `canary`, and the answers are the real ones: the failed task run's history
+/// (redacted), how the first run ended, the deployments' secret reference.
+fn no_answer_holds_the_secret(answers: &[(String, String)], canary: &str) {
     assert!(
         answers
             .iter()
             .any(|(what, t)| what.starts_with("task run ") && t.contains("token *** was refused")),
         "the failed task run's history is there, redacted"
     );
-    for (what, text) in &answers {
+    for (what, text) in answers {
         assert!(
-            !text.contains(&canary),
+            !text.contains(canary),
             "the secret value is in {what}: {text}"
         );
     }
@@ -281,15 +318,6 @@ fn canary_secret_never_leaves_the_run() {
             .any(|(_, t)| t.contains("env:WEIR_TEST_CANARY_SRC")),
         "deployments show the reference"
     );
-
-    // The processes' own output, and every byte under the sandbox: the SQLite database and
-    // its WAL, every process's log, the agents' state directories, CLI outputs.
-    assert!(!w.agent_log(agent).contains(&canary), "agent output");
-    assert!(!w.server_log().contains(&canary), "server output");
-    let db = w.sb.path("server/weir.db");
-    assert!(db.exists(), "the server's database is at {}", db.display());
-    let leaks = files_containing(w.sb.root(), canary.as_bytes());
-    assert!(leaks.is_empty(), "the secret value is in {leaks:?}");
 }
 
 /// The JSON text of an API answer, to search it.
