@@ -75,6 +75,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "history_order",
         include_str!("../migrations/sqlite/0014_history_order.sql"),
     ),
+    (
+        15,
+        "task_history_order",
+        include_str!("../migrations/sqlite/0015_task_history_order.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -146,6 +151,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         14,
         "history_order",
         include_str!("../migrations/postgres/0014_history_order.sql"),
+    ),
+    (
+        15,
+        "task_history_order",
+        include_str!("../migrations/postgres/0015_task_history_order.sql"),
     ),
 ];
 
@@ -304,5 +314,78 @@ mod tests {
             .await
             .expect("second start");
         assert_eq!(schema(&again.write).await, schema(&stepwise).await);
+    }
+    /// Task-run history rows stored before migration 0015 are numbered in the order they were
+    /// read in until then (by time, ties in the order stored), and a row stored after follows
+    /// them all: a database migrated up to 0014, given rows, then migrated on.
+    async fn task_history_before_0015_keeps_its_order(backend: weir_testkit::Backend) {
+        sqlx::any::install_default_drivers();
+        let name = format!("migrate_task_history_{backend:?}").to_lowercase();
+        let Some(db) = weir_testkit::TestDb::new(backend, &name).await else {
+            return;
+        };
+        let set = match backend {
+            weir_testkit::Backend::Sqlite => SQLITE,
+            weir_testkit::Backend::Postgres => POSTGRES,
+        };
+        let url = match backend {
+            weir_testkit::Backend::Sqlite => format!("{}?mode=rwc", db.url),
+            weir_testkit::Backend::Postgres => db.url.clone(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .expect("database");
+        let before: Vec<_> = set.iter().copied().filter(|(v, _, _)| *v < 15).collect();
+        Migrator::with_migrations(of(&before))
+            .run(&pool)
+            .await
+            .expect("migrations up to 0014");
+        // Stored in this order: `b` of task run `a` ties with `c` on its time.
+        for (task, message, at) in [
+            ("a", "d", 40),
+            ("a", "b", 20),
+            ("x", "x", 20),
+            ("a", "a", 10),
+            ("a", "c", 20),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO task_run_states (task_run_id, state, message, attempt, at) \
+                 VALUES ('{task}', 'Running', '{message}', 1, {at})"
+            )))
+            .execute(&pool)
+            .await
+            .expect("insert");
+        }
+        Migrator::with_migrations(of(set))
+            .run(&pool)
+            .await
+            .expect("every migration");
+        sqlx::query(
+            "INSERT INTO task_run_states (task_run_id, state, message, attempt, at) \
+             VALUES ('a', 'Completed', 'e', 1, 0)",
+        )
+        .execute(&pool)
+        .await
+        .expect("insert after");
+        let order: Vec<(String, String)> =
+            sqlx::query_as("SELECT task_run_id, message FROM task_run_states ORDER BY seq")
+                .fetch_all(&pool)
+                .await
+                .expect("read");
+        let order: Vec<String> = order.into_iter().map(|(t, m)| t + &m).collect();
+        assert_eq!(order, ["aa", "ab", "xx", "ac", "ad", "ae"]);
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_task_history_before_0015_keeps_its_order() {
+        task_history_before_0015_keeps_its_order(weir_testkit::Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_task_history_before_0015_keeps_its_order() {
+        task_history_before_0015_keeps_its_order(weir_testkit::Backend::Postgres).await;
     }
 }

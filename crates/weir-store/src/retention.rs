@@ -29,7 +29,8 @@ pub struct Archived {
     /// Its state history in the order its changes were committed, as
     /// [`Store::flow_run_history`] reads it.
     pub history: Vec<StateChange>,
-    /// Its task runs with their histories, in id (creation) order.
+    /// Its task runs with their histories, in id (creation) order; each history in the order
+    /// [`Store::task_run`] reads it (by time, ties in the order stored).
     pub task_runs: Vec<TaskRunDetail>,
     /// Its log lines, oldest first.
     pub logs: Vec<LogLine>,
@@ -285,7 +286,8 @@ impl OfRuns<'_> {
         Ok(task_of)
     }
 
-    /// Adds each task run's state history, to the task runs `task_of` places.
+    /// Adds each task run's state history, to the task runs `task_of` places, in the order
+    /// [`Store::task_run`] reads it: by time, ties in the order stored (`seq`, migration 0015).
     async fn add_task_states(
         &self,
         out: &mut BTreeMap<Uuid, Archived>,
@@ -296,7 +298,7 @@ impl OfRuns<'_> {
             .fetch(format!(
                 "SELECT s.task_run_id, s.state, s.message, s.attempt, s.at FROM task_run_states s \
                  JOIN task_runs t ON t.id = s.task_run_id WHERE t.flow_run_id IN ({list}) \
-                 ORDER BY s.at"
+                 ORDER BY s.at, s.seq"
             ))
             .await?;
         for r in &task_states {

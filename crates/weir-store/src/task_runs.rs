@@ -74,7 +74,14 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    /// One task run and its state history.
+    /// One task run and its state history, oldest first: by the reports' times, then in the
+    /// order they were stored (`seq`, migration 0015) where times tie. Time first, because a
+    /// task run's state is the report with the latest time (a tie going to the one stored
+    /// later, `upsert_task_runs`), so the history ends in the state the task run shows: a
+    /// report stored late with an earlier time, which changed nothing, takes its place by
+    /// time, not after the state that stands. Times are the reporting process's clock and
+    /// tie (Running and Completed of a fast task in one microsecond); `seq` orders those as
+    /// they were made, which `ORDER BY at` alone left to the database.
     pub async fn task_run(&self, id: Uuid) -> Result<TaskRunDetail> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {TASK_RUN_COLUMNS} FROM task_runs WHERE id = $1"
@@ -85,7 +92,8 @@ impl Store {
         .ok_or_else(|| Error::NotFound(format!("task run {id}")))?;
         let task_run = codec::task_run(&row)?;
         let rows = sqlx::query(
-            "SELECT state, message, attempt, at FROM task_run_states WHERE task_run_id = $1 ORDER BY at",
+            "SELECT state, message, attempt, at FROM task_run_states WHERE task_run_id = $1 \
+             ORDER BY at, seq",
         )
         .bind(id.to_string())
         .fetch_all(&self.read)
@@ -237,7 +245,11 @@ async fn upsert_task_runs(
     Ok(())
 }
 
-/// Keeps every report of the batch in its task run's history, a chunk per statement.
+/// Keeps every report of the batch in its task run's history, a chunk per statement, after
+/// the upsert of every task run of the batch and in the batch's order (the order the reports
+/// were made): each row's `seq` (migration 0015) is taken as it is inserted, so reports of one
+/// task run that share a time read back in that order, and a later batch (which waits for
+/// this one's lock on the task run) after them.
 async fn insert_task_run_states(
     tx: &mut Transaction<'static, Any>,
     dialect: Dialect,
