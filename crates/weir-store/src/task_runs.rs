@@ -315,6 +315,12 @@ pub(crate) async fn with_open_task_runs(
 /// When a flow run ends, its task runs still open end with it (Cancelled under a cancelled
 /// run, else Crashed), with a history row each: no task run stays Running under a finished
 /// flow run, whatever reports were lost. Reports sent later with older times change nothing.
+/// Each is stamped the flow run's time, or its own state's when that is later (its process's
+/// clock ahead of the server's): never before the state it leaves, so its history, read by
+/// time, ends in the state it is left in, and it never ends before it started. The rows are
+/// updated first and the history rows inserted for those updated: an update waits for a
+/// report being stored for the task run until it commits (on PostgreSQL), then finds it ended
+/// or not, and the history row's `seq` is taken after, as every report's is after its upsert.
 pub(crate) async fn close_task_runs(tx: &mut Transaction<'static, Any>, run: &Run) -> Result<()> {
     let state = if run.state == StateKind::Cancelled {
         StateKind::Cancelled
@@ -322,34 +328,40 @@ pub(crate) async fn close_task_runs(tx: &mut Transaction<'static, Any>, run: &Ru
         StateKind::Crashed
     };
     let open = open_states();
-    let list = open
-        .iter()
-        .enumerate()
-        .map(|(i, _)| format!("${}", i + 4))
-        .collect::<Vec<_>>()
-        .join(", ");
     let message = format!("its flow run ended {} first", run.state);
-    for sql in [
-        format!(
+    let sql = format!(
+        "UPDATE task_runs SET state = $1, message = $2, \
+         state_at = CASE WHEN state_at > $3 THEN state_at ELSE $3 END, \
+         ended_at = CASE WHEN state_at > $3 THEN state_at ELSE $3 END \
+         WHERE flow_run_id = $4 AND state IN ({}) RETURNING id",
+        placeholders(5, open.len())
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql))
+        .bind(state.as_str())
+        .bind(message)
+        .bind(micros(run.state_at))
+        .bind(run.id.to_string());
+    for s in &open {
+        q = q.bind(*s);
+    }
+    let closed: Vec<String> = q
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    for ids in closed.chunks(CHUNK) {
+        let sql = format!(
             "INSERT INTO task_run_states (task_run_id, state, message, attempt, at) \
-             SELECT id, $1, $2, attempt, $3 FROM task_runs \
-             WHERE flow_run_id = ${} AND state IN ({list})",
-            open.len() + 4
-        ),
-        format!(
-            "UPDATE task_runs SET state = $1, message = $2, state_at = $3, ended_at = $3 \
-             WHERE flow_run_id = ${} AND state IN ({list})",
-            open.len() + 4
-        ),
-    ] {
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(state.as_str())
-            .bind(message.clone())
-            .bind(micros(run.state_at));
-        for s in &open {
-            q = q.bind(*s);
+             SELECT id, state, message, attempt, state_at FROM task_runs WHERE id IN ({}) \
+             ORDER BY id",
+            placeholders(1, ids.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            q = q.bind(id.as_str());
         }
-        q.bind(run.id.to_string()).execute(&mut **tx).await?;
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ use weir_store::{NewFlowRun, Store};
 both_backends! {
     case_tied_reports_keep_their_order => sqlite_tied_reports_keep_their_order, postgres_tied_reports_keep_their_order;
     case_a_late_report_takes_its_time => sqlite_a_late_report_takes_its_time, postgres_a_late_report_takes_its_time;
+    case_closing_never_goes_back => sqlite_closing_never_goes_back, postgres_closing_never_goes_back;
 }
 
 const LEASE: Duration = Duration::seconds(30);
@@ -318,4 +319,153 @@ async fn case_a_late_report_takes_its_time(store: Store) {
     )
     .await;
     assert_eq!(detail.task_run.state, Crashed);
+}
+
+/// A flow run, claimed at `t` and Running at `t + 1 ms`.
+async fn running(store: &Store, t: Timestamp) -> Run {
+    let d = deploy(store).await;
+    let run = create(store, &d, t).await;
+    let claimed = store
+        .claim(Uuid::now_v7(), &["default".to_string()], 1, LEASE, t)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1, "the run is claimed");
+    apply(store, run.id, Running, t + Duration::milliseconds(1)).await
+}
+
+/// Proposes `state` on attempt 1 of run `id` at `at`, expecting it applied.
+async fn apply(store: &Store, id: Uuid, state: StateKind, at: Timestamp) -> Run {
+    let p = ProposeState {
+        state,
+        message: Some(format!("to {state}")),
+        attempt: 1,
+        transition_id: None,
+        result: None,
+    };
+    match store.propose_state(id, &p, LEASE, at).await {
+        Ok(r) => r,
+        Err(e) => panic!("{state} at {at}: {e}"),
+    }
+}
+
+/// A task run the store closes when its flow run crashes is stamped no earlier than its own
+/// state: its process's clock ran 100 ms ahead of the server's, so its Running is later than
+/// the crash. Its Crashed is stamped with that Running's time, after it in its history, and
+/// it ends when it started, not before; a task run of a process behind is closed at the
+/// crash.
+async fn case_closing_never_goes_back(store: Store) {
+    let t = now();
+    let ms = |n: i64| t + Duration::milliseconds(n);
+    let run = running(&store, t).await;
+    let (ahead, behind) = (Uuid::now_v7(), Uuid::now_v7());
+    store
+        .ingest_task_runs(&[
+            report(ahead, run.id, "ahead runs", Running, 1, ms(200)),
+            report(behind, run.id, "behind runs", Running, 1, ms(10)),
+        ])
+        .await
+        .expect("ingest");
+    apply(&store, run.id, Crashed, ms(100)).await;
+    let closed = "its flow run ended Crashed first";
+    let detail = check(
+        &store,
+        run.id,
+        ahead,
+        &[("ahead runs", Running, 1), (closed, Crashed, 1)],
+    )
+    .await;
+    let times: Vec<Timestamp> = detail.history.iter().map(|h| h.at).collect();
+    assert_eq!(times, [ms(200), ms(200)]);
+    let tr = detail.task_run;
+    assert_eq!(
+        (tr.state, tr.started_at, tr.ended_at),
+        (Crashed, Some(ms(200)), Some(ms(200)))
+    );
+    let detail = check(
+        &store,
+        run.id,
+        behind,
+        &[("behind runs", Running, 1), (closed, Crashed, 1)],
+    )
+    .await;
+    assert_eq!(detail.history[1].at, ms(100));
+    assert_eq!(detail.task_run.ended_at, Some(ms(100)));
+}
+
+/// Two replicas (two stores over one database): through one, each task run's process
+/// reports Completed; through the other, its flow run crashes at the same moment, closing
+/// the task runs still open. Whichever commits first, each task run has one final state,
+/// and its history ends in it: no Crashed entry for a task run whose Completed was stored
+/// while the close waited for it.
+async fn replicas_close_and_report(db: &weir_testkit::TestDb) {
+    let a = common::connect(db).await;
+    let b = common::connect(db).await;
+    let t = now();
+    let ms = move |n: i64| t + Duration::milliseconds(n);
+    let mut pairs = Vec::new();
+    for _ in 0..24 {
+        let run = running(&a, t).await;
+        let task = Uuid::now_v7();
+        a.ingest_task_runs(&[report(task, run.id, "runs", Running, 1, ms(10))])
+            .await
+            .expect("ingest");
+        pairs.push((run.id, task));
+    }
+    let mut tasks = Vec::new();
+    for &(run, task) in &pairs {
+        let (a, b) = (a.clone(), b.clone());
+        tasks.push(tokio::spawn(async move {
+            let done = [report(task, run, "done", Completed, 1, ms(50))];
+            let (crashed, reported) =
+                tokio::join!(apply(&a, run, Crashed, ms(100)), b.ingest_task_runs(&done));
+            assert_eq!(crashed.state, Crashed);
+            reported.expect("report");
+        }));
+    }
+    for task in tasks {
+        task.await.expect("race task");
+    }
+    for &(run, task) in &pairs {
+        let detail = a.task_run(task).await.expect("task run");
+        let finals: Vec<StateKind> = detail
+            .history
+            .iter()
+            .map(|h| h.state)
+            .filter(|s| s.is_terminal())
+            .collect();
+        let state = detail.task_run.state;
+        assert!(
+            finals == [Completed] || finals == [Crashed] || finals == [Completed, Crashed],
+            "task run {task} of {run}: {:?}",
+            steps(&detail.history)
+        );
+        assert_eq!(
+            detail.history.last().map(|h| h.state),
+            Some(state),
+            "task run {task} of {run}: {:?}",
+            steps(&detail.history)
+        );
+        if state == Completed {
+            assert_eq!(finals, [Completed], "task run {task} of {run}");
+        }
+    }
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_replicas_close_and_report() {
+    let db = weir_testkit::TestDb::new(weir_testkit::Backend::Sqlite, "sqlite_close_and_report");
+    if let Some(db) = db.await {
+        replicas_close_and_report(&db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_replicas_close_and_report() {
+    let db =
+        weir_testkit::TestDb::new(weir_testkit::Backend::Postgres, "postgres_close_and_report");
+    if let Some(db) = db.await {
+        replicas_close_and_report(&db).await;
+    }
 }
