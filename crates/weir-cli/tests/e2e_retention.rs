@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use uuid::Uuid;
 use weir_core::StateKind;
 use weir_core::api::{LogLevel, NewLogLine, TaskRunReport};
-use weir_core::run::Run;
+use weir_core::run::{Run, sample};
 use weir_store::Store;
 
 /// A run of `project/etl` (deployment `d`) created `age` ago, in `state` since then.
@@ -27,29 +27,15 @@ fn aged_run(project: &str, d: Uuid, age: Duration, state: StateKind) -> Run {
         id,
         project: project.into(),
         deployment_id: Some(d),
-        deployment: Some("etl".into()),
-        flow: "etl".into(),
         name: format!("etl-{}", &id.simple().to_string()[26..]),
-        state,
-        state_message: None,
         state_at: at + Duration::seconds(30),
         attempt: 1,
-        retries_used: 0,
-        retries: 0,
-        retry_delay: chrono::Duration::zero(),
-        resume: false,
-        parameters: Default::default(),
-        work_queue: "default".into(),
         scheduled_at: at,
-        tick_at: None,
         created_at: at,
         started_at: Some(at),
         ended_at: finished.then(|| at + Duration::seconds(30)),
-        agent_id: None,
         lease_expires_at: (!finished).then(|| Utc::now() + Duration::days(1)),
-        parent_flow_run_id: None,
-        result: None,
-        tags: vec![],
+        ..sample(state)
     }
 }
 

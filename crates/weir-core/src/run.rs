@@ -159,9 +159,12 @@ impl<'a> From<&'a Run> for Standing<'a> {
     }
 }
 
-/// A run for this crate's tests: due a minute ago, first attempt, of deployment `main/etl`.
-#[cfg(test)]
-pub(crate) fn sample(state: StateKind) -> Run {
+/// A run for tests: in `state` now, due a minute ago, no attempt yet, of deployment
+/// `main/etl` (a fresh id) on the default queue, with nothing else set. Other crates' tests
+/// reach it through the `test-support` feature (enabled only from their dev-dependencies),
+/// and set what they need with `Run { .., ..sample(state) }`.
+#[cfg(any(test, feature = "test-support"))]
+pub fn sample(state: StateKind) -> Run {
     let now = chrono::Utc::now();
     Run {
         id: Uuid::now_v7(),

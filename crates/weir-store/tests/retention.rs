@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
 use weir_core::api::{DeploymentSpec, LogLevel, NewLogLine, TaskRunReport};
-use weir_core::run::Run;
+use weir_core::run::{Run, sample};
 use weir_core::{StateKind, Timestamp};
 use weir_store::{Error, NewFlowRun, Pruned, Store};
 
@@ -49,29 +49,15 @@ fn run(project: &str, d: Uuid, at: Timestamp, state: StateKind) -> Run {
         id,
         project: project.into(),
         deployment_id: Some(d),
-        deployment: Some("etl".into()),
-        flow: "etl".into(),
         name: format!("etl-{}", &id.simple().to_string()[26..]),
-        state,
-        state_message: None,
         state_at: at + Duration::minutes(1),
         attempt: 1,
-        retries_used: 0,
-        retries: 0,
-        retry_delay: chrono::Duration::zero(),
-        resume: false,
-        parameters: Default::default(),
-        work_queue: "default".into(),
         scheduled_at: at,
-        tick_at: None,
         created_at: at,
         started_at: Some(at),
         ended_at: finished.then(|| at + Duration::minutes(1)),
-        agent_id: None,
         lease_expires_at: (!finished).then(|| now() + Duration::days(1)),
-        parent_flow_run_id: None,
-        result: None,
-        tags: vec![],
+        ..sample(state)
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::{Duration, TimeZone, Utc};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 use weir_core::api::DeploymentSpec;
-use weir_core::run::Run;
+use weir_core::run::{Run, sample};
 use weir_core::{StateKind, Timestamp};
 use weir_store::{HourCounts, Store};
 
@@ -56,26 +56,13 @@ fn run(
         deployment: Some(name.into()),
         flow: name.into(),
         name: format!("{name}-{}", &id.simple().to_string()[26..]),
-        state,
-        state_message: None,
         state_at: ended.or(started).unwrap_or(at),
         attempt: u32::from(started.is_some()),
-        retries_used: 0,
-        retries: 0,
-        retry_delay: chrono::Duration::zero(),
-        resume: false,
-        parameters: Default::default(),
-        work_queue: "default".into(),
         scheduled_at: at,
-        tick_at: None,
         created_at: at,
         started_at: started,
         ended_at: ended,
-        agent_id: None,
-        lease_expires_at: None,
-        parent_flow_run_id: None,
-        result: None,
-        tags: vec![],
+        ..sample(state)
     }
 }
 

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use chrono::Duration;
 use uuid::Uuid;
 use weir_core::deployment::Deployment;
-use weir_core::run::Run;
+use weir_core::run::{Run, sample};
 use weir_core::{StateKind, Timestamp};
 use weir_store::{Error, RunFilter, Store};
 use weir_testkit::TestDb;
@@ -73,37 +73,26 @@ fn imported_run(d: &Deployment, i: usize, base: Timestamp) -> Run {
         StateKind::Completed
     };
     Run {
-        id: Uuid::now_v7(),
         project: "imp".into(),
         deployment_id: Some(d.id),
-        deployment: Some("etl".into()),
-        flow: "etl".into(),
         name: format!("etl-{i}"),
-        state,
         state_message: (state == StateKind::Failed).then(|| "boom".to_string()),
         state_at: at + Duration::seconds(5),
         attempt: 1,
-        retries_used: 0,
         retries: 2,
-        retry_delay: chrono::Duration::zero(),
-        resume: false,
         parameters: [("rows".to_string(), serde_json::json!(i))]
             .into_iter()
             .collect(),
-        work_queue: "default".into(),
         scheduled_at: at,
-        tick_at: None,
         created_at: at,
         started_at: Some(at + Duration::seconds(1)),
         ended_at: Some(at + Duration::seconds(5)),
-        agent_id: None,
-        lease_expires_at: None,
-        parent_flow_run_id: None,
         result: (state == StateKind::Completed).then(|| weir_core::api::ResultRef {
             location: format!("file:///tmp/r/{i}/result.json"),
             size: 8,
         }),
         tags: vec!["imported".into()],
+        ..sample(state)
     }
 }
 
