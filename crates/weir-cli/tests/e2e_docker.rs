@@ -422,3 +422,67 @@ fn a_restarted_agent_takes_its_containers_over() {
     );
     no_container_left(&[flow.id, ticks.id, plain.id, gone.id]);
 }
+
+/// An agent whose state directory is lost takes its containers over by discovery when it
+/// starts again under the same name: a flow and a plain command complete on attempt 1 with
+/// one container each, the plain command's lines once in order. An agent of another name on
+/// the same engine, queue and key, started while they run, takes none of them.
+#[test]
+fn an_agent_without_its_state_directory_finds_its_containers_by_name() {
+    let Some((mut w, _images)) = docker_weir() else {
+        return;
+    };
+    let flow = w.create_run(
+        "dev",
+        "slow-docker",
+        common::params(&[("seconds", 6.into())]),
+    );
+    let plain = w.create_run("dev", "plain-ticks-docker", Parameters::new());
+    for id in [flow.id, plain.id] {
+        w.wait_state(id, StateKind::Running, Duration::from_secs(30));
+    }
+    let home = w.agent_home(0);
+    let (other_home, new_home) = (w.sb.path("agent-other"), w.sb.path("agent-docker-new"));
+    w.share_agent_key(&home, &other_home);
+    w.share_agent_key(&home, &new_home);
+    let launchers = ["--launchers", "process,docker"];
+    let other = w.start_agent_named("agent-other", &other_home, 4, &launchers, &[]);
+    common::wait_until("the other agent to start", Duration::from_secs(20), || {
+        let log = w.agent_log(other);
+        if log.contains("agent registered") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    // Discovery runs before the first claim, a few milliseconds after registering.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = w.agent_log(other);
+    assert!(
+        !log.contains("taking over"),
+        "an agent of another name took a container: {log}"
+    );
+
+    w.kill_agent(0);
+    let again = w.start_agent_named("agent-0", &new_home, 4, &launchers, &[]);
+    for id in [flow.id, plain.id] {
+        let d = w.wait_terminal(id, Duration::from_secs(60));
+        assert_eq!(
+            d.run.state,
+            StateKind::Completed,
+            "{}",
+            common::describe(&d)
+        );
+        assert_eq!(d.run.attempt, 1, "launched once: {}", common::describe(&d));
+    }
+    assert_eight_once_in_order(&messages(&w, plain.id), "plain ");
+    let log = w.agent_log(again);
+    assert_eq!(
+        log.matches("taking over a run another agent launched")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(!w.agent_log(other).contains("taking over"));
+    no_container_left(&[flow.id, plain.id]);
+}

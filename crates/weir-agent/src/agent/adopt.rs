@@ -84,8 +84,10 @@ pub(super) async fn adopt(sh: &Arc<Shared>) {
     discover(sh).await;
 }
 
-/// Runs of this agent's queues on infrastructure that outlives agents, not yet followed.
-/// Whether one runs a plain command is what its launcher recorded with it ([`Found`]).
+/// Runs of this agent's queues that its launchers find on their infrastructure
+/// (`Launcher::discover`: ECS tasks by their queue tag, Docker containers by this agent's
+/// name and queue labels), not yet followed. Whether one runs a plain command is what its
+/// launcher recorded with it ([`Found`]).
 ///
 /// Regression (#10): that was read from the run's deployment, which an agent's key may not
 /// read (403); a discovered plain command was taken for a flow and, reporting nothing
@@ -93,12 +95,7 @@ pub(super) async fn adopt(sh: &Arc<Shared>) {
 ///
 /// [`Found`]: crate::launcher::Found
 async fn discover(sh: &Arc<Shared>) {
-    let launchers: Vec<Arc<dyn Launcher>> = sh
-        .launchers
-        .values()
-        .filter(|l| l.survives_agent())
-        .cloned()
-        .collect();
+    let launchers: Vec<Arc<dyn Launcher>> = sh.launchers.values().cloned().collect();
     for launcher in launchers {
         let found = match launcher.discover(&sh.options.queues).await {
             Ok(f) => f,

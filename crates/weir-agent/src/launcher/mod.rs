@@ -331,10 +331,11 @@ pub trait Launcher: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
-    /// Runs of `queues` still on this launcher's infrastructure, whichever agent launched
-    /// them: how a new agent instance (new identity, same infrastructure and queues) takes
-    /// over from the one it replaces, without launching anything again. The default finds
-    /// none.
+    /// Runs of `queues` still on this launcher's infrastructure that this agent may take
+    /// over without a record of them: how a new agent instance (new identity, same
+    /// infrastructure and queues) takes over from the one it replaces, without launching
+    /// anything again. ECS finds the tasks of any agent; Docker, whose engine other agents
+    /// may share, only the containers of this agent's name. The default finds none.
     fn discover(&self, queues: &[String]) -> BoxFuture<'_, Result<Vec<Found>, LaunchError>> {
         let _ = queues;
         Box::pin(async { Ok(Vec::new()) })

@@ -563,6 +563,20 @@ impl Weir {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> usize {
+        let name = format!("agent-{}", self.agents.len());
+        self.start_agent_named(&name, home, limit, args, env)
+    }
+
+    /// Like [`Weir::start_agent_with`], under `--name name` (by default agent `n` is named
+    /// `agent-n`): a new instance of an agent that lost its `WEIR_HOME`.
+    pub fn start_agent_named(
+        &mut self,
+        name: &str,
+        home: &Path,
+        limit: u32,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> usize {
         let key = self.agent_key(home);
         let n = self.agents.len();
         let limit = limit.to_string();
@@ -572,7 +586,6 @@ impl Weir {
             ("WEIR_API_KEY", key.as_str()),
         ];
         all_env.extend_from_slice(env);
-        let name = format!("agent-{n}");
         let mut all_args = vec![
             "agent",
             "--queue",
@@ -584,10 +597,10 @@ impl Weir {
             "--cancel-grace-s",
             "2",
             "--name",
-            &name,
+            name,
         ];
         all_args.extend_from_slice(args);
-        let idx = self.sb.spawn(&name, &all_args, home, &all_env);
+        let idx = self.sb.spawn(name, &all_args, home, &all_env);
         self.agents.push((idx, home.to_path_buf()));
         n
     }

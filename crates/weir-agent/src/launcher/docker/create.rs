@@ -186,6 +186,11 @@ fn body(
         (label::RUN.to_string(), spec.flow_run_id.to_string()),
         (label::ATTEMPT.to_string(), spec.attempt.to_string()),
         (label::AGENT.to_string(), agent.to_string()),
+        (label::QUEUE.to_string(), spec.queue.clone()),
+        (
+            label::PLAIN_COMMAND.to_string(),
+            spec.plain_command.to_string(),
+        ),
     ]);
     Ok(ContainerCreateBody {
         image: Some(d.image.clone()),

@@ -14,13 +14,15 @@
 //!   infrastructure's `network` or the engine's default, and `WEIR_API_URL` must be an address
 //!   the container can reach.
 //! - An agent restarted mid-run takes its containers over ([`Launcher::reattach`], see
-//!   `adopt.rs`) instead of launching them again; one that vanished ends its run Crashed.
+//!   `adopt.rs`) instead of launching them again; one that vanished ends its run Crashed. An
+//!   agent that lost its state directory finds them by its name and queues
+//!   ([`Launcher::discover`]): agents of other names on the same engine are never touched.
 
 mod adopt;
 mod create;
 mod watch;
 
-use super::{LaunchError, LaunchSpec, Launched, Launcher};
+use super::{Found, LaunchError, LaunchSpec, Launched, Launcher};
 use bollard::Docker;
 use futures::future::BoxFuture;
 use weir_core::infrastructure::{DockerInfrastructure, Infrastructure, InfrastructureKind};
@@ -31,8 +33,13 @@ pub mod label {
     pub const RUN: &str = "dev.weir.run-id";
     /// The attempt number.
     pub const ATTEMPT: &str = "dev.weir.attempt";
-    /// The agent's name.
+    /// The agent's name: an agent discovers only the containers of its own name.
     pub const AGENT: &str = "dev.weir.agent";
+    /// The work queue the run was claimed from: which of the agent's queues it belongs to.
+    pub const QUEUE: &str = "dev.weir.queue";
+    /// `true` for a plain command (its exit status is its state), `false` for a flow (it
+    /// reports its own); a container without it is a flow.
+    pub const PLAIN_COMMAND: &str = "dev.weir.plain-command";
 }
 
 /// Launches runs as containers.
@@ -125,5 +132,10 @@ impl Launcher for DockerLauncher {
     ) -> BoxFuture<'_, Result<Option<Launched>, LaunchError>> {
         let id = id.to_string();
         Box::pin(async move { adopt::reattach(&self.docker, flow_run_id, attempt, &id).await })
+    }
+
+    fn discover(&self, queues: &[String]) -> BoxFuture<'_, Result<Vec<Found>, LaunchError>> {
+        let queues = queues.to_vec();
+        Box::pin(async move { adopt::discover(&self.docker, &self.agent, &queues).await })
     }
 }
