@@ -18,11 +18,12 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use uuid::Uuid;
 use weir_core::api::{LogLevel, NewLogLine, TaskRunReport};
-use weir_core::{RetryPolicy, StateKind};
+use weir_core::{RetryPolicy, StateKind, Timestamp};
 
 mod kept;
 
@@ -99,6 +100,22 @@ struct Tracked {
     map_index: Option<u32>,
     fingerprint: Option<String>,
     cache_key: Option<String>,
+    /// When its last report was stamped (µs since the epoch), for [`stamp`].
+    last_at: AtomicI64,
+}
+
+/// The time for the next report of a task run whose last report was stamped `last`: now, or
+/// `last` again if the clock stepped back since. The server keeps the report latest in time
+/// (a tie going to the one stored later), so a report stamped before the one it follows would
+/// be ignored, and the task run would keep its state from before the step.
+fn stamp(last: &AtomicI64, now: Timestamp) -> Timestamp {
+    let micros = now.timestamp_micros();
+    let prev = last.fetch_max(micros, Ordering::Relaxed);
+    if prev > micros {
+        chrono::DateTime::from_timestamp_micros(prev).unwrap_or(now)
+    } else {
+        now
+    }
 }
 
 impl Tracked {
@@ -115,7 +132,7 @@ impl Tracked {
             flow_run_id: self.ctx.id,
             task: def.name.to_string(),
             state,
-            at: chrono::Utc::now(),
+            at: stamp(&self.last_at, chrono::Utc::now()),
             message,
             attempt,
             inputs_fingerprint: self.fingerprint.clone(),
@@ -158,6 +175,7 @@ impl TaskStart {
                 map_index: MAP_INDEX.with(|m| m.take()),
                 fingerprint: None,
                 cache_key: None,
+                last_at: AtomicI64::new(i64::MIN),
             })
             .ok();
         TaskStart { def, tracked }
@@ -527,6 +545,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A clock stepping back between two reports of one task run: the later report is
+    /// stamped with the earlier one's time, a tie the server breaks by storage order; once the
+    /// clock passes that time again, reports take their own.
+    #[test]
+    fn a_report_is_never_stamped_before_the_one_it_follows() {
+        let at = |s: i64| chrono::DateTime::from_timestamp(s, 0).expect("a time");
+        let last = AtomicI64::new(i64::MIN);
+        assert_eq!(stamp(&last, at(1_000)), at(1_000));
+        assert_eq!(stamp(&last, at(1_005)), at(1_005));
+        assert_eq!(
+            stamp(&last, at(1_005 - 3_600)),
+            at(1_005),
+            "stepped back an hour"
+        );
+        assert_eq!(stamp(&last, at(1_002)), at(1_005));
+        assert_eq!(stamp(&last, at(1_006)), at(1_006));
+    }
 
     #[test]
     fn unit_random_is_in_range() {

@@ -49,6 +49,17 @@ def test_a_failing_task_fails_the_flow_run(server, project):
         "Failed", "RuntimeError: the source table 'orders' does not exist")
 
 
+def test_a_clock_stepping_back_mid_task_still_completes_the_task_run(server, project):
+    r = weir_py(BASICS, "run", "clock_back", "--param", "hours=1", server=server)
+    assert r.code == 0, r
+    assert server.run(r.run_id)["state"] == "Completed"
+    (t,) = server.task_runs(r.run_id)
+    assert (t["task"], t["state"]) == ("step_clock_back", "Completed"), t
+    assert t["ended_at"] >= t["started_at"], t
+    detail = server.get(f"/api/v1/task_runs/{t['id']}")
+    assert [h["state"] for h in detail["history"]] == ["Running", "Completed"], detail
+
+
 def test_subflows_are_child_runs(server, project):
     r = weir_py(BASICS, "run", "parent", "--param", "x=5", server=server)
     assert r.code == 0, r

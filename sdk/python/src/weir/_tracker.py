@@ -410,14 +410,30 @@ class HttpTracker:
             self.local.finish_flow_run(flow_run_id, attempt, state, message, result)
 
 
-def _report_json(it: tuple, redact) -> dict:
+_FINAL = frozenset(("Completed", "Failed", "Cancelled", "Crashed"))
+
+
+def _report_json(it: tuple, redact, last: Dict[int, float]) -> dict:
+    """A task-run report as the API takes it. `last` holds when each unfinished task run's
+    last report was stamped: a report is never stamped before the one it follows, so a clock
+    stepping back gives a tie, which the server breaks by storage order. (The server keeps the
+    report latest in time; an earlier stamp would be ignored and the task run keep its state
+    from before the step.)"""
     call = it[1]
+    at = it[3]
+    prev = last.get(call[0])
+    if prev is not None and prev > at:
+        at = prev
+    if it[2] in _FINAL:
+        last.pop(call[0], None)
+    else:
+        last[call[0]] = at
     d: Dict[str, Any] = {
         "id": _util.seq_id(call[0]),
         "flow_run_id": call[1],
         "task": call[2],
         "state": it[2],
-        "at": _util.rfc3339(it[3]),
+        "at": _util.rfc3339(at),
         "attempt": it[4],
     }
     if it[5] is not None:
@@ -458,6 +474,7 @@ def _send_loop(tracker: HttpTracker) -> None:
     redact = tracker.redactor.text if tracker.redactor else None
     show = tracker.local.show if tracker.local.terminal else None
     get, get_nowait, Empty = q.get, q.get_nowait, queue.Empty
+    last: Dict[int, float] = {}
     while True:
         batch = [get()]
         deadline = time.monotonic() + LINGER
@@ -482,7 +499,7 @@ def _send_loop(tracker: HttpTracker) -> None:
         for it in batch:
             kind = it[0]
             if kind == REPORT:
-                reports.append(_report_json(it, redact))
+                reports.append(_report_json(it, redact, last))
             elif kind == LOG:
                 logs.append(_log_json(it, redact, tracker.log_stream, tracker.log_seq))
                 tracker.log_seq += 1

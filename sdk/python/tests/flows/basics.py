@@ -231,3 +231,19 @@ def orchestrate(deployment: str = "pytest/py-etl", n: int = 3) -> dict:
     total = weir.run_deployment(deployment, {"n": n})
     started = weir.run_deployment(deployment, {"n": 1}, wait=False)
     return {"total": total, "started": started["id"]}
+
+
+@weir.task
+def step_clock_back(hours: float) -> float:
+    """Steps this process's wall clock (as the SDK reads it) back `hours` while the task runs,
+    as an NTP correction or a VM's restore would."""
+    import weir._task as sdk_task
+
+    real = time.time
+    sdk_task._time = lambda: real() - hours * 3600
+    return hours
+
+
+@weir.flow
+def clock_back(hours: float = 1.0) -> float:
+    return step_clock_back(hours)
