@@ -71,21 +71,26 @@ impl Store {
         rule(&row)
     }
 
-    /// The rules of `projects` (`None`: all), by project and name.
+    /// The rules of `projects` (`None`: all), by project and name. Only those projects' rows
+    /// are read (the filter is in SQL), so a rule of another project that this Weir cannot
+    /// read does not fail the listing.
     pub async fn notification_rules(
         &self,
         projects: Option<&[String]>,
     ) -> Result<Vec<NotificationRule>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RULE_COLUMNS} FROM notification_rules ORDER BY project, name"
-        )))
-        .fetch_all(&self.read)
-        .await?;
-        let mut rules = rows.iter().map(rule).collect::<Result<Vec<_>>>()?;
-        if let Some(ps) = projects {
-            rules.retain(|r| ps.contains(&r.project));
+        let filter = match projects {
+            None => String::new(),
+            Some([]) => return Ok(vec![]),
+            Some(ps) => format!(" WHERE project IN ({})", codec::placeholders(1, ps.len())),
+        };
+        let sql =
+            format!("SELECT {RULE_COLUMNS} FROM notification_rules{filter} ORDER BY project, name");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in projects.unwrap_or_default() {
+            q = q.bind(p.clone());
         }
-        Ok(rules)
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter().map(rule).collect()
     }
 
     /// Deletes a rule; its deliveries stay in the log. Returns whether it existed.
@@ -181,10 +186,11 @@ pub(crate) async fn enqueue_deployment_event(
 /// A rule as the outbox needs it: id, name and spec.
 type StoredRule = (Uuid, String, NotificationRuleSpec);
 
-/// The rules of `project` this Weir can read, read in `tx`. A rule whose stored spec it
+/// The rules of `project` this Weir can read, read in `tx`. A rule whose stored id or spec it
 /// cannot read (written by a newer Weir, or corrupt) is left out with an error logged, so
 /// one unreadable rule costs its own notifications, not every state change of its project;
-/// the rules API refuses it by name. A database error still fails the read.
+/// the rules API refuses it by name. The log names the rule and, for a corrupt one, only the
+/// column, never the stored text. A database error still fails the read.
 async fn project_rules(
     tx: &mut Transaction<'static, Any>,
     project: &str,
@@ -197,13 +203,30 @@ async fn project_rules(
     for row in &rows {
         let name: String = row.try_get("name")?;
         let spec: String = row.try_get("spec")?;
-        let id = codec::uuid(row, "id")?;
-        match stored::decode_rule(&spec, || format!("notification rule {project}/{name}")) {
-            Ok(spec) => rules.push((id, name, spec)),
-            Err(error @ (Error::NewerFormat { .. } | Error::Corrupt { .. })) => {
+        let decoded = codec::uuid(row, "id").and_then(|id| {
+            let spec =
+                stored::decode_rule(&spec, || format!("notification rule {project}/{name}"))?;
+            Ok((id, spec))
+        });
+        match decoded {
+            Ok((id, spec)) => rules.push((id, name, spec)),
+            Err(error @ Error::NewerFormat { .. }) => {
                 tracing::error!(
                     message = "notification rule skipped: this Weir cannot read it",
+                    rule = %format!("{project}/{name}"),
                     %error
+                );
+            }
+            Err(Error::Corrupt { column, .. }) => {
+                let column = if column.contains('.') {
+                    column.to_string()
+                } else {
+                    format!("notification_rules.{column}")
+                };
+                tracing::error!(
+                    message = "notification rule skipped: its stored value cannot be read",
+                    rule = %format!("{project}/{name}"),
+                    column
                 );
             }
             Err(error) => return Err(error),

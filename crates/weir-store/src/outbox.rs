@@ -46,9 +46,12 @@ const DELIVERY_COLUMNS: &str = "id, rule_id, rule, project, event, title, destin
 
 impl Store {
     /// Claims up to `limit` due deliveries for `claimer` for `lease`; each claim counts as an
-    /// attempt. A claimed row this Weir cannot read (written by a newer Weir, or corrupt) is
-    /// not returned: it is logged and left to its lease, so the rest of the batch goes out now
-    /// and a Weir that can read it (a newer replica) takes it when the lease ends.
+    /// attempt. A claimed row this Weir cannot read is not returned, and the rest of the batch
+    /// goes out now. A row written by a newer Weir is given its attempt back and released in
+    /// the claim's transaction, due again when the lease would have ended, so a Weir that can
+    /// read it (a newer replica) takes it then with its attempts intact. A corrupt row (no Weir
+    /// can read it) is marked `Failed`, its `last_error` naming the column but not quoting the
+    /// stored value. Both are logged.
     pub async fn claim_deliveries(
         &self,
         claimer: &str,
@@ -77,20 +80,54 @@ impl Store {
             .bind(i64::from(limit))
             .fetch_all(&mut *tx)
             .await?;
-        tx.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
+            // The stored id text, to address the row even when it is not a UUID.
+            let id: String = row.try_get("id")?;
             match claimed(row) {
                 Ok(d) => out.push(d),
-                Err(error @ (Error::NewerFormat { .. } | Error::Corrupt { .. })) => {
+                Err(error @ Error::NewerFormat { .. }) => {
                     tracing::error!(
-                        message = "delivery left to its lease: this Weir cannot read it",
+                        message = "delivery released: this Weir cannot read it",
+                        delivery = %id,
                         %error
                     );
+                    sqlx::query(
+                        "UPDATE notification_outbox SET attempts = attempts - 1, \
+                         claimed_by = NULL, claim_expires_at = NULL, next_at = $1 \
+                         WHERE id = $2 AND claimed_by = $3",
+                    )
+                    .bind(micros(now + lease))
+                    .bind(&id)
+                    .bind(claimer)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Err(Error::Corrupt { column, .. }) => {
+                    let column = qualified(column);
+                    tracing::error!(
+                        message = "delivery failed: its stored value cannot be read",
+                        delivery = %id,
+                        column
+                    );
+                    sqlx::query(
+                        "UPDATE notification_outbox SET status = $1, last_error = $2, \
+                         claimed_by = NULL, claim_expires_at = NULL \
+                         WHERE id = $3 AND claimed_by = $4",
+                    )
+                    .bind(DeliveryStatus::Failed.as_str())
+                    .bind(format!(
+                        "the stored value of {column} cannot be read; the delivery is given up"
+                    ))
+                    .bind(&id)
+                    .bind(claimer)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 Err(error) => return Err(error),
             }
         }
+        tx.commit().await?;
         out.sort_by_key(|d| d.id);
         Ok(out)
     }
@@ -211,6 +248,15 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// `column` as `notification_outbox.column` (the codec names plain columns by themselves).
+fn qualified(column: &str) -> String {
+    if column.contains('.') {
+        column.to_string()
+    } else {
+        format!("notification_outbox.{column}")
     }
 }
 

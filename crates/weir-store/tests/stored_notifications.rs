@@ -11,7 +11,7 @@ use weir_core::StateKind;
 use weir_core::Timestamp;
 use weir_core::api::ProposeState;
 use weir_core::api::notifications::{
-    Destination, NotificationEvent, NotificationRuleSpec, RateLimit, RuleSource,
+    Destination, NotificationEvent, NotificationRule, NotificationRuleSpec, RateLimit, RuleSource,
 };
 use weir_store::{Error, NewFlowRun, Store};
 use weir_testkit::TestDb;
@@ -57,6 +57,7 @@ async fn stored_notifications(db: &TestDb) {
     let delivery = rules_are_versioned(&store, &raw).await;
     outbox_rows_are_versioned(&store, &raw, delivery).await;
     newer_rows_are_refused(&store, &raw, delivery).await;
+    other_projects_list_past_it(&store).await;
     unreadable_rows_hold_up_nothing(&store, &raw, delivery).await;
     raw.close().await;
 }
@@ -234,6 +235,14 @@ async fn newer_rows_are_refused(store: &Store, raw: &AnyPool, delivery: Uuid) {
             store.notification_rules(None).await.map(|_| ()),
         ),
         (
+            "dev's rules",
+            rule_row.to_string(),
+            store
+                .notification_rules(Some(&["dev".to_string(), "prod".to_string()]))
+                .await
+                .map(|_| ()),
+        ),
+        (
             "the log",
             delivery_row.clone(),
             store.delivery(delivery).await.map(|_| ()),
@@ -253,6 +262,39 @@ async fn newer_rows_are_refused(store: &Store, raw: &AnyPool, delivery: Uuid) {
     }
 }
 
+/// While project dev has a rule of a newer format, a listing of another project's rules reads
+/// only that project's rows and succeeds.
+async fn other_projects_list_past_it(store: &Store) {
+    let prod = NotificationRuleSpec {
+        on: vec![NotificationEvent::Failed],
+        deployments: vec![],
+        destination: Destination::Slack {
+            url: "env:PROD_URL".into(),
+        },
+        rate_limit: RateLimit::default(),
+    };
+    store
+        .upsert_notification_rule("prod", "pager", &prod, RuleSource::Api, now())
+        .await
+        .expect("a rule of another project");
+    let listed = store
+        .notification_rules(Some(&["prod".to_string()]))
+        .await
+        .expect("another project's listing reads past dev's newer rule");
+    let names: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|r| (r.project.as_str(), r.name.as_str()))
+        .collect();
+    assert_eq!(names, vec![("prod", "pager")]);
+    assert!(
+        store
+            .notification_rules(Some(&[]))
+            .await
+            .expect("no projects")
+            .is_empty()
+    );
+}
+
 /// The claimer of outbox row `id`, read past the store.
 async fn claimer(raw: &AnyPool, id: Uuid) -> Option<String> {
     let (claimer,): (Option<String>,) =
@@ -264,10 +306,20 @@ async fn claimer(raw: &AnyPool, id: Uuid) -> Option<String> {
     claimer
 }
 
+/// The attempts, status and last error of outbox row `id`, read past the store.
+async fn outcome(raw: &AnyPool, id: Uuid) -> (i64, String, Option<String>) {
+    sqlx::query_as("SELECT attempts, status, last_error FROM notification_outbox WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(raw)
+        .await
+        .expect("the outbox row")
+}
+
 /// A rule and a delivery this Weir cannot read (rule `chat` and `newer`, both of a newer
-/// format by now) hold up nothing else: a claim returns the rest of its batch and leaves the
-/// unreadable row to its lease, for a Weir that can read it; a state change of the rule's
-/// project commits, and a readable rule of the project still gets its notification.
+/// format by now) hold up nothing else: a claim returns the rest of its batch and releases
+/// the newer row with its attempt given back, due when the lease would have ended, for a Weir
+/// that can read it; corrupt rows fail; a state change of the rule's project commits, and a
+/// readable rule of the project still gets its notification, past a rule whose id is corrupt.
 async fn unreadable_rows_hold_up_nothing(store: &Store, raw: &AnyPool, newer: Uuid) {
     let spec = NotificationRuleSpec {
         on: vec![NotificationEvent::Failed],
@@ -286,18 +338,54 @@ async fn unreadable_rows_hold_up_nothing(store: &Store, raw: &AnyPool, newer: Uu
         .await
         .expect("a readable delivery");
 
+    newer_delivery_is_released(store, raw, newer, readable).await;
+    corrupt_rows_fail(store, raw, &ops).await;
+
+    // A rule whose id is not a UUID is skipped like one whose spec cannot be read.
+    sqlx::query(
+        "INSERT INTO notification_rules (id, project, name, spec, source, created_at, \
+         updated_at) VALUES ('not-a-uuid', 'dev', 'bad-id', $1, 'api', 0, 0)",
+    )
+    .bind(r#"{"v":1,"on":["failed"],"destination":{"type":"slack","url":"env:BAD_URL"}}"#)
+    .execute(raw)
+    .await
+    .expect("a rule with a corrupt id");
+    failed_run(store).await;
+    let rules: Vec<(String,)> =
+        sqlx::query_as("SELECT rule FROM notification_outbox WHERE event = 'failed'")
+            .fetch_all(raw)
+            .await
+            .expect("the run's notifications");
+    assert_eq!(
+        rules,
+        vec![("ops".to_string(),)],
+        "only the readable rule is notified"
+    );
+}
+
+/// Claims with the newer delivery `newer` and the readable one `readable` due: an old Weir
+/// returns `readable`, gives `newer` its attempt back and releases it until the lease would
+/// have ended; a Weir that reads it then takes it as the next attempt.
+async fn newer_delivery_is_released(store: &Store, raw: &AnyPool, newer: Uuid, readable: Uuid) {
     let lease = Duration::seconds(60);
+    let (attempts, ..) = outcome(raw, newer).await;
+    let t = now();
     let claimed = store
-        .claim_deliveries("b", 10, lease, now())
+        .claim_deliveries("b", 10, lease, t)
         .await
         .expect("a claim with an unreadable row in its batch");
     let ids: Vec<Uuid> = claimed.iter().map(|d| d.id).collect();
     assert_eq!(ids, vec![readable], "the readable delivery, and only it");
     assert_eq!(
-        claimer(raw, newer).await.as_deref(),
-        Some("b"),
-        "the unreadable row is held by its lease"
+        outcome(raw, newer).await,
+        (
+            attempts,
+            "pending".to_string(),
+            Some("try again".to_string())
+        ),
+        "the newer row is given its attempt back"
     );
+    assert_eq!(claimer(raw, newer).await, None, "and released");
     let sent = store
         .finish_delivery(
             readable,
@@ -311,32 +399,109 @@ async fn unreadable_rows_hold_up_nothing(store: &Store, raw: &AnyPool, newer: Uu
         .expect("recorded");
     assert!(sent);
     let again = store
-        .claim_deliveries("c", 10, lease, now())
+        .claim_deliveries("c", 10, lease, t)
         .await
         .expect("a claim within the lease");
     assert!(again.is_empty(), "nothing due: {again:?}");
-    assert_eq!(claimer(raw, newer).await.as_deref(), Some("b"));
+    let t = t + lease + Duration::seconds(1);
     let after = store
-        .claim_deliveries("c", 10, lease, now() + lease + Duration::seconds(1))
+        .claim_deliveries("c", 10, lease, t)
         .await
         .expect("a claim after the lease");
     assert!(after.is_empty(), "still unreadable here: {after:?}");
     assert_eq!(
-        claimer(raw, newer).await.as_deref(),
-        Some("c"),
-        "another claimer takes it once the lease ends"
+        outcome(raw, newer).await.0,
+        attempts,
+        "an old Weir's claims use up none of its attempts"
     );
+    // A Weir that reads it (here: the row made readable again) takes it after the lease, as
+    // the attempt after the last one that was made.
+    let set_message = "UPDATE notification_outbox SET message = $1 WHERE id = $2";
+    let set_destination = "UPDATE notification_outbox SET destination = $1 WHERE id = $2";
+    set(raw, set_message, OLD_MESSAGE, newer.to_string()).await;
+    set(raw, set_destination, OLD_DESTINATION, newer.to_string()).await;
+    let within = store
+        .claim_deliveries("d", 10, lease, t)
+        .await
+        .expect("a claim within the lease");
+    assert!(within.is_empty(), "not before the lease ends: {within:?}");
+    let taken = store
+        .claim_deliveries("d", 10, lease, t + lease + Duration::seconds(1))
+        .await
+        .expect("a claim after the lease");
+    let [d] = taken.as_slice() else {
+        panic!("expected the once-newer delivery, got {taken:?}");
+    };
+    assert_eq!((d.id, i64::from(d.attempt)), (newer, attempts + 1));
+    assert_eq!(claimer(raw, newer).await.as_deref(), Some("d"));
+    let sent = store
+        .finish_delivery(
+            newer,
+            "d",
+            weir_core::api::notifications::DeliveryStatus::Delivered,
+            None,
+            None,
+            now(),
+        )
+        .await
+        .expect("recorded");
+    assert!(sent);
+}
 
-    failed_run(store).await;
-    let rules: Vec<(String,)> =
-        sqlx::query_as("SELECT rule FROM notification_outbox WHERE event = 'failed'")
-            .fetch_all(raw)
-            .await
-            .expect("the run's notifications");
-    assert_eq!(
-        rules,
-        vec![("ops".to_string(),)],
-        "only the readable rule is notified"
+/// Outbox rows no Weir can read (a destination of an unknown type, a message that is not
+/// JSON) are marked failed by the claim that finds them, with a last error naming the column
+/// and quoting nothing of what is stored; they are not claimed again.
+async fn corrupt_rows_fail(store: &Store, raw: &AnyPool, rule: &NotificationRule) {
+    let unknown = store
+        .enqueue_test_notification(rule, now())
+        .await
+        .expect("a delivery");
+    let not_json = store
+        .enqueue_test_notification(rule, now())
+        .await
+        .expect("a delivery");
+    set(
+        raw,
+        "UPDATE notification_outbox SET destination = $1 WHERE id = $2",
+        r#"{"v":1,"type":"pager","url":"https://pager.example/hook-7f3a"}"#,
+        unknown.to_string(),
+    )
+    .await;
+    set(
+        raw,
+        "UPDATE notification_outbox SET message = $1 WHERE id = $2",
+        "pager https://pager.example/hook-7f3a",
+        not_json.to_string(),
+    )
+    .await;
+    let t = now();
+    let claimed = store
+        .claim_deliveries("e", 10, Duration::seconds(60), t)
+        .await
+        .expect("a claim with corrupt rows in its batch");
+    assert!(claimed.is_empty(), "nothing readable: {claimed:?}");
+    for (id, column) in [
+        (unknown, "notification_outbox.destination"),
+        (not_json, "notification_outbox.message"),
+    ] {
+        let (attempts, status, last_error) = outcome(raw, id).await;
+        assert_eq!((attempts, status.as_str()), (1, "failed"), "{column}");
+        let last_error = last_error.expect("a last error");
+        assert!(last_error.contains(column), "{last_error}");
+        assert!(last_error.contains("cannot be read"), "{last_error}");
+        assert!(
+            !last_error.contains("pager") && !last_error.contains("hook-7f3a"),
+            "the stored text is not quoted: {last_error}"
+        );
+        assert_eq!(claimer(raw, id).await, None, "{column}");
+    }
+    let later = store
+        .claim_deliveries("e", 10, Duration::seconds(60), t + Duration::hours(1))
+        .await
+        .expect("a later claim");
+    assert!(
+        later.is_empty(),
+        "failed rows are not claimed again: {later:?}"
     );
 }
 
