@@ -409,6 +409,12 @@ async fn monitor<F: Future<Output = ()>>(m: Monitor<F>) {
                     Err(e) => ExitStatus::Unknown(format!("waiting for the process failed: {e}")),
                 });
                 drain_at = Some(Instant::now() + drain_timeout);
+                // Most often the group ended with its leader: the spool is complete now.
+                // Left to the next look, 50 ms on, each run's end was settled that much later,
+                // often while the agent was launching the next run.
+                if spooled && super::group::group_empty(pgid.as_raw()) {
+                    let _ = stop_tx.send(true);
+                }
             }
             () = &mut readers, if !readers_done => readers_done = true,
             // Spooled output is complete once no process of the group can write it.

@@ -23,12 +23,11 @@
 
 use super::group::group_empty;
 use super::{ExitStatus, LineSplitter, OutputLine, Redactor, Stream};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -206,13 +205,18 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 /// Reads `path` from its start, sending its redacted lines, until `stop` is set and the end
 /// of the file is reached after that. Stops early when the receiver is gone (nobody blocks
 /// on a file).
+///
+/// The file is local and was just written (its pages are in memory), so it is opened and read
+/// in place: through `tokio::fs` each open and read was a hand-off to a blocking thread and
+/// back, four of them while a launched process started and more on every poll, and on a
+/// loaded 2-core machine those thread switches delayed the process's start.
 async fn tail(
     path: PathBuf,
     mut splitter: LineSplitter,
     tx: mpsc::Sender<OutputLine>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut file = match tokio::fs::File::open(&path).await {
+    let mut file = match std::fs::File::open(&path) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == ErrorKind::NotFound => None,
         Err(e) => {
@@ -227,7 +231,7 @@ async fn tail(
     let mut ending = false;
     loop {
         let read = match file.as_mut() {
-            Some(f) => f.read(&mut chunk).await,
+            Some(f) => f.read(&mut chunk),
             None => Ok(0),
         };
         match read {
