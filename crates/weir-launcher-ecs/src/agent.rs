@@ -251,16 +251,11 @@ impl Launcher for AgentLauncher {
                 if !f.queue.as_ref().is_some_and(|q| queues.contains(q)) {
                     continue;
                 }
-                let log = match &f.definition {
-                    Some(d) => self.ecs.log_spec(d).await,
-                    None => None,
-                };
-                let task = self.ecs.watch(&f.arn);
                 out.push(Found {
                     flow_run_id: f.flow_run_id,
                     attempt: f.attempt,
                     plain_command: f.plain_command,
-                    launched: self.launched(task.arn, task.end, log),
+                    id: f.arn,
                 });
             }
             Ok(out)

@@ -11,6 +11,7 @@
 //!   the agent's queues still on its infrastructure ([`Launcher::discover`]): how a new agent
 //!   instance — new identity, same cluster and queues — takes over the ECS tasks of the one
 //!   it replaces while that one drains, instead of launching them again or losing their end.
+//!   Nothing found is followed until the server says it may be taken over.
 //! - A run is taken over only while the server says it is at the same attempt and not
 //!   finished; heartbeating it then makes this agent its holder. When two agents follow the
 //!   same task during a hand-over, both see its end and the server applies the first report.
@@ -31,7 +32,7 @@ use super::record::{self, Record};
 use super::report::{read_run, settle};
 use super::supervise::{drain_and_wait, finish_spool};
 use super::{Held, Shared, lock};
-use crate::launcher::{ExitStatus, Launched, Launcher};
+use crate::launcher::{ExitStatus, Found, Launched, Launcher};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,18 +85,21 @@ pub(super) async fn adopt(sh: &Arc<Shared>) {
     discover(sh).await;
 }
 
-/// Runs of this agent's queues that its launchers find on their infrastructure
-/// (`Launcher::discover`: ECS tasks by their queue tag, Docker containers by this agent's
-/// name and queue labels), not yet followed. Whether one runs a plain command is what its
-/// launcher recorded with it ([`Found`]).
+/// Runs of this agent's queues that its launchers whose runs outlive agents find on their
+/// infrastructure (`Launcher::discover`: ECS tasks by their queue tag), not yet followed, and
+/// taken over where the server has them at the same attempt and unfinished ([`takeable`]).
+/// Whether one runs a plain command is what its launcher recorded with it ([`Found`]).
 ///
 /// Regression (#10): that was read from the run's deployment, which an agent's key may not
 /// read (403); a discovered plain command was taken for a flow and, reporting nothing
 /// itself, ended Crashed instead of by its exit status.
-///
-/// [`Found`]: crate::launcher::Found
 async fn discover(sh: &Arc<Shared>) {
-    let launchers: Vec<Arc<dyn Launcher>> = sh.launchers.values().cloned().collect();
+    let launchers: Vec<Arc<dyn Launcher>> = sh
+        .launchers
+        .values()
+        .filter(|l| l.survives_agent())
+        .cloned()
+        .collect();
     for launcher in launchers {
         let found = match launcher.discover(&sh.options.queues).await {
             Ok(f) => f,
@@ -104,17 +108,52 @@ async fn discover(sh: &Arc<Shared>) {
                 continue;
             }
         };
-        for f in found {
-            if lock(sh).contains_key(&f.flow_run_id) {
-                continue;
-            }
-            let id = f.launched.id();
-            let plain = f.plain_command;
-            if follow(sh, &launcher, f.flow_run_id, f.attempt, plain, f.launched).await {
-                tracing::info!(message = "taking over a run another agent launched", run = %f.flow_run_id, attempt = f.attempt, %id);
+        let found: Vec<Found> = found
+            .into_iter()
+            .filter(|f| !lock(sh).contains_key(&f.flow_run_id))
+            .collect();
+        for f in takeable(sh, found).await {
+            let (run, attempt, id) = (f.flow_run_id, f.attempt, f.id);
+            let launched = match launcher.reattach(run, attempt, &id).await {
+                Ok(Some(launched)) => launched,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(message = "cannot take over a run another agent launched", %run, %id, %error);
+                    continue;
+                }
+            };
+            if follow(sh, &launcher, run, attempt, f.plain_command, launched).await {
+                tracing::info!(message = "taking over a run another agent launched", %run, attempt, %id);
             }
         }
     }
+}
+
+/// Of the runs `found`, those the server has at the same attempt and unfinished. Nothing of
+/// the others is followed or touched: a run that moved on is left (and said so), and one the
+/// server hides belongs to another agent key.
+async fn takeable(sh: &Arc<Shared>, found: Vec<Found>) -> Vec<Found> {
+    let mut out = Vec::new();
+    for f in found {
+        match read_run(sh, f.flow_run_id).await {
+            Some(r) if r.attempt == f.attempt && !r.state.is_terminal() => out.push(f),
+            Some(r) => tracing::warn!(
+                message = "found a run that has moved on (finished, or at another attempt); leaving it",
+                run = %f.flow_run_id,
+                attempt = f.attempt,
+                now_at = r.attempt,
+                id = %f.id
+            ),
+            None => tracing::warn!(
+                message = "cannot take over a run: the server did not show it to this agent (it \
+                           hides runs from other agent keys: an agent replacing another must \
+                           use the same agent key)",
+                run = %f.flow_run_id,
+                id = %f.id
+            ),
+        }
+    }
+    out
 }
 
 /// Supervises a run taken over, if the server still has it at `attempt` and unfinished;

@@ -331,11 +331,11 @@ pub trait Launcher: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
-    /// Runs of `queues` still on this launcher's infrastructure that this agent may take
-    /// over without a record of them: how a new agent instance (new identity, same
-    /// infrastructure and queues) takes over from the one it replaces, without launching
-    /// anything again. ECS finds the tasks of any agent; Docker, whose engine other agents
-    /// may share, only the containers of this agent's name. The default finds none.
+    /// Runs of `queues` still on this launcher's infrastructure, whichever agent launched
+    /// them: how a new agent instance (new identity, same infrastructure and queues) takes
+    /// over from the one it replaces, without launching anything again. Asked only of a
+    /// launcher whose runs outlive agents ([`Launcher::survives_agent`]). The default finds
+    /// none.
     fn discover(&self, queues: &[String]) -> BoxFuture<'_, Result<Vec<Found>, LaunchError>> {
         let _ = queues;
         Box::pin(async { Ok(Vec::new()) })
@@ -352,8 +352,9 @@ pub struct Found {
     /// Whether it runs a plain command, as its launch recorded it
     /// ([`LaunchSpec::plain_command`]): its exit status then settles it.
     pub plain_command: bool,
-    /// The run, followed: its output, end and cancel.
-    pub launched: Launched,
+    /// Its identifier on the infrastructure (container id, task ARN). Nothing follows it yet:
+    /// the agent decides whether to take it over, then asks [`Launcher::reattach`].
+    pub id: String,
 }
 
 /// The launcher-specific side of a [`Launched`] run.

@@ -1,10 +1,9 @@
-//! Taking over a run's container after the agent restarted: found by its run and attempt
-//! labels when the agent's state directory has its record (`Launcher::reattach`; the record
-//! says its predecessor launched that attempt, whatever name either goes by), or, with no
-//! record left, by the agent's name and queue labels (`Launcher::discover`). Its logs are read
-//! again from the container's start, its exit waited for and the container removed as usual.
-//! A container that vanished while no agent watched yields a run whose end says so (Crashed
-//! with the reason).
+//! Taking over a run's container after the agent restarted (`Launcher::reattach`): found by
+//! its run and attempt labels (the record in the agent's state directory says its predecessor
+//! launched that attempt, whatever name either goes by), its logs read again from the
+//! container's start, its exit waited for and the container removed as usual. A container
+//! that vanished while no agent watched yields a run whose end says so (Crashed with the
+//! reason).
 //!
 //! Reading from the start loses no line the container printed while no agent ran, and
 //! stores none twice: every line keeps the number it had for the predecessor (its position
@@ -12,7 +11,7 @@
 
 use super::label;
 use super::watch::{follow, vanished};
-use crate::launcher::{Cancel, Canceller, ExitStatus, Found, LaunchError, LaunchHandle, Launched};
+use crate::launcher::{Cancel, Canceller, ExitStatus, LaunchError, LaunchHandle, Launched};
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use futures::future::BoxFuture;
@@ -52,65 +51,6 @@ pub(crate) async fn reattach(
         return Ok(Some(ended(recorded, vanished(recorded))));
     };
     Ok(Some(take(docker, run, id).await))
-}
-
-/// The containers of `agent` (by its name label) for runs of `queues`, found without a
-/// record in its state directory, and followed: how an agent that lost its state directory,
-/// under the same name, takes over from the instance it replaces. Containers of other agent
-/// names, of other queues, or created before containers carried their queue are left alone.
-pub(crate) async fn discover(
-    docker: &Docker,
-    agent: &str,
-    queues: &[String],
-) -> Result<Vec<Found>, LaunchError> {
-    let filters = HashMap::from([(
-        "label",
-        vec![
-            format!("{}={agent}", label::AGENT),
-            label::QUEUE.to_string(),
-        ],
-    )]);
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let containers = docker.list_containers(Some(options)).await.map_err(|e| {
-        super::infra(format!(
-            "cannot list the containers of agent {agent} to take its runs over: {e}"
-        ))
-    })?;
-    let mut found = Vec::new();
-    for c in containers {
-        let (Some(id), Some(labels)) = (c.id, c.labels) else {
-            continue;
-        };
-        if !labels.get(label::QUEUE).is_some_and(|q| queues.contains(q)) {
-            continue;
-        }
-        let run = labels
-            .get(label::RUN)
-            .and_then(|r| r.parse::<uuid::Uuid>().ok());
-        let attempt = labels
-            .get(label::ATTEMPT)
-            .and_then(|a| a.parse::<u32>().ok());
-        let (Some(run), Some(attempt)) = (run, attempt) else {
-            tracing::warn!(
-                message = "a container with Weir's labels names no run and attempt; leaving it",
-                container = %id
-            );
-            continue;
-        };
-        let plain_command = labels
-            .get(label::PLAIN_COMMAND)
-            .is_some_and(|p| p == "true");
-        found.push(Found {
-            flow_run_id: run,
-            attempt,
-            plain_command,
-            launched: take(docker, run, id).await,
-        });
-    }
-    Ok(found)
 }
 
 /// Follows container `id` of `run`: its logs from its start, its end, its removal. A

@@ -14,15 +14,16 @@
 //!   infrastructure's `network` or the engine's default, and `WEIR_API_URL` must be an address
 //!   the container can reach.
 //! - An agent restarted mid-run takes its containers over ([`Launcher::reattach`], see
-//!   `adopt.rs`) instead of launching them again; one that vanished ends its run Crashed. An
-//!   agent that lost its state directory finds them by its name and queues
-//!   ([`Launcher::discover`]): agents of other names on the same engine are never touched.
+//!   `adopt.rs`) instead of launching them again; one that vanished ends its run Crashed. It
+//!   finds them through its state directory's records only: there is no discovery, because
+//!   an agent cannot tell a container whose agent died from one whose agent (of the same name,
+//!   in a rolling redeploy) still lives and would stop it on shutdown.
 
 mod adopt;
 mod create;
 mod watch;
 
-use super::{Found, LaunchError, LaunchSpec, Launched, Launcher};
+use super::{LaunchError, LaunchSpec, Launched, Launcher};
 use bollard::Docker;
 use futures::future::BoxFuture;
 use weir_core::infrastructure::{DockerInfrastructure, Infrastructure, InfrastructureKind};
@@ -33,9 +34,9 @@ pub mod label {
     pub const RUN: &str = "dev.weir.run-id";
     /// The attempt number.
     pub const ATTEMPT: &str = "dev.weir.attempt";
-    /// The agent's name: an agent discovers only the containers of its own name.
+    /// The agent's name.
     pub const AGENT: &str = "dev.weir.agent";
-    /// The work queue the run was claimed from: which of the agent's queues it belongs to.
+    /// The work queue the run was claimed from.
     pub const QUEUE: &str = "dev.weir.queue";
     /// `true` for a plain command (its exit status is its state), `false` for a flow (it
     /// reports its own); a container without it is a flow.
@@ -132,10 +133,5 @@ impl Launcher for DockerLauncher {
     ) -> BoxFuture<'_, Result<Option<Launched>, LaunchError>> {
         let id = id.to_string();
         Box::pin(async move { adopt::reattach(&self.docker, flow_run_id, attempt, &id).await })
-    }
-
-    fn discover(&self, queues: &[String]) -> BoxFuture<'_, Result<Vec<Found>, LaunchError>> {
-        let queues = queues.to_vec();
-        Box::pin(async move { adopt::discover(&self.docker, &self.agent, &queues).await })
     }
 }
