@@ -9,13 +9,12 @@
 mod common;
 
 use chrono::Duration;
-use common::{connect, now};
+use common::{connect, create_run, deploy_etl, now};
 use uuid::Uuid;
 use weir_core::api::{ProposeState, StateChange};
-use weir_core::deployment::Deployment;
 use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
-use weir_store::{NewFlowRun, Store};
+use weir_store::Store;
 use weir_testkit::{Backend, TestDb};
 
 both_backends! {
@@ -26,47 +25,6 @@ both_backends! {
 const LEASE: Duration = Duration::seconds(30);
 
 use StateKind::{AwaitingRetry, Completed, Pending, Running, Scheduled};
-
-/// A deployment whose runs are retried once.
-async fn deploy(store: &Store) -> Deployment {
-    let spec = weir_core::api::DeploymentSpec {
-        flow: "etl".into(),
-        work_queue: "default".into(),
-        retries: 1,
-        ..Default::default()
-    };
-    store
-        .upsert_deployment("dev", "etl", &spec, false, now())
-        .await
-        .expect("upsert")
-        .deployment
-        .expect("deployment returned")
-}
-
-/// A run of `d` due at `at`, created then.
-async fn create(store: &Store, d: &Deployment, at: Timestamp) -> Run {
-    let new = NewFlowRun {
-        project: d.project.clone(),
-        deployment: Some((d.id, d.name.clone())),
-        flow: d.spec.flow.clone(),
-        parameters: d.spec.parameters.clone(),
-        work_queue: d.spec.work_queue.clone(),
-        scheduled_at: at,
-        tick_at: None,
-        state: Scheduled,
-        retries: d.spec.retries,
-        retry_delay_s: d.spec.retry_delay_s,
-        idempotency_key: None,
-        parent_flow_run_id: None,
-        tags: vec![],
-        auto_scheduled: false,
-    };
-    store
-        .create_flow_run(new, LEASE, at)
-        .await
-        .expect("create run")
-        .run
-}
 
 /// A report of attempt 1 reaching `state`, under transition id `tid` (`None`: the server's
 /// own, as the crash detector's).
@@ -98,9 +56,9 @@ fn steps(history: &[StateChange]) -> Vec<(StateKind, u32)> {
 /// process with a clock behind the database's. Every change is stamped `t`; the history and
 /// the retention export read them back in the order they were made.
 async fn case_tied_changes_keep_their_order(store: Store) {
-    let d = deploy(&store).await;
+    let d = deploy_etl(&store, 1).await;
     let t = now();
-    let run = create(&store, &d, t).await;
+    let run = create_run(&store, &d, t).await;
     let claimed = store
         .claim(Uuid::now_v7(), &["default".to_string()], 1, LEASE, t)
         .await
@@ -145,11 +103,11 @@ async fn case_tied_changes_keep_their_order(store: Store) {
 /// (or one batch after the other), under ids that sort against their order and at one time:
 /// the history has them in the order they were applied.
 async fn case_one_group_commit_keeps_its_order(store: Store) {
-    let d = deploy(&store).await;
+    let d = deploy_etl(&store, 1).await;
     let t = now();
     let mut runs = Vec::new();
     for _ in 0..8 {
-        runs.push(create(&store, &d, t).await);
+        runs.push(create_run(&store, &d, t).await);
     }
     let claimed = store
         .claim(Uuid::now_v7(), &["default".to_string()], 8, LEASE, t)
@@ -200,11 +158,11 @@ where
 async fn replicas_race(db: &TestDb) {
     let a = connect(db).await;
     let b = connect(db).await;
-    let d = deploy(&a).await;
+    let d = deploy_etl(&a, 1).await;
     let t = now();
     let mut runs = Vec::new();
     for _ in 0..16 {
-        runs.push(create(&a, &d, t).await);
+        runs.push(create_run(&a, &d, t).await);
     }
     let claimed = a
         .claim(Uuid::now_v7(), &["default".to_string()], 16, LEASE, t)

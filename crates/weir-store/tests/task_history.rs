@@ -12,13 +12,12 @@
 mod common;
 
 use chrono::Duration;
-use common::now;
+use common::{create_run, deploy_etl, now};
 use uuid::Uuid;
-use weir_core::api::{DeploymentSpec, ProposeState, TaskRunDetail, TaskRunReport, TaskRunState};
-use weir_core::deployment::Deployment;
+use weir_core::api::{ProposeState, TaskRunDetail, TaskRunReport, TaskRunState};
 use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
-use weir_store::{NewFlowRun, Store};
+use weir_store::Store;
 
 both_backends! {
     case_tied_reports_keep_their_order => sqlite_tied_reports_keep_their_order, postgres_tied_reports_keep_their_order;
@@ -28,47 +27,7 @@ both_backends! {
 
 const LEASE: Duration = Duration::seconds(30);
 
-use StateKind::{AwaitingRetry, Completed, Crashed, Pending, Running, Scheduled};
-
-/// A deployment of `dev/etl`.
-async fn deploy(store: &Store) -> Deployment {
-    let spec = DeploymentSpec {
-        flow: "etl".into(),
-        work_queue: "default".into(),
-        ..Default::default()
-    };
-    store
-        .upsert_deployment("dev", "etl", &spec, false, now())
-        .await
-        .expect("upsert")
-        .deployment
-        .expect("deployment returned")
-}
-
-/// A run of `d` due and created at `at`.
-async fn create(store: &Store, d: &Deployment, at: Timestamp) -> Run {
-    let new = NewFlowRun {
-        project: d.project.clone(),
-        deployment: Some((d.id, d.name.clone())),
-        flow: d.spec.flow.clone(),
-        parameters: d.spec.parameters.clone(),
-        work_queue: d.spec.work_queue.clone(),
-        scheduled_at: at,
-        tick_at: None,
-        state: Scheduled,
-        retries: d.spec.retries,
-        retry_delay_s: d.spec.retry_delay_s,
-        idempotency_key: None,
-        parent_flow_run_id: None,
-        tags: vec![],
-        auto_scheduled: false,
-    };
-    store
-        .create_flow_run(new, LEASE, at)
-        .await
-        .expect("create run")
-        .run
-}
+use StateKind::{AwaitingRetry, Completed, Crashed, Pending, Running};
 
 /// A report of task run `id` of `run` entering `state` on `attempt` at `at`; its message
 /// names it (`step`), so an entry read back says which report it was.
@@ -182,9 +141,9 @@ fn tied_batches(
 /// Pending), and so does a second task run whose reports all came in one batch; the task run
 /// is Completed on attempt 3 (a tie goes to the report stored later).
 async fn case_tied_reports_keep_their_order(store: Store) {
-    let d = deploy(&store).await;
+    let d = deploy_etl(&store, 0).await;
     let t = now();
-    let run = create(&store, &d, t).await;
+    let run = create_run(&store, &d, t).await;
     let (fast, quick, slow, early) = (
         Uuid::now_v7(),
         Uuid::now_v7(),
@@ -251,9 +210,9 @@ async fn case_tied_reports_keep_their_order(store: Store) {
 /// process's Completed of a task run the store had closed when its flow run crashed, stored
 /// after the close with a time before it. Each history ends in the state its task run shows.
 async fn case_a_late_report_takes_its_time(store: Store) {
-    let d = deploy(&store).await;
+    let d = deploy_etl(&store, 0).await;
     let t = now();
-    let run = create(&store, &d, t).await;
+    let run = create_run(&store, &d, t).await;
     let claimed = store
         .claim(Uuid::now_v7(), &["default".to_string()], 1, LEASE, t)
         .await
@@ -323,8 +282,8 @@ async fn case_a_late_report_takes_its_time(store: Store) {
 
 /// A flow run, claimed at `t` and Running at `t + 1 ms`.
 async fn running(store: &Store, t: Timestamp) -> Run {
-    let d = deploy(store).await;
-    let run = create(store, &d, t).await;
+    let d = deploy_etl(store, 0).await;
+    let run = create_run(store, &d, t).await;
     let claimed = store
         .claim(Uuid::now_v7(), &["default".to_string()], 1, LEASE, t)
         .await

@@ -1,5 +1,6 @@
 //! What the cases share: deploying, creating, proposing, claiming and listing runs.
 
+pub(crate) use crate::common::new_run;
 use crate::common::now;
 
 use chrono::Duration;
@@ -8,7 +9,7 @@ use weir_core::api::{DeploymentSpec, HeldRun, ProposeState};
 use weir_core::deployment::Deployment;
 use weir_core::run::Run;
 use weir_core::{StateKind, Timestamp};
-use weir_store::{Error, NewFlowRun, RunFilter, Store};
+use weir_store::{Error, RunFilter, Store};
 
 pub(crate) const LEASE: Duration = Duration::seconds(30);
 
@@ -31,25 +32,6 @@ pub(crate) async fn deploy(
         .await
         .expect("upsert");
     r.deployment.expect("deployment returned")
-}
-
-pub(crate) fn new_run(d: &Deployment, at: Timestamp) -> NewFlowRun {
-    NewFlowRun {
-        project: d.project.clone(),
-        deployment: Some((d.id, d.name.clone())),
-        flow: d.spec.flow.clone(),
-        parameters: d.spec.parameters.clone(),
-        work_queue: d.spec.work_queue.clone(),
-        scheduled_at: at,
-        tick_at: None,
-        state: StateKind::Scheduled,
-        retries: d.spec.retries,
-        retry_delay_s: d.spec.retry_delay_s,
-        idempotency_key: None,
-        parent_flow_run_id: None,
-        tags: vec![],
-        auto_scheduled: false,
-    }
 }
 
 pub(crate) async fn create(
