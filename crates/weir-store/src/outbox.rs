@@ -18,7 +18,7 @@ use uuid::Uuid;
 use weir_core::Timestamp;
 use weir_core::api::Page;
 use weir_core::api::notifications::{
-    Delivery, DeliveryStatus, Destination, NotificationEvent, RateLimit,
+    Delivery, DeliveryStatus, Destination, NotificationEvent, RateLimit, UNREADABLE_DESTINATION,
 };
 use weir_core::notify::Message;
 
@@ -281,12 +281,25 @@ fn claimed(row: &sqlx::any::AnyRow) -> Result<ClaimedDelivery> {
     })
 }
 
+/// What the delivery log shows of a stored destination: its kind, or [`UNREADABLE_DESTINATION`] when this
+/// Weir cannot read it (a newer Weir's, or corrupt), so one such row does not fail the page
+/// that holds it. A corrupt row is `failed` with its last error saying so.
+fn destination_kind(text: &str, id: Uuid) -> Result<String> {
+    match stored::decode_destination(text, || format!("delivery {id}")) {
+        Ok(d) => Ok(d.kind().to_string()),
+        Err(Error::NewerFormat { .. } | Error::Corrupt { .. }) => {
+            Ok(UNREADABLE_DESTINATION.to_string())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery> {
     let event: String = row.try_get("event")?;
     let status: String = row.try_get("status")?;
     let id = codec::uuid(row, "id")?;
     let destination: String = row.try_get("destination")?;
-    let destination = stored::decode_destination(&destination, || format!("delivery {id}"))?;
+    let destination = destination_kind(&destination, id)?;
     let status = DeliveryStatus::parse(&status).ok_or_else(|| Error::Corrupt {
         column: "notification_outbox.status",
         reason: format!("unknown status {status:?}"),
@@ -302,7 +315,7 @@ fn delivery(row: &sqlx::any::AnyRow) -> Result<Delivery> {
             reason: format!("unknown event {event:?}"),
         })?,
         title: row.try_get("title")?,
-        destination: destination.kind().to_string(),
+        destination,
         status,
         attempts: codec::u32_col(row, "attempts")?,
         next_attempt_at: (status == DeliveryStatus::Pending)

@@ -284,6 +284,10 @@ impl DeliveryStatus {
     }
 }
 
+/// What a delivery's `destination` says when the server cannot read the stored destination
+/// (written by a newer Weir, or corrupt).
+pub const UNREADABLE_DESTINATION: &str = "unreadable";
+
 /// One notification in the outbox: the delivery log's entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Delivery {
@@ -299,7 +303,9 @@ pub struct Delivery {
     pub event: NotificationEvent,
     /// The one-line summary sent.
     pub title: String,
-    /// `webhook`, `slack` or `sns`.
+    /// `webhook`, `slack` or `sns`; `unreadable` when the server cannot read the stored
+    /// destination (written by a newer Weir, or corrupt: then the delivery is `failed`, and its
+    /// last error says so).
     pub destination: String,
     /// Where it stands: pending (maybe awaiting a retry), delivered, failed for good, or
     /// suppressed by the rule's rate limit.
